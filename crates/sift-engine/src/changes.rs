@@ -1,0 +1,175 @@
+//! Membership changes and the records a write hands to the store.
+
+use roaring::RoaringBitmap;
+use sift_lang::{Condition, DateTime};
+
+use crate::fields::FieldDef;
+use crate::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Entered,
+    Exited,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Entered => "entered",
+            ChangeKind::Exited => "exited",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        match text {
+            "entered" => Some(ChangeKind::Entered),
+            "exited" => Some(ChangeKind::Exited),
+            _ => None,
+        }
+    }
+}
+
+/// Why a membership changed (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    ContactUpdate,
+    Event,
+    Time,
+    SegmentEdit,
+    SegmentRef,
+    StaticAdd,
+    StaticRemove,
+    Merge,
+    ContactDelete,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 9] = [
+        Cause::ContactUpdate,
+        Cause::Event,
+        Cause::Time,
+        Cause::SegmentEdit,
+        Cause::SegmentRef,
+        Cause::StaticAdd,
+        Cause::StaticRemove,
+        Cause::Merge,
+        Cause::ContactDelete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ContactUpdate => "contact_update",
+            Cause::Event => "event",
+            Cause::Time => "time",
+            Cause::SegmentEdit => "segment_edit",
+            Cause::SegmentRef => "segment_ref",
+            Cause::StaticAdd => "static_add",
+            Cause::StaticRemove => "static_remove",
+            Cause::Merge => "merge",
+            Cause::ContactDelete => "contact_delete",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Cause> {
+        Cause::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// Changes of one segment with one kind and cause at one instant: contact `n`
+/// of `contacts` (in ascending number order) has seq `seq_start + n`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeBatch {
+    pub seq_start: u64,
+    pub segment_id: String,
+    pub kind: ChangeKind,
+    pub cause: Cause,
+    pub at: DateTime,
+    pub contacts: RoaringBitmap,
+}
+
+impl ChangeBatch {
+    pub fn len(&self) -> u64 {
+        self.contacts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty()
+    }
+
+    /// The seq after the last one of this batch.
+    pub fn seq_end(&self) -> u64 {
+        self.seq_start + self.len()
+    }
+}
+
+/// One contact's whole stored state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactSnapshot {
+    pub no: u32,
+    pub id: String,
+    pub anonymous: bool,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub last_seen_at: Option<DateTime>,
+    pub lead_score: f64,
+    /// Client-writable properties only (no system fields).
+    pub properties: Vec<(String, Value)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    Dynamic,
+    Static,
+}
+
+impl SegmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentKind::Dynamic => "dynamic",
+            SegmentKind::Static => "static",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SegmentKind> {
+        match text {
+            "dynamic" => Some(SegmentKind::Dynamic),
+            "static" => Some(SegmentKind::Static),
+            _ => None,
+        }
+    }
+}
+
+/// A segment's definition, without its members.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentDef {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub kind: SegmentKind,
+    pub condition: Option<Condition>,
+    pub test: bool,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+/// What a write changed, in the order it must be stored. The store applies a
+/// write's records in one transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Field(FieldDef),
+    Contact(ContactSnapshot),
+    ContactDeleted {
+        no: u32,
+    },
+    Segment(SegmentDef),
+    SegmentDeleted {
+        id: String,
+    },
+    /// Static membership added (`present`) or removed.
+    StaticMembers {
+        segment_id: String,
+        contacts: RoaringBitmap,
+        present: bool,
+    },
+    Changes(ChangeBatch),
+}

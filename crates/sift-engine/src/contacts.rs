@@ -1,0 +1,110 @@
+//! The contact table: dense internal numbers for client ids, the set of live
+//! contacts, and one column per field.
+//!
+//! Numbers are assigned in creation order and never reused, so a number in
+//! the change log always names the same contact.
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+use sift_lang::FieldType;
+
+use crate::bits::Bits;
+use crate::columns::Column;
+use crate::value::Value;
+
+#[derive(Clone, Debug, Default)]
+pub struct Contacts {
+    ids: Vec<Box<str>>,
+    by_id: HashMap<Box<str>, u32>,
+    alive: Bits,
+    alive_set: RoaringBitmap,
+    columns: Vec<Column>,
+}
+
+impl Contacts {
+    pub fn lookup(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The client id of contact `no` (also of a deleted one).
+    pub fn id(&self, no: u32) -> &str {
+        self.ids.get(no as usize).map_or("", |s| s)
+    }
+
+    /// Numbers handed out so far (deleted ones included).
+    pub fn capacity(&self) -> u32 {
+        self.ids.len() as u32
+    }
+
+    pub fn alive(&self) -> &RoaringBitmap {
+        &self.alive_set
+    }
+
+    pub fn alive_bits(&self) -> &Bits {
+        &self.alive
+    }
+
+    pub fn is_alive(&self, no: u32) -> bool {
+        self.alive.get(no)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.alive_set.len()
+    }
+
+    /// Creates a contact with the next number.
+    pub fn insert(&mut self, id: &str) -> u32 {
+        let no = self.ids.len() as u32;
+        self.insert_at(no, id);
+        no
+    }
+
+    /// Creates (or revives, on restore) contact `no` with `id`.
+    pub fn insert_at(&mut self, no: u32, id: &str) {
+        let index = no as usize;
+        if index >= self.ids.len() {
+            self.ids.resize(index + 1, Box::from(""));
+        }
+        self.ids[index] = Box::from(id);
+        self.by_id.insert(Box::from(id), no);
+        self.alive.set(no, true);
+        self.alive_set.insert(no);
+    }
+
+    /// Erases contact `no`'s data; its id stays readable for the change log.
+    pub fn delete(&mut self, no: u32) {
+        let id = self.id(no).to_string();
+        self.by_id.remove(id.as_str());
+        self.alive.set(no, false);
+        self.alive_set.remove(no);
+        for column in &mut self.columns {
+            column.set(no, None);
+        }
+    }
+
+    pub fn add_column(&mut self, field_type: FieldType) {
+        self.columns.push(Column::new(field_type));
+    }
+
+    /// Replaces an empty column with one of another type.
+    pub fn retype_column(&mut self, index: usize, field_type: FieldType) {
+        self.columns[index] = Column::new(field_type);
+    }
+
+    pub fn column(&self, index: usize) -> &Column {
+        &self.columns[index]
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    pub fn get(&self, no: u32, field: usize) -> Option<Value> {
+        self.columns[field].get(no)
+    }
+
+    pub fn set(&mut self, no: u32, field: usize, value: Option<&Value>) {
+        self.columns[field].set(no, value)
+    }
+}

@@ -1,0 +1,78 @@
+//! Why the engine refused a write. Every variant is a client error: the
+//! engine does no IO and has no internal failures to report.
+
+use sift_lang::{ConditionError, FieldType};
+
+use crate::changes::SegmentKind;
+
+/// Something that refers to a segment (SPEC §1 "usages").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// `segment` (a segment's condition refers to it); workflows come later.
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{what} {id:?} does not exist")]
+    NotFound { what: &'static str, id: String },
+    #[error("contact id {0:?} is invalid: it must be 1 to 128 bytes without control characters")]
+    InvalidContactId(String),
+    #[error("field name {0:?} is invalid: it must match [a-z][a-z0-9_]{{0,63}}")]
+    InvalidFieldName(String),
+    #[error("field {0:?} is kept by Sift and cannot be written")]
+    ReadOnlyField(String),
+    #[error("field {field:?} expects {} value, got {given}", article(*expected))]
+    TypeMismatch {
+        field: String,
+        expected: FieldType,
+        given: String,
+    },
+    #[error("{} of the {total} items are invalid", failures.len())]
+    BatchInvalid {
+        total: usize,
+        failures: Vec<(usize, Error)>,
+    },
+    #[error("field {field:?} is a {} field holding data; it cannot become {}", current.name(), requested.name())]
+    FieldTypeConflict {
+        field: String,
+        current: FieldType,
+        requested: FieldType,
+    },
+    #[error("{0}")]
+    InvalidCondition(ConditionError),
+    #[error("segment reference cycle: {}", path.join(" -> "))]
+    Cycle { path: Vec<String> },
+    #[error("a segment named {0:?} already exists")]
+    NameTaken(String),
+    #[error("segment {id:?} is in use by {} and cannot be deleted", usages.len())]
+    InUse { id: String, usages: Vec<Usage> },
+    #[error("segment {id:?} is {}: {reason}", kind.as_str())]
+    WrongKind {
+        id: String,
+        kind: SegmentKind,
+        reason: &'static str,
+    },
+    #[error("unknown contacts: {}", .0.join(", "))]
+    UnknownContacts(Vec<String>),
+    /// A condition the engine cannot keep exact yet.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn article(field_type: FieldType) -> String {
+    match field_type {
+        FieldType::String => "a string".into(),
+        FieldType::Number => "a number".into(),
+        FieldType::Boolean => "a boolean (true or false)".into(),
+        FieldType::Date => "a date (YYYY-MM-DD)".into(),
+        FieldType::DateTime => "a datetime (RFC 3339, e.g. 2026-01-31T09:30:00Z)".into(),
+        FieldType::StringList => "a list of strings".into(),
+    }
+}

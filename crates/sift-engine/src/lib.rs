@@ -1,0 +1,35 @@
+//! Sift's segmentation engine: contacts, fields and segments in memory, the
+//! membership of every segment as a roaring bitmap over dense contact numbers,
+//! and the change log of every entry and exit.
+//!
+//! The engine does no IO, spawns no threads of its own (bulk evaluation uses
+//! rayon's pool), and never reads the clock: every write takes `now`. Writes
+//! return the [`Record`]s to persist; the storage crate writes them and the
+//! server acknowledges only after they are durable.
+
+mod bits;
+mod changes;
+mod columns;
+mod contacts;
+mod error;
+mod eval;
+mod fields;
+mod segments;
+mod time;
+mod value;
+mod workspace;
+
+pub use changes::{
+    Cause, ChangeBatch, ChangeKind, ContactSnapshot, Record, SegmentDef, SegmentKind,
+};
+pub use contacts::Contacts;
+pub use error::{Error, Usage};
+pub use eval::{Ctx, SegmentLookup, evaluate_all, field_test, matches};
+pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, valid_field_name};
+pub use segments::{Segment, Segments};
+pub use time::ago;
+pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
+pub use workspace::{
+    ContactInput, ContactView, ExplainNode, MAX_BATCH, SegmentInput, SegmentPatch, Workspace,
+    WorkspaceSchema, Write,
+};

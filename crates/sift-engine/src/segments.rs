@@ -1,0 +1,207 @@
+//! The segment registry: definitions, member bitmaps, and the dependency index
+//! (field → segments reading it, segment → segments referring to it, and a
+//! topological rank so that a segment is always evaluated after the segments
+//! it refers to).
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+
+use crate::changes::{SegmentDef, SegmentKind};
+use crate::eval::SegmentLookup;
+
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub def: SegmentDef,
+    pub members: RoaringBitmap,
+}
+
+/// Slot numbers are stable while a segment exists.
+pub type Slot = usize;
+
+#[derive(Clone, Debug, Default)]
+pub struct Segments {
+    slots: Vec<Option<Segment>>,
+    by_id: HashMap<String, Slot>,
+    by_name: HashMap<String, Slot>,
+    by_field: HashMap<String, Vec<Slot>>,
+    dependents: HashMap<String, Vec<Slot>>,
+    /// Topological rank by slot: a segment ranks above every segment it refers to.
+    rank: Vec<u32>,
+}
+
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl SegmentLookup for Segments {
+    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap> {
+        self.get(segment_id).map(|s| &s.members)
+    }
+}
+
+impl Segments {
+    pub fn slot(&self, id: &str) -> Option<Slot> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Segment> {
+        self.slot(id).and_then(|s| self.at(s))
+    }
+
+    pub fn at(&self, slot: Slot) -> Option<&Segment> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Segment> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Segment> {
+        self.by_name.get(&name_key(name)).and_then(|s| self.at(*s))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Slot, &Segment)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| s.as_ref().map(|s| (slot, s)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn rank(&self, slot: Slot) -> u32 {
+        self.rank.get(slot).copied().unwrap_or(0)
+    }
+
+    /// Dynamic segments whose condition reads `field`.
+    pub fn reading_field(&self, field: &str) -> &[Slot] {
+        self.by_field.get(field).map_or(&[], Vec::as_slice)
+    }
+
+    /// Segments whose condition refers to segment `id`.
+    pub fn dependents(&self, id: &str) -> &[Slot] {
+        self.dependents.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn insert(&mut self, segment: Segment) -> Slot {
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot] = Some(segment);
+        self.reindex();
+        slot
+    }
+
+    /// Replaces the definition of the segment in `slot` (members unchanged).
+    pub fn redefine(&mut self, slot: Slot, def: SegmentDef) {
+        if let Some(segment) = self.at_mut(slot) {
+            segment.def = def;
+        }
+        self.reindex();
+    }
+
+    pub fn remove(&mut self, slot: Slot) -> Option<Segment> {
+        let removed = self.slots.get_mut(slot).and_then(Option::take);
+        self.reindex();
+        removed
+    }
+
+    /// Whether making segment `id` refer to `targets` would close a cycle.
+    /// Returns the cycle's path of ids when it would.
+    pub fn cycle_through(&self, id: &str, targets: &[&str]) -> Option<Vec<String>> {
+        for target in targets {
+            let mut path = vec![id.to_string()];
+            if self.reaches(target, id, &mut path, 0) {
+                return Some(path);
+            }
+        }
+        None
+    }
+
+    fn reaches(&self, from: &str, goal: &str, path: &mut Vec<String>, depth: usize) -> bool {
+        path.push(from.to_string());
+        if from == goal {
+            return true;
+        }
+        if depth < self.slots.len() + 1
+            && let Some(segment) = self.get(from)
+            && let Some(cond) = &segment.def.condition
+        {
+            for next in cond.segment_refs() {
+                if self.reaches(next, goal, path, depth + 1) {
+                    return true;
+                }
+            }
+        }
+        path.pop();
+        false
+    }
+
+    /// Rebuilds names, the dependency index and ranks. Cheap next to an
+    /// evaluation: it is linear in the number of segments.
+    fn reindex(&mut self) {
+        self.by_id.clear();
+        self.by_name.clear();
+        self.by_field.clear();
+        self.dependents.clear();
+        for (slot, segment) in self.slots.iter().enumerate() {
+            let Some(segment) = segment else { continue };
+            self.by_id.insert(segment.def.id.clone(), slot);
+            self.by_name.insert(name_key(&segment.def.name), slot);
+            if segment.def.kind != SegmentKind::Dynamic {
+                continue;
+            }
+            if let Some(cond) = &segment.def.condition {
+                for field in cond.fields() {
+                    self.by_field
+                        .entry(field.to_string())
+                        .or_default()
+                        .push(slot);
+                }
+                for target in cond.segment_refs() {
+                    self.dependents
+                        .entry(target.to_string())
+                        .or_default()
+                        .push(slot);
+                }
+            }
+        }
+        self.rank = vec![0; self.slots.len()];
+        for slot in 0..self.slots.len() {
+            self.compute_rank(slot, 0);
+        }
+    }
+
+    /// Rank = 1 + the highest rank among referenced segments (0 without refs).
+    fn compute_rank(&mut self, slot: Slot, depth: usize) -> u32 {
+        if self.rank[slot] > 0 || depth > self.slots.len() {
+            return self.rank[slot];
+        }
+        let refs: Vec<Slot> = match self.at(slot).and_then(|s| s.def.condition.as_ref()) {
+            Some(cond) => cond
+                .segment_refs()
+                .iter()
+                .filter_map(|id| self.slot(id))
+                .collect(),
+            None => Vec::new(),
+        };
+        let rank = 1 + refs
+            .into_iter()
+            .map(|r| self.compute_rank(r, depth + 1))
+            .max()
+            .unwrap_or(0);
+        self.rank[slot] = rank;
+        rank
+    }
+}

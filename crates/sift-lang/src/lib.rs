@@ -1,0 +1,82 @@
+//! Sift's condition language (SPEC §2): the text form marketers type, the JSON
+//! tree clients send, checking both against a workspace [`Schema`], and printing
+//! the canonical text back.
+//!
+//! This crate knows nothing of contacts, storage or HTTP.
+//!
+//! Grammar of the text form, in BNF. Keywords (every quoted word) are
+//! case-insensitive; whitespace (spaces, tabs, newlines) may separate any two
+//! tokens; `and` binds tighter than `or`. Each rule is also the `///` of the
+//! function in `parse.rs` or `lex.rs` that parses it.
+//!
+//! ```text
+//! condition   = ws ( or ws )? EOF                  empty text: everyone
+//! or          = and ( "or" and )*
+//! and         = unary ( "and" unary )*
+//! unary       = "not" unary | "(" or ")" | predicate
+//! predicate   = event | event_sum | segment | field
+//!
+//! segment     = "in" "segment" string              the segment's name
+//! event       = "performed" name where? count? in_last?
+//! event_sum   = "total" name "." name where? cmp number in_last?
+//! where       = "where" unary                      names inside are event properties
+//! count       = ( "at" "least" | "at" "most" | "exactly" | "not" "exactly"
+//!               | "more" "than" | "fewer" "than" ) digit+ ( "time" | "times" )
+//! in_last     = "in" "last" duration
+//!
+//! field       = name operator operand
+//! operator    = cmp | "contains" | "not" "contains" | "starts" "with" | "ends" "with"
+//!             | "in" | "not" "in" | "between" | "is" "set" | "is" "not" "set"
+//!             | "in" "last" | "before" | "after"
+//! operand     = literal                            after cmp, contains, starts/ends with
+//!             | list                               after in, not in
+//!             | literal "and" literal              after between (this "and" is not a conjunction)
+//!             | duration                           after in last
+//!             | duration "ago"                     after before, after
+//!             |                                    after is set, is not set
+//! cmp         = "=" | "!=" | "<" | "<=" | ">" | ">="
+//! list        = "[" ( literal ( "," literal )* )? "]"
+//! duration    = digit+ unit
+//! unit        = "minute" "s"? | "hour" "s"? | "day" "s"? | "week" "s"? | "month" "s"? | "year" "s"?
+//!
+//! name        = word | string                      a field, property or event type
+//! word        = [A-Za-z_] [A-Za-z0-9_-]*
+//! literal     = string | number | date | datetime | "true" | "false"
+//! string      = '"' ( any character but '"' and '\' | '\"' | '\\' )* '"'
+//! number      = "-"? digit+ ( "." digit+ )? ( ( "e" | "E" ) ( "+" | "-" )? digit+ )?
+//! date        = digit digit digit digit "-" digit digit "-" digit digit
+//! datetime    = date "T" time ( "Z" | offset )     RFC 3339; offsets are converted to UTC
+//! ```
+//!
+//! Decisions beyond SPEC §2:
+//! - At the start of a predicate, `not`, `performed`, `total` and `in` are
+//!   keywords; a field or property with such a name is written quoted
+//!   (`"total" > 5`). Any name may be quoted; the canonical text quotes only
+//!   names that need it.
+//! - A quoted string is accepted where a date or datetime field wants one
+//!   (`birth_date > "1965-01-01"`); a date against a datetime field means
+//!   midnight UTC.
+//! - Inside `where`, names are event properties and are not checked against
+//!   the schema; values keep the literal's own type, and a string that is a
+//!   valid date or datetime is taken as one (JSON can only write dates as
+//!   strings, and both forms must give the same tree).
+//! - Limits ([`MAX_DEPTH`], [`MAX_NODES`]) are enforced while parsing; the
+//!   nesting of `(`, `not` and `where` is capped at [`MAX_DEPTH`] too, so
+//!   hostile input cannot overflow the stack.
+
+mod ast;
+mod check;
+mod dates;
+mod error;
+mod json;
+mod lex;
+mod parse;
+mod print;
+mod schema;
+
+pub use ast::*;
+pub use error::{ConditionError, ErrorKind, Position};
+pub use json::{duration_from_json, duration_to_json, from_json, to_json};
+pub use parse::parse_text;
+pub use print::{format_number, to_text};
+pub use schema::{MAX_DEPTH, MAX_NODES, Schema};

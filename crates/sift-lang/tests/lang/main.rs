@@ -1,0 +1,10 @@
+//! The condition language's integration tests: one binary, a module per area
+//! (vectors from SPEC §2, error positions, the JSON form, property-based round
+//! trips). Tests unwrap freely: a panic is a failed test.
+
+mod errors;
+mod json_form;
+mod round_trip;
+mod schema;
+mod text_form;
+mod vectors;

@@ -1,0 +1,234 @@
+//! The HTTP API of SPEC §4: extractors (auth, JSON with our error shape) and
+//! the conversions between engine types and JSON. Handlers live in the
+//! submodules, one per resource.
+
+pub mod admin;
+pub mod changes;
+pub mod contacts;
+pub mod fields;
+pub mod ops;
+pub mod segments;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json, json};
+use sift_engine::{ContactView, RawValue, Usage, Value, Workspace, format_date, format_datetime};
+
+use crate::error::{ApiError, Code};
+use crate::state::{AppState, WorkspaceHandle};
+
+/// The workspace of the request's bearer key.
+pub struct Ws(pub Arc<WorkspaceHandle>);
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthorized,
+                "missing Authorization header: send `Authorization: Bearer <key>`",
+            )
+        })?;
+    let text = header.to_str().map_err(|_| {
+        ApiError::new(
+            Code::Unauthorized,
+            "the Authorization header is not valid text",
+        )
+    })?;
+    text.strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthorized,
+                "the Authorization header must be `Bearer <key>`",
+            )
+        })
+}
+
+impl FromRequestParts<AppState> for Ws {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)?;
+        match state.workspace_for_key(key) {
+            Some(ws) => Ok(Ws(ws)),
+            None if state.is_admin(key) => Err(ApiError::new(
+                Code::Forbidden,
+                "the admin key manages workspaces; use a workspace key for workspace data",
+            )),
+            None => Err(ApiError::new(Code::Unauthorized, "unknown or revoked key")),
+        }
+    }
+}
+
+/// A request made with the admin key.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)?;
+        if state.is_admin(key) {
+            Ok(Admin)
+        } else if state.workspace_for_key(key).is_some() {
+            Err(ApiError::new(
+                Code::Forbidden,
+                "this needs the admin key, not a workspace key",
+            ))
+        } else {
+            Err(ApiError::new(Code::Unauthorized, "unknown key"))
+        }
+    }
+}
+
+/// A JSON body whose rejections use the API's error shape.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::PayloadTooLarge, "the request body is too large")
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })?;
+        let value: T = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("the body is not valid JSON for this request: {e}"))
+                .with(json!({"line": e.line(), "column": e.column()}))
+        })?;
+        Ok(Body(value))
+    }
+}
+
+pub fn datetime(ms: i64) -> Json {
+    Json::String(format_datetime(ms))
+}
+
+pub fn value_json(value: &Value) -> Json {
+    match value {
+        Value::String(s) => Json::String(s.clone()),
+        Value::Number(n) => number(*n),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Date(d) => Json::String(format_date(*d)),
+        Value::DateTime(t) => datetime(*t),
+        Value::StringList(items) => json!(items),
+    }
+}
+
+/// Integral numbers print without a fraction (50, not 50.0).
+pub fn number(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        json!(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+pub fn raw_value(json: &Json) -> RawValue {
+    match json {
+        Json::Null => RawValue::Null,
+        Json::Bool(b) => RawValue::Bool(*b),
+        Json::Number(n) => n.as_f64().map_or(
+            RawValue::Unsupported("a number out of range"),
+            RawValue::Number,
+        ),
+        Json::String(s) => RawValue::String(s.clone()),
+        Json::Array(items) => {
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect();
+            strings.map_or(
+                RawValue::Unsupported("a list holding something other than strings"),
+                RawValue::StringList,
+            )
+        }
+        Json::Object(_) => RawValue::Unsupported("an object"),
+    }
+}
+
+pub fn contact_json(view: &ContactView) -> Json {
+    let properties: Map<String, Json> = view
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), value_json(v)))
+        .collect();
+    json!({
+        "id": view.id,
+        "anonymous": view.anonymous,
+        "properties": properties,
+        "lead_score": number(view.lead_score),
+        "created_at": datetime(view.created_at),
+        "updated_at": datetime(view.updated_at),
+        "last_seen_at": view.last_seen_at.map(datetime),
+        "segments": view.segments.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn usages_json(usages: &[Usage]) -> Json {
+    json!(
+        usages
+            .iter()
+            .map(|u| json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// `{"items": [...], "next_cursor": ...}` (SPEC §4).
+pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
+    json!({"items": items, "next_cursor": next_cursor})
+}
+
+/// Cursors are opaque to clients: `c` + the last contact number seen.
+pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<u32>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => c
+            .strip_prefix('c')
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("cursor {c:?} is not one this API returned"))
+            }),
+    }
+}
+
+pub fn cursor(no: u32) -> String {
+    format!("c{no}")
+}
+
+/// `limit` between 1 and 1,000, 100 by default.
+pub fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit must be between 1 and 1000, got {n}"
+        ))),
+    }
+}
+
+/// The contact number of `id`, or 404.
+pub fn contact_no(ws: &Workspace, id: &str) -> Result<u32, ApiError> {
+    ws.lookup(id).ok_or_else(|| {
+        ApiError::not_found(format!("contact {id:?} does not exist"))
+            .with(json!({"kind": "contact", "id": id}))
+    })
+}

@@ -1,0 +1,24 @@
+//! Health and metrics.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+
+use crate::state::AppState;
+
+/// Liveness: the server answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}

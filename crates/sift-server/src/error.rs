@@ -1,0 +1,188 @@
+//! The API's one table of error codes and statuses, and the JSON error shape
+//! of SPEC §4: `{"error": {"code", "message", "details"}}`.
+//!
+//! Client errors are not logged; internal ones are logged with their cause and
+//! answered with a generic message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+use sift_engine::Error as EngineError;
+
+/// Stable error codes, each with its HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    NameTaken,
+    SegmentInUse,
+    FieldTypeConflict,
+    WrongSegmentKind,
+    PayloadTooLarge,
+    ValidationFailed,
+    InvalidCondition,
+    Internal,
+    Unavailable,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::NameTaken => "name_taken",
+            Code::SegmentInUse => "segment_in_use",
+            Code::FieldTypeConflict => "field_type_conflict",
+            Code::WrongSegmentKind => "wrong_segment_kind",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::ValidationFailed => "validation_failed",
+            Code::InvalidCondition => "invalid_condition",
+            Code::Internal => "internal",
+            Code::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::NameTaken
+            | Code::SegmentInUse
+            | Code::FieldTypeConflict
+            | Code::WrongSegmentKind => StatusCode::CONFLICT,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ValidationFailed | Code::InvalidCondition => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub details: Json,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    pub fn with(mut self, details: Json) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::BadRequest, message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::ValidationFailed, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::NotFound, message)
+    }
+
+    /// Logs the cause and hides it from the client.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "internal error");
+        ApiError::new(
+            Code::Internal,
+            "something went wrong on the server; it has been logged",
+        )
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({"error": {"code": self.code.as_str(), "message": self.message, "details": self.details}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.code.status(), axum::Json(self.to_json())).into_response()
+    }
+}
+
+impl From<sift_lang::ConditionError> for ApiError {
+    fn from(error: sift_lang::ConditionError) -> ApiError {
+        let mut details = serde_json::Map::new();
+        if let Some(pos) = error.position {
+            details.insert("line".into(), json!(pos.line));
+            details.insert("column".into(), json!(pos.column));
+        }
+        if let Some(path) = &error.path {
+            details.insert("path".into(), json!(path));
+        }
+        ApiError::new(Code::InvalidCondition, error.to_string()).with(Json::Object(details))
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            EngineError::NotFound { what, id } => {
+                ApiError::new(Code::NotFound, message).with(json!({"kind": what, "id": id}))
+            }
+            EngineError::TypeMismatch {
+                field,
+                expected,
+                given,
+            } => ApiError::validation(message)
+                .with(json!({"field": field, "expected": expected.name(), "given": given})),
+            EngineError::BatchInvalid { failures, .. } => {
+                let items: Vec<Json> = failures
+                    .into_iter()
+                    .map(|(index, e)| {
+                        let item = ApiError::from(e);
+                        json!({"index": index, "code": item.code.as_str(), "message": item.message, "details": item.details})
+                    })
+                    .collect();
+                ApiError::validation(message).with(json!({"items": items}))
+            }
+            EngineError::FieldTypeConflict { field, .. } => {
+                ApiError::new(Code::FieldTypeConflict, message).with(json!({"field": field}))
+            }
+            EngineError::InvalidCondition(e) => e.into(),
+            EngineError::Cycle { path } => {
+                ApiError::new(Code::InvalidCondition, message).with(json!({"cycle": path}))
+            }
+            EngineError::NameTaken(name) => {
+                ApiError::new(Code::NameTaken, message).with(json!({"name": name}))
+            }
+            EngineError::InUse { usages, .. } => ApiError::new(Code::SegmentInUse, message)
+                .with(json!({"usages": crate::api::usages_json(&usages)})),
+            EngineError::WrongKind { .. } => ApiError::new(Code::WrongSegmentKind, message),
+            EngineError::Unsupported(_) => ApiError::new(Code::InvalidCondition, message),
+            EngineError::UnknownContacts(ids) => {
+                ApiError::new(Code::NotFound, message).with(json!({"contact_ids": ids}))
+            }
+            EngineError::ReadOnlyField(field) => {
+                ApiError::validation(message).with(json!({"field": field}))
+            }
+            EngineError::InvalidFieldName(field) => {
+                ApiError::validation(message).with(json!({"field": field}))
+            }
+            EngineError::Invalid(_) | EngineError::InvalidContactId(_) => {
+                ApiError::validation(message)
+            }
+            _ => ApiError::validation(message),
+        }
+    }
+}

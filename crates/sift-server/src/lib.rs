@@ -1,0 +1,120 @@
+//! Sift's HTTP server: the JSON API of SPEC §4 over the engine and the store.
+//!
+//! [`app`] builds the router without opening a socket, so tests drive it with
+//! `tower::ServiceExt::oneshot`; [`serve`] runs it until shutdown, then lets
+//! every workspace writer commit what it has queued.
+
+pub mod api;
+pub mod error;
+pub mod state;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, Code};
+pub use state::{AppState, Config};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sift", description = "Real-time segmentation of marketing contacts"),
+    tags(
+        (name = "contacts"), (name = "segments"), (name = "fields"), (name = "changes"),
+        (name = "admin", description = "needs the admin key"), (name = "ops")
+    )
+)]
+struct ApiDoc;
+
+/// The routes and the OpenAPI document built from the same declarations, so
+/// the document cannot drift from what is served.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use api::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(admin::create, admin::list))
+        .routes(routes!(admin::add_key, admin::list_keys))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(fields::list))
+        .routes(routes!(fields::declare))
+        .routes(routes!(contacts::list))
+        .routes(routes!(contacts::upsert, contacts::get, contacts::delete))
+        .routes(routes!(contacts::batch))
+        .routes(routes!(contacts::explain))
+        .routes(routes!(segments::list, segments::create))
+        .routes(routes!(segments::get, segments::update, segments::delete))
+        .routes(routes!(segments::preview))
+        .routes(routes!(
+            segments::contacts,
+            segments::add_members,
+            segments::remove_members
+        ))
+        .routes(routes!(segments::usages))
+        .routes(routes!(changes::segment_changes))
+        .routes(routes!(changes::stream))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = routes();
+    let doc = axum::Json(doc);
+    router
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || async move { doc }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route; see GET /v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                Code::BadRequest,
+                "this route does not take that method; see GET /v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// Request latency by route, and a log line per request.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    metrics::histogram!("sift_http_request_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(seconds);
+    metrics::counter!("sift_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
+    response
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, finishes in-flight
+/// requests and flushes every queued write.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let result = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let closing = state.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    result
+}

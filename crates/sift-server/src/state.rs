@@ -1,0 +1,384 @@
+//! Server state: the catalog, the open workspaces, and each workspace's
+//! writer thread, which commits queued writes in groups (one transaction and
+//! one fsync for all writes that arrived meanwhile) before they are
+//! acknowledged.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sift_engine::{Record, Workspace, Write};
+use sift_store::{Catalog, StoreError, WorkspaceDb, WorkspaceReader, WorkspaceRow, hash_key};
+use tokio::sync::{oneshot, watch};
+
+use crate::error::{ApiError, ApiResult, Code};
+
+/// Most writes one group commit takes.
+const MAX_GROUP: usize = 1024;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub admin_key: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>, admin_key: Option<String>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            admin_key,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+struct Job {
+    records: Vec<Record>,
+    next_seq: u64,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// One open workspace.
+pub struct WorkspaceHandle {
+    pub id: String,
+    pub name: String,
+    pub engine: RwLock<Workspace>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reader: Mutex<WorkspaceReader>,
+    /// The seq after the last durable change; the change stream waits on it.
+    pub durable: watch::Sender<u64>,
+}
+
+impl WorkspaceHandle {
+    fn open(
+        data_dir: &std::path::Path,
+        row: &WorkspaceRow,
+    ) -> Result<Arc<WorkspaceHandle>, StoreError> {
+        let path = data_dir.join(format!("{}.db", row.id));
+        let mut db = WorkspaceDb::open(&path)?;
+        let started = Instant::now();
+        let engine = db.load(now_ms())?;
+        tracing::info!(
+            workspace = %row.id,
+            contacts = engine.contact_count(),
+            segments = engine.segments().len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "workspace loaded"
+        );
+        let reader = WorkspaceReader::open(&path)?;
+        let (durable, _) = watch::channel(engine.next_seq());
+        let (tx, rx) = mpsc::channel::<Job>();
+        let durable_writer = durable.clone();
+        let workspace_id = row.id.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("writer-{}", row.id))
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let started = Instant::now();
+                    let result = db.commit(jobs.iter().map(|j| j.records.as_slice()));
+                    metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
+                    match result {
+                        Ok(()) => {
+                            let next = jobs.iter().map(|j| j.next_seq).max().unwrap_or(0);
+                            durable_writer.send_if_modified(|seq| {
+                                let advanced = next > *seq;
+                                *seq = (*seq).max(next);
+                                advanced
+                            });
+                            for job in jobs {
+                                let _ = job.done.send(Ok(()));
+                            }
+                        }
+                        Err(error) => {
+                            // Memory is now ahead of disk; refuse everything after.
+                            tracing::error!(workspace = %workspace_id, %error, "commit failed; the workspace stops taking writes");
+                            for job in jobs {
+                                let _ = job.done.send(Err(error.to_string()));
+                            }
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(Arc::new(WorkspaceHandle {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            engine: RwLock::new(engine),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            reader: Mutex::new(reader),
+            durable,
+        }))
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&Workspace) -> T) -> ApiResult<T> {
+        let ws = self
+            .engine
+            .read()
+            .map_err(|_| ApiError::internal("engine lock poisoned"))?;
+        Ok(f(&ws))
+    }
+
+    /// Applies a write to the engine, queues its records for the writer and
+    /// waits until they are durable. Queueing happens under the engine lock,
+    /// so the store commits writes in the order the engine applied them.
+    pub async fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), ApiError>,
+    ) -> ApiResult<(Write, T)> {
+        let started = Instant::now();
+        let (done, write, value) = {
+            let mut ws = self
+                .engine
+                .write()
+                .map_err(|_| ApiError::internal("engine lock poisoned"))?;
+            let (write, value) = f(&mut ws, now_ms())?;
+            let (done_tx, done_rx) = oneshot::channel();
+            let writer = self
+                .writer
+                .lock()
+                .map_err(|_| ApiError::internal("writer lock poisoned"))?;
+            let Some(sender) = writer.as_ref() else {
+                return Err(ApiError::new(
+                    Code::Unavailable,
+                    "the server is shutting down",
+                ));
+            };
+            let job = Job {
+                records: write.records.clone(),
+                next_seq: ws.next_seq(),
+                done: done_tx,
+            };
+            sender
+                .send(job)
+                .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
+            (done_rx, write, value)
+        };
+        metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
+        match done.await {
+            Ok(Ok(())) => {
+                metrics::counter!("sift_writes_total").increment(1);
+                metrics::counter!("sift_membership_changes_total").increment(write.change_count());
+                Ok((write, value))
+            }
+            Ok(Err(error)) => Err(ApiError::internal(error)),
+            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
+        }
+    }
+
+    pub fn reader(&self) -> ApiResult<std::sync::MutexGuard<'_, WorkspaceReader>> {
+        self.reader
+            .lock()
+            .map_err(|_| ApiError::internal("reader lock poisoned"))
+    }
+
+    /// Stops taking writes and waits until every queued one is committed.
+    pub fn close(&self) {
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.take();
+        }
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub struct Inner {
+    pub config: Config,
+    catalog: Mutex<Catalog>,
+    keys: RwLock<HashMap<String, String>>,
+    workspaces: RwLock<HashMap<String, Arc<WorkspaceHandle>>>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    use std::sync::OnceLock;
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // A second server in the same process (tests) shares the first recorder.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A key as handed to a client: `sk_` and 32 random hex digits.
+pub fn new_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!(
+        "sk_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl AppState {
+    /// Opens the data directory: the catalog and every workspace in it.
+    pub fn open(config: Config) -> Result<AppState, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let catalog = Catalog::open(&config.data_dir.join("catalog.db"))?;
+        let mut workspaces = HashMap::new();
+        for row in catalog.workspaces()? {
+            workspaces.insert(
+                row.id.clone(),
+                WorkspaceHandle::open(&config.data_dir, &row)?,
+            );
+        }
+        let keys = catalog.key_hashes()?.into_iter().collect();
+        Ok(AppState(Arc::new(Inner {
+            config,
+            catalog: Mutex::new(catalog),
+            keys: RwLock::new(keys),
+            workspaces: RwLock::new(workspaces),
+            metrics: prometheus(),
+        })))
+    }
+
+    pub fn workspace_for_key(&self, key: &str) -> Option<Arc<WorkspaceHandle>> {
+        let hash = hash_key(key);
+        let ws_id = self.keys.read().ok()?.get(&hash)?.clone();
+        self.workspace(&ws_id)
+    }
+
+    pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
+        self.workspaces.read().ok()?.get(id).cloned()
+    }
+
+    pub fn workspace_rows(&self) -> Vec<(String, String)> {
+        let Ok(map) = self.workspaces.read() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<(String, String)> = map
+            .values()
+            .map(|w| (w.id.clone(), w.name.clone()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    pub fn is_admin(&self, key: &str) -> bool {
+        self.config.admin_key.as_deref().is_some_and(|admin| {
+            !admin.is_empty() && constant_time_eq(admin.as_bytes(), key.as_bytes())
+        })
+    }
+
+    /// Creates a workspace and its first key. Returns (id, key).
+    pub fn create_workspace(&self, name: &str) -> Result<(String, String), StoreError> {
+        let id = format!("ws_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let row = WorkspaceRow {
+            id: id.clone(),
+            name: name.to_string(),
+            created_at: now_ms(),
+        };
+        let handle = WorkspaceHandle::open(&self.config.data_dir, &row)?;
+        let key = new_key();
+        {
+            let mut catalog = self
+                .catalog
+                .lock()
+                .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+            catalog.create_workspace(&row)?;
+            catalog.add_key(&id, &key_id(&key), &key, now_ms())?;
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(hash_key(&key), id.clone());
+        }
+        if let Ok(mut map) = self.workspaces.write() {
+            map.insert(id.clone(), handle);
+        }
+        Ok((id, key))
+    }
+
+    pub fn add_key(&self, workspace_id: &str) -> Result<String, StoreError> {
+        let key = new_key();
+        let mut catalog = self
+            .catalog
+            .lock()
+            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        catalog.add_key(workspace_id, &key_id(&key), &key, now_ms())?;
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(hash_key(&key), workspace_id.to_string());
+        }
+        Ok(key)
+    }
+
+    pub fn keys(&self, workspace_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let catalog = self
+            .catalog
+            .lock()
+            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        catalog.keys(workspace_id)
+    }
+
+    /// Revokes a key by its id (or by the key itself).
+    pub fn revoke_key(&self, workspace_id: &str, key_or_id: &str) -> Result<bool, StoreError> {
+        let id = if key_or_id.starts_with("sk_") {
+            key_id(key_or_id)
+        } else {
+            key_or_id.to_string()
+        };
+        let mut catalog = self
+            .catalog
+            .lock()
+            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        let revoked = catalog.revoke_key(workspace_id, &id)?;
+        if revoked {
+            let hashes = catalog.key_hashes()?;
+            if let Ok(mut keys) = self.keys.write() {
+                *keys = hashes.into_iter().collect();
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Finishes every queued write and stops the writers.
+    pub fn close(&self) {
+        let handles: Vec<Arc<WorkspaceHandle>> = match self.workspaces.read() {
+            Ok(map) => map.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for handle in handles {
+            handle.close();
+        }
+    }
+}
+
+/// A key's public name: its first 11 characters (`sk_` + 8 hex digits).
+pub fn key_id(key: &str) -> String {
+    key.chars().take(11).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,19 @@
+//! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
+//! workspace for its fields, contacts, segments, static members and change
+//! log, and a catalog database for workspaces and their keys.
+//!
+//! Only this crate touches the database. A workspace's writes arrive as the
+//! engine's [`Record`]s and are committed in groups: one transaction, one
+//! fsync, for every write that queued up meanwhile. The layout is described
+//! in `docs/storage.md`.
+
+mod catalog;
+mod codec;
+mod error;
+mod workspace_db;
+
+pub use catalog::{Catalog, WorkspaceRow, hash_key};
+pub use error::StoreError;
+pub use workspace_db::{StoredChange, WorkspaceDb, WorkspaceReader};
+
+pub use sift_engine::Record;

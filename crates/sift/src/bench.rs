@@ -1,0 +1,312 @@
+//! `sift bench`: the figures the foundation issue asks for, on generated data.
+//! In-process: load rate, the spec's example segment over N contacts, S
+//! random segments, single-contact updates per second with S segments live,
+//! memory per contact. Over HTTP (a server in this process on a temporary
+//! data directory, durable writes): single and batched writes per second with
+//! concurrent clients, and p50/p99 latency of a write to visible membership.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sift_engine::{SegmentInput, SegmentKind, Workspace};
+
+use crate::generate::{EXAMPLE, Generator};
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+const NOW: i64 = 1_790_000_000_000;
+
+pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Result<ExitCode> {
+    println!(
+        "sift bench: {n_contacts} contacts, {n_segments} segments, {} threads",
+        rayon_threads()
+    );
+    let rss_before = rss_bytes();
+    let mut ws = Workspace::new();
+    let mut generator = Generator::new(7);
+    let started = Instant::now();
+    let mut next = 0;
+    while next < n_contacts {
+        let end = (next + 10_000).min(n_contacts);
+        let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+        ws.upsert_contacts(&batch, NOW)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        next = end;
+    }
+    let load = started.elapsed();
+    let rss_loaded = rss_bytes();
+    println!(
+        "load:            {:>10.0} contacts/s ({:.2}s)",
+        n_contacts as f64 / load.as_secs_f64(),
+        load.as_secs_f64()
+    );
+    println!(
+        "memory:          {:>10.0} bytes/contact resident (RSS {} MiB)",
+        rss_loaded.saturating_sub(rss_before) as f64 / n_contacts.max(1) as f64,
+        rss_loaded / (1 << 20)
+    );
+
+    let example =
+        sift_lang::parse_text(EXAMPLE, &ws.schema()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        size = ws
+            .preview(&example, NOW)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .len();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "example segment: {:>10.2} ms median, {:.2} ms min over {n_contacts} contacts ({size} members)",
+        percentile(&times, 0.5).as_secs_f64() * 1000.0,
+        times[0].as_secs_f64() * 1000.0
+    );
+    let t = Instant::now();
+    ws.create_segment(
+        SegmentInput {
+            id: "example".into(),
+            name: "Example".into(),
+            description: String::new(),
+            kind: SegmentKind::Dynamic,
+            condition: Some(example),
+            test: false,
+        },
+        NOW,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "example create:  {:>10.2} ms (engine, with change records)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let t = Instant::now();
+    for i in 0..n_segments {
+        let text = generator.segment_condition();
+        let cond = sift_lang::parse_text(&text, &ws.schema())
+            .map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+        ws.create_segment(
+            SegmentInput {
+                id: format!("s{i}"),
+                name: format!("Segment {i}"),
+                description: String::new(),
+                kind: SegmentKind::Dynamic,
+                condition: Some(cond),
+                test: false,
+            },
+            NOW,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let created = t.elapsed();
+    println!(
+        "segments:        {:>10.2} ms per create on average ({n_segments} created in {:.2}s)",
+        created.as_secs_f64() * 1000.0 / n_segments.max(1) as f64,
+        created.as_secs_f64()
+    );
+    println!(
+        "memory:          {:>10} MiB RSS with segments",
+        rss_bytes() / (1 << 20)
+    );
+
+    let n_updates = 200_000.min(n_contacts.max(1) * 4);
+    let updates: Vec<_> = (0..n_updates)
+        .map(|i| generator.update((i * 7_919) % n_contacts.max(1)))
+        .collect();
+    let t = Instant::now();
+    let mut changes = 0;
+    for update in &updates {
+        changes += ws
+            .upsert_contacts(std::slice::from_ref(update), NOW + 1)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .change_count();
+    }
+    let took = t.elapsed();
+    println!(
+        "updates:         {:>10.0} updates/s in-process with {} segments live ({changes} membership changes)",
+        n_updates as f64 / took.as_secs_f64(),
+        ws.segments().len()
+    );
+    drop(ws);
+
+    if http_contacts > 0 {
+        http(http_contacts, n_segments)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rt = crate::run::runtime()?;
+    rt.block_on(async move {
+        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        let (ws_id, key) = state.create_workspace("bench")?;
+        let handle = state.workspace(&ws_id).context("bench workspace")?;
+        let mut generator = Generator::new(11);
+        let mut next = 0;
+        while next < n_contacts {
+            let end = (next + 10_000).min(n_contacts);
+            let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+            handle
+                .write(|ws, now| Ok((ws.upsert_contacts(&batch, now)?, ())))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            next = end;
+        }
+        for i in 0..n_segments {
+            let text = generator.segment_condition();
+            handle
+                .write(|ws, now| {
+                    let cond = sift_lang::parse_text(&text, &ws.schema())?;
+                    let input = SegmentInput {
+                        id: format!("s{i}"),
+                        name: format!("Segment {i}"),
+                        description: String::new(),
+                        kind: SegmentKind::Dynamic,
+                        condition: Some(cond),
+                        test: false,
+                    };
+                    Ok((ws.create_segment(input, now)?, ()))
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server_state = state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(sift_server::serve(server_state, listener, async {
+            let _ = stop_rx.await;
+        }));
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client = Arc::new(client);
+        let key = Arc::new(key);
+        let bodies = Arc::new(
+            (0..n_contacts.min(50_000))
+                .map(|i| {
+                    let u = generator.update(i);
+                    let props: serde_json::Map<String, serde_json::Value> = u
+                        .properties
+                        .iter()
+                        .map(|(k, v)| {
+                            let json = match v {
+                                sift_engine::RawValue::Bool(b) => serde_json::json!(b),
+                                sift_engine::RawValue::Number(n) => serde_json::json!(n),
+                                sift_engine::RawValue::String(s) => serde_json::json!(s),
+                                sift_engine::RawValue::StringList(l) => serde_json::json!(l),
+                                _ => serde_json::Value::Null,
+                            };
+                            (k.clone(), json)
+                        })
+                        .collect();
+                    (u.id, serde_json::json!({"properties": props}).to_string())
+                })
+                .collect::<Vec<_>>(),
+        );
+        for concurrency in [64usize] {
+            let per_client = 400;
+            let t = Instant::now();
+            let mut tasks = Vec::new();
+            for c in 0..concurrency {
+                let (client, key, bodies) = (client.clone(), key.clone(), bodies.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_client);
+                    for j in 0..per_client {
+                        let (id, body) = &bodies[(c * per_client + j) % bodies.len()];
+                        let request = hyper::Request::put(format!("http://{addr}/v1/contacts/{id}"))
+                            .header("authorization", format!("Bearer {key}"))
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body.clone())))?;
+                        let t = Instant::now();
+                        let response = client.request(request).await?;
+                        let status = response.status();
+                        let _ = response.into_body().collect().await?;
+                        latencies.push(t.elapsed());
+                        anyhow::ensure!(status.is_success(), "PUT answered {status}");
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            let took = t.elapsed();
+            latencies.sort();
+            println!(
+                "http single:     {:>10.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms",
+                latencies.len() as f64 / took.as_secs_f64(),
+                percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+                percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+            );
+        }
+        // Batched: 1,000 contacts per request, 4 clients.
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        let batches = 40usize;
+        for c in 0..4usize {
+            let (client, key, bodies) = (client.clone(), key.clone(), bodies.clone());
+            tasks.push(tokio::spawn(async move {
+                for b in 0..batches / 4 {
+                    let items: Vec<serde_json::Value> = (0..1000)
+                        .map(|j| {
+                            let (id, body) = &bodies[((c * 10 + b) * 1000 + j) % bodies.len()];
+                            let mut v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                            v["id"] = serde_json::json!(id);
+                            v
+                        })
+                        .collect();
+                    let body = serde_json::json!({"contacts": items}).to_string();
+                    let request = hyper::Request::post(format!("http://{addr}/v1/contacts:batch"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(Full::new(Bytes::from(body)))?;
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let _ = response.into_body().collect().await?;
+                    anyhow::ensure!(status.is_success(), "batch answered {status}");
+                }
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        println!(
+            "http batched:    {:>10.0} durable contact writes/s (1,000 per request, 4 clients)",
+            (batches * 1000) as f64 / t.elapsed().as_secs_f64()
+        );
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        Ok::<_, anyhow::Error>(())
+    })
+}

@@ -1,0 +1,79 @@
+//! Command-line flags, as typed; `run` resolves them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sift",
+    version,
+    about = "Real-time segmentation of marketing contacts"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeFlags {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = "./sift-data")]
+    pub data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Admin key for managing workspaces (also SIFT_ADMIN_KEY).
+    #[arg(long, env = "SIFT_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server on an embedded store in a data directory.
+    Serve(ServeFlags),
+    /// Generate a demo shop (contacts and segments), then serve it.
+    Demo {
+        #[command(flatten)]
+        serve: ServeFlags,
+        /// Number of demo contacts.
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u64,
+    },
+    /// Import contacts from a CSV or JSON Lines file into a stopped server's data directory.
+    Import {
+        #[arg(value_enum)]
+        what: ImportKind,
+        /// The file: `.csv` (header row, `id` column) or `.jsonl` (one `{"id", "properties"}` per line).
+        file: PathBuf,
+        #[arg(long, default_value = "./sift-data")]
+        data: PathBuf,
+        /// Workspace id (default: the only workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Validate a condition and print its tree, or a pointed error.
+    Check {
+        condition: String,
+        /// Extra fields, as NAME:TYPE (e.g. orders:number).
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
+    /// Measure the engine and the HTTP API on generated data.
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: u64,
+        #[arg(long, default_value_t = 1_000)]
+        segments: u64,
+        /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).
+        #[arg(long, default_value_t = 100_000)]
+        http_contacts: u64,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    Contacts,
+    Events,
+}

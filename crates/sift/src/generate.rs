@@ -1,0 +1,202 @@
+//! The demo shop's data: contacts across the built-in fields plus a few
+//! custom ones, and segments drawn like a marketer's. Shared by `sift demo`
+//! and `sift bench`, seeded so that runs are repeatable.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sift_engine::{ContactInput, RawValue, format_date};
+
+const FIRST: &[&str] = &[
+    "Ana", "Luis", "Marta", "João", "Emma", "Lucas", "Sofia", "Hugo", "Léa", "Noah", "Mia",
+    "Pablo", "Inès", "Marco", "Julia",
+];
+const LAST: &[&str] = &[
+    "García",
+    "Silva",
+    "Martin",
+    "Rossi",
+    "Müller",
+    "López",
+    "Dubois",
+    "Costa",
+    "Smith",
+    "O'Neil",
+    "Fernández",
+    "Moreau",
+];
+pub const COUNTRIES: &[&str] = &["ES", "PT", "FR", "IT", "DE", "GB", "US", "MX", "BR", "NL"];
+pub const INTERESTS: &[&str] = &[
+    "shoes", "bags", "hats", "watches", "jeans", "dresses", "sport", "kids", "beauty", "home",
+];
+const SOURCES: &[&str] = &["organic", "facebook", "google", "newsletter", "referral"];
+const TIERS: &[&str] = &["bronze", "silver", "gold", "platinum"];
+
+pub struct Generator {
+    rng: StdRng,
+}
+
+impl Generator {
+    pub fn new(seed: u64) -> Generator {
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
+        list[self.rng.random_range(0..list.len())]
+    }
+
+    /// Contact `n`: about ten properties, some missing, as a shop would have them.
+    pub fn contact(&mut self, n: u64) -> ContactInput {
+        let first = self.pick(FIRST);
+        let last = self.pick(LAST);
+        let mut properties = vec![
+            (
+                "email".to_string(),
+                RawValue::String(format!("customer{n}@example.com")),
+            ),
+            (
+                "first_name".to_string(),
+                RawValue::String(first.to_string()),
+            ),
+            ("last_name".to_string(), RawValue::String(last.to_string())),
+            (
+                "country".to_string(),
+                RawValue::String(self.pick(COUNTRIES).to_string()),
+            ),
+            (
+                "newsletter".to_string(),
+                RawValue::Bool(self.rng.random_bool(0.55)),
+            ),
+        ];
+        if self.rng.random_bool(0.8) {
+            let days = self.rng.random_range(-18_000..11_000);
+            properties.push((
+                "birth_date".to_string(),
+                RawValue::String(format_date(days)),
+            ));
+        }
+        if self.rng.random_bool(0.6) {
+            properties.push((
+                "phone".to_string(),
+                RawValue::String(format!("+34 6{:08}", n % 100_000_000)),
+            ));
+        }
+        let n_interests = self.rng.random_range(0..4);
+        let interests: Vec<String> = (0..n_interests)
+            .map(|_| self.pick(INTERESTS).to_string())
+            .collect();
+        if !interests.is_empty() {
+            properties.push(("interests".to_string(), RawValue::StringList(interests)));
+        }
+        properties.push((
+            "orders".to_string(),
+            RawValue::Number(f64::from(self.rng.random_range(0..20u32))),
+        ));
+        properties.push((
+            "signup_source".to_string(),
+            RawValue::String(self.pick(SOURCES).to_string()),
+        ));
+        if self.rng.random_bool(0.3) {
+            properties.push((
+                "vip_tier".to_string(),
+                RawValue::String(self.pick(TIERS).to_string()),
+            ));
+        }
+        ContactInput {
+            id: format!("c{n}"),
+            properties,
+            anonymous: None,
+        }
+    }
+
+    /// A random single-property update of contact `n`.
+    pub fn update(&mut self, n: u64) -> ContactInput {
+        let properties = match self.rng.random_range(0..4) {
+            0 => vec![(
+                "newsletter".to_string(),
+                RawValue::Bool(self.rng.random_bool(0.5)),
+            )],
+            1 => vec![(
+                "orders".to_string(),
+                RawValue::Number(f64::from(self.rng.random_range(0..20u32))),
+            )],
+            2 => vec![(
+                "country".to_string(),
+                RawValue::String(self.pick(COUNTRIES).to_string()),
+            )],
+            _ => {
+                let interests = vec![
+                    self.pick(INTERESTS).to_string(),
+                    self.pick(INTERESTS).to_string(),
+                ];
+                vec![("interests".to_string(), RawValue::StringList(interests))]
+            }
+        };
+        ContactInput {
+            id: format!("c{n}"),
+            properties,
+            anonymous: None,
+        }
+    }
+
+    /// A segment condition (text form) like a marketer would write.
+    pub fn segment_condition(&mut self) -> String {
+        let mut parts = Vec::new();
+        let n_parts = self.rng.random_range(1..4);
+        for _ in 0..n_parts {
+            let part = match self.rng.random_range(0..7) {
+                0 => format!("newsletter = {}", self.rng.random_bool(0.7)),
+                1 => format!("interests contains \"{}\"", self.pick(INTERESTS)),
+                2 => format!(
+                    "birth_date >= {}",
+                    format_date(self.rng.random_range(-15_000..5_000))
+                ),
+                3 => format!(
+                    "country in [\"{}\", \"{}\"]",
+                    self.pick(COUNTRIES),
+                    self.pick(COUNTRIES)
+                ),
+                4 => format!("orders >= {}", self.rng.random_range(1..15)),
+                5 => format!("signup_source = \"{}\"", self.pick(SOURCES)),
+                _ => format!(
+                    "(vip_tier = \"{}\" or orders > {})",
+                    self.pick(TIERS),
+                    self.rng.random_range(5..19)
+                ),
+            };
+            parts.push(part);
+        }
+        parts.join(" and ")
+    }
+}
+
+/// The spec's first example.
+pub const EXAMPLE: &str =
+    "newsletter = true and interests contains \"shoes\" and birth_date >= 1965-01-01";
+
+/// The demo's named segments.
+pub const DEMO_SEGMENTS: &[(&str, &str, &str)] = &[
+    (
+        "Newsletter shoe lovers",
+        "Subscribed, into shoes, born 1965 or later",
+        EXAMPLE,
+    ),
+    (
+        "Spain and Portugal",
+        "Iberian customers",
+        "country in [\"ES\", \"PT\"]",
+    ),
+    ("Loyal buyers", "Ten orders or more", "orders >= 10"),
+    (
+        "VIP customers",
+        "Gold or platinum tier",
+        "vip_tier in [\"gold\", \"platinum\"]",
+    ),
+    (
+        "VIPs outside Spain",
+        "VIPs for international campaigns",
+        "in segment \"VIP customers\" and country != \"ES\"",
+    ),
+    ("No phone", "Reachable by email only", "phone is not set"),
+];

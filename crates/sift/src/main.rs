@@ -1,0 +1,35 @@
+//! The `sift` command: `serve`, `demo`, `import`, `check` and `bench`.
+//!
+//! Exit codes: 0 success, 1 the input was wrong (a bad condition, bad rows),
+//! 2 Sift itself failed (cannot open the data directory, bind the port...).
+
+mod bench;
+mod cli;
+mod generate;
+mod import;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("SIFT_LOG_JSON").is_some() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    match run::run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sift: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

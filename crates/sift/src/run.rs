@@ -1,0 +1,252 @@
+//! Resolving flags into actions: serving, the demo, checking a condition.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use sift_engine::{SegmentInput, SegmentKind};
+use sift_lang::{FieldType, Schema};
+use sift_server::{AppState, Config};
+
+use crate::cli::{Args, Command, ImportKind, ServeFlags};
+use crate::generate::{DEMO_SEGMENTS, Generator};
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Serve(flags) => serve(flags, None),
+        Command::Demo {
+            serve: flags,
+            contacts,
+        } => serve(flags, Some(contacts)),
+        Command::Import {
+            what,
+            file,
+            data,
+            workspace,
+        } => {
+            if what == ImportKind::Events {
+                bail!(
+                    "importing events arrives with the events feature; only `sift import contacts` works today"
+                );
+            }
+            crate::import::import_contacts(&file, &data, workspace.as_deref())
+        }
+        Command::Check { condition, fields } => check(&condition, &fields),
+        Command::Bench {
+            contacts,
+            segments,
+            http_contacts,
+        } => crate::bench::run(contacts, segments, http_contacts),
+    }
+}
+
+/// Holds the data directory's lock file so that only one process writes it.
+pub fn lock_data_dir(data: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    let file = File::create(data.join("lock")).context("cannot create the lock file")?;
+    if file.try_lock().is_err() {
+        bail!(
+            "another sift process is using {}; stop it first (or send contacts to it with POST /v1/contacts:batch)",
+            data.display()
+        );
+    }
+    Ok(file)
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCode> {
+    let _lock = lock_data_dir(&flags.data)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
+            .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
+        let fresh = state.workspace_rows().is_empty();
+        let mut first_key = None;
+        if fresh {
+            let name = if demo_contacts.is_some() {
+                "Demo shop"
+            } else {
+                "Default"
+            };
+            let (id, key) = state
+                .create_workspace(name)
+                .context("cannot create the first workspace")?;
+            tracing::info!(workspace = %id, "created the first workspace");
+            first_key = Some(key);
+            if let Some(n) = demo_contacts {
+                generate_demo(&state, &id, n).await?;
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(flags.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", flags.listen))?;
+        let addr = listener.local_addr()?;
+        println!("Sift is listening on http://{addr}");
+        match first_key {
+            Some(key) => {
+                println!("Workspace key (shown once, keep it): {key}");
+                println!("Login URL for the web UI: http://{addr}/login?token={key}");
+                println!("Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments");
+            }
+            None => println!(
+                "Use the workspace key printed on first start (or make one with the admin key)."
+            ),
+        }
+        sift_server::serve(state, listener, shutdown_signal()).await?;
+        println!("Sift stopped; every acknowledged write is on disk.");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests and queued writes");
+}
+
+async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::Result<()> {
+    let handle = state
+        .workspace(workspace_id)
+        .context("demo workspace vanished")?;
+    let bar = ProgressBar::new(n).with_style(
+        ProgressStyle::with_template("generating demo contacts {bar:40} {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut generator = Generator::new(42);
+    let started = Instant::now();
+    let mut next = 0;
+    while next < n {
+        let end = (next + 10_000).min(n);
+        let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+        handle
+            .write(|engine, now| Ok((engine.upsert_contacts(&batch, now)?, ())))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        bar.set_position(end);
+        next = end;
+    }
+    bar.finish_and_clear();
+    for (i, (name, description, condition)) in DEMO_SEGMENTS.iter().enumerate() {
+        handle
+            .write(|engine, now| {
+                let cond = sift_lang::parse_text(condition, &engine.schema())?;
+                let input = SegmentInput {
+                    id: format!("seg_demo{i}"),
+                    name: (*name).to_string(),
+                    description: (*description).to_string(),
+                    kind: SegmentKind::Dynamic,
+                    condition: Some(cond),
+                    test: false,
+                };
+                Ok((engine.create_segment(input, now)?, ()))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    handle
+        .write(|engine, now| {
+            let input = SegmentInput {
+                id: "seg_demo_gifted".into(),
+                name: "Gifted".into(),
+                description: "Filled by hand or by workflows".into(),
+                kind: SegmentKind::Static,
+                condition: None,
+                test: false,
+            };
+            Ok((engine.create_segment(input, now)?, ()))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    println!(
+        "Generated {n} demo contacts and {} segments in {:.1}s",
+        DEMO_SEGMENTS.len() + 1,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The built-in fields plus `--field NAME:TYPE`; segments are not known offline,
+/// so `in segment "X"` resolves to a placeholder id.
+struct CheckSchema {
+    extra: Vec<(String, FieldType)>,
+}
+
+impl Schema for CheckSchema {
+    fn field_type(&self, name: &str) -> Option<FieldType> {
+        sift_engine::BUILTIN_FIELDS
+            .iter()
+            .chain(sift_engine::SYSTEM_FIELDS)
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, t, _)| *t)
+            .or_else(|| self.extra.iter().find(|(n, _)| n == name).map(|(_, t)| *t))
+    }
+
+    fn segment_id(&self, name: &str) -> Option<String> {
+        Some(format!("segment:{name}"))
+    }
+
+    fn segment_name(&self, id: &str) -> Option<String> {
+        id.strip_prefix("segment:").map(str::to_string)
+    }
+}
+
+fn check(condition: &str, fields: &[String]) -> anyhow::Result<ExitCode> {
+    let mut extra = Vec::new();
+    for spec in fields {
+        let Some((name, type_name)) = spec.split_once(':') else {
+            bail!("--field takes NAME:TYPE, got {spec:?}");
+        };
+        let field_type = FieldType::from_name(type_name).with_context(|| {
+            format!(
+                "unknown type {type_name:?} (string, number, boolean, date, datetime, string_list)"
+            )
+        })?;
+        extra.push((name.to_string(), field_type));
+    }
+    let schema = CheckSchema { extra };
+    match sift_lang::parse_text(condition, &schema) {
+        Ok(cond) => {
+            println!("{}", sift_lang::to_text(&cond, &schema));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sift_lang::to_json(&cond))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            if let Some(pos) = error.position {
+                let line = condition.lines().nth(pos.line as usize - 1).unwrap_or("");
+                eprintln!("  {line}");
+                eprintln!("  {}^", " ".repeat(pos.column as usize - 1));
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
