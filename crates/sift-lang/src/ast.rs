@@ -89,7 +89,9 @@ impl CmpOp {
 
 /// A single typed value. For a contact field, its variant matches the field's
 /// type (`Number` for number fields, `Date` for date fields...). For an event
-/// property (no schema) it is whatever the literal was.
+/// property (no schema) it is whatever the literal was, except that a string
+/// holding a valid `YYYY-MM-DD` date or RFC 3339 datetime is read as a `Date`
+/// or `DateTime` (JSON can only write dates as strings; both forms agree).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
     String(String),

@@ -166,26 +166,29 @@ pub(crate) fn expect_keyword(
     }
 }
 
-/// What comes next, for "got ..." in messages: the end, or the next few characters.
+/// What comes next, for "got ..." in messages: the end, the next word, or
+/// the next few characters (a string shows as written, already quoted).
 pub(crate) fn describe_next(input: &mut Input<'_>) -> PResult<String> {
     skip_ws(input)?;
     let rest: &str = input;
-    if rest.is_empty() {
+    let Some(first) = rest.chars().next() else {
         return Ok("the end of the condition".to_string());
-    }
-    let token: String = match rest.chars().next() {
-        Some(c) if is_word_char(c) => rest
-            .chars()
+    };
+    let token: String = if is_word_char(first) {
+        rest.chars()
             .take_while(|c| is_word_char(*c))
             .take(30)
-            .collect(),
-        _ => rest
-            .chars()
+            .collect()
+    } else {
+        rest.chars()
             .take_while(|c| !c.is_whitespace())
             .take(12)
-            .collect(),
+            .collect()
     };
-    Ok(crate::print::quote(&token))
+    Ok(match first {
+        '"' => token,
+        _ => crate::print::quote(&token),
+    })
 }
 
 /// string = '"' ( any character but '"' and '\' | '\"' | '\\' )* '"'
@@ -258,38 +261,19 @@ fn numeric_token<'t>(input: &mut Input<'t>) -> PResult<Option<(usize, &'t str)>>
 
 /// number = "-"? digit+ ( "." digit+ )? ( ("e" | "E") ("+" | "-")? digit+ )?
 fn is_number(text: &str) -> bool {
-    fn digits(bytes: &[u8]) -> usize {
-        bytes
-            .iter()
-            .take_while(|byte| byte.is_ascii_digit())
-            .count()
-    }
-    let bytes = text.as_bytes();
-    let mut pos = usize::from(bytes.first() == Some(&b'-'));
-    let int = digits(&bytes[pos..]);
-    if int == 0 {
-        return false;
-    }
-    pos += int;
-    if bytes.get(pos) == Some(&b'.') {
-        let frac = digits(&bytes[pos + 1..]);
-        if frac == 0 {
-            return false;
-        }
-        pos += 1 + frac;
-    }
-    if matches!(bytes.get(pos), Some(b'e' | b'E')) {
-        pos += 1;
-        if matches!(bytes.get(pos), Some(b'+' | b'-')) {
-            pos += 1;
-        }
-        let exp = digits(&bytes[pos..]);
-        if exp == 0 {
-            return false;
-        }
-        pos += exp;
-    }
-    pos == bytes.len()
+    let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => all_digits(int) && all_digits(frac),
+        None => all_digits(mantissa),
+    };
+    let exponent_ok =
+        exponent.is_none_or(|exp| all_digits(exp.strip_prefix(['+', '-']).unwrap_or(exp)));
+    mantissa_ok && exponent_ok
 }
 
 /// literal = string | number | date | datetime | "true" | "false"

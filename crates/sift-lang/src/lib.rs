@@ -4,10 +4,46 @@
 //!
 //! This crate knows nothing of contacts, storage or HTTP.
 //!
+//! ```
+//! use sift_lang::{FieldType, Schema, parse_text, to_json, to_text};
+//!
+//! struct Workspace;
+//!
+//! impl Schema for Workspace {
+//!     fn field_type(&self, name: &str) -> Option<FieldType> {
+//!         match name {
+//!             "country" => Some(FieldType::String),
+//!             "lead_score" => Some(FieldType::Number),
+//!             _ => None,
+//!         }
+//!     }
+//!     fn segment_id(&self, _name: &str) -> Option<String> {
+//!         None
+//!     }
+//!     fn segment_name(&self, _id: &str) -> Option<String> {
+//!         None
+//!     }
+//! }
+//!
+//! let cond = parse_text("country = \"ES\" AND lead_score >= 50.0", &Workspace)?;
+//! assert_eq!(to_text(&cond, &Workspace), "country = \"ES\" and lead_score >= 50");
+//! assert_eq!(
+//!     to_json(&cond),
+//!     serde_json::json!({"all": [
+//!         {"field": "country", "op": "eq", "value": "ES"},
+//!         {"field": "lead_score", "op": "gte", "value": 50},
+//!     ]})
+//! );
+//!
+//! let err = parse_text("country = ", &Workspace).unwrap_err();
+//! assert_eq!(err.to_string(), "expected a value after \"=\" at 1:11");
+//! # Ok::<(), sift_lang::ConditionError>(())
+//! ```
+//!
 //! Grammar of the text form, in BNF. Keywords (every quoted word) are
 //! case-insensitive; whitespace (spaces, tabs, newlines) may separate any two
 //! tokens; `and` binds tighter than `or`. Each rule is also the `///` of the
-//! function in `parse.rs` or `lex.rs` that parses it.
+//! function in `parse/` or `lex.rs` that parses it.
 //!
 //! ```text
 //! condition   = ws ( or ws )? EOF                  empty text: everyone
@@ -60,6 +96,11 @@
 //!   the schema; values keep the literal's own type, and a string that is a
 //!   valid date or datetime is taken as one (JSON can only write dates as
 //!   strings, and both forms must give the same tree).
+//! - An event filter (`where`) holds only `not`, groups and property
+//!   predicates: no events, sums or segment references.
+//! - `in []` (an empty list) is allowed and holds for nobody.
+//! - Depth counts nodes on the longest root-to-leaf path (a predicate alone is
+//!   1), event filters included; see [`Condition::depth`].
 //! - Limits ([`MAX_DEPTH`], [`MAX_NODES`]) are enforced while parsing; the
 //!   nesting of `(`, `not` and `where` is capped at [`MAX_DEPTH`] too, so
 //!   hostile input cannot overflow the stack.

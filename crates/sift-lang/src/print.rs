@@ -16,7 +16,8 @@ use crate::{CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, Scal
 /// Trees from [`crate::parse_text`] and [`crate::from_json`] always print as
 /// text that parses back. Hand-built trees may not: an empty `all`/`any`
 /// nested inside another node prints as nothing, and an `Any([])` root prints
-/// as "" (which parses as everyone).
+/// as "" (which parses as everyone). Printing recurses once per level, which
+/// the checkers bound by [`crate::MAX_DEPTH`].
 pub fn to_text(cond: &Condition, schema: &dyn Schema) -> String {
     let mut out = String::new();
     write_condition(&mut out, cond, schema);

@@ -90,7 +90,7 @@ fn values() {
     );
     check(
         "country in [\"ES\" \"FR\"]",
-        r#"1:18 Syntax: expected "," or "]" in the list, got "\"FR\"]""#,
+        r#"1:18 Syntax: expected "," or "]" in the list, got "FR"]"#,
     );
     check(
         "country in [\"ES\", 3]",
@@ -152,6 +152,18 @@ fn structure() {
     check(
         "performed purchase at least 2",
         r#"1:30 Syntax: expected "times" after the count (as in: at least 2 times), got the end of the condition"#,
+    );
+    check(
+        "performed purchase at lest 2 times",
+        r#"1:23 Syntax: expected "least" or "most" after "at", got "lest""#,
+    );
+    check(
+        "performed purchase at least 1",
+        r#"1:30 Syntax: expected "time" after the count (as in: at least 2 times), got the end of the condition"#,
+    );
+    check(
+        "performed purchase at least 2.5 times",
+        "1:29 InvalidValue: expected a whole number after \"at least\", got 2.5",
     );
     check(
         "performed purchase where performed login",

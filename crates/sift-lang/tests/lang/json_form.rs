@@ -142,7 +142,7 @@ fn numbers_are_integers_when_integral() {
             {"field": "signup_at", "op": "gt", "value": "2024-05-01T10:00:00.123Z"},
         ]})
     );
-    assert_eq!(to_json(&cond).to_string().contains("50.0"), false);
+    assert!(!to_json(&cond).to_string().contains("50.0"));
 }
 
 #[test]

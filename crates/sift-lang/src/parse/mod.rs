@@ -7,19 +7,19 @@
 //! `where` is capped before recursing (so 100,000 `(` cannot overflow the
 //! stack), and each node built checks the depth and node count of its subtree.
 
+mod field;
+
 use winnow::LocatingSlice;
 use winnow::error::ErrMode;
-use winnow::stream::{Stateful, Stream as _};
+use winnow::stream::Stateful;
 
-use crate::check::{Literal, Op, Target, scalar, supports, text_operand, unsupported_message};
+use crate::check::Literal;
 use crate::lex::{
     Input, PResult, State, at_end, comparison, describe_next, duration, eat_char, eat_keyword,
-    expect_keyword, fail, here, list, literal, name, peek_word, skip_ws, syntax, whole_number,
-    word,
+    expect_keyword, fail, here, literal, name, peek_word, skip_ws, syntax, whole_number, word,
 };
 use crate::{
-    CmpOp, Condition, ConditionError, CountTest, ErrorKind, FieldTest, MAX_DEPTH, MAX_NODES,
-    Position, Schema,
+    CmpOp, Condition, ConditionError, CountTest, ErrorKind, MAX_DEPTH, MAX_NODES, Position, Schema,
 };
 
 /// Parses the text form of a condition and checks it against `schema`.
@@ -52,14 +52,14 @@ pub fn parse_text(text: &str, schema: &dyn Schema) -> Result<Condition, Conditio
 /// Whose names a predicate uses: the contact's fields, or (inside `where`)
 /// the event's properties.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
+pub(super) enum Scope {
     Contact,
     Event,
 }
 
 /// A parsed subtree with what the limits need: where it starts, its depth
 /// (nodes on the longest root-to-leaf path) and its node count.
-struct Parsed {
+pub(super) struct Parsed {
     cond: Condition,
     start: usize,
     depth: usize,
@@ -67,7 +67,7 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn leaf(cond: Condition, start: usize) -> Parsed {
+    pub(super) fn leaf(cond: Condition, start: usize) -> Parsed {
         Parsed {
             cond,
             start,
@@ -168,16 +168,22 @@ impl Chain {
 
     fn push(&mut self, item: Parsed) -> PResult<()> {
         match item.cond {
-            Condition::All(inner) if self.is_all => {
-                self.splice(inner, item.depth - 1, item.nodes - 1)
-            }
-            Condition::Any(inner) if !self.is_all => {
-                self.splice(inner, item.depth - 1, item.nodes - 1)
-            }
+            // The group's own node goes away; its children move up one level.
+            Condition::All(inner) if self.is_all => self.splice(
+                inner,
+                item.depth.saturating_sub(1),
+                item.nodes.saturating_sub(1),
+            ),
+            Condition::Any(inner) if !self.is_all => self.splice(
+                inner,
+                item.depth.saturating_sub(1),
+                item.nodes.saturating_sub(1),
+            ),
             cond => self.splice(vec![cond], item.depth, item.nodes),
         }
-        // Counted while the chain grows, so a flat chain of 100,000
-        // predicates stops at the 1,001st instead of being built first.
+        // Counted while the chain grows (children plus the group's own node),
+        // so a flat chain of 100,000 predicates stops as soon as it is too
+        // large instead of being built first.
         if self.nodes + 1 > MAX_NODES {
             return too_many(item.start);
         }
@@ -190,10 +196,7 @@ impl Chain {
         self.nodes += nodes;
     }
 
-    fn finish(self, single: Option<Parsed>) -> PResult<Parsed> {
-        if let Some(single) = single {
-            return Ok(single);
-        }
+    fn finish(self) -> PResult<Parsed> {
         let cond = if self.is_all {
             Condition::All(self.children)
         } else {
@@ -241,7 +244,7 @@ fn chain(
         };
         chain.push(next)?;
         if eat_keyword(input, keyword)?.is_none() {
-            return chain.finish(None);
+            return chain.finish();
         }
     }
 }
@@ -310,7 +313,7 @@ fn predicate(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parsed>> {
         }
         .map(Some);
     }
-    field(input, scope)
+    field::field(input, scope)
 }
 
 /// segment = "in" "segment" string
@@ -444,44 +447,58 @@ fn where_clause(input: &mut Input<'_>) -> PResult<Option<Parsed>> {
     }
 }
 
+/// The phrases of a count, as (first word, second word or "", comparison).
+const COUNT_PHRASES: [(&str, &str, CmpOp); 6] = [
+    ("at", "least", CmpOp::Gte),
+    ("at", "most", CmpOp::Lte),
+    ("exactly", "", CmpOp::Eq),
+    ("not", "exactly", CmpOp::Ne),
+    ("more", "than", CmpOp::Gt),
+    ("fewer", "than", CmpOp::Lt),
+];
+
 /// count = ( "at" "least" | "at" "most" | "exactly" | "not" "exactly"
 ///         | "more" "than" | "fewer" "than" ) digit+ ( "time" | "times" )
 fn count(input: &mut Input<'_>) -> PResult<Option<CountTest>> {
-    let checkpoint = input.checkpoint();
     let Some(first) = peek_word(input)? else {
         return Ok(None);
     };
-    let (op, words) = match first.as_str() {
-        "at" => {
-            word(input)?;
-            if eat_keyword(input, "least")?.is_some() {
-                (CmpOp::Gte, "at least")
-            } else {
-                expect_keyword(input, "most", "\"at\" (as in: at least 2 times)")?;
-                (CmpOp::Lte, "at most")
-            }
+    let phrases: Vec<(&str, CmpOp)> = COUNT_PHRASES
+        .iter()
+        .filter(|(word, _, _)| *word == first)
+        .map(|(_, second, op)| (*second, *op))
+        .collect();
+    if phrases.is_empty() {
+        return Ok(None);
+    }
+    word(input)?;
+    let mut found = None;
+    for (second, op) in &phrases {
+        if second.is_empty() || eat_keyword(input, second)?.is_some() {
+            found = Some((*second, *op));
+            break;
         }
-        "exactly" => (CmpOp::Eq, "exactly"),
-        "more" => (CmpOp::Gt, "more than"),
-        "fewer" => (CmpOp::Lt, "fewer than"),
-        "not" => {
-            word(input)?;
-            if peek_word(input)?.as_deref() != Some("exactly") {
-                // Not a count: leave the `not` to whoever comes next.
-                input.reset(&checkpoint);
-                return Ok(None);
-            }
-            (CmpOp::Ne, "not exactly")
-        }
-        _ => return Ok(None),
+    }
+    // Only `and`, `or` or `)` may follow an event, so a phrase's first word
+    // without its second is an error, not something to leave for later.
+    let Some((second, op)) = found else {
+        let expected: Vec<String> = phrases
+            .iter()
+            .map(|(second, _)| format!("\"{second}\""))
+            .collect();
+        let got = describe_next(input)?;
+        return syntax(
+            here(input),
+            format!(
+                "expected {} after \"{first}\", got {got}",
+                expected.join(" or ")
+            ),
+        );
     };
-    if matches!(first.as_str(), "exactly" | "not") {
-        word(input)?;
-    }
-    if matches!(first.as_str(), "more" | "fewer") {
-        word(input)?;
-        expect_keyword(input, "than", &format!("\"{first}\""))?;
-    }
+    let words = match second {
+        "" => first,
+        _ => format!("{first} {second}"),
+    };
     let context = format!("after \"{words}\"");
     let Some((_, value)) = whole_number::<u64>(input, &context)? else {
         let got = describe_next(input)?;
@@ -490,19 +507,15 @@ fn count(input: &mut Input<'_>) -> PResult<Option<CountTest>> {
             format!("expected a count {context}, got {got}"),
         );
     };
-    if eat_keyword(input, "times")?.is_none() {
-        expect_keyword(input, "time", "the count (as in: at least 2 times)")
-            .map_err(|err| err.map(|fault| times_fault(fault, value)))?;
+    if eat_keyword(input, "times")?.is_none() && eat_keyword(input, "time")?.is_none() {
+        let got = describe_next(input)?;
+        let times = if value == 1 { "time" } else { "times" };
+        return syntax(
+            here(input),
+            format!("expected \"{times}\" after the count (as in: at least 2 times), got {got}"),
+        );
     }
     Ok(Some(CountTest { op, value }))
-}
-
-/// Says "times" rather than "time" in the message when the count isn't 1.
-fn times_fault(mut fault: crate::lex::Fault, value: u64) -> crate::lex::Fault {
-    if value != 1 {
-        fault.message = fault.message.replacen("\"time\"", "\"times\"", 1);
-    }
-    fault
 }
 
 /// in_last = "in" "last" duration
@@ -512,206 +525,4 @@ fn in_last(input: &mut Input<'_>) -> PResult<Option<crate::Duration>> {
     }
     expect_keyword(input, "last", "\"in\" (as in: in last 30 days)")?;
     duration(input, "\"in last\"").map(Some)
-}
-
-/// field = name operator operand
-fn field(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parsed>> {
-    let Some((start, field_name)) = name(input)? else {
-        return Ok(None);
-    };
-    let target = match scope {
-        Scope::Event => Target::Property,
-        Scope::Contact => match input.state.schema.field_type(&field_name) {
-            Some(ty) => Target::Field {
-                name: &field_name,
-                ty,
-            },
-            None => {
-                return fail(
-                    start,
-                    ErrorKind::UnknownField,
-                    format!("unknown field \"{field_name}\""),
-                );
-            }
-        },
-    };
-    let (op_at, op) = operator(input, &field_name)?;
-    if let Target::Field { ty, .. } = target {
-        if !supports(ty, op) {
-            return fail(
-                op_at,
-                ErrorKind::UnsupportedOperator,
-                unsupported_message(ty, op, false),
-            );
-        }
-    }
-    let test = operand(input, target, op)?;
-    let cond = Condition::Field {
-        field: field_name.clone(),
-        test,
-    };
-    Ok(Some(Parsed::leaf(cond, start)))
-}
-
-const OPERATORS: &str = "=, !=, <, <=, >, >=, contains, not contains, starts with, ends with, \
-                         in, not in, between, is set, is not set, in last, before or after";
-
-/// operator = cmp | "contains" | "not" "contains" | "starts" "with" | "ends" "with"
-///          | "in" | "not" "in" | "between" | "is" "set" | "is" "not" "set"
-///          | "in" "last" | "before" | "after"
-fn operator(input: &mut Input<'_>, field_name: &str) -> PResult<(usize, Op)> {
-    if let Some((at, op)) = comparison(input)? {
-        return Ok((at, Op::Cmp(op)));
-    }
-    let Some((at, first)) = word(input)? else {
-        let got = describe_next(input)?;
-        let field_name = crate::print::quote(field_name);
-        return syntax(
-            here(input),
-            format!("expected an operator after {field_name}, got {got}"),
-        );
-    };
-    let op = match first.to_ascii_lowercase().as_str() {
-        "contains" => Op::Contains,
-        "between" => Op::Between,
-        "before" => Op::BeforeAgo,
-        "after" => Op::AfterAgo,
-        "starts" => {
-            expect_keyword(input, "with", "\"starts\"")?;
-            Op::StartsWith
-        }
-        "ends" => {
-            expect_keyword(input, "with", "\"ends\"")?;
-            Op::EndsWith
-        }
-        "not" => match peek_word(input)?.as_deref() {
-            Some("contains") => Op::NotContains,
-            Some("in") => Op::NotIn,
-            _ => {
-                let got = describe_next(input)?;
-                return syntax(
-                    here(input),
-                    format!("expected \"contains\" or \"in\" after \"not\", got {got}"),
-                );
-            }
-        },
-        "is" => match peek_word(input)?.as_deref() {
-            Some("set") => Op::IsSet,
-            Some("not") => {
-                word(input)?;
-                expect_keyword(input, "set", "\"is not\"")?;
-                return Ok((at, Op::IsNotSet));
-            }
-            _ => {
-                let got = describe_next(input)?;
-                return syntax(
-                    here(input),
-                    format!("expected \"set\" or \"not set\" after \"is\", got {got}"),
-                );
-            }
-        },
-        "in" => {
-            if eat_keyword(input, "last")?.is_some() {
-                return Ok((at, Op::InLast));
-            }
-            skip_ws(input)?;
-            if input.peek_token() != Some('[') {
-                let got = describe_next(input)?;
-                return syntax(
-                    here(input),
-                    format!(
-                        "expected a list like [\"a\", \"b\"] or \"last\" after \"in\", got {got}"
-                    ),
-                );
-            }
-            Op::In
-        }
-        _ => {
-            return syntax(
-                at,
-                format!("unknown operator \"{first}\" (expected {OPERATORS})"),
-            );
-        }
-    };
-    // The two-word operators above only peeked at their second word.
-    if matches!(op, Op::NotContains | Op::NotIn | Op::IsSet) {
-        word(input)?;
-    }
-    Ok((at, op))
-}
-
-/// operand = literal (after cmp, contains, starts with, ends with)
-///         | list (after in, not in) | literal "and" literal (after between)
-///         | duration (after in last) | duration "ago" (after before, after)
-///         | nothing (after is set, is not set)
-fn operand(input: &mut Input<'_>, target: Target<'_>, op: Op) -> PResult<FieldTest> {
-    let op_name = op.text_name();
-    Ok(match op {
-        Op::Cmp(cmp) => FieldTest::Compare(cmp, typed(input, target, op_name)?),
-        Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith => {
-            let (at, value) = required_literal(input, op_name)?;
-            let text = text_operand(target, op, value)
-                .or_else(|message| fail(at, ErrorKind::InvalidValue, message))?;
-            match op {
-                Op::Contains => FieldTest::Contains(text),
-                Op::NotContains => FieldTest::NotContains(text),
-                Op::StartsWith => FieldTest::StartsWith(text),
-                _ => FieldTest::EndsWith(text),
-            }
-        }
-        Op::In | Op::NotIn => {
-            let mut values = Vec::new();
-            for (at, item) in list(input)? {
-                let value = scalar(target, item)
-                    .or_else(|message| fail(at, ErrorKind::InvalidValue, message))?;
-                values.push(value);
-            }
-            match op {
-                Op::In => FieldTest::In(values),
-                _ => FieldTest::NotIn(values),
-            }
-        }
-        Op::Between => {
-            let low = typed(input, target, "between")?;
-            expect_keyword(input, "and", "the lower bound (as in: between 2 and 5)")?;
-            let high = typed(input, target, "and")?;
-            FieldTest::Between(low, high)
-        }
-        Op::IsSet => FieldTest::IsSet,
-        Op::IsNotSet => FieldTest::IsNotSet,
-        Op::InLast => FieldTest::InLast(duration(input, "\"in last\"")?),
-        Op::BeforeAgo | Op::AfterAgo => {
-            let amount = duration(input, &format!("\"{op_name}\""))?;
-            expect_keyword(input, "ago", "the duration")?;
-            match op {
-                Op::BeforeAgo => FieldTest::BeforeAgo(amount),
-                _ => FieldTest::AfterAgo(amount),
-            }
-        }
-    })
-}
-
-/// A literal that must come after `after`, typed for `target`.
-fn typed(input: &mut Input<'_>, target: Target<'_>, after: &str) -> PResult<crate::Scalar> {
-    let (at, value) = required_literal(input, after)?;
-    scalar(target, value).or_else(|message| fail(at, ErrorKind::InvalidValue, message))
-}
-
-fn required_literal(input: &mut Input<'_>, after: &str) -> PResult<(usize, Literal)> {
-    if let Some(found) = literal(input)? {
-        return Ok(found);
-    }
-    let offset = here(input);
-    if at_end(input)? {
-        return syntax(offset, format!("expected a value after \"{after}\""));
-    }
-    let got = describe_next(input)?;
-    let hint = match word(input)? {
-        Some(_) => " (text values go in double quotes)",
-        None => "",
-    };
-    syntax(
-        offset,
-        format!("expected a value after \"{after}\", got {got}{hint}"),
-    )
 }
