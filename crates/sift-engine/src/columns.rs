@@ -10,6 +10,7 @@ use roaring::RoaringBitmap;
 use sift_lang::FieldType;
 
 use crate::bits::Bits;
+use crate::eval::ValueRef;
 use crate::value::Value;
 
 /// Interned strings of one column. Strings are never freed while the process
@@ -122,13 +123,50 @@ impl Column {
             ColumnData::Date(v) => Value::Date(v[i]),
             ColumnData::DateTime(v) => Value::DateTime(v[i]),
             ColumnData::Str { values, dict } => Value::String(dict.resolve(values[i]).to_string()),
-            ColumnData::List { values, dict, .. } => Value::StringList(
-                values[i]
+            ColumnData::List { values, dict, .. } => {
+                let mut items: Vec<String> = values[i]
                     .iter()
                     .map(|id| dict.resolve(*id).to_string())
-                    .collect(),
-            ),
+                    .collect();
+                items.sort_unstable();
+                Value::StringList(items)
+            }
         })
+    }
+
+    /// Contact `no`'s value, borrowed.
+    pub fn get_ref(&self, no: u32) -> Option<ValueRef<'_>> {
+        if !self.present.get(no) {
+            return None;
+        }
+        let i = no as usize;
+        Some(match &self.data {
+            ColumnData::Bool(bits) => ValueRef::Bool(bits.get(no)),
+            ColumnData::Number(v) => ValueRef::Num(v[i]),
+            ColumnData::Date(v) => ValueRef::Date(v[i]),
+            ColumnData::DateTime(v) => ValueRef::DateTime(v[i]),
+            ColumnData::Str { values, dict } => ValueRef::Str(dict.resolve(values[i])),
+            ColumnData::List { values, dict, .. } => ValueRef::Symbols(&values[i], dict),
+        })
+    }
+
+    /// Whether contact `no` holds exactly `value` (None: nothing).
+    pub fn holds(&self, no: u32, value: Option<&Value>) -> bool {
+        match (self.get_ref(no), value) {
+            (None, None) => true,
+            (Some(ValueRef::Str(a)), Some(Value::String(b))) => a == b,
+            (Some(ValueRef::Num(a)), Some(Value::Number(b))) => a == *b,
+            (Some(ValueRef::Bool(a)), Some(Value::Boolean(b))) => a == *b,
+            (Some(ValueRef::Date(a)), Some(Value::Date(b))) => a == *b,
+            (Some(ValueRef::DateTime(a)), Some(Value::DateTime(b))) => a == *b,
+            (Some(ValueRef::Symbols(ids, dict)), Some(Value::StringList(items))) => {
+                ids.len() == items.len()
+                    && items
+                        .iter()
+                        .all(|s| dict.lookup(s).is_some_and(|id| ids.contains(&id)))
+            }
+            _ => false,
+        }
     }
 
     /// Sets or clears contact `no`'s value. The value's type must match the
@@ -154,7 +192,10 @@ impl Column {
                     index,
                 },
             ) => {
-                let ids: Box<[u32]> = items.iter().map(|s| dict.intern(s)).collect();
+                let mut ids: Vec<u32> = items.iter().map(|s| dict.intern(s)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let ids: Box<[u32]> = ids.into();
                 for &id in ids.iter() {
                     if id as usize >= index.len() {
                         index.resize(id as usize + 1, RoaringBitmap::new());

@@ -13,7 +13,7 @@ use roaring::RoaringBitmap;
 use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
 
 use crate::bits::Bits;
-use crate::columns::{Column, ColumnData};
+use crate::columns::{Column, ColumnData, Interner};
 use crate::contacts::Contacts;
 use crate::fields::Fields;
 use crate::time::{DAY_MS, ago};
@@ -45,8 +45,8 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
             let value = ctx
                 .fields
                 .index(field)
-                .and_then(|i| ctx.contacts.get(no, i));
-            field_test(value.as_ref(), test, ctx.now)
+                .and_then(|i| ctx.contacts.column(i).get_ref(no));
+            test_value(value, test, ctx.now)
         }
         Condition::InSegment(id) => ctx.segments.members(id).is_some_and(|m| m.contains(no)),
         // Behavioural conditions are rejected before a segment is saved until
@@ -56,14 +56,104 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
     }
 }
 
+/// A condition with fields resolved to column numbers, kept beside each
+/// segment so that re-evaluating it for one contact does no lookups by name.
+#[derive(Clone, Debug)]
+pub enum RowPlan {
+    All(Vec<RowPlan>),
+    Any(Vec<RowPlan>),
+    Not(Box<RowPlan>),
+    Field(usize, FieldTest),
+    /// Anything else is answered by [`matches`].
+    Other(Condition),
+}
+
+impl RowPlan {
+    pub fn compile(cond: &Condition, fields: &Fields) -> RowPlan {
+        match cond {
+            Condition::All(children) => RowPlan::All(
+                children
+                    .iter()
+                    .map(|c| RowPlan::compile(c, fields))
+                    .collect(),
+            ),
+            Condition::Any(children) => RowPlan::Any(
+                children
+                    .iter()
+                    .map(|c| RowPlan::compile(c, fields))
+                    .collect(),
+            ),
+            Condition::Not(inner) => RowPlan::Not(Box::new(RowPlan::compile(inner, fields))),
+            Condition::Field { field, test } => match fields.index(field) {
+                Some(index) => RowPlan::Field(index, test.clone()),
+                None => RowPlan::Other(cond.clone()),
+            },
+            _ => RowPlan::Other(cond.clone()),
+        }
+    }
+
+    pub fn matches(&self, no: u32, ctx: &Ctx<'_>) -> bool {
+        match self {
+            RowPlan::All(children) => children.iter().all(|c| c.matches(no, ctx)),
+            RowPlan::Any(children) => children.iter().any(|c| c.matches(no, ctx)),
+            RowPlan::Not(inner) => !inner.matches(no, ctx),
+            RowPlan::Field(index, test) => {
+                test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now)
+            }
+            RowPlan::Other(cond) => matches(cond, no, ctx),
+        }
+    }
+}
+
+/// A borrowed property value: what a column holds for one contact, read
+/// without allocating.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueRef<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Date(i32),
+    DateTime(i64),
+    Strings(&'a [String]),
+    /// Interned list elements, sorted by id.
+    Symbols(&'a [u32], &'a Interner),
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn of(value: &'a Value) -> ValueRef<'a> {
+        match value {
+            Value::String(s) => ValueRef::Str(s),
+            Value::Number(n) => ValueRef::Num(*n),
+            Value::Boolean(b) => ValueRef::Bool(*b),
+            Value::Date(d) => ValueRef::Date(*d),
+            Value::DateTime(t) => ValueRef::DateTime(*t),
+            Value::StringList(items) => ValueRef::Strings(items),
+        }
+    }
+
+    fn has_element(self, element: &str) -> bool {
+        match self {
+            ValueRef::Strings(items) => items.iter().any(|i| i == element),
+            ValueRef::Symbols(ids, dict) => dict
+                .lookup(element)
+                .is_some_and(|id| ids.binary_search(&id).is_ok()),
+            _ => false,
+        }
+    }
+}
+
 /// A field test on one (possibly missing) value. Missing values fail every
 /// test except the negative ones (SPEC §2).
 pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> bool {
+    test_value(value.map(ValueRef::of), test, now)
+}
+
+fn test_value(value: Option<ValueRef<'_>>, test: &FieldTest, now: DateTime) -> bool {
     match test {
         FieldTest::IsSet => value.is_some(),
         FieldTest::IsNotSet => value.is_none(),
         FieldTest::Compare(CmpOp::Ne, s) => !value.is_some_and(|v| compare(v, CmpOp::Eq, s)),
-        FieldTest::NotContains(s) => !field_test(value, &FieldTest::Contains(s.clone()), now),
+        FieldTest::NotContains(s) => !value.is_some_and(|v| contains(v, s)),
         FieldTest::NotIn(list) => !list
             .iter()
             .any(|s| value.is_some_and(|v| compare(v, CmpOp::Eq, s))),
@@ -71,16 +161,12 @@ pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> boo
             let Some(value) = value else { return false };
             match test {
                 FieldTest::Compare(op, s) => compare(value, *op, s),
-                FieldTest::Contains(s) => match value {
-                    Value::String(v) => v.contains(s.as_str()),
-                    Value::StringList(items) => items.binary_search(s).is_ok(),
-                    _ => false,
-                },
+                FieldTest::Contains(s) => contains(value, s),
                 FieldTest::StartsWith(s) => {
-                    matches!(value, Value::String(v) if v.starts_with(s.as_str()))
+                    matches!(value, ValueRef::Str(v) if v.starts_with(s.as_str()))
                 }
                 FieldTest::EndsWith(s) => {
-                    matches!(value, Value::String(v) if v.ends_with(s.as_str()))
+                    matches!(value, ValueRef::Str(v) if v.ends_with(s.as_str()))
                 }
                 FieldTest::In(list) => list.iter().any(|s| compare(value, CmpOp::Eq, s)),
                 FieldTest::Between(low, high) => {
@@ -97,24 +183,31 @@ pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> boo
     }
 }
 
-/// A date or datetime as an instant; a date is its midnight UTC.
-fn instant(value: &Value) -> Option<DateTime> {
+fn contains(value: ValueRef<'_>, needle: &str) -> bool {
     match value {
-        Value::Date(d) => Some(i64::from(*d) * DAY_MS),
-        Value::DateTime(t) => Some(*t),
+        ValueRef::Str(v) => v.contains(needle),
+        list => list.has_element(needle),
+    }
+}
+
+/// A date or datetime as an instant; a date is its midnight UTC.
+fn instant(value: ValueRef<'_>) -> Option<DateTime> {
+    match value {
+        ValueRef::Date(d) => Some(i64::from(d) * DAY_MS),
+        ValueRef::DateTime(t) => Some(t),
         _ => None,
     }
 }
 
-fn compare(value: &Value, op: CmpOp, scalar: &Scalar) -> bool {
+fn compare(value: ValueRef<'_>, op: CmpOp, scalar: &Scalar) -> bool {
     match (value, scalar) {
-        (Value::Number(a), Scalar::Number(b)) => op.holds(*a, *b),
-        (Value::String(a), Scalar::String(b)) => op.holds(a.as_str(), b.as_str()),
-        (Value::Boolean(a), Scalar::Boolean(b)) => op.holds(*a, *b),
-        (Value::Date(a), Scalar::Date(b)) => op.holds(*a, *b),
-        (Value::DateTime(a), Scalar::DateTime(b)) => op.holds(*a, *b),
-        (Value::Date(a), Scalar::DateTime(b)) => op.holds(i64::from(*a) * DAY_MS, *b),
-        (Value::DateTime(a), Scalar::Date(b)) => op.holds(*a, i64::from(*b) * DAY_MS),
+        (ValueRef::Num(a), Scalar::Number(b)) => op.holds(a, *b),
+        (ValueRef::Str(a), Scalar::String(b)) => op.holds(a, b.as_str()),
+        (ValueRef::Bool(a), Scalar::Boolean(b)) => op.holds(a, *b),
+        (ValueRef::Date(a), Scalar::Date(b)) => op.holds(a, *b),
+        (ValueRef::DateTime(a), Scalar::DateTime(b)) => op.holds(a, *b),
+        (ValueRef::Date(a), Scalar::DateTime(b)) => op.holds(i64::from(a) * DAY_MS, *b),
+        (ValueRef::DateTime(a), Scalar::Date(b)) => op.holds(a, i64::from(*b) * DAY_MS),
         _ => false,
     }
 }
@@ -240,8 +333,7 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             // Every other string test is decided once per distinct string.
             let mut symbols = Bits::default();
             for (id, text) in dict.strings().iter().enumerate() {
-                let value = Value::String(text.to_string());
-                if field_test(Some(&value), test, now) {
+                if test_value(Some(ValueRef::Str(text)), test, now) {
                     symbols.set(id as u32, true);
                 }
             }

@@ -9,7 +9,7 @@
 
 mod bits;
 mod changes;
-mod columns;
+pub mod columns;
 mod contacts;
 mod error;
 mod eval;
@@ -24,7 +24,7 @@ pub use changes::{
 };
 pub use contacts::Contacts;
 pub use error::{Error, Usage};
-pub use eval::{Ctx, SegmentLookup, evaluate_all, field_test, matches};
+pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, valid_field_name};
 pub use segments::{Segment, Segments};
 pub use time::ago;

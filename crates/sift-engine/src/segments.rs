@@ -8,12 +8,22 @@ use std::collections::HashMap;
 use roaring::RoaringBitmap;
 
 use crate::changes::{SegmentDef, SegmentKind};
-use crate::eval::SegmentLookup;
+use crate::eval::{RowPlan, SegmentLookup};
+use crate::fields::Fields;
 
 #[derive(Clone, Debug)]
 pub struct Segment {
     pub def: SegmentDef,
     pub members: RoaringBitmap,
+    /// The condition compiled for one-contact evaluation (None: static).
+    pub plan: Option<RowPlan>,
+}
+
+impl Segment {
+    pub fn new(def: SegmentDef, members: RoaringBitmap, fields: &Fields) -> Segment {
+        let plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
+        Segment { def, members, plan }
+    }
 }
 
 /// Slot numbers are stable while a segment exists.
@@ -104,8 +114,9 @@ impl Segments {
     }
 
     /// Replaces the definition of the segment in `slot` (members unchanged).
-    pub fn redefine(&mut self, slot: Slot, def: SegmentDef) {
+    pub fn redefine(&mut self, slot: Slot, def: SegmentDef, fields: &Fields) {
         if let Some(segment) = self.at_mut(slot) {
+            segment.plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
             segment.def = def;
         }
         self.reindex();

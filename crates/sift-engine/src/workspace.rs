@@ -64,6 +64,8 @@ pub struct Write {
     /// Entries and exits of the segment a segment write was about.
     pub entered: u64,
     pub exited: u64,
+    /// Membership changes recorded (entries and exits of every segment).
+    pub changes: u64,
 }
 
 impl Write {
@@ -75,7 +77,7 @@ impl Write {
     }
 
     pub fn change_count(&self) -> u64 {
-        self.changes().map(ChangeBatch::len).sum()
+        self.changes
     }
 }
 
@@ -528,7 +530,7 @@ impl Workspace {
             let Ok(value) = Value::typed(raw, self.fields.def(index).field_type) else {
                 continue;
             };
-            if self.contacts.get(no, index) != value {
+            if !self.contacts.column(index).holds(no, value.as_ref()) {
                 self.contacts.set(no, index, value.as_ref());
                 touched.push(index);
             }
@@ -542,7 +544,7 @@ impl Workspace {
             slots.extend_from_slice(self.segments.reading_field(&self.fields.def(field).name));
         }
         write.records.push(Record::Contact(self.snapshot(no)));
-        self.propagate_contact(no, slots, Cause::ContactUpdate, now, write);
+        self.propagate_contact(no, slots, is_new, Cause::ContactUpdate, now, write);
     }
 
     fn snapshot(&self, no: u32) -> ContactSnapshot {
@@ -590,42 +592,58 @@ impl Workspace {
 
     /// Re-evaluates `slots` (and, through `in segment`, whatever depends on
     /// a segment that changed) for one contact, in rank order.
+    ///
+    /// For a new contact (`fresh`) the dependents of every evaluated segment
+    /// are re-evaluated even when its membership did not change: a segment
+    /// outside `slots` is assumed to have its value for the blank contact, and
+    /// that no longer holds when a segment it refers to has a value other than
+    /// its blank one (`not in segment S`, S true for the blank contact but
+    /// false for this one, leaves S's membership unchanged).
     fn propagate_contact(
         &mut self,
         no: u32,
         slots: Vec<Slot>,
+        fresh: bool,
         cause: Cause,
         at: DateTime,
         write: &mut Write,
     ) {
-        let mut queue: BTreeMap<(u32, Slot), bool> = BTreeMap::new();
-        for slot in slots {
-            queue.insert((self.segments.rank(slot), slot), true);
-        }
-        while let Some(((_, slot), direct)) = queue.pop_first() {
+        // Pending (rank, slot, direct), kept sorted so the lowest rank pops first.
+        let mut queue: Vec<(u32, Slot, bool)> = slots
+            .into_iter()
+            .map(|slot| (self.segments.rank(slot), slot, true))
+            .collect();
+        queue.sort_unstable_by(|a, b| b.cmp(a));
+        queue.dedup_by_key(|entry| entry.1);
+        while let Some((_, slot, direct)) = queue.pop() {
             let Some(segment) = self.segments.at(slot) else {
                 continue;
             };
-            let Some(cond) = &segment.def.condition else {
-                continue;
-            };
-            let now_in = matches(cond, no, &self.ctx(at));
-            if now_in == segment.members.contains(no) {
+            let Some(plan) = &segment.plan else { continue };
+            let now_in = plan.matches(no, &self.ctx(at));
+            let changed = now_in != segment.members.contains(no);
+            if !changed && !fresh {
                 continue;
             }
             let id = segment.def.id.clone();
-            self.set_member(slot, no, now_in);
-            let kind = if now_in {
-                ChangeKind::Entered
-            } else {
-                ChangeKind::Exited
-            };
-            let cause = if direct { cause } else { Cause::SegmentRef };
-            self.record(&id, kind, cause, at, RoaringBitmap::from_iter([no]), write);
-            for dependent in self.segments.dependents(&id) {
-                queue
-                    .entry((self.segments.rank(*dependent), *dependent))
-                    .or_insert(false);
+            if changed {
+                self.set_member(slot, no, now_in);
+                let kind = if now_in {
+                    ChangeKind::Entered
+                } else {
+                    ChangeKind::Exited
+                };
+                let cause = if direct { cause } else { Cause::SegmentRef };
+                self.record(&id, kind, cause, at, RoaringBitmap::from_iter([no]), write);
+            }
+            let dependents = self.segments.dependents(&id);
+            if !dependents.is_empty() {
+                for dependent in dependents {
+                    if !queue.iter().any(|entry| entry.1 == *dependent) {
+                        queue.push((self.segments.rank(*dependent), *dependent, false));
+                    }
+                }
+                queue.sort_unstable_by(|a, b| b.cmp(a));
             }
         }
     }
@@ -661,6 +679,7 @@ impl Workspace {
             contacts,
         };
         self.next_seq = batch.seq_end();
+        write.changes += batch.len();
         write.records.push(Record::Changes(batch));
     }
 
@@ -742,13 +761,11 @@ impl Workspace {
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
             entered: members.len(),
-            exited: 0,
+            ..Write::default()
         };
         let id = def.id.clone();
-        self.segments.insert(Segment {
-            def,
-            members: members.clone(),
-        });
+        self.segments
+            .insert(Segment::new(def, members.clone(), &self.fields));
         self.refresh_blank_true(now);
         self.record(
             &id,
@@ -799,7 +816,7 @@ impl Workspace {
             records: vec![Record::Segment(def.clone())],
             ..Write::default()
         };
-        self.segments.redefine(slot, def);
+        self.segments.redefine(slot, def, &self.fields);
         if new_condition {
             let mut queue = BTreeMap::new();
             queue.insert((self.segments.rank(slot), slot), (None, Cause::SegmentEdit));
@@ -1038,7 +1055,7 @@ impl Workspace {
         }
         for def in segments {
             let members = static_members.get(&def.id).cloned().unwrap_or_default();
-            ws.segments.insert(Segment { def, members });
+            ws.segments.insert(Segment::new(def, members, &ws.fields));
         }
         let mut order: Vec<(u32, Slot)> = ws
             .segments

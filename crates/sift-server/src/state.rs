@@ -151,7 +151,7 @@ impl WorkspaceHandle {
                 .engine
                 .write()
                 .map_err(|_| ApiError::internal("engine lock poisoned"))?;
-            let (write, value) = f(&mut ws, now_ms())?;
+            let (mut write, value) = f(&mut ws, now_ms())?;
             let (done_tx, done_rx) = oneshot::channel();
             let writer = self
                 .writer
@@ -164,7 +164,8 @@ impl WorkspaceHandle {
                 ));
             };
             let job = Job {
-                records: write.records.clone(),
+                // The records go to the writer; the caller keeps the counts.
+                records: std::mem::take(&mut write.records),
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
@@ -177,7 +178,7 @@ impl WorkspaceHandle {
         match done.await {
             Ok(Ok(())) => {
                 metrics::counter!("sift_writes_total").increment(1);
-                metrics::counter!("sift_membership_changes_total").increment(write.change_count());
+                metrics::counter!("sift_membership_changes_total").increment(write.changes);
                 Ok((write, value))
             }
             Ok(Err(error)) => Err(ApiError::internal(error)),

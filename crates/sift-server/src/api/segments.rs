@@ -30,6 +30,12 @@ pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
     })
 }
 
+/// Whole-segment evaluations: how many, and how long each took.
+fn record_evaluation(kind: &'static str, took_ms: f64) {
+    metrics::counter!("sift_segment_evaluations_total", "kind" => kind).increment(1);
+    metrics::histogram!("sift_segment_evaluation_seconds", "kind" => kind).record(took_ms / 1000.0);
+}
+
 /// The condition of a body: `condition` (text) or `condition_tree` (JSON), not both.
 fn condition_of(body: &Json, engine: &Workspace) -> Result<Option<Condition>, ApiError> {
     let schema = engine.schema();
@@ -153,7 +159,7 @@ pub async fn create(
             };
             let write = engine.create_segment(input, now)?;
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-            metrics::histogram!("sift_segment_evaluation_seconds").record(took_ms / 1000.0);
+            record_evaluation("create", took_ms);
             let json = engine
                 .segment(&id)
                 .map(|s| segment_json(engine, s))
@@ -252,6 +258,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespon
         let started = Instant::now();
         let members = engine.preview(&condition, crate::state::now_ms())?;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        record_evaluation("preview", took_ms);
         let sample: Vec<Json> = members
             .iter()
             .take(sample_size)
