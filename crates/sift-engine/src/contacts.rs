@@ -72,6 +72,17 @@ impl Contacts {
         self.alive_set.insert(no);
     }
 
+    /// Records the id of contact `no`, deleted before a restart, so that the
+    /// change log still names it; unlike [`Contacts::insert_at`] it leaves the
+    /// contact dead and its id free for a live contact.
+    pub fn insert_tombstone(&mut self, no: u32, id: &str) {
+        let index = no as usize;
+        if index >= self.ids.len() {
+            self.ids.resize(index + 1, Box::from(""));
+        }
+        self.ids[index] = Box::from(id);
+    }
+
     /// Erases contact `no`'s data; its id stays readable for the change log.
     pub fn delete(&mut self, no: u32) {
         let id = self.id(no).to_string();

@@ -400,7 +400,7 @@ impl<T: Copy + PartialOrd> NumTest<T> {
         match self {
             NumTest::Cmp(op, x) => op.holds(value, *x),
             NumTest::Between(low, high) => value >= *low && value <= *high,
-            NumTest::In(list) => list.iter().any(|x| value == *x),
+            NumTest::In(list) => list.contains(&value),
         }
     }
 }

@@ -43,6 +43,10 @@ impl RawValue {
     }
 }
 
+/// A value that the field's type cannot hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrongType;
+
 /// A stored, typed property value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -56,15 +60,15 @@ pub enum Value {
 
 impl Value {
     /// Checks `raw` against `field_type`. `None` for a null (removal).
-    pub fn typed(raw: &RawValue, field_type: FieldType) -> Result<Option<Value>, ()> {
+    pub fn typed(raw: &RawValue, field_type: FieldType) -> Result<Option<Value>, WrongType> {
         Ok(Some(match (field_type, raw) {
             (_, RawValue::Null) => return Ok(None),
             (FieldType::String, RawValue::String(s)) => Value::String(s.clone()),
             (FieldType::Number, RawValue::Number(n)) if n.is_finite() => Value::Number(*n),
             (FieldType::Boolean, RawValue::Bool(b)) => Value::Boolean(*b),
-            (FieldType::Date, RawValue::String(s)) => Value::Date(parse_date(s).ok_or(())?),
+            (FieldType::Date, RawValue::String(s)) => Value::Date(parse_date(s).ok_or(WrongType)?),
             (FieldType::DateTime, RawValue::String(s)) => {
-                Value::DateTime(parse_datetime(s).ok_or(())?)
+                Value::DateTime(parse_datetime(s).ok_or(WrongType)?)
             }
             (FieldType::StringList, RawValue::StringList(items)) => {
                 let mut items = items.clone();
@@ -72,7 +76,7 @@ impl Value {
                 items.dedup();
                 Value::StringList(items)
             }
-            _ => return Err(()),
+            _ => return Err(WrongType),
         }))
     }
 

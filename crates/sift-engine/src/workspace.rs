@@ -360,7 +360,7 @@ impl Workspace {
             if current.field_type != field_type {
                 let in_use = self.contacts.column(index).has_data()
                     || current.builtin
-                    || self.segments.reading_field(name).len() > 0;
+                    || !self.segments.reading_field(name).is_empty();
                 if in_use {
                     return Err(Error::FieldTypeConflict {
                         field: name.to_string(),
@@ -454,6 +454,20 @@ impl Workspace {
             self.apply_input(item, now, &mut write);
         }
         Ok(write)
+    }
+
+    /// Checks upserts without applying any: the index of each item that
+    /// [`Workspace::upsert_contacts`] would refuse, and why.
+    pub fn check_contacts(&self, items: &[ContactInput]) -> Vec<(usize, Error)> {
+        let mut new_fields = HashMap::new();
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| {
+                let checked = self.check_input(item, &mut new_fields);
+                checked.err().map(|error| (index, error))
+            })
+            .collect()
     }
 
     fn check_input(
@@ -1110,13 +1124,12 @@ impl Workspace {
         }
     }
 
-    /// Marks the numbers below `capacity` as handed out, so that numbers of
-    /// contacts deleted before a restart are not reused.
+    /// Restores the ids of contacts deleted before a restart: the change log
+    /// keeps naming them, and their numbers are not handed out again.
     pub fn reserve_numbers(&mut self, ids: impl IntoIterator<Item = (u32, String)>) {
         for (no, id) in ids {
-            if self.contacts.lookup(&id).is_none() && no >= self.contacts.capacity() {
-                self.contacts.insert_at(no, &id);
-                self.contacts.delete(no);
+            if !self.contacts.is_alive(no) {
+                self.contacts.insert_tombstone(no, &id);
             }
         }
     }

@@ -77,6 +77,17 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let checkpointer = WorkspaceReader::open(&path)?;
+        let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name(format!("checkpoint-{}", row.id))
+            .spawn(move || {
+                while checkpoint_rx.recv().is_ok() {
+                    if let Err(error) = checkpointer.checkpoint() {
+                        tracing::warn!(%error, "WAL checkpoint failed; it will be retried");
+                    }
+                }
+            })?;
         let (durable, _) = watch::channel(engine.next_seq());
         let (tx, rx) = mpsc::channel::<Job>();
         let durable_writer = durable.clone();
@@ -98,6 +109,8 @@ impl WorkspaceHandle {
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
                     match result {
                         Ok(()) => {
+                            // Full means a checkpoint is already pending.
+                            let _ = checkpoint_tx.try_send(());
                             let next = jobs.iter().map(|j| j.next_seq).max().unwrap_or(0);
                             durable_writer.send_if_modified(|seq| {
                                 let advanced = next > *seq;
@@ -209,6 +222,10 @@ pub struct Inner {
     keys: RwLock<HashMap<String, String>>,
     workspaces: RwLock<HashMap<String, Arc<WorkspaceHandle>>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Turns true when the server starts shutting down: responses that would
+    /// never end by themselves (the change stream) end on it, so that a
+    /// graceful shutdown does not wait for their clients forever.
+    pub stopping: watch::Sender<bool>,
 }
 
 #[derive(Clone)]
@@ -263,6 +280,7 @@ impl AppState {
             keys: RwLock::new(keys),
             workspaces: RwLock::new(workspaces),
             metrics: prometheus(),
+            stopping: watch::channel(false).0,
         })))
     }
 

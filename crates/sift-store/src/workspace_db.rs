@@ -102,6 +102,9 @@ pub struct StoredChange {
 impl WorkspaceDb {
     pub fn open(path: &Path) -> Result<WorkspaceDb, StoreError> {
         let conn = open(path)?;
+        // Checkpoints run on another connection (`WorkspaceReader::checkpoint`)
+        // so that their fsync of the database file is never on a commit's path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&conn)?;
         Ok(WorkspaceDb { conn })
     }
@@ -448,6 +451,14 @@ impl WorkspaceReader {
             }
         }
         Ok(out)
+    }
+
+    /// Copies committed WAL pages into the database file without blocking
+    /// the writer (SQLite's PASSIVE checkpoint).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// The highest committed seq + 1.

@@ -307,6 +307,11 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             "http batched:    {:>10.0} durable contact writes/s (1,000 per request, 4 clients)",
             (batches * 1000) as f64 / t.elapsed().as_secs_f64()
         );
+        for line in state.metrics.render().lines() {
+            if line.starts_with("sift_store_commit") && (line.contains("quantile=\"0.5\"") || line.contains("quantile=\"0.99\"") || line.contains("_count")) {
+                println!("  {line}");
+            }
+        }
         let _ = stop_tx.send(());
         let _ = server.await;
         Ok::<_, anyhow::Error>(())

@@ -1,12 +1,11 @@
 //! Workspaces and keys, managed with the admin key.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::contacts::{JsonResponse, ok};
-use super::{Admin, Body};
+use super::{Admin, Body, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, key_id};
 

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -14,9 +14,9 @@ use serde_json::{Value as Json, json};
 use sift_store::StoredChange;
 
 use super::contacts::{JsonResponse, ok};
-use super::{Ws, datetime};
+use super::{Path, Query, Ws, datetime};
 use crate::error::{ApiError, ApiResult};
-use crate::state::WorkspaceHandle;
+use crate::state::{AppState, WorkspaceHandle};
 
 fn change_json(change: &StoredChange, contact_id: &str) -> Json {
     json!({
@@ -94,6 +94,7 @@ pub struct StreamQuery {
     responses((status = 200, description = "text/event-stream of changes")))]
 pub async fn stream(
     Ws(ws): Ws,
+    State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -103,18 +104,22 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let after = last_event_id.or(query.after);
     let durable = ws.durable.subscribe();
+    let stopping = app.stopping.subscribe();
     let state = (
         ws,
         after,
-        durable,
+        (durable, stopping),
         std::collections::VecDeque::<Event>::new(),
     );
     let events = futures_util::stream::unfold(
         state,
-        |(ws, mut after, mut durable, mut pending)| async move {
+        |(ws, mut after, (mut durable, mut stopping), mut pending)| async move {
             loop {
+                if *stopping.borrow() {
+                    return None;
+                }
                 if let Some(event) = pending.pop_front() {
-                    return Some((Ok(event), (ws, after, durable, pending)));
+                    return Some((Ok(event), (ws, after, (durable, stopping), pending)));
                 }
                 durable.borrow_and_update();
                 let batch = read_changes(&ws, after, None, 1000).ok()?;
@@ -127,8 +132,12 @@ pub async fn stream(
                     }
                     pending.push_back(event);
                 }
-                if pending.is_empty() && durable.changed().await.is_err() {
-                    return None;
+                if pending.is_empty() {
+                    tokio::select! {
+                        changed = durable.changed() => changed.ok()?,
+                        // The server is shutting down (or gone): end the stream.
+                        _ = stopping.changed() => return None,
+                    }
                 }
             }
         },

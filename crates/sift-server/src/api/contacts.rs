@@ -1,13 +1,13 @@
 //! Contacts: upsert (one or a batch), read, list and search, delete, explain.
 
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{ContactInput, ExplainNode, MAX_BATCH};
 
 use super::{
-    Body, Ws, contact_json, contact_no, cursor, limit, page, parse_cursor, raw_value, value_json,
+    Body, Path, Query, Ws, contact_json, contact_no, cursor, limit, page, parse_cursor, raw_value,
+    value_json,
 };
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -95,6 +95,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
         ));
     }
     let mut inputs = Vec::with_capacity(body.contacts.len());
+    let mut indexes = Vec::with_capacity(body.contacts.len());
     let mut failures = Vec::new();
     for (index, item) in body.contacts.iter().enumerate() {
         let id = match item.get("id") {
@@ -105,11 +106,21 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
             }
         };
         match contact_input(id, item) {
-            Ok(input) => inputs.push(input),
+            Ok(input) => {
+                inputs.push(input);
+                indexes.push(index);
+            }
             Err(message) => failures.push(json!({"index": index, "code": "validation_failed", "message": message, "details": {}})),
         }
     }
     if !failures.is_empty() {
+        // Report every failing item, not only the malformed ones (SPEC §3).
+        let refused = ws.read(|engine| engine.check_contacts(&inputs))?;
+        for (at, error) in refused {
+            let item = ApiError::from(error);
+            failures.push(json!({"index": indexes[at], "code": item.code.as_str(), "message": item.message, "details": item.details}));
+        }
+        failures.sort_by_key(|f| f["index"].as_u64());
         return Err(ApiError::validation(format!(
             "{} of the {} items are invalid",
             failures.len(),

@@ -1,13 +1,12 @@
 //! Fields: list, declare.
 
-use axum::extract::Path;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::FieldDef;
 use sift_lang::FieldType;
 
 use super::contacts::{JsonResponse, ok};
-use super::{Body, Ws, page};
+use super::{Body, Path, Ws, page};
 use crate::error::{ApiError, ApiResult};
 
 fn field_json(def: &FieldDef) -> Json {

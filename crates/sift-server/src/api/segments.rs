@@ -3,14 +3,15 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{Segment, SegmentInput, SegmentKind, SegmentPatch, Workspace};
 use sift_lang::Condition;
 
 use super::contacts::{JsonResponse, ok};
-use super::{Body, Ws, contact_json, cursor, datetime, limit, page, parse_cursor, usages_json};
+use super::{
+    Body, Path, Query, Ws, contact_json, cursor, datetime, limit, page, parse_cursor, usages_json,
+};
 use crate::error::{ApiError, ApiResult};
 
 pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {

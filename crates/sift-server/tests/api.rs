@@ -1,0 +1,21 @@
+//! HTTP integration tests of the API of SPEC §4: one test binary, one module
+//! per area. Every test drives `sift_server::app` with `oneshot` (no socket)
+//! over its own temporary data directory.
+
+#[path = "api/common.rs"]
+mod common;
+
+#[path = "api/changes.rs"]
+mod changes;
+#[path = "api/contacts.rs"]
+mod contacts;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/fields.rs"]
+mod fields;
+#[path = "api/openapi_ops.rs"]
+mod openapi_ops;
+#[path = "api/segments.rs"]
+mod segments;
+#[path = "api/workspaces_auth.rs"]
+mod workspaces_auth;
