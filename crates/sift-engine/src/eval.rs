@@ -148,7 +148,7 @@ pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> boo
     test_value(value.map(ValueRef::of), test, now)
 }
 
-fn test_value(value: Option<ValueRef<'_>>, test: &FieldTest, now: DateTime) -> bool {
+pub(crate) fn test_value(value: Option<ValueRef<'_>>, test: &FieldTest, now: DateTime) -> bool {
     match test {
         FieldTest::IsSet => value.is_some(),
         FieldTest::IsNotSet => value.is_none(),

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use roaring::RoaringBitmap;
+use sift_lang::{Condition, FieldTest};
 
 use crate::changes::{SegmentDef, SegmentKind};
 use crate::eval::{RowPlan, SegmentLookup};
@@ -35,6 +36,9 @@ pub struct Segments {
     by_id: HashMap<String, Slot>,
     by_name: HashMap<String, Slot>,
     by_field: HashMap<String, Vec<Slot>>,
+    /// Per field, each distinct test some dynamic segment makes on it, with
+    /// the segments making it.
+    tests_by_field: HashMap<String, Vec<(FieldTest, Vec<Slot>)>>,
     dependents: HashMap<String, Vec<Slot>>,
     /// Topological rank by slot: a segment ranks above every segment it refers to.
     rank: Vec<u32>,
@@ -93,6 +97,11 @@ impl Segments {
     /// Dynamic segments whose condition reads `field`.
     pub fn reading_field(&self, field: &str) -> &[Slot] {
         self.by_field.get(field).map_or(&[], Vec::as_slice)
+    }
+
+    /// The distinct tests dynamic segments make on `field`, each with its segments.
+    pub fn tests_on(&self, field: &str) -> &[(FieldTest, Vec<Slot>)] {
+        self.tests_by_field.get(field).map_or(&[], Vec::as_slice)
     }
 
     /// Segments whose condition refers to segment `id`.
@@ -165,6 +174,7 @@ impl Segments {
         self.by_id.clear();
         self.by_name.clear();
         self.by_field.clear();
+        self.tests_by_field.clear();
         self.dependents.clear();
         for (slot, segment) in self.slots.iter().enumerate() {
             let Some(segment) = segment else { continue };
@@ -186,6 +196,18 @@ impl Segments {
                         .or_default()
                         .push(slot);
                 }
+                let tests_by_field = &mut self.tests_by_field;
+                for_each_field_test(cond, &mut |field, test| {
+                    let tests = tests_by_field.entry(field.to_string()).or_default();
+                    match tests.iter_mut().find(|(t, _)| t == test) {
+                        Some((_, readers)) => {
+                            if readers.last() != Some(&slot) {
+                                readers.push(slot)
+                            }
+                        }
+                        None => tests.push((test.clone(), vec![slot])),
+                    }
+                });
             }
         }
         self.rank = vec![0; self.slots.len()];
@@ -214,5 +236,18 @@ impl Segments {
             .unwrap_or(0);
         self.rank[slot] = rank;
         rank
+    }
+}
+
+/// Calls `visit` for each contact-field test of `cond` (not those inside
+/// event filters, which test event properties).
+fn for_each_field_test(cond: &Condition, visit: &mut dyn FnMut(&str, &FieldTest)) {
+    match cond {
+        Condition::All(children) | Condition::Any(children) => {
+            children.iter().for_each(|c| for_each_field_test(c, visit))
+        }
+        Condition::Not(inner) => for_each_field_test(inner, visit),
+        Condition::Field { field, test } => visit(field, test),
+        _ => {}
     }
 }

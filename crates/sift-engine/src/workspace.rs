@@ -15,7 +15,7 @@ use crate::changes::{
 };
 use crate::contacts::Contacts;
 use crate::error::{Error, Usage};
-use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches};
+use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches, test_value};
 use crate::fields::{
     self, ANONYMOUS, CREATED_AT, FieldDef, Fields, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT,
 };
@@ -529,13 +529,14 @@ impl Workspace {
                 (no, true)
             }
         };
-        let mut touched: Vec<usize> = vec![UPDATED_AT];
-        self.contacts
-            .set(no, UPDATED_AT, Some(&Value::DateTime(now)));
+        // For a contact that existed, only segments holding a test whose
+        // answer the write flips can change; for a new one, every segment
+        // reading what it set, and those that hold for a blank contact.
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut changes: Vec<(usize, Option<Value>)> =
+            vec![(UPDATED_AT, Some(Value::DateTime(now)))];
         if let Some(anonymous) = item.anonymous {
-            self.contacts
-                .set(no, ANONYMOUS, Some(&Value::Boolean(anonymous)));
-            touched.push(ANONYMOUS);
+            changes.push((ANONYMOUS, Some(Value::Boolean(anonymous))));
         }
         for (name, raw) in &item.properties {
             let Some(index) = self.fields.index(name) else {
@@ -544,18 +545,35 @@ impl Workspace {
             let Ok(value) = Value::typed(raw, self.fields.def(index).field_type) else {
                 continue;
             };
-            if !self.contacts.column(index).holds(no, value.as_ref()) {
+            changes.push((index, value));
+        }
+        for (index, value) in changes {
+            if self.contacts.column(index).holds(no, value.as_ref()) {
+                continue;
+            }
+            let name = &self.fields.def(index).name;
+            if is_new {
+                slots.extend_from_slice(self.segments.reading_field(name));
                 self.contacts.set(no, index, value.as_ref());
-                touched.push(index);
+                continue;
+            }
+            let tests = self.segments.tests_on(name);
+            let before: Vec<bool> = tests
+                .iter()
+                .map(|(test, _)| test_value(self.contacts.column(index).get_ref(no), test, now))
+                .collect();
+            self.contacts.set(no, index, value.as_ref());
+            for ((test, readers), was) in tests.iter().zip(before) {
+                if test_value(self.contacts.column(index).get_ref(no), test, now) != was {
+                    slots.extend_from_slice(readers);
+                }
             }
         }
-        let mut slots: Vec<Slot> = Vec::new();
         if is_new {
-            touched.extend([CREATED_AT, LEAD_SCORE, ANONYMOUS]);
+            for field in [CREATED_AT, LEAD_SCORE, ANONYMOUS] {
+                slots.extend_from_slice(self.segments.reading_field(&self.fields.def(field).name));
+            }
             slots.extend(self.blank_true.iter().copied());
-        }
-        for field in touched {
-            slots.extend_from_slice(self.segments.reading_field(&self.fields.def(field).name));
         }
         write.records.push(Record::Contact(self.snapshot(no)));
         self.propagate_contact(no, slots, is_new, Cause::ContactUpdate, now, write);
