@@ -103,6 +103,22 @@ impl RowPlan {
             RowPlan::Other(cond) => matches(cond, no, ctx),
         }
     }
+
+    /// The answer before a write that replaced the values in `old` (column,
+    /// former value). Only for plans without segment references, whose
+    /// answers depend on nothing but the contact's own values.
+    pub fn matches_before(&self, no: u32, ctx: &Ctx<'_>, old: &[(usize, Option<Value>)]) -> bool {
+        match self {
+            RowPlan::All(children) => children.iter().all(|c| c.matches_before(no, ctx, old)),
+            RowPlan::Any(children) => children.iter().any(|c| c.matches_before(no, ctx, old)),
+            RowPlan::Not(inner) => !inner.matches_before(no, ctx, old),
+            RowPlan::Field(index, test) => match old.iter().find(|(i, _)| i == index) {
+                Some((_, value)) => test_value(value.as_ref().map(ValueRef::of), test, ctx.now),
+                None => test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now),
+            },
+            RowPlan::Other(cond) => matches(cond, no, ctx),
+        }
+    }
 }
 
 /// A borrowed property value: what a column holds for one contact, read

@@ -18,12 +18,23 @@ pub struct Segment {
     pub members: RoaringBitmap,
     /// The condition compiled for one-contact evaluation (None: static).
     pub plan: Option<RowPlan>,
+    /// Whether the condition refers to other segments.
+    pub refers: bool,
 }
 
 impl Segment {
     pub fn new(def: SegmentDef, members: RoaringBitmap, fields: &Fields) -> Segment {
         let plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
-        Segment { def, members, plan }
+        let refers = def
+            .condition
+            .as_ref()
+            .is_some_and(|c| !c.segment_refs().is_empty());
+        Segment {
+            def,
+            members,
+            plan,
+            refers,
+        }
     }
 }
 
@@ -40,6 +51,8 @@ pub struct Segments {
     /// the segments making it.
     tests_by_field: HashMap<String, Vec<(FieldTest, Vec<Slot>)>>,
     dependents: HashMap<String, Vec<Slot>>,
+    /// The same by the referenced segment's slot.
+    dependents_by_slot: Vec<Vec<Slot>>,
     /// Topological rank by slot: a segment ranks above every segment it refers to.
     rank: Vec<u32>,
 }
@@ -109,6 +122,11 @@ impl Segments {
         self.dependents.get(id).map_or(&[], Vec::as_slice)
     }
 
+    /// Segments whose condition refers to the segment in `slot`.
+    pub fn dependents_of(&self, slot: Slot) -> &[Slot] {
+        self.dependents_by_slot.get(slot).map_or(&[], Vec::as_slice)
+    }
+
     pub fn insert(&mut self, segment: Segment) -> Slot {
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
@@ -126,6 +144,10 @@ impl Segments {
     pub fn redefine(&mut self, slot: Slot, def: SegmentDef, fields: &Fields) {
         if let Some(segment) = self.at_mut(slot) {
             segment.plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
+            segment.refers = def
+                .condition
+                .as_ref()
+                .is_some_and(|c| !c.segment_refs().is_empty());
             segment.def = def;
         }
         self.reindex();
@@ -210,6 +232,12 @@ impl Segments {
                 });
             }
         }
+        self.dependents_by_slot = (0..self.slots.len())
+            .map(|slot| match self.at(slot) {
+                Some(segment) => self.dependents(&segment.def.id).to_vec(),
+                None => Vec::new(),
+            })
+            .collect();
         self.rank = vec![0; self.slots.len()];
         for slot in 0..self.slots.len() {
             self.compute_rank(slot, 0);

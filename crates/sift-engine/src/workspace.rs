@@ -547,6 +547,9 @@ impl Workspace {
             };
             changes.push((index, value));
         }
+        // What the write replaced, so that a segment's former answer can be
+        // recomputed instead of probing its (likely cold) member bitmap.
+        let mut old_values: Vec<(usize, Option<Value>)> = Vec::new();
         for (index, value) in changes {
             if self.contacts.column(index).holds(no, value.as_ref()) {
                 continue;
@@ -558,6 +561,9 @@ impl Workspace {
                 continue;
             }
             let tests = self.segments.tests_on(name);
+            if !tests.is_empty() {
+                old_values.push((index, self.contacts.get(no, index)));
+            }
             let before: Vec<bool> = tests
                 .iter()
                 .map(|(test, _)| test_value(self.contacts.column(index).get_ref(no), test, now))
@@ -576,7 +582,8 @@ impl Workspace {
             slots.extend(self.blank_true.iter().copied());
         }
         write.records.push(Record::Contact(self.snapshot(no)));
-        self.propagate_contact(no, slots, is_new, Cause::ContactUpdate, now, write);
+        let before = (!is_new).then_some(old_values.as_slice());
+        self.propagate_contact(no, slots, before, Cause::ContactUpdate, now, write);
     }
 
     fn snapshot(&self, no: u32) -> ContactSnapshot {
@@ -635,7 +642,7 @@ impl Workspace {
         &mut self,
         no: u32,
         slots: Vec<Slot>,
-        fresh: bool,
+        before: Option<&[(usize, Option<Value>)]>,
         cause: Cause,
         at: DateTime,
         write: &mut Write,
@@ -652,13 +659,18 @@ impl Workspace {
                 continue;
             };
             let Some(plan) = &segment.plan else { continue };
-            let now_in = plan.matches(no, &self.ctx(at));
-            let changed = now_in != segment.members.contains(no);
-            if !changed && !fresh {
+            let ctx = self.ctx(at);
+            let now_in = plan.matches(no, &ctx);
+            let was_in = match before {
+                Some(old) if direct && !segment.refers => plan.matches_before(no, &ctx, old),
+                _ => segment.members.contains(no),
+            };
+            let changed = now_in != was_in;
+            if !changed && before.is_some() {
                 continue;
             }
-            let id = segment.def.id.clone();
             if changed {
+                let id = segment.def.id.clone();
                 self.set_member(slot, no, now_in);
                 let kind = if now_in {
                     ChangeKind::Entered
@@ -668,7 +680,7 @@ impl Workspace {
                 let cause = if direct { cause } else { Cause::SegmentRef };
                 self.record(&id, kind, cause, at, RoaringBitmap::from_iter([no]), write);
             }
-            let dependents = self.segments.dependents(&id);
+            let dependents = self.segments.dependents_of(slot);
             if !dependents.is_empty() {
                 for dependent in dependents {
                     if !queue.iter().any(|entry| entry.1 == *dependent) {
