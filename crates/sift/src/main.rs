@@ -13,6 +13,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// glibc's allocator stalls for tens of milliseconds consolidating the many
+// small blocks a bulk load frees; mimalloc keeps per-thread free lists instead.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
