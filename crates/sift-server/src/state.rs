@@ -17,6 +17,8 @@ use crate::error::{ApiError, ApiResult, Code};
 
 /// Most writes one group commit takes.
 const MAX_GROUP: usize = 1024;
+/// Commits between two WAL checkpoints.
+const COMMITS_PER_CHECKPOINT: u32 = 64;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -95,6 +97,7 @@ impl WorkspaceHandle {
         let thread = std::thread::Builder::new()
             .name(format!("writer-{}", row.id))
             .spawn(move || {
+                let mut commits_since_checkpoint = 0;
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
                     while jobs.len() < MAX_GROUP {
@@ -109,8 +112,13 @@ impl WorkspaceHandle {
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
                     match result {
                         Ok(()) => {
-                            // Full means a checkpoint is already pending.
-                            let _ = checkpoint_tx.try_send(());
+                            // Checkpoint every few commits, so that each copies
+                            // many pages at once; full means one is pending.
+                            commits_since_checkpoint += 1;
+                            if commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
+                                commits_since_checkpoint = 0;
+                                let _ = checkpoint_tx.try_send(());
+                            }
                             let next = jobs.iter().map(|j| j.next_seq).max().unwrap_or(0);
                             durable_writer.send_if_modified(|seq| {
                                 let advanced = next > *seq;

@@ -279,7 +279,13 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             percentile(&create_times, 0.5).as_secs_f64() * 1000.0,
             create_times[0].as_secs_f64() * 1000.0
         );
-        for concurrency in [64usize] {
+        let phone_bodies: Arc<Vec<(String, String)>> = Arc::new(
+            (0..n_contacts.min(50_000))
+                .map(|i| (format!("c{i}"), serde_json::json!({"properties": {"phone": format!("+34 611 {i:06}")}}).to_string()))
+                .collect(),
+        );
+        let concurrency = 64usize;
+        for (label, bodies) in [("mixed", bodies.clone()), ("phone", phone_bodies)] {
             let per_client = 400;
             let t = Instant::now();
             let mut tasks = Vec::new();
@@ -310,7 +316,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             let took = t.elapsed();
             latencies.sort();
             println!(
-                "http single:     {:>10.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms",
+                "http single {label}: {:>8.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms",
                 latencies.len() as f64 / took.as_secs_f64(),
                 percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
                 percentile(&latencies, 0.99).as_secs_f64() * 1000.0
