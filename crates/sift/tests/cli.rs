@@ -1,0 +1,215 @@
+//! The `sift` command's own verbs, run as a user would: `check` prints a
+//! canonical condition or a pointed error with exit code 1, and `import
+//! contacts` streams CSV and JSON Lines into a stopped server's data
+//! directory, skipping bad rows and naming them by line number.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sift() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sift"));
+    command.env_remove("SIFT_ADMIN_KEY").env("SIFT_LOG", "warn");
+    command
+}
+
+#[test]
+fn check_prints_the_canonical_text_and_the_tree() {
+    let out = sift().args(["check", "NEWSLETTER_X = 1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = sift()
+        .args([
+            "check",
+            "newsletter = true AND interests CONTAINS \"shoes\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.splitn(2, '\n');
+    assert_eq!(
+        lines.next().unwrap(),
+        "newsletter = true and interests contains \"shoes\""
+    );
+    let tree: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        tree,
+        serde_json::json!({"all": [
+            {"field": "newsletter", "op": "eq", "value": true},
+            {"field": "interests", "op": "contains", "value": "shoes"}
+        ]})
+    );
+}
+
+#[test]
+fn check_points_at_the_fault() {
+    let out = sift()
+        .args(["check", "newsletter = true\nand birth_date >= 1965-13-01"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("at 2:19"), "{stderr}");
+    assert!(stderr.contains("                  ^"), "{stderr}");
+    let out = sift()
+        .args([
+            "check",
+            "orders between 2 and 5",
+            "--field",
+            "orders:number",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// Starts `sift serve` once so the data directory has its first workspace,
+/// then stops it.
+fn first_start(data: &std::path::Path) {
+    let mut child = sift()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().starts_with("Workspace key") || Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    first_start(&data);
+
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "id,email,newsletter,orders,interests,birth_date\n\
+         a1,a1@x.com,true,3,shoes|bags,1990-01-01\n\
+         a2,a2@x.com,false,x,,\n\
+         \"a3\",\"a3@x.com, with a comma\",true,5,hats,1965-13-01\n\
+         a4,\"a4@x.com\",true,7,,\n",
+    )
+    .unwrap();
+    let out = sift()
+        .args(["import", "contacts"])
+        .arg(&csv)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 2 contacts"), "{stdout}");
+    assert!(
+        stderr.contains("line 3: field \"orders\" expects a number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4: field \"birth_date\" expects a date"),
+        "{stderr}"
+    );
+
+    let jsonl = dir.path().join("contacts.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"j1\", \"properties\": {\"email\": \"j1@x.com\", \"interests\": [\"shoes\"]}}\n\
+         not json\n\
+         \n\
+         {\"id\": \"j2\", \"properties\": {\"newsletter\": \"yes\"}}\n\
+         {\"properties\": {}}\n\
+         {\"id\": \"a1\", \"properties\": {\"orders\": 4}}\n",
+    )
+    .unwrap();
+    let out = sift()
+        .args(["import", "contacts"])
+        .arg(&jsonl)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 2 contacts"), "{stdout}");
+    assert!(stderr.contains("line 2: not valid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 4: field \"newsletter\" expects a boolean"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5: each line needs an \"id\""),
+        "{stderr}"
+    );
+
+    // What was imported is what the engine rebuilds on the next start.
+    let state = sift_server::AppState::open(sift_server::Config::new(&data, None)).unwrap();
+    let (id, _) = state.workspace_rows().remove(0);
+    let handle = state.workspace(&id).unwrap();
+    let (ids, orders) = handle
+        .read(|ws| {
+            let mut ids: Vec<String> = ws
+                .contacts()
+                .alive()
+                .iter()
+                .map(|no| ws.contacts().id(no).to_string())
+                .collect();
+            ids.sort();
+            let a1 = ws.lookup("a1").and_then(|no| ws.contact(no)).unwrap();
+            let orders = a1
+                .properties
+                .iter()
+                .find(|(k, _)| k == "orders")
+                .map(|(_, v)| v.clone());
+            (ids, orders)
+        })
+        .unwrap();
+    assert_eq!(ids, ["a1", "a4", "j1"]);
+    assert_eq!(orders, Some(sift_engine::Value::Number(4.0)));
+    state.close();
+}
+
+#[test]
+fn import_refuses_a_directory_a_server_is_using() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = sift()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().starts_with("Workspace key") {
+            break;
+        }
+    }
+    let file = dir.path().join("c.jsonl");
+    std::fs::write(&file, "{\"id\": \"x\"}\n").unwrap();
+    let out = sift()
+        .args(["import", "contacts"])
+        .arg(&file)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another sift process is using"),
+        "{out:?}"
+    );
+}
