@@ -213,39 +213,14 @@ impl Workspace {
         if !self.contacts.is_alive(no) {
             return None;
         }
-        let get = |field| self.contacts.get(no, field);
-        let properties = self
-            .fields
-            .all()
-            .iter()
-            .enumerate()
-            .filter(|(_, def)| !def.system)
-            .filter_map(|(i, def)| get(i).map(|v| (def.name.clone(), v)))
-            .collect();
-        let datetime = |field| match get(field) {
-            Some(Value::DateTime(t)) => Some(t),
-            _ => None,
-        };
-        let segments = self
+        let mut view = self.contact_without_segments(no);
+        view.segments = self
             .segments
             .iter()
             .filter(|(_, s)| s.members.contains(no))
             .map(|(_, s)| (s.def.id.clone(), s.def.name.clone()))
             .collect();
-        Some(ContactView {
-            no,
-            id: self.contacts.id(no).to_string(),
-            anonymous: matches!(get(ANONYMOUS), Some(Value::Boolean(true))),
-            created_at: datetime(CREATED_AT).unwrap_or(0),
-            updated_at: datetime(UPDATED_AT).unwrap_or(0),
-            last_seen_at: datetime(LAST_SEEN_AT),
-            lead_score: match get(LEAD_SCORE) {
-                Some(Value::Number(n)) => n,
-                _ => 0.0,
-            },
-            properties,
-            segments,
-        })
+        Some(view)
     }
 
     /// Live contacts matching `query` (a substring of the id or email, without

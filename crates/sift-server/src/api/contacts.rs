@@ -169,15 +169,19 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-/// Lists and searches contacts, in creation order.
-#[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListQuery),
-    responses((status = 200, description = "a page of contacts")))]
-pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
-    let after = parse_cursor(query.cursor.as_deref())?;
-    let limit = limit(query.limit)?;
-    let body = ws.read(|engine| {
-        let (numbers, more) =
-            engine.list_contacts(query.q.as_deref(), query.segment.as_deref(), after, limit)?;
+/// A page of contacts (matching `q`, in `segment`) after `cursor`, as the
+/// list endpoints answer it.
+pub fn contact_page(
+    ws: &crate::state::WorkspaceHandle,
+    q: Option<&str>,
+    segment: Option<&str>,
+    cursor_text: Option<&str>,
+    limit_value: Option<usize>,
+) -> ApiResult<Json> {
+    let after = parse_cursor(cursor_text)?;
+    let limit = limit(limit_value)?;
+    ws.read(|engine| {
+        let (numbers, more) = engine.list_contacts(q, segment, after, limit)?;
         let next = if more {
             numbers.last().map(|n| cursor(*n))
         } else {
@@ -189,7 +193,20 @@ pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonR
             .map(|view| contact_json(&view))
             .collect();
         Ok::<_, ApiError>(page(items, next))
-    })??;
+    })?
+}
+
+/// Lists and searches contacts, in creation order.
+#[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListQuery),
+    responses((status = 200, description = "a page of contacts")))]
+pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
+    let body = contact_page(
+        &ws,
+        query.q.as_deref(),
+        query.segment.as_deref(),
+        query.cursor.as_deref(),
+        query.limit,
+    )?;
     Ok(ok(body))
 }
 

@@ -9,9 +9,7 @@ use sift_engine::{Segment, SegmentInput, SegmentKind, SegmentPatch, Workspace};
 use sift_lang::Condition;
 
 use super::contacts::{JsonResponse, ok};
-use super::{
-    Body, Path, Query, Ws, contact_json, cursor, datetime, limit, page, parse_cursor, usages_json,
-};
+use super::{Body, Path, Query, Ws, contact_json, datetime, page, usages_json};
 use crate::error::{ApiError, ApiResult};
 
 pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
@@ -300,22 +298,8 @@ pub async fn contacts(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<JsonResponse> {
-    let after = parse_cursor(query.cursor.as_deref())?;
-    let limit = limit(query.limit)?;
-    let body = ws.read(|engine| {
-        let (numbers, more) = engine.list_contacts(None, Some(&id), after, limit)?;
-        let next = if more {
-            numbers.last().map(|n| cursor(*n))
-        } else {
-            None
-        };
-        let items = numbers
-            .iter()
-            .filter_map(|no| engine.contact(*no))
-            .map(|v| contact_json(&v))
-            .collect();
-        Ok::<_, ApiError>(page(items, next))
-    })??;
+    let body =
+        super::contacts::contact_page(&ws, None, Some(&id), query.cursor.as_deref(), query.limit)?;
     Ok(ok(body))
 }
 
