@@ -1,0 +1,450 @@
+//! One workspace's whole in-memory state, and every write to it.
+//!
+//! A write validates everything first (and changes nothing when it fails),
+//! then applies itself, re-evaluates only the segments it can affect — in
+//! rank order so that `in segment` always sees its target's new membership —
+//! and returns the [`Record`]s the store must persist, change log included.
+
+use roaring::RoaringBitmap;
+use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
+
+use crate::changes::{ChangeBatch, Record, SegmentKind};
+use crate::contacts::Contacts;
+use crate::error::{Error, Usage};
+use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches};
+use crate::fields::{self, FieldDef, Fields};
+use crate::segments::{Segment, Segments, Slot};
+
+mod contacts;
+mod restore;
+mod segment_writes;
+use crate::value::{RawValue, Value};
+
+/// Most upserts one batch may hold (SPEC §4).
+pub const MAX_BATCH: usize = 10_000;
+/// Scopes up to this many contacts are re-evaluated one contact at a time;
+/// larger ones with a bulk evaluation.
+const ROW_SCOPE_LIMIT: u64 = 2_048;
+
+/// An upsert of one contact: given properties are set, `Null` removes one.
+#[derive(Clone, Debug, Default)]
+pub struct ContactInput {
+    pub id: String,
+    pub properties: Vec<(String, RawValue)>,
+    pub anonymous: Option<bool>,
+}
+
+/// A segment to create. The condition was parsed by the caller against
+/// [`Workspace::schema`].
+#[derive(Clone, Debug)]
+pub struct SegmentInput {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub kind: SegmentKind,
+    pub condition: Option<Condition>,
+    pub test: bool,
+}
+
+/// An edit; `None` leaves a part unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct SegmentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub condition: Option<Condition>,
+}
+
+/// What a write did.
+#[derive(Clone, Debug, Default)]
+pub struct Write {
+    /// To persist, in order, in one transaction.
+    pub records: Vec<Record>,
+    /// Entries and exits of the segment a segment write was about.
+    pub entered: u64,
+    pub exited: u64,
+    /// Membership changes recorded (entries and exits of every segment).
+    pub changes: u64,
+}
+
+impl Write {
+    pub fn changes(&self) -> impl Iterator<Item = &ChangeBatch> {
+        self.records.iter().filter_map(|r| match r {
+            Record::Changes(batch) => Some(batch),
+            _ => None,
+        })
+    }
+
+    pub fn change_count(&self) -> u64 {
+        self.changes
+    }
+}
+
+/// A contact as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactView {
+    pub no: u32,
+    pub id: String,
+    pub anonymous: bool,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    pub last_seen_at: Option<DateTime>,
+    pub lead_score: f64,
+    pub properties: Vec<(String, Value)>,
+    /// (id, name) of the segments it belongs to.
+    pub segments: Vec<(String, String)>,
+}
+
+/// One node of an explanation: whether it holds for the contact, and the
+/// value the contact has for a field node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExplainNode {
+    pub condition: Condition,
+    pub result: bool,
+    pub value: Option<Value>,
+    pub children: Vec<ExplainNode>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    fields: Fields,
+    contacts: Contacts,
+    segments: Segments,
+    next_seq: u64,
+    /// Dynamic segments that hold for a contact with no properties: a new
+    /// contact is checked against these besides those reading what it sets.
+    blank_true: Vec<Slot>,
+}
+
+/// The checker's view of a workspace.
+pub struct WorkspaceSchema<'a> {
+    fields: &'a Fields,
+    segments: &'a Segments,
+}
+
+impl Schema for WorkspaceSchema<'_> {
+    fn field_type(&self, name: &str) -> Option<FieldType> {
+        self.fields.get(name).map(|f| f.field_type)
+    }
+
+    fn segment_id(&self, name: &str) -> Option<String> {
+        self.segments.by_name(name).map(|s| s.def.id.clone())
+    }
+
+    fn segment_name(&self, id: &str) -> Option<String> {
+        self.segments.get(id).map(|s| s.def.name.clone())
+    }
+}
+
+/// Answers `in segment` for the imaginary blank contact `BLANK`.
+struct BlankLookup<'a> {
+    blank: &'a [bool],
+    segments: &'a Segments,
+    yes: RoaringBitmap,
+    no: RoaringBitmap,
+}
+
+const BLANK: u32 = u32::MAX;
+
+impl SegmentLookup for BlankLookup<'_> {
+    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap> {
+        let slot = self.segments.slot(segment_id)?;
+        Some(if self.blank[slot] {
+            &self.yes
+        } else {
+            &self.no
+        })
+    }
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let mut ws = Workspace::default();
+        for def in ws.fields.all().to_vec() {
+            ws.contacts.add_column(def.field_type);
+        }
+        ws
+    }
+
+    // -- reads --------------------------------------------------------------
+
+    pub fn schema(&self) -> WorkspaceSchema<'_> {
+        WorkspaceSchema {
+            fields: &self.fields,
+            segments: &self.segments,
+        }
+    }
+
+    pub fn fields(&self) -> &[FieldDef] {
+        self.fields.all()
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.get(name)
+    }
+
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
+    }
+
+    pub fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
+    pub fn segment(&self, id: &str) -> Option<&Segment> {
+        self.segments.get(id)
+    }
+
+    /// The seq the next recorded change will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn contact_count(&self) -> u64 {
+        self.contacts.count()
+    }
+
+    pub fn lookup(&self, id: &str) -> Option<u32> {
+        self.contacts.lookup(id)
+    }
+
+    pub fn contact(&self, no: u32) -> Option<ContactView> {
+        if !self.contacts.is_alive(no) {
+            return None;
+        }
+        let mut view = self.contact_without_segments(no);
+        view.segments = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.members.contains(no))
+            .map(|(_, s)| (s.def.id.clone(), s.def.name.clone()))
+            .collect();
+        Some(view)
+    }
+
+    /// Live contacts matching `query` (a substring of the id or email, without
+    /// case) and in `segment`, after number `after`, at most `limit`. Returns
+    /// the page and whether more follow.
+    pub fn list_contacts(
+        &self,
+        query: Option<&str>,
+        segment: Option<&str>,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<(Vec<u32>, bool), Error> {
+        let pool = match segment {
+            Some(id) => &self.segment_or_404(id)?.members,
+            None => self.contacts.alive(),
+        };
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let email = self.fields.index("email");
+        let needle = query.map(str::to_lowercase).filter(|q| !q.is_empty());
+        let mut page = Vec::new();
+        for no in pool.range(start..) {
+            if let Some(needle) = &needle {
+                let id_hit = self
+                    .contacts
+                    .id(no)
+                    .to_lowercase()
+                    .contains(needle.as_str());
+                let email_hit = email.is_some_and(|f| {
+                    matches!(self.contacts.get(no, f), Some(Value::String(e)) if e.to_lowercase().contains(needle.as_str()))
+                });
+                if !id_hit && !email_hit {
+                    continue;
+                }
+            }
+            if page.len() == limit {
+                return Ok((page, true));
+            }
+            page.push(no);
+        }
+        Ok((page, false))
+    }
+
+    pub(super) fn ctx(&self, now: DateTime) -> Ctx<'_> {
+        Ctx {
+            fields: &self.fields,
+            contacts: &self.contacts,
+            segments: &self.segments,
+            now,
+        }
+    }
+
+    pub(super) fn segment_or_404(&self, id: &str) -> Result<&Segment, Error> {
+        self.segments.get(id).ok_or_else(|| Error::NotFound {
+            what: "segment",
+            id: id.to_string(),
+        })
+    }
+
+    /// Members of an unsaved condition.
+    pub fn preview(&self, condition: &Condition, now: DateTime) -> Result<RoaringBitmap, Error> {
+        check_supported(condition)?;
+        Ok(evaluate_all(condition, &self.ctx(now)))
+    }
+
+    /// Per-node truth of segment `id`'s condition for contact `no`.
+    pub fn explain(&self, no: u32, id: &str, now: DateTime) -> Result<ExplainNode, Error> {
+        let segment = self.segment_or_404(id)?;
+        let ctx = self.ctx(now);
+        Ok(match &segment.def.condition {
+            Some(cond) => explain_node(cond, no, &ctx),
+            None => ExplainNode {
+                condition: Condition::InSegment(id.to_string()),
+                result: segment.members.contains(no),
+                value: None,
+                children: Vec::new(),
+            },
+        })
+    }
+
+    /// Workflows come later; today only segments refer to segments.
+    pub fn usages(&self, id: &str) -> Result<Vec<Usage>, Error> {
+        self.segment_or_404(id)?;
+        Ok(self
+            .segments
+            .dependents(id)
+            .iter()
+            .filter_map(|slot| self.segments.at(*slot))
+            .map(|s| Usage {
+                kind: "segment",
+                id: s.def.id.clone(),
+                name: s.def.name.clone(),
+                role: "condition",
+            })
+            .collect())
+    }
+
+    // -- fields ---------------------------------------------------------------
+
+    /// Declares a field, or changes its type (only while it holds no data) or label.
+    pub fn declare_field(
+        &mut self,
+        name: &str,
+        field_type: FieldType,
+        label: Option<&str>,
+    ) -> Result<Write, Error> {
+        if !fields::valid_field_name(name) {
+            return Err(Error::InvalidFieldName(name.to_string()));
+        }
+        let label = label.map(str::to_string);
+        if let Some(index) = self.fields.index(name) {
+            let current = self.fields.def(index).clone();
+            if current.field_type != field_type {
+                let in_use = self.contacts.column(index).has_data()
+                    || current.builtin
+                    || !self.segments.reading_field(name).is_empty();
+                if in_use {
+                    return Err(Error::FieldTypeConflict {
+                        field: name.to_string(),
+                        current: current.field_type,
+                        requested: field_type,
+                    });
+                }
+                self.contacts.retype_column(index, field_type);
+            }
+            let def = FieldDef {
+                field_type,
+                label: label.unwrap_or(current.label),
+                ..current
+            };
+            self.fields.push(def.clone());
+            return Ok(Write {
+                records: vec![Record::Field(def)],
+                ..Write::default()
+            });
+        }
+        let def = FieldDef {
+            name: name.to_string(),
+            field_type,
+            label: label.unwrap_or_else(|| default_label(name)),
+            builtin: false,
+            system: false,
+        };
+        self.add_field(def.clone());
+        Ok(Write {
+            records: vec![Record::Field(def)],
+            ..Write::default()
+        })
+    }
+
+    pub(super) fn add_field(&mut self, def: FieldDef) -> usize {
+        let field_type = def.field_type;
+        let index = self.fields.push(def);
+        if index >= self.contacts.columns().len() {
+            self.contacts.add_column(field_type);
+        }
+        index
+    }
+}
+
+fn explain_node(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> ExplainNode {
+    let children: Vec<ExplainNode> = match cond {
+        Condition::All(children) | Condition::Any(children) => {
+            children.iter().map(|c| explain_node(c, no, ctx)).collect()
+        }
+        Condition::Not(inner) => vec![explain_node(inner, no, ctx)],
+        _ => Vec::new(),
+    };
+    let value = match cond {
+        Condition::Field { field, .. } => ctx
+            .fields
+            .index(field)
+            .and_then(|i| ctx.contacts.get(no, i)),
+        _ => None,
+    };
+    ExplainNode {
+        condition: cond.clone(),
+        result: matches(cond, no, ctx),
+        value,
+        children,
+    }
+}
+
+/// Relative-time operators and behavioural conditions need the timer queue
+/// and the event store; until they exist a segment using them could not be
+/// kept exact, so it is refused rather than silently wrong.
+fn check_supported(cond: &Condition) -> Result<(), Error> {
+    let mut unsupported = None;
+    cond.walk(&mut |node| match node {
+        Condition::Field { test, .. } => {
+            if matches!(
+                test,
+                FieldTest::InLast(_) | FieldTest::BeforeAgo(_) | FieldTest::AfterAgo(_)
+            ) {
+                unsupported
+                    .get_or_insert("relative-time operators (in last, before … ago, after … ago)");
+            }
+        }
+        Condition::Event { .. } | Condition::EventSum { .. } => {
+            unsupported.get_or_insert("behavioural conditions (performed …, total …)");
+        }
+        _ => {}
+    });
+    match unsupported {
+        Some(what) => Err(Error::Unsupported(format!(
+            "{what} are not supported by this version of Sift yet"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn checked_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::Invalid(
+            "a segment name must have 1 to 200 characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// `favourite_color` → `Favourite color`.
+fn default_label(name: &str) -> String {
+    let spaced = name.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}

@@ -1,0 +1,102 @@
+//! Rebuilding a workspace from stored state.
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+use sift_lang::DateTime;
+
+use super::*;
+use crate::changes::{ContactSnapshot, SegmentDef};
+use crate::eval::evaluate_all;
+use crate::fields::{ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
+use crate::segments::{Segment, Slot};
+use crate::value::Value;
+
+impl Workspace {
+    // -- restore --------------------------------------------------------------
+
+    /// Rebuilds a workspace from stored state: fields, contacts, segment
+    /// definitions, static members and the next seq. Dynamic membership is
+    /// evaluated afresh.
+    pub fn restore(
+        fields: Vec<FieldDef>,
+        contacts: Vec<ContactSnapshot>,
+        segments: Vec<SegmentDef>,
+        static_members: HashMap<String, RoaringBitmap>,
+        next_seq: u64,
+        now: DateTime,
+    ) -> Workspace {
+        let mut ws = Workspace::new();
+        for def in fields {
+            ws.add_field(def);
+        }
+        for contact in contacts {
+            ws.restore_contact(contact);
+        }
+        for def in segments {
+            let members = static_members.get(&def.id).cloned().unwrap_or_default();
+            ws.segments.insert(Segment::new(def, members, &ws.fields));
+        }
+        let mut order: Vec<(u32, Slot)> = ws
+            .segments
+            .iter()
+            .filter(|(_, s)| s.def.condition.is_some())
+            .map(|(slot, _)| (ws.segments.rank(slot), slot))
+            .collect();
+        order.sort_unstable();
+        for (_, slot) in order {
+            let Some(cond) = ws.segments.at(slot).and_then(|s| s.def.condition.clone()) else {
+                continue;
+            };
+            let members = evaluate_all(&cond, &ws.ctx(now));
+            if let Some(segment) = ws.segments.at_mut(slot) {
+                segment.members = members;
+            }
+        }
+        ws.next_seq = next_seq;
+        ws.refresh_blank_true(now);
+        ws
+    }
+
+    pub(super) fn restore_contact(&mut self, contact: ContactSnapshot) {
+        let no = contact.no;
+        self.contacts.insert_at(no, &contact.id);
+        self.contacts
+            .set(no, CREATED_AT, Some(&Value::DateTime(contact.created_at)));
+        self.contacts
+            .set(no, UPDATED_AT, Some(&Value::DateTime(contact.updated_at)));
+        if let Some(t) = contact.last_seen_at {
+            self.contacts
+                .set(no, LAST_SEEN_AT, Some(&Value::DateTime(t)));
+        }
+        self.contacts
+            .set(no, ANONYMOUS, Some(&Value::Boolean(contact.anonymous)));
+        self.contacts
+            .set(no, LEAD_SCORE, Some(&Value::Number(contact.lead_score)));
+        for (name, value) in &contact.properties {
+            let index = match self.fields.index(name) {
+                Some(index) => index,
+                None => self.add_field(FieldDef {
+                    name: name.clone(),
+                    field_type: value.field_type(),
+                    label: default_label(name),
+                    builtin: false,
+                    system: false,
+                }),
+            };
+            if self.fields.def(index).field_type == value.field_type() {
+                self.contacts.set(no, index, Some(value));
+            }
+        }
+    }
+
+    /// Restores the ids of contacts deleted before a restart: the change log
+    /// keeps naming them, and their numbers are not handed out again.
+    pub fn reserve_numbers(&mut self, ids: impl IntoIterator<Item = (u32, String)>) {
+        for (no, id) in ids {
+            if !self.contacts.is_alive(no) {
+                self.contacts.insert_tombstone(no, &id);
+            }
+        }
+    }
+}

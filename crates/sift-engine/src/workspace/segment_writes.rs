@@ -1,0 +1,335 @@
+//! Segment writes: create, edit, delete, static members, and bulk
+//! re-evaluation in rank order through `in segment` references.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+use sift_lang::{Condition, DateTime};
+
+use super::*;
+use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind};
+use crate::error::Error;
+use crate::eval::{Ctx, evaluate_all, matches};
+use crate::segments::{Segment, Slot};
+
+impl Workspace {
+    // -- segments -------------------------------------------------------------
+
+    pub fn create_segment(&mut self, input: SegmentInput, now: DateTime) -> Result<Write, Error> {
+        let name = checked_name(&input.name)?;
+        if self.segments.by_name(&name).is_some() {
+            return Err(Error::NameTaken(name));
+        }
+        if self.segments.get(&input.id).is_some() {
+            return Err(Error::Invalid(format!(
+                "segment id {:?} is taken",
+                input.id
+            )));
+        }
+        let condition = match input.kind {
+            SegmentKind::Dynamic => {
+                let cond = input.condition.unwrap_or(Condition::All(Vec::new()));
+                self.check_condition(&input.id, &cond)?;
+                Some(cond)
+            }
+            SegmentKind::Static if input.condition.is_some() => {
+                return Err(Error::Invalid(
+                    "a static segment has no condition: its members are added and removed through the API and workflows".into(),
+                ));
+            }
+            SegmentKind::Static => None,
+        };
+        if input.test && input.kind != SegmentKind::Static {
+            return Err(Error::Invalid(
+                "only a static segment can be a test segment".into(),
+            ));
+        }
+        let def = SegmentDef {
+            id: input.id,
+            name,
+            description: input.description,
+            kind: input.kind,
+            condition,
+            test: input.test,
+            created_at: now,
+            updated_at: now,
+        };
+        let members = match &def.condition {
+            Some(cond) => evaluate_all(cond, &self.ctx(now)),
+            None => RoaringBitmap::new(),
+        };
+        let mut write = Write {
+            records: vec![Record::Segment(def.clone())],
+            entered: members.len(),
+            ..Write::default()
+        };
+        let id = def.id.clone();
+        self.segments
+            .insert(Segment::new(def, members.clone(), &self.fields));
+        self.refresh_blank_true(now);
+        self.record(
+            &id,
+            ChangeKind::Entered,
+            Cause::SegmentEdit,
+            now,
+            members,
+            &mut write,
+        );
+        Ok(write)
+    }
+
+    pub fn update_segment(
+        &mut self,
+        id: &str,
+        patch: SegmentPatch,
+        now: DateTime,
+    ) -> Result<Write, Error> {
+        let slot = self.segments.slot(id).ok_or_else(|| Error::NotFound {
+            what: "segment",
+            id: id.to_string(),
+        })?;
+        let mut def = self.segment_or_404(id)?.def.clone();
+        if let Some(name) = &patch.name {
+            let name = checked_name(name)?;
+            if self.segments.by_name(&name).is_some_and(|s| s.def.id != id) {
+                return Err(Error::NameTaken(name));
+            }
+            def.name = name;
+        }
+        if let Some(description) = patch.description {
+            def.description = description;
+        }
+        let new_condition = patch.condition.is_some();
+        if let Some(cond) = patch.condition {
+            if def.kind == SegmentKind::Static {
+                return Err(Error::WrongKind {
+                    id: id.to_string(),
+                    kind: SegmentKind::Static,
+                    reason: "it has no condition to edit",
+                });
+            }
+            self.check_condition(id, &cond)?;
+            def.condition = Some(cond);
+        }
+        def.updated_at = now;
+        let mut write = Write {
+            records: vec![Record::Segment(def.clone())],
+            ..Write::default()
+        };
+        self.segments.redefine(slot, def, &self.fields);
+        if new_condition {
+            let mut queue = BTreeMap::new();
+            queue.insert((self.segments.rank(slot), slot), (None, Cause::SegmentEdit));
+            let (entered, exited) = self.propagate_bulk(queue, now, &mut write);
+            write.entered = entered;
+            write.exited = exited;
+            self.refresh_blank_true(now);
+        }
+        Ok(write)
+    }
+
+    pub fn delete_segment(&mut self, id: &str) -> Result<Write, Error> {
+        let usages = self.usages(id)?;
+        if !usages.is_empty() {
+            return Err(Error::InUse {
+                id: id.to_string(),
+                usages,
+            });
+        }
+        if let Some(slot) = self.segments.slot(id) {
+            self.segments.remove(slot);
+        }
+        self.refresh_blank_true(0);
+        Ok(Write {
+            records: vec![Record::SegmentDeleted { id: id.to_string() }],
+            ..Write::default()
+        })
+    }
+
+    /// Adds (or removes) contacts to a static segment.
+    pub fn set_static_members(
+        &mut self,
+        id: &str,
+        contact_ids: &[String],
+        add: bool,
+        now: DateTime,
+    ) -> Result<Write, Error> {
+        let segment = self.segment_or_404(id)?;
+        if segment.def.kind != SegmentKind::Static {
+            return Err(Error::WrongKind {
+                id: id.to_string(),
+                kind: segment.def.kind,
+                reason: "its members follow its condition; only static segments take contacts by hand",
+            });
+        }
+        let mut numbers = RoaringBitmap::new();
+        let mut unknown = Vec::new();
+        for contact_id in contact_ids {
+            match self.contacts.lookup(contact_id) {
+                Some(no) => {
+                    numbers.insert(no);
+                }
+                None => unknown.push(contact_id.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::UnknownContacts(unknown));
+        }
+        let changed = if add {
+            &numbers - &segment.members
+        } else {
+            &numbers & &segment.members
+        };
+        let slot = self.segments.slot(id).unwrap_or_default();
+        let mut write = Write::default();
+        write.records.push(Record::StaticMembers {
+            segment_id: id.to_string(),
+            contacts: changed.clone(),
+            present: add,
+        });
+        if let Some(segment) = self.segments.at_mut(slot) {
+            if add {
+                segment.members |= &changed;
+            } else {
+                segment.members -= &changed;
+            }
+        }
+        let (kind, cause) = if add {
+            (ChangeKind::Entered, Cause::StaticAdd)
+        } else {
+            (ChangeKind::Exited, Cause::StaticRemove)
+        };
+        if add {
+            write.entered = changed.len();
+        } else {
+            write.exited = changed.len();
+        }
+        self.record(id, kind, cause, now, changed.clone(), &mut write);
+        let mut queue = BTreeMap::new();
+        for dependent in self.segments.dependents(id) {
+            queue.insert(
+                (self.segments.rank(*dependent), *dependent),
+                (Some(changed.clone()), Cause::SegmentRef),
+            );
+        }
+        self.propagate_bulk(queue, now, &mut write);
+        Ok(write)
+    }
+
+    /// Re-evaluates queued segments over their scope (None: everyone), in rank
+    /// order, queueing the dependents of every segment that changed. Returns
+    /// the entries and exits of the first segment processed.
+    pub(super) fn propagate_bulk(
+        &mut self,
+        mut queue: BTreeMap<(u32, Slot), (Option<RoaringBitmap>, Cause)>,
+        at: DateTime,
+        write: &mut Write,
+    ) -> (u64, u64) {
+        let mut first = None;
+        while let Some(((_, slot), (scope, cause))) = queue.pop_first() {
+            let Some(segment) = self.segments.at(slot) else {
+                continue;
+            };
+            let Some(cond) = &segment.def.condition else {
+                continue;
+            };
+            let ctx = self.ctx(at);
+            let fresh = match &scope {
+                Some(scope) if scope.len() <= ROW_SCOPE_LIMIT => {
+                    RoaringBitmap::from_iter(scope.iter().filter(|no| matches(cond, *no, &ctx)))
+                }
+                Some(scope) => evaluate_all(cond, &ctx) & scope,
+                None => evaluate_all(cond, &ctx),
+            };
+            let before = match &scope {
+                Some(scope) => &segment.members & scope,
+                None => segment.members.clone(),
+            };
+            let entered = &fresh - &before;
+            let exited = &before - &fresh;
+            let id = segment.def.id.clone();
+            if first.is_none() {
+                first = Some((entered.len(), exited.len()));
+            }
+            if entered.is_empty() && exited.is_empty() {
+                continue;
+            }
+            if let Some(segment) = self.segments.at_mut(slot) {
+                segment.members |= &entered;
+                segment.members -= &exited;
+            }
+            let changed = &entered | &exited;
+            self.record(&id, ChangeKind::Entered, cause, at, entered, write);
+            self.record(&id, ChangeKind::Exited, cause, at, exited, write);
+            for dependent in self.segments.dependents(&id).to_vec() {
+                let entry = queue
+                    .entry((self.segments.rank(dependent), dependent))
+                    .or_insert((Some(RoaringBitmap::new()), Cause::SegmentRef));
+                if let Some(scope) = &mut entry.0 {
+                    *scope |= &changed;
+                }
+            }
+        }
+        first.unwrap_or((0, 0))
+    }
+
+    /// Rejects what the engine cannot keep exact yet, and reference cycles.
+    pub(super) fn check_condition(&self, id: &str, cond: &Condition) -> Result<(), Error> {
+        check_supported(cond)?;
+        let refs = cond.segment_refs();
+        for target in &refs {
+            self.segment_or_404(target)?;
+        }
+        if let Some(path) = self.segments.cycle_through(id, &refs) {
+            let names = path
+                .iter()
+                .map(|id| {
+                    self.segments
+                        .get(id)
+                        .map_or_else(|| id.clone(), |s| s.def.name.clone())
+                })
+                .collect();
+            return Err(Error::Cycle { path: names });
+        }
+        Ok(())
+    }
+
+    pub(super) fn refresh_blank_true(&mut self, now: DateTime) {
+        let mut order: Vec<(u32, Slot)> = self
+            .segments
+            .iter()
+            .map(|(slot, _)| (self.segments.rank(slot), slot))
+            .collect();
+        order.sort_unstable();
+        let capacity = order.iter().map(|(_, s)| s + 1).max().unwrap_or(0);
+        let mut blank = vec![false; capacity];
+        for (_, slot) in order {
+            let Some(cond) = self
+                .segments
+                .at(slot)
+                .and_then(|s| s.def.condition.as_ref())
+            else {
+                continue;
+            };
+            let lookup = BlankLookup {
+                blank: &blank,
+                segments: &self.segments,
+                yes: RoaringBitmap::from_iter([BLANK]),
+                no: RoaringBitmap::new(),
+            };
+            let ctx = Ctx {
+                fields: &self.fields,
+                contacts: &self.contacts,
+                segments: &lookup,
+                now,
+            };
+            blank[slot] = matches(cond, BLANK, &ctx);
+        }
+        self.blank_true = blank
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b)
+            .map(|(slot, _)| slot)
+            .collect();
+    }
+}
