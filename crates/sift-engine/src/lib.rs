@@ -15,6 +15,7 @@ mod error;
 mod eval;
 mod fields;
 mod segments;
+mod store;
 mod time;
 mod value;
 mod workspace;
@@ -27,6 +28,7 @@ pub use error::{Error, Usage};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, valid_field_name};
 pub use segments::{Segment, Segments};
+pub use store::{MemoryStore, Store};
 pub use time::ago;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workspace::{

@@ -133,7 +133,8 @@ impl WorkspaceDb {
         let conn = &self.conn;
         let mut fields = Vec::new();
         let mut types = HashMap::new();
-        let mut stmt = conn.prepare("SELECT name, type, label, builtin FROM fields")?;
+        let mut stmt =
+            conn.prepare("SELECT name, type, label, builtin FROM fields ORDER BY rowid")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let name: String = row.get(0)?;
@@ -154,7 +155,7 @@ impl WorkspaceDb {
         for def in builtin.fields() {
             types.insert(def.name.clone(), def.field_type);
         }
-        fields.retain(|f| builtin.field(&f.name).is_none() || !f.builtin);
+        // Built-in rows only carry a relabel; `Workspace::restore` keeps their type and flags.
 
         let mut contacts = Vec::new();
         let mut tombstones = Vec::new();
@@ -266,6 +267,18 @@ impl WorkspaceDb {
         );
         ws.reserve_numbers(tombstones);
         Ok(ws)
+    }
+}
+
+impl sift_engine::Store for WorkspaceDb {
+    type Error = StoreError;
+
+    fn commit(&mut self, writes: &[&[Record]]) -> Result<(), StoreError> {
+        WorkspaceDb::commit(self, writes.iter().copied())
+    }
+
+    fn load(&self, now: DateTime) -> Result<Workspace, StoreError> {
+        WorkspaceDb::load(self, now)
     }
 }
 

@@ -28,7 +28,17 @@ impl Workspace {
     ) -> Workspace {
         let mut ws = Workspace::new();
         for def in fields {
-            ws.add_field(def);
+            match ws.fields.index(&def.name) {
+                // A built-in keeps its type and flags; only a relabel is stored.
+                Some(index) => {
+                    let mut current = ws.fields.def(index).clone();
+                    current.label = def.label;
+                    ws.fields.push(current);
+                }
+                None => {
+                    ws.add_field(def);
+                }
+            }
         }
         for contact in contacts {
             ws.restore_contact(contact);

@@ -1,0 +1,115 @@
+//! The persistence boundary: a workspace's writes leave the engine as
+//! [`Record`]s, and a [`Store`] keeps them and rebuilds the workspace from
+//! them. [`MemoryStore`] is the in-memory implementation tests use; the
+//! SQLite one lives in the `sift-store` crate.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roaring::RoaringBitmap;
+use sift_lang::DateTime;
+
+use crate::changes::{ChangeBatch, ContactSnapshot, Record, SegmentDef};
+use crate::fields::FieldDef;
+use crate::workspace::Workspace;
+
+/// Keeps a workspace's records durably (or not) and rebuilds it.
+pub trait Store {
+    type Error;
+
+    /// Applies several writes' records, in order, as one unit.
+    fn commit(&mut self, writes: &[&[Record]]) -> Result<(), Self::Error>;
+
+    /// Rebuilds the workspace, evaluating dynamic segments at `now`.
+    fn load(&self, now: DateTime) -> Result<Workspace, Self::Error>;
+}
+
+/// Records kept in memory, folded into the latest state as they arrive.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    /// In declaration order, which is column order.
+    fields: Vec<FieldDef>,
+    contacts: BTreeMap<u32, ContactSnapshot>,
+    tombstones: BTreeMap<u32, String>,
+    segments: BTreeMap<String, SegmentDef>,
+    static_members: HashMap<String, RoaringBitmap>,
+    changes: Vec<ChangeBatch>,
+    next_seq: u64,
+}
+
+impl MemoryStore {
+    /// Every change batch committed so far, in seq order.
+    pub fn changes(&self) -> &[ChangeBatch] {
+        &self.changes
+    }
+
+    fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Field(def) => match self.fields.iter_mut().find(|f| f.name == def.name) {
+                Some(field) => *field = def.clone(),
+                None => self.fields.push(def.clone()),
+            },
+            Record::Contact(contact) => {
+                self.tombstones.remove(&contact.no);
+                self.contacts.insert(contact.no, contact.clone());
+            }
+            Record::ContactDeleted { no } => {
+                if let Some(contact) = self.contacts.remove(no) {
+                    self.tombstones.insert(*no, contact.id);
+                }
+                for members in self.static_members.values_mut() {
+                    members.remove(*no);
+                }
+            }
+            Record::Segment(def) => {
+                self.segments.insert(def.id.clone(), def.clone());
+            }
+            Record::SegmentDeleted { id } => {
+                self.segments.remove(id);
+                self.static_members.remove(id);
+            }
+            Record::StaticMembers {
+                segment_id,
+                contacts,
+                present,
+            } => {
+                let members = self.static_members.entry(segment_id.clone()).or_default();
+                if *present {
+                    *members |= contacts;
+                } else {
+                    *members -= contacts;
+                }
+            }
+            Record::Changes(batch) => {
+                self.next_seq = self.next_seq.max(batch.seq_end());
+                self.changes.push(batch.clone());
+            }
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    fn commit(&mut self, writes: &[&[Record]]) -> Result<(), Self::Error> {
+        for records in writes {
+            for record in *records {
+                self.apply(record);
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&self, now: DateTime) -> Result<Workspace, Self::Error> {
+        let fields = self.fields.clone();
+        let mut ws = Workspace::restore(
+            fields,
+            self.contacts.values().cloned().collect(),
+            self.segments.values().cloned().collect(),
+            self.static_members.clone(),
+            self.next_seq,
+            now,
+        );
+        ws.reserve_numbers(self.tombstones.iter().map(|(no, id)| (*no, id.clone())));
+        Ok(ws)
+    }
+}
