@@ -299,11 +299,7 @@ impl Reader<'_> {
         path: &str,
         depth: usize,
     ) -> Result<Condition, ConditionError> {
-        let event_type = non_empty_string(
-            member(object, "event"),
-            &child_path(path, "event"),
-            "an event type",
-        )?;
+        let event_type = event_type(object, "event", path)?;
         let filter = self.filter(object, path, depth)?;
         let count = match optional(object, "count") {
             None => None,
@@ -323,11 +319,7 @@ impl Reader<'_> {
         path: &str,
         depth: usize,
     ) -> Result<Condition, ConditionError> {
-        let event_type = non_empty_string(
-            member(object, "event_sum"),
-            &child_path(path, "event_sum"),
-            "an event type",
-        )?;
+        let event_type = event_type(object, "event_sum", path)?;
         let property_path = child_path(path, "property");
         let property = match object.get("property") {
             Some(property) => non_empty_string(property, &property_path, "a property name")?,
@@ -579,4 +571,13 @@ fn in_last(object: &Map<String, Value>, path: &str) -> Result<Option<Duration>, 
     optional(object, "in_last")
         .map(|value| duration_value(value, &child_path(path, "in_last")))
         .transpose()
+}
+
+/// The event type under `key` (`event` or `event_sum`): a non-empty string.
+fn event_type<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, ConditionError> {
+    non_empty_string(member(object, key), &child_path(path, key), "an event type")
 }
