@@ -4,7 +4,8 @@ use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
 
 use crate::fields::FieldDef;
-use crate::value::Value;
+use crate::scoring::ScoringRule;
+use crate::value::{RawValue, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -172,4 +173,30 @@ pub enum Record {
         present: bool,
     },
     Changes(ChangeBatch),
+    /// An accepted event, in arrival order.
+    Event(EventRecord),
+    ScoringRule(ScoringRule),
+    ScoringRuleDeleted {
+        id: String,
+    },
+    /// Time has been processed up to this instant: every timer due at or
+    /// before it has fired. A restart evaluates the workspace at the last
+    /// stored clock, then fires the timers that fell due while it was down.
+    Clock(DateTime),
+}
+
+/// An accepted event as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// The contact's number.
+    pub no: u32,
+    /// The client's idempotency key, if it gave one.
+    pub id: Option<String>,
+    pub event_type: String,
+    pub at: DateTime,
+    /// The properties conditions can read (scalars and lists of strings);
+    /// anything else the client sent is only in `properties_json`.
+    pub properties: Vec<(String, RawValue)>,
+    /// The properties exactly as sent: a JSON object's text (`{}` when none).
+    pub properties_json: String,
 }

@@ -14,6 +14,7 @@ mod contacts;
 mod error;
 mod eval;
 mod fields;
+mod scoring;
 mod segments;
 mod store;
 mod time;
@@ -21,17 +22,18 @@ mod value;
 mod workspace;
 
 pub use changes::{
-    Cause, ChangeBatch, ChangeKind, ContactSnapshot, Record, SegmentDef, SegmentKind,
+    Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, Record, SegmentDef, SegmentKind,
 };
 pub use contacts::Contacts;
 pub use error::{Error, Usage};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, valid_field_name};
+pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};
 pub use time::ago;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workspace::{
-    ContactInput, ContactView, ExplainNode, MAX_BATCH, SegmentInput, SegmentPatch, Workspace,
-    WorkspaceSchema, Write,
+    ContactInput, ContactView, EventInput, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, SegmentInput,
+    SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
 };

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use roaring::RoaringBitmap;
 use sift_lang::DateTime;
 
-use crate::changes::{ChangeBatch, ContactSnapshot, Record, SegmentDef};
+use crate::changes::{ChangeBatch, ContactSnapshot, EventRecord, Record, SegmentDef};
 use crate::fields::FieldDef;
-use crate::workspace::Workspace;
+use crate::scoring::ScoringRule;
+use crate::workspace::{StoredState, Workspace};
 
 /// Keeps a workspace's records durably (or not) and rebuilds it.
 pub trait Store {
@@ -19,8 +20,9 @@ pub trait Store {
     /// Applies several writes' records, in order, as one unit.
     fn commit(&mut self, writes: &[&[Record]]) -> Result<(), Self::Error>;
 
-    /// Rebuilds the workspace, evaluating dynamic segments at `now`.
-    fn load(&self, now: DateTime) -> Result<Workspace, Self::Error>;
+    /// Rebuilds the workspace as it was at its last stored clock (see
+    /// [`Workspace::restore_from`]); the caller then advances it to now.
+    fn load(&self) -> Result<Workspace, Self::Error>;
 }
 
 /// Records kept in memory, folded into the latest state as they arrive.
@@ -33,7 +35,10 @@ pub struct MemoryStore {
     segments: BTreeMap<String, SegmentDef>,
     static_members: HashMap<String, RoaringBitmap>,
     changes: Vec<ChangeBatch>,
+    events: Vec<EventRecord>,
+    scoring_rules: Vec<ScoringRule>,
     next_seq: u64,
+    clock: DateTime,
 }
 
 impl MemoryStore {
@@ -59,6 +64,7 @@ impl MemoryStore {
                 for members in self.static_members.values_mut() {
                     members.remove(*no);
                 }
+                self.events.retain(|e| e.no != *no);
             }
             Record::Segment(def) => {
                 self.segments.insert(def.id.clone(), def.clone());
@@ -83,6 +89,15 @@ impl MemoryStore {
                 self.next_seq = self.next_seq.max(batch.seq_end());
                 self.changes.push(batch.clone());
             }
+            Record::Event(event) => self.events.push(event.clone()),
+            Record::ScoringRule(rule) => {
+                match self.scoring_rules.iter_mut().find(|r| r.id == rule.id) {
+                    Some(existing) => *existing = rule.clone(),
+                    None => self.scoring_rules.push(rule.clone()),
+                }
+            }
+            Record::ScoringRuleDeleted { id } => self.scoring_rules.retain(|r| r.id != *id),
+            Record::Clock(at) => self.clock = self.clock.max(*at),
         }
     }
 }
@@ -99,17 +114,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn load(&self, now: DateTime) -> Result<Workspace, Self::Error> {
-        let fields = self.fields.clone();
-        let mut ws = Workspace::restore(
-            fields,
-            self.contacts.values().cloned().collect(),
-            self.segments.values().cloned().collect(),
-            self.static_members.clone(),
-            self.next_seq,
-            now,
-        );
-        ws.reserve_numbers(self.tombstones.iter().map(|(no, id)| (*no, id.clone())));
-        Ok(ws)
+    fn load(&self) -> Result<Workspace, Self::Error> {
+        Ok(Workspace::restore_from(StoredState {
+            fields: self.fields.clone(),
+            contacts: self.contacts.values().cloned().collect(),
+            tombstones: self
+                .tombstones
+                .iter()
+                .map(|(no, id)| (*no, id.clone()))
+                .collect(),
+            segments: self.segments.values().cloned().collect(),
+            static_members: self.static_members.clone(),
+            events: self.events.clone(),
+            scoring_rules: self.scoring_rules.clone(),
+            next_seq: self.next_seq,
+            clock: self.clock,
+        }))
     }
 }

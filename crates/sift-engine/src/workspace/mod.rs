@@ -16,9 +16,13 @@ use crate::fields::{self, FieldDef, Fields};
 use crate::segments::{Segment, Segments, Slot};
 
 mod contacts;
+mod events;
 mod restore;
+mod scoring;
 mod segment_writes;
 use crate::value::{RawValue, Value};
+pub use events::{EventInput, MAX_FUTURE_MS};
+pub use restore::StoredState;
 
 /// Most upserts one batch may hold (SPEC §4).
 pub const MAX_BATCH: usize = 10_000;
@@ -64,6 +68,12 @@ pub struct Write {
     pub exited: u64,
     /// Membership changes recorded (entries and exits of every segment).
     pub changes: u64,
+    /// Events applied by an event write.
+    pub accepted: u64,
+    /// Indexes of the items of an event write whose id was already accepted.
+    pub duplicates: Vec<usize>,
+    /// Contacts whose `lead_score` a scoring-rule write changed.
+    pub rescored: u64,
 }
 
 impl Write {
@@ -94,13 +104,15 @@ pub struct ContactView {
     pub segments: Vec<(String, String)>,
 }
 
-/// One node of an explanation: whether it holds for the contact, and the
-/// value the contact has for a field node.
+/// One node of an explanation: whether it holds for the contact, the value
+/// it tested (a field's value, an event count or sum), and the next instant
+/// its result will change by the passing of time alone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExplainNode {
     pub condition: Condition,
     pub result: bool,
     pub value: Option<Value>,
+    pub next_change: Option<DateTime>,
     pub children: Vec<ExplainNode>,
 }
 
@@ -293,6 +305,7 @@ impl Workspace {
                 condition: Condition::InSegment(id.to_string()),
                 result: segment.members.contains(no),
                 value: None,
+                next_change: None,
                 children: Vec::new(),
             },
         })
@@ -397,6 +410,7 @@ fn explain_node(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> ExplainNode {
         condition: cond.clone(),
         result: matches(cond, no, ctx),
         value,
+        next_change: None,
         children,
     }
 }

@@ -6,13 +6,42 @@ use roaring::RoaringBitmap;
 use sift_lang::DateTime;
 
 use super::*;
-use crate::changes::{ContactSnapshot, SegmentDef};
+use crate::changes::{ContactSnapshot, EventRecord, SegmentDef};
 use crate::eval::evaluate_all;
 use crate::fields::{ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
+use crate::scoring::ScoringRule;
 use crate::segments::{Segment, Slot};
 use crate::value::Value;
 
+/// Everything a store keeps about a workspace.
+#[derive(Clone, Debug, Default)]
+pub struct StoredState {
+    /// In declaration order (column order).
+    pub fields: Vec<FieldDef>,
+    pub contacts: Vec<ContactSnapshot>,
+    /// Numbers and ids of deleted contacts.
+    pub tombstones: Vec<(u32, String)>,
+    pub segments: Vec<SegmentDef>,
+    pub static_members: HashMap<String, RoaringBitmap>,
+    /// In arrival order.
+    pub events: Vec<EventRecord>,
+    pub scoring_rules: Vec<ScoringRule>,
+    pub next_seq: u64,
+    /// The last stored [`Record::Clock`].
+    pub clock: DateTime,
+}
+
 impl Workspace {
+    /// Rebuilds a workspace as it was at `state.clock`: dynamic membership,
+    /// behavioural aggregates and scores are computed afresh at that instant
+    /// and the timer queue is rebuilt. The caller then calls
+    /// [`Workspace::advance`] with the real time, which fires the timers that
+    /// fell due meanwhile, and stores what it returns.
+    pub fn restore_from(state: StoredState) -> Workspace {
+        let _ = state;
+        todo!("issue 3")
+    }
+
     // -- restore --------------------------------------------------------------
 
     /// Rebuilds a workspace from stored state: fields, contacts, segment
