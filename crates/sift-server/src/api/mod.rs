@@ -5,8 +5,10 @@
 pub mod admin;
 pub mod changes;
 pub mod contacts;
+pub mod events;
 pub mod fields;
 pub mod ops;
+pub mod scoring;
 pub mod segments;
 
 use std::sync::Arc;
