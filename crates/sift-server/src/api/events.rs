@@ -271,3 +271,61 @@ fn answer(write: &sift_engine::Write) -> Json {
         "changes": write.change_count(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sift_engine::RawValue;
+
+    use super::*;
+
+    #[test]
+    fn an_event_is_read_with_its_properties_kept_as_sent() {
+        let input = event_input(&json!({
+            "id": "e1", "contact_id": "ana", "type": "purchase", "at": "2026-11-29T16:00:00+01:00",
+            "properties": {"amount": 60, "tags": ["a"], "meta": {"x": 1}, "gone": null},
+            "anonymous": true,
+        }))
+        .ok()
+        .unwrap();
+        assert_eq!(input.id.as_deref(), Some("e1"));
+        assert_eq!(input.event_type, "purchase");
+        assert_eq!(
+            input.at,
+            sift_engine::parse_datetime("2026-11-29T15:00:00Z"),
+            "offsets are converted to UTC"
+        );
+        assert_eq!(input.anonymous, Some(true));
+        let properties: std::collections::HashMap<_, _> = input.properties.into_iter().collect();
+        assert_eq!(properties["amount"], RawValue::Number(60.0));
+        assert_eq!(properties["tags"], RawValue::StringList(vec!["a".into()]));
+        assert!(matches!(properties["meta"], RawValue::Unsupported(_)));
+        assert_eq!(properties["gone"], RawValue::Null);
+        let kept: Json = serde_json::from_str(&input.properties_json).unwrap();
+        assert_eq!(kept["meta"], json!({"x": 1}));
+
+        let bare = event_input(&json!({"contact_id": "ana", "type": "ping"}))
+            .ok()
+            .unwrap();
+        assert_eq!((bare.id, bare.at, bare.anonymous), (None, None, None));
+        assert_eq!(bare.properties_json, "{}");
+    }
+
+    #[test]
+    fn a_malformed_event_names_the_key_at_fault() {
+        for (event, field) in [
+            (json!({"type": "ping"}), "contact_id"),
+            (
+                json!({"contact_id": "ana", "type": "ping", "at": "2026-11-29"}),
+                "at",
+            ),
+            (
+                json!({"contact_id": "ana", "type": "ping", "properties": "x"}),
+                "properties",
+            ),
+            (json!("ping"), "event"),
+        ] {
+            let error = event_input(&event).err().unwrap();
+            assert_eq!(error.field, field, "{event}: {}", error.message);
+        }
+    }
+}

@@ -309,3 +309,92 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
         "changes": write.change_count(),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(where_text: &str) -> Result<Option<String>, ApiError> {
+        let engine = Workspace::new();
+        let filter = filter_of(&json!(where_text), &engine)?;
+        Ok(filter.map(|f| sift_lang::to_text(&f, &engine.schema())))
+    }
+
+    #[test]
+    fn a_text_filter_is_read_and_printed_canonically() {
+        assert_eq!(
+            text("amount > 50 AND category = \"shoes\"")
+                .unwrap()
+                .as_deref(),
+            Some("amount > 50 and category = \"shoes\"")
+        );
+        assert_eq!(
+            text("(a = 1 or b = 2) and not c = 3").unwrap().as_deref(),
+            Some("(a = 1 or b = 2) and not c = 3")
+        );
+        assert_eq!(text("  ").unwrap(), None);
+    }
+
+    #[test]
+    fn text_errors_point_into_the_clients_text() {
+        let error = text("amount >").unwrap_err();
+        assert_eq!(error.code, Code::InvalidCondition);
+        assert_eq!(error.details, json!({"line": 1, "column": 9}));
+        assert!(error.message.ends_with(" at 1:9"), "{}", error.message);
+        let error = text("a = 1 and\n  b = ").unwrap_err();
+        assert_eq!(error.details["line"], 2, "{}", error.message);
+        let error = text("a = 1 and b ~ 2").unwrap_err();
+        assert_eq!(error.details["column"], 13, "{}", error.message);
+    }
+
+    #[test]
+    fn text_cannot_escape_the_filter() {
+        for escape in [
+            "a > 1) at least 2 times or (email is set",
+            "a > 1) in last 5 days and (a < 3",
+            "a > 1) or (a < 0",
+            "performed login",
+            "in segment \"VIP\"",
+        ] {
+            let error = text(escape).unwrap_err();
+            assert_eq!(error.code, Code::InvalidCondition, "{escape}");
+        }
+    }
+
+    #[test]
+    fn a_json_filter_keeps_its_path_into_the_body() {
+        let engine = Workspace::new();
+        let tree = json!({"all": [{"field": "amount", "op": "gt", "value": 5}, {"field": "x", "op": "gt"}]});
+        let error = filter_of(&tree, &engine).unwrap_err();
+        assert_eq!(error.code, Code::InvalidCondition);
+        assert!(
+            error.details["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/where/all/1")),
+            "{error:?}"
+        );
+        let good = json!({"field": "amount", "op": "gte", "value": 5});
+        let filter = filter_of(&good, &engine).unwrap().unwrap();
+        assert_eq!(sift_lang::to_json(&filter), good);
+    }
+
+    #[test]
+    fn durations_are_json_or_text_and_positive() {
+        let json_of = |v: Json| expires_of(&v).map(|d| d.map(sift_lang::duration_to_json));
+        assert_eq!(json_of(json!("30d")).unwrap().as_deref(), Some("30d"));
+        assert_eq!(json_of(json!("30 days")).unwrap().as_deref(), Some("30d"));
+        assert_eq!(json_of(json!("1 Month")).unwrap().as_deref(), Some("1mo"));
+        assert_eq!(json_of(json!(null)).unwrap(), None);
+        for bad in [
+            json!("-5d"),
+            json!("0d"),
+            json!("0 days"),
+            json!(30),
+            json!("soon"),
+            json!("5 days where (a = 1)"),
+        ] {
+            let error = json_of(bad.clone()).unwrap_err();
+            assert_eq!(error.details["field"], "expires_after", "{bad}");
+        }
+    }
+}
