@@ -60,8 +60,8 @@ pub struct WorkspaceHandle {
     reader: Mutex<WorkspaceReader>,
     /// The seq after the last durable change; the change stream waits on it.
     pub durable: watch::Sender<u64>,
-    /// Signalled after every write, which may have scheduled an earlier
-    /// timer: the timer task then re-reads `next_timer` (see `timers.rs`).
+    /// Signalled after every client write, which may have scheduled an
+    /// earlier timer: the timer task then re-reads `next_timer` (`timers.rs`).
     pub timer_wake: tokio::sync::Notify,
     /// Turns true when the workspace closes; the timer task ends on it.
     pub closed: watch::Sender<bool>,
@@ -182,6 +182,11 @@ impl WorkspaceHandle {
     /// Fires the timers due by now (see `timers.rs`) through the same path
     /// as any write. `None` when nothing was due: no records, no commit.
     pub async fn advance(&self) -> ApiResult<Option<Write>> {
+        // A closed workspace takes no writes; firing would only move memory
+        // ahead of disk.
+        if *self.closed.borrow() {
+            return Err(ApiError::new(Code::Unavailable, "the workspace is closed"));
+        }
         let applied = self
             .apply(|ws, now| Ok((ws.advance(now), ())), true)
             .await?;
