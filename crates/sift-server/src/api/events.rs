@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json, json};
 use sift_engine::{EventInput, MAX_BATCH, Workspace};
 
 use super::contacts::{JsonResponse, ok};
-use super::{Body, Ws, raw_value};
+use super::{Body, Ws};
 use crate::error::{ApiError, ApiResult, Code};
 
 const EVENT_KEYS: [&str; 6] = ["id", "contact_id", "type", "at", "properties", "anonymous"];
@@ -103,12 +103,10 @@ fn event_input(item: &Json) -> Result<EventInput, ItemError> {
     let (properties, properties_json) = match map.get("properties") {
         None | Some(Json::Null) => (Vec::new(), "{}".to_string()),
         Some(Json::Object(properties)) => (
-            // The same mapping as contact properties; values a condition
-            // cannot read (objects, lists of numbers) stay only in the JSON.
-            properties
-                .iter()
-                .map(|(k, v)| (k.clone(), raw_value(v)))
-                .collect(),
+            // The store rebuilds stored events with the same mapping; values
+            // a condition cannot read (objects, lists of numbers) stay only
+            // in the JSON.
+            sift_store::event_properties(properties),
             serde_json::to_string(properties).unwrap_or_else(|_| "{}".to_string()),
         ),
         Some(other) => {
