@@ -678,6 +678,8 @@ struct Stats {
     /// Segment checks, and those where some but not all contacts were members.
     segment_checks: usize,
     mixed_checks: usize,
+    lag_restores: usize,
+    lag_changes: usize,
 }
 
 impl Stats {
@@ -697,6 +699,8 @@ impl Stats {
         self.clock_ms += o.clock_ms;
         self.segment_checks += o.segment_checks;
         self.mixed_checks += o.mixed_checks;
+        self.lag_restores += o.lag_restores;
+        self.lag_changes += o.lag_changes;
     }
 }
 
@@ -778,6 +782,15 @@ fn digest_diff(a: &Digest, b: &Digest) -> String {
     out
 }
 
+/// A store as it was when a stretch of steps without writes began, and the
+/// changes the live workspace recorded since: a restart from it must fire
+/// the same ones.
+struct Lag {
+    store: MemoryStore,
+    clock: i64,
+    changes: Vec<(String, ChangeKind, Cause, i64, u32)>,
+}
+
 struct Run {
     seed: u64,
     steps: usize,
@@ -802,6 +815,9 @@ struct Run {
     history: Vec<String>,
     stats: Stats,
     swap_next_restore: bool,
+    /// Steps left in the current stretch without writes.
+    quiet: usize,
+    lag: Option<Lag>,
 }
 
 fn clip(text: String) -> String {
@@ -864,6 +880,8 @@ impl Run {
             history: Vec::new(),
             stats: Stats::default(),
             swap_next_restore: true,
+            quiet: 0,
+            lag: None,
         }
     }
 
@@ -945,12 +963,24 @@ impl Run {
             show(self.now),
             self.now - before
         ));
-        // Usually the clock is advanced before writes, as a server ticking
+        if self.quiet == 0 && self.rng.random_bool(0.08) {
+            self.quiet = self.rng.random_range(1..=5);
+            self.lag = Some(Lag {
+                store: self.store.clone(),
+                clock: self.ws.clock(),
+                changes: Vec::new(),
+            });
+        }
+        // Sometimes the clock is advanced before writes, as a server ticking
         // every second would; otherwise writes meet timers already due.
         if self.rng.random_bool(0.3) {
             self.advance();
         }
-        let writes = self.rng.random_range(0..=3);
+        let writes = if self.quiet > 0 {
+            0
+        } else {
+            self.rng.random_range(0..=3)
+        };
         for _ in 0..writes {
             match self.rng.random_range(0..100) {
                 0..=37 => self.events_step(),
@@ -968,6 +998,12 @@ impl Run {
         }
         self.advance();
         self.check();
+        if self.quiet > 0 {
+            self.quiet -= 1;
+            if self.quiet == 0 {
+                self.lag_check();
+            }
+        }
         if (self.step + 1).is_multiple_of(RESTORE_EVERY) {
             self.restore_check();
         }
@@ -2027,6 +2063,12 @@ impl Run {
         } else if b.at != self.now {
             self.fail(format!("change batch of a write not at now: {b:?}"));
         }
+        if let Some(lag) = &mut self.lag {
+            for no in &b.contacts {
+                lag.changes
+                    .push((b.segment_id.clone(), b.kind, b.cause, b.at, no));
+            }
+        }
         let Some(members) = self.replay.get_mut(&b.segment_id) else {
             self.fail(format!("change for unknown segment {b:?}"));
         };
@@ -2275,6 +2317,63 @@ impl Run {
         }
     }
 
+    /// A restart from the store as it was before a stretch of steps without
+    /// writes: loaded at that older clock and advanced to now, it must record
+    /// the very changes the live workspace recorded meanwhile.
+    fn lag_check(&mut self) {
+        let Some(lag) = self.lag.take() else {
+            return;
+        };
+        let Ok(mut back) = lag.store.load();
+        let write = back.advance(self.now);
+        let mut got: Vec<(String, ChangeKind, Cause, i64, u32)> = write
+            .changes()
+            .flat_map(|b| {
+                b.contacts
+                    .iter()
+                    .map(move |no| (b.segment_id.clone(), b.kind, b.cause, b.at, no))
+            })
+            .collect();
+        let mut want = lag.changes;
+        got.sort_by(|a, b| (a.3, &a.0, a.4).cmp(&(b.3, &b.0, b.4)));
+        want.sort_by(|a, b| (a.3, &a.0, a.4).cmp(&(b.3, &b.0, b.4)));
+        self.note(format!(
+            "restart from {} to now: {} changes",
+            show(lag.clock),
+            want.len()
+        ));
+        if got != want {
+            let shown = |v: &[(String, ChangeKind, Cause, i64, u32)]| -> Vec<String> {
+                v.iter()
+                    .take(12)
+                    .map(|(s, k, c, at, no)| format!("{s} {k:?} {c:?} {} #{no}", show(*at)))
+                    .collect()
+            };
+            self.fail(format!(
+                "a restart from the store at {} recorded other changes than the live workspace since:\n  restarted {:?}\n  live {:?}",
+                show(lag.clock),
+                shown(&got),
+                shown(&want)
+            ));
+        }
+        let (live, back_digest) = (digest(&self.ws), digest(&back));
+        let strip = |d: Digest| Digest {
+            next_timer: None,
+            ..d
+        };
+        let (live, back_digest) = (strip(live), strip(back_digest));
+        if live != back_digest {
+            self.fail(format!(
+                "a restart from the store at {} differs from the live workspace (live first):\n{}",
+                show(lag.clock),
+                digest_diff(&live, &back_digest)
+            ));
+        }
+        self.check_timer(&back);
+        self.stats.lag_restores += 1;
+        self.stats.lag_changes += got.len();
+    }
+
     fn restore_check(&mut self) {
         let Ok(mut restored) = self.store.load();
         let write = restored.advance(self.now);
@@ -2373,7 +2472,7 @@ fn time_dependent_membership_matches_oracle() {
     eprintln!(
         "time differential: {} runs, {} steps in {:.1?} covering {:.0} days: {} events ({} replays), \
          {} rejected batches, {} upserts, {} contact deletes, {} segment writes, {} rule writes, \
-         {} restores, {} changes ({} by time), {} steps onto the next timer; \
+         {} restores ({} from an older clock, re-firing {} changes), {} changes ({} by time), {} steps onto the next timer; \
          {} of {} segment checks had members and non-members",
         runs.len(),
         s.steps,
@@ -2387,6 +2486,8 @@ fn time_dependent_membership_matches_oracle() {
         s.segment_writes,
         s.rule_writes,
         s.restores,
+        s.lag_restores,
+        s.lag_changes,
         s.changes,
         s.time_changes,
         s.on_timer,
