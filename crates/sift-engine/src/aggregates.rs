@@ -234,6 +234,24 @@ impl Aggregates {
     }
 }
 
+/// An aggregate computed once for an unsaved condition (a preview): names
+/// no event has had stay unresolved instead of being interned.
+pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> Option<Aggregate> {
+    let kind = log.types.lookup(&key.event_type)?;
+    let aggregate = Aggregate {
+        key: key.clone(),
+        kind,
+        filter: key.filter.as_ref().map(|f| Filter::lookup(f, &log.names)),
+        property: key
+            .property
+            .as_ref()
+            .map(|p| log.names.lookup(p).unwrap_or(u32::MAX)),
+        counts: Vec::new(),
+        sums: Vec::new(),
+    };
+    Some(compute(aggregate, log, capacity, now).0)
+}
+
 const CHUNK: usize = 16_384;
 
 fn compute(

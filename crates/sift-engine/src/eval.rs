@@ -347,8 +347,9 @@ enum Plan<'a> {
     /// Behavioural nodes of saved segments: a scan over the aggregate.
     Count(&'a [u32], Option<sift_lang::CountTest>),
     Sum(&'a [f64], CmpOp, f64),
-    /// Behavioural nodes without an aggregate (previews), answered per contact.
-    Row(&'a Condition, Ctx<'a>),
+    /// Behavioural nodes without a kept aggregate (previews), computed once.
+    OwnedCount(Vec<u32>, Option<sift_lang::CountTest>),
+    OwnedSum(Vec<f64>, CmpOp, f64),
 }
 
 enum Scan {
@@ -373,25 +374,34 @@ fn compile<'a>(cond: &'a Condition, ctx: &Ctx<'a>) -> Plan<'a> {
             Some(index) => compile_field(ctx.contacts.column(index), test, ctx.now),
             None => Plan::Const(field_test(None, test, ctx.now)),
         },
-        Condition::Event { count, .. } => {
-            match AggKey::of(cond).and_then(|k| ctx.aggregates.find(&k)) {
-                Some(i) if !ctx.from_history => match ctx.aggregates.get(i) {
-                    Some(a) => Plan::Count(&a.counts, *count),
-                    None => Plan::Row(cond, *ctx),
-                },
-                _ => Plan::Row(cond, *ctx),
-            }
-        }
-        Condition::EventSum { op, value, .. } => {
-            match AggKey::of(cond).and_then(|k| ctx.aggregates.find(&k)) {
-                Some(i) if !ctx.from_history => match ctx.aggregates.get(i) {
-                    Some(a) => Plan::Sum(&a.sums, *op, *value),
-                    None => Plan::Row(cond, *ctx),
-                },
-                _ => Plan::Row(cond, *ctx),
-            }
-        }
+        Condition::Event { count, .. } => match kept(cond, ctx) {
+            Some(a) => Plan::Count(&a.counts, *count),
+            None => match transient_for(cond, ctx) {
+                Some(a) => Plan::OwnedCount(a.counts, *count),
+                None => Plan::Const(count_holds(*count, 0)),
+            },
+        },
+        Condition::EventSum { op, value, .. } => match kept(cond, ctx) {
+            Some(a) => Plan::Sum(&a.sums, *op, *value),
+            None => match transient_for(cond, ctx) {
+                Some(a) => Plan::OwnedSum(a.sums, *op, *value),
+                None => Plan::Const(op.holds(0.0, *value)),
+            },
+        },
     }
+}
+
+/// The kept aggregate of a behavioural node, when it holds the present.
+fn kept<'a>(cond: &Condition, ctx: &Ctx<'a>) -> Option<&'a Aggregate> {
+    if ctx.from_history {
+        return None;
+    }
+    let index = ctx.aggregates.find(&AggKey::of(cond)?)?;
+    ctx.aggregates.get(index)
+}
+
+fn transient_for(cond: &Condition, ctx: &Ctx<'_>) -> Option<Aggregate> {
+    crate::aggregates::transient(&AggKey::of(cond)?, ctx.events, ctx.contacts.capacity(), ctx.now)
 }
 
 fn negate(plan: Plan<'_>) -> Plan<'_> {
@@ -674,18 +684,10 @@ impl Plan<'_> {
                 dense_words(counts, start, end, |n| count_holds(*count, n))
             }
             Plan::Sum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
-            Plan::Row(cond, ctx) => {
-                let mut out = vec![0u64; end - start];
-                for (slot, w) in out.iter_mut().zip(start..end) {
-                    let alive_word = alive.word(w);
-                    for bit in 0..64 {
-                        if alive_word >> bit & 1 == 1 && matches(cond, (w * 64 + bit) as u32, ctx) {
-                            *slot |= 1 << bit;
-                        }
-                    }
-                }
-                out
+            Plan::OwnedCount(counts, count) => {
+                dense_words(counts, start, end, |n| count_holds(*count, n))
             }
+            Plan::OwnedSum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
         }
     }
 }

@@ -70,7 +70,12 @@ impl WorkspaceHandle {
         let path = data_dir.join(format!("{}.db", row.id));
         let mut db = WorkspaceDb::open(&path)?;
         let started = Instant::now();
-        let engine = db.load(now_ms())?;
+        let mut engine = db.load()?;
+        // The workspace comes back at its stored clock; timers that fell due
+        // while it was closed fire now, and their changes are made durable
+        // before it serves anyone.
+        let caught_up = engine.advance(now_ms());
+        db.commit(std::iter::once(caught_up.records.as_slice()))?;
         tracing::info!(
             workspace = %row.id,
             contacts = engine.contact_count(),

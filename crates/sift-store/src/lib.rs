@@ -1,6 +1,7 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
-//! workspace for its fields, contacts, segments, static members and change
-//! log, and a catalog database for workspaces and their keys.
+//! workspace for its fields, contacts, segments, static members, events,
+//! scoring rules, clock and change log, and a catalog database for
+//! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
 //! engine's [`Record`]s and are committed in groups: one transaction, one
@@ -10,9 +11,12 @@
 mod catalog;
 mod codec;
 mod error;
+mod load;
+mod schema;
 mod workspace_db;
 
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
+pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
 pub use workspace_db::{StoredChange, WorkspaceDb, WorkspaceReader};
 

@@ -1,90 +1,16 @@
 //! One workspace's database: schema migrations, group commits of engine
 //! records, restoring the engine on start, and reading the change log.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use roaring::RoaringBitmap;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value as Json;
-use sift_engine::{
-    Cause, ChangeKind, ContactSnapshot, FieldDef, Record, SegmentDef, SegmentKind, Workspace,
-};
-use sift_lang::{DateTime, FieldType, Schema};
+use sift_engine::{Cause, ChangeKind, Record, StoredState, Workspace};
+use sift_lang::DateTime;
 
 use crate::StoreError;
-use crate::codec::{bitmap_from_blob, bitmap_to_blob, properties_to_json, value_from_json};
-
-/// Each entry upgrades the schema by one version (`PRAGMA user_version`).
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE fields (
-        name TEXT PRIMARY KEY,
-        type TEXT NOT NULL,
-        label TEXT NOT NULL,
-        builtin INTEGER NOT NULL
-    );
-    CREATE TABLE contacts (
-        no INTEGER PRIMARY KEY,
-        id TEXT NOT NULL,
-        deleted INTEGER NOT NULL DEFAULT 0,
-        anonymous INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        last_seen_at INTEGER,
-        lead_score REAL NOT NULL,
-        properties TEXT
-    );
-    CREATE UNIQUE INDEX contacts_live_id ON contacts(id) WHERE deleted = 0;
-    CREATE TABLE segments (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        description TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        condition TEXT,
-        test INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    );
-    CREATE TABLE static_members (
-        segment_id TEXT NOT NULL,
-        no INTEGER NOT NULL,
-        PRIMARY KEY (segment_id, no)
-    ) WITHOUT ROWID;
-    CREATE TABLE changes (
-        seq_start INTEGER PRIMARY KEY,
-        seq_end INTEGER NOT NULL,
-        segment_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        cause TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        contacts BLOB NOT NULL
-    );
-    CREATE INDEX changes_by_segment ON changes(segment_id, seq_start);
-"];
-
-fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
-    // 64 MiB of page cache: the change log's index takes inserts all over its
-    // pages, and spilling the cache mid-transaction doubles the writer's work.
-    conn.pragma_update(None, "cache_size", -65_536)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(conn)
-}
-
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
-}
+use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
+use crate::load;
+use crate::schema::{migrate, open};
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
@@ -118,155 +44,37 @@ impl WorkspaceDb {
         writes: impl IntoIterator<Item = &'a [Record]>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        // Writes in a group may carry several clocks; only the latest matters.
+        let mut clock: Option<DateTime> = None;
         for records in writes {
             for record in records {
-                apply(&tx, record)?;
+                apply(&tx, record, &mut clock)?;
             }
+        }
+        if let Some(at) = clock {
+            tx.prepare_cached("UPDATE clock SET at = MAX(at, ?1)")?
+                .execute(params![at])?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Rebuilds the engine from the stored state, evaluating every dynamic
-    /// segment at `now`.
-    pub fn load(&self, now: DateTime) -> Result<Workspace, StoreError> {
-        let conn = &self.conn;
-        let mut fields = Vec::new();
-        let mut types = HashMap::new();
-        let mut stmt =
-            conn.prepare("SELECT name, type, label, builtin FROM fields ORDER BY rowid")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let name: String = row.get(0)?;
-            let type_name: String = row.get(1)?;
-            let field_type = FieldType::from_name(&type_name)
-                .ok_or_else(|| StoreError::Corrupt(format!("field type {type_name:?}")))?;
-            types.insert(name.clone(), field_type);
-            fields.push(FieldDef {
-                name,
-                field_type,
-                label: row.get(2)?,
-                builtin: row.get::<_, i64>(3)? != 0,
-                system: false,
-            });
-        }
-        // Built-ins come from the engine; only declared and inferred fields are restored.
-        let builtin = Workspace::new();
-        for def in builtin.fields() {
-            types.insert(def.name.clone(), def.field_type);
-        }
-        // Built-in rows only carry a relabel; `Workspace::restore` keeps their type and flags.
+    /// Rebuilds the engine as it was at the stored clock (see
+    /// [`Workspace::restore_from`]). The caller then calls
+    /// [`Workspace::advance`] with the real time and commits what it returns,
+    /// which fires the timers that fell due while the workspace was closed.
+    pub fn load(&self) -> Result<Workspace, StoreError> {
+        Ok(Workspace::restore_from(self.stored_state()?))
+    }
 
-        let mut contacts = Vec::new();
-        let mut tombstones = Vec::new();
-        let mut stmt = conn.prepare(
-            "SELECT no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties
-             FROM contacts ORDER BY no",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let no: i64 = row.get(0)?;
-            let id: String = row.get(1)?;
-            if row.get::<_, i64>(2)? != 0 {
-                tombstones.push((no as u32, id));
-                continue;
-            }
-            let properties_text: Option<String> = row.get(8)?;
-            let mut properties = Vec::new();
-            if let Some(text) = properties_text {
-                let json: Json = serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("contact {id:?} properties: {e}")))?;
-                if let Json::Object(map) = json {
-                    for (name, value) in map {
-                        if let Some(value) =
-                            types.get(&name).and_then(|t| value_from_json(&value, *t))
-                        {
-                            properties.push((name, value));
-                        }
-                    }
-                }
-            }
-            contacts.push(ContactSnapshot {
-                no: no as u32,
-                id,
-                anonymous: row.get::<_, i64>(3)? != 0,
-                created_at: row.get(4)?,
-                updated_at: row.get(5)?,
-                last_seen_at: row.get(6)?,
-                lead_score: row.get(7)?,
-                properties,
-            });
-        }
+    /// Everything stored, as [`WorkspaceDb::load`] hands it to the engine.
+    pub fn stored_state(&self) -> Result<StoredState, StoreError> {
+        load::stored_state(&self.conn)
+    }
 
-        let mut static_members: HashMap<String, RoaringBitmap> = HashMap::new();
-        let mut stmt = conn.prepare("SELECT segment_id, no FROM static_members")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let no: i64 = row.get(1)?;
-            static_members
-                .entry(row.get(0)?)
-                .or_default()
-                .insert(no as u32);
-        }
-
-        let mut raw_segments = Vec::new();
-        let mut stmt = conn.prepare(
-            "SELECT id, name, description, kind, condition, test, created_at, updated_at FROM segments",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let kind: String = row.get(3)?;
-            let condition: Option<String> = row.get(4)?;
-            raw_segments.push((
-                SegmentDef {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    description: row.get(2)?,
-                    kind: SegmentKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("segment kind {kind:?}")))?,
-                    condition: None,
-                    test: row.get::<_, i64>(5)? != 0,
-                    created_at: row.get(6)?,
-                    updated_at: row.get(7)?,
-                },
-                condition,
-            ));
-        }
-        let schema = LoadSchema {
-            types: &types,
-            names: raw_segments
-                .iter()
-                .map(|(def, _)| (def.id.clone(), def.name.clone()))
-                .collect(),
-        };
-        let mut segments = Vec::new();
-        for (mut def, condition) in raw_segments {
-            if let Some(text) = condition {
-                let json: Json = serde_json::from_str(&text).map_err(|e| {
-                    StoreError::Corrupt(format!("segment {:?} condition: {e}", def.id))
-                })?;
-                let cond = sift_lang::from_json(&json, &schema).map_err(|e| {
-                    StoreError::Corrupt(format!("segment {:?} condition: {e}", def.id))
-                })?;
-                def.condition = Some(cond);
-            }
-            segments.push(def);
-        }
-
-        let next_seq: i64 =
-            conn.query_row("SELECT COALESCE(MAX(seq_end), 0) FROM changes", [], |r| {
-                r.get(0)
-            })?;
-        let mut ws = Workspace::restore(
-            fields,
-            contacts,
-            segments,
-            static_members,
-            next_seq as u64,
-            now,
-        );
-        ws.reserve_numbers(tombstones);
-        Ok(ws)
+    /// The instant up to which the workspace has processed time.
+    pub fn clock(&self) -> Result<DateTime, StoreError> {
+        load::clock(&self.conn)
     }
 }
 
@@ -277,34 +85,18 @@ impl sift_engine::Store for WorkspaceDb {
         WorkspaceDb::commit(self, writes.iter().copied())
     }
 
-    fn load(&self, now: DateTime) -> Result<Workspace, StoreError> {
-        WorkspaceDb::load(self, now)
+    fn load(&self) -> Result<Workspace, StoreError> {
+        WorkspaceDb::load(self)
     }
 }
 
-struct LoadSchema<'a> {
-    types: &'a HashMap<String, FieldType>,
-    names: HashMap<String, String>,
-}
-
-impl Schema for LoadSchema<'_> {
-    fn field_type(&self, name: &str) -> Option<FieldType> {
-        self.types.get(name).copied()
-    }
-
-    fn segment_id(&self, name: &str) -> Option<String> {
-        self.names
-            .iter()
-            .find(|(_, n)| n.eq_ignore_ascii_case(name))
-            .map(|(id, _)| id.clone())
-    }
-
-    fn segment_name(&self, id: &str) -> Option<String> {
-        self.names.get(id).cloned()
-    }
-}
-
-fn apply(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<(), StoreError> {
+/// Writes one record; a clock is only noted in `clock`, and the commit
+/// writes the latest once.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    record: &Record,
+    clock: &mut Option<DateTime>,
+) -> Result<(), StoreError> {
     match record {
         Record::Field(def) => {
             tx.prepare_cached(
@@ -343,6 +135,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<(), StoreErr
             tx.prepare_cached("UPDATE contacts SET deleted = 1, properties = NULL WHERE no = ?1")?
                 .execute(params![no])?;
             tx.prepare_cached("DELETE FROM static_members WHERE no = ?1")?
+                .execute(params![no])?;
+            tx.prepare_cached("DELETE FROM events WHERE contact_no = ?1")?
                 .execute(params![no])?;
         }
         Record::Segment(def) => {
@@ -403,6 +197,42 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: &Record) -> Result<(), StoreErr
                 bitmap_to_blob(&batch.contacts)?
             ])?;
         }
+        Record::Event(event) => {
+            // The seq is the rowid SQLite hands out: arrival order.
+            tx.prepare_cached(
+                "INSERT INTO events (id, contact_no, type, at, properties) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                event.id,
+                event.no,
+                event.event_type,
+                event.at,
+                event.properties_json
+            ])?;
+        }
+        Record::ScoringRule(rule) => {
+            tx.prepare_cached(
+                "INSERT INTO scoring_rules (id, event_type, filter, points, expires_after, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET event_type = excluded.event_type, filter = excluded.filter,
+                   points = excluded.points, expires_after = excluded.expires_after,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                rule.id,
+                rule.event_type,
+                rule.filter.as_ref().map(filter_to_json),
+                rule.points,
+                rule.expires_after.map(sift_lang::duration_to_json),
+                rule.created_at,
+                rule.updated_at
+            ])?;
+        }
+        Record::ScoringRuleDeleted { id } => {
+            tx.prepare_cached("DELETE FROM scoring_rules WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        Record::Clock(at) => *clock = (*clock).max(Some(*at)),
     }
     Ok(())
 }

@@ -1,18 +1,22 @@
 //! The SQLite store against the in-memory one: the same writes committed to
 //! both (in groups, as the server's writer does) must load back into the same
-//! workspace — fields with their types and labels, contacts with their data,
-//! tombstoned ids, segment definitions, memberships and the next seq.
+//! workspace — fields with their types and labels, contacts with their data
+//! and scores, tombstoned ids, segment definitions, memberships (event
+//! conditions included), scoring rules, the clock, pending timers, the event
+//! ids already accepted, and the next seq. After a restart, advancing the
+//! loaded workspace to a later instant fires the same timers as the live one.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sift_engine::{
-    ContactInput, MemoryStore, RawValue, Record, SegmentInput, SegmentKind, SegmentPatch, Store,
-    Workspace,
+    ContactInput, EventInput, MemoryStore, RawValue, Record, ScoringRuleInput, ScoringRulePatch,
+    SegmentInput, SegmentKind, SegmentPatch, Store, Workspace,
 };
-use sift_lang::FieldType;
+use sift_lang::{Duration, DurationUnit, FieldType};
 use sift_store::WorkspaceDb;
 
 const NOW: i64 = 1_790_000_000_000;
+const DAY: i64 = 86_400_000;
 
 fn summary(ws: &Workspace) -> String {
     let mut out = String::new();
@@ -43,8 +47,50 @@ fn summary(ws: &Workspace) -> String {
             segment.members.iter().collect::<Vec<_>>()
         );
     }
+    for rule in ws.scoring_rules() {
+        out += &format!("rule {rule:?}\n");
+    }
+    out += &format!("clock {}\n", ws.clock());
+    out += &format!("next timer {:?}\n", ws.next_timer());
     out += &format!("next seq {}\n", ws.next_seq());
     out
+}
+
+/// An event as the server builds one from a client's JSON.
+fn event(
+    id: Option<String>,
+    contact_id: &str,
+    event_type: &str,
+    at: i64,
+    json: &str,
+) -> EventInput {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
+    EventInput {
+        id,
+        contact_id: contact_id.to_string(),
+        event_type: event_type.to_string(),
+        at: Some(at),
+        properties: sift_store::event_properties(&object),
+        properties_json: json.to_string(),
+        anonymous: None,
+    }
+}
+
+fn filter(ws: &Workspace, text: &str) -> sift_lang::Condition {
+    match sift_lang::parse_text(text, &ws.schema()).unwrap() {
+        sift_lang::Condition::Event {
+            filter: Some(filter),
+            ..
+        } => *filter,
+        other => panic!("not an event filter: {other:?}"),
+    }
+}
+
+fn days(amount: u32) -> Duration {
+    Duration {
+        amount,
+        unit: DurationUnit::Days,
+    }
 }
 
 fn text(ws: &Workspace, condition: &str) -> sift_lang::Condition {
@@ -133,11 +179,138 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         &mut pending,
     );
 
+    for (id, condition) in [
+        (
+            "buyers",
+            "performed purchase at least 2 times in last 30 days",
+        ),
+        ("spenders", "total purchase.amount >= 100 in last 7 days"),
+        ("hot", "lead_score >= 12"),
+    ] {
+        let condition = text(&ws, condition);
+        keep(
+            ws.create_segment(
+                SegmentInput {
+                    id: id.into(),
+                    name: id.into(),
+                    description: String::new(),
+                    kind: SegmentKind::Dynamic,
+                    condition: Some(condition),
+                    test: false,
+                },
+                NOW,
+            )
+            .unwrap(),
+            &mut pending,
+        );
+    }
+    let big = filter(
+        &ws,
+        "performed purchase where (amount > 50 and not tags contains \"test\")",
+    );
+    keep(
+        ws.create_scoring_rule(
+            ScoringRuleInput {
+                id: "big".into(),
+                event_type: "purchase".into(),
+                filter: Some(big),
+                points: 10.0,
+                expires_after: Some(days(3)),
+            },
+            NOW,
+        )
+        .unwrap(),
+        &mut pending,
+    );
+    keep(
+        ws.create_scoring_rule(
+            ScoringRuleInput {
+                id: "visits".into(),
+                event_type: "page_visit".into(),
+                filter: None,
+                points: 1.0,
+                expires_after: None,
+            },
+            NOW,
+        )
+        .unwrap(),
+        &mut pending,
+    );
+
+    // Ten minutes a step, so that windows and expiries pass during the run.
+    let step_ms = 600_000;
+    let mut event_ids: Vec<String> = Vec::new();
     for step in 0..600u32 {
         let id = format!("c{}", rng.random_range(0..60));
-        let now = NOW + i64::from(step) * 1000;
-        let write = match rng.random_range(0..10) {
+        let now = NOW + i64::from(step) * step_ms;
+        // Timers due since the last step fire first, as the server's timer task does.
+        pending.push(ws.advance(now).records);
+        let write = match rng.random_range(0..14) {
             0 => ws.delete_contact(&id, now).ok(),
+            10 | 11 => {
+                let event_id = match rng.random_range(0..4) {
+                    0 => None,
+                    // A replayed id is acknowledged and not applied again.
+                    1 if !event_ids.is_empty() => {
+                        Some(event_ids[rng.random_range(0..event_ids.len())].clone())
+                    }
+                    _ => {
+                        event_ids.push(format!("e{step}"));
+                        event_ids.last().cloned()
+                    }
+                };
+                let at = now - rng.random_range(0..4 * DAY);
+                let amount = rng.random_range(0..120);
+                let json = if rng.random_bool(0.5) {
+                    format!(
+                        r#"{{"amount":{amount},"tags":["{}"],"cart":{{"items":[{{"sku":"S{step}","qty":1}}]}}}}"#,
+                        if rng.random_bool(0.2) { "test" } else { "web" }
+                    )
+                } else {
+                    format!(r#"{{"amount":{amount}.5,"note":null}}"#)
+                };
+                ws.ingest_events(&[event(event_id, &id, "purchase", at, &json)], now)
+                    .ok()
+            }
+            12 => ws
+                .ingest_events(
+                    &[event(
+                        None,
+                        &id,
+                        "page_visit",
+                        now - rng.random_range(0..DAY),
+                        "{}",
+                    )],
+                    now,
+                )
+                .ok(),
+            13 if step % 40 == 0 => match rng.random_range(0..3) {
+                0 => ws
+                    .update_scoring_rule(
+                        "big",
+                        ScoringRulePatch {
+                            points: Some(f64::from(rng.random_range(1..20u32))),
+                            ..ScoringRulePatch::default()
+                        },
+                        now,
+                    )
+                    .ok(),
+                1 if ws.scoring_rule("visits").is_some() => {
+                    ws.delete_scoring_rule("visits", now).ok()
+                }
+                _ => ws
+                    .create_scoring_rule(
+                        ScoringRuleInput {
+                            id: format!("r{step}"),
+                            event_type: "page_visit".into(),
+                            filter: None,
+                            points: 2.0,
+                            expires_after: Some(days(1)),
+                        },
+                        now,
+                    )
+                    .ok(),
+            },
             1 => ws
                 .set_static_members(
                     "testers",
@@ -208,15 +381,54 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
             pending.clear();
         }
     }
+    let last = NOW + 600 * step_ms;
+    let kept = event(
+        Some("kept".into()),
+        "keeper",
+        "purchase",
+        last,
+        r#"{"amount":75}"#,
+    );
+    pending.push(ws.ingest_events(&[kept], last).unwrap().records);
     let group: Vec<&[Record]> = pending.iter().map(Vec::as_slice).collect();
     Store::commit(&mut db, &group).unwrap();
     memory.commit(&group).unwrap();
 
+    // A restart rebuilds the workspace at the stored clock: the same as live.
     let live = summary(&ws);
-    let from_memory = summary(&memory.load(NOW + 1_000_000).unwrap());
-    let from_sqlite = summary(&Store::load(&db, NOW + 1_000_000).unwrap());
-    assert_eq!(from_memory, live);
-    assert_eq!(from_sqlite, live);
+    let mut from_memory = memory.load().unwrap();
+    let mut from_sqlite = Store::load(&db).unwrap();
+    assert_eq!(summary(&from_memory), live);
+    assert_eq!(summary(&from_sqlite), live);
+    assert!(live.contains("rule ScoringRule { id: \"big\""), "{live}");
+
+    // Then it catches up with time, firing what fell due while it was down
+    // exactly as the live workspace does.
+    let later = last + 5 * DAY;
+    let live_advance = ws.advance(later).records;
+    let memory_advance = from_memory.advance(later).records;
+    let sqlite_advance = from_sqlite.advance(later).records;
+    assert_eq!(memory_advance, live_advance);
+    assert_eq!(sqlite_advance, live_advance);
+    let live = summary(&ws);
+    assert_eq!(summary(&from_memory), live);
+    assert_eq!(summary(&from_sqlite), live);
+
+    // Accepted event ids survive the restart. (The replayed event's contact
+    // is never deleted: what a deleted contact's event ids become is the
+    // engine's decision, and its events are gone from the store.)
+    for workspace in [&mut ws, &mut from_memory, &mut from_sqlite] {
+        let replay = event(Some("kept".into()), "keeper", "purchase", later, "{}");
+        let write = workspace.ingest_events(&[replay], later).unwrap();
+        assert_eq!(write.duplicates, vec![0]);
+        assert_eq!(write.accepted, 0);
+    }
+
+    // The catch-up is stored like any write; a second restart starts from it.
+    let group: Vec<&[Record]> = vec![live_advance.as_slice()];
+    Store::commit(&mut db, &group).unwrap();
+    memory.commit(&group).unwrap();
+    assert_eq!(summary(&Store::load(&db).unwrap()), live);
     assert!(
         live.contains("field email string \"E-mail address\" true false"),
         "{live}"

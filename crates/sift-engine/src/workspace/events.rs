@@ -49,7 +49,8 @@ impl Workspace {
                 items.len()
             )));
         }
-        let now = self.tick(now);
+        // Checked against the clock as it would be: a refused batch must
+        // not move time (its timers' changes would have no write to carry them).
         let mut failures = self.check_events(items, now);
         if !failures.is_empty() {
             if items.len() == 1 {
@@ -60,6 +61,7 @@ impl Workspace {
                 failures,
             });
         }
+        let now = self.tick(now);
         let mut write = Write::default();
         for (index, item) in items.iter().enumerate() {
             if let Some(id) = &item.id {

@@ -32,8 +32,7 @@ impl Workspace {
                 input.id
             )));
         }
-        let now = self.tick(now);
-        let rule = ScoringRule {
+        let mut rule = ScoringRule {
             id: input.id,
             event_type: input.event_type,
             filter: input.filter,
@@ -43,6 +42,9 @@ impl Workspace {
             updated_at: now,
         };
         check_rule(&rule)?;
+        let now = self.tick(now);
+        rule.created_at = now;
+        rule.updated_at = now;
         let kinds = vec![rule.event_type.clone()];
         self.rules.put(rule.clone(), &mut self.events);
         let mut write = Write {

@@ -1,0 +1,183 @@
+//! A workspace database's schema: its migrations (`PRAGMA user_version`) and
+//! the connection settings every connection uses.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Each entry upgrades the schema by one version (`PRAGMA user_version`).
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "
+    CREATE TABLE fields (
+        name TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        label TEXT NOT NULL,
+        builtin INTEGER NOT NULL
+    );
+    CREATE TABLE contacts (
+        no INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        anonymous INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_seen_at INTEGER,
+        lead_score REAL NOT NULL,
+        properties TEXT
+    );
+    CREATE UNIQUE INDEX contacts_live_id ON contacts(id) WHERE deleted = 0;
+    CREATE TABLE segments (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        condition TEXT,
+        test INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE static_members (
+        segment_id TEXT NOT NULL,
+        no INTEGER NOT NULL,
+        PRIMARY KEY (segment_id, no)
+    ) WITHOUT ROWID;
+    CREATE TABLE changes (
+        seq_start INTEGER PRIMARY KEY,
+        seq_end INTEGER NOT NULL,
+        segment_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        contacts BLOB NOT NULL
+    );
+    CREATE INDEX changes_by_segment ON changes(segment_id, seq_start);
+",
+    // Version 2: events, scoring rules and the clock. A database from version
+    // 1 never processed time explicitly; its latest change is the latest
+    // instant it is known to have evaluated at.
+    "
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT,
+        contact_no INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        properties TEXT NOT NULL
+    );
+    CREATE INDEX events_by_contact ON events(contact_no);
+    CREATE TABLE scoring_rules (
+        id TEXT PRIMARY KEY,
+        event_type TEXT NOT NULL,
+        filter TEXT,
+        points REAL NOT NULL,
+        expires_after TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE clock (
+        only INTEGER PRIMARY KEY CHECK (only = 0),
+        at INTEGER NOT NULL
+    );
+    INSERT INTO clock (only, at) SELECT 0, COALESCE(MAX(at), 0) FROM changes;
+",
+];
+
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // 64 MiB of page cache: the change log's index takes inserts all over its
+    // pages, and spilling the cache mid-transaction doubles the writer's work.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Runs the migrations up to `target` versions, each in its own transaction.
+pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {version} is newer than this build of Sift ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WorkspaceDb;
+
+    /// A version 1 database gains the new tables, and its clock starts at
+    /// its latest change: the last instant it is known to have evaluated at.
+    #[test]
+    fn version_1_databases_migrate_with_the_clock_at_their_latest_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO contacts (no, id, anonymous, created_at, updated_at, lead_score, properties)
+                   VALUES (0, 'c0', 0, 5, 5, 0, '{}');
+                 INSERT INTO changes (seq_start, seq_end, segment_id, kind, cause, at, contacts)
+                   VALUES (0, 1, 's', 'entered', 'contact_update', 1700000000000, x''),
+                          (1, 2, 's', 'exited', 'contact_update', 1700000005000, x'');",
+            )
+            .unwrap();
+        }
+        let db = WorkspaceDb::open(&path).unwrap();
+        assert_eq!(db.clock().unwrap(), 1_700_000_005_000);
+        let state = db.stored_state().unwrap();
+        assert_eq!(state.clock, 1_700_000_005_000);
+        assert_eq!(state.contacts.len(), 1);
+        assert!(state.events.is_empty() && state.scoring_rules.is_empty());
+        assert_eq!(state.next_seq, 2);
+        drop(db);
+
+        // Opening again runs nothing twice.
+        let db = WorkspaceDb::open(&path).unwrap();
+        assert_eq!(db.clock().unwrap(), 1_700_000_005_000);
+    }
+
+    #[test]
+    fn new_databases_start_at_clock_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = WorkspaceDb::open(&dir.path().join("ws.db")).unwrap();
+        assert_eq!(db.clock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_sift_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate(&conn).unwrap();
+            conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+                .unwrap();
+        }
+        assert!(matches!(
+            WorkspaceDb::open(&path),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
