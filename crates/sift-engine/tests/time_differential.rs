@@ -28,8 +28,8 @@
 //!   instant at which the oracle sees any membership flip (so no flip can be
 //!   late), and `clock()` is `now`;
 //! - the change log is gapless from seq 0 and replays to current membership;
-//! - a rejected event batch changes nothing, and `check_events` names the
-//!   same items.
+//! - a rejected event batch or rule write changes nothing (not even the
+//!   clock), and `check_events` names the same items.
 //!
 //! Every `RESTORE_EVERY` steps (and at the end) all records are committed to
 //! a `MemoryStore`, a workspace is loaded from it and advanced to `now`: it
@@ -807,9 +807,9 @@ struct Run {
     next_segment: usize,
     /// Membership per segment, replayed from the change log.
     replay: HashMap<String, RoaringBitmap>,
-    /// The clock up to which returned records have been absorbed: timers a
-    /// rejected write fired are returned by the next write, so a change
-    /// caused by time is due after this instant.
+    /// The engine's clock when the last returned records were absorbed: a
+    /// change caused by time is due after it. Not simply the last `now`,
+    /// since a write without one (a segment delete) leaves the clock alone.
     recorded: i64,
     next_seq: u64,
     history: Vec<String>,
@@ -992,7 +992,8 @@ impl Run {
                 78..=80 => self.delete_segment_step(),
                 81..=85 => self.static_step(),
                 86..=91 => self.create_rule_step(),
-                92..=96 => self.edit_rule_step(),
+                92..=95 => self.edit_rule_step(),
+                96 => self.refused_rule_step(),
                 _ => self.delete_rule_step(),
             }
         }
@@ -1613,11 +1614,9 @@ impl Run {
                 "check_events names items {checked:?}, expected {bad:?}"
             ));
         }
-        // A write processes time first, even one then refused: the refused
-        // batch must leave the workspace as advancing to now alone would.
-        let mut twin = self.ws.clone();
-        twin.advance(self.now);
-        let before = digest(&twin);
+        // A refused batch changes nothing, not even the clock: timers it
+        // fired would have no write to carry their changes.
+        let before = digest(&self.ws);
         match self.ws.ingest_events(&items, self.now) {
             Err(Error::BatchInvalid { total, failures })
                 if n > 1
@@ -1629,7 +1628,7 @@ impl Run {
         let after = digest(&self.ws);
         if before != after {
             self.fail(format!(
-                "a rejected event batch changed more than advancing to now (left) does:\n{}",
+                "a rejected event batch changed the workspace (before first):\n{}",
                 digest_diff(&before, &after)
             ));
         }
@@ -1975,6 +1974,67 @@ impl Run {
         self.stats.rule_writes += 1;
     }
 
+    /// Rule writes the engine must refuse, changing nothing.
+    fn refused_rule_step(&mut self) {
+        let taken = self.model.rules.first().map(|r| r.id.clone());
+        let valid = ScoringRuleInput {
+            id: "r-new".into(),
+            event_type: "purchase".into(),
+            filter: None,
+            points: 1.0,
+            expires_after: None,
+        };
+        let before = digest(&self.ws);
+        let (what, result) = match (self.rng.random_range(0..5), taken) {
+            (0, Some(id)) => (
+                format!("create rule with the taken id {id}"),
+                self.ws
+                    .create_scoring_rule(ScoringRuleInput { id, ..valid }, self.now),
+            ),
+            (1, _) => (
+                "create rule with NaN points".to_string(),
+                self.ws.create_scoring_rule(
+                    ScoringRuleInput {
+                        points: f64::NAN,
+                        ..valid
+                    },
+                    self.now,
+                ),
+            ),
+            (2, _) => (
+                "create rule expiring after 0 days".to_string(),
+                self.ws.create_scoring_rule(
+                    ScoringRuleInput {
+                        expires_after: Some(dur(0, DurationUnit::Days)),
+                        ..valid
+                    },
+                    self.now,
+                ),
+            ),
+            (3, _) => (
+                "edit unknown rule".to_string(),
+                self.ws
+                    .update_scoring_rule("r-none", ScoringRulePatch::default(), self.now),
+            ),
+            _ => (
+                "delete unknown rule".to_string(),
+                self.ws.delete_scoring_rule("r-none", self.now),
+            ),
+        };
+        self.note(format!("refused: {what}"));
+        if result.is_ok() {
+            self.fail(format!("{what} was accepted: {result:?}"));
+        }
+        let after = digest(&self.ws);
+        if before != after {
+            self.fail(format!(
+                "{what} was refused but changed the workspace (before first):\n{}",
+                digest_diff(&before, &after)
+            ));
+        }
+        self.stats.rejected_batches += 1;
+    }
+
     // -- the change log -------------------------------------------------------------
 
     /// Checks a write's change batches against the log and, for changes
@@ -2004,9 +2064,7 @@ impl Run {
         if let Err(e) = self.store.commit(&[&write.records]) {
             match e {}
         }
-        // A successful write returns what every earlier tick fired, up to
-        // the clock (which a write without `now`, like a segment delete,
-        // leaves where it was).
+        // A write returns what its tick fired, up to the clock.
         self.recorded = self.ws.clock();
     }
 
@@ -2471,7 +2529,7 @@ fn time_dependent_membership_matches_oracle() {
     let s = total;
     eprintln!(
         "time differential: {} runs, {} steps in {:.1?} covering {:.0} days: {} events ({} replays), \
-         {} rejected batches, {} upserts, {} contact deletes, {} segment writes, {} rule writes, \
+         {} refused writes, {} upserts, {} contact deletes, {} segment writes, {} rule writes, \
          {} restores ({} from an older clock, re-firing {} changes), {} changes ({} by time), {} steps onto the next timer; \
          {} of {} segment checks had members and non-members",
         runs.len(),
