@@ -26,14 +26,19 @@ fn fail(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Segment `i` of the bench: every third one behavioural or time-relative.
 fn condition(generator: &mut Generator, i: u64) -> String {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         generator.behaviour_condition()
     } else {
         generator.segment_condition()
     }
 }
 
-fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) -> anyhow::Result<()> {
+fn load(
+    ws: &mut Workspace,
+    generator: &mut Generator,
+    n: u64,
+    segments: u64,
+) -> anyhow::Result<()> {
     let mut next = 0;
     while next < n {
         let end = (next + 10_000).min(n);
@@ -43,7 +48,8 @@ fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) ->
     }
     for i in 0..segments {
         let text = condition(generator, i);
-        let cond = sift_lang::parse_text(&text, &ws.schema()).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+        let cond = sift_lang::parse_text(&text, &ws.schema())
+            .map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
         ws.create_segment(
             SegmentInput {
                 id: format!("s{i}"),
@@ -61,7 +67,9 @@ fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) ->
 }
 
 pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Result<()> {
-    println!("events: {n_contacts} contacts, {n_segments} segments (every third behavioural or time-relative)");
+    println!(
+        "events: {n_contacts} contacts, {n_segments} segments (every third behavioural or time-relative)"
+    );
     let mut generator = Generator::new(21);
     // Memory with 50 retained events per contact.
     let m = (n_contacts / 10).max(1_000);
@@ -89,7 +97,10 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     let mut ws = Workspace::new();
     let t = Instant::now();
     load(&mut ws, &mut generator, n_contacts, n_segments)?;
-    println!("setup:           {:>10.2} s (contacts and segments)", t.elapsed().as_secs_f64());
+    println!(
+        "setup:           {:>10.2} s (contacts and segments)",
+        t.elapsed().as_secs_f64()
+    );
 
     // History: 5 events per contact over the last 90 days, 1,000 per call.
     // Every first event of a type flips many segments (`not performed`,
@@ -103,7 +114,10 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
             .map(|i| generator.event((i * 7_919) % n_contacts.max(1), NOW, 90))
             .collect();
         clock += 1;
-        changes += ws.ingest_events(&batch, clock).map_err(fail)?.change_count();
+        changes += ws
+            .ingest_events(&batch, clock)
+            .map_err(fail)?
+            .change_count();
     }
     let took = t.elapsed();
     println!(
@@ -120,12 +134,16 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         clock += 1_000;
         let batch: Vec<EventInput> = (0..1000)
             .map(|j| {
-                let mut e = generator.event(((b * 1000 + j) * 104_729) % n_contacts.max(1), clock, 1);
+                let mut e =
+                    generator.event(((b * 1000 + j) * 104_729) % n_contacts.max(1), clock, 1);
                 e.at = Some(clock);
                 e
             })
             .collect();
-        changes += ws.ingest_events(&batch, clock).map_err(fail)?.change_count();
+        changes += ws
+            .ingest_events(&batch, clock)
+            .map_err(fail)?
+            .change_count();
     }
     let took = t.elapsed();
     println!(
@@ -152,7 +170,8 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     );
 
     // A million windows expiring at once.
-    let ping = sift_lang::parse_text("performed ping in last 1 days", &ws.schema()).map_err(fail)?;
+    let ping =
+        sift_lang::parse_text("performed ping in last 1 days", &ws.schema()).map_err(fail)?;
     ws.create_segment(
         SegmentInput {
             id: "ping".into(),

@@ -7,10 +7,10 @@ use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
 
 use super::*;
+use crate::aggregates::AggTest;
 use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind};
 use crate::error::Error;
 use crate::eval::{Ctx, evaluate_all, matches};
-use crate::aggregates::AggTest;
 use crate::fields::Fields;
 use crate::segments::{Segment, Slot};
 use crate::workspace::time::is_relative;
@@ -405,14 +405,18 @@ impl Workspace {
             if segment.def.kind != SegmentKind::Dynamic {
                 continue;
             }
-            let Some(cond) = &segment.def.condition else { continue };
+            let Some(cond) = &segment.def.condition else {
+                continue;
+            };
             let mut nodes = Vec::new();
             behaviour_nodes(cond, &mut nodes);
             for node in nodes {
                 let (Some(key), Some(test)) = (AggKey::of(node), AggTest::of(node)) else {
                     continue;
                 };
-                let Some(index) = self.aggregates.find(&key) else { continue };
+                let Some(index) = self.aggregates.find(&key) else {
+                    continue;
+                };
                 if index >= tests.len() {
                     tests.resize_with(index + 1, Vec::new);
                 }
