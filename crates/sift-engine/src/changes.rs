@@ -7,7 +7,7 @@ use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
 use crate::value::{RawValue, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
     Entered,
     Exited,

@@ -7,7 +7,7 @@ use roaring::RoaringBitmap;
 use sift_lang::{DateTime, FieldType};
 
 use super::*;
-use crate::changes::{Cause, ChangeBatch, ChangeKind, ContactSnapshot, Record};
+use crate::changes::{Cause, ChangeKind, ContactSnapshot, Record};
 use crate::error::Error;
 use crate::eval::test_value;
 use crate::fields::{self, ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
@@ -301,7 +301,7 @@ impl Workspace {
                     ChangeKind::Exited
                 };
                 let cause = if direct { cause } else { Cause::SegmentRef };
-                self.record(&id, kind, cause, at, RoaringBitmap::from_iter([no]), write);
+                self.record_one(&id, kind, cause, at, no, write);
             }
             let dependents = self.segments.dependents_of(slot);
             if !dependents.is_empty() {
@@ -337,17 +337,21 @@ impl Workspace {
         if contacts.is_empty() {
             return;
         }
-        let batch = ChangeBatch {
-            seq_start: self.next_seq,
-            segment_id: segment_id.to_string(),
-            kind,
-            cause,
-            at,
-            contacts,
-        };
-        self.next_seq = batch.seq_end();
-        write.changes += batch.len();
-        write.records.push(Record::Changes(batch));
+        write.changes += contacts.len();
+        write.staged.many(segment_id, kind, cause, at, contacts);
+    }
+
+    pub(super) fn record_one(
+        &mut self,
+        segment_id: &str,
+        kind: ChangeKind,
+        cause: Cause,
+        at: DateTime,
+        no: u32,
+        write: &mut Write,
+    ) {
+        write.changes += 1;
+        write.staged.one(segment_id, kind, cause, at, no);
     }
 
     /// Erases a contact; it exits every segment it was in.
@@ -375,13 +379,12 @@ impl Workspace {
         write.records.push(Record::ContactDeleted { no });
         for (slot, segment_id) in member_of {
             self.set_member(slot, no, false);
-            let one = RoaringBitmap::from_iter([no]);
-            self.record(
+            self.record_one(
                 &segment_id,
                 ChangeKind::Exited,
                 Cause::ContactDelete,
                 now,
-                one,
+                no,
                 &mut write,
             );
         }

@@ -25,7 +25,9 @@ mod explain;
 mod restore;
 mod scoring;
 mod segment_writes;
+mod staging;
 mod time;
+use staging::Staged;
 use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use restore::StoredState;
@@ -80,6 +82,8 @@ pub struct Write {
     pub duplicates: Vec<usize>,
     /// Contacts whose `lead_score` a scoring-rule write changed.
     pub rescored: u64,
+    /// Changes not yet numbered; [`Workspace::finish`] turns them into records.
+    staged: Staged,
 }
 
 impl Write {

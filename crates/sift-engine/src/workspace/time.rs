@@ -62,7 +62,7 @@ impl Workspace {
     /// flip is recorded at the instant it became due, with cause `time`.
     pub fn advance(&mut self, now: DateTime) -> Write {
         self.tick(now);
-        if self.pending.records.is_empty() {
+        if self.pending.records.is_empty() && self.pending.staged.is_empty() {
             return Write::default();
         }
         self.finish(Write::default())
@@ -101,11 +101,14 @@ impl Workspace {
     /// first, and the clock last.
     pub(super) fn finish(&mut self, mut write: Write) -> Write {
         let mut pending = mem::take(&mut self.pending);
-        if !pending.records.is_empty() {
-            pending.records.append(&mut write.records);
-            write.records = pending.records;
-            write.changes += pending.changes;
-        }
+        pending.records.append(&mut write.records);
+        write.records = pending.records;
+        write.changes += pending.changes;
+        pending.staged.append(mem::take(&mut write.staged));
+        let batches = pending.staged.into_batches(&mut self.next_seq);
+        write
+            .records
+            .extend(batches.into_iter().map(Record::Changes));
         write.records.push(Record::Clock(self.clock));
         write
     }
