@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod generate;
 mod import;
+mod import_events;
 mod run;
 
 use std::process::ExitCode;
