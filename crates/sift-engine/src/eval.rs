@@ -12,11 +12,13 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
 
+use crate::aggregates::{AggKey, Aggregate, Aggregates};
 use crate::bits::Bits;
 use crate::columns::{Column, ColumnData, Interner};
 use crate::contacts::Contacts;
+use crate::events::{EventLog, Filter};
 use crate::fields::Fields;
-use crate::time::{DAY_MS, ago};
+use crate::time::{DAY_MS, Reaches, add};
 use crate::value::Value;
 
 /// Where `in segment` finds the members of another segment.
@@ -29,7 +31,51 @@ pub struct Ctx<'a> {
     pub fields: &'a Fields,
     pub contacts: &'a Contacts,
     pub segments: &'a dyn SegmentLookup,
+    pub events: &'a EventLog,
+    /// Counts and sums kept for the behavioural nodes of saved segments;
+    /// a node without one (a preview, an explanation at another instant) is
+    /// computed from the history.
+    pub aggregates: &'a Aggregates,
+    /// Whether behavioural nodes must be computed from the history at `now`
+    /// instead of read from the aggregates (which hold the present).
+    pub from_history: bool,
     pub now: DateTime,
+}
+
+/// The count and sum of contact `no` for a behavioural node.
+pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
+    if !ctx.from_history
+        && let Some(aggregate) = ctx.aggregates.find(key).and_then(|i| ctx.aggregates.get(i))
+    {
+        return (aggregate.count(no), aggregate.sum(no));
+    }
+    let Some(kind) = ctx.events.types.lookup(&key.event_type) else {
+        return (0, 0.0);
+    };
+    let probe = Aggregate {
+        key: key.clone(),
+        kind,
+        filter: key
+            .filter
+            .as_ref()
+            .map(|f| Filter::lookup(f, &ctx.events.names)),
+        property: key
+            .property
+            .as_ref()
+            .map(|p| ctx.events.names.lookup(p).unwrap_or(u32::MAX)),
+        counts: Vec::new(),
+        sums: Vec::new(),
+    };
+    let t = probe.tally(ctx.events.of(no), ctx.events, ctx.now);
+    (t.count, t.sum)
+}
+
+/// Whether a count satisfies an event node's `count` (default: at least once).
+pub fn count_holds(count: Option<sift_lang::CountTest>, n: u32) -> bool {
+    match count {
+        Some(c) => c.op.holds(u64::from(n), c.value),
+        None => n >= 1,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -49,10 +95,12 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
             test_value(value, test, ctx.now)
         }
         Condition::InSegment(id) => ctx.segments.members(id).is_some_and(|m| m.contains(no)),
-        // Behavioural conditions are rejected before a segment is saved until
-        // the event store exists; a contact without events performed nothing.
-        Condition::Event { count, .. } => count.is_some_and(|c| c.op.holds(0, c.value)),
-        Condition::EventSum { op, value, .. } => op.holds(0.0, *value),
+        Condition::Event { count, .. } => {
+            AggKey::of(cond).is_some_and(|key| count_holds(*count, tally(&key, no, ctx).0))
+        }
+        Condition::EventSum { op, value, .. } => {
+            AggKey::of(cond).is_some_and(|key| op.holds(tally(&key, no, ctx).1, *value))
+        }
     }
 }
 
@@ -64,30 +112,37 @@ pub enum RowPlan {
     Any(Vec<RowPlan>),
     Not(Box<RowPlan>),
     Field(usize, FieldTest),
+    /// An `event` node: aggregate index, count test.
+    Count(usize, Option<sift_lang::CountTest>),
+    /// An `event_sum` node: aggregate index, comparison.
+    Sum(usize, CmpOp, f64),
     /// Anything else is answered by [`matches`].
     Other(Condition),
 }
 
 impl RowPlan {
-    pub fn compile(cond: &Condition, fields: &Fields) -> RowPlan {
+    pub fn compile(cond: &Condition, fields: &Fields, aggregates: &Aggregates) -> RowPlan {
+        let compile = |c: &Condition| RowPlan::compile(c, fields, aggregates);
         match cond {
-            Condition::All(children) => RowPlan::All(
-                children
-                    .iter()
-                    .map(|c| RowPlan::compile(c, fields))
-                    .collect(),
-            ),
-            Condition::Any(children) => RowPlan::Any(
-                children
-                    .iter()
-                    .map(|c| RowPlan::compile(c, fields))
-                    .collect(),
-            ),
-            Condition::Not(inner) => RowPlan::Not(Box::new(RowPlan::compile(inner, fields))),
+            Condition::All(children) => RowPlan::All(children.iter().map(compile).collect()),
+            Condition::Any(children) => RowPlan::Any(children.iter().map(compile).collect()),
+            Condition::Not(inner) => RowPlan::Not(Box::new(compile(inner))),
             Condition::Field { field, test } => match fields.index(field) {
                 Some(index) => RowPlan::Field(index, test.clone()),
                 None => RowPlan::Other(cond.clone()),
             },
+            Condition::Event { count, .. } => {
+                match AggKey::of(cond).and_then(|k| aggregates.find(&k)) {
+                    Some(index) => RowPlan::Count(index, *count),
+                    None => RowPlan::Other(cond.clone()),
+                }
+            }
+            Condition::EventSum { op, value, .. } => {
+                match AggKey::of(cond).and_then(|k| aggregates.find(&k)) {
+                    Some(index) => RowPlan::Sum(index, *op, *value),
+                    None => RowPlan::Other(cond.clone()),
+                }
+            }
             _ => RowPlan::Other(cond.clone()),
         }
     }
@@ -100,7 +155,27 @@ impl RowPlan {
             RowPlan::Field(index, test) => {
                 test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now)
             }
+            RowPlan::Count(index, count) => count_holds(
+                *count,
+                ctx.aggregates.get(*index).map_or(0, |a| a.count(no)),
+            ),
+            RowPlan::Sum(index, op, value) => op.holds(
+                ctx.aggregates.get(*index).map_or(0.0, |a| a.sum(no)),
+                *value,
+            ),
             RowPlan::Other(cond) => matches(cond, no, ctx),
+        }
+    }
+
+    /// Aggregate indexes this plan reads.
+    pub fn aggregates(&self, out: &mut Vec<usize>) {
+        match self {
+            RowPlan::All(children) | RowPlan::Any(children) => {
+                children.iter().for_each(|c| c.aggregates(out))
+            }
+            RowPlan::Not(inner) => inner.aggregates(out),
+            RowPlan::Count(index, _) | RowPlan::Sum(index, ..) => out.push(*index),
+            RowPlan::Field(..) | RowPlan::Other(_) => {}
         }
     }
 
@@ -116,6 +191,7 @@ impl RowPlan {
                 Some((_, value)) => test_value(value.as_ref().map(ValueRef::of), test, ctx.now),
                 None => test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now),
             },
+            RowPlan::Count(..) | RowPlan::Sum(..) => self.matches(no, ctx),
             RowPlan::Other(cond) => matches(cond, no, ctx),
         }
     }
@@ -189,10 +265,10 @@ pub(crate) fn test_value(value: Option<ValueRef<'_>>, test: &FieldTest, now: Dat
                     compare(value, CmpOp::Gte, low) && compare(value, CmpOp::Lte, high)
                 }
                 FieldTest::InLast(d) => {
-                    instant(value).is_some_and(|t| t >= ago(now, *d) && t <= now)
+                    instant(value).is_some_and(|t| t <= now && add(t, *d) >= now)
                 }
-                FieldTest::BeforeAgo(d) => instant(value).is_some_and(|t| t < ago(now, *d)),
-                FieldTest::AfterAgo(d) => instant(value).is_some_and(|t| t > ago(now, *d)),
+                FieldTest::BeforeAgo(d) => instant(value).is_some_and(|t| add(t, *d) < now),
+                FieldTest::AfterAgo(d) => instant(value).is_some_and(|t| add(t, *d) > now),
                 _ => false,
             }
         }
@@ -207,7 +283,7 @@ fn contains(value: ValueRef<'_>, needle: &str) -> bool {
 }
 
 /// A date or datetime as an instant; a date is its midnight UTC.
-fn instant(value: ValueRef<'_>) -> Option<DateTime> {
+pub(crate) fn instant(value: ValueRef<'_>) -> Option<DateTime> {
     match value {
         ValueRef::Date(d) => Some(i64::from(d) * DAY_MS),
         ValueRef::DateTime(t) => Some(t),
@@ -268,14 +344,18 @@ enum Plan<'a> {
     Present(&'a Column),
     Bool(&'a Column, bool),
     Scan(&'a Column, Scan),
-    /// Behavioural nodes, answered per contact until they get columns.
-    Row(&'a Condition, Ctx<'a>),
+    /// Behavioural nodes of saved segments: a scan over the aggregate.
+    Count(&'a [u32], Option<sift_lang::CountTest>),
+    Sum(&'a [f64], CmpOp, f64),
+    /// Behavioural nodes without a kept aggregate (previews), computed once.
+    OwnedCount(Vec<u32>, Option<sift_lang::CountTest>),
+    OwnedSum(Vec<f64>, CmpOp, f64),
 }
 
 enum Scan {
     Number(NumTest<f64>),
     /// Date and datetime columns, compared as instants (a date is its midnight UTC).
-    Instant(NumTest<i64>),
+    Instant(InstantTest),
     /// String column: the value's symbol is in this set.
     Symbols(Bits),
     Symbol(u32),
@@ -294,8 +374,34 @@ fn compile<'a>(cond: &'a Condition, ctx: &Ctx<'a>) -> Plan<'a> {
             Some(index) => compile_field(ctx.contacts.column(index), test, ctx.now),
             None => Plan::Const(field_test(None, test, ctx.now)),
         },
-        Condition::Event { .. } | Condition::EventSum { .. } => Plan::Row(cond, *ctx),
+        Condition::Event { count, .. } => match kept(cond, ctx) {
+            Some(a) => Plan::Count(&a.counts, *count),
+            None => match transient_for(cond, ctx) {
+                Some(a) => Plan::OwnedCount(a.counts, *count),
+                None => Plan::Const(count_holds(*count, 0)),
+            },
+        },
+        Condition::EventSum { op, value, .. } => match kept(cond, ctx) {
+            Some(a) => Plan::Sum(&a.sums, *op, *value),
+            None => match transient_for(cond, ctx) {
+                Some(a) => Plan::OwnedSum(a.sums, *op, *value),
+                None => Plan::Const(op.holds(0.0, *value)),
+            },
+        },
     }
+}
+
+/// The kept aggregate of a behavioural node, when it holds the present.
+fn kept<'a>(cond: &Condition, ctx: &Ctx<'a>) -> Option<&'a Aggregate> {
+    if ctx.from_history {
+        return None;
+    }
+    let index = ctx.aggregates.find(&AggKey::of(cond)?)?;
+    ctx.aggregates.get(index)
+}
+
+fn transient_for(cond: &Condition, ctx: &Ctx<'_>) -> Option<Aggregate> {
+    crate::aggregates::transient(&AggKey::of(cond)?, ctx.events, ctx.contacts.capacity(), ctx.now)
 }
 
 fn negate(plan: Plan<'_>) -> Plan<'_> {
@@ -355,24 +461,17 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             }
             Plan::Scan(column, Scan::Symbols(symbols))
         }
-        ColumnData::Number(_) => match NumTest::of(
-            test,
-            now,
-            |s| match s {
-                Scalar::Number(n) => Some(*n),
-                _ => None,
-            },
-            |_| None,
-        ) {
+        ColumnData::Number(_) => match NumTest::of(test, |s| match s {
+            Scalar::Number(n) => Some(*n),
+            _ => None,
+        }) {
             Some(test) => Plan::Scan(column, Scan::Number(test)),
             None => Plan::Const(false),
         },
-        ColumnData::Date(_) | ColumnData::DateTime(_) => {
-            match NumTest::of(test, now, scalar_instant, Some) {
-                Some(test) => Plan::Scan(column, Scan::Instant(test)),
-                None => Plan::Const(false),
-            }
-        }
+        ColumnData::Date(_) | ColumnData::DateTime(_) => match InstantTest::of(test, now) {
+            Some(test) => Plan::Scan(column, Scan::Instant(test)),
+            None => Plan::Const(false),
+        },
     }
 }
 
@@ -384,8 +483,7 @@ fn scalar_instant(scalar: &Scalar) -> Option<i64> {
     }
 }
 
-/// An ordered test on a number or an instant, with relative times already
-/// turned into absolute bounds.
+/// An ordered test on a number or an instant.
 enum NumTest<T> {
     Cmp(CmpOp, T),
     Between(T, T),
@@ -393,20 +491,11 @@ enum NumTest<T> {
 }
 
 impl<T: Copy + PartialOrd> NumTest<T> {
-    /// `instant` maps an absolute time onto the column's domain (None for numbers).
-    fn of(
-        test: &FieldTest,
-        now: DateTime,
-        scalar: impl Fn(&Scalar) -> Option<T>,
-        instant: impl Fn(i64) -> Option<T>,
-    ) -> Option<NumTest<T>> {
+    fn of(test: &FieldTest, scalar: impl Fn(&Scalar) -> Option<T>) -> Option<NumTest<T>> {
         Some(match test {
             FieldTest::Compare(op, s) => NumTest::Cmp(*op, scalar(s)?),
             FieldTest::Between(low, high) => NumTest::Between(scalar(low)?, scalar(high)?),
             FieldTest::In(list) => NumTest::In(list.iter().filter_map(&scalar).collect()),
-            FieldTest::InLast(d) => NumTest::Between(instant(ago(now, *d))?, instant(now)?),
-            FieldTest::BeforeAgo(d) => NumTest::Cmp(CmpOp::Lt, instant(ago(now, *d))?),
-            FieldTest::AfterAgo(d) => NumTest::Cmp(CmpOp::Gt, instant(ago(now, *d))?),
             _ => return None,
         })
     }
@@ -417,6 +506,38 @@ impl<T: Copy + PartialOrd> NumTest<T> {
             NumTest::Cmp(op, x) => op.holds(value, *x),
             NumTest::Between(low, high) => value >= *low && value <= *high,
             NumTest::In(list) => list.contains(&value),
+        }
+    }
+}
+
+/// A test on an instant: absolute, or relative to `now` (see [`crate::time`]).
+enum InstantTest {
+    Abs(NumTest<i64>),
+    /// `v <= now && v + d >= now`
+    InLast(Reaches, DateTime),
+    /// `v + d < now`
+    Before(Reaches),
+    /// `v + d > now`
+    After(Reaches),
+}
+
+impl InstantTest {
+    fn of(test: &FieldTest, now: DateTime) -> Option<InstantTest> {
+        Some(match test {
+            FieldTest::InLast(d) => InstantTest::InLast(Reaches::new(*d, now), now),
+            FieldTest::BeforeAgo(d) => InstantTest::Before(Reaches::new(*d, now)),
+            FieldTest::AfterAgo(d) => InstantTest::After(Reaches::new(*d, now.saturating_add(1))),
+            _ => InstantTest::Abs(NumTest::of(test, scalar_instant)?),
+        })
+    }
+
+    #[inline]
+    fn check(&self, v: i64) -> bool {
+        match self {
+            InstantTest::Abs(test) => test.check(v),
+            InstantTest::InLast(reaches, now) => v <= *now && reaches.check(v),
+            InstantTest::Before(reaches) => !reaches.check(v),
+            InstantTest::After(reaches) => reaches.check(v),
         }
     }
 }
@@ -448,6 +569,32 @@ fn scan_words<T: Copy>(
             }
         }
         *slot = word & mask;
+    }
+    out
+}
+
+/// Words of a test over a dense per-contact vector; contacts past its end
+/// have the default value (no events: count 0, sum 0).
+fn dense_words<T: Copy + Default>(
+    values: &[T],
+    start: usize,
+    end: usize,
+    test: impl Fn(T) -> bool,
+) -> Vec<u64> {
+    let missing = test(T::default());
+    let mut out = vec![0u64; end - start];
+    for (slot, w) in out.iter_mut().zip(start..end) {
+        let base = w * 64;
+        let mut word = 0u64;
+        for bit in 0..64 {
+            let value = values.get(base + bit).copied();
+            let hit = match value {
+                Some(v) => test(v),
+                None => missing,
+            };
+            word |= u64::from(hit) << bit;
+        }
+        *slot = word;
     }
     out
 }
@@ -533,18 +680,14 @@ impl Plan<'_> {
                 }
                 _ => vec![0; end - start],
             },
-            Plan::Row(cond, ctx) => {
-                let mut out = vec![0u64; end - start];
-                for (slot, w) in out.iter_mut().zip(start..end) {
-                    let alive_word = alive.word(w);
-                    for bit in 0..64 {
-                        if alive_word >> bit & 1 == 1 && matches(cond, (w * 64 + bit) as u32, ctx) {
-                            *slot |= 1 << bit;
-                        }
-                    }
-                }
-                out
+            Plan::Count(counts, count) => {
+                dense_words(counts, start, end, |n| count_holds(*count, n))
             }
+            Plan::Sum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
+            Plan::OwnedCount(counts, count) => {
+                dense_words(counts, start, end, |n| count_holds(*count, n))
+            }
+            Plan::OwnedSum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
         }
     }
 }

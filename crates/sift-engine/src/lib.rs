@@ -7,17 +7,20 @@
 //! return the [`Record`]s to persist; the storage crate writes them and the
 //! server acknowledges only after they are durable.
 
+mod aggregates;
 mod bits;
 mod changes;
 pub mod columns;
 mod contacts;
 mod error;
 mod eval;
+mod events;
 mod fields;
 mod scoring;
 mod segments;
 mod store;
 mod time;
+mod timers;
 mod value;
 mod workspace;
 
@@ -31,7 +34,7 @@ pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, vali
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};
-pub use time::ago;
+pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workspace::{
     ContactInput, ContactView, EventInput, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, SegmentInput,

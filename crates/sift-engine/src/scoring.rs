@@ -4,6 +4,9 @@
 
 use sift_lang::{Condition, DateTime, Duration};
 
+use crate::events::{EventLog, Filter, StoredEvent};
+use crate::time::{NEVER, add};
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoringRule {
     pub id: String,
@@ -33,4 +36,107 @@ pub struct ScoringRulePatch {
     pub filter: Option<Option<Condition>>,
     pub points: Option<f64>,
     pub expires_after: Option<Option<Duration>>,
+}
+
+/// The rules of a workspace in creation order, with filters compiled.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    rules: Vec<ScoringRule>,
+    compiled: Vec<Compiled>,
+}
+
+#[derive(Clone, Debug)]
+struct Compiled {
+    kind: u32,
+    filter: Option<Filter>,
+}
+
+impl Rules {
+    pub fn all(&self) -> &[ScoringRule] {
+        &self.rules
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ScoringRule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn any_expiring(&self) -> bool {
+        self.rules.iter().any(|r| r.expires_after.is_some())
+    }
+
+    /// Adds a rule, or replaces the one with its id in place.
+    pub fn put(&mut self, rule: ScoringRule, log: &mut EventLog) {
+        let compiled = Compiled {
+            kind: log.types.intern(&rule.event_type),
+            filter: rule
+                .filter
+                .as_ref()
+                .map(|f| Filter::compile(f, &mut log.names)),
+        };
+        match self.rules.iter().position(|r| r.id == rule.id) {
+            Some(i) => {
+                self.rules[i] = rule;
+                self.compiled[i] = compiled;
+            }
+            None => {
+                self.rules.push(rule);
+                self.compiled.push(compiled);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<ScoringRule> {
+        let i = self.rules.iter().position(|r| r.id == id)?;
+        self.compiled.remove(i);
+        Some(self.rules.remove(i))
+    }
+
+    /// Points `event` earns at `now`, added rule by rule to `score`, and the
+    /// earliest instant some of them expire.
+    pub fn score_event(
+        &self,
+        event: &StoredEvent,
+        log: &EventLog,
+        now: DateTime,
+        score: &mut f64,
+        next_expiry: &mut DateTime,
+    ) {
+        for (rule, compiled) in self.rules.iter().zip(&self.compiled) {
+            if compiled.kind != event.kind
+                || !compiled
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(event, &log.strings))
+            {
+                continue;
+            }
+            match rule.expires_after {
+                Some(d) => {
+                    let expiry = add(event.at, d);
+                    if expiry > now {
+                        *score += rule.points;
+                        *next_expiry = (*next_expiry).min(expiry);
+                    }
+                }
+                None => *score += rule.points,
+            }
+        }
+    }
+
+    /// A contact's score from its whole history at `now`, in arrival order.
+    pub fn score(&self, events: &[StoredEvent], log: &EventLog, now: DateTime) -> (f64, DateTime) {
+        let mut score = 0.0;
+        let mut next = NEVER;
+        if self.rules.is_empty() {
+            return (score, next);
+        }
+        for event in events {
+            self.score_event(event, log, now, &mut score, &mut next);
+        }
+        (score, next)
+    }
 }

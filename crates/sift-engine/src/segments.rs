@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, FieldTest};
 
+use crate::aggregates::Aggregates;
 use crate::changes::{SegmentDef, SegmentKind};
 use crate::eval::{RowPlan, SegmentLookup};
 use crate::fields::Fields;
@@ -23,8 +24,16 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub fn new(def: SegmentDef, members: RoaringBitmap, fields: &Fields) -> Segment {
-        let plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
+    pub fn new(
+        def: SegmentDef,
+        members: RoaringBitmap,
+        fields: &Fields,
+        aggregates: &Aggregates,
+    ) -> Segment {
+        let plan = def
+            .condition
+            .as_ref()
+            .map(|c| RowPlan::compile(c, fields, aggregates));
         let refers = def
             .condition
             .as_ref()
@@ -141,9 +150,18 @@ impl Segments {
     }
 
     /// Replaces the definition of the segment in `slot` (members unchanged).
-    pub fn redefine(&mut self, slot: Slot, def: SegmentDef, fields: &Fields) {
+    pub fn redefine(
+        &mut self,
+        slot: Slot,
+        def: SegmentDef,
+        fields: &Fields,
+        aggregates: &Aggregates,
+    ) {
         if let Some(segment) = self.at_mut(slot) {
-            segment.plan = def.condition.as_ref().map(|c| RowPlan::compile(c, fields));
+            segment.plan = def
+                .condition
+                .as_ref()
+                .map(|c| RowPlan::compile(c, fields, aggregates));
             segment.refers = def
                 .condition
                 .as_ref()
@@ -151,6 +169,26 @@ impl Segments {
             segment.def = def;
         }
         self.reindex();
+    }
+
+    /// Recompiles every plan (after the set of aggregates changed).
+    pub fn recompile(&mut self, fields: &Fields, aggregates: &Aggregates) {
+        for segment in self.slots.iter_mut().flatten() {
+            segment.plan = segment
+                .def
+                .condition
+                .as_ref()
+                .map(|c| RowPlan::compile(c, fields, aggregates));
+        }
+    }
+
+    /// Every distinct field test of dynamic segments: (field, test, readers).
+    pub fn all_tests(&self) -> impl Iterator<Item = (&str, &FieldTest, &[Slot])> {
+        self.tests_by_field.iter().flat_map(|(field, tests)| {
+            tests
+                .iter()
+                .map(move |(test, readers)| (field.as_str(), test, readers.as_slice()))
+        })
     }
 
     pub fn remove(&mut self, slot: Slot) -> Option<Segment> {

@@ -70,7 +70,17 @@ pub enum Command {
         /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
+        /// Which figures: contact writes and segments, events and timers, or both.
+        #[arg(long, value_enum, default_value_t = BenchSuite::All)]
+        suite: BenchSuite,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchSuite {
+    Contacts,
+    Events,
+    All,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

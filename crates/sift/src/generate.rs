@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sift_engine::{ContactInput, RawValue, format_date};
+use sift_engine::{ContactInput, EventInput, RawValue, format_date};
 
 const FIRST: &[&str] = &[
     "Ana", "Luis", "Marta", "João", "Emma", "Lucas", "Sofia", "Hugo", "Léa", "Noah", "Mia",
@@ -40,6 +40,10 @@ impl Generator {
         Generator {
             rng: StdRng::seed_from_u64(seed),
         }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.random()
     }
 
     fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
@@ -168,6 +172,101 @@ impl Generator {
             parts.push(part);
         }
         parts.join(" and ")
+    }
+}
+
+pub const EVENT_TYPES: &[&str] = &["page_visit", "product_view", "email_open", "purchase"];
+const CATEGORIES: &[&str] = &["shoes", "bags", "hats", "watches", "jeans", "dresses"];
+const DAY_MS: i64 = 86_400_000;
+
+impl Generator {
+    /// An event of contact `n` at a random time in the `span_days` before `now`.
+    pub fn event(&mut self, n: u64, now: i64, span_days: i64) -> EventInput {
+        let event_type = match self.rng.random_range(0..10) {
+            0..4 => "page_visit",
+            4..7 => "product_view",
+            7..9 => "email_open",
+            _ => "purchase",
+        };
+        let category = self.pick(CATEGORIES);
+        let properties: Vec<(String, RawValue)> = match event_type {
+            "purchase" => vec![
+                (
+                    "amount".into(),
+                    RawValue::Number(f64::from(self.rng.random_range(10..600u32)) / 2.0),
+                ),
+                ("category".into(), RawValue::String(category.into())),
+            ],
+            "product_view" => vec![
+                ("category".into(), RawValue::String(category.into())),
+                (
+                    "price".into(),
+                    RawValue::Number(f64::from(self.rng.random_range(5..300u32))),
+                ),
+            ],
+            "page_visit" => vec![(
+                "path".into(),
+                RawValue::String(format!("/{category}")),
+            )],
+            _ => vec![(
+                "campaign".into(),
+                RawValue::String(format!("spring-{}", self.rng.random_range(1..6))),
+            )],
+        };
+        let json: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    RawValue::Number(x) => serde_json::json!(x),
+                    RawValue::String(s) => serde_json::json!(s),
+                    _ => serde_json::Value::Null,
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        EventInput {
+            id: None,
+            contact_id: format!("c{n}"),
+            event_type: event_type.into(),
+            at: Some(now - self.rng.random_range(0..span_days.max(1) * DAY_MS)),
+            properties,
+            properties_json: serde_json::Value::Object(json).to_string(),
+            anonymous: None,
+        }
+    }
+
+    /// A behavioural or time-relative condition like a marketer would write.
+    pub fn behaviour_condition(&mut self) -> String {
+        let days = [7, 14, 30, 60, 90][self.rng.random_range(0..5)];
+        let kind = self.pick(EVENT_TYPES);
+        let part = match self.rng.random_range(0..8) {
+            0 => format!("performed {kind} in last {days} days"),
+            1 => format!(
+                "performed purchase where amount > {} at least {} times in last {days} days",
+                [20, 50, 100][self.rng.random_range(0..3)],
+                self.rng.random_range(1..4)
+            ),
+            2 => format!("not performed {kind} in last {days} days"),
+            3 => format!(
+                "total purchase.amount >= {} in last {days} days",
+                [50, 100, 250][self.rng.random_range(0..3)]
+            ),
+            4 => format!(
+                "performed product_view where category = \"{}\" in last {days} days",
+                self.pick(CATEGORIES)
+            ),
+            5 => format!("last_seen_at in last {days} days"),
+            6 => format!(
+                "birth_date before {} years ago",
+                [18, 21, 30, 40, 65][self.rng.random_range(0..5)]
+            ),
+            _ => format!("performed email_open at least {} times", self.rng.random_range(1..5)),
+        };
+        if self.rng.random_bool(0.3) {
+            format!("{part} and country = \"{}\"", self.pick(COUNTRIES))
+        } else {
+            part
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! 2 Sift itself failed (cannot open the data directory, bind the port...).
 
 mod bench;
+mod bench_events;
 mod cli;
 mod generate;
 mod import;

@@ -11,7 +11,7 @@ use sift_engine::{SegmentInput, SegmentKind};
 use sift_lang::{FieldType, Schema};
 use sift_server::{AppState, Config};
 
-use crate::cli::{Args, Command, ImportKind, ServeFlags};
+use crate::cli::{Args, BenchSuite, Command, ImportKind, ServeFlags};
 use crate::generate::{DEMO_SEGMENTS, Generator};
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -39,7 +39,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             contacts,
             segments,
             http_contacts,
-        } => crate::bench::run(contacts, segments, http_contacts),
+            suite,
+        } => {
+            if suite != BenchSuite::Events {
+                crate::bench::run(contacts, segments, http_contacts)?;
+            }
+            if suite != BenchSuite::Contacts {
+                crate::bench_events::run(contacts, segments, http_contacts)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -46,6 +46,7 @@ impl Workspace {
                 failures,
             });
         }
+        let now = self.tick(now);
         let mut write = Write::default();
         let mut created: Vec<(&String, FieldType)> =
             new_fields.iter().map(|(k, v)| (k, *v)).collect();
@@ -62,9 +63,9 @@ impl Workspace {
             write.records.push(Record::Field(def));
         }
         for item in items {
-            self.apply_input(item, now, &mut write);
+            self.apply_input(item, now, Cause::ContactUpdate, &mut write);
         }
-        Ok(write)
+        Ok(self.finish(write))
     }
 
     /// Checks upserts without applying any: the index of each item that
@@ -127,7 +128,13 @@ impl Workspace {
     }
 
     /// Applies one checked upsert and re-evaluates what it can affect.
-    pub(super) fn apply_input(&mut self, item: &ContactInput, now: DateTime, write: &mut Write) {
+    pub(super) fn apply_input(
+        &mut self,
+        item: &ContactInput,
+        now: DateTime,
+        cause: Cause,
+        write: &mut Write,
+    ) {
         let (no, is_new) = match self.contacts.lookup(&item.id) {
             Some(no) => (no, false),
             None => {
@@ -161,10 +168,12 @@ impl Workspace {
         // What the write replaced, so that a segment's former answer can be
         // recomputed instead of probing its (likely cold) member bitmap.
         let mut old_values: Vec<(usize, Option<Value>)> = Vec::new();
+        let mut written: Vec<usize> = if is_new { vec![CREATED_AT] } else { Vec::new() };
         for (index, value) in changes {
             if self.contacts.column(index).holds(no, value.as_ref()) {
                 continue;
             }
+            written.push(index);
             let name = &self.fields.def(index).name;
             if is_new {
                 slots.extend_from_slice(self.segments.reading_field(name));
@@ -192,9 +201,12 @@ impl Workspace {
             }
             slots.extend(self.blank_true.iter().copied());
         }
+        if !self.temporal.is_empty() {
+            self.schedule_columns(no, &written, now);
+        }
         write.records.push(Record::Contact(self.snapshot(no)));
         let before = (!is_new).then_some(old_values.as_slice());
-        self.propagate_contact(no, slots, before, Cause::ContactUpdate, now, write);
+        self.propagate_contact(no, slots, before, cause, now, write);
     }
 
     pub(super) fn snapshot(&self, no: u32) -> ContactSnapshot {
@@ -344,6 +356,7 @@ impl Workspace {
             what: "contact",
             id: id.to_string(),
         })?;
+        let now = self.tick(now);
         let mut write = Write::default();
         let member_of: Vec<(Slot, String)> = self
             .segments
@@ -352,6 +365,13 @@ impl Workspace {
             .map(|(slot, s)| (slot, s.def.id.clone()))
             .collect();
         self.contacts.delete(no);
+        self.events.forget(no);
+        let indexes: Vec<usize> = self.aggregates.iter().map(|(i, _)| i).collect();
+        for index in indexes {
+            if let Some(aggregate) = self.aggregates.get_mut(index) {
+                aggregate.set(no, 0, 0.0);
+            }
+        }
         write.records.push(Record::ContactDeleted { no });
         for (slot, segment_id) in member_of {
             self.set_member(slot, no, false);
@@ -365,6 +385,6 @@ impl Workspace {
                 &mut write,
             );
         }
-        Ok(write)
+        Ok(self.finish(write))
     }
 }

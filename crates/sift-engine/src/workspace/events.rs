@@ -1,10 +1,15 @@
-//! Events (SPEC §1) and time: ingesting events into the per-contact history
-//! and the behavioural aggregates, and firing the timer queue.
+//! Events (SPEC §1): checking them, appending them to the contact's history,
+//! and updating the behavioural aggregates, the lead score and
+//! `last_seen_at` by what the one new event adds.
 
 use sift_lang::DateTime;
 
 use super::*;
+use crate::changes::{Cause, EventRecord};
 use crate::error::Error;
+use crate::eval::test_value;
+use crate::fields::{self, LAST_SEEN_AT, LEAD_SCORE};
+use crate::time::NEVER;
 use crate::value::RawValue;
 
 /// Events may be stamped at most this far ahead of the server's clock.
@@ -30,35 +35,193 @@ pub struct EventInput {
     pub anonymous: Option<bool>,
 }
 
+fn valid_name(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 128 && !text.chars().any(char::is_control)
+}
+
 impl Workspace {
     /// Accepts events, all or nothing: every item is checked before any is
-    /// applied. A replayed id is counted in `Write::duplicates` and skipped.
+    /// applied. A replayed id is listed in `Write::duplicates` and skipped.
     pub fn ingest_events(&mut self, items: &[EventInput], now: DateTime) -> Result<Write, Error> {
-        let _ = (items, now);
-        todo!("issue 3")
+        if items.len() > MAX_BATCH {
+            return Err(Error::Invalid(format!(
+                "a batch holds at most {MAX_BATCH} events, this one has {}",
+                items.len()
+            )));
+        }
+        // Checked against the clock as it would be: a refused batch must
+        // not move time (its timers' changes would have no write to carry them).
+        let mut failures = self.check_events(items, now);
+        if !failures.is_empty() {
+            if items.len() == 1 {
+                return Err(failures.remove(0).1);
+            }
+            return Err(Error::BatchInvalid {
+                total: items.len(),
+                failures,
+            });
+        }
+        let now = self.tick(now);
+        let mut write = Write::default();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(id) = &item.id {
+                if self.events.seen(id) {
+                    write.duplicates.push(index);
+                    continue;
+                }
+                self.events.remember(id);
+            }
+            self.apply_event(item, now, &mut write);
+            write.accepted += 1;
+        }
+        Ok(self.finish(write))
     }
 
     /// Checks events without applying any: the index of each item
     /// [`Workspace::ingest_events`] would refuse, and why.
     pub fn check_events(&self, items: &[EventInput], now: DateTime) -> Vec<(usize, Error)> {
-        let _ = (items, now);
-        todo!("issue 3")
+        let now = now.max(self.clock);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| self.check_event(item, now).err().map(|e| (index, e)))
+            .collect()
     }
 
-    /// Fires every timer due at or before `now`, in instant order; each
-    /// flip is recorded at the instant it became due, with cause `time`.
-    pub fn advance(&mut self, now: DateTime) -> Write {
-        let _ = now;
-        todo!("issue 3")
+    fn check_event(&self, item: &EventInput, now: DateTime) -> Result<(), Error> {
+        if !fields::valid_contact_id(&item.contact_id) {
+            return Err(Error::InvalidContactId(item.contact_id.clone()));
+        }
+        if !valid_name(&item.event_type) {
+            return Err(Error::Invalid(format!(
+                "event type {:?} is invalid: it must be 1 to 128 bytes without control characters",
+                item.event_type
+            )));
+        }
+        if let Some(id) = &item.id
+            && !valid_name(id)
+        {
+            return Err(Error::Invalid(format!(
+                "event id {id:?} is invalid: it must be 1 to 128 bytes without control characters"
+            )));
+        }
+        if let Some(at) = item.at
+            && at > now.saturating_add(MAX_FUTURE_MS)
+        {
+            return Err(Error::Invalid(format!(
+                "event at {} is more than 5 minutes ahead of the server's clock ({}); send the time it happened",
+                crate::value::format_datetime(at),
+                crate::value::format_datetime(now)
+            )));
+        }
+        if let Some((name, _)) = item.properties.iter().find(|(name, _)| !valid_name(name)) {
+            return Err(Error::Invalid(format!(
+                "event property name {name:?} is invalid: it must be 1 to 128 bytes without control characters"
+            )));
+        }
+        Ok(())
     }
 
-    /// The instant of the earliest pending timer.
-    pub fn next_timer(&self) -> Option<DateTime> {
-        todo!("issue 3")
+    /// Applies one checked, new event.
+    fn apply_event(&mut self, item: &EventInput, now: DateTime, write: &mut Write) {
+        let no = match self.contacts.lookup(&item.contact_id) {
+            Some(no) => no,
+            None => {
+                let create = ContactInput {
+                    id: item.contact_id.clone(),
+                    properties: Vec::new(),
+                    anonymous: Some(item.anonymous.unwrap_or(false)),
+                };
+                self.apply_input(&create, now, Cause::Event, write);
+                match self.contacts.lookup(&item.contact_id) {
+                    Some(no) => no,
+                    None => return,
+                }
+            }
+        };
+        let at = item.at.unwrap_or(now);
+        self.events.push(no, &item.event_type, at, &item.properties);
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut next = NEVER;
+        let Some(event) = self.events.of(no).last() else {
+            return;
+        };
+        for &index in self.aggregates.on_type(event.kind).to_vec().iter() {
+            let Some(aggregate) = self.aggregates.get_mut(index) else {
+                continue;
+            };
+            if !aggregate.selects(event, &self.events) || !aggregate.in_window(at, now) {
+                continue;
+            }
+            let count = aggregate.count(no) + 1;
+            let sum = if aggregate.property.is_some() {
+                aggregate.sum(no) + aggregate.addend(event)
+            } else {
+                aggregate.sum(no)
+            };
+            aggregate.set(no, count, sum);
+            next = next.min(aggregate.exit(at));
+            if let Some(readers) = self.agg_readers.get(index) {
+                slots.extend_from_slice(readers);
+            }
+        }
+        if !self.rules.is_empty() {
+            let before = self.lead_score(no);
+            let mut score = before;
+            self.rules
+                .score_event(event, &self.events, now, &mut score, &mut next);
+            if score.to_bits() != before.to_bits() {
+                self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
+            }
+        }
+        let seen = match self.contacts.get(no, LAST_SEEN_AT) {
+            Some(Value::DateTime(t)) => t,
+            _ => i64::MIN,
+        };
+        if at > seen {
+            self.set_tracked(no, LAST_SEEN_AT, Some(Value::DateTime(at)), now, &mut slots);
+            self.schedule_columns(no, &[LAST_SEEN_AT], now);
+        }
+        self.timers.schedule(no, next);
+        write.records.push(Record::Event(EventRecord {
+            no,
+            id: item.id.clone(),
+            event_type: item.event_type.clone(),
+            at,
+            properties: item.properties.clone(),
+            properties_json: item.properties_json.clone(),
+        }));
+        self.propagate_contact(no, slots, None, Cause::Event, now, write);
     }
 
-    /// The instant up to which time has been processed.
-    pub fn clock(&self) -> DateTime {
-        todo!("issue 3")
+    pub(super) fn lead_score(&self, no: u32) -> f64 {
+        match self.contacts.get(no, LEAD_SCORE) {
+            Some(Value::Number(n)) => n,
+            _ => 0.0,
+        }
+    }
+
+    /// Sets a column of contact `no`, adding to `slots` the readers of every
+    /// test whose answer (at `now`) the new value flips.
+    pub(super) fn set_tracked(
+        &mut self,
+        no: u32,
+        column: usize,
+        value: Option<Value>,
+        now: DateTime,
+        slots: &mut Vec<Slot>,
+    ) {
+        let name = &self.fields.def(column).name;
+        let tests = self.segments.tests_on(name);
+        let before: Vec<bool> = tests
+            .iter()
+            .map(|(test, _)| test_value(self.contacts.column(column).get_ref(no), test, now))
+            .collect();
+        self.contacts.set(no, column, value.as_ref());
+        for ((test, readers), was) in tests.iter().zip(before) {
+            if test_value(self.contacts.column(column).get_ref(no), test, now) != was {
+                slots.extend_from_slice(readers);
+            }
+        }
     }
 }

@@ -8,18 +8,24 @@
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
 
+use crate::aggregates::{AggKey, Aggregates};
 use crate::changes::{ChangeBatch, Record, SegmentKind};
 use crate::contacts::Contacts;
 use crate::error::{Error, Usage};
 use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches};
+use crate::events::EventLog;
 use crate::fields::{self, FieldDef, Fields};
+use crate::scoring::Rules;
 use crate::segments::{Segment, Segments, Slot};
+use crate::timers::Timers;
 
 mod contacts;
 mod events;
+mod explain;
 mod restore;
 mod scoring;
 mod segment_writes;
+mod time;
 use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use restore::StoredState;
@@ -125,6 +131,18 @@ pub struct Workspace {
     /// Dynamic segments that hold for a contact with no properties: a new
     /// contact is checked against these besides those reading what it sets.
     blank_true: Vec<Slot>,
+    events: EventLog,
+    aggregates: Aggregates,
+    /// Segments reading each aggregate, by aggregate index.
+    agg_readers: Vec<Vec<Slot>>,
+    /// Relative-time tests of dynamic segments: (column, test, readers).
+    temporal: Vec<(usize, FieldTest, Vec<Slot>)>,
+    rules: Rules,
+    timers: Timers,
+    /// The instant up to which time has been processed.
+    clock: DateTime,
+    /// Changes made by timers that no write has carried to the store yet.
+    pending: Write,
 }
 
 /// The checker's view of a workspace.
@@ -278,6 +296,9 @@ impl Workspace {
             fields: &self.fields,
             contacts: &self.contacts,
             segments: &self.segments,
+            events: &self.events,
+            aggregates: &self.aggregates,
+            from_history: false,
             now,
         }
     }
@@ -292,25 +313,20 @@ impl Workspace {
     /// Members of an unsaved condition.
     pub fn preview(&self, condition: &Condition, now: DateTime) -> Result<RoaringBitmap, Error> {
         check_supported(condition)?;
-        Ok(evaluate_all(condition, &self.ctx(now)))
+        Ok(evaluate_all(condition, &self.ctx(now.max(self.clock))))
+    }
+
+    /// Events kept in memory.
+    pub fn event_count(&self) -> u64 {
+        self.events.len()
+    }
+
+    /// Approximate heap bytes of the event history and idempotency keys.
+    pub fn event_bytes(&self) -> u64 {
+        self.events.heap_bytes()
     }
 
     /// Per-node truth of segment `id`'s condition for contact `no`.
-    pub fn explain(&self, no: u32, id: &str, now: DateTime) -> Result<ExplainNode, Error> {
-        let segment = self.segment_or_404(id)?;
-        let ctx = self.ctx(now);
-        Ok(match &segment.def.condition {
-            Some(cond) => explain_node(cond, no, &ctx),
-            None => ExplainNode {
-                condition: Condition::InSegment(id.to_string()),
-                result: segment.members.contains(no),
-                value: None,
-                next_change: None,
-                children: Vec::new(),
-            },
-        })
-    }
-
     /// Workflows come later; today only segments refer to segments.
     pub fn usages(&self, id: &str) -> Result<Vec<Usage>, Error> {
         self.segment_or_404(id)?;
@@ -391,56 +407,35 @@ impl Workspace {
     }
 }
 
-fn explain_node(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> ExplainNode {
-    let children: Vec<ExplainNode> = match cond {
-        Condition::All(children) | Condition::Any(children) => {
-            children.iter().map(|c| explain_node(c, no, ctx)).collect()
+/// Relative-time operators inside an event's `where` would make every
+/// stored event a timer of its own; they are refused with a way out.
+pub(super) fn check_supported(cond: &Condition) -> Result<(), Error> {
+    let mut unsupported = false;
+    cond.walk(&mut |node| {
+        if let Condition::Event {
+            filter: Some(filter),
+            ..
         }
-        Condition::Not(inner) => vec![explain_node(inner, no, ctx)],
-        _ => Vec::new(),
-    };
-    let value = match cond {
-        Condition::Field { field, .. } => ctx
-            .fields
-            .index(field)
-            .and_then(|i| ctx.contacts.get(no, i)),
-        _ => None,
-    };
-    ExplainNode {
-        condition: cond.clone(),
-        result: matches(cond, no, ctx),
-        value,
-        next_change: None,
-        children,
-    }
-}
-
-/// Relative-time operators and behavioural conditions need the timer queue
-/// and the event store; until they exist a segment using them could not be
-/// kept exact, so it is refused rather than silently wrong.
-fn check_supported(cond: &Condition) -> Result<(), Error> {
-    let mut unsupported = None;
-    cond.walk(&mut |node| match node {
-        Condition::Field { test, .. } => {
-            if matches!(
-                test,
-                FieldTest::InLast(_) | FieldTest::BeforeAgo(_) | FieldTest::AfterAgo(_)
-            ) {
-                unsupported
-                    .get_or_insert("relative-time operators (in last, before … ago, after … ago)");
-            }
+        | Condition::EventSum {
+            filter: Some(filter),
+            ..
+        } = node
+        {
+            filter.walk(&mut |inner| {
+                if let Condition::Field { test, .. } = inner
+                    && time::is_relative(test)
+                {
+                    unsupported = true;
+                }
+            });
         }
-        Condition::Event { .. } | Condition::EventSum { .. } => {
-            unsupported.get_or_insert("behavioural conditions (performed …, total …)");
-        }
-        _ => {}
     });
-    match unsupported {
-        Some(what) => Err(Error::Unsupported(format!(
-            "{what} are not supported by this version of Sift yet"
-        ))),
-        None => Ok(()),
+    if unsupported {
+        return Err(Error::Unsupported(
+            "relative-time operators (in last, before … ago, after … ago) cannot test event properties inside `where`; put the window on the event instead: `performed purchase in last 30 days`".into(),
+        ));
     }
+    Ok(())
 }
 
 fn checked_name(name: &str) -> Result<String, Error> {

@@ -38,8 +38,95 @@ impl Workspace {
     /// [`Workspace::advance`] with the real time, which fires the timers that
     /// fell due meanwhile, and stores what it returns.
     pub fn restore_from(state: StoredState) -> Workspace {
-        let _ = state;
-        todo!("issue 3")
+        let clock = state.clock;
+        let mut ws = Workspace::new();
+        ws.clock = clock;
+        ws.restore_fields(state.fields);
+        for contact in state.contacts {
+            ws.restore_contact(contact);
+        }
+        ws.reserve_numbers(state.tombstones);
+        for rule in state.scoring_rules {
+            ws.rules.put(rule, &mut ws.events);
+        }
+        let mut seen = vec![i64::MIN; ws.contacts.capacity() as usize];
+        for event in state.events {
+            if !ws.contacts.is_alive(event.no) {
+                continue;
+            }
+            if let Some(id) = &event.id {
+                ws.events.remember(id);
+            }
+            ws.events
+                .push(event.no, &event.event_type, event.at, &event.properties);
+            if let Some(last) = seen.get_mut(event.no as usize) {
+                *last = (*last).max(event.at);
+            }
+        }
+        // `last_seen_at` and `lead_score` follow from the history and rules.
+        for no in ws.contacts.alive().iter().collect::<Vec<u32>>() {
+            if let Some(&last) = seen.get(no as usize)
+                && last > i64::MIN
+            {
+                ws.contacts
+                    .set(no, LAST_SEEN_AT, Some(&Value::DateTime(last)));
+            }
+            let (score, _) = ws.rules.score(ws.events.of(no), &ws.events, clock);
+            ws.contacts.set(no, LEAD_SCORE, Some(&Value::Number(score)));
+        }
+        ws.restore_segments(state.segments, &state.static_members, clock);
+        ws.next_seq = state.next_seq;
+        ws.rebuild_timers();
+        ws
+    }
+
+    fn restore_fields(&mut self, fields: Vec<FieldDef>) {
+        for def in fields {
+            match self.fields.index(&def.name) {
+                // A built-in keeps its type and flags; only a relabel is stored.
+                Some(index) => {
+                    let mut current = self.fields.def(index).clone();
+                    current.label = def.label;
+                    self.fields.push(current);
+                }
+                None => {
+                    self.add_field(def);
+                }
+            }
+        }
+    }
+
+    /// Inserts the segments and evaluates the dynamic ones at `now`, in rank order.
+    fn restore_segments(
+        &mut self,
+        segments: Vec<SegmentDef>,
+        static_members: &HashMap<String, RoaringBitmap>,
+        now: DateTime,
+    ) {
+        for def in segments {
+            let members = static_members.get(&def.id).cloned().unwrap_or_default();
+            self.segments
+                .insert(Segment::new(def, members, &self.fields, &self.aggregates));
+        }
+        self.sync_aggregates(None, now);
+        let mut order: Vec<(u32, Slot)> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.def.condition.is_some())
+            .map(|(slot, _)| (self.segments.rank(slot), slot))
+            .collect();
+        order.sort_unstable();
+        for (_, slot) in order {
+            let Some(cond) = self.segments.at(slot).and_then(|s| s.def.condition.clone()) else {
+                continue;
+            };
+            let members = evaluate_all(&cond, &self.ctx(now));
+            if let Some(segment) = self.segments.at_mut(slot) {
+                segment.members = members;
+            }
+        }
+        self.refresh_blank_true(now);
+        self.reindex_time();
     }
 
     // -- restore --------------------------------------------------------------
@@ -55,46 +142,15 @@ impl Workspace {
         next_seq: u64,
         now: DateTime,
     ) -> Workspace {
-        let mut ws = Workspace::new();
-        for def in fields {
-            match ws.fields.index(&def.name) {
-                // A built-in keeps its type and flags; only a relabel is stored.
-                Some(index) => {
-                    let mut current = ws.fields.def(index).clone();
-                    current.label = def.label;
-                    ws.fields.push(current);
-                }
-                None => {
-                    ws.add_field(def);
-                }
-            }
-        }
-        for contact in contacts {
-            ws.restore_contact(contact);
-        }
-        for def in segments {
-            let members = static_members.get(&def.id).cloned().unwrap_or_default();
-            ws.segments.insert(Segment::new(def, members, &ws.fields));
-        }
-        let mut order: Vec<(u32, Slot)> = ws
-            .segments
-            .iter()
-            .filter(|(_, s)| s.def.condition.is_some())
-            .map(|(slot, _)| (ws.segments.rank(slot), slot))
-            .collect();
-        order.sort_unstable();
-        for (_, slot) in order {
-            let Some(cond) = ws.segments.at(slot).and_then(|s| s.def.condition.clone()) else {
-                continue;
-            };
-            let members = evaluate_all(&cond, &ws.ctx(now));
-            if let Some(segment) = ws.segments.at_mut(slot) {
-                segment.members = members;
-            }
-        }
-        ws.next_seq = next_seq;
-        ws.refresh_blank_true(now);
-        ws
+        Workspace::restore_from(StoredState {
+            fields,
+            contacts,
+            segments,
+            static_members,
+            next_seq,
+            clock: now,
+            ..StoredState::default()
+        })
     }
 
     pub(super) fn restore_contact(&mut self, contact: ContactSnapshot) {

@@ -1,20 +1,22 @@
 //! Lead scoring rules: create, edit and delete them, recomputing the
 //! `lead_score` of every contact with events of the types involved.
 
-use sift_lang::DateTime;
+use rayon::prelude::*;
+use sift_lang::{Condition, DateTime};
 
 use super::*;
+use crate::changes::Cause;
 use crate::error::Error;
+use crate::fields::LEAD_SCORE;
 use crate::scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 
 impl Workspace {
     pub fn scoring_rules(&self) -> &[ScoringRule] {
-        todo!("issue 3")
+        self.rules.all()
     }
 
     pub fn scoring_rule(&self, id: &str) -> Option<&ScoringRule> {
-        let _ = id;
-        todo!("issue 3")
+        self.rules.get(id)
     }
 
     /// Creates a rule and scores past events with it. `Write::rescored`
@@ -24,8 +26,33 @@ impl Workspace {
         input: ScoringRuleInput,
         now: DateTime,
     ) -> Result<Write, Error> {
-        let _ = (input, now);
-        todo!("issue 3")
+        if self.rules.get(&input.id).is_some() {
+            return Err(Error::Invalid(format!(
+                "scoring rule id {:?} is taken",
+                input.id
+            )));
+        }
+        let mut rule = ScoringRule {
+            id: input.id,
+            event_type: input.event_type,
+            filter: input.filter,
+            points: input.points,
+            expires_after: input.expires_after,
+            created_at: now,
+            updated_at: now,
+        };
+        check_rule(&rule)?;
+        let now = self.tick(now);
+        rule.created_at = now;
+        rule.updated_at = now;
+        let kinds = vec![rule.event_type.clone()];
+        self.rules.put(rule.clone(), &mut self.events);
+        let mut write = Write {
+            records: vec![Record::ScoringRule(rule)],
+            ..Write::default()
+        };
+        self.rescore(&kinds, now, &mut write);
+        Ok(self.finish(write))
     }
 
     pub fn update_scoring_rule(
@@ -34,12 +61,114 @@ impl Workspace {
         patch: ScoringRulePatch,
         now: DateTime,
     ) -> Result<Write, Error> {
-        let _ = (id, patch, now);
-        todo!("issue 3")
+        let mut rule = self.rules.get(id).cloned().ok_or_else(|| Error::NotFound {
+            what: "scoring rule",
+            id: id.to_string(),
+        })?;
+        let mut kinds = vec![rule.event_type.clone()];
+        if let Some(event_type) = patch.event_type {
+            rule.event_type = event_type;
+        }
+        if let Some(filter) = patch.filter {
+            rule.filter = filter;
+        }
+        if let Some(points) = patch.points {
+            rule.points = points;
+        }
+        if let Some(expires_after) = patch.expires_after {
+            rule.expires_after = expires_after;
+        }
+        check_rule(&rule)?;
+        let now = self.tick(now);
+        rule.updated_at = now;
+        if !kinds.contains(&rule.event_type) {
+            kinds.push(rule.event_type.clone());
+        }
+        self.rules.put(rule.clone(), &mut self.events);
+        let mut write = Write {
+            records: vec![Record::ScoringRule(rule)],
+            ..Write::default()
+        };
+        self.rescore(&kinds, now, &mut write);
+        Ok(self.finish(write))
     }
 
     pub fn delete_scoring_rule(&mut self, id: &str, now: DateTime) -> Result<Write, Error> {
-        let _ = (id, now);
-        todo!("issue 3")
+        let rule = self.rules.get(id).cloned().ok_or_else(|| Error::NotFound {
+            what: "scoring rule",
+            id: id.to_string(),
+        })?;
+        let now = self.tick(now);
+        self.rules.remove(id);
+        let mut write = Write {
+            records: vec![Record::ScoringRuleDeleted { id: id.to_string() }],
+            ..Write::default()
+        };
+        self.rescore(&[rule.event_type], now, &mut write);
+        Ok(self.finish(write))
     }
+
+    /// Recomputes the score of every contact with events of `types`, and the
+    /// memberships that follow.
+    fn rescore(&mut self, types: &[String], now: DateTime, write: &mut Write) {
+        let kinds: Vec<u32> = types
+            .iter()
+            .filter_map(|t| self.events.types.lookup(t))
+            .collect();
+        if kinds.is_empty() {
+            return;
+        }
+        let alive: Vec<u32> = self.contacts.alive().iter().collect();
+        let scores: Vec<(u32, f64, DateTime)> = alive
+            .par_iter()
+            .filter_map(|&no| {
+                let events = self.events.of(no);
+                if !events.iter().any(|e| kinds.contains(&e.kind)) {
+                    return None;
+                }
+                let (score, expiry) = self.rules.score(events, &self.events, now);
+                Some((no, score, expiry))
+            })
+            .collect();
+        for (no, score, expiry) in scores {
+            self.timers.schedule(no, expiry);
+            if score.to_bits() == self.lead_score(no).to_bits() {
+                continue;
+            }
+            write.rescored += 1;
+            let mut slots = Vec::new();
+            self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
+            self.propagate_contact(no, slots, None, Cause::ContactUpdate, now, write);
+        }
+    }
+}
+
+fn check_rule(rule: &ScoringRule) -> Result<(), Error> {
+    if rule.event_type.is_empty()
+        || rule.event_type.len() > 128
+        || rule.event_type.chars().any(char::is_control)
+    {
+        return Err(Error::Invalid(format!(
+            "event type {:?} is invalid: it must be 1 to 128 bytes without control characters",
+            rule.event_type
+        )));
+    }
+    if !rule.points.is_finite() {
+        return Err(Error::Invalid("points must be a finite number".into()));
+    }
+    if rule.expires_after.is_some_and(|d| d.amount == 0) {
+        return Err(Error::Invalid(
+            "expires_after must be a positive duration, like \"30d\"".into(),
+        ));
+    }
+    if let Some(filter) = &rule.filter {
+        let wrapped = Condition::Event {
+            event_type: rule.event_type.clone(),
+            filter: Some(Box::new(filter.clone())),
+            count: None,
+            in_last: None,
+        };
+        check_supported(&wrapped)?;
+    }
+    Ok(())
 }

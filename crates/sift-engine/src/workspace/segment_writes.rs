@@ -10,7 +10,10 @@ use super::*;
 use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind};
 use crate::error::Error;
 use crate::eval::{Ctx, evaluate_all, matches};
+use crate::fields::Fields;
 use crate::segments::{Segment, Slot};
+use crate::workspace::time::is_relative;
+use sift_lang::FieldTest;
 
 impl Workspace {
     // -- segments -------------------------------------------------------------
@@ -54,6 +57,13 @@ impl Workspace {
             created_at: now,
             updated_at: now,
         };
+        let now = self.tick(now);
+        let def = SegmentDef {
+            created_at: now,
+            updated_at: now,
+            ..def
+        };
+        self.sync_aggregates(def.condition.as_ref(), now);
         let members = match &def.condition {
             Some(cond) => evaluate_all(cond, &self.ctx(now)),
             None => RoaringBitmap::new(),
@@ -64,9 +74,16 @@ impl Workspace {
             ..Write::default()
         };
         let id = def.id.clone();
-        self.segments
-            .insert(Segment::new(def, members.clone(), &self.fields));
+        let relative = relative_tests(def.condition.as_ref(), &self.fields);
+        self.segments.insert(Segment::new(
+            def,
+            members.clone(),
+            &self.fields,
+            &self.aggregates,
+        ));
         self.refresh_blank_true(now);
+        self.reindex_time();
+        self.schedule_tests(&relative, now);
         self.record(
             &id,
             ChangeKind::Entered,
@@ -75,7 +92,7 @@ impl Workspace {
             members,
             &mut write,
         );
-        Ok(write)
+        Ok(self.finish(write))
     }
 
     pub fn update_segment(
@@ -111,13 +128,24 @@ impl Workspace {
             self.check_condition(id, &cond)?;
             def.condition = Some(cond);
         }
+        let now = self.tick(now);
         def.updated_at = now;
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
             ..Write::default()
         };
-        self.segments.redefine(slot, def, &self.fields);
+        let relative = relative_tests(def.condition.as_ref(), &self.fields);
         if new_condition {
+            // The edited segment's old condition no longer counts.
+            self.segments
+                .redefine(slot, def.clone(), &self.fields, &self.aggregates);
+            self.sync_aggregates(None, now);
+        }
+        self.segments
+            .redefine(slot, def, &self.fields, &self.aggregates);
+        if new_condition {
+            self.reindex_time();
+            self.schedule_tests(&relative, now);
             let mut queue = BTreeMap::new();
             queue.insert((self.segments.rank(slot), slot), (None, Cause::SegmentEdit));
             let (entered, exited) = self.propagate_bulk(queue, now, &mut write);
@@ -125,7 +153,7 @@ impl Workspace {
             write.exited = exited;
             self.refresh_blank_true(now);
         }
-        Ok(write)
+        Ok(self.finish(write))
     }
 
     pub fn delete_segment(&mut self, id: &str) -> Result<Write, Error> {
@@ -139,11 +167,14 @@ impl Workspace {
         if let Some(slot) = self.segments.slot(id) {
             self.segments.remove(slot);
         }
-        self.refresh_blank_true(0);
-        Ok(Write {
+        let now = self.clock;
+        self.sync_aggregates(None, now);
+        self.refresh_blank_true(now);
+        self.reindex_time();
+        Ok(self.finish(Write {
             records: vec![Record::SegmentDeleted { id: id.to_string() }],
             ..Write::default()
-        })
+        }))
     }
 
     /// Adds (or removes) contacts to a static segment.
@@ -181,6 +212,7 @@ impl Workspace {
             &numbers & &segment.members
         };
         let slot = self.segments.slot(id).unwrap_or_default();
+        let now = self.tick(now);
         let mut write = Write::default();
         write.records.push(Record::StaticMembers {
             segment_id: id.to_string(),
@@ -213,7 +245,7 @@ impl Workspace {
             );
         }
         self.propagate_bulk(queue, now, &mut write);
-        Ok(write)
+        Ok(self.finish(write))
     }
 
     /// Re-evaluates queued segments over their scope (None: everyone), in rank
@@ -230,14 +262,16 @@ impl Workspace {
             let Some(segment) = self.segments.at(slot) else {
                 continue;
             };
-            let Some(cond) = &segment.def.condition else {
+            let (Some(cond), Some(plan)) = (&segment.def.condition, &segment.plan) else {
                 continue;
             };
             let ctx = self.ctx(at);
             let fresh = match &scope {
-                Some(scope) if scope.len() <= ROW_SCOPE_LIMIT => {
-                    RoaringBitmap::from_iter(scope.iter().filter(|no| matches(cond, *no, &ctx)))
-                }
+                Some(scope) if scope.len() <= ROW_SCOPE_LIMIT => RoaringBitmap::from_iter(
+                    scope
+                        .iter()
+                        .filter(|no| ctx.contacts.is_alive(*no) && plan.matches(*no, &ctx)),
+                ),
                 Some(scope) => evaluate_all(cond, &ctx) & scope,
                 None => evaluate_all(cond, &ctx),
             };
@@ -273,7 +307,7 @@ impl Workspace {
         first.unwrap_or((0, 0))
     }
 
-    /// Rejects what the engine cannot keep exact yet, and reference cycles.
+    /// Rejects what the engine cannot keep exact, and reference cycles.
     pub(super) fn check_condition(&self, id: &str, cond: &Condition) -> Result<(), Error> {
         check_supported(cond)?;
         let refs = cond.segment_refs();
@@ -321,6 +355,9 @@ impl Workspace {
                 fields: &self.fields,
                 contacts: &self.contacts,
                 segments: &lookup,
+                events: &self.events,
+                aggregates: &self.aggregates,
+                from_history: false,
                 now,
             };
             blank[slot] = matches(cond, BLANK, &ctx);
@@ -332,4 +369,99 @@ impl Workspace {
             .map(|(slot, _)| slot)
             .collect();
     }
+}
+
+impl Workspace {
+    /// Brings the aggregates in line with the saved segments' behavioural
+    /// nodes (and `extra`'s, about to be saved): new ones are computed over
+    /// every history at `now` and their window exits armed; unused ones go.
+    pub(super) fn sync_aggregates(&mut self, extra: Option<&Condition>, now: DateTime) {
+        let mut keys = Vec::new();
+        for (_, segment) in self.segments.iter() {
+            if segment.def.kind == SegmentKind::Dynamic
+                && let Some(cond) = &segment.def.condition
+            {
+                collect_keys(cond, &mut keys);
+            }
+        }
+        if let Some(cond) = extra {
+            collect_keys(cond, &mut keys);
+        }
+        let capacity = self.contacts.capacity();
+        let created = self.aggregates.sync(&keys, &mut self.events, capacity, now);
+        for (_, exits) in created {
+            for (no, at) in exits.into_iter().enumerate() {
+                self.timers.schedule(no as u32, at);
+            }
+        }
+        self.segments.recompile(&self.fields, &self.aggregates);
+    }
+
+    /// Rebuilds the readers of each aggregate and the list of relative tests.
+    pub(super) fn reindex_time(&mut self) {
+        let mut readers: Vec<Vec<Slot>> = Vec::new();
+        for (slot, segment) in self.segments.iter() {
+            let Some(plan) = &segment.plan else { continue };
+            let mut read = Vec::new();
+            plan.aggregates(&mut read);
+            read.sort_unstable();
+            read.dedup();
+            for index in read {
+                if index >= readers.len() {
+                    readers.resize_with(index + 1, Vec::new);
+                }
+                readers[index].push(slot);
+            }
+        }
+        self.agg_readers = readers;
+        self.temporal = self
+            .segments
+            .all_tests()
+            .filter(|(_, test, _)| is_relative(test))
+            .filter_map(|(field, test, readers)| {
+                Some((self.fields.index(field)?, test.clone(), readers.to_vec()))
+            })
+            .collect();
+    }
+}
+
+/// The aggregate keys of `cond`'s behavioural nodes.
+fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
+    match cond {
+        Condition::All(children) | Condition::Any(children) => {
+            children.iter().for_each(|c| collect_keys(c, keys))
+        }
+        Condition::Not(inner) => collect_keys(inner, keys),
+        Condition::Event { .. } | Condition::EventSum { .. } => {
+            if let Some(key) = AggKey::of(cond)
+                && !keys.contains(&key)
+            {
+                keys.push(key);
+            }
+        }
+        Condition::Field { .. } | Condition::InSegment(_) => {}
+    }
+}
+
+/// (column, test) of each relative-time field test of `cond`.
+fn relative_tests(cond: Option<&Condition>, fields: &Fields) -> Vec<(usize, FieldTest)> {
+    let mut out = Vec::new();
+    fn walk(cond: &Condition, fields: &Fields, out: &mut Vec<(usize, FieldTest)>) {
+        match cond {
+            Condition::All(children) | Condition::Any(children) => {
+                children.iter().for_each(|c| walk(c, fields, out))
+            }
+            Condition::Not(inner) => walk(inner, fields, out),
+            Condition::Field { field, test } if is_relative(test) => {
+                if let Some(index) = fields.index(field) {
+                    out.push((index, test.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(cond) = cond {
+        walk(cond, fields, &mut out);
+    }
+    out
 }

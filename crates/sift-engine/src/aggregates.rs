@@ -1,0 +1,282 @@
+//! Behavioural aggregates: for each distinct (event type, `where`, window,
+//! summed property) that some segment tests, the count and sum of the
+//! matching events of every contact, kept up to date as events arrive and as
+//! window boundaries pass (the timer queue), never by rescanning on each event.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use sift_lang::{Condition, DateTime, Duration};
+
+use crate::events::{EventLog, Filter, StoredEvent, number_prop};
+use crate::time::{NEVER, add};
+
+/// What an aggregate counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggKey {
+    pub event_type: String,
+    pub filter: Option<Condition>,
+    pub window: Option<Duration>,
+    /// For `event_sum`.
+    pub property: Option<String>,
+}
+
+impl AggKey {
+    /// The key of an `event` or `event_sum` node.
+    pub fn of(cond: &Condition) -> Option<AggKey> {
+        match cond {
+            Condition::Event {
+                event_type,
+                filter,
+                in_last,
+                ..
+            } => Some(AggKey {
+                event_type: event_type.clone(),
+                filter: filter.as_deref().cloned(),
+                window: *in_last,
+                property: None,
+            }),
+            Condition::EventSum {
+                event_type,
+                property,
+                filter,
+                in_last,
+                ..
+            } => Some(AggKey {
+                event_type: event_type.clone(),
+                filter: filter.as_deref().cloned(),
+                window: *in_last,
+                property: Some(property.clone()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub key: AggKey,
+    pub kind: u32,
+    pub filter: Option<Filter>,
+    pub property: Option<u32>,
+    pub counts: Vec<u32>,
+    pub sums: Vec<f64>,
+}
+
+/// A contact's count and sum for one aggregate at one instant, and the next
+/// instant one of its events leaves the window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tally {
+    pub count: u32,
+    pub sum: f64,
+    pub next_exit: DateTime,
+}
+
+impl Aggregate {
+    pub fn count(&self, no: u32) -> u32 {
+        self.counts.get(no as usize).copied().unwrap_or(0)
+    }
+
+    pub fn sum(&self, no: u32) -> f64 {
+        self.sums.get(no as usize).copied().unwrap_or(0.0)
+    }
+
+    pub fn set(&mut self, no: u32, count: u32, sum: f64) {
+        let index = no as usize;
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+            self.sums.resize(index + 1, 0.0);
+        }
+        self.counts[index] = count;
+        self.sums[index] = sum;
+    }
+
+    /// Whether `event` is one this aggregate counts (ignoring the window).
+    pub fn selects(&self, event: &StoredEvent, log: &EventLog) -> bool {
+        event.kind == self.kind
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.matches(event, &log.strings))
+    }
+
+    /// Whether an event at `at` is inside the window at `now`.
+    pub fn in_window(&self, at: DateTime, now: DateTime) -> bool {
+        self.window.is_none_or(|d| add(at, d) >= now)
+    }
+
+    /// The instant an event at `at` leaves the window (NEVER without one).
+    pub fn exit(&self, at: DateTime) -> DateTime {
+        self.window.map_or(NEVER, |d| add(at, d).saturating_add(1))
+    }
+
+    /// The value added to the sum by `event`.
+    pub fn addend(&self, event: &StoredEvent) -> f64 {
+        number_prop(event, self.property).unwrap_or(0.0)
+    }
+
+    /// Counts contact `no`'s history at `now`, in arrival order (so that sums
+    /// add up in the same order as when events arrive one by one).
+    pub fn tally(&self, events: &[StoredEvent], log: &EventLog, now: DateTime) -> Tally {
+        let mut tally = Tally {
+            count: 0,
+            sum: 0.0,
+            next_exit: NEVER,
+        };
+        for event in events {
+            if !self.selects(event, log) || !self.in_window(event.at, now) {
+                continue;
+            }
+            tally.count += 1;
+            if self.property.is_some() {
+                tally.sum += self.addend(event);
+            }
+            tally.next_exit = tally.next_exit.min(self.exit(event.at));
+        }
+        tally
+    }
+}
+
+impl std::ops::Deref for Aggregate {
+    type Target = AggKey;
+    fn deref(&self) -> &AggKey {
+        &self.key
+    }
+}
+
+/// Aggregates by stable index; an index is freed when no segment uses it.
+#[derive(Clone, Debug, Default)]
+pub struct Aggregates {
+    list: Vec<Option<Aggregate>>,
+    by_type: HashMap<u32, Vec<usize>>,
+}
+
+impl Aggregates {
+    pub fn get(&self, index: usize) -> Option<&Aggregate> {
+        self.list.get(index).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Aggregate> {
+        self.list.get_mut(index).and_then(Option::as_mut)
+    }
+
+    pub fn find(&self, key: &AggKey) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|a| a.as_ref().is_some_and(|a| a.key == *key))
+    }
+
+    pub fn on_type(&self, kind: u32) -> &[usize] {
+        self.by_type.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Aggregate)> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
+    }
+
+    pub fn windowed(&self) -> impl Iterator<Item = (usize, &Aggregate)> {
+        self.iter().filter(|(_, a)| a.window.is_some())
+    }
+
+    /// Makes the set of aggregates exactly `keys`: keeps those that exist,
+    /// drops the rest, and computes new ones over every contact's history at
+    /// `now` (in parallel). Returns the indexes of the new ones, with each
+    /// contact's earliest window exit for them.
+    pub fn sync(
+        &mut self,
+        keys: &[AggKey],
+        log: &mut EventLog,
+        capacity: u32,
+        now: DateTime,
+    ) -> Vec<(usize, Vec<DateTime>)> {
+        for slot in &mut self.list {
+            if slot.as_ref().is_some_and(|a| !keys.contains(&a.key)) {
+                *slot = None;
+            }
+        }
+        let mut created = Vec::new();
+        for key in keys {
+            if self.find(key).is_some() {
+                continue;
+            }
+            let aggregate = Aggregate {
+                kind: log.types.intern(&key.event_type),
+                filter: key
+                    .filter
+                    .as_ref()
+                    .map(|f| Filter::compile(f, &mut log.names)),
+                property: key.property.as_ref().map(|p| log.names.intern(p)),
+                key: key.clone(),
+                counts: Vec::new(),
+                sums: Vec::new(),
+            };
+            let (aggregate, exits) = compute(aggregate, log, capacity, now);
+            let index = match self.list.iter().position(Option::is_none) {
+                Some(free) => free,
+                None => {
+                    self.list.push(None);
+                    self.list.len() - 1
+                }
+            };
+            self.list[index] = Some(aggregate);
+            created.push((index, exits));
+        }
+        self.by_type.clear();
+        for (index, aggregate) in self.list.iter().enumerate() {
+            if let Some(aggregate) = aggregate {
+                self.by_type.entry(aggregate.kind).or_default().push(index);
+            }
+        }
+        created
+    }
+}
+
+/// An aggregate computed once for an unsaved condition (a preview): names
+/// no event has had stay unresolved instead of being interned.
+pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> Option<Aggregate> {
+    let kind = log.types.lookup(&key.event_type)?;
+    let aggregate = Aggregate {
+        key: key.clone(),
+        kind,
+        filter: key.filter.as_ref().map(|f| Filter::lookup(f, &log.names)),
+        property: key
+            .property
+            .as_ref()
+            .map(|p| log.names.lookup(p).unwrap_or(u32::MAX)),
+        counts: Vec::new(),
+        sums: Vec::new(),
+    };
+    Some(compute(aggregate, log, capacity, now).0)
+}
+
+const CHUNK: usize = 16_384;
+
+fn compute(
+    mut aggregate: Aggregate,
+    log: &EventLog,
+    capacity: u32,
+    now: DateTime,
+) -> (Aggregate, Vec<DateTime>) {
+    let n = capacity as usize;
+    let chunks: Vec<Vec<Tally>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|chunk| {
+            let end = ((chunk + 1) * CHUNK).min(n);
+            (chunk * CHUNK..end)
+                .map(|no| aggregate.tally(log.of(no as u32), log, now))
+                .collect()
+        })
+        .collect();
+    let mut exits = Vec::with_capacity(n);
+    aggregate.counts = Vec::with_capacity(n);
+    aggregate.sums = Vec::with_capacity(n);
+    for tally in chunks.into_iter().flatten() {
+        aggregate.counts.push(tally.count);
+        aggregate.sums.push(tally.sum);
+        exits.push(tally.next_exit);
+    }
+    (aggregate, exits)
+}

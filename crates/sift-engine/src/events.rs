@@ -1,0 +1,241 @@
+//! The per-contact event history: every accepted event, compactly, with its
+//! properties interned, and the idempotency keys seen so far.
+//!
+//! Conditions never rescan the history on each event: behavioural nodes read
+//! counts and sums kept per contact in [`crate::aggregates`]. The history is
+//! read when an aggregate is created (a new segment), when a window boundary
+//! or score expiry falls due for one contact, and to explain.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use sift_lang::{Condition, DateTime, FieldTest};
+
+use crate::columns::Interner;
+use crate::eval::{ValueRef, test_value};
+use crate::value::{RawValue, parse_date, parse_datetime};
+
+/// One property value of an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prop {
+    Str(u32),
+    Num(f64),
+    Bool(bool),
+    Date(i32),
+    DateTime(i64),
+    /// Interned elements, sorted.
+    List(Box<[u32]>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub at: DateTime,
+    pub kind: u32,
+    /// (property name, value), by name id.
+    pub props: Box<[(u32, Prop)]>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventLog {
+    by_contact: Vec<Vec<StoredEvent>>,
+    pub types: Interner,
+    pub names: Interner,
+    pub strings: Interner,
+    /// 128-bit hashes of accepted idempotency keys: collisions are out of
+    /// reach, and 16 bytes per key beat keeping the strings.
+    ids: HashSet<u128>,
+    len: u64,
+}
+
+pub fn id_hash(id: &str) -> u128 {
+    let half = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+impl EventLog {
+    pub fn of(&self, no: u32) -> &[StoredEvent] {
+        self.by_contact.get(no as usize).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn seen(&self, id: &str) -> bool {
+        self.ids.contains(&id_hash(id))
+    }
+
+    pub fn remember(&mut self, id: &str) {
+        self.ids.insert(id_hash(id));
+    }
+
+    /// Interns an event and appends it to contact `no`'s history.
+    pub fn push(
+        &mut self,
+        no: u32,
+        event_type: &str,
+        at: DateTime,
+        properties: &[(String, RawValue)],
+    ) -> &StoredEvent {
+        let kind = self.types.intern(event_type);
+        let mut props: Vec<(u32, Prop)> = Vec::with_capacity(properties.len());
+        for (name, raw) in properties {
+            let value = match raw {
+                RawValue::Bool(b) => Prop::Bool(*b),
+                RawValue::Number(n) if n.is_finite() => Prop::Num(*n),
+                RawValue::String(s) => string_prop(s, &mut self.strings),
+                RawValue::StringList(items) => {
+                    let mut ids: Vec<u32> = items.iter().map(|i| self.strings.intern(i)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Prop::List(ids.into_boxed_slice())
+                }
+                _ => continue,
+            };
+            let name = self.names.intern(name);
+            props.retain(|(n, _)| *n != name);
+            props.push((name, value));
+        }
+        let index = no as usize;
+        if index >= self.by_contact.len() {
+            self.by_contact.resize_with(index + 1, Vec::new);
+        }
+        let list = &mut self.by_contact[index];
+        list.push(StoredEvent {
+            at,
+            kind,
+            props: props.into_boxed_slice(),
+        });
+        self.len += 1;
+        &list[list.len() - 1]
+    }
+
+    /// Erases contact `no`'s history (its idempotency keys stay accepted).
+    pub fn forget(&mut self, no: u32) {
+        if let Some(list) = self.by_contact.get_mut(no as usize) {
+            self.len -= list.len() as u64;
+            *list = Vec::new();
+        }
+    }
+
+    /// Bytes held by the history, roughly, for the benchmark.
+    pub fn heap_bytes(&self) -> u64 {
+        let events: u64 = self
+            .by_contact
+            .iter()
+            .map(|l| {
+                (l.capacity() * std::mem::size_of::<StoredEvent>()) as u64
+                    + l.iter()
+                        .map(|e| (e.props.len() * std::mem::size_of::<(u32, Prop)>()) as u64)
+                        .sum::<u64>()
+            })
+            .sum();
+        events + self.ids.capacity() as u64 * 17
+    }
+}
+
+/// A string that is a valid date or RFC 3339 datetime is kept as one, as
+/// the condition language reads such literals (SPEC §2).
+fn string_prop(text: &str, strings: &mut Interner) -> Prop {
+    let bytes = text.as_bytes();
+    if bytes.len() == 10
+        && bytes[4] == b'-'
+        && let Some(days) = parse_date(text)
+    {
+        return Prop::Date(days);
+    }
+    if bytes.len() >= 20
+        && bytes[10] == b'T'
+        && let Some(ms) = parse_datetime(text)
+    {
+        return Prop::DateTime(ms);
+    }
+    Prop::Str(strings.intern(text))
+}
+
+/// An event filter (`where`) with property names resolved to name ids.
+#[derive(Clone, Debug)]
+pub enum Filter {
+    All(Vec<Filter>),
+    Any(Vec<Filter>),
+    Not(Box<Filter>),
+    /// `None`: a property no event has had yet.
+    Test(Option<u32>, FieldTest),
+}
+
+impl Filter {
+    /// Compiles `cond`; with `names`, unseen property names are interned so
+    /// the filter stays valid as new events arrive.
+    pub fn compile(cond: &Condition, names: &mut Interner) -> Filter {
+        Filter::build(cond, &mut |name| Some(names.intern(name)))
+    }
+
+    /// Compiles against the names seen so far (for one-off evaluations).
+    pub fn lookup(cond: &Condition, names: &Interner) -> Filter {
+        Filter::build(cond, &mut |name| names.lookup(name))
+    }
+
+    fn build(cond: &Condition, name: &mut dyn FnMut(&str) -> Option<u32>) -> Filter {
+        match cond {
+            Condition::All(children) => {
+                Filter::All(children.iter().map(|c| Filter::build(c, name)).collect())
+            }
+            Condition::Any(children) => {
+                Filter::Any(children.iter().map(|c| Filter::build(c, name)).collect())
+            }
+            Condition::Not(inner) => Filter::Not(Box::new(Filter::build(inner, name))),
+            Condition::Field { field, test } => Filter::Test(name(field), test.clone()),
+            // The checker allows only property predicates inside `where`.
+            _ => Filter::All(vec![Filter::Not(Box::new(Filter::All(Vec::new())))]),
+        }
+    }
+
+    pub fn matches(&self, event: &StoredEvent, strings: &Interner) -> bool {
+        match self {
+            Filter::All(children) => children.iter().all(|c| c.matches(event, strings)),
+            Filter::Any(children) => children.iter().any(|c| c.matches(event, strings)),
+            Filter::Not(inner) => !inner.matches(event, strings),
+            Filter::Test(name, test) => {
+                let value = name.and_then(|name| {
+                    event
+                        .props
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| prop_ref(v, strings))
+                });
+                // Relative-time tests are refused inside `where`, so the
+                // instant passed here is never read.
+                test_value(value, test, 0)
+            }
+        }
+    }
+}
+
+pub fn prop_ref<'a>(value: &'a Prop, strings: &'a Interner) -> ValueRef<'a> {
+    match value {
+        Prop::Str(id) => ValueRef::Str(strings.resolve(*id)),
+        Prop::Num(n) => ValueRef::Num(*n),
+        Prop::Bool(b) => ValueRef::Bool(*b),
+        Prop::Date(d) => ValueRef::Date(*d),
+        Prop::DateTime(t) => ValueRef::DateTime(*t),
+        Prop::List(ids) => ValueRef::Symbols(ids, strings),
+    }
+}
+
+/// The number of property `name` of `event`, if it is a number.
+pub fn number_prop(event: &StoredEvent, name: Option<u32>) -> Option<f64> {
+    let name = name?;
+    event.props.iter().find_map(|(n, v)| match v {
+        Prop::Num(x) if *n == name => Some(*x),
+        _ => None,
+    })
+}

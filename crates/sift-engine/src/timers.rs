@@ -1,0 +1,88 @@
+//! The timer queue: for every contact, the next instant at which something
+//! time-dependent about it can change (an event leaving a window, a date
+//! crossing a relative threshold, points expiring). Nothing scans all
+//! contacts on a schedule; the server sleeps until the earliest instant.
+//!
+//! Each contact has one pending instant. Lowering it pushes a new heap entry
+//! and leaves the old one stale (skipped when popped); a timer that fires
+//! early finds nothing changed and is re-armed, which keeps every producer
+//! simple: it only ever proposes an earlier instant.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use sift_lang::DateTime;
+
+use crate::time::NEVER;
+
+#[derive(Clone, Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(DateTime, u32)>>,
+    next: Vec<DateTime>,
+}
+
+impl Timers {
+    /// Arms contact `no` at `at` unless it is already armed earlier.
+    pub fn schedule(&mut self, no: u32, at: DateTime) {
+        if at >= NEVER {
+            return;
+        }
+        let index = no as usize;
+        if index >= self.next.len() {
+            self.next.resize(index + 1, NEVER);
+        }
+        if at < self.next[index] {
+            self.next[index] = at;
+            self.heap.push(Reverse((at, no)));
+        }
+    }
+
+    /// Replaces every pending instant at once (after a restore): `next[no]`.
+    pub fn rebuild(&mut self, next: Vec<DateTime>) {
+        self.heap = next
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| **at < NEVER)
+            .map(|(no, at)| Reverse((*at, no as u32)))
+            .collect();
+        self.next = next;
+    }
+
+    /// The earliest pending instant (possibly of a stale entry).
+    pub fn peek(&self) -> Option<DateTime> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Pops the contacts due at the earliest pending instant, if it is at or
+    /// before `now`; they are disarmed.
+    pub fn pop_due(&mut self, now: DateTime) -> Option<(DateTime, Vec<u32>)> {
+        loop {
+            let &Reverse((at, _)) = self.heap.peek()?;
+            if at > now {
+                return None;
+            }
+            let mut due = Vec::new();
+            while let Some(&Reverse((t, no))) = self.heap.peek() {
+                if t != at {
+                    break;
+                }
+                self.heap.pop();
+                if let Some(next) = self.next.get_mut(no as usize)
+                    && *next == at
+                {
+                    *next = NEVER;
+                    due.push(no);
+                }
+            }
+            if !due.is_empty() {
+                due.sort_unstable();
+                due.dedup();
+                return Some((at, due));
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.heap.len()
+    }
+}

@@ -1,0 +1,292 @@
+//! The passing of time: firing due timers (window exits, relative dates
+//! crossing their threshold, points expiring) and re-arming each contact at
+//! the next instant something about it can change.
+
+use std::collections::BTreeMap;
+use std::mem;
+
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use sift_lang::{DateTime, FieldTest};
+
+use super::*;
+use crate::changes::Cause;
+use crate::eval::{ValueRef, instant, test_value};
+use crate::fields::LEAD_SCORE;
+use crate::time::{NEVER, add};
+
+/// Contacts due at one instant beyond this are processed in parallel and
+/// their segments re-evaluated in bulk.
+const PARALLEL_DUE: usize = 256;
+
+/// What firing one contact's timer changes.
+struct Fired {
+    no: u32,
+    /// (aggregate, count, sum) that differ from the kept ones.
+    tallies: Vec<(usize, u32, f64)>,
+    score: Option<f64>,
+    next: DateTime,
+}
+
+/// The next instant after `now` at which `test` on `value` changes its answer.
+pub(crate) fn flip_instant(
+    value: Option<ValueRef<'_>>,
+    test: &FieldTest,
+    now: DateTime,
+) -> Option<DateTime> {
+    let v = instant(value?)?;
+    match test {
+        FieldTest::InLast(d) if v > now => Some(v),
+        FieldTest::InLast(d) | FieldTest::BeforeAgo(d) => {
+            let end = add(v, *d);
+            (end >= now && end < NEVER).then(|| end + 1)
+        }
+        FieldTest::AfterAgo(d) => {
+            let end = add(v, *d);
+            (end > now && end < NEVER).then_some(end)
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn is_relative(test: &FieldTest) -> bool {
+    matches!(
+        test,
+        FieldTest::InLast(_) | FieldTest::BeforeAgo(_) | FieldTest::AfterAgo(_)
+    )
+}
+
+impl Workspace {
+    /// Fires every timer due at or before `now`, in instant order; each
+    /// flip is recorded at the instant it became due, with cause `time`.
+    pub fn advance(&mut self, now: DateTime) -> Write {
+        self.tick(now);
+        if self.pending.records.is_empty() {
+            return Write::default();
+        }
+        self.finish(Write::default())
+    }
+
+    /// The instant of the earliest pending timer (possibly one that will
+    /// find nothing to change).
+    pub fn next_timer(&self) -> Option<DateTime> {
+        self.timers.peek()
+    }
+
+    /// Timer entries queued (stale ones included).
+    pub fn timers_pending(&self) -> usize {
+        self.timers.pending()
+    }
+
+    /// The instant up to which time has been processed.
+    pub fn clock(&self) -> DateTime {
+        self.clock
+    }
+
+    /// Moves the clock to `now` (never backwards), firing what falls due on
+    /// the way into `pending`. Returns the clock.
+    pub(super) fn tick(&mut self, now: DateTime) -> DateTime {
+        let now = now.max(self.clock);
+        let mut pending = mem::take(&mut self.pending);
+        while let Some((at, due)) = self.timers.pop_due(now) {
+            self.fire(at, &due, &mut pending);
+        }
+        self.pending = pending;
+        self.clock = now;
+        now
+    }
+
+    /// Completes a successful write: the changes timers made before it come
+    /// first, and the clock last.
+    pub(super) fn finish(&mut self, mut write: Write) -> Write {
+        let mut pending = mem::take(&mut self.pending);
+        if !pending.records.is_empty() {
+            pending.records.append(&mut write.records);
+            write.records = pending.records;
+            write.changes += pending.changes;
+        }
+        write.records.push(Record::Clock(self.clock));
+        write
+    }
+
+    fn fire(&mut self, at: DateTime, due: &[u32], write: &mut Write) {
+        let fired: Vec<Fired> = if due.len() > PARALLEL_DUE {
+            due.par_iter()
+                .filter_map(|no| self.refire(*no, at))
+                .collect()
+        } else {
+            due.iter().filter_map(|no| self.refire(*no, at)).collect()
+        };
+        let before = at.saturating_sub(1);
+        let mut by_contact: Vec<(u32, Vec<Slot>)> = Vec::with_capacity(fired.len());
+        for fire in fired {
+            let no = fire.no;
+            let mut slots = Vec::new();
+            for (index, count, sum) in fire.tallies {
+                if let Some(aggregate) = self.aggregates.get_mut(index) {
+                    aggregate.set(no, count, sum);
+                }
+                if let Some(readers) = self.agg_readers.get(index) {
+                    slots.extend_from_slice(readers);
+                }
+            }
+            if let Some(score) = fire.score {
+                self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
+            }
+            for (column, test, readers) in &self.temporal {
+                let value = self.contacts.column(*column).get_ref(no);
+                if test_value(value, test, before) != test_value(value, test, at) {
+                    slots.extend_from_slice(readers);
+                }
+            }
+            self.timers.schedule(no, fire.next);
+            if !slots.is_empty() {
+                by_contact.push((no, slots));
+            }
+        }
+        if by_contact.len() <= PARALLEL_DUE {
+            for (no, slots) in by_contact {
+                self.propagate_contact(no, slots, None, Cause::Time, at, write);
+            }
+            return;
+        }
+        let mut scopes: BTreeMap<Slot, RoaringBitmap> = BTreeMap::new();
+        for (no, mut slots) in by_contact {
+            slots.sort_unstable();
+            slots.dedup();
+            for slot in slots {
+                scopes.entry(slot).or_default().insert(no);
+            }
+        }
+        let queue = scopes
+            .into_iter()
+            .map(|(slot, scope)| ((self.segments.rank(slot), slot), (Some(scope), Cause::Time)))
+            .collect();
+        self.propagate_bulk(queue, at, write);
+    }
+
+    /// Recomputes what time can change about contact `no` at `at`.
+    fn refire(&self, no: u32, at: DateTime) -> Option<Fired> {
+        if !self.contacts.is_alive(no) {
+            return None;
+        }
+        let events = self.events.of(no);
+        let mut tallies = Vec::new();
+        if !events.is_empty() {
+            let mut kinds: Vec<u32> = events.iter().map(|e| e.kind).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            for kind in kinds {
+                for &index in self.aggregates.on_type(kind) {
+                    let Some(aggregate) = self.aggregates.get(index) else {
+                        continue;
+                    };
+                    if aggregate.window.is_none() {
+                        continue;
+                    }
+                    let tally = aggregate.tally(events, &self.events, at);
+                    if tally.count != aggregate.count(no)
+                        || tally.sum.to_bits() != aggregate.sum(no).to_bits()
+                    {
+                        tallies.push((index, tally.count, tally.sum));
+                    }
+                }
+            }
+        }
+        let score = if self.rules.any_expiring() {
+            let (score, _) = self.rules.score(events, &self.events, at);
+            (score.to_bits() != self.lead_score(no).to_bits()).then_some(score)
+        } else {
+            None
+        };
+        Some(Fired {
+            no,
+            tallies,
+            score,
+            next: self.next_instant(no, at),
+        })
+    }
+
+    /// The next instant after `now` at which anything time-dependent about
+    /// contact `no` can change.
+    pub(super) fn next_instant(&self, no: u32, now: DateTime) -> DateTime {
+        let mut next = NEVER;
+        for (column, test, _) in &self.temporal {
+            if let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, now) {
+                next = next.min(t);
+            }
+        }
+        let events = self.events.of(no);
+        for event in events {
+            for &index in self.aggregates.on_type(event.kind) {
+                if let Some(aggregate) = self.aggregates.get(index)
+                    && aggregate.window.is_some()
+                    && aggregate.in_window(event.at, now)
+                    && aggregate.selects(event, &self.events)
+                {
+                    next = next.min(aggregate.exit(event.at));
+                }
+            }
+        }
+        if self.rules.any_expiring() {
+            let (_, expiry) = self.rules.score(events, &self.events, now);
+            next = next.min(expiry);
+        }
+        next
+    }
+
+    /// Arms contact `no` for the relative tests on `columns`.
+    pub(super) fn schedule_columns(&mut self, no: u32, columns: &[usize], now: DateTime) {
+        let mut next = NEVER;
+        for (column, test, _) in &self.temporal {
+            if columns.contains(column)
+                && let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, now)
+            {
+                next = next.min(t);
+            }
+        }
+        self.timers.schedule(no, next);
+    }
+
+    /// Arms every contact from scratch (after a restore).
+    pub(super) fn rebuild_timers(&mut self) {
+        let now = self.clock;
+        let next: Vec<DateTime> = (0..self.contacts.capacity())
+            .into_par_iter()
+            .map(|no| {
+                if self.contacts.is_alive(no) {
+                    self.next_instant(no, now)
+                } else {
+                    NEVER
+                }
+            })
+            .collect();
+        self.timers.rebuild(next);
+    }
+
+    /// Arms every contact for the relative tests `tests` (new in a segment).
+    pub(super) fn schedule_tests(&mut self, tests: &[(usize, FieldTest)], now: DateTime) {
+        if tests.is_empty() {
+            return;
+        }
+        let next: Vec<(u32, DateTime)> = self
+            .contacts
+            .alive()
+            .iter()
+            .collect::<Vec<u32>>()
+            .par_iter()
+            .filter_map(|&no| {
+                let next = tests
+                    .iter()
+                    .filter_map(|(column, test)| {
+                        flip_instant(self.contacts.column(*column).get_ref(no), test, now)
+                    })
+                    .min()?;
+                Some((no, next))
+            })
+            .collect();
+        for (no, at) in next {
+            self.timers.schedule(no, at);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! `sift bench --suite events`: the behavioural figures. In-process: events
+//! ingested per second with 1,000 segments live (a third behavioural or
+//! time-relative), a million windows expiring at one instant, memory per
+//! contact with 50 retained events. Over HTTP (durable): batched ingest and
+//! event-to-membership latency at a paced 10,000 events/s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sift_engine::{EventInput, SegmentInput, SegmentKind, Workspace};
+
+use crate::bench::{percentile, rss_bytes};
+use crate::generate::Generator;
+
+const NOW: i64 = 1_790_000_000_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn fail(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// Segment `i` of the bench: every third one behavioural or time-relative.
+fn condition(generator: &mut Generator, i: u64) -> String {
+    if i % 3 == 0 {
+        generator.behaviour_condition()
+    } else {
+        generator.segment_condition()
+    }
+}
+
+fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) -> anyhow::Result<()> {
+    let mut next = 0;
+    while next < n {
+        let end = (next + 10_000).min(n);
+        let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+        ws.upsert_contacts(&batch, NOW).map_err(fail)?;
+        next = end;
+    }
+    for i in 0..segments {
+        let text = condition(generator, i);
+        let cond = sift_lang::parse_text(&text, &ws.schema()).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+        ws.create_segment(
+            SegmentInput {
+                id: format!("s{i}"),
+                name: format!("Segment {i}"),
+                description: String::new(),
+                kind: SegmentKind::Dynamic,
+                condition: Some(cond),
+                test: false,
+            },
+            NOW,
+        )
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Result<()> {
+    println!("events: {n_contacts} contacts, {n_segments} segments (every third behavioural or time-relative)");
+    let mut generator = Generator::new(21);
+    let mut ws = Workspace::new();
+    let t = Instant::now();
+    load(&mut ws, &mut generator, n_contacts, n_segments)?;
+    println!("setup:           {:>10.2} s (contacts and segments)", t.elapsed().as_secs_f64());
+
+    // Ingest: 1,000,000 events over the last 90 days, 1,000 per call.
+    let n_events = 1_000_000u64;
+    let batches: Vec<Vec<EventInput>> = (0..n_events / 1000)
+        .map(|b| {
+            (0..1000)
+                .map(|j| generator.event(((b * 1000 + j) * 7_919) % n_contacts.max(1), NOW, 90))
+                .collect()
+        })
+        .collect();
+    let t = Instant::now();
+    let mut changes = 0;
+    for (b, batch) in batches.iter().enumerate() {
+        changes += ws.ingest_events(batch, NOW + b as i64).map_err(fail)?.change_count();
+    }
+    let took = t.elapsed();
+    println!(
+        "ingest:          {:>10.0} events/s in-process, batches of 1,000 ({changes} membership changes, {} timers queued)",
+        n_events as f64 / took.as_secs_f64(),
+        ws.timers_pending()
+    );
+    let t = Instant::now();
+    let mut single_changes = 0;
+    let singles = 100_000u64;
+    for i in 0..singles {
+        let event = generator.event((i * 104_729) % n_contacts.max(1), NOW, 30);
+        single_changes += ws
+            .ingest_events(std::slice::from_ref(&event), NOW + 2_000 + i as i64)
+            .map_err(fail)?
+            .change_count();
+    }
+    println!(
+        "ingest single:   {:>10.0} events/s in-process, one per call ({single_changes} changes)",
+        singles as f64 / t.elapsed().as_secs_f64()
+    );
+
+    // A million windows expiring at once.
+    let ping = sift_lang::parse_text("performed ping in last 1 days", &ws.schema()).map_err(fail)?;
+    ws.create_segment(
+        SegmentInput {
+            id: "ping".into(),
+            name: "Pinged".into(),
+            description: String::new(),
+            kind: SegmentKind::Dynamic,
+            condition: Some(ping),
+            test: false,
+        },
+        NOW + 10_000,
+    )
+    .map_err(fail)?;
+    let at = NOW + 10_000 - DAY_MS + 60_000;
+    for chunk in (0..n_contacts).collect::<Vec<_>>().chunks(10_000) {
+        let batch: Vec<EventInput> = chunk
+            .iter()
+            .map(|n| EventInput {
+                contact_id: format!("c{n}"),
+                event_type: "ping".into(),
+                at: Some(at),
+                properties_json: "{}".into(),
+                ..EventInput::default()
+            })
+            .collect();
+        ws.ingest_events(&batch, NOW + 10_000).map_err(fail)?;
+    }
+    let size = ws.segment("ping").map_or(0, |s| s.members.len());
+    let due = at + DAY_MS + 1;
+    let t = Instant::now();
+    let write = ws.advance(due);
+    let took = t.elapsed();
+    let exits: u64 = write
+        .changes()
+        .filter(|b| b.segment_id == "ping")
+        .map(|b| b.len())
+        .sum();
+    println!(
+        "timers:          {:>10.0} timers/s: {exits} of {size} windows expired at one instant, applied in {:.2} s ({} changes in all)",
+        exits as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+        write.change_count()
+    );
+    drop(ws);
+
+    // Memory with 50 retained events per contact.
+    let m = (n_contacts / 10).max(1_000);
+    let before = rss_bytes();
+    let mut ws = Workspace::new();
+    load(&mut ws, &mut generator, m, n_segments)?;
+    let with_contacts = rss_bytes();
+    for b in 0..m * 50 / 10_000 {
+        let batch: Vec<EventInput> = (0..10_000)
+            .map(|j| generator.event((b * 10_000 + j) % m, NOW, 365))
+            .collect();
+        ws.ingest_events(&batch, NOW).map_err(fail)?;
+    }
+    let with_events = rss_bytes();
+    println!(
+        "memory:          {:>10.0} bytes/contact with {} events each ({} contacts, {n_segments} segments; events alone {:.0} bytes/contact, {:.0} bytes/event)",
+        with_events.saturating_sub(before) as f64 / m as f64,
+        ws.event_count() / m,
+        m,
+        with_events.saturating_sub(with_contacts) as f64 / m as f64,
+        with_events.saturating_sub(with_contacts) as f64 / ws.event_count().max(1) as f64,
+    );
+    drop(ws);
+    if http_contacts > 0 {
+        http(http_contacts, n_segments)?;
+    }
+    Ok(())
+}
+
+fn event_json(event: &EventInput) -> serde_json::Value {
+    let properties: serde_json::Value =
+        serde_json::from_str(&event.properties_json).unwrap_or_default();
+    serde_json::json!({
+        "contact_id": event.contact_id,
+        "type": event.event_type,
+        "properties": properties,
+    })
+}
+
+fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rt = crate::run::runtime()?;
+    rt.block_on(async move {
+        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        let (ws_id, key) = state.create_workspace("bench-events")?;
+        let handle = state.workspace(&ws_id).context("bench workspace")?;
+        let mut generator = Generator::new(23);
+        let mut next = 0;
+        while next < n_contacts {
+            let end = (next + 10_000).min(n_contacts);
+            let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+            handle
+                .write(|ws, now| Ok((ws.upsert_contacts(&batch, now)?, ())))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            next = end;
+        }
+        for i in 0..n_segments {
+            let text = condition(&mut generator, i);
+            handle
+                .write(|ws, now| {
+                    let cond = sift_lang::parse_text(&text, &ws.schema())?;
+                    let input = SegmentInput {
+                        id: format!("s{i}"),
+                        name: format!("Segment {i}"),
+                        description: String::new(),
+                        kind: SegmentKind::Dynamic,
+                        condition: Some(cond),
+                        test: false,
+                    };
+                    Ok((ws.create_segment(input, now)?, ()))
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(sift_server::serve(state.clone(), listener, async {
+            let _ = stop_rx.await;
+        }));
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client = Arc::new(client);
+        let key = Arc::new(key);
+        let now = sift_now();
+
+        // Batched: 1,000 events per request, 4 clients.
+        let clients = 4usize;
+        let per_client = 25usize;
+        let bodies: Vec<Vec<String>> = (0..clients)
+            .map(|_| {
+                (0..per_client)
+                    .map(|_| {
+                        let events: Vec<serde_json::Value> = (0..1000)
+                            .map(|_| {
+                                let n = generator.next_u64() % n_contacts.max(1);
+                                event_json(&generator.event(n, now, 30))
+                            })
+                            .collect();
+                        serde_json::json!({ "events": events }).to_string()
+                    })
+                    .collect()
+            })
+            .collect();
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for bodies in bodies {
+            let (client, key) = (client.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                for body in bodies {
+                    let request = hyper::Request::post(format!("http://{addr}/v1/events"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))?;
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let body = response.into_body().collect().await?.to_bytes();
+                    anyhow::ensure!(status.is_success(), "events answered {status}: {}", String::from_utf8_lossy(&body));
+                }
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let total = clients * per_client * 1000;
+        println!(
+            "http batched:    {:>10.0} durable events/s (1,000 per request, {clients} clients, {n_contacts} contacts, {n_segments} segments)",
+            total as f64 / t.elapsed().as_secs_f64()
+        );
+
+        // Paced: 10,000 events/s offered as single-event requests from 100
+        // clients; latency from send to the 2xx, which comes after the
+        // membership the event causes is visible and durable.
+        let clients = 100usize;
+        let per_client = 200usize;
+        let interval = Duration::from_micros(1_000_000 * clients as u64 / 10_000);
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (client, key) = (client.clone(), key.clone());
+            let bodies: Vec<String> = (0..per_client)
+                .map(|_| {
+                    let n = generator.next_u64() % n_contacts.max(1);
+                    event_json(&generator.event(n, now, 30)).to_string()
+                })
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + interval * c as u32 / clients as u32;
+                let mut ticker = tokio::time::interval_at(start, interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut latencies = Vec::with_capacity(per_client);
+                for body in bodies {
+                    ticker.tick().await;
+                    let request = hyper::Request::post(format!("http://{addr}/v1/events"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))?;
+                    let sent = Instant::now();
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let _ = response.into_body().collect().await?;
+                    latencies.push(sent.elapsed());
+                    anyhow::ensure!(status.is_success(), "event answered {status}");
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await??);
+        }
+        let took = t.elapsed();
+        latencies.sort();
+        println!(
+            "http paced:      {:>10.0} events/s achieved of 10,000 offered (single-event requests, {clients} clients); event-to-membership p50 {:.2} ms, p99 {:.2} ms",
+            latencies.len() as f64 / took.as_secs_f64(),
+            percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+            percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+        );
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+fn sift_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
