@@ -26,14 +26,19 @@ fn fail(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Segment `i` of the bench: every third one behavioural or time-relative.
 fn condition(generator: &mut Generator, i: u64) -> String {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         generator.behaviour_condition()
     } else {
         generator.segment_condition()
     }
 }
 
-fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) -> anyhow::Result<()> {
+fn load(
+    ws: &mut Workspace,
+    generator: &mut Generator,
+    n: u64,
+    segments: u64,
+) -> anyhow::Result<()> {
     let mut next = 0;
     while next < n {
         let end = (next + 10_000).min(n);
@@ -43,7 +48,8 @@ fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) ->
     }
     for i in 0..segments {
         let text = condition(generator, i);
-        let cond = sift_lang::parse_text(&text, &ws.schema()).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+        let cond = sift_lang::parse_text(&text, &ws.schema())
+            .map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
         ws.create_segment(
             SegmentInput {
                 id: format!("s{i}"),
@@ -61,12 +67,17 @@ fn load(ws: &mut Workspace, generator: &mut Generator, n: u64, segments: u64) ->
 }
 
 pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Result<()> {
-    println!("events: {n_contacts} contacts, {n_segments} segments (every third behavioural or time-relative)");
+    println!(
+        "events: {n_contacts} contacts, {n_segments} segments (every third behavioural or time-relative)"
+    );
     let mut generator = Generator::new(21);
     let mut ws = Workspace::new();
     let t = Instant::now();
     load(&mut ws, &mut generator, n_contacts, n_segments)?;
-    println!("setup:           {:>10.2} s (contacts and segments)", t.elapsed().as_secs_f64());
+    println!(
+        "setup:           {:>10.2} s (contacts and segments)",
+        t.elapsed().as_secs_f64()
+    );
 
     // Ingest: 1,000,000 events over the last 90 days, 1,000 per call.
     let n_events = 1_000_000u64;
@@ -80,7 +91,10 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     let t = Instant::now();
     let mut changes = 0;
     for (b, batch) in batches.iter().enumerate() {
-        changes += ws.ingest_events(batch, NOW + b as i64).map_err(fail)?.change_count();
+        changes += ws
+            .ingest_events(batch, NOW + b as i64)
+            .map_err(fail)?
+            .change_count();
     }
     let took = t.elapsed();
     println!(
@@ -104,7 +118,8 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     );
 
     // A million windows expiring at once.
-    let ping = sift_lang::parse_text("performed ping in last 1 days", &ws.schema()).map_err(fail)?;
+    let ping =
+        sift_lang::parse_text("performed ping in last 1 days", &ws.schema()).map_err(fail)?;
     ws.create_segment(
         SegmentInput {
             id: "ping".into(),

@@ -204,10 +204,7 @@ impl Generator {
                     RawValue::Number(f64::from(self.rng.random_range(5..300u32))),
                 ),
             ],
-            "page_visit" => vec![(
-                "path".into(),
-                RawValue::String(format!("/{category}")),
-            )],
+            "page_visit" => vec![("path".into(), RawValue::String(format!("/{category}")))],
             _ => vec![(
                 "campaign".into(),
                 RawValue::String(format!("spring-{}", self.rng.random_range(1..6))),
@@ -260,7 +257,10 @@ impl Generator {
                 "birth_date before {} years ago",
                 [18, 21, 30, 40, 65][self.rng.random_range(0..5)]
             ),
-            _ => format!("performed email_open at least {} times", self.rng.random_range(1..5)),
+            _ => format!(
+                "performed email_open at least {} times",
+                self.rng.random_range(1..5)
+            ),
         };
         if self.rng.random_bool(0.3) {
             format!("{part} and country = \"{}\"", self.pick(COUNTRIES))
