@@ -63,6 +63,31 @@ pub struct Aggregate {
     pub sums: Vec<f64>,
 }
 
+/// What a segment tests on an aggregate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AggTest {
+    Count(Option<sift_lang::CountTest>),
+    Sum(sift_lang::CmpOp, f64),
+}
+
+impl AggTest {
+    /// The test of an `event` or `event_sum` node.
+    pub fn of(cond: &Condition) -> Option<AggTest> {
+        match cond {
+            Condition::Event { count, .. } => Some(AggTest::Count(*count)),
+            Condition::EventSum { op, value, .. } => Some(AggTest::Sum(*op, *value)),
+            _ => None,
+        }
+    }
+
+    pub fn holds(&self, count: u32, sum: f64) -> bool {
+        match self {
+            AggTest::Count(test) => crate::eval::count_holds(*test, count),
+            AggTest::Sum(op, value) => op.holds(sum, *value),
+        }
+    }
+}
+
 /// A contact's count and sum for one aggregate at one instant, and the next
 /// instant one of its events leaves the window.
 #[derive(Clone, Copy, Debug, PartialEq)]

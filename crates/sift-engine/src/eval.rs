@@ -401,7 +401,12 @@ fn kept<'a>(cond: &Condition, ctx: &Ctx<'a>) -> Option<&'a Aggregate> {
 }
 
 fn transient_for(cond: &Condition, ctx: &Ctx<'_>) -> Option<Aggregate> {
-    crate::aggregates::transient(&AggKey::of(cond)?, ctx.events, ctx.contacts.capacity(), ctx.now)
+    crate::aggregates::transient(
+        &AggKey::of(cond)?,
+        ctx.events,
+        ctx.contacts.capacity(),
+        ctx.now,
+    )
 }
 
 fn negate(plan: Plan<'_>) -> Plan<'_> {
@@ -687,7 +692,9 @@ impl Plan<'_> {
             Plan::OwnedCount(counts, count) => {
                 dense_words(counts, start, end, |n| count_holds(*count, n))
             }
-            Plan::OwnedSum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
+            Plan::OwnedSum(sums, op, value) => {
+                dense_words(sums, start, end, |s| op.holds(s, *value))
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod error;
 pub mod state;
+mod timers;
 
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ pub use state::{AppState, Config};
 #[openapi(
     info(title = "Sift", description = "Real-time segmentation of marketing contacts"),
     tags(
-        (name = "contacts"), (name = "segments"), (name = "fields"), (name = "changes"),
+        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"),
         (name = "admin", description = "needs the admin key"), (name = "ops")
     )
 )]
@@ -45,6 +46,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::upsert, contacts::get, contacts::delete))
         .routes(routes!(contacts::batch))
         .routes(routes!(contacts::explain))
+        .routes(routes!(events::ingest))
+        .routes(routes!(scoring::list, scoring::create))
+        .routes(routes!(scoring::get, scoring::update, scoring::delete))
         .routes(routes!(segments::list, segments::create))
         .routes(routes!(segments::get, segments::update, segments::delete))
         .routes(routes!(segments::preview))

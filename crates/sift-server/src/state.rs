@@ -60,6 +60,11 @@ pub struct WorkspaceHandle {
     reader: Mutex<WorkspaceReader>,
     /// The seq after the last durable change; the change stream waits on it.
     pub durable: watch::Sender<u64>,
+    /// Signalled after every client write, which may have scheduled an
+    /// earlier timer: the timer task then re-reads `next_timer` (`timers.rs`).
+    pub timer_wake: tokio::sync::Notify,
+    /// Turns true when the workspace closes; the timer task ends on it.
+    pub closed: watch::Sender<bool>,
 }
 
 impl WorkspaceHandle {
@@ -145,7 +150,7 @@ impl WorkspaceHandle {
                     }
                 }
             })?;
-        Ok(Arc::new(WorkspaceHandle {
+        let handle = Arc::new(WorkspaceHandle {
             id: row.id.clone(),
             name: row.name.clone(),
             engine: RwLock::new(engine),
@@ -153,7 +158,11 @@ impl WorkspaceHandle {
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
             durable,
-        }))
+            timer_wake: tokio::sync::Notify::new(),
+            closed: watch::channel(false).0,
+        });
+        crate::timers::spawn(&handle);
+        Ok(handle)
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&Workspace) -> T) -> ApiResult<T> {
@@ -171,6 +180,33 @@ impl WorkspaceHandle {
         &self,
         f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), ApiError>,
     ) -> ApiResult<(Write, T)> {
+        let applied = self.apply(f, false).await?;
+        applied.ok_or_else(|| ApiError::internal("a write was skipped"))
+    }
+
+    /// Fires the timers due by now (see `timers.rs`) through the same path
+    /// as any write. `None` when nothing was due: no records, no commit.
+    pub async fn advance(&self) -> ApiResult<Option<Write>> {
+        // A closed workspace takes no writes; firing would only move memory
+        // ahead of disk.
+        if *self.closed.borrow() {
+            return Err(ApiError::new(Code::Unavailable, "the workspace is closed"));
+        }
+        let applied = self
+            .apply(|ws, now| Ok((ws.advance(now), ())), true)
+            .await?;
+        Ok(applied.map(|(write, ())| write))
+    }
+
+    /// [`WorkspaceHandle::write`]; with `skip_empty`, a write without
+    /// records is neither queued nor waited for and answers `None`. Client
+    /// writes never skip: even a write that changed nothing must not answer
+    /// before the writes queued ahead of it are durable.
+    async fn apply<T>(
+        &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), ApiError>,
+        skip_empty: bool,
+    ) -> ApiResult<Option<(Write, T)>> {
         let started = Instant::now();
         let (done, write, value) = {
             let mut ws = self
@@ -178,6 +214,15 @@ impl WorkspaceHandle {
                 .write()
                 .map_err(|_| ApiError::internal("engine lock poisoned"))?;
             let (mut write, value) = f(&mut ws, now_ms())?;
+            // A client write may have scheduled a timer earlier than the one
+            // the timer task sleeps towards. The task's own firings (the
+            // skipping kind) need no wake-up: it re-reads the queue after each.
+            if !skip_empty {
+                self.timer_wake.notify_one();
+            }
+            if skip_empty && write.records.is_empty() {
+                return Ok(None);
+            }
             let (done_tx, done_rx) = oneshot::channel();
             let writer = self
                 .writer
@@ -205,7 +250,7 @@ impl WorkspaceHandle {
             Ok(Ok(())) => {
                 metrics::counter!("sift_writes_total").increment(1);
                 metrics::counter!("sift_membership_changes_total").increment(write.changes);
-                Ok((write, value))
+                Ok(Some((write, value)))
             }
             Ok(Err(error)) => Err(ApiError::internal(error)),
             Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
@@ -220,6 +265,7 @@ impl WorkspaceHandle {
 
     /// Stops taking writes and waits until every queued one is committed.
     pub fn close(&self) {
+        self.closed.send_replace(true);
         if let Ok(mut writer) = self.writer.lock() {
             writer.take();
         }

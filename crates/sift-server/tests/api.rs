@@ -11,10 +11,14 @@ mod changes;
 mod contacts;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/events.rs"]
+mod events;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
+#[path = "api/scoring.rs"]
+mod scoring;
 #[path = "api/segments.rs"]
 mod segments;
 #[path = "api/workspaces_auth.rs"]

@@ -153,17 +153,16 @@ impl Workspace {
             if !aggregate.selects(event, &self.events) || !aggregate.in_window(at, now) {
                 continue;
             }
-            let count = aggregate.count(no) + 1;
+            let old = (aggregate.count(no), aggregate.sum(no));
+            let count = old.0 + 1;
             let sum = if aggregate.property.is_some() {
-                aggregate.sum(no) + aggregate.addend(event)
+                old.1 + aggregate.addend(event)
             } else {
-                aggregate.sum(no)
+                old.1
             };
             aggregate.set(no, count, sum);
             next = next.min(aggregate.exit(at));
-            if let Some(readers) = self.agg_readers.get(index) {
-                slots.extend_from_slice(readers);
-            }
+            flips(&self.agg_tests, index, old, (count, sum), &mut slots);
         }
         if !self.rules.is_empty() {
             let before = self.lead_score(no);
@@ -222,6 +221,22 @@ impl Workspace {
             if test_value(self.contacts.column(column).get_ref(no), test, now) != was {
                 slots.extend_from_slice(readers);
             }
+        }
+    }
+}
+
+/// Adds to `slots` the readers of every test on aggregate `index` whose
+/// answer differs between the `old` and `new` (count, sum).
+pub(super) fn flips(
+    tests: &[Vec<(AggTest, Vec<Slot>)>],
+    index: usize,
+    old: (u32, f64),
+    new: (u32, f64),
+    slots: &mut Vec<Slot>,
+) {
+    for (test, readers) in tests.get(index).map_or(&[][..], Vec::as_slice) {
+        if test.holds(old.0, old.1) != test.holds(new.0, new.1) {
+            slots.extend_from_slice(readers);
         }
     }
 }

@@ -8,7 +8,7 @@
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
 
-use crate::aggregates::{AggKey, Aggregates};
+use crate::aggregates::{AggKey, AggTest, Aggregates};
 use crate::changes::{ChangeBatch, Record, SegmentKind};
 use crate::contacts::Contacts;
 use crate::error::{Error, Usage};
@@ -133,8 +133,9 @@ pub struct Workspace {
     blank_true: Vec<Slot>,
     events: EventLog,
     aggregates: Aggregates,
-    /// Segments reading each aggregate, by aggregate index.
-    agg_readers: Vec<Vec<Slot>>,
+    /// By aggregate index, each distinct test segments make on it, with the
+    /// segments making it: a new count re-evaluates only those it flips.
+    agg_tests: Vec<Vec<(AggTest, Vec<Slot>)>>,
     /// Relative-time tests of dynamic segments: (column, test, readers).
     temporal: Vec<(usize, FieldTest, Vec<Slot>)>,
     rules: Rules,

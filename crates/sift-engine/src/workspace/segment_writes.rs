@@ -7,6 +7,7 @@ use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
 
 use super::*;
+use crate::aggregates::AggTest;
 use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind};
 use crate::error::Error;
 use crate::eval::{Ctx, evaluate_all, matches};
@@ -397,23 +398,39 @@ impl Workspace {
         self.segments.recompile(&self.fields, &self.aggregates);
     }
 
-    /// Rebuilds the readers of each aggregate and the list of relative tests.
+    /// Rebuilds the tests on each aggregate and the list of relative tests.
     pub(super) fn reindex_time(&mut self) {
-        let mut readers: Vec<Vec<Slot>> = Vec::new();
+        let mut tests: Vec<Vec<(AggTest, Vec<Slot>)>> = Vec::new();
         for (slot, segment) in self.segments.iter() {
-            let Some(plan) = &segment.plan else { continue };
-            let mut read = Vec::new();
-            plan.aggregates(&mut read);
-            read.sort_unstable();
-            read.dedup();
-            for index in read {
-                if index >= readers.len() {
-                    readers.resize_with(index + 1, Vec::new);
+            if segment.def.kind != SegmentKind::Dynamic {
+                continue;
+            }
+            let Some(cond) = &segment.def.condition else {
+                continue;
+            };
+            let mut nodes = Vec::new();
+            behaviour_nodes(cond, &mut nodes);
+            for node in nodes {
+                let (Some(key), Some(test)) = (AggKey::of(node), AggTest::of(node)) else {
+                    continue;
+                };
+                let Some(index) = self.aggregates.find(&key) else {
+                    continue;
+                };
+                if index >= tests.len() {
+                    tests.resize_with(index + 1, Vec::new);
                 }
-                readers[index].push(slot);
+                match tests[index].iter_mut().find(|(t, _)| *t == test) {
+                    Some((_, readers)) => {
+                        if !readers.contains(&slot) {
+                            readers.push(slot);
+                        }
+                    }
+                    None => tests[index].push((test, vec![slot])),
+                }
             }
         }
-        self.agg_readers = readers;
+        self.agg_tests = tests;
         self.temporal = self
             .segments
             .all_tests()
@@ -427,18 +444,25 @@ impl Workspace {
 
 /// The aggregate keys of `cond`'s behavioural nodes.
 fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
+    let mut nodes = Vec::new();
+    behaviour_nodes(cond, &mut nodes);
+    for node in nodes {
+        if let Some(key) = AggKey::of(node)
+            && !keys.contains(&key)
+        {
+            keys.push(key);
+        }
+    }
+}
+
+/// The `event` and `event_sum` nodes tested against the contact.
+fn behaviour_nodes<'a>(cond: &'a Condition, out: &mut Vec<&'a Condition>) {
     match cond {
         Condition::All(children) | Condition::Any(children) => {
-            children.iter().for_each(|c| collect_keys(c, keys))
+            children.iter().for_each(|c| behaviour_nodes(c, out))
         }
-        Condition::Not(inner) => collect_keys(inner, keys),
-        Condition::Event { .. } | Condition::EventSum { .. } => {
-            if let Some(key) = AggKey::of(cond)
-                && !keys.contains(&key)
-            {
-                keys.push(key);
-            }
-        }
+        Condition::Not(inner) => behaviour_nodes(inner, out),
+        Condition::Event { .. } | Condition::EventSum { .. } => out.push(cond),
         Condition::Field { .. } | Condition::InSegment(_) => {}
     }
 }

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use sift_lang::{DateTime, FieldTest};
 
+use super::events::flips;
 use super::*;
 use crate::changes::Cause;
 use crate::eval::{ValueRef, instant, test_value};
@@ -124,10 +125,9 @@ impl Workspace {
             let mut slots = Vec::new();
             for (index, count, sum) in fire.tallies {
                 if let Some(aggregate) = self.aggregates.get_mut(index) {
+                    let old = (aggregate.count(no), aggregate.sum(no));
                     aggregate.set(no, count, sum);
-                }
-                if let Some(readers) = self.agg_readers.get(index) {
-                    slots.extend_from_slice(readers);
+                    flips(&self.agg_tests, index, old, (count, sum), &mut slots);
                 }
             }
             if let Some(score) = fire.score {
@@ -165,36 +165,61 @@ impl Workspace {
         self.propagate_bulk(queue, at, write);
     }
 
-    /// Recomputes what time can change about contact `no` at `at`.
+    /// Recomputes what time can change about contact `no` at `at`, in one
+    /// pass over its history: the windows some event leaves at `at` are
+    /// recounted, and the earliest later exit re-arms the contact.
     fn refire(&self, no: u32, at: DateTime) -> Option<Fired> {
         if !self.contacts.is_alive(no) {
             return None;
         }
         let events = self.events.of(no);
-        let mut tallies = Vec::new();
-        if !events.is_empty() {
-            let mut kinds: Vec<u32> = events.iter().map(|e| e.kind).collect();
-            kinds.sort_unstable();
-            kinds.dedup();
-            for kind in kinds {
-                for &index in self.aggregates.on_type(kind) {
-                    let Some(aggregate) = self.aggregates.get(index) else {
-                        continue;
-                    };
-                    if aggregate.window.is_none() {
-                        continue;
+        let mut next = NEVER;
+        let mut touched: Vec<usize> = Vec::new();
+        for event in events {
+            for &index in self.aggregates.on_type(event.kind) {
+                let Some(aggregate) = self.aggregates.get(index) else {
+                    continue;
+                };
+                if aggregate.window.is_none() {
+                    continue;
+                }
+                let exit = aggregate.exit(event.at);
+                // Already out, or no earlier than the next exit found (exits
+                // due now are always earlier: `next` only holds later ones).
+                if exit < at || exit >= next {
+                    continue;
+                }
+                if !aggregate.selects(event, &self.events) {
+                    continue;
+                }
+                if exit == at {
+                    if !touched.contains(&index) {
+                        touched.push(index);
                     }
-                    let tally = aggregate.tally(events, &self.events, at);
-                    if tally.count != aggregate.count(no)
-                        || tally.sum.to_bits() != aggregate.sum(no).to_bits()
-                    {
-                        tallies.push((index, tally.count, tally.sum));
-                    }
+                } else {
+                    next = next.min(exit);
                 }
             }
         }
+        let mut tallies = Vec::new();
+        for index in touched {
+            if let Some(aggregate) = self.aggregates.get(index) {
+                let tally = aggregate.tally(events, &self.events, at);
+                if tally.count != aggregate.count(no)
+                    || tally.sum.to_bits() != aggregate.sum(no).to_bits()
+                {
+                    tallies.push((index, tally.count, tally.sum));
+                }
+            }
+        }
+        for (column, test, _) in &self.temporal {
+            if let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, at) {
+                next = next.min(t);
+            }
+        }
         let score = if self.rules.any_expiring() {
-            let (score, _) = self.rules.score(events, &self.events, at);
+            let (score, expiry) = self.rules.score(events, &self.events, at);
+            next = next.min(expiry);
             (score.to_bits() != self.lead_score(no).to_bits()).then_some(score)
         } else {
             None
@@ -203,7 +228,7 @@ impl Workspace {
             no,
             tallies,
             score,
-            next: self.next_instant(no, at),
+            next,
         })
     }
 

@@ -259,8 +259,14 @@ fn explain_json(node: &ExplainNode, schema: &dyn sift_lang::Schema) -> Json {
     let mut out = json!({
         "condition": sift_lang::to_text(&node.condition, schema),
         "result": node.result,
+        // When the result will next change by the passing of time alone.
+        "next_change": node.next_change.map(super::datetime),
     });
-    if let sift_lang::Condition::Field { .. } = node.condition {
+    // What the node tested: a field's value, an event count or sum.
+    if let sift_lang::Condition::Field { .. }
+    | sift_lang::Condition::Event { .. }
+    | sift_lang::Condition::EventSum { .. } = node.condition
+    {
         out["value"] = node.value.as_ref().map_or(Json::Null, value_json);
     }
     if !node.children.is_empty() {

@@ -5,8 +5,10 @@
 pub mod admin;
 pub mod changes;
 pub mod contacts;
+pub mod events;
 pub mod fields;
 pub mod ops;
+pub mod scoring;
 pub mod segments;
 
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
-use sift_engine::{ContactView, RawValue, Usage, Value, Workspace, format_date, format_datetime};
+use sift_engine::{ContactView, Usage, Value, Workspace, format_date, format_datetime};
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, WorkspaceHandle};
@@ -169,28 +171,9 @@ pub fn number(n: f64) -> Json {
     }
 }
 
-pub fn raw_value(json: &Json) -> RawValue {
-    match json {
-        Json::Null => RawValue::Null,
-        Json::Bool(b) => RawValue::Bool(*b),
-        Json::Number(n) => n.as_f64().map_or(
-            RawValue::Unsupported("a number out of range"),
-            RawValue::Number,
-        ),
-        Json::String(s) => RawValue::String(s.clone()),
-        Json::Array(items) => {
-            let strings: Option<Vec<String>> = items
-                .iter()
-                .map(|i| i.as_str().map(str::to_string))
-                .collect();
-            strings.map_or(
-                RawValue::Unsupported("a list holding something other than strings"),
-                RawValue::StringList,
-            )
-        }
-        Json::Object(_) => RawValue::Unsupported("an object"),
-    }
-}
+/// A client's JSON value as the engine reads it; the store rebuilds stored
+/// events with the same mapping.
+pub use sift_store::raw_value;
 
 pub fn contact_json(view: &ContactView) -> Json {
     let properties: Map<String, Json> = view

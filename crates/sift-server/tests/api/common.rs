@@ -61,6 +61,20 @@ impl Server {
         }
     }
 
+    /// Stops the server, stays down for `pause` (time passes for its
+    /// timers meanwhile), then opens its data directory again.
+    pub async fn restart_after(self, pause: std::time::Duration) -> Server {
+        self.state.close();
+        tokio::time::sleep(pause).await;
+        self.restart()
+    }
+
+    /// Posts events (one object, or `{"events": [...]}`) and answers the body.
+    pub async fn events(&self, body: Json) -> Json {
+        self.expect(StatusCode::OK, "POST", "/v1/events", Some(body))
+            .await
+    }
+
     /// Sends with this server's workspace key.
     pub async fn send(&self, method: &str, path: &str, body: Option<Json>) -> (StatusCode, Json) {
         send(&self.app, method, path, Some(&self.key), body).await
@@ -280,4 +294,45 @@ pub fn ids(list: &Json) -> Vec<String> {
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The server's clock, in ms since the epoch.
+pub fn now_ms() -> i64 {
+    sift_server::state::now_ms()
+}
+
+/// RFC 3339 text of `ms`, as the API writes datetimes.
+pub fn iso(ms: i64) -> String {
+    sift_engine::format_datetime(ms)
+}
+
+/// The instant of an RFC 3339 datetime the API answered.
+pub fn ms_of(text: &Json) -> i64 {
+    sift_engine::parse_datetime(text.as_str().unwrap()).unwrap()
+}
+
+/// Polls a segment's changes every 20 ms until `contact` has exited, or
+/// until the wall clock passes `give_up_at` (ms). Answers the exit and the
+/// wall clock at which it was first seen.
+pub async fn wait_for_exit(
+    server: &Server,
+    segment_id: &str,
+    contact: &str,
+    give_up_at: i64,
+) -> Option<(Json, i64)> {
+    loop {
+        let exit = server
+            .changes(segment_id)
+            .await
+            .into_iter()
+            .find(|c| c["contact_id"] == contact && c["change"] == "exited");
+        let seen_at = now_ms();
+        if let Some(exit) = exit {
+            return Some((exit, seen_at));
+        }
+        if seen_at > give_up_at {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

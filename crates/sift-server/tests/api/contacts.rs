@@ -451,14 +451,16 @@ async fn explain_answers_each_node_of_the_condition() {
         "explanation": {
             "condition": "country = \"ES\" and (newsletter = true or lead_score >= 50)",
             "result": false,
+            "next_change": null,
             "children": [
-                {"condition": "country = \"ES\"", "result": true, "value": "ES"},
+                {"condition": "country = \"ES\"", "result": true, "next_change": null, "value": "ES"},
                 {
                     "condition": "newsletter = true or lead_score >= 50",
                     "result": false,
+                    "next_change": null,
                     "children": [
-                        {"condition": "newsletter = true", "result": false, "value": false},
-                        {"condition": "lead_score >= 50", "result": false, "value": 0},
+                        {"condition": "newsletter = true", "result": false, "next_change": null, "value": false},
+                        {"condition": "lead_score >= 50", "result": false, "next_change": null, "value": 0},
                     ],
                 },
             ],

@@ -1,0 +1,400 @@
+//! Lead scoring rules (SPEC §1 "Scoring rule"): create, list, read, edit,
+//! delete. A rule is `{event_type, where?, points, expires_after?}`; each
+//! matching event adds `points` to its contact's `lead_score`, taken away
+//! again `expires_after` after the event's `at`.
+//!
+//! The condition language has no parser for a bare event filter, so `where`
+//! is read by wrapping it in an event condition (`performed event where (…)`
+//! as text, `{"event": …, "where": …}` as JSON) and taking the filter back
+//! out; text error positions are moved back into the client's text.
+
+use axum::http::StatusCode;
+use serde_json::{Value as Json, json};
+use sift_engine::{ScoringRule, ScoringRuleInput, ScoringRulePatch, Workspace};
+use sift_lang::{Condition, ConditionError, Duration, Position};
+
+use super::contacts::{JsonResponse, ok};
+use super::{Body, Path, Ws, datetime, number, page};
+use crate::error::{ApiError, ApiResult, Code};
+
+const RULE_KEYS: [&str; 4] = ["event_type", "where", "points", "expires_after"];
+
+pub fn rule_json(engine: &Workspace, rule: &ScoringRule) -> Json {
+    let schema = engine.schema();
+    json!({
+        "id": rule.id,
+        "event_type": rule.event_type,
+        "where": rule.filter.as_ref().map(sift_lang::to_json),
+        "where_text": rule.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)),
+        "points": number(rule.points),
+        "expires_after": rule.expires_after.map(sift_lang::duration_to_json),
+        "created_at": datetime(rule.created_at),
+        "updated_at": datetime(rule.updated_at),
+    })
+}
+
+fn check_keys(body: &Json) -> Result<(), ApiError> {
+    let Json::Object(map) = body else {
+        return Err(ApiError::validation(
+            "the body must be a JSON object like {\"event_type\": \"purchase\", \"points\": 10}",
+        ));
+    };
+    match map.keys().find(|k| !RULE_KEYS.contains(&k.as_str())) {
+        Some(key) => Err(ApiError::validation(format!(
+            "unknown key {key:?}; a scoring rule has {}",
+            RULE_KEYS.join(", ")
+        ))
+        .with(json!({"field": key}))),
+        None => Ok(()),
+    }
+}
+
+fn event_type_of(value: &Json) -> Result<String, ApiError> {
+    match value {
+        Json::String(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(ApiError::validation(
+            "\"event_type\" must be a non-empty string like \"purchase\"",
+        )
+        .with(json!({"field": "event_type"}))),
+    }
+}
+
+fn points_of(value: &Json) -> Result<f64, ApiError> {
+    value.as_f64().ok_or_else(|| {
+        ApiError::validation(format!("\"points\" must be a number, got {value}"))
+            .with(json!({"field": "points"}))
+    })
+}
+
+/// The wrapper `where` text goes into; the event type does not matter, since
+/// a filter reads only the event's properties.
+const TEXT_PREFIX: &str = "performed event where (";
+
+/// `where` as a JSON tree (an object) or as text; `null` means none.
+fn filter_of(value: &Json, engine: &Workspace) -> Result<Option<Condition>, ApiError> {
+    let schema = engine.schema();
+    let parsed = match value {
+        Json::Null => return Ok(None),
+        Json::String(text) if text.trim().is_empty() => return Ok(None),
+        Json::String(text) => {
+            let wrapped = format!("{TEXT_PREFIX}{text})");
+            sift_lang::parse_text(&wrapped, &schema).map_err(|e| text_error(e, text))?
+        }
+        // The wrapper puts the tree under "where", as in the request body,
+        // so error paths (`/where/all/1/value`) already point into the body.
+        Json::Object(_) => {
+            sift_lang::from_json(&json!({"event": "event", "where": value}), &schema)?
+        }
+        other => {
+            return Err(ApiError::validation(format!(
+                "\"where\" must be a condition over the event's properties, as text or a JSON tree, got {other}"
+            ))
+            .with(json!({"field": "where"})));
+        }
+    };
+    match parsed {
+        Condition::Event {
+            filter: Some(filter),
+            count: None,
+            in_last: None,
+            ..
+        } => Ok(Some(*filter)),
+        // Text that closes the wrapper's parenthesis can add a count, a
+        // window or another predicate; none of those belongs in a filter.
+        _ => Err(ApiError::new(
+            Code::InvalidCondition,
+            "\"where\" must be only a condition over the event's properties, such as amount > 50 and category = \"shoes\"",
+        )
+        .with(json!({"field": "where"}))),
+    }
+}
+
+/// Moves an error's position from the wrapped text back into the client's.
+fn text_error(mut error: ConditionError, text: &str) -> ConditionError {
+    if let Some(position) = error.position {
+        let offset = position
+            .offset
+            .saturating_sub(TEXT_PREFIX.len())
+            .min(text.len());
+        error.position = Some(Position::at(text, offset));
+    }
+    error
+}
+
+/// `expires_after`: `"30d"` (the JSON form) or `"30 days"` (text); `null`
+/// means never.
+fn expires_of(value: &Json) -> Result<Option<Duration>, ApiError> {
+    let invalid = || {
+        ApiError::validation(format!(
+            "\"expires_after\" must be a positive duration like \"30d\" or \"30 days\", got {value}"
+        ))
+        .with(json!({"field": "expires_after"}))
+    };
+    let text = match value {
+        Json::Null => return Ok(None),
+        Json::String(text) => text.trim(),
+        _ => return Err(invalid()),
+    };
+    let duration = match sift_lang::duration_from_json(text) {
+        Some(duration) => duration,
+        None => {
+            // The text form has no standalone parser either: read it as a window.
+            let wrapped = format!("performed event in last {text}");
+            match sift_lang::parse_text(&wrapped, &no_schema()) {
+                Ok(Condition::Event {
+                    filter: None,
+                    count: None,
+                    in_last: Some(duration),
+                    ..
+                }) => duration,
+                _ => return Err(invalid()),
+            }
+        }
+    };
+    if duration.amount == 0 {
+        return Err(invalid());
+    }
+    Ok(Some(duration))
+}
+
+/// A schema with no fields or segments: a duration reads neither.
+fn no_schema() -> impl sift_lang::Schema {
+    struct Empty;
+    impl sift_lang::Schema for Empty {
+        fn field_type(&self, _: &str) -> Option<sift_lang::FieldType> {
+            None
+        }
+        fn segment_id(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn segment_name(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    Empty
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("scoring rule {id:?} does not exist"))
+        .with(json!({"kind": "scoring rule", "id": id}))
+}
+
+/// The rule after a write, with what the write did.
+fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Json {
+    let mut out = engine
+        .scoring_rule(id)
+        .map_or(Json::Null, |rule| rule_json(engine, rule));
+    out["rescored"] = json!(write.rescored);
+    out["changes"] = json!(write.change_count());
+    out
+}
+
+/// Every scoring rule.
+#[utoipa::path(get, path = "/v1/scoring-rules", tag = "scoring",
+    responses((status = 200, description = "the rules")))]
+pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
+    let body = ws.read(|engine| {
+        let items = engine
+            .scoring_rules()
+            .iter()
+            .map(|rule| rule_json(engine, rule))
+            .collect();
+        page(items, None)
+    })?;
+    Ok(ok(body))
+}
+
+/// Creates a rule and scores past events with it before answering.
+#[utoipa::path(post, path = "/v1/scoring-rules", tag = "scoring", request_body = Object,
+    responses((status = 201, description = "the rule, with how many contacts were rescored"),
+              (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
+pub async fn create(
+    Ws(ws): Ws,
+    Body(body): Body<Json>,
+) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+    check_keys(&body)?;
+    let event_type = event_type_of(body.get("event_type").unwrap_or(&Json::Null))?;
+    let points = match body.get("points") {
+        None => {
+            return Err(ApiError::validation("a scoring rule needs \"points\"")
+                .with(json!({"field": "points"})));
+        }
+        Some(value) => points_of(value)?,
+    };
+    let expires_after = expires_of(body.get("expires_after").unwrap_or(&Json::Null))?;
+    let id = format!("rule_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let (_, json) = ws
+        .write(|engine, now| {
+            let filter = filter_of(body.get("where").unwrap_or(&Json::Null), engine)?;
+            let input = ScoringRuleInput {
+                id: id.clone(),
+                event_type,
+                filter,
+                points,
+                expires_after,
+            };
+            let write = engine.create_scoring_rule(input, now)?;
+            let json = written(engine, &id, &write);
+            Ok((write, json))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(json)))
+}
+
+/// One rule.
+#[utoipa::path(get, path = "/v1/scoring-rules/{id}", tag = "scoring",
+    params(("id" = String, Path, description = "the rule's id")),
+    responses((status = 200, description = "the rule"), (status = 404, description = "no such rule")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    let body = ws.read(|engine| engine.scoring_rule(&id).map(|r| rule_json(engine, r)))?;
+    body.map(ok).ok_or_else(|| not_found(&id))
+}
+
+/// Edits a rule; `null` removes `where` or `expires_after`. Every contact
+/// with events of the types involved is rescored before answering.
+#[utoipa::path(patch, path = "/v1/scoring-rules/{id}", tag = "scoring", request_body = Object,
+    params(("id" = String, Path, description = "the rule's id")),
+    responses((status = 200, description = "the rule, with how many contacts were rescored"),
+              (status = 404, description = "no such rule")))]
+pub async fn update(
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+    Body(body): Body<Json>,
+) -> ApiResult<JsonResponse> {
+    check_keys(&body)?;
+    let event_type = body.get("event_type").map(event_type_of).transpose()?;
+    let points = body.get("points").map(points_of).transpose()?;
+    let expires_after = body.get("expires_after").map(expires_of).transpose()?;
+    let (_, json) = ws
+        .write(|engine, now| {
+            if engine.scoring_rule(&id).is_none() {
+                return Err(not_found(&id));
+            }
+            let filter = body
+                .get("where")
+                .map(|value| filter_of(value, engine))
+                .transpose()?;
+            let patch = ScoringRulePatch {
+                event_type,
+                filter,
+                points,
+                expires_after,
+            };
+            let write = engine.update_scoring_rule(&id, patch, now)?;
+            let json = written(engine, &id, &write);
+            Ok((write, json))
+        })
+        .await?;
+    Ok(ok(json))
+}
+
+/// Deletes a rule and takes its points away again.
+#[utoipa::path(delete, path = "/v1/scoring-rules/{id}", tag = "scoring",
+    params(("id" = String, Path, description = "the rule's id")),
+    responses((status = 200, description = "deleted, with how many contacts were rescored"),
+              (status = 404, description = "no such rule")))]
+pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    let (write, ()) = ws
+        .write(|engine, now| {
+            if engine.scoring_rule(&id).is_none() {
+                return Err(not_found(&id));
+            }
+            Ok((engine.delete_scoring_rule(&id, now)?, ()))
+        })
+        .await?;
+    Ok(ok(json!({
+        "id": id,
+        "deleted": true,
+        "rescored": write.rescored,
+        "changes": write.change_count(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(where_text: &str) -> Result<Option<String>, ApiError> {
+        let engine = Workspace::new();
+        let filter = filter_of(&json!(where_text), &engine)?;
+        Ok(filter.map(|f| sift_lang::to_text(&f, &engine.schema())))
+    }
+
+    #[test]
+    fn a_text_filter_is_read_and_printed_canonically() {
+        assert_eq!(
+            text("amount > 50 AND category = \"shoes\"")
+                .unwrap()
+                .as_deref(),
+            Some("amount > 50 and category = \"shoes\"")
+        );
+        assert_eq!(
+            text("(a = 1 or b = 2) and not c = 3").unwrap().as_deref(),
+            Some("(a = 1 or b = 2) and not c = 3")
+        );
+        assert_eq!(text("  ").unwrap(), None);
+    }
+
+    #[test]
+    fn text_errors_point_into_the_clients_text() {
+        let error = text("amount >").unwrap_err();
+        assert_eq!(error.code, Code::InvalidCondition);
+        assert_eq!(error.details, json!({"line": 1, "column": 9}));
+        assert!(error.message.ends_with(" at 1:9"), "{}", error.message);
+        let error = text("a = 1 and\n  b = ").unwrap_err();
+        assert_eq!(error.details["line"], 2, "{}", error.message);
+        let error = text("a = 1 and b ~ 2").unwrap_err();
+        assert_eq!(error.details["column"], 13, "{}", error.message);
+    }
+
+    #[test]
+    fn text_cannot_escape_the_filter() {
+        for escape in [
+            "a > 1) at least 2 times or (email is set",
+            "a > 1) in last 5 days and (a < 3",
+            "a > 1) or (a < 0",
+            "performed login",
+            "in segment \"VIP\"",
+        ] {
+            let error = text(escape).unwrap_err();
+            assert_eq!(error.code, Code::InvalidCondition, "{escape}");
+        }
+    }
+
+    #[test]
+    fn a_json_filter_keeps_its_path_into_the_body() {
+        let engine = Workspace::new();
+        let tree = json!({"all": [{"field": "amount", "op": "gt", "value": 5}, {"field": "x", "op": "gt"}]});
+        let error = filter_of(&tree, &engine).unwrap_err();
+        assert_eq!(error.code, Code::InvalidCondition);
+        assert!(
+            error.details["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/where/all/1")),
+            "{error:?}"
+        );
+        let good = json!({"field": "amount", "op": "gte", "value": 5});
+        let filter = filter_of(&good, &engine).unwrap().unwrap();
+        assert_eq!(sift_lang::to_json(&filter), good);
+    }
+
+    #[test]
+    fn durations_are_json_or_text_and_positive() {
+        let json_of = |v: Json| expires_of(&v).map(|d| d.map(sift_lang::duration_to_json));
+        assert_eq!(json_of(json!("30d")).unwrap().as_deref(), Some("30d"));
+        assert_eq!(json_of(json!("30 days")).unwrap().as_deref(), Some("30d"));
+        assert_eq!(json_of(json!("1 Month")).unwrap().as_deref(), Some("1mo"));
+        assert_eq!(json_of(json!(null)).unwrap(), None);
+        for bad in [
+            json!("-5d"),
+            json!("0d"),
+            json!("0 days"),
+            json!(30),
+            json!("soon"),
+            json!("5 days where (a = 1)"),
+        ] {
+            let error = json_of(bad.clone()).unwrap_err();
+            assert_eq!(error.details["field"], "expires_after", "{bad}");
+        }
+    }
+}
