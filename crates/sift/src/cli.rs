@@ -41,11 +41,12 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         contacts: u64,
     },
-    /// Import contacts from a CSV or JSON Lines file into a stopped server's data directory.
+    /// Import contacts or events from a CSV or JSON Lines file into a stopped server's data directory.
     Import {
         #[arg(value_enum)]
         what: ImportKind,
-        /// The file: `.csv` (header row, `id` column) or `.jsonl` (one `{"id", "properties"}` per line).
+        /// The file: `.csv` with a header row (`id` for contacts; `contact_id`, `type` for events)
+        /// or `.jsonl` (one contact `{"id", "properties"}` or event `{"contact_id", "type", ...}` per line).
         file: PathBuf,
         #[arg(long, default_value = "./sift-data")]
         data: PathBuf,

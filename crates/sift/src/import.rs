@@ -1,21 +1,25 @@
 //! `sift import contacts FILE`: streams a CSV or JSON Lines file into a
 //! workspace of a stopped server's data directory, 10,000 rows per durable
 //! write, with a progress bar. Bad rows are reported by line number and
-//! skipped; the rest is imported.
+//! skipped; the rest is imported. `import_events.rs` does the same for
+//! events with the helpers here.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sift_engine::{ContactInput, RawValue};
 use sift_lang::FieldType;
+use sift_server::state::WorkspaceHandle;
 use sift_server::{AppState, Config};
 
 use crate::run::{lock_data_dir, runtime};
 
-const BATCH: usize = 10_000;
+/// Rows per durable write.
+pub(crate) const BATCH: usize = 10_000;
 
 struct Row {
     line: u64,
@@ -34,28 +38,8 @@ pub fn import_contacts(
     let reader = BufReader::new(std::fs::File::open(file)?);
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(data, None))?;
-        let rows = state.workspace_rows();
-        let id = match (workspace, rows.as_slice()) {
-            (Some(id), _) => id.to_string(),
-            (None, [(id, _)]) => id.clone(),
-            (None, []) => bail!(
-                "{} has no workspace yet; run `sift serve --data {}` once",
-                data.display(),
-                data.display()
-            ),
-            (None, _) => bail!(
-                "{} has several workspaces; choose one with --workspace",
-                data.display()
-            ),
-        };
-        let handle = state
-            .workspace(&id)
-            .with_context(|| format!("no workspace {id:?}"))?;
-        let bar = ProgressBar::new(size).with_style(
-            ProgressStyle::with_template("importing {bar:40} {bytes}/{total_bytes} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let (state, id, handle) = open_workspace(data, workspace)?;
+        let bar = progress_bar(size);
         let csv = file
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -149,6 +133,42 @@ pub fn import_contacts(
     })
 }
 
+/// Opens the data directory (whose workspaces are restored and caught up
+/// with time) and picks the workspace to import into: the one named, or the
+/// only one there is.
+pub(crate) fn open_workspace(
+    data: &Path,
+    workspace: Option<&str>,
+) -> anyhow::Result<(AppState, String, Arc<WorkspaceHandle>)> {
+    let state = AppState::open(Config::new(data, None))?;
+    let rows = state.workspace_rows();
+    let id = match (workspace, rows.as_slice()) {
+        (Some(id), _) => id.to_string(),
+        (None, [(id, _)]) => id.clone(),
+        (None, []) => bail!(
+            "{} has no workspace yet; run `sift serve --data {}` once",
+            data.display(),
+            data.display()
+        ),
+        (None, _) => bail!(
+            "{} has several workspaces; choose one with --workspace",
+            data.display()
+        ),
+    };
+    let handle = state
+        .workspace(&id)
+        .with_context(|| format!("no workspace {id:?}"))?;
+    Ok((state, id, handle))
+}
+
+/// A progress bar over the file's bytes.
+pub(crate) fn progress_bar(size: u64) -> ProgressBar {
+    ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("importing {bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
 /// A CSV cell as the field's type wants it; for a new field, a number or
 /// boolean when it reads as one. Lists are separated by `|`.
 fn csv_value(cell: &str, field_type: Option<FieldType>) -> RawValue {
@@ -214,7 +234,7 @@ fn json_row(line: &str) -> Result<ContactInput, String> {
 
 /// Writes rows durably; rows the engine rejects are reported and the rest retried.
 async fn flush(
-    handle: &std::sync::Arc<sift_server::state::WorkspaceHandle>,
+    handle: &Arc<WorkspaceHandle>,
     mut rows: Vec<Row>,
     bad: &mut Vec<(u64, String)>,
 ) -> anyhow::Result<u64> {

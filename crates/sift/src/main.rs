@@ -8,6 +8,7 @@ mod bench_events;
 mod cli;
 mod generate;
 mod import;
+mod import_events;
 mod run;
 
 use std::process::ExitCode;

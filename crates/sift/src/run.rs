@@ -26,14 +26,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             file,
             data,
             workspace,
-        } => {
-            if what == ImportKind::Events {
-                bail!(
-                    "importing events arrives with the events feature; only `sift import contacts` works today"
-                );
+        } => match what {
+            ImportKind::Contacts => {
+                crate::import::import_contacts(&file, &data, workspace.as_deref())
             }
-            crate::import::import_contacts(&file, &data, workspace.as_deref())
-        }
+            ImportKind::Events => {
+                crate::import_events::import_events(&file, &data, workspace.as_deref())
+            }
+        },
         Command::Check { condition, fields } => check(&condition, &fields),
         Command::Bench {
             contacts,

@@ -1,7 +1,7 @@
 //! The `sift` command's own verbs, run as a user would: `check` prints a
 //! canonical condition or a pointed error with exit code 1, and `import
-//! contacts` streams CSV and JSON Lines into a stopped server's data
-//! directory, skipping bad rows and naming them by line number.
+//! contacts` and `import events` stream CSV and JSON Lines into a stopped
+//! server's data directory, skipping bad rows and naming them by line number.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -176,6 +176,106 @@ fn import_reports_bad_rows_by_line_and_keeps_the_rest() {
         .unwrap();
     assert_eq!(ids, ["a1", "a4", "j1"]);
     assert_eq!(orders, Some(sift_engine::Value::Number(4.0)));
+    state.close();
+}
+
+fn import(
+    what: &str,
+    file: &std::path::Path,
+    data: &std::path::Path,
+) -> (Option<i32>, String, String) {
+    let out = sift()
+        .args(["import", what])
+        .arg(file)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn import_events_from_json_lines_and_csv_applies_each_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    first_start(&data);
+
+    let jsonl = dir.path().join("events.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"e1\", \"contact_id\": \"u1\", \"type\": \"purchase\", \"at\": \"2026-01-31T09:30:00Z\", \"properties\": {\"amount\": 60, \"cart\": {\"items\": [{\"sku\": \"A\"}]}}}\n\
+         {\"id\": \"e2\", \"contact_id\": \"u1\", \"type\": \"purchase\", \"at\": \"yesterday\"}\n\
+         \n\
+         {\"id\": \"e3\", \"contact_id\": \"anon-7\", \"type\": \"page_visit\", \"anonymous\": true}\n\
+         {\"id\": \"e4\", \"contact_id\": \"u2\", \"type\": \"email_open\", \"at\": \"2026-02-01T10:00:00+01:00\"}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = import("events", &jsonl, &data);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("imported 3 events (0 duplicates)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("events/s"), "{stdout}");
+    assert!(
+        stderr.contains("line 2: \"at\" must be an RFC 3339 datetime"),
+        "{stderr}"
+    );
+
+    // The same file again: every id was accepted already.
+    let (code, stdout, stderr) = import("events", &jsonl, &data);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("imported 0 events (3 duplicates)"),
+        "{stdout}"
+    );
+
+    let csv = dir.path().join("events.csv");
+    std::fs::write(
+        &csv,
+        "contact_id,type,id,at,amount,category,gift\n\
+         u1,purchase,c1,2026-01-30T08:00:00Z,45.5,shoes,false\n\
+         u3,product_view,c2,,,\"bags, large\",\n\
+         u3,purchase,c3,2999-01-01T00:00:00Z,10,hats,\n\
+         u1,purchase,e1,2026-01-31T09:30:00Z,60,,\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = import("events", &csv, &data);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("imported 2 events (1 duplicates)"),
+        "{stdout}"
+    );
+    // An event stamped far in the future is the engine's to refuse.
+    assert!(stderr.contains("line 4: "), "{stderr}");
+    assert!(
+        !stderr.contains("line 2:") && !stderr.contains("line 3:"),
+        "{stderr}"
+    );
+
+    // Events created their contacts, which the next start restores.
+    let state = sift_server::AppState::open(sift_server::Config::new(&data, None)).unwrap();
+    let (id, _) = state.workspace_rows().remove(0);
+    let handle = state.workspace(&id).unwrap();
+    let (ids, anonymous) = handle
+        .read(|ws| {
+            let mut ids: Vec<String> = ws
+                .contacts()
+                .alive()
+                .iter()
+                .map(|no| ws.contacts().id(no).to_string())
+                .collect();
+            ids.sort();
+            let anon = ws.lookup("anon-7").and_then(|no| ws.contact(no));
+            (ids, anon.map(|c| c.anonymous))
+        })
+        .unwrap();
+    assert_eq!(ids, ["anon-7", "u1", "u2", "u3"]);
+    assert_eq!(anonymous, Some(true));
     state.close();
 }
 
