@@ -64,7 +64,14 @@ impl MemoryStore {
                 for members in self.static_members.values_mut() {
                     members.remove(*no);
                 }
-                self.events.retain(|e| e.no != *no);
+                // Events are erased, but an idempotency key stays accepted
+                // so a replay cannot bring the erased contact back.
+                self.events.retain(|e| e.no != *no || e.id.is_some());
+                for event in self.events.iter_mut().filter(|e| e.no == *no) {
+                    event.event_type.clear();
+                    event.properties.clear();
+                    event.properties_json = "{}".into();
+                }
             }
             Record::Segment(def) => {
                 self.segments.insert(def.id.clone(), def.clone());

@@ -224,3 +224,28 @@ fn points_expire_and_sums_follow_the_window() {
     );
     assert_eq!(ws.contact(no).expect("view").lead_score, 0.0);
 }
+
+#[test]
+fn a_replayed_event_id_stays_a_duplicate_after_its_contact_is_erased() {
+    let mut ws = Workspace::new();
+    let mut store = MemoryStore::default();
+    let now = at("2026-06-01T00:00:00Z");
+    let mut e1 = event("cy", "purchase", now, 5.0);
+    e1.id = Some("e1".into());
+    keep(
+        &mut store,
+        &ws.ingest_events(std::slice::from_ref(&e1), now)
+            .expect("event"),
+    );
+    keep(&mut store, &ws.delete_contact("cy", now).expect("delete"));
+    let live = ws
+        .ingest_events(std::slice::from_ref(&e1), now)
+        .expect("replay");
+    assert_eq!(live.duplicates, [0]);
+    let mut restored = store.load().expect("load");
+    let replay = restored
+        .ingest_events(std::slice::from_ref(&e1), now)
+        .expect("replay");
+    assert_eq!(replay.duplicates, [0]);
+    assert_eq!(restored.lookup("cy"), None);
+}

@@ -136,8 +136,14 @@ fn apply(
                 .execute(params![no])?;
             tx.prepare_cached("DELETE FROM static_members WHERE no = ?1")?
                 .execute(params![no])?;
-            tx.prepare_cached("DELETE FROM events WHERE contact_no = ?1")?
+            // Events are erased, but an idempotency key stays accepted so a
+            // replay cannot bring the erased contact back.
+            tx.prepare_cached("DELETE FROM events WHERE contact_no = ?1 AND id IS NULL")?
                 .execute(params![no])?;
+            tx.prepare_cached(
+                "UPDATE events SET type = '', properties = '{}' WHERE contact_no = ?1",
+            )?
+            .execute(params![no])?;
         }
         Record::Segment(def) => {
             let condition = def

@@ -27,10 +27,10 @@ mod scoring;
 mod segment_writes;
 mod staging;
 mod time;
-use staging::Staged;
 use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use restore::StoredState;
+use staging::Staged;
 
 /// Most upserts one batch may hold (SPEC §4).
 pub const MAX_BATCH: usize = 10_000;
@@ -253,6 +253,13 @@ impl Workspace {
             .filter(|(_, s)| s.members.contains(no))
             .map(|(_, s)| (s.def.id.clone(), s.def.name.clone()))
             .collect();
+        // By name, so the list reads the same before and after a restart
+        // (slots are reassigned on load).
+        view.segments.sort_by(|a, b| {
+            a.1.to_lowercase()
+                .cmp(&b.1.to_lowercase())
+                .then(a.0.cmp(&b.0))
+        });
         Some(view)
     }
 

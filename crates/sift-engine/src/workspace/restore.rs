@@ -51,11 +51,12 @@ impl Workspace {
         }
         let mut seen = vec![i64::MIN; ws.contacts.capacity() as usize];
         for event in state.events {
-            if !ws.contacts.is_alive(event.no) {
-                continue;
-            }
             if let Some(id) = &event.id {
                 ws.events.remember(id);
+            }
+            // A deleted contact's events keep only their idempotency key.
+            if !ws.contacts.is_alive(event.no) {
+                continue;
             }
             ws.events
                 .push(event.no, &event.event_type, event.at, &event.properties);
