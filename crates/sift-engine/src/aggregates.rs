@@ -3,7 +3,7 @@
 //! matching events of every contact, kept up to date as events arrive and as
 //! window boundaries pass (the timer queue), never by rescanning on each event.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use rayon::prelude::*;
 use sift_lang::{Condition, DateTime, Duration};

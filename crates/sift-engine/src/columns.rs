@@ -3,7 +3,7 @@
 //! numbers, and list elements keep an inverted index (element → contacts) so
 //! that `contains` is a bitmap lookup.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;

@@ -4,7 +4,7 @@
 //! Numbers are assigned in creation order and never reused, so a number in
 //! the change log always names the same contact.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use roaring::RoaringBitmap;
 use sift_lang::FieldType;

@@ -6,7 +6,7 @@
 //! read when an aggregate is created (a new segment), when a window boundary
 //! or score expiry falls due for one contact, and to explain.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use sift_lang::{Condition, DateTime, FieldTest};

@@ -1,7 +1,7 @@
 //! The workspace's schema of contact properties (SPEC §1): built-in and system
 //! fields, declared fields, and fields inferred on first write.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use sift_lang::FieldType;
 
@@ -58,7 +58,7 @@ impl Default for Fields {
     fn default() -> Self {
         let mut fields = Fields {
             defs: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
         };
         for (system, list) in [(false, BUILTIN_FIELDS), (true, SYSTEM_FIELDS)] {
             for (name, field_type, label) in list {

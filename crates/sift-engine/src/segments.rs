@@ -3,7 +3,7 @@
 //! topological rank so that a segment is always evaluated after the segments
 //! it refers to).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, FieldTest};

@@ -9,7 +9,7 @@ use sift_lang::{DateTime, FieldType};
 use super::*;
 use crate::changes::{Cause, ChangeKind, ContactSnapshot, Record};
 use crate::error::Error;
-use crate::eval::test_value;
+use crate::eval::{Before, test_value};
 use crate::fields::{self, ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
 use crate::segments::Slot;
 use crate::value::{RawValue, Value};
@@ -205,7 +205,10 @@ impl Workspace {
             self.schedule_columns(no, &written, now);
         }
         write.records.push(Record::Contact(self.snapshot(no)));
-        let before = (!is_new).then_some(old_values.as_slice());
+        let before = (!is_new).then_some(Before {
+            fields: &old_values,
+            aggs: &[],
+        });
         self.propagate_contact(no, slots, before, cause, now, write);
     }
 
@@ -265,7 +268,7 @@ impl Workspace {
         &mut self,
         no: u32,
         slots: Vec<Slot>,
-        before: Option<&[(usize, Option<Value>)]>,
+        before: Option<Before<'_>>,
         cause: Cause,
         at: DateTime,
         write: &mut Write,

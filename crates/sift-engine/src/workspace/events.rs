@@ -7,7 +7,7 @@ use sift_lang::DateTime;
 use super::*;
 use crate::changes::{Cause, EventRecord};
 use crate::error::Error;
-use crate::eval::test_value;
+use crate::eval::{Before, test_value};
 use crate::fields::{self, LAST_SEEN_AT, LEAD_SCORE};
 use crate::time::NEVER;
 use crate::value::RawValue;
@@ -143,6 +143,8 @@ impl Workspace {
         self.events.push(no, &item.event_type, at, &item.properties);
         let mut slots: Vec<Slot> = Vec::new();
         let mut next = NEVER;
+        let mut old_aggs: Vec<(usize, u32, f64)> = Vec::new();
+        let mut old_fields: Vec<(usize, Option<Value>)> = Vec::new();
         let Some(event) = self.events.of(no).last() else {
             return;
         };
@@ -162,7 +164,11 @@ impl Workspace {
             };
             aggregate.set(no, count, sum);
             next = next.min(aggregate.exit(at));
+            let before = slots.len();
             flips(&self.agg_tests, index, old, (count, sum), &mut slots);
+            if slots.len() > before {
+                old_aggs.push((index, old.0, old.1));
+            }
         }
         if !self.rules.is_empty() {
             let before = self.lead_score(no);
@@ -170,6 +176,7 @@ impl Workspace {
             self.rules
                 .score_event(event, &self.events, now, &mut score, &mut next);
             if score.to_bits() != before.to_bits() {
+                old_fields.push((LEAD_SCORE, Some(Value::Number(before))));
                 self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
             }
         }
@@ -178,6 +185,7 @@ impl Workspace {
             _ => i64::MIN,
         };
         if at > seen {
+            old_fields.push((LAST_SEEN_AT, self.contacts.get(no, LAST_SEEN_AT)));
             self.set_tracked(no, LAST_SEEN_AT, Some(Value::DateTime(at)), now, &mut slots);
             self.schedule_columns(no, &[LAST_SEEN_AT], now);
         }
@@ -190,7 +198,11 @@ impl Workspace {
             properties: item.properties.clone(),
             properties_json: item.properties_json.clone(),
         }));
-        self.propagate_contact(no, slots, None, Cause::Event, now, write);
+        let before = Before {
+            fields: &old_fields,
+            aggs: &old_aggs,
+        };
+        self.propagate_contact(no, slots, Some(before), Cause::Event, now, write);
     }
 
     pub(super) fn lead_score(&self, no: u32) -> f64 {

@@ -6,7 +6,7 @@
 //! in that segment within the write (then the order of its changes matters
 //! and every change keeps its own batch, in order).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use roaring::RoaringBitmap;
 use sift_lang::DateTime;
@@ -96,8 +96,8 @@ impl Staged {
 
     /// Whether every (segment, contact) pair changes at most once.
     fn each_once(&self) -> bool {
-        let mut seen: HashSet<(u32, u32)> = HashSet::new();
-        let mut bulk: HashMap<u32, Vec<&RoaringBitmap>> = HashMap::new();
+        let mut seen: HashSet<(u32, u32)> = HashSet::default();
+        let mut bulk: HashMap<u32, Vec<&RoaringBitmap>> = HashMap::default();
         for entry in &self.entries {
             match &entry.who {
                 Who::One(no) => {
@@ -121,7 +121,7 @@ impl Staged {
     pub fn into_batches(self, next_seq: &mut u64) -> Vec<ChangeBatch> {
         let coalesce = self.each_once();
         let mut groups: Vec<(u32, ChangeKind, Cause, DateTime, RoaringBitmap)> = Vec::new();
-        let mut open: HashMap<(u32, ChangeKind, Cause, DateTime), usize> = HashMap::new();
+        let mut open: HashMap<(u32, ChangeKind, Cause, DateTime), usize> = HashMap::default();
         for entry in self.entries {
             let key = (entry.segment, entry.kind, entry.cause, entry.at);
             match entry.who {
