@@ -298,4 +298,42 @@ pub const DEMO_SEGMENTS: &[(&str, &str, &str)] = &[
         "in segment \"VIP customers\" and country != \"ES\"",
     ),
     ("No phone", "Reachable by email only", "phone is not set"),
+    (
+        "Recent buyers",
+        "Bought in the last 30 days",
+        "performed purchase in last 30 days",
+    ),
+    (
+        "Big spenders",
+        "Spent 200 or more in the last year",
+        "total purchase.amount >= 200 in last 365 days",
+    ),
+    (
+        "Lapsed visitors",
+        "No page visit in 60 days",
+        "not performed page_visit in last 60 days",
+    ),
+    (
+        "Shoe browsers",
+        "Viewed shoes twice this month",
+        "performed product_view where category = \"shoes\" at least 2 times in last 30 days",
+    ),
+    ("Hot leads", "Lead score of 20 or more", "lead_score >= 20"),
+    (
+        "Adults",
+        "18 or older today",
+        "birth_date before 18 years ago",
+    ),
+];
+
+/// The demo's scoring rules: (event type, where, points, expires after).
+pub const DEMO_RULES: &[(&str, Option<&str>, f64, Option<&str>)] = &[
+    ("purchase", None, 10.0, Some("90d")),
+    ("email_open", None, 1.0, Some("30d")),
+    (
+        "product_view",
+        Some("category = \"shoes\""),
+        2.0,
+        Some("30d"),
+    ),
 ];

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use sift_engine::{SegmentInput, SegmentKind};
+use sift_engine::{ScoringRuleInput, SegmentInput, SegmentKind};
 use sift_lang::{FieldType, Schema};
 use sift_server::{AppState, Config};
 
 use crate::cli::{Args, BenchSuite, Command, ImportKind, ServeFlags};
-use crate::generate::{DEMO_SEGMENTS, Generator};
+use crate::generate::{DEMO_RULES, DEMO_SEGMENTS, Generator};
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -162,6 +162,54 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
         next = end;
     }
     bar.finish_and_clear();
+    for (i, (event_type, filter, points, expires)) in DEMO_RULES.iter().enumerate() {
+        handle
+            .write(|engine, now| {
+                let filter = match filter {
+                    Some(text) => {
+                        let wrapped = format!("performed {event_type} where ({text})");
+                        match sift_lang::parse_text(&wrapped, &engine.schema())? {
+                            sift_lang::Condition::Event { filter, .. } => filter.map(|f| *f),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                };
+                let input = ScoringRuleInput {
+                    id: format!("rule_demo{i}"),
+                    event_type: (*event_type).to_string(),
+                    filter,
+                    points: *points,
+                    expires_after: expires.and_then(sift_lang::duration_from_json),
+                };
+                Ok((engine.create_scoring_rule(input, now)?, ()))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    // Five events per contact over the last 90 days.
+    let n_events = n * 5;
+    let bar = ProgressBar::new(n_events).with_style(
+        ProgressStyle::with_template("generating demo events   {bar:40} {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut next = 0;
+    while next < n_events {
+        let end = (next + 10_000).min(n_events);
+        let batch: Vec<_> = (next..end)
+            .map(|i| generator.event((i * 7_919) % n.max(1), now, 90))
+            .collect();
+        handle
+            .write(|engine, now| Ok((engine.ingest_events(&batch, now)?, ())))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        bar.set_position(end);
+        next = end;
+    }
+    bar.finish_and_clear();
     for (i, (name, description, condition)) in DEMO_SEGMENTS.iter().enumerate() {
         handle
             .write(|engine, now| {
@@ -194,7 +242,8 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     println!(
-        "Generated {n} demo contacts and {} segments in {:.1}s",
+        "Generated {n} demo contacts, {n_events} events, {} scoring rules and {} segments in {:.1}s",
+        DEMO_RULES.len(),
         DEMO_SEGMENTS.len() + 1,
         started.elapsed().as_secs_f64()
     );
