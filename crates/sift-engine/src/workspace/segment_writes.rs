@@ -136,15 +136,12 @@ impl Workspace {
             ..Write::default()
         };
         let relative = relative_tests(def.condition.as_ref(), &self.fields);
-        if new_condition {
-            // The edited segment's old condition no longer counts.
-            self.segments
-                .redefine(slot, def.clone(), &self.fields, &self.aggregates);
-            self.sync_aggregates(None, now);
-        }
         self.segments
             .redefine(slot, def, &self.fields, &self.aggregates);
         if new_condition {
+            // Aggregates follow the saved conditions (the old one's may go);
+            // syncing recompiles every plan against them.
+            self.sync_aggregates(None, now);
             self.reindex_time();
             self.schedule_tests(&relative, now);
             let mut queue = BTreeMap::new();

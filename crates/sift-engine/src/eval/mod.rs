@@ -1,0 +1,317 @@
+//! Evaluating conditions: one contact at a time ([`matches`], for incremental
+//! updates and explain) and over all contacts at once ([`evaluate_all`], for
+//! segment creation, edits and previews).
+//!
+//! Bulk evaluation lives in [`bulk`].
+
+use roaring::RoaringBitmap;
+use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
+
+use crate::aggregates::{AggKey, Aggregate, Aggregates};
+use crate::columns::Interner;
+use crate::contacts::Contacts;
+use crate::events::{EventLog, Filter};
+use crate::fields::Fields;
+use crate::time::{DAY_MS, add};
+use crate::value::Value;
+
+/// Where `in segment` finds the members of another segment.
+pub trait SegmentLookup: Sync {
+    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap>;
+}
+
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub fields: &'a Fields,
+    pub contacts: &'a Contacts,
+    pub segments: &'a dyn SegmentLookup,
+    pub events: &'a EventLog,
+    /// Counts and sums kept for the behavioural nodes of saved segments;
+    /// a node without one (a preview, an explanation at another instant) is
+    /// computed from the history.
+    pub aggregates: &'a Aggregates,
+    /// Whether behavioural nodes must be computed from the history at `now`
+    /// instead of read from the aggregates (which hold the present).
+    pub from_history: bool,
+    pub now: DateTime,
+}
+
+/// The count and sum of contact `no` for a behavioural node.
+pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
+    if !ctx.from_history
+        && let Some(aggregate) = ctx.aggregates.find(key).and_then(|i| ctx.aggregates.get(i))
+    {
+        return (aggregate.count(no), aggregate.sum(no));
+    }
+    let Some(kind) = ctx.events.types.lookup(&key.event_type) else {
+        return (0, 0.0);
+    };
+    let probe = Aggregate {
+        key: key.clone(),
+        kind,
+        filter: key
+            .filter
+            .as_ref()
+            .map(|f| Filter::lookup(f, &ctx.events.names)),
+        property: key
+            .property
+            .as_ref()
+            .map(|p| ctx.events.names.lookup(p).unwrap_or(u32::MAX)),
+        counts: Vec::new(),
+        sums: Vec::new(),
+    };
+    let t = probe.tally(ctx.events.of(no), ctx.events, ctx.now);
+    (t.count, t.sum)
+}
+
+/// Whether a count satisfies an event node's `count` (default: at least once).
+pub fn count_holds(count: Option<sift_lang::CountTest>, n: u32) -> bool {
+    match count {
+        Some(c) => c.op.holds(u64::from(n), c.value),
+        None => n >= 1,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One contact.
+
+/// Whether contact `no` satisfies `cond`.
+pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
+    match cond {
+        Condition::All(children) => children.iter().all(|c| matches(c, no, ctx)),
+        Condition::Any(children) => children.iter().any(|c| matches(c, no, ctx)),
+        Condition::Not(inner) => !matches(inner, no, ctx),
+        Condition::Field { field, test } => {
+            let value = ctx
+                .fields
+                .index(field)
+                .and_then(|i| ctx.contacts.column(i).get_ref(no));
+            test_value(value, test, ctx.now)
+        }
+        Condition::InSegment(id) => ctx.segments.members(id).is_some_and(|m| m.contains(no)),
+        Condition::Event { count, .. } => {
+            AggKey::of(cond).is_some_and(|key| count_holds(*count, tally(&key, no, ctx).0))
+        }
+        Condition::EventSum { op, value, .. } => {
+            AggKey::of(cond).is_some_and(|key| op.holds(tally(&key, no, ctx).1, *value))
+        }
+    }
+}
+
+/// What a write replaced for one contact: former values of columns, and
+/// former (aggregate, count, sum).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Before<'a> {
+    pub fields: &'a [(usize, Option<Value>)],
+    pub aggs: &'a [(usize, u32, f64)],
+}
+
+/// A condition with fields resolved to column numbers, kept beside each
+/// segment so that re-evaluating it for one contact does no lookups by name.
+#[derive(Clone, Debug)]
+pub enum RowPlan {
+    All(Vec<RowPlan>),
+    Any(Vec<RowPlan>),
+    Not(Box<RowPlan>),
+    Field(usize, FieldTest),
+    /// An `event` node: aggregate index, count test.
+    Count(usize, Option<sift_lang::CountTest>),
+    /// An `event_sum` node: aggregate index, comparison.
+    Sum(usize, CmpOp, f64),
+    /// Anything else is answered by [`matches`].
+    Other(Condition),
+}
+
+impl RowPlan {
+    pub fn compile(cond: &Condition, fields: &Fields, aggregates: &Aggregates) -> RowPlan {
+        let compile = |c: &Condition| RowPlan::compile(c, fields, aggregates);
+        match cond {
+            Condition::All(children) => RowPlan::All(children.iter().map(compile).collect()),
+            Condition::Any(children) => RowPlan::Any(children.iter().map(compile).collect()),
+            Condition::Not(inner) => RowPlan::Not(Box::new(compile(inner))),
+            Condition::Field { field, test } => match fields.index(field) {
+                Some(index) => RowPlan::Field(index, test.clone()),
+                None => RowPlan::Other(cond.clone()),
+            },
+            Condition::Event { count, .. } => {
+                match AggKey::of(cond).and_then(|k| aggregates.find(&k)) {
+                    Some(index) => RowPlan::Count(index, *count),
+                    None => RowPlan::Other(cond.clone()),
+                }
+            }
+            Condition::EventSum { op, value, .. } => {
+                match AggKey::of(cond).and_then(|k| aggregates.find(&k)) {
+                    Some(index) => RowPlan::Sum(index, *op, *value),
+                    None => RowPlan::Other(cond.clone()),
+                }
+            }
+            _ => RowPlan::Other(cond.clone()),
+        }
+    }
+
+    pub fn matches(&self, no: u32, ctx: &Ctx<'_>) -> bool {
+        match self {
+            RowPlan::All(children) => children.iter().all(|c| c.matches(no, ctx)),
+            RowPlan::Any(children) => children.iter().any(|c| c.matches(no, ctx)),
+            RowPlan::Not(inner) => !inner.matches(no, ctx),
+            RowPlan::Field(index, test) => {
+                test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now)
+            }
+            RowPlan::Count(index, count) => count_holds(
+                *count,
+                ctx.aggregates.get(*index).map_or(0, |a| a.count(no)),
+            ),
+            RowPlan::Sum(index, op, value) => op.holds(
+                ctx.aggregates.get(*index).map_or(0.0, |a| a.sum(no)),
+                *value,
+            ),
+            RowPlan::Other(cond) => matches(cond, no, ctx),
+        }
+    }
+
+    /// Aggregate indexes this plan reads.
+    pub fn aggregates(&self, out: &mut Vec<usize>) {
+        match self {
+            RowPlan::All(children) | RowPlan::Any(children) => {
+                children.iter().for_each(|c| c.aggregates(out))
+            }
+            RowPlan::Not(inner) => inner.aggregates(out),
+            RowPlan::Count(index, _) | RowPlan::Sum(index, ..) => out.push(*index),
+            RowPlan::Field(..) | RowPlan::Other(_) => {}
+        }
+    }
+
+    /// The answer before a write that replaced what `old` lists. Only for
+    /// plans without segment references, whose answers depend on nothing but
+    /// the contact's own values and events.
+    pub fn matches_before(&self, no: u32, ctx: &Ctx<'_>, old: Before<'_>) -> bool {
+        match self {
+            RowPlan::All(children) => children.iter().all(|c| c.matches_before(no, ctx, old)),
+            RowPlan::Any(children) => children.iter().any(|c| c.matches_before(no, ctx, old)),
+            RowPlan::Not(inner) => !inner.matches_before(no, ctx, old),
+            RowPlan::Field(index, test) => match old.fields.iter().find(|(i, _)| i == index) {
+                Some((_, value)) => test_value(value.as_ref().map(ValueRef::of), test, ctx.now),
+                None => test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now),
+            },
+            RowPlan::Count(index, count) => match old.aggs.iter().find(|(i, ..)| i == index) {
+                Some((_, n, _)) => count_holds(*count, *n),
+                None => self.matches(no, ctx),
+            },
+            RowPlan::Sum(index, op, value) => match old.aggs.iter().find(|(i, ..)| i == index) {
+                Some((_, _, sum)) => op.holds(*sum, *value),
+                None => self.matches(no, ctx),
+            },
+            RowPlan::Other(cond) => matches(cond, no, ctx),
+        }
+    }
+}
+
+/// A borrowed property value: what a column holds for one contact, read
+/// without allocating.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueRef<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Date(i32),
+    DateTime(i64),
+    Strings(&'a [String]),
+    /// Interned list elements, sorted by id.
+    Symbols(&'a [u32], &'a Interner),
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn of(value: &'a Value) -> ValueRef<'a> {
+        match value {
+            Value::String(s) => ValueRef::Str(s),
+            Value::Number(n) => ValueRef::Num(*n),
+            Value::Boolean(b) => ValueRef::Bool(*b),
+            Value::Date(d) => ValueRef::Date(*d),
+            Value::DateTime(t) => ValueRef::DateTime(*t),
+            Value::StringList(items) => ValueRef::Strings(items),
+        }
+    }
+
+    fn has_element(self, element: &str) -> bool {
+        match self {
+            ValueRef::Strings(items) => items.iter().any(|i| i == element),
+            ValueRef::Symbols(ids, dict) => dict
+                .lookup(element)
+                .is_some_and(|id| ids.binary_search(&id).is_ok()),
+            _ => false,
+        }
+    }
+}
+
+/// A field test on one (possibly missing) value. Missing values fail every
+/// test except the negative ones (SPEC §2).
+pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> bool {
+    test_value(value.map(ValueRef::of), test, now)
+}
+
+pub(crate) fn test_value(value: Option<ValueRef<'_>>, test: &FieldTest, now: DateTime) -> bool {
+    match test {
+        FieldTest::IsSet => value.is_some(),
+        FieldTest::IsNotSet => value.is_none(),
+        FieldTest::Compare(CmpOp::Ne, s) => !value.is_some_and(|v| compare(v, CmpOp::Eq, s)),
+        FieldTest::NotContains(s) => !value.is_some_and(|v| contains(v, s)),
+        FieldTest::NotIn(list) => !list
+            .iter()
+            .any(|s| value.is_some_and(|v| compare(v, CmpOp::Eq, s))),
+        _ => {
+            let Some(value) = value else { return false };
+            match test {
+                FieldTest::Compare(op, s) => compare(value, *op, s),
+                FieldTest::Contains(s) => contains(value, s),
+                FieldTest::StartsWith(s) => {
+                    matches!(value, ValueRef::Str(v) if v.starts_with(s.as_str()))
+                }
+                FieldTest::EndsWith(s) => {
+                    matches!(value, ValueRef::Str(v) if v.ends_with(s.as_str()))
+                }
+                FieldTest::In(list) => list.iter().any(|s| compare(value, CmpOp::Eq, s)),
+                FieldTest::Between(low, high) => {
+                    compare(value, CmpOp::Gte, low) && compare(value, CmpOp::Lte, high)
+                }
+                FieldTest::InLast(d) => {
+                    instant(value).is_some_and(|t| t <= now && add(t, *d) >= now)
+                }
+                FieldTest::BeforeAgo(d) => instant(value).is_some_and(|t| add(t, *d) < now),
+                FieldTest::AfterAgo(d) => instant(value).is_some_and(|t| add(t, *d) > now),
+                _ => false,
+            }
+        }
+    }
+}
+
+fn contains(value: ValueRef<'_>, needle: &str) -> bool {
+    match value {
+        ValueRef::Str(v) => v.contains(needle),
+        list => list.has_element(needle),
+    }
+}
+
+/// A date or datetime as an instant; a date is its midnight UTC.
+pub(crate) fn instant(value: ValueRef<'_>) -> Option<DateTime> {
+    match value {
+        ValueRef::Date(d) => Some(i64::from(d) * DAY_MS),
+        ValueRef::DateTime(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn compare(value: ValueRef<'_>, op: CmpOp, scalar: &Scalar) -> bool {
+    match (value, scalar) {
+        (ValueRef::Num(a), Scalar::Number(b)) => op.holds(a, *b),
+        (ValueRef::Str(a), Scalar::String(b)) => op.holds(a, b.as_str()),
+        (ValueRef::Bool(a), Scalar::Boolean(b)) => op.holds(a, *b),
+        (ValueRef::Date(a), Scalar::Date(b)) => op.holds(a, *b),
+        (ValueRef::DateTime(a), Scalar::DateTime(b)) => op.holds(a, *b),
+        (ValueRef::Date(a), Scalar::DateTime(b)) => op.holds(i64::from(a) * DAY_MS, *b),
+        (ValueRef::DateTime(a), Scalar::Date(b)) => op.holds(a, i64::from(*b) * DAY_MS),
+        _ => false,
+    }
+}
+
+mod bulk;
+pub use bulk::evaluate_all;
