@@ -377,10 +377,20 @@ impl Plan<'_> {
                 (ColumnData::Number(values), Scan::Number(test)) => {
                     scan_words(values, &column.present, start, end, |v| test.check(v))
                 }
+                // Absolute tests (the common case) get a loop of their own,
+                // without the relative variants' dispatch per value.
+                (ColumnData::Date(values), Scan::Instant(InstantTest::Abs(test))) => {
+                    scan_words(values, &column.present, start, end, |v| {
+                        test.check(i64::from(v) * DAY_MS)
+                    })
+                }
                 (ColumnData::Date(values), Scan::Instant(test)) => {
                     scan_words(values, &column.present, start, end, |v| {
                         test.check(i64::from(v) * DAY_MS)
                     })
+                }
+                (ColumnData::DateTime(values), Scan::Instant(InstantTest::Abs(test))) => {
+                    scan_words(values, &column.present, start, end, |v| test.check(v))
                 }
                 (ColumnData::DateTime(values), Scan::Instant(test)) => {
                     scan_words(values, &column.present, start, end, |v| test.check(v))
