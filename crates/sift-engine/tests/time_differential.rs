@@ -2045,6 +2045,9 @@ impl Run {
         let mut last_time_at = prev_clock;
         // What timers fired before the write comes first: changes caused by
         // time and the `segment_ref` changes they set off.
+        // The timers' changes end with a clock record; a write's own changes
+        // (a new contact entering `not in segment ...`) may start with
+        // `segment_ref` too, at the very instant a timer fired.
         let mut ticked = true;
         for record in &write.records {
             match record {
@@ -2058,6 +2061,7 @@ impl Run {
                 Record::Clock(at) if *at > self.now => {
                     self.fail(format!("clock record {} after now", show(*at)))
                 }
+                Record::Clock(_) => ticked = false,
                 _ => {}
             }
         }

@@ -81,7 +81,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         let batch: Vec<EventInput> = (0..10_000)
             .map(|j| generator.event((b * 10_000 + j) % m, NOW, 365))
             .collect();
-        ws.ingest_events(&batch, NOW).map_err(fail)?;
+        ws.ingest(batch, NOW).map_err(fail)?;
     }
     let with_events = rss_bytes();
     println!(
@@ -114,10 +114,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
             .map(|i| generator.event((i * 7_919) % n_contacts.max(1), NOW, 90))
             .collect();
         clock += 1;
-        changes += ws
-            .ingest_events(&batch, clock)
-            .map_err(fail)?
-            .change_count();
+        changes += ws.ingest(batch, clock).map_err(fail)?.change_count();
     }
     let took = t.elapsed();
     println!(
@@ -140,10 +137,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
                 e
             })
             .collect();
-        changes += ws
-            .ingest_events(&batch, clock)
-            .map_err(fail)?
-            .change_count();
+        changes += ws.ingest(batch, clock).map_err(fail)?.change_count();
     }
     let took = t.elapsed();
     println!(
@@ -158,10 +152,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         clock += 10;
         let mut event = generator.event((i * 15_485_863) % n_contacts.max(1), clock, 1);
         event.at = Some(clock);
-        single_changes += ws
-            .ingest_events(std::slice::from_ref(&event), clock)
-            .map_err(fail)?
-            .change_count();
+        single_changes += ws.ingest(vec![event], clock).map_err(fail)?.change_count();
     }
     println!(
         "ingest single:   {:>10.0} events/s in-process, one per call, happening now ({:.2} changes per event)",
@@ -197,7 +188,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
                 ..EventInput::default()
             })
             .collect();
-        ws.ingest_events(&batch, base).map_err(fail)?;
+        ws.ingest(batch, base).map_err(fail)?;
     }
     let size = ws.segment("ping").map_or(0, |s| s.members.len());
     let due = at + DAY_MS + 1;

@@ -147,7 +147,7 @@ async fn flush(
             let write = if valid.is_empty() {
                 Write::default()
             } else {
-                ws.ingest_events(&valid, now)?
+                ws.ingest(valid, now)?
             };
             Ok((write, refused))
         })

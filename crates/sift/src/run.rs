@@ -203,7 +203,7 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
             .map(|i| generator.event((i * 7_919) % n.max(1), now, 90))
             .collect();
         handle
-            .write(|engine, now| Ok((engine.ingest_events(&batch, now)?, ())))
+            .write(|engine, now| Ok((engine.ingest(batch, now)?, ())))
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         bar.set_position(end);

@@ -296,15 +296,15 @@ impl Workspace {
                 continue;
             }
             if changed {
-                let id = segment.def.id.clone();
-                self.set_member(slot, no, now_in);
                 let kind = if now_in {
                     ChangeKind::Entered
                 } else {
                     ChangeKind::Exited
                 };
                 let cause = if direct { cause } else { Cause::SegmentRef };
-                self.record_one(&id, kind, cause, at, no, write);
+                write.changes += 1;
+                write.staged.one(slot, &segment.def.id, kind, cause, at, no);
+                self.set_member(slot, no, now_in);
             }
             let dependents = self.segments.dependents_of(slot);
             if !dependents.is_empty() {
@@ -344,19 +344,6 @@ impl Workspace {
         write.staged.many(segment_id, kind, cause, at, contacts);
     }
 
-    pub(super) fn record_one(
-        &mut self,
-        segment_id: &str,
-        kind: ChangeKind,
-        cause: Cause,
-        at: DateTime,
-        no: u32,
-        write: &mut Write,
-    ) {
-        write.changes += 1;
-        write.staged.one(segment_id, kind, cause, at, no);
-    }
-
     /// Erases a contact; it exits every segment it was in.
     pub fn delete_contact(&mut self, id: &str, now: DateTime) -> Result<Write, Error> {
         let no = self.contacts.lookup(id).ok_or_else(|| Error::NotFound {
@@ -382,13 +369,14 @@ impl Workspace {
         write.records.push(Record::ContactDeleted { no });
         for (slot, segment_id) in member_of {
             self.set_member(slot, no, false);
-            self.record_one(
+            write.changes += 1;
+            write.staged.one(
+                slot,
                 &segment_id,
                 ChangeKind::Exited,
                 Cause::ContactDelete,
                 now,
                 no,
-                &mut write,
             );
         }
         Ok(self.finish(write))

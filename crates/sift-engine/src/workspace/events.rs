@@ -43,6 +43,12 @@ impl Workspace {
     /// Accepts events, all or nothing: every item is checked before any is
     /// applied. A replayed id is listed in `Write::duplicates` and skipped.
     pub fn ingest_events(&mut self, items: &[EventInput], now: DateTime) -> Result<Write, Error> {
+        self.ingest(items.to_vec(), now)
+    }
+
+    /// [`Workspace::ingest_events`], taking the events: their properties move
+    /// into the records instead of being copied.
+    pub fn ingest(&mut self, items: Vec<EventInput>, now: DateTime) -> Result<Write, Error> {
         if items.len() > MAX_BATCH {
             return Err(Error::Invalid(format!(
                 "a batch holds at most {MAX_BATCH} events, this one has {}",
@@ -51,7 +57,7 @@ impl Workspace {
         }
         // Checked against the clock as it would be: a refused batch must
         // not move time (its timers' changes would have no write to carry them).
-        let mut failures = self.check_events(items, now);
+        let mut failures = self.check_events(&items, now);
         if !failures.is_empty() {
             if items.len() == 1 {
                 return Err(failures.remove(0).1);
@@ -63,7 +69,7 @@ impl Workspace {
         }
         let now = self.tick(now);
         let mut write = Write::default();
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in items.into_iter().enumerate() {
             if let Some(id) = &item.id {
                 if self.events.seen(id) {
                     write.duplicates.push(index);
@@ -123,7 +129,7 @@ impl Workspace {
     }
 
     /// Applies one checked, new event.
-    fn apply_event(&mut self, item: &EventInput, now: DateTime, write: &mut Write) {
+    fn apply_event(&mut self, item: EventInput, now: DateTime, write: &mut Write) {
         let no = match self.contacts.lookup(&item.contact_id) {
             Some(no) => no,
             None => {
@@ -192,11 +198,11 @@ impl Workspace {
         self.timers.schedule(no, next);
         write.records.push(Record::Event(EventRecord {
             no,
-            id: item.id.clone(),
-            event_type: item.event_type.clone(),
+            id: item.id,
+            event_type: item.event_type,
             at,
-            properties: item.properties.clone(),
-            properties_json: item.properties_json.clone(),
+            properties: item.properties,
+            properties_json: item.properties_json,
         }));
         let before = Before {
             fields: &old_fields,

@@ -32,6 +32,9 @@ struct Entry {
 pub struct Staged {
     ids: Vec<String>,
     by_id: HashMap<String, u32>,
+    /// Index in `ids` by segment slot (`u32::MAX`: not yet), so that the
+    /// common path neither hashes nor copies the id.
+    by_slot: Vec<u32>,
     entries: Vec<Entry>,
 }
 
@@ -50,8 +53,26 @@ impl Staged {
         n
     }
 
-    pub fn one(&mut self, segment_id: &str, kind: ChangeKind, cause: Cause, at: DateTime, no: u32) {
-        let segment = self.intern(segment_id);
+    pub fn one(
+        &mut self,
+        slot: usize,
+        segment_id: &str,
+        kind: ChangeKind,
+        cause: Cause,
+        at: DateTime,
+        no: u32,
+    ) {
+        let segment = match self.by_slot.get(slot) {
+            Some(&n) if n != u32::MAX => n,
+            _ => {
+                let n = self.intern(segment_id);
+                if slot >= self.by_slot.len() {
+                    self.by_slot.resize(slot + 1, u32::MAX);
+                }
+                self.by_slot[slot] = n;
+                n
+            }
+        };
         self.entries.push(Entry {
             segment,
             kind,
@@ -84,14 +105,6 @@ impl Staged {
             at,
             who,
         });
-    }
-
-    /// Appends `later`'s changes after these.
-    pub fn append(&mut self, later: Staged) {
-        for mut entry in later.entries {
-            entry.segment = self.intern(&later.ids[entry.segment as usize]);
-            self.entries.push(entry);
-        }
     }
 
     /// Whether every (segment, contact) pair changes at most once.

@@ -100,16 +100,19 @@ impl Workspace {
     /// Completes a successful write: the changes timers made before it come
     /// first, and the clock last.
     pub(super) fn finish(&mut self, mut write: Write) -> Write {
-        let mut pending = mem::take(&mut self.pending);
-        pending.records.append(&mut write.records);
-        write.records = pending.records;
-        write.changes += pending.changes;
-        pending.staged.append(mem::take(&mut write.staged));
+        let pending = mem::take(&mut self.pending);
+        let mut records = pending.records;
+        // What the timers did stays apart from the write's own changes
+        // (never coalesced with them), closed by a clock record.
         let batches = pending.staged.into_batches(&mut self.next_seq);
-        write
-            .records
-            .extend(batches.into_iter().map(Record::Changes));
-        write.records.push(Record::Clock(self.clock));
+        records.extend(batches.into_iter().map(Record::Changes));
+        records.push(Record::Clock(self.clock));
+        write.changes += pending.changes;
+        records.append(&mut write.records);
+        let batches = mem::take(&mut write.staged).into_batches(&mut self.next_seq);
+        records.extend(batches.into_iter().map(Record::Changes));
+        records.push(Record::Clock(self.clock));
+        write.records = records;
         write
     }
 

@@ -202,7 +202,7 @@ async fn ingest_one(ws: &crate::state::WorkspaceHandle, body: &Json) -> ApiResul
     let input = event_input(body)
         .map_err(|e| ApiError::validation(e.message).with(json!({"field": e.field})))?;
     let (write, ()) = ws
-        .write(|engine, now| Ok((engine.ingest_events(std::slice::from_ref(&input), now)?, ())))
+        .write(|engine, now| Ok((engine.ingest(vec![input], now)?, ())))
         .await?;
     Ok(ok(answer(&write)))
 }
@@ -244,18 +244,14 @@ async fn ingest_batch(
     }
     let total = items.len();
     let (write, ()) = ws
-        .write(|engine, now| match engine.ingest_events(&inputs, now) {
-            Ok(write) => Ok((write, ())),
-            Err(error @ sift_engine::Error::BatchInvalid { .. }) => Err(ApiError::from(error)),
-            // A lone refusal may come without its index: ask for it.
-            Err(error) => {
-                let refused = engine_refusals(engine, &inputs, now);
-                if refused.is_empty() {
-                    Err(ApiError::from(error))
-                } else {
-                    Err(batch_error(refused, total))
-                }
+        .write(|engine, now| {
+            // Refusals are reported by index before the events move into
+            // the engine (which then takes their properties without copying).
+            let refused = engine_refusals(engine, &inputs, now);
+            if !refused.is_empty() {
+                return Err(batch_error(refused, total));
             }
+            Ok((engine.ingest(inputs, now)?, ()))
         })
         .await?;
     Ok(ok(answer(&write)))
