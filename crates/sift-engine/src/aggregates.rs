@@ -174,6 +174,8 @@ impl std::ops::Deref for Aggregate {
 pub struct Aggregates {
     list: Vec<Option<Aggregate>>,
     by_type: HashMap<u32, Vec<usize>>,
+    /// Whether a sync dropped an aggregate since [`Aggregates::take_removed`].
+    removed: bool,
 }
 
 impl Aggregates {
@@ -189,6 +191,11 @@ impl Aggregates {
         self.list
             .iter()
             .position(|a| a.as_ref().is_some_and(|a| a.key == *key))
+    }
+
+    /// Whether some aggregate was dropped since the last call.
+    pub fn take_removed(&mut self) -> bool {
+        std::mem::take(&mut self.removed)
     }
 
     pub fn on_type(&self, kind: u32) -> &[usize] {
@@ -220,6 +227,7 @@ impl Aggregates {
         for slot in &mut self.list {
             if slot.as_ref().is_some_and(|a| !keys.contains(&a.key)) {
                 *slot = None;
+                self.removed = true;
             }
         }
         let mut created = Vec::new();

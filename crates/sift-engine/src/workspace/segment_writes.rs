@@ -387,12 +387,17 @@ impl Workspace {
         }
         let capacity = self.contacts.capacity();
         let created = self.aggregates.sync(&keys, &mut self.events, capacity, now);
+        let changed = !created.is_empty() | self.aggregates.take_removed();
         for (_, exits) in created {
             for (no, at) in exits.into_iter().enumerate() {
                 self.timers.schedule(no as u32, at);
             }
         }
-        self.segments.recompile(&self.fields, &self.aggregates);
+        // Indexes of kept aggregates are stable: plans need compiling again
+        // only when the set changed.
+        if changed {
+            self.segments.recompile(&self.fields, &self.aggregates);
+        }
     }
 
     /// Rebuilds the tests on each aggregate and the list of relative tests.
