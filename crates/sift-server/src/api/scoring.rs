@@ -117,6 +117,10 @@ fn text_error(mut error: ConditionError, text: &str) -> ConditionError {
             .saturating_sub(TEXT_PREFIX.len())
             .min(text.len());
         error.position = Some(Position::at(text, offset));
+        // The closing parenthesis of the wrapping is not the client's.
+        if offset == text.len() {
+            error.message = error.message.replace(", got \")\"", "");
+        }
     }
     error
 }
@@ -340,7 +344,8 @@ mod tests {
         let error = text("amount >").unwrap_err();
         assert_eq!(error.code, Code::InvalidCondition);
         assert_eq!(error.details, json!({"line": 1, "column": 9}));
-        assert!(error.message.ends_with(" at 1:9"), "{}", error.message);
+        // The wrapping's closing parenthesis is not mentioned.
+        assert_eq!(error.message, "expected a value after \">\" at 1:9");
         let error = text("a = 1 and\n  b = ").unwrap_err();
         assert_eq!(error.details["line"], 2, "{}", error.message);
         let error = text("a = 1 and b ~ 2").unwrap_err();
