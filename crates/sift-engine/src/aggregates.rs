@@ -125,12 +125,8 @@ impl Aggregate {
                 .is_none_or(|f| f.matches(event, &log.strings))
     }
 
-    /// Whether an event at `at` is inside the window at `now`.
-    pub fn in_window(&self, at: DateTime, now: DateTime) -> bool {
-        self.window.is_none_or(|d| add(at, d) >= now)
-    }
-
-    /// The instant an event at `at` leaves the window (NEVER without one).
+    /// The instant an event at `at` leaves the window (NEVER without one):
+    /// it counts at `now` while `now <= at + D`, that is while `exit > now`.
     pub fn exit(&self, at: DateTime) -> DateTime {
         self.window.map_or(NEVER, |d| add(at, d).saturating_add(1))
     }
@@ -149,14 +145,16 @@ impl Aggregate {
             next_exit: NEVER,
         };
         for event in events {
-            if !self.selects(event, log) || !self.in_window(event.at, now) {
+            // An event is in the window until it exits (`exit > now`).
+            let exit = self.exit(event.at);
+            if exit <= now || !self.selects(event, log) {
                 continue;
             }
             tally.count += 1;
             if self.property.is_some() {
                 tally.sum += self.addend(event);
             }
-            tally.next_exit = tally.next_exit.min(self.exit(event.at));
+            tally.next_exit = tally.next_exit.min(exit);
         }
         tally
     }

@@ -158,7 +158,8 @@ impl Workspace {
             let Some(aggregate) = self.aggregates.get_mut(index) else {
                 continue;
             };
-            if !aggregate.selects(event, &self.events) || !aggregate.in_window(at, now) {
+            let exit = aggregate.exit(at);
+            if exit <= now || !aggregate.selects(event, &self.events) {
                 continue;
             }
             let old = (aggregate.count(no), aggregate.sum(no));
@@ -169,7 +170,7 @@ impl Workspace {
                 old.1
             };
             aggregate.set(no, count, sum);
-            next = next.min(aggregate.exit(at));
+            next = next.min(exit);
             let before = slots.len();
             flips(&self.agg_tests, index, old, (count, sum), &mut slots);
             if slots.len() > before {

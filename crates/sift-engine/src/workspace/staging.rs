@@ -6,7 +6,7 @@
 //! in that segment within the write (then the order of its changes matters
 //! and every change keeps its own batch, in order).
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 
 use roaring::RoaringBitmap;
 use sift_lang::DateTime;
@@ -109,53 +109,68 @@ impl Staged {
 
     /// Whether every (segment, contact) pair changes at most once.
     fn each_once(&self) -> bool {
-        let mut seen: HashSet<(u32, u32)> = HashSet::default();
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(self.entries.len());
         let mut bulk: HashMap<u32, Vec<&RoaringBitmap>> = HashMap::default();
         for entry in &self.entries {
             match &entry.who {
-                Who::One(no) => {
-                    if !seen.insert((entry.segment, *no)) {
-                        return false;
-                    }
-                }
+                Who::One(no) => pairs.push((entry.segment, *no)),
                 Who::Many(bitmap) => bulk.entry(entry.segment).or_default().push(bitmap),
             }
         }
-        if bulk.values().any(|maps| maps.len() > 1) {
+        pairs.sort_unstable();
+        if pairs.windows(2).any(|w| w[0] == w[1]) || bulk.values().any(|maps| maps.len() > 1) {
             return false;
         }
-        !seen.iter().any(|(segment, no)| {
-            bulk.get(segment)
-                .is_some_and(|maps| maps.iter().any(|m| m.contains(*no)))
-        })
+        bulk.is_empty()
+            || !pairs.iter().any(|(segment, no)| {
+                bulk.get(segment)
+                    .is_some_and(|maps| maps.iter().any(|m| m.contains(*no)))
+            })
     }
 
-    /// The batches, numbered from `next_seq` (advanced past them).
+    /// The batches, numbered from `next_seq` (advanced past them), in the
+    /// order each first occurs.
     pub fn into_batches(self, next_seq: &mut u64) -> Vec<ChangeBatch> {
+        type Key = (u32, ChangeKind, Cause, DateTime);
         let coalesce = self.each_once();
-        let mut groups: Vec<(u32, ChangeKind, Cause, DateTime, RoaringBitmap)> = Vec::new();
-        let mut open: HashMap<(u32, ChangeKind, Cause, DateTime), usize> = HashMap::default();
+        // Each batch: its key and either a group of single changes (by
+        // group number) or a bulk change's bitmap.
+        let mut out: Vec<(Key, Result<u32, RoaringBitmap>)> = Vec::new();
+        let mut groups: HashMap<Key, u32> = HashMap::default();
+        let mut members: Vec<(u32, u32)> = Vec::with_capacity(self.entries.len());
+        let mut n_groups = 0u32;
         for entry in self.entries {
             let key = (entry.segment, entry.kind, entry.cause, entry.at);
             match entry.who {
-                Who::One(no) if coalesce => match open.get(&key) {
-                    Some(&i) => {
-                        groups[i].4.insert(no);
-                    }
-                    None => {
-                        open.insert(key, groups.len());
-                        groups.push((key.0, key.1, key.2, key.3, RoaringBitmap::from_iter([no])));
-                    }
-                },
                 Who::One(no) => {
-                    groups.push((key.0, key.1, key.2, key.3, RoaringBitmap::from_iter([no])))
+                    let group = match groups.get(&key) {
+                        Some(&group) if coalesce => group,
+                        _ => {
+                            let group = n_groups;
+                            n_groups += 1;
+                            groups.insert(key, group);
+                            out.push((key, Ok(group)));
+                            group
+                        }
+                    };
+                    members.push((group, no));
                 }
-                Who::Many(bitmap) => groups.push((key.0, key.1, key.2, key.3, bitmap)),
+                Who::Many(bitmap) => out.push((key, Err(bitmap))),
             }
         }
-        groups
-            .into_iter()
-            .map(|(segment, kind, cause, at, contacts)| {
+        // Sorted, each group's contacts build their bitmap in one pass.
+        members.sort_unstable();
+        let mut bitmaps: Vec<RoaringBitmap> = vec![RoaringBitmap::new(); n_groups as usize];
+        for run in members.chunk_by(|a, b| a.0 == b.0) {
+            let contacts = RoaringBitmap::from_sorted_iter(run.iter().map(|(_, no)| *no));
+            bitmaps[run[0].0 as usize] = contacts.unwrap_or_default();
+        }
+        out.into_iter()
+            .map(|((segment, kind, cause, at), who)| {
+                let contacts = match who {
+                    Ok(group) => std::mem::take(&mut bitmaps[group as usize]),
+                    Err(bitmap) => bitmap,
+                };
                 let batch = ChangeBatch {
                     seq_start: *next_seq,
                     segment_id: self.ids[segment as usize].clone(),

@@ -252,10 +252,11 @@ impl Workspace {
             for &index in self.aggregates.on_type(event.kind) {
                 if let Some(aggregate) = self.aggregates.get(index)
                     && aggregate.window.is_some()
-                    && aggregate.in_window(event.at, now)
-                    && aggregate.selects(event, &self.events)
                 {
-                    next = next.min(aggregate.exit(event.at));
+                    let exit = aggregate.exit(event.at);
+                    if exit > now && exit < next && aggregate.selects(event, &self.events) {
+                        next = exit;
+                    }
                 }
             }
         }
