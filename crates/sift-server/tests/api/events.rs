@@ -360,8 +360,19 @@ async fn a_window_closes_on_time_with_cause_time() {
         .await;
     assert_eq!(explained["explanation"]["next_change"], Json::Null);
 
-    let (_, metrics) = crate::common::send(&server.app, "GET", "/metrics", None, None).await;
-    let metrics = metrics.as_str().unwrap();
+    // The timer task counts a firing once its commit returns, a moment after
+    // the change became visible: give it that moment.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        let (_, body) = crate::common::send(&server.app, "GET", "/metrics", None, None).await;
+        metrics = body.as_str().unwrap_or_default().to_string();
+        if metrics.contains("sift_timers_fired_total")
+            && metrics.contains("sift_time_changes_total")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(metrics.contains("sift_timers_fired_total"), "{metrics}");
     assert!(metrics.contains("sift_time_changes_total"), "{metrics}");
 }
