@@ -186,6 +186,46 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loads `n_contacts` generated contacts (10,000 per durable write) and
+/// `n_segments` segments, segment `i` with condition `condition(generator, i)`.
+pub async fn fill_server(
+    handle: &sift_server::state::WorkspaceHandle,
+    generator: &mut Generator,
+    n_contacts: u64,
+    n_segments: u64,
+    condition: impl Fn(&mut Generator, u64) -> String,
+) -> anyhow::Result<()> {
+    let mut next = 0;
+    while next < n_contacts {
+        let end = (next + 10_000).min(n_contacts);
+        let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
+        handle
+            .write(|ws, now| Ok((ws.upsert_contacts(&batch, now)?, ())))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        next = end;
+    }
+    for i in 0..n_segments {
+        let text = condition(generator, i);
+        handle
+            .write(|ws, now| {
+                let cond = sift_lang::parse_text(&text, &ws.schema())?;
+                let input = SegmentInput {
+                    id: format!("s{i}"),
+                    name: format!("Segment {i}"),
+                    description: String::new(),
+                    kind: SegmentKind::Dynamic,
+                    condition: Some(cond),
+                    test: false,
+                };
+                Ok((ws.create_segment(input, now)?, ()))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    Ok(())
+}
+
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -198,34 +238,10 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let (ws_id, key) = state.create_workspace("bench")?;
         let handle = state.workspace(&ws_id).context("bench workspace")?;
         let mut generator = Generator::new(11);
-        let mut next = 0;
-        while next < n_contacts {
-            let end = (next + 10_000).min(n_contacts);
-            let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
-            handle
-                .write(|ws, now| Ok((ws.upsert_contacts(&batch, now)?, ())))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            next = end;
-        }
-        for i in 0..n_segments {
-            let text = generator.segment_condition();
-            handle
-                .write(|ws, now| {
-                    let cond = sift_lang::parse_text(&text, &ws.schema())?;
-                    let input = SegmentInput {
-                        id: format!("s{i}"),
-                        name: format!("Segment {i}"),
-                        description: String::new(),
-                        kind: SegmentKind::Dynamic,
-                        condition: Some(cond),
-                        test: false,
-                    };
-                    Ok((ws.create_segment(input, now)?, ()))
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-        }
+        fill_server(&handle, &mut generator, n_contacts, n_segments, |g, _| {
+            g.segment_condition()
+        })
+        .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server_state = state.clone();

@@ -232,34 +232,8 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let (ws_id, key) = state.create_workspace("bench-events")?;
         let handle = state.workspace(&ws_id).context("bench workspace")?;
         let mut generator = Generator::new(23);
-        let mut next = 0;
-        while next < n_contacts {
-            let end = (next + 10_000).min(n_contacts);
-            let batch: Vec<_> = (next..end).map(|i| generator.contact(i)).collect();
-            handle
-                .write(|ws, now| Ok((ws.upsert_contacts(&batch, now)?, ())))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            next = end;
-        }
-        for i in 0..n_segments {
-            let text = condition(&mut generator, i);
-            handle
-                .write(|ws, now| {
-                    let cond = sift_lang::parse_text(&text, &ws.schema())?;
-                    let input = SegmentInput {
-                        id: format!("s{i}"),
-                        name: format!("Segment {i}"),
-                        description: String::new(),
-                        kind: SegmentKind::Dynamic,
-                        condition: Some(cond),
-                        test: false,
-                    };
-                    Ok((ws.create_segment(input, now)?, ()))
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-        }
+        crate::bench::fill_server(&handle, &mut generator, n_contacts, n_segments, condition)
+            .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
