@@ -57,6 +57,10 @@ pub enum Error {
         kind: SegmentKind,
         reason: &'static str,
     },
+    #[error(
+        "event at {at} is more than 5 minutes ahead of the server's clock ({now}); send the time it happened"
+    )]
+    EventInFuture { at: String, now: String },
     #[error("unknown contacts: {}", .0.join(", "))]
     UnknownContacts(Vec<String>),
     /// A condition the engine cannot keep exact yet.

@@ -179,8 +179,12 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidFieldName(field) => {
                 ApiError::validation(message).with(json!({"field": field}))
             }
-            EngineError::Invalid(_) | EngineError::InvalidContactId(_) => {
-                ApiError::validation(message)
+            EngineError::Invalid(_) => ApiError::validation(message),
+            EngineError::InvalidContactId(_) => {
+                ApiError::validation(message).with(json!({"field": "contact_id"}))
+            }
+            EngineError::EventInFuture { .. } => {
+                ApiError::validation(message).with(json!({"field": "at"}))
             }
             _ => ApiError::validation(message),
         }

@@ -114,11 +114,10 @@ impl Workspace {
         if let Some(at) = item.at
             && at > now.saturating_add(MAX_FUTURE_MS)
         {
-            return Err(Error::Invalid(format!(
-                "event at {} is more than 5 minutes ahead of the server's clock ({}); send the time it happened",
-                crate::value::format_datetime(at),
-                crate::value::format_datetime(now)
-            )));
+            return Err(Error::EventInFuture {
+                at: crate::value::format_datetime(at),
+                now: crate::value::format_datetime(now),
+            });
         }
         if let Some((name, _)) = item.properties.iter().find(|(name, _)| !valid_name(name)) {
             return Err(Error::Invalid(format!(

@@ -93,12 +93,13 @@ async fn at_more_than_five_minutes_ahead_is_refused() {
             Some(json!({"contact_id": "ana", "type": "ping", "at": iso(now_ms() + 6 * 60_000)})),
         )
         .await;
-    error_of(
+    let error = error_of(
         status,
         &body,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     );
+    assert_eq!(error["details"]["field"], "at", "{body:#}");
     let (status, _) = server.send("GET", "/v1/contacts/ana", None).await;
     assert_eq!(
         status,
@@ -123,6 +124,10 @@ async fn at_more_than_five_minutes_ahead_is_refused() {
         "validation_failed",
     );
     assert_eq!(error["details"]["items"][0]["index"], 1, "{body:#}");
+    assert_eq!(
+        error["details"]["items"][0]["details"]["field"], "at",
+        "{body:#}"
+    );
     assert_eq!(error["details"]["items"].as_array().unwrap().len(), 1);
     let (status, _) = server.send("GET", "/v1/contacts/ana", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a batch is all or nothing");
