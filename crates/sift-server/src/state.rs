@@ -213,11 +213,19 @@ impl WorkspaceHandle {
                 .engine
                 .write()
                 .map_err(|_| ApiError::internal("engine lock poisoned"))?;
+            let armed = ws.next_timer();
             let (mut write, value) = f(&mut ws, now_ms())?;
             // A client write may have scheduled a timer earlier than the one
-            // the timer task sleeps towards. The task's own firings (the
-            // skipping kind) need no wake-up: it re-reads the queue after each.
-            if !skip_empty {
+            // the timer task sleeps towards; only then is it woken (waking it
+            // on every write would take the engine lock thousands of times a
+            // second for nothing). The task's own firings (the skipping kind)
+            // need no wake-up: it re-reads the queue after each.
+            let earlier = match (ws.next_timer(), armed) {
+                (Some(next), Some(armed)) => next < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if !skip_empty && earlier {
                 self.timer_wake.notify_one();
             }
             if skip_empty && write.records.is_empty() {
