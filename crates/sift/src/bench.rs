@@ -226,6 +226,36 @@ pub async fn fill_server(
     Ok(())
 }
 
+pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// Sends one JSON request with the workspace key, reads the whole answer and
+/// fails unless it is a 2xx; returns the time from sending to the last byte.
+pub async fn timed_request(
+    client: &HttpClient,
+    method: hyper::Method,
+    url: String,
+    key: &str,
+    body: String,
+) -> anyhow::Result<Duration> {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    let sent = Instant::now();
+    let response = client.request(request).await?;
+    let status = response.status();
+    let answer = response.into_body().collect().await?.to_bytes();
+    let took = sent.elapsed();
+    anyhow::ensure!(
+        status.is_success(),
+        "{url} answered {status}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(took)
+}
+
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -249,7 +279,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let server = tokio::spawn(sift_server::serve(server_state, listener, async {
             let _ = stop_rx.await;
         }));
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let client = Arc::new(client);
         let key = Arc::new(key);
         let bodies = Arc::new(
@@ -279,15 +309,8 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let mut create_times = Vec::new();
         for attempt in 0..5 {
             let body = serde_json::json!({"name": format!("Example {attempt}"), "kind": "dynamic", "condition": EXAMPLE}).to_string();
-            let request = hyper::Request::post(format!("http://{addr}/v1/segments"))
-                .header("authorization", format!("Bearer {key}"))
-                .body(Full::new(Bytes::from(body)))?;
-            let t = Instant::now();
-            let response = client.request(request).await?;
-            let status = response.status();
-            let _ = response.into_body().collect().await?;
-            create_times.push(t.elapsed());
-            anyhow::ensure!(status.is_success(), "segment create answered {status}");
+            let url = format!("http://{addr}/v1/segments");
+            create_times.push(timed_request(&client, hyper::Method::POST, url, &key, body).await?);
         }
         create_times.sort();
         println!(
@@ -311,16 +334,10 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
                     let mut latencies = Vec::with_capacity(per_client);
                     for j in 0..per_client {
                         let (id, body) = &bodies[(c * per_client + j) % bodies.len()];
-                        let request = hyper::Request::put(format!("http://{addr}/v1/contacts/{id}"))
-                            .header("authorization", format!("Bearer {key}"))
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(body.clone())))?;
-                        let t = Instant::now();
-                        let response = client.request(request).await?;
-                        let status = response.status();
-                        let _ = response.into_body().collect().await?;
-                        latencies.push(t.elapsed());
-                        anyhow::ensure!(status.is_success(), "PUT answered {status}");
+                        let url = format!("http://{addr}/v1/contacts/{id}");
+                        let took =
+                            timed_request(&client, hyper::Method::PUT, url, &key, body.clone()).await?;
+                        latencies.push(took);
                     }
                     Ok::<_, anyhow::Error>(latencies)
                 }));
@@ -355,13 +372,8 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
                         })
                         .collect();
                     let body = serde_json::json!({"contacts": items}).to_string();
-                    let request = hyper::Request::post(format!("http://{addr}/v1/contacts:batch"))
-                        .header("authorization", format!("Bearer {key}"))
-                        .body(Full::new(Bytes::from(body)))?;
-                    let response = client.request(request).await?;
-                    let status = response.status();
-                    let _ = response.into_body().collect().await?;
-                    anyhow::ensure!(status.is_success(), "batch answered {status}");
+                    let url = format!("http://{addr}/v1/contacts:batch");
+                    timed_request(&client, hyper::Method::POST, url, &key, body).await?;
                 }
                 Ok::<_, anyhow::Error>(())
             }));

@@ -8,13 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use sift_engine::{EventInput, SegmentInput, SegmentKind, Workspace};
 
-use crate::bench::{percentile, rss_bytes};
+use crate::bench::{HttpClient, percentile, rss_bytes, timed_request};
 use crate::generate::Generator;
 
 const NOW: i64 = 1_790_000_000_000;
@@ -240,7 +238,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let server = tokio::spawn(sift_server::serve(state.clone(), listener, async {
             let _ = stop_rx.await;
         }));
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let client = Arc::new(client);
         let key = Arc::new(key);
         let now = sift_now();
@@ -269,14 +267,8 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             let (client, key) = (client.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 for body in bodies {
-                    let request = hyper::Request::post(format!("http://{addr}/v1/events"))
-                        .header("authorization", format!("Bearer {key}"))
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from(body)))?;
-                    let response = client.request(request).await?;
-                    let status = response.status();
-                    let body = response.into_body().collect().await?.to_bytes();
-                    anyhow::ensure!(status.is_success(), "events answered {status}: {}", String::from_utf8_lossy(&body));
+                    let url = format!("http://{addr}/v1/events");
+                    timed_request(&client, hyper::Method::POST, url, &key, body).await?;
                 }
                 Ok::<_, anyhow::Error>(())
             }));
@@ -334,8 +326,6 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
     })
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
 /// Sends each client's bodies one at a time at `interval`; returns every
 /// request's latency and the wall time.
 async fn paced(
@@ -357,16 +347,8 @@ async fn paced(
             let mut latencies = Vec::with_capacity(bodies.len());
             for body in bodies {
                 ticker.tick().await;
-                let request = hyper::Request::post(format!("http://{addr}/v1/events"))
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))?;
-                let sent = Instant::now();
-                let response = client.request(request).await?;
-                let status = response.status();
-                let _ = response.into_body().collect().await?;
-                latencies.push(sent.elapsed());
-                anyhow::ensure!(status.is_success(), "events answered {status}");
+                let url = format!("http://{addr}/v1/events");
+                latencies.push(timed_request(&client, hyper::Method::POST, url, &key, body).await?);
             }
             Ok::<_, anyhow::Error>(latencies)
         }));
