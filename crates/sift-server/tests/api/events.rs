@@ -327,18 +327,25 @@ async fn a_behavioural_segment_follows_events_with_cause_event() {
 /// `at + 1 min >= now`, so it closes at `at + 60 s + 1 ms`.
 const MINUTE: i64 = 60_000;
 
-#[tokio::test]
-async fn a_window_closes_on_time_with_cause_time() {
+/// A server with the segment `performed ping in last 1 minute` and Ana in
+/// it through a ping whose window closes `closes_in` ms from now. Returns the
+/// server, the segment's id and the instant the window closes.
+async fn ana_pinged(closes_in: i64) -> (Server, String, i64) {
     let server = Server::new();
     let recent = server
         .segment("Pinged lately", "performed ping in last 1 minute")
         .await;
-    let at = now_ms() - MINUTE + 3_000;
-    let closes = at + MINUTE + 1;
+    let at = now_ms() - MINUTE + closes_in;
     server
         .events(json!({"contact_id": "ana", "type": "ping", "at": iso(at)}))
         .await;
     assert_eq!(server.members(&recent, 10).await, ["ana"]);
+    (server, recent, at + MINUTE + 1)
+}
+
+#[tokio::test]
+async fn a_window_closes_on_time_with_cause_time() {
+    let (server, recent, closes) = ana_pinged(3_000).await;
     let explained = server
         .get(&format!("/v1/contacts/ana/explain?segment={recent}"))
         .await;
@@ -384,16 +391,7 @@ async fn a_window_closes_on_time_with_cause_time() {
 
 #[tokio::test]
 async fn a_window_that_closes_while_the_server_is_down_exits_at_its_instant() {
-    let server = Server::new();
-    let recent = server
-        .segment("Pinged lately", "performed ping in last 1 minute")
-        .await;
-    let at = now_ms() - MINUTE + 1_500;
-    let closes = at + MINUTE + 1;
-    server
-        .events(json!({"contact_id": "ana", "type": "ping", "at": iso(at)}))
-        .await;
-    assert_eq!(server.members(&recent, 10).await, ["ana"]);
+    let (server, recent, closes) = ana_pinged(1_500).await;
 
     let down_for = (closes - now_ms() + 1_000).max(0) as u64;
     let server = server.restart_after(Duration::from_millis(down_for)).await;
