@@ -52,6 +52,9 @@ use sift_engine::{
 };
 use sift_lang::{CmpOp, Condition, FieldTest, FieldType, Scalar, from_json, to_json, to_text};
 
+mod oracle;
+use oracle::{days_from_civil, env_number, fmt_date, refs_of};
+
 const DEFAULT_SEEDS: u64 = 8;
 const DEFAULT_STEPS: usize = 400;
 const DEFAULT_LARGE_RUNS: u64 = 1;
@@ -158,34 +161,6 @@ const ALL_TYPES: [FieldType; 6] = [
 // ---------------------------------------------------------------------------
 // Dates, written by hand so that the inputs do not come from the engine.
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn fmt_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// RFC 3339 of `ms`, written in the zone `offset_min` minutes east of UTC.
 fn fmt_datetime(ms: i64, offset_min: i64) -> String {
     let local = ms + offset_min * 60_000;
@@ -262,17 +237,6 @@ struct Model {
     /// Ids deleted and not created again.
     gone: BTreeSet<String>,
     segs: BTreeMap<String, MSegment>,
-}
-
-fn refs_of(cond: &Condition, out: &mut Vec<String>) {
-    match cond {
-        Condition::All(children) | Condition::Any(children) => {
-            children.iter().for_each(|c| refs_of(c, out))
-        }
-        Condition::Not(inner) => refs_of(inner, out),
-        Condition::InSegment(id) => out.push(id.clone()),
-        _ => {}
-    }
 }
 
 fn reads_field(cond: &Condition, field: &str) -> bool {
@@ -2267,15 +2231,6 @@ impl Run {
         }
         self.swap_next_restore = !self.swap_next_restore;
     }
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    Some(
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-    )
 }
 
 fn seeds() -> Vec<u64> {

@@ -60,6 +60,9 @@ use sift_lang::{
     to_json, to_text,
 };
 
+mod oracle;
+use oracle::{civil_from_days, days_from_civil, env_number, fmt_date, refs_of};
+
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_STEPS: usize = 300;
 const RESTORE_EVERY: usize = 25;
@@ -93,36 +96,8 @@ const CMP_OPS: [CmpOp; 6] = [
 // the engine. Only month arithmetic (with its end-of-month clamping) is left
 // to jiff, as the brief for this test asks.
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 fn at_utc(y: i64, m: i64, d: i64, h: i64, mi: i64) -> i64 {
     days_from_civil(y, m, d) * DAY + h * HOUR + mi * MINUTE
-}
-
-fn fmt_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// RFC 3339 of `ms`, written in the zone `offset_min` minutes east of UTC.
@@ -304,17 +279,6 @@ fn op_holds(op: CmpOp, o: Ordering) -> bool {
 
 fn fcmp(a: f64, b: f64) -> Ordering {
     a.partial_cmp(&b).expect("no NaN is generated")
-}
-
-fn refs_of(cond: &Condition, out: &mut Vec<String>) {
-    match cond {
-        Condition::All(children) | Condition::Any(children) => {
-            children.iter().for_each(|c| refs_of(c, out))
-        }
-        Condition::Not(inner) => refs_of(inner, out),
-        Condition::InSegment(id) => out.push(id.clone()),
-        _ => {}
-    }
 }
 
 /// A contact field's value as a number of milliseconds (a date is its
@@ -2490,15 +2454,6 @@ fn describe_events(items: &[EventInput]) -> String {
         })
         .collect();
     shown.join(", ")
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    Some(
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-    )
 }
 
 fn runs() -> Vec<(u64, usize)> {
