@@ -1,0 +1,60 @@
+// Scenario 10: static segments: made in the form, filled through the API, shown with their members.
+// Also the empty state of a workspace without segments.
+
+import assert from 'node:assert/strict';
+import { setup, uiTest, shot, expectDigits, makeContacts, loadContacts, rng, saveSegment, moreMenu, contactRowIds } from './lib.mjs';
+
+const env = setup();
+const T = (name, fn) => uiTest('static', env, name, fn);
+
+const contacts = makeContacts(0x57a71c, 150, { prefix: 's' });
+let loaded = null;
+const data = () => (loaded ??= loadContacts(env.call, contacts));
+
+T('10a empty state, then a static segment made in the form starts empty', async ({ page, signIn, call }) => {
+  await data();
+  await signIn();
+  const empty = page.locator('#empty-state');
+  await empty.waitFor();
+  await shot(page, 'empty state');
+  await empty.getByRole('link', { name: 'Create your first segment', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/ui/segments/new');
+
+  await page.getByRole('radio', { name: 'Static', exact: true }).check();
+  const form = page.locator('form#segment-form');
+  await form.getByLabel('Name', { exact: true }).fill('VIP gifted');
+  await form.getByLabel('Description', { exact: true }).fill('Picked by hand');
+  await shot(page, 'static form');
+  const id = await saveSegment(page);
+  await page.getByRole('heading', { name: 'VIP gifted', exact: true }).waitFor();
+  await expectDigits(page.locator('#segment-size'), 0, '#segment-size of a new static segment');
+  const seg = await call('GET', `/v1/segments/${encodeURIComponent(id)}`);
+  assert.equal(seg.kind, 'static', 'the form made a static segment');
+  assert.equal(seg.description, 'Picked by hand');
+});
+
+T('10 a static segment gets members through the API; its page shows the size and See contacts lists them', async ({ page, signIn, call }) => {
+  await data();
+  const seg = await call('POST', '/v1/segments', { name: 'Gift recipients', kind: 'static' });
+  const r = rng(10);
+  const picked = [...new Set(Array.from({ length: 12 }, () => r.pick(contacts).id))].slice(0, 7);
+  assert.equal(picked.length, 7, 'test data: seven distinct contacts');
+  const first = picked.slice(0, 5);
+  const later = picked.slice(5);
+  await call('POST', `/v1/segments/${encodeURIComponent(seg.id)}/contacts`, { contact_ids: first });
+
+  await signIn();
+  await page.goto(`/ui/segments/${encodeURIComponent(seg.id)}`);
+  await page.getByRole('heading', { name: 'Gift recipients', exact: true }).waitFor();
+  await expectDigits(page.locator('#segment-size'), first.length, '#segment-size after adding members');
+  await page.waitForTimeout(1000); // let the page subscribe to live updates
+  // More members while the page is open: the size follows live.
+  await call('POST', `/v1/segments/${encodeURIComponent(seg.id)}/contacts`, { contact_ids: later });
+  await expectDigits(page.locator('#segment-size'), picked.length, '#segment-size after adding more members (live)');
+  await shot(page, 'static segment');
+
+  await moreMenu(page, 'See contacts');
+  await page.waitForURL((u) => u.pathname === `/ui/segments/${seg.id}/contacts`);
+  const ids = await contactRowIds(page);
+  assert.deepEqual([...ids].sort(), [...picked].sort(), 'See contacts lists exactly the members added');
+});
