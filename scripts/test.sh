@@ -17,3 +17,5 @@ else
   echo "warning: clippy is not available; skipping lints" >&2
 fi
 cargo test --workspace --locked
+# The web UI in a real browser (installs Node.js and chromium when missing; see the script).
+./scripts/ui-test.sh
