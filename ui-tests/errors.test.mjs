@@ -2,7 +2,10 @@
 // with its line and column. Nothing is saved.
 
 import assert from 'node:assert/strict';
-import { setup, uiTest, shot, eventually, pathOf, makeContacts, loadContacts, fillRow, builderRows } from './lib.mjs';
+import {
+  setup, uiTest, shot, eventually, pathOf, makeContacts, loadContacts,
+  fillRow, ensureRow, builderRows, chooseOption, setRowValue, FIELD,
+} from './lib.mjs';
 
 const env = setup();
 const T = (name, fn) => uiTest('errors', env, name, fn);
@@ -73,4 +76,30 @@ T('9b the text view: the builder rows appear as text; an error shows with its li
 
   assert.equal(pathOf(page), '/ui/segments/new', 'an invalid condition keeps the form open');
   assert.ok(!(await segmentNames(call)).includes('Broken text'), 'nothing is saved');
+});
+
+T('9c a row naming a segment deleted meanwhile: the server\'s error shows in that row', async ({ page, signIn, call }) => {
+  await data();
+  const doomed = await call('POST', '/v1/segments', { name: 'Soon gone', kind: 'dynamic', condition: 'country = "FR"' });
+  await signIn();
+  await page.goto('/ui/segments/new');
+  await page.locator('form#segment-form').getByLabel('Name', { exact: true }).fill('Broken reference');
+  await fillRow(page, 0, { field: 'newsletter', op: 'eq', value: true });
+  const row = await ensureRow(page, 1);
+  await chooseOption(row.getByLabel('Field', { exact: true }), FIELD.in_segment, 'row 2 "Field"');
+  await setRowValue(row, 'Soon gone');
+  // The segment goes away while the form is open; the form's list of segments still has it.
+  await call('DELETE', `/v1/segments/${encodeURIComponent(doomed.id)}`);
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+
+  const error = row.locator('.row-error');
+  await eventually(async () => assert.ok(await error.first().isVisible(), 'a .row-error should show inside the row naming the deleted segment'), {
+    message: 'row error from the server',
+  });
+  const text = (await error.first().textContent()).trim();
+  assert.match(text, /segment/i, `the row error should say the segment is unknown: ${JSON.stringify(text)}`);
+  assert.equal(await builderRows(page).nth(0).locator('.row-error:visible').count(), 0, 'the valid row shows no error');
+  await shot(page, 'server row error');
+  assert.equal(pathOf(page), '/ui/segments/new', 'an invalid condition keeps the form open');
+  assert.ok(!(await segmentNames(call)).includes('Broken reference'), 'nothing is saved');
 });

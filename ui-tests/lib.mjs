@@ -282,7 +282,8 @@ export function uiTest(file, env, name, fn, { timeout = 90_000 } = {}) {
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console error: ${m.text()} (${page.url()})`));
+    page.on('console', (m) => m.type() === 'error' && !/^Failed to load resource/.test(m.text()) && problems.push(`console error: ${m.text()} (${page.url()})`));
+    page.on('response', (r) => r.status() >= 400 && problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`));
     const signIn = async (p = page) => {
       const res = await p.goto(env.server.loginUrl);
       assert.equal(new URL(p.url()).pathname, '/ui/segments', `signing in through the printed URL should land on /ui/segments, got ${p.url()}`);
@@ -382,6 +383,7 @@ export const FIELD = {
   birth_date: [{ label: 'Date of birth' }, { label: /birth/i }, { value: 'birth_date' }],
   country: [{ label: 'Country' }, { value: 'country' }],
   orders: [{ label: /^orders$/i }, { value: 'orders' }],
+  in_segment: [{ label: 'In segment' }, { label: /segment/i }],
 };
 
 /** Operator choices: the words a marketer reads, then the symbols, then the API's op names. */
@@ -398,7 +400,7 @@ export const OP = {
     { value: 'gte' },
     { value: '>=' },
   ],
-  gt: [{ label: 'greater than' }, { label: 'is greater than' }, { label: 'more than' }, { label: '>' }, { value: 'gt' }, { value: '>' }],
+  gt: [{ label: /^(> ?)?(is )?(greater|more) than$/i }, { label: '>' }, { value: 'gt' }, { value: '>' }],
 };
 
 export const builderRows = (page) => page.locator('#builder .condition-row');
@@ -411,7 +413,7 @@ export async function ensureRow(page, index) {
   const rows = builderRows(page);
   await page.locator('#builder').waitFor();
   for (let n = await rows.count(); n <= index; n = await rows.count()) {
-    await page.getByRole('button', { name: 'Add condition', exact: true }).click();
+    await page.locator('#builder').getByRole('button', { name: /^\+?\s*Add condition$/ }).last().click();
     await eventually(async () => assert.ok((await rows.count()) > n, '"Add condition" should add a .condition-row'));
   }
   return rows.nth(index);
@@ -460,12 +462,21 @@ export async function saveSegment(page) {
   return segmentIdFromUrl(page.url());
 }
 
-/** Opens the segment page's "More" menu and follows one of its links. */
+/**
+ * Opens the segment page's "More" menu and follows one of its links.
+ * The button may carry a decorative arrow ("More ▾"); the entries may be links or menu items.
+ */
 export async function moreMenu(page, linkName) {
-  const more = page.locator('button, summary, [role="button"]').filter({ hasText: /^\s*More\s*$/ });
-  await more.first().click();
-  await page.getByRole('link', { name: linkName, exact: true }).click();
+  const button = page.getByRole('button', { name: /^More\s*[▾▼⌄]?$/ });
+  await button.click();
+  // The entries of the menu the button controls (the page may link the same places elsewhere).
+  const controls = await button.getAttribute('aria-controls');
+  const menu = controls ? page.locator(`[id="${controls}"]`) : page.getByRole('menu');
+  await menu.getByRole('link', { name: linkName, exact: true }).or(menu.getByRole('menuitem', { name: linkName, exact: true })).click();
 }
+
+/** A "Type" radio ("Dynamic" / "Static"); its label may go on with a hint ("Dynamic — contacts enter…"). */
+export const kindRadio = (page, kind) => page.getByRole('radio', { name: new RegExp(`^${kind}\\b`) });
 
 /** Ids of the rows of `table#contacts` on the page. */
 export async function contactRowIds(page) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import {
   setup, uiTest, shot, eventually, digits, expectDigits, pathOf,
   makeContacts, loadContacts, isTrue, listContains, dateGte,
-  fillRow, builderRows, setRowValue, saveSegment, moreMenu, contactRowIds, chooseOption,
+  fillRow, builderRows, setRowValue, saveSegment, moreMenu, kindRadio, contactRowIds, chooseOption,
 } from './lib.mjs';
 
 const env = setup();
@@ -62,7 +62,7 @@ T('2 create the spec\'s first example in the builder; its size shows on its page
   await page.waitForURL((u) => u.pathname === '/ui/segments/new');
   const form = page.locator('form#segment-form');
   await form.waitFor();
-  await page.getByRole('radio', { name: 'Dynamic', exact: true }).check();
+  await kindRadio(page, 'Dynamic').check();
   await form.getByLabel('Name', { exact: true }).fill(NAME);
   await form.getByLabel('Description', { exact: true }).fill('Subscribers interested in shoes, born 1965 or later');
 

@@ -2,7 +2,7 @@
 // Also the empty state of a workspace without segments.
 
 import assert from 'node:assert/strict';
-import { setup, uiTest, shot, expectDigits, makeContacts, loadContacts, rng, saveSegment, moreMenu, contactRowIds } from './lib.mjs';
+import { setup, uiTest, shot, expectDigits, makeContacts, loadContacts, rng, saveSegment, moreMenu, kindRadio, contactRowIds } from './lib.mjs';
 
 const env = setup();
 const T = (name, fn) => uiTest('static', env, name, fn);
@@ -20,7 +20,7 @@ T('10a empty state, then a static segment made in the form starts empty', async 
   await empty.getByRole('link', { name: 'Create your first segment', exact: true }).click();
   await page.waitForURL((u) => u.pathname === '/ui/segments/new');
 
-  await page.getByRole('radio', { name: 'Static', exact: true }).check();
+  await kindRadio(page, 'Static').check();
   const form = page.locator('form#segment-form');
   await form.getByLabel('Name', { exact: true }).fill('VIP gifted');
   await form.getByLabel('Description', { exact: true }).fill('Picked by hand');
