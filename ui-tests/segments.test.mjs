@@ -152,6 +152,52 @@ T('4 search finds it: typing part of the name filters the list', async ({ t, pag
   assert.equal((await page.locator(`#segments tr[data-segment-id="${id}"] .name a`).textContent()).trim(), NAME);
 });
 
+T('4b sort the list by size, both ways', async ({ t, page, signIn, call }) => {
+  const { id, cutoff } = await shoeSegment(t);
+  // Every segment's size, computed here from its condition.
+  const sizeOf = {
+    [NAME]: shoeMembers(cutoff).size,
+    'Bag lovers': members((c) => listContains(c, 'interests', 'bags')).size,
+    'Newsletter readers': members((c) => isTrue(c, 'newsletter')).size,
+    Spain: members((c) => c.properties.country === 'ES').size,
+  };
+  const items = (await call('GET', '/v1/segments')).items;
+  for (const name of Object.keys(sizeOf)) {
+    if (!items.some((s) => s.name === name)) {
+      const condition = { 'Bag lovers': 'interests contains "bags"', 'Newsletter readers': 'newsletter = true', Spain: 'country = "ES"' }[name];
+      await call('POST', '/v1/segments', { name, kind: 'dynamic', condition });
+    }
+  }
+  assert.ok(id);
+
+  await signIn();
+  const header = page.locator('#segments th').filter({ has: page.getByRole('button', { name: /^Size\b/ }) });
+  const rows = async () =>
+    page.locator('#segments tr[data-segment-id]').evaluateAll((trs) =>
+      trs.filter((r) => r.checkVisibility()).map((r) => ({ name: r.querySelector('.name a')?.textContent.trim(), size: r.querySelector('.size')?.textContent.trim() })),
+    );
+  const seen = new Set();
+  for (let click = 0; click < 2; click++) {
+    await header.getByRole('button').click();
+    await eventually(async () => {
+      const dir = await header.getAttribute('aria-sort');
+      assert.ok(dir === 'ascending' || dir === 'descending', `aria-sort on the Size header should say the direction, is ${dir}`);
+      assert.ok(!seen.has(dir), 'a second click should reverse the order');
+      const got = await rows();
+      assert.deepEqual(
+        got.map((r) => [r.name, Number(r.size)]).sort(),
+        Object.entries(sizeOf).sort(),
+        'the list shows every segment with its size',
+      );
+      const sizes = got.map((r) => Number(r.size));
+      const sorted = [...sizes].sort((a, b) => (dir === 'ascending' ? a - b : b - a));
+      assert.deepEqual(sizes, sorted, `rows should be in ${dir} order of size`);
+      seen.add(dir);
+    }, { message: `sorting by size (click ${click + 1})` });
+    await shot(page, `sorted ${[...seen].pop()}`);
+  }
+});
+
 T('5 edit it: preview shows entering/leaving, save shows "N entered, M exited"', async ({ t, page, signIn }) => {
   const { id, cutoff } = await shoeSegment(t);
   const newCutoff = '1980-01-01';
