@@ -19,6 +19,8 @@ fn head(title: &str, extra_css: &[&str]) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="referrer" content="no-referrer";
+            // No favicon request (and no 404 in the console).
+            link rel="icon" href="data:,";
             title { (title) " · Sift" }
             // Before the stylesheet, so a dark theme never flashes light.
             script src="/ui/assets/theme.js" {}

@@ -16,7 +16,9 @@ pub fn describe(condition: &Condition, engine: &Workspace) -> Markup {
             p { "Contacts that meet " strong { "all" } " of these:" }
             ul.words { @for child in children { li { (node(child, engine)) } } }
         },
-        other => html! { p { "Contacts for which " } ul.words { li { (node(other, engine)) } } },
+        other => {
+            html! { p { "Contacts that meet this condition:" } ul.words { li { (node(other, engine)) } } }
+        }
     }
 }
 
