@@ -75,7 +75,10 @@ T('0 hooks: the accessible names, ids and attributes of docs/ui.md, exactly', as
   const type = form.getByRole('group', { name: 'Type', exact: true }).or(form.getByRole('radiogroup', { name: 'Type', exact: true }));
   await count(type, 'group "Type"');
   for (const name of ['Dynamic', 'Static']) await named(type, 'radio', name, `radio "${name}" in group "Type"`);
+  // "Test segment" marks a static segment: it may show only once "Static" is chosen.
+  await check('choosing "Static"', () => form.getByRole('radio', { name: /^Static\b/ }).check());
   await named(form, 'checkbox', 'Test segment');
+  await check('choosing "Dynamic" again', () => form.getByRole('radio', { name: /^Dynamic\b/ }).check());
   for (const name of ['Name', 'Description']) await count(form.getByLabel(name, { exact: true }), `input "${name}"`);
   await count(page.locator('#builder'), '#builder');
   for (const name of ['Add condition', 'Add OR group', 'Builder', 'Text', 'Save']) await named(page, 'button', name);
