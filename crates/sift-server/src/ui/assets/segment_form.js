@@ -1202,7 +1202,7 @@
             return { message: "The where condition has unbalanced parentheses" };
           }
           if (res.status === 0 || res.status >= 500 || res.status === 401) whereCache.delete(source);
-          return { message: whereMessage(res.error), network: res.status === 0 };
+          return { message: whereMessage(res.error, source), network: res.status === 0 };
         });
       whereCache.set(source, promise);
     }
@@ -1210,12 +1210,17 @@
   }
 
   /** A where-clause error, its position moved from the wrapped text back to the user's. */
-  function whereMessage(error) {
-    const message = String(error.message || "invalid condition");
+  function whereMessage(error, source) {
+    let message = String(error.message || "invalid condition");
     const d = error.details || {};
     if (d.line === 1 && typeof d.column === "number") {
       const column = Math.max(1, d.column - WHERE_PREFIX.length);
-      return `Where: ${message.replace(/ at \d+:\d+$/, "")} (at character ${column})`;
+      message = message.replace(/ at \d+:\d+$/, "");
+      if (column > Array.from(source).length) {
+        // The fault is the closing parenthesis this script added: the text ended too soon.
+        return `Where: ${message.replace(/, got "\)"$/, "")} at the end`;
+      }
+      return `Where: ${message} (at character ${column})`;
     }
     return `Where: ${message}`;
   }
