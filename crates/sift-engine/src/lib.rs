@@ -37,6 +37,6 @@ pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workspace::{
-    ContactInput, ContactView, EventInput, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, SegmentInput,
-    SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
+    ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,
+    SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
 };

@@ -119,5 +119,5 @@ pub use ast::*;
 pub use error::{ConditionError, ErrorKind, Position};
 pub use json::{duration_from_json, duration_to_json, from_json, to_json};
 pub use parse::parse_text;
-pub use print::{format_number, to_text};
+pub use print::{duration_text, format_number, scalar_text, to_text};
 pub use schema::{MAX_DEPTH, MAX_NODES, Schema};

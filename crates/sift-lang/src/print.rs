@@ -217,7 +217,7 @@ fn write_count(out: &mut String, count: CountTest) {
 }
 
 /// `7 days`, `1 day`, `90 minutes`.
-pub(crate) fn duration_text(duration: Duration) -> String {
+pub fn duration_text(duration: Duration) -> String {
     let unit = match duration.unit {
         DurationUnit::Minutes => "minute",
         DurationUnit::Hours => "hour",
@@ -230,7 +230,7 @@ pub(crate) fn duration_text(duration: Duration) -> String {
     format!("{} {unit}{plural}", duration.amount)
 }
 
-pub(crate) fn scalar_text(value: &Scalar) -> String {
+pub fn scalar_text(value: &Scalar) -> String {
     match value {
         Scalar::String(text) => quote(text),
         Scalar::Number(number) => format_number(*number),

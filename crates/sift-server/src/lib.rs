@@ -8,6 +8,7 @@ pub mod api;
 pub mod error;
 pub mod state;
 mod timers;
+pub mod ui;
 
 use std::time::Instant;
 
@@ -58,6 +59,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             segments::remove_members
         ))
         .routes(routes!(segments::usages))
+        .routes(routes!(export::export_csv))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))
         .routes(routes!(ops::healthz))
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = routes();
     let doc = axum::Json(doc);
     router
+        .merge(ui::routes())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || async move { doc }),

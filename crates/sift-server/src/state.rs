@@ -293,6 +293,7 @@ pub struct Inner {
     /// never end by themselves (the change stream) end on it, so that a
     /// graceful shutdown does not wait for their clients forever.
     pub stopping: watch::Sender<bool>,
+    pub sessions: crate::ui::Sessions,
 }
 
 #[derive(Clone)]
@@ -348,12 +349,24 @@ impl AppState {
             workspaces: RwLock::new(workspaces),
             metrics: prometheus(),
             stopping: watch::channel(false).0,
+            sessions: crate::ui::Sessions::default(),
         })))
     }
 
     pub fn workspace_for_key(&self, key: &str) -> Option<Arc<WorkspaceHandle>> {
         let hash = hash_key(key);
         let ws_id = self.keys.read().ok()?.get(&hash)?.clone();
+        self.workspace(&ws_id)
+    }
+
+    /// The workspace of a UI session cookie, while the session (and the key
+    /// it was made from) is valid.
+    pub fn workspace_for_session(&self, cookie: &str) -> Option<Arc<WorkspaceHandle>> {
+        let keys = self.keys.read().ok()?;
+        let ws_id = self
+            .sessions
+            .workspace_of(cookie, |hash| keys.contains_key(hash))?;
+        drop(keys);
         self.workspace(&ws_id)
     }
 

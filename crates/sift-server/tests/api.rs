@@ -21,5 +21,7 @@ mod openapi_ops;
 mod scoring;
 #[path = "api/segments.rs"]
 mod segments;
+#[path = "api/ui.rs"]
+mod ui;
 #[path = "api/workspaces_auth.rs"]
 mod workspaces_auth;

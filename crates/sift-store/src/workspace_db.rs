@@ -305,6 +305,60 @@ impl WorkspaceReader {
         Ok(out)
     }
 
+    /// A segment's latest `limit` changes, newest first.
+    pub fn recent_changes(
+        &self,
+        segment_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredChange>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq_start, kind, cause, at, contacts FROM changes
+             WHERE segment_id = ?1 ORDER BY seq_start DESC",
+        )?;
+        let mut rows = stmt.query(params![segment_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq_start: i64 = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let cause: String = row.get(2)?;
+            let at: i64 = row.get(3)?;
+            let blob: Vec<u8> = row.get(4)?;
+            let kind = ChangeKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
+            let cause = Cause::parse(&cause)
+                .ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
+            let members = bitmap_from_blob(&blob)?;
+            let count = members.len();
+            // A batch numbers its contacts in ascending order from seq_start.
+            for (back, no) in members.iter().rev().enumerate() {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(StoredChange {
+                    seq: seq_start as u64 + count - 1 - back as u64,
+                    segment_id: segment_id.to_string(),
+                    kind,
+                    cause,
+                    at,
+                    no,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// When a segment's membership last changed, if ever.
+    pub fn last_change_at(&self, segment_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at FROM changes WHERE segment_id = ?1 ORDER BY seq_start DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query(params![segment_id])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
+    }
+
     /// Copies committed WAL pages into the database file without blocking
     /// the writer (SQLite's PASSIVE checkpoint).
     pub fn checkpoint(&self) -> Result<(), StoreError> {

@@ -101,15 +101,28 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
             .with_context(|| format!("cannot listen on {}", flags.listen))?;
         let addr = listener.local_addr()?;
         println!("Sift is listening on http://{addr}");
-        match first_key {
-            Some(key) => {
-                println!("Workspace key (shown once, keep it): {key}");
-                // The web UI (and its login URL) is not built yet; say so rather than print a dead link.
-                println!("Web UI: not part of this version yet; use the API meanwhile.");
-                println!("Try: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments");
+        if let Some(key) = &first_key {
+            println!("Workspace key (shown once, keep it): {key}");
+        }
+        // A fresh sign-in link per workspace at every start: the tokens live
+        // in memory only (docs/ui.md).
+        let workspaces = state.workspace_rows();
+        for (id, name) in workspaces.iter().take(10) {
+            let token = state.sessions.mint_login_token(id);
+            let url = format!("http://{addr}/ui/login?token={token}");
+            if workspaces.len() == 1 {
+                println!("Web UI: {url}");
+            } else {
+                println!("Web UI ({name}): {url}");
             }
+        }
+        if workspaces.len() > 10 {
+            println!("({} more workspaces: sign in to them with their keys at http://{addr}/ui/login)", workspaces.len() - 10);
+        }
+        match &first_key {
+            Some(key) => println!("API: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments"),
             None => println!(
-                "Use the workspace key printed on first start (or make one with the admin key)."
+                "API: use the workspace key printed on first start (or make one with the admin key)."
             ),
         }
         sift_server::serve(state, listener, shutdown_signal()).await?;

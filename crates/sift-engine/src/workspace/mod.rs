@@ -22,6 +22,7 @@ use crate::timers::Timers;
 mod contacts;
 mod events;
 mod explain;
+mod history;
 mod restore;
 mod scoring;
 mod segment_writes;
@@ -29,6 +30,7 @@ mod staging;
 mod time;
 use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
+pub use history::EventView;
 pub use restore::StoredState;
 use staging::Staged;
 
@@ -261,6 +263,14 @@ impl Workspace {
                 .then(a.0.cmp(&b.0))
         });
         Some(view)
+    }
+
+    /// A contact's data without its segment list, which costs a look at
+    /// every segment; for exports.
+    pub fn contact_data(&self, no: u32) -> Option<ContactView> {
+        self.contacts
+            .is_alive(no)
+            .then(|| self.contact_without_segments(no))
     }
 
     /// Live contacts matching `query` (a substring of the id or email, without

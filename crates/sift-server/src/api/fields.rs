@@ -9,7 +9,7 @@ use super::contacts::{JsonResponse, ok};
 use super::{Body, Path, Ws, page};
 use crate::error::{ApiError, ApiResult};
 
-fn field_json(def: &FieldDef) -> Json {
+pub fn field_json(def: &FieldDef) -> Json {
     json!({"name": def.name, "type": def.field_type.name(), "label": def.label, "builtin": def.builtin, "system": def.system})
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod changes;
 pub mod contacts;
 pub mod events;
+pub mod export;
 pub mod fields;
 pub mod ops;
 pub mod scoring;
@@ -59,6 +60,13 @@ impl FromRequestParts<AppState> for Ws {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+            && let Some(cookie) = crate::ui::session_cookie(&parts.headers)
+        {
+            return session_workspace(parts, state, cookie).map(Ws);
+        }
         let key = bearer(parts)?;
         match state.workspace_for_key(key) {
             Some(ws) => Ok(Ws(ws)),
@@ -69,6 +77,33 @@ impl FromRequestParts<AppState> for Ws {
             None => Err(ApiError::new(Code::Unauthorized, "unknown or revoked key")),
         }
     }
+}
+
+/// The web UI's scripts call the API with the session cookie. A cookie is
+/// sent by the browser on its own, so a request that changes something must
+/// also carry `Sift-UI: 1`, which a cross-site form cannot set.
+fn session_workspace(
+    parts: &Parts,
+    state: &AppState,
+    cookie: &str,
+) -> Result<Arc<WorkspaceHandle>, ApiError> {
+    let ws = state.workspace_for_session(cookie).ok_or_else(|| {
+        ApiError::new(
+            Code::Unauthorized,
+            "your session has ended; sign in again at /ui/login",
+        )
+    })?;
+    let marked = parts
+        .headers
+        .get("sift-ui")
+        .is_some_and(|v| v.as_bytes() == b"1");
+    if !parts.method.is_safe() && !marked {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "a request signed in by the session cookie that changes data must send the header `Sift-UI: 1`",
+        ));
+    }
+    Ok(ws)
 }
 
 /// A request made with the admin key.

@@ -1,0 +1,325 @@
+//! Contact pages: search and paginate all contacts; one contact with its
+//! properties, system data, segments, latest events, and why it is or isn't
+//! in a segment (the engine's explain).
+
+use axum::response::IntoResponse;
+use maud::{Markup, html};
+use serde::Deserialize;
+use sift_engine::{ExplainNode, SegmentKind, Value};
+
+use super::layout::{Nav, Page, kind_label, plural, time, url_part};
+use super::segments::{cell, contacts_table};
+use super::{Signed, UiResult};
+use crate::api::{Path, Query, contact_no, value_json};
+use crate::error::ApiError;
+
+const COLUMNS: &[&str] = &[
+    "email",
+    "first_name",
+    "last_name",
+    "lead_score",
+    "created_at",
+];
+const PAGE: usize = 50;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(Signed(ws): Signed, Query(query): Query<ListQuery>) -> UiResult {
+    let after = crate::api::parse_cursor(query.cursor.as_deref())?;
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    let (total, fields, rows, next) = ws.read(|engine| {
+        let fields: Vec<(String, String)> = engine
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    if f.label.is_empty() {
+                        f.name.clone()
+                    } else {
+                        f.label.clone()
+                    },
+                )
+            })
+            .collect();
+        let (numbers, more) = engine.list_contacts(q, None, after, PAGE)?;
+        let rows: Vec<(String, Vec<String>)> = numbers
+            .iter()
+            .filter_map(|no| engine.contact(*no))
+            .map(|view| {
+                (
+                    view.id.clone(),
+                    columns.iter().map(|c| cell(&view, c)).collect(),
+                )
+            })
+            .collect();
+        let next = if more {
+            numbers.last().map(|n| crate::api::cursor(*n))
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((engine.contact_count(), fields, rows, next))
+    })??;
+    let q_param = q.map(|q| format!("&q={}", url_part(q))).unwrap_or_default();
+    let body = html! {
+        div.page-head { h1 { "All contacts" } span.muted { (plural(total, "contact", "contacts")) } }
+        form.toolbar method="get" role="search" {
+            label.visually-hidden for="contact-search" { "Search contacts" }
+            input #contact-search name="q" type="search" value=[q] placeholder="Search by id or email" autocomplete="off";
+            button type="submit" { "Search" }
+        }
+        @if let Some(q) = q { p.muted { "Contacts whose id or email contains “" (q) "”." } }
+        (contacts_table(&columns, &fields, &rows))
+        nav.pager aria-label="Pages" {
+            @if after.is_some() { a href={ "?" (q_param.trim_start_matches('&')) } { "First page" } }
+            @if let Some(next) = &next { a href={ "?cursor=" (next) (q_param) } rel="next" { "Next page" } }
+        }
+    };
+    let page = Page {
+        ws: &ws,
+        nav: Nav::Contacts,
+        title: "All contacts",
+        css: &[],
+        scripts: &[],
+    };
+    Ok(page.render(body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    explain: Option<String>,
+}
+
+struct Explained {
+    segment_name: String,
+    member: bool,
+    /// None for a static segment: nothing to explain but how members get in.
+    tree: Option<ExplainNode>,
+}
+
+pub async fn show(
+    Signed(ws): Signed,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> UiResult {
+    let now = crate::state::now_ms();
+    let (view, fields, events, segments, explained) = ws.read(|engine| {
+        let no = contact_no(engine, &id)?;
+        let view = engine
+            .contact(no)
+            .ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
+        let fields: Vec<(String, String)> = engine
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    if f.label.is_empty() {
+                        f.name.clone()
+                    } else {
+                        f.label.clone()
+                    },
+                )
+            })
+            .collect();
+        let mut segments: Vec<(String, String, &'static str)> = engine
+            .segments()
+            .iter()
+            .map(|(_, s)| {
+                (
+                    s.def.id.clone(),
+                    s.def.name.clone(),
+                    kind_label(s.def.kind, s.def.test),
+                )
+            })
+            .collect();
+        segments.sort_by_key(|s| s.1.to_lowercase());
+        let explained = match query.explain.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(seg) => {
+                let segment = engine.segment(seg).ok_or_else(|| {
+                    ApiError::not_found(format!("segment {seg:?} does not exist"))
+                })?;
+                let tree = match segment.def.kind {
+                    SegmentKind::Static => None,
+                    SegmentKind::Dynamic => Some(engine.explain(no, seg, now)?),
+                };
+                Some(Explained {
+                    segment_name: segment.def.name.clone(),
+                    member: segment.members.contains(no),
+                    tree,
+                })
+            }
+        };
+        let schema_text =
+            |node: &ExplainNode| sift_lang::to_text(&node.condition, &engine.schema());
+        let explained = explained.map(|e| {
+            (
+                e.segment_name,
+                e.member,
+                e.tree.map(|t| render_tree(&t, &schema_text)),
+            )
+        });
+        Ok::<_, ApiError>((
+            view,
+            fields,
+            engine.recent_events(no, 20),
+            segments,
+            explained,
+        ))
+    })??;
+    let label = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name.to_string(), |(_, l)| l.clone())
+    };
+    let chosen = query.explain.as_deref().unwrap_or_default();
+    let body = html! {
+        nav.crumbs aria-label="Breadcrumb" { a href="/ui/contacts" { "All contacts" } " / " }
+        div.page-head {
+            h1 { (view.id) }
+            @if view.anonymous { span.badge { "Anonymous" } }
+        }
+        div.cards {
+            section.card {
+                h2 { "Properties" }
+                @if view.properties.is_empty() { p.muted { "No properties yet." } }
+                dl.props #properties {
+                    @for (name, value) in &view.properties {
+                        dt title=(name) { (label(name)) }
+                        dd { (value_text(value)) }
+                    }
+                }
+            }
+            section.card {
+                h2 { "System data" }
+                dl.props #system {
+                    dt { "Lead score" } dd #lead-score { (cell(&view, "lead_score")) }
+                    dt { "Created" } dd { (time(view.created_at)) }
+                    dt { "Updated" } dd { (time(view.updated_at)) }
+                    dt { "Last seen" } dd { @match view.last_seen_at { Some(at) => (time(at)), None => span.muted { "never" } } }
+                    dt { "Anonymous" } dd { (if view.anonymous { "yes" } else { "no" }) }
+                }
+            }
+            section.card {
+                h2 { "Segments" }
+                @if view.segments.is_empty() { p.muted #no-segments { "In no segment." } }
+                ul #contact-segments {
+                    @for (sid, name) in &view.segments {
+                        li { a href={ "/ui/segments/" (url_part(sid)) } { (name) } }
+                    }
+                }
+            }
+        }
+        section.card #why {
+            h2 { "Why is / isn’t this contact in a segment?" }
+            form.inline method="get" {
+                label for="explain-segment" { "Segment" }
+                select #explain-segment name="explain" {
+                    @for (sid, name, kind) in &segments {
+                        option value=(sid) selected[sid == chosen] { (name) " (" (kind) ")" }
+                    }
+                }
+                button type="submit" { "Explain" }
+            }
+            @if let Some((name, member, tree)) = &explained {
+                div #explain data-member=(member) {
+                    p.verdict {
+                        strong { (view.id) }
+                        @if *member { " is in " } @else { " is not in " }
+                        strong { (name) }
+                        @match (tree.is_some(), member) {
+                            (false, true) => ": it is a static segment and the contact was added to it.",
+                            (false, false) => ": it is a static segment and the contact was not added to it.",
+                            (true, true) => ": every condition below holds.",
+                            (true, false) => ". The conditions marked ✗ do not hold:",
+                        }
+                    }
+                    @if let Some(tree) = tree { ul.explain { (tree) } }
+                }
+            }
+        }
+        section.card {
+            h2 { "Recent events" }
+            @if events.is_empty() {
+                p.muted { "No events yet." }
+            } @else {
+                div.table-wrap {
+                    table #events {
+                        thead { tr { th { "Event" } th { "At" } th { "Properties" } } }
+                        tbody {
+                            @for event in &events {
+                                tr {
+                                    td { (event.event_type) }
+                                    td { (time(event.at)) }
+                                    td.mono {
+                                        @for (i, (name, value)) in event.properties.iter().enumerate() {
+                                            @if i > 0 { ", " }
+                                            (name) "=" (value_text(value))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let title = view.id.clone();
+    let page = Page {
+        ws: &ws,
+        nav: Nav::Contacts,
+        title: &title,
+        css: &[],
+        scripts: &[],
+    };
+    Ok(page.render(body).into_response())
+}
+
+fn value_text(value: &Value) -> String {
+    match value_json(value) {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The explanation as nested items, each marked with whether it holds and
+/// what the contact has.
+fn render_tree(node: &ExplainNode, text: &dyn Fn(&ExplainNode) -> String) -> Markup {
+    let leaf = node.children.is_empty();
+    html! {
+        li data-result=(node.result) class=(if node.result { "holds" } else { "fails" }) {
+            span.mark aria-hidden="true" { (if node.result { "✓" } else { "✗" }) }
+            " "
+            @if leaf {
+                code { (text(node)) }
+                " — "
+                @match &node.value {
+                    Some(value) => span.muted { "has " strong { (value_text(value)) } },
+                    None => span.muted { "no value" },
+                }
+            } @else {
+                @match &node.condition {
+                    sift_lang::Condition::Any(_) => "at least one of:",
+                    sift_lang::Condition::Not(_) => "not:",
+                    _ => "all of:",
+                }
+            }
+            span.visually-hidden { (if node.result { " (holds)" } else { " (does not hold)" }) }
+            @if let Some(at) = node.next_change { " " span.muted { "· changes by itself at " (time(at)) } }
+            @if !leaf { ul { @for child in &node.children { (render_tree(child, text)) } } }
+        }
+    }
+}

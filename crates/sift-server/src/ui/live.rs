@@ -1,0 +1,155 @@
+//! Server-sent events for the UI: segment sizes for the list, and a
+//! segment's size and latest changes for its page. Both wake on the
+//! workspace's durable-commit signal (never a timer) and read only what
+//! changed: sizes are bitmap lengths, changes come from the change log.
+//!
+//! A big batch (a segment edit moving 100,000 contacts) arrives as one
+//! message with the newest 50 changes and the count of the rest, rather than
+//! as 100,000 browser events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Signed;
+use crate::api::{Path, Query, datetime};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Commits closer together than this are reported as one message.
+const COALESCE: Duration = Duration::from_millis(150);
+const CHANGES_PER_MESSAGE: usize = 50;
+
+pub async fn sizes(
+    Signed(ws): Signed,
+    State(app): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let durable = ws.durable.subscribe();
+    let stopping = app.stopping.subscribe();
+    let sent: HashMap<String, u64> = HashMap::new();
+    let events = futures_util::stream::unfold(
+        (ws, durable, stopping, sent, true),
+        |(ws, mut durable, mut stopping, mut sent, first)| async move {
+            loop {
+                if !first {
+                    tokio::select! {
+                        changed = durable.changed() => changed.ok()?,
+                        _ = stopping.changed() => return None,
+                    }
+                    tokio::time::sleep(COALESCE).await;
+                }
+                durable.borrow_and_update();
+                let current: Vec<(String, u64)> = ws
+                    .read(|engine| {
+                        engine
+                            .segments()
+                            .iter()
+                            .map(|(_, s)| (s.def.id.clone(), s.members.len()))
+                            .collect()
+                    })
+                    .ok()?;
+                let mut changed = serde_json::Map::new();
+                for (id, size) in current {
+                    if sent.get(&id) != Some(&size) {
+                        changed.insert(id.clone(), json!(size));
+                        sent.insert(id, size);
+                    }
+                }
+                if changed.is_empty() && !first {
+                    continue;
+                }
+                let data = json!({"sizes": changed, "at": datetime(crate::state::now_ms())});
+                let event = Event::default().event("sizes").data(data.to_string());
+                return Some((Ok(event), (ws, durable, stopping, sent, false)));
+            }
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+#[derive(Deserialize)]
+pub struct SegmentQuery {
+    /// The first seq the page has not shown.
+    from: Option<u64>,
+}
+
+pub async fn segment(
+    Signed(ws): Signed,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SegmentQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::UiError> {
+    if ws.read(|engine| engine.segment(&id).is_none())? {
+        return Err(ApiError::not_found(format!("segment {id:?} does not exist")).into());
+    }
+    let durable = ws.durable.subscribe();
+    let stopping = app.stopping.subscribe();
+    let from = query.from.unwrap_or(0);
+    let events = futures_util::stream::unfold(
+        (ws, id, durable, stopping, from, true),
+        |(ws, id, mut durable, mut stopping, mut from, first)| async move {
+            loop {
+                if !first {
+                    tokio::select! {
+                        changed = durable.changed() => changed.ok()?,
+                        _ = stopping.changed() => return None,
+                    }
+                    tokio::time::sleep(COALESCE).await;
+                }
+                durable.borrow_and_update();
+                let recent = ws
+                    .reader()
+                    .ok()?
+                    .recent_changes(&id, CHANGES_PER_MESSAGE + 1)
+                    .ok()?;
+                let fresh: Vec<_> = recent.into_iter().filter(|c| c.seq >= from).collect();
+                if fresh.is_empty() {
+                    if first {
+                        // Nothing new since the page was rendered.
+                        return Some((
+                            Ok(Event::default().comment("up to date")),
+                            (ws, id, durable, stopping, from, false),
+                        ));
+                    }
+                    continue;
+                }
+                let newest = fresh.first().map_or(from, |c| c.seq);
+                // More than a message holds: report how many were left out.
+                let more = fresh.len() > CHANGES_PER_MESSAGE;
+                let (size, changes) = ws
+                    .read(|engine| {
+                        let size = engine.segment(&id).map_or(0, |s| s.members.len());
+                        let changes: Vec<serde_json::Value> = fresh
+                            .iter()
+                            .take(CHANGES_PER_MESSAGE)
+                            .map(|c| {
+                                json!({
+                                    "seq": c.seq,
+                                    "contact_id": engine.contacts().id(c.no),
+                                    "change": c.kind.as_str(),
+                                    "cause": c.cause.as_str(),
+                                    "at": datetime(c.at),
+                                })
+                            })
+                            .collect();
+                        (size, changes)
+                    })
+                    .ok()?;
+                from = newest + 1;
+                let data = json!({"size": size, "changes": changes, "more": more});
+                let event = Event::default()
+                    .event("segment")
+                    .id(newest.to_string())
+                    .data(data.to_string());
+                return Some((Ok(event), (ws, id, durable, stopping, from, false)));
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

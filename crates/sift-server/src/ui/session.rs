@@ -1,0 +1,119 @@
+//! Web UI sessions: login tokens printed at start, sessions behind an
+//! HttpOnly cookie, and the lookup every UI request (and every cookie-signed
+//! API request) goes through.
+//!
+//! Both live in memory only: a restart signs everyone out, and the login URL
+//! printed at that restart signs them in again (docs/ui.md).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use sift_store::hash_key;
+
+pub const COOKIE: &str = "sift_session";
+/// A session ends this long after sign-in, used or not.
+const LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
+
+struct Session {
+    workspace_id: String,
+    /// The hash of the key it was made from: revoking the key ends it. None
+    /// for sessions made from a printed login token.
+    key_hash: Option<String>,
+    started: Instant,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    /// By the hash of the cookie's value, so the map never holds a usable secret.
+    sessions: Mutex<HashMap<String, Session>>,
+    /// Login token hash → workspace id.
+    login_tokens: Mutex<HashMap<String, String>>,
+}
+
+fn random_token(prefix: &str) -> String {
+    let bytes: [u8; 24] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+impl Sessions {
+    /// A login token for `workspace_id`, valid until the server stops.
+    pub fn mint_login_token(&self, workspace_id: &str) -> String {
+        let token = random_token("lt_");
+        if let Ok(mut tokens) = self.login_tokens.lock() {
+            tokens.insert(hash_key(&token), workspace_id.to_string());
+        }
+        token
+    }
+
+    pub fn redeem_login_token(&self, token: &str) -> Option<String> {
+        let tokens = self.login_tokens.lock().ok()?;
+        tokens.get(&hash_key(token)).cloned()
+    }
+
+    /// Starts a session and returns the cookie's value.
+    pub fn start(&self, workspace_id: &str, key: Option<&str>) -> String {
+        let value = random_token("ss_");
+        if let Ok(mut sessions) = self.sessions.lock() {
+            let now = Instant::now();
+            sessions.retain(|_, s| now.duration_since(s.started) < LIFETIME);
+            sessions.insert(
+                hash_key(&value),
+                Session {
+                    workspace_id: workspace_id.to_string(),
+                    key_hash: key.map(hash_key),
+                    started: now,
+                },
+            );
+        }
+        value
+    }
+
+    pub fn end(&self, value: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(&hash_key(value));
+        }
+    }
+
+    /// The workspace of a live session, given a check that its key (if it
+    /// was made from one) is still valid.
+    pub fn workspace_of(
+        &self,
+        value: &str,
+        key_still_valid: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let mut sessions = self.sessions.lock().ok()?;
+        let hash = hash_key(value);
+        let session = sessions.get(&hash)?;
+        let alive = session.started.elapsed() < LIFETIME
+            && session.key_hash.as_deref().is_none_or(&key_still_valid);
+        if !alive {
+            sessions.remove(&hash);
+            return None;
+        }
+        Some(session.workspace_id.clone())
+    }
+}
+
+/// The session cookie's value in a request, if any.
+pub fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn set_cookie(value: &str) -> String {
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
