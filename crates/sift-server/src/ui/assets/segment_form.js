@@ -1506,7 +1506,8 @@
       if (moveCaret || document.activeElement !== textArea) {
         textArea.setSelectionRange(offset, offset);
         if (moveCaret) place();
-      } else {
+      } else if (textArea.selectionStart !== offset || textArea.selectionEnd !== offset) {
+        // Typing: don't move the caret under the user's fingers; offer to.
         textError.append(" ", h("button", {
           type: "button", class: "link-button", text: "Show me", onclick: place,
         }));
@@ -1597,10 +1598,7 @@
     previewTimer = setTimeout(runPreview, now === true ? 0 : 300);
   }
 
-  builderView.addEventListener("input", (event) => {
-    if (event.target.classList.contains("tag-entry")) return; // counted when a tag is added
-    changed();
-  });
+  builderView.addEventListener("input", () => changed());
   builderView.addEventListener("change", (event) => {
     if (event.target === event.target.closest(".condition-row")?.querySelector(".field-select")) return;
     changed();
