@@ -1,7 +1,8 @@
 //! The `sift` command's own verbs, run as a user would: `check` prints a
 //! canonical condition or a pointed error with exit code 1, and `import
 //! contacts` and `import events` stream CSV and JSON Lines into a stopped
-//! server's data directory, skipping bad rows and naming them by line number.
+//! server's data directory, skipping bad rows and naming them by line number;
+//! `serve` prints a web UI sign-in link at every start.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -312,4 +313,62 @@ fn import_refuses_a_directory_a_server_is_using() {
         String::from_utf8_lossy(&out.stderr).contains("another sift process is using"),
         "{out:?}"
     );
+}
+
+/// Starts `sift serve` on `data` and reads its output up to the sign-in link;
+/// answers the child and the link.
+fn serve_until_link(data: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = sift()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("Web UI: ") {
+            return (child, url.to_string());
+        }
+    }
+    child.kill().unwrap();
+    panic!("sift serve printed no Web UI line");
+}
+
+/// A raw HTTP/1.1 GET; answers the response head.
+fn http_head(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split("\r\n\r\n").next().unwrap().to_string()
+}
+
+#[test]
+fn serve_prints_a_sign_in_link_at_every_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let (mut child, url) = serve_until_link(&data);
+        assert!(url.contains("/ui/login?token=lt_"), "{url}");
+        let head = http_head(&url);
+        assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+        assert!(head.contains("location: /ui/segments"), "{head}");
+        assert!(head.contains("set-cookie: sift_session=ss_"), "{head}");
+        assert!(head.contains("HttpOnly"), "{head}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        links.push(url);
+    }
+    // Tokens live in memory: a restart prints a new one.
+    assert_ne!(links[0], links[1]);
 }

@@ -87,6 +87,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
                     }
                 }
                 p #no-match .muted hidden { "No segment name matches your search." }
+                p #segments-added .notice role="status" hidden { "New segments were created since this page loaded. " a href="/ui/segments" { "Reload the list" } }
             }
         }
     };

@@ -108,7 +108,12 @@ function live(url, handlers) {
     sizes(message) {
       for (const [id, size] of Object.entries(message.sizes)) {
         const row = body.querySelector(`tr[data-segment-id="${CSS.escape(id)}"]`);
-        if (!row || row.dataset.size === String(size)) continue;
+        if (!row) {
+          // Created elsewhere since this page was rendered.
+          document.getElementById("segments-added").hidden = false;
+          continue;
+        }
+        if (row.dataset.size === String(size)) continue;
         row.dataset.size = String(size);
         row.dataset.updated = String(Date.parse(message.at));
         const cell = row.querySelector(".size");
