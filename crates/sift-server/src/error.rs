@@ -164,7 +164,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::InvalidCondition, message).with(json!({"cycle": path}))
             }
             EngineError::NameTaken(name) => {
-                ApiError::new(Code::NameTaken, message).with(json!({"name": name}))
+                ApiError::new(Code::NameTaken, message).with(json!({"field": "name", "name": name}))
             }
             EngineError::InUse { usages, .. } => ApiError::new(Code::SegmentInUse, message)
                 .with(json!({"usages": crate::api::usages_json(&usages)})),

@@ -154,6 +154,7 @@ async fn names_are_unique_without_case() {
         .await;
     let error = error_of(status, &answer, StatusCode::CONFLICT, "name_taken");
     assert_eq!(error["details"]["name"], "vip");
+    assert_eq!(error["details"]["field"], "name");
     let other = server.static_segment("Other").await;
     let (status, answer) = server
         .send(
