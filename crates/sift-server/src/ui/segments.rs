@@ -208,13 +208,14 @@ fn change_item(seq: u64, contact: &str, change: &str, cause: &str, at: i64) -> M
 fn more_menu(seg: &str, dynamic: bool) -> Markup {
     html! {
         div.menu {
-            button type="button" #more-button aria-haspopup="true" aria-expanded="false" aria-controls="more-menu" { "More ▾" }
+            button type="button" #more-button aria-haspopup="true" aria-expanded="false" aria-controls="more-menu" { "More" span aria-hidden="true" { " ▾" } }
             div #more-menu role="menu" hidden {
                 a role="menuitem" href={ "/ui/segments/" (seg) "/edit" } { "Edit" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/contacts" } { "See contacts" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/usages" } { "See usages" }
                 a role="menuitem" href={ "/v1/segments/" (seg) "/export.csv" } download { "Export CSV" }
-                a role="menuitem" href={ "/ui/segments/" (seg) "/facebook" } { "Export to Facebook" small.muted { " (not configured)" } }
+                a role="menuitem" href={ "/ui/segments/" (seg) "/facebook" } aria-describedby="facebook-not-configured" { "Export to Facebook" }
+                small.muted #facebook-not-configured { "Facebook export: not configured" }
                 @if !dynamic { span.muted role="none" { "Members come from the API and workflows" } }
             }
         }
@@ -537,9 +538,19 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
         form #segment-form data-segment-id=[id] novalidate {
             fieldset.kind disabled[current.is_some()] {
                 legend { "Type" }
-                label.check { input type="radio" name="kind" value="dynamic" checked[!is_static]; " Dynamic" small.muted { " — contacts enter and leave by conditions" } }
-                label.check { input type="radio" name="kind" value="static" checked[is_static]; " Static" small.muted { " — filled by the API and workflows" } }
-                label.check { input #test type="checkbox" name="test" checked[current.as_ref().is_some_and(|c| c.test)]; " Test segment" small.muted { " — test contacts for trying a workflow" } }
+                // Hints describe the choices rather than name them.
+                div.choice {
+                    label.check { input type="radio" name="kind" value="dynamic" checked[!is_static] aria-describedby="kind-dynamic-hint"; " Dynamic" }
+                    small.muted #kind-dynamic-hint { "contacts enter and leave by conditions" }
+                }
+                div.choice {
+                    label.check { input type="radio" name="kind" value="static" checked[is_static] aria-describedby="kind-static-hint"; " Static" }
+                    small.muted #kind-static-hint { "filled by the API and workflows" }
+                }
+                div.choice {
+                    label.check { input #test type="checkbox" name="test" checked[current.as_ref().is_some_and(|c| c.test)] aria-describedby="test-hint"; " Test segment" }
+                    small.muted #test-hint { "test contacts for trying a workflow" }
+                }
             }
             label for="name" { "Name" }
             input #name name="name" required maxlength="200" value=[current.as_ref().map(|c| c.name.as_str())];

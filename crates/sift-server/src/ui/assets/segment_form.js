@@ -1697,7 +1697,8 @@
     if (testBox) {
       testBox.disabled = !isStaticKind;
       if (!isStaticKind) testBox.checked = false;
-      const label = testBox.closest("label");
+      // The checkbox and its hint share a .choice wrapper.
+      const label = testBox.closest(".choice") || testBox.closest("label");
       if (label) label.hidden = !isStaticKind;
     }
     if (isStaticKind) {
