@@ -86,6 +86,7 @@ pub async fn list(Signed(ws): Signed, Query(query): Query<ListQuery>) -> UiResul
         title: "All contacts",
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -279,6 +280,7 @@ pub async fn show(
         title: &title,
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }

@@ -55,6 +55,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
         title: "Fields",
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }

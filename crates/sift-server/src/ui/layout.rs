@@ -49,6 +49,8 @@ pub struct Page<'a> {
     pub title: &'a str,
     pub css: &'a [&'a str],
     pub scripts: &'a [&'a str],
+    /// ES modules (they import their siblings); deferred like the scripts.
+    pub modules: &'a [&'a str],
 }
 
 impl Page<'_> {
@@ -90,6 +92,9 @@ impl Page<'_> {
                     script src="/ui/assets/app.js" defer {}
                     @for script in self.scripts {
                         script src=(script) defer {}
+                    }
+                    @for module in self.modules {
+                        script type="module" src=(module) {}
                     }
                 }
             }

@@ -75,16 +75,18 @@ async fn asset(
     axum::extract::Path(name): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    const JS: &str = "text/javascript";
     let (body, mime, public): (&'static str, &str, bool) = match name.as_str() {
         "app.css" => (include_str!("assets/app.css"), "text/css", true),
-        "theme.js" => (include_str!("assets/theme.js"), "text/javascript", true),
-        "app.js" => (include_str!("assets/app.js"), "text/javascript", false),
+        "theme.js" => (include_str!("assets/theme.js"), JS, true),
+        "app.js" => (include_str!("assets/app.js"), JS, false),
         "builder.css" => (include_str!("assets/builder.css"), "text/css", false),
-        "segment_form.js" => (
-            include_str!("assets/segment_form.js"),
-            "text/javascript",
-            false,
-        ),
+        // The segment form: an ES module and the siblings it imports.
+        "segment_form.js" => (include_str!("assets/segment_form.js"), JS, false),
+        "builder_terms.js" => (include_str!("assets/builder_terms.js"), JS, false),
+        "builder_widgets.js" => (include_str!("assets/builder_widgets.js"), JS, false),
+        "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
+        "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =

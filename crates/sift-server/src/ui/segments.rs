@@ -97,6 +97,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
         title: "Segments",
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -191,6 +192,7 @@ pub async fn show(
         title: &name,
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -328,6 +330,7 @@ pub async fn members(
         title: &name,
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -440,6 +443,7 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         title: &name,
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -471,6 +475,7 @@ pub async fn facebook(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         title: "Export to Facebook",
         css: &[],
         scripts: &[],
+        modules: &[],
     };
     Ok(page.render(body).into_response())
 }
@@ -579,7 +584,8 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
         nav: Nav::Segments,
         title: &title,
         css: &["/ui/assets/builder.css"],
-        scripts: &["/ui/assets/segment_form.js"],
+        scripts: &[],
+        modules: &["/ui/assets/segment_form.js"],
     };
     Ok(page.render(body).into_response())
 }

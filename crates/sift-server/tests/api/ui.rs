@@ -91,7 +91,15 @@ async fn nothing_with_data_is_reachable_without_a_session() {
             assert_eq!(location(&response), "/ui/login", "{path}");
         }
     }
-    for asset in ["app.js", "segment_form.js", "builder.css"] {
+    for asset in [
+        "app.js",
+        "segment_form.js",
+        "builder_terms.js",
+        "builder_widgets.js",
+        "builder_rows.js",
+        "builder_preview.js",
+        "builder.css",
+    ] {
         let response = raw(&server, get(&format!("/ui/assets/{asset}"), None)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{asset}");
     }

@@ -1,0 +1,561 @@
+/* Sift's segment form: the builder's rows, OR groups and root list, and the
+ * conversions between them and a condition tree.
+ *
+ * The rows' controls are the model: buildTree reads them into one JSON tree
+ * (where-clauses read by the server) with the JSON pointer of each row and
+ * group, so that a server error can be shown in its row; loadLayout fills the
+ * rows from a tree that layoutOf accepted.
+ */
+import {
+  CMP_OPS, COUNT_OPS, PSEUDO, opsFor, valueKind, printTree, resolveWhere,
+} from "./builder_terms.js";
+import {
+  nextId, h, select, text, eventTypeList, scalarEditor, betweenEditor, tagsEditor,
+  durationEditor, segmentEditor, noValueEditor, describeChoice, fieldSelect, ensureFieldOption,
+} from "./builder_widgets.js";
+
+// The preview's `changed`, handed in by builder_preview.js: that module
+// imports this one, and the modules import one way only.
+let changed = () => {};
+export function onChanged(fn) {
+  changed = fn;
+}
+
+// -- rows ---------------------------------------------------------------------------
+
+export class Row {
+  constructor(owner) {
+    this.owner = owner; // the root list or a Group
+    this.id = nextId("row");
+    this.choice = { kind: "blank" };
+    this.parts = {};
+    this.notBox = h("input", { type: "checkbox", class: "not-box" });
+    this.fieldSel = fieldSelect();
+    this.body = h("span", { class: "row-body" });
+    this.extra = h("span", { class: "row-extra" });
+    this.errorSlot = h("div", { class: "row-error-slot" });
+    this.removeBtn = h("button", {
+      type: "button", class: "row-remove", text: "Remove", title: "Remove this condition",
+    });
+    this.el = h("div", { class: "condition-row", "data-row-id": this.id },
+      h("div", { class: "row-line" },
+        h("label", { class: "not-toggle", title: "Negate this condition" }, this.notBox, " Not"),
+        this.fieldSel,
+        this.body,
+        this.removeBtn),
+      this.extra,
+      this.errorSlot);
+    this.el.__row = this;
+    this.fieldSel.addEventListener("change", () => {
+      this.setChoice(describeChoice(this.fieldSel.value), true);
+      changed();
+    });
+    this.removeBtn.addEventListener("click", () => this.owner.removeRow(this));
+    this.notBox.addEventListener("change", () => this.el.classList.toggle("is-negated", this.notBox.checked));
+  }
+
+  /** Rebuilds the controls after the field picker changed (keeps what fits). */
+  setChoice(choice, keep) {
+    const before = this.choice;
+    const carried = keep ? this.carry() : null;
+    this.choice = choice;
+    this.el.dataset.kind = choice.kind;
+    this.body.replaceChildren();
+    this.extra.replaceChildren();
+    this.parts = {};
+    this.clearError();
+    if (choice.kind === "field") this.buildField(choice, before, carried);
+    else if (choice.kind === "event") this.buildEvent(false, carried);
+    else if (choice.kind === "event_sum") this.buildEvent(true, carried);
+    else if (choice.kind === "segment") this.buildSegment();
+    this.extra.hidden = !this.extra.childElementCount;
+  }
+
+  carry() {
+    const p = this.parts;
+    return {
+      op: p.op ? p.op.value : null,
+      type: this.choice.type,
+      strings: p.value ? p.value.carry() : [],
+      eventType: p.eventType ? p.eventType.value : "",
+      where: p.where ? p.where.value : "",
+      inLast: p.inLast ? p.inLast.carry()[0] : "",
+    };
+  }
+
+  buildField(choice, before, carried) {
+    const ops = opsFor(choice.type);
+    const op = select("Operator", ops.filter((o) => !o[2]), null, { class: "op-select" });
+    const sameType = carried && before.kind === "field" && before.type === choice.type;
+    this.ensureOp(op, sameType && carried.op ? carried.op : ops[0][0]);
+    this.parts.op = op;
+    this.valueSlot = h("span", { class: "value-slot" });
+    this.body.append(op, this.valueSlot);
+    this.setValueEditor(sameType ? carried.strings : []);
+    op.addEventListener("change", () => {
+      this.setValueEditor(this.parts.value ? this.parts.value.carry() : []);
+      changed();
+    });
+  }
+
+  /** Makes `op` selectable even when it is one of the type's rarely used ones. */
+  ensureOp(sel, op) {
+    if ([...sel.options].some((o) => o.value === op)) {
+      sel.value = op;
+      return true;
+    }
+    const known = opsFor(this.choice.type).find((o) => o[0] === op);
+    if (!known) return false;
+    sel.append(h("option", { value: op, text: known[1] }));
+    sel.value = op;
+    return true;
+  }
+
+  setValueEditor(strings) {
+    const op = this.parts.op.value;
+    const type = this.choice.type;
+    const kind = valueKind(op);
+    let editor;
+    if (kind === "none") editor = noValueEditor();
+    else if (kind === "tags") editor = tagsEditor(type, changed);
+    else if (kind === "between") editor = betweenEditor(type);
+    else if (kind === "duration") editor = durationEditor("Value", false);
+    else editor = scalarEditor(type === "string_list" ? "string" : type, "Value");
+    if (strings && strings.length) editor.accept(strings);
+    this.parts.value = editor;
+    const children = [];
+    if (editor.el) children.push(editor.el);
+    if (op === "before_ago" || op === "after_ago") children.push(text("ago"));
+    if (type === "datetime" && (kind === "scalar" || kind === "between")) {
+      children.push(h("span", { class: "row-hint muted", text: "local time" }));
+    }
+    this.valueSlot.replaceChildren(...children);
+  }
+
+  buildEvent(isSum, carried) {
+    const eventType = h("input", {
+      type: "text",
+      class: "event-type",
+      "aria-label": "Event",
+      placeholder: "event type",
+      list: eventTypeList(),
+      autocomplete: "off",
+      value: carried ? carried.eventType : "",
+    });
+    const where = h("input", {
+      type: "text",
+      class: "where-input",
+      "aria-label": "Where",
+      placeholder: isSum ? "optional, e.g. category = \"shoes\"" : "optional, e.g. amount > 50",
+      autocomplete: "off",
+      spellcheck: "false",
+      value: carried ? carried.where : "",
+    });
+    const inLast = durationEditor("In last", true);
+    if (carried && carried.inLast) inLast.accept([carried.inLast]);
+    this.parts.eventType = eventType;
+    this.parts.where = where;
+    this.parts.inLast = inLast;
+    if (isSum) {
+      const property = h("input", {
+        type: "text", class: "property-input", "aria-label": "Property",
+        placeholder: "property, e.g. amount", autocomplete: "off",
+      });
+      const op = select("Operator", CMP_OPS, "gte", { class: "op-select" });
+      const value = scalarEditor("number", "Value");
+      this.parts.property = property;
+      this.parts.op = op;
+      this.parts.value = value;
+      this.body.append(eventType, text("."), property, op, value.el);
+    } else {
+      const op = select("Operator", COUNT_OPS, "gte", { class: "op-select count-op" });
+      const count = h("input", {
+        type: "number", min: "0", step: "1", inputmode: "numeric", class: "count-input",
+        "aria-label": "Value", value: "1",
+      });
+      this.parts.op = op;
+      this.parts.count = count;
+      this.body.append(eventType, op, count, text("times"));
+    }
+    this.extra.append(
+      h("span", { class: "extra-part" }, text("in last", "row-word"), inLast.el),
+      h("span", { class: "extra-part extra-where" }, text("where", "row-word"), where),
+    );
+  }
+
+  buildSegment() {
+    const editor = segmentEditor();
+    this.parts.value = editor;
+    this.body.append(editor.el);
+  }
+
+  /** Fills the row from one predicate node of a tree (already known to fit). */
+  load(node, negate) {
+    this.notBox.checked = negate;
+    this.el.classList.toggle("is-negated", negate);
+    if ("field" in node) {
+      ensureFieldOption(this.fieldSel, node.field);
+      this.fieldSel.value = node.field;
+      this.setChoice(describeChoice(node.field), false);
+      this.ensureOp(this.parts.op, node.op);
+      this.setValueEditor([]);
+      if (node.value !== undefined) this.parts.value.write(node.value);
+    } else if ("event" in node || "event_sum" in node) {
+      const isSum = "event_sum" in node;
+      this.fieldSel.value = isSum ? PSEUDO.event_sum : PSEUDO.event;
+      this.setChoice({ kind: isSum ? "event_sum" : "event" }, false);
+      this.parts.eventType.value = isSum ? node.event_sum : node.event;
+      if (node.where) this.parts.where.value = printTree(node.where, "event");
+      if (node.in_last) this.parts.inLast.write(node.in_last);
+      if (isSum) {
+        this.parts.property.value = node.property;
+        this.parts.op.value = node.op;
+        this.parts.value.write(node.value);
+      } else if (node.count) {
+        this.parts.op.value = node.count.op;
+        this.parts.count.value = String(node.count.value);
+      }
+    } else if ("in_segment" in node) {
+      this.fieldSel.value = PSEUDO.segment;
+      this.setChoice({ kind: "segment" }, false);
+      this.parts.value.write(node.in_segment);
+    }
+  }
+
+  /**
+   * The row's predicate: {state: "blank"} (no field chosen), "empty" (something
+   * missing), "bad" (a value that can't be sent) or "ok" with `node`, and
+   * `whereText` when the server still has to read a where-clause.
+   */
+  read() {
+    const c = this.choice;
+    const p = this.parts;
+    if (c.kind === "blank") return { state: "blank" };
+    let node;
+    let whereSource = null;
+    if (c.kind === "field") {
+      const value = p.value.read();
+      if (value.state !== "ok") return value;
+      node = { field: c.field, op: p.op.value };
+      if (value.value !== undefined) node.value = value.value;
+    } else if (c.kind === "segment") {
+      const value = p.value.read();
+      if (value.state !== "ok") return value;
+      node = { in_segment: value.value };
+    } else {
+      const eventType = p.eventType.value.trim();
+      if (eventType === "") return { state: "empty", control: p.eventType, message: "Choose an event type" };
+      const inLast = p.inLast.read();
+      if (inLast.state === "bad") return inLast;
+      if (c.kind === "event") {
+        node = { event: eventType };
+        const raw = p.count.value.trim();
+        if (raw === "" || !/^\d+$/.test(raw)) {
+          if (raw === "" && !(p.count.validity && p.count.validity.badInput)) {
+            return { state: "empty", control: p.count, message: "Enter how many times" };
+          }
+          return { state: "bad", control: p.count, message: "Enter a whole number of times" };
+        }
+        const n = Number(raw);
+        if (!(p.op.value === "gte" && n === 1)) node.count = { op: p.op.value, value: n };
+      } else {
+        const property = p.property.value.trim();
+        if (property === "") return { state: "empty", control: p.property, message: "Enter the property to add up" };
+        const value = p.value.read();
+        if (value.state !== "ok") return value;
+        node = { event_sum: eventType, property, op: p.op.value, value: value.value };
+      }
+      if (inLast.state === "ok") node.in_last = inLast.value;
+      const where = p.where.value.trim();
+      if (where !== "") whereSource = where;
+    }
+    return { state: "ok", node, whereSource };
+  }
+
+  /** The control a JSON pointer tail (after the row's own node) points at. */
+  controlFor(tail) {
+    const p = this.parts;
+    const first = tail.split("/")[1] || "";
+    const rest = tail.slice(first.length + 1);
+    switch (first) {
+      case "field": return this.fieldSel;
+      case "op": return p.op || null;
+      case "value": return p.value ? p.value.controlFor(rest) : p.count || null;
+      case "count": return p.count || null;
+      case "event": case "event_sum": return p.eventType || null;
+      case "property": return p.property || null;
+      case "where": return p.where || null;
+      case "in_last": return p.inLast ? p.inLast.amount : null;
+      case "in_segment": return p.value ? p.value.focusable : null;
+      default: return null;
+    }
+  }
+
+  showError(message, control) {
+    this.clearError();
+    const id = nextId("row-error");
+    this.errorSlot.append(h("div", { class: "row-error", role: "alert", id, text: message }));
+    this.el.setAttribute("aria-invalid", "true");
+    const target = control || this.firstControl();
+    if (target) {
+      target.setAttribute("aria-invalid", "true");
+      target.setAttribute("aria-describedby", id);
+      this.invalidControl = target;
+    }
+  }
+
+  clearError() {
+    this.errorSlot.replaceChildren();
+    this.el.removeAttribute("aria-invalid");
+    if (this.invalidControl) {
+      this.invalidControl.removeAttribute("aria-invalid");
+      this.invalidControl.removeAttribute("aria-describedby");
+      this.invalidControl = null;
+    }
+  }
+
+  firstControl() {
+    if (this.choice.kind === "blank") return this.fieldSel;
+    const p = this.parts;
+    if (p.eventType) return p.eventType;
+    return (p.value && p.value.focusable) || p.op || this.fieldSel;
+  }
+
+  focus() {
+    (this.invalidControl || this.fieldSel).focus();
+  }
+}
+
+// -- groups and the root list ---------------------------------------------------------
+
+class Group {
+  constructor(root) {
+    this.root = root;
+    this.rows = [];
+    this.id = nextId("group");
+    this.list = h("div", { class: "condition-list or-list" });
+    this.errorSlot = h("div", { class: "row-error-slot" });
+    const titleId = nextId("group-title");
+    this.el = h("div", { class: "condition-group", role: "group", "aria-labelledby": titleId },
+      h("div", { class: "group-head" },
+        h("span", { class: "group-title", id: titleId, text: "At least one of these (OR group)" }),
+        h("button", {
+          type: "button", class: "group-remove", text: "Remove group",
+          onclick: () => this.root.removeItem(this),
+        })),
+      this.list,
+      h("div", { class: "group-actions" },
+        h("button", {
+          type: "button", class: "add-condition", text: "Add condition",
+          onclick: () => this.addRow().fieldSel.focus(),
+        })),
+      this.errorSlot);
+  }
+
+  addRow() {
+    const row = new Row(this);
+    this.rows.push(row);
+    this.list.append(row.el);
+    return row;
+  }
+
+  removeRow(row) {
+    const index = this.rows.indexOf(row);
+    if (index < 0) return;
+    this.rows.splice(index, 1);
+    row.el.remove();
+    const next = this.rows[index] || this.rows[index - 1];
+    if (next) next.fieldSel.focus();
+    else this.el.querySelector(".add-condition").focus();
+    changed();
+  }
+
+  showError(message) {
+    this.errorSlot.replaceChildren(h("div", { class: "row-error", role: "alert", text: message }));
+    this.el.setAttribute("aria-invalid", "true");
+  }
+
+  clearError() {
+    this.errorSlot.replaceChildren();
+    this.el.removeAttribute("aria-invalid");
+    for (const row of this.rows) row.clearError();
+  }
+}
+
+export const root = {
+  items: [],
+  list: h("div", { class: "condition-list and-list" }),
+  addRow() {
+    const row = new Row(this);
+    this.items.push(row);
+    this.list.append(row.el);
+    updateEmptyState();
+    return row;
+  },
+  addGroup(rows) {
+    const group = new Group(this);
+    for (let i = 0; i < rows; i += 1) group.addRow();
+    this.items.push(group);
+    this.list.append(group.el);
+    updateEmptyState();
+    return group;
+  },
+  removeRow(row) {
+    this.removeItem(row);
+  },
+  removeItem(item) {
+    const index = this.items.indexOf(item);
+    if (index < 0) return;
+    this.items.splice(index, 1);
+    item.el.remove();
+    updateEmptyState();
+    const next = this.items[index] || this.items[index - 1];
+    if (next instanceof Row) next.fieldSel.focus();
+    else if (next) next.el.querySelector("button").focus();
+    else addConditionBtn.focus();
+    changed();
+  },
+  clear() {
+    this.items = [];
+    this.list.replaceChildren();
+    updateEmptyState();
+  },
+  allRows() {
+    const rows = [];
+    for (const item of this.items) {
+      if (item instanceof Group) rows.push(...item.rows);
+      else rows.push(item);
+    }
+    return rows;
+  },
+  clearErrors() {
+    for (const item of this.items) item.clearError();
+  },
+};
+
+// -- the builder's chrome ---------------------------------------------------------------------
+
+export const addConditionBtn = h("button", { type: "button", class: "add-condition", text: "Add condition" });
+const addGroupBtn = h("button", { type: "button", class: "add-group", text: "Add OR group" });
+const emptyHint = h("p", { class: "builder-empty muted", text: "No conditions yet: every contact matches. Add a condition to narrow it down." });
+export const builderView = h("div", { class: "builder-view" },
+  h("p", { class: "builder-lead", text: "Contacts must match all of these:" }),
+  root.list,
+  emptyHint,
+  h("div", { class: "builder-actions" }, addConditionBtn, addGroupBtn));
+
+export function updateEmptyState() {
+  emptyHint.hidden = root.items.length > 0;
+}
+
+addConditionBtn.addEventListener("click", () => {
+  root.addRow().fieldSel.focus();
+});
+addGroupBtn.addEventListener("click", () => {
+  root.addGroup(2).rows[0].fieldSel.focus();
+});
+
+// -- tree ↔ rows ------------------------------------------------------------------------
+
+export function loadLayout(layout) {
+  root.clear();
+  for (const item of layout) {
+    if (item.group) {
+      const group = root.addGroup(0);
+      for (const [node, negate] of item.group) group.addRow().load(node, negate);
+    } else {
+      root.addRow().load(item[0], item[1]);
+    }
+  }
+}
+
+/**
+ * Reads every row. `forSave` also reports rows with something missing. Returns
+ * {tree, owners: [[pointer, Row|Group]], problems: [{row, message, control}],
+ * incomplete: n}.
+ */
+export async function buildTree(forSave) {
+  const results = new Map();
+  const problems = [];
+  for (const row of root.allRows()) {
+    const result = row.read();
+    results.set(row, result);
+    if (result.state === "bad") problems.push({ row, message: result.message, control: result.control });
+    if (result.state === "empty" && forSave) {
+      problems.push({
+        row,
+        message: result.message ? `${result.message}, or remove this condition` : "Fill in a value, or remove this condition",
+        control: result.control || row.firstControl(),
+      });
+    }
+  }
+  const pending = [];
+  for (const [row, result] of results) {
+    if (result.state !== "ok" || !result.whereSource) continue;
+    pending.push(resolveWhere(result.whereSource).then((where) => {
+      if (where.tree) {
+        result.node = Object.assign({}, result.node, { where: where.tree });
+      } else {
+        result.state = "bad";
+        problems.push({ row, message: where.message, control: row.parts.where });
+      }
+    }));
+  }
+  await Promise.all(pending);
+
+  const children = [];
+  const owners = [];
+  let incomplete = 0;
+  const wrap = (result, row) => (row.notBox.checked ? { not: result.node } : result.node);
+  for (const item of root.items) {
+    const index = children.length;
+    if (item instanceof Group) {
+      const members = [];
+      const memberOwners = [];
+      for (const row of item.rows) {
+        const result = results.get(row);
+        if (result.state === "ok") {
+          memberOwners.push([`/all/${index}/any/${members.length}`, row]);
+          members.push(wrap(result, row));
+        } else if (result.state !== "blank") incomplete += 1;
+      }
+      if (members.length) {
+        children.push({ any: members });
+        owners.push([`/all/${index}`, item], ...memberOwners);
+      }
+    } else {
+      const result = results.get(item);
+      if (result.state === "ok") {
+        owners.push([`/all/${index}`, item]);
+        children.push(wrap(result, item));
+      } else if (result.state !== "blank") incomplete += 1;
+    }
+  }
+  return { tree: { all: children }, owners, problems, incomplete };
+}
+
+/** The text of the builder's rows right now (where-clauses as typed). */
+export function builderText() {
+  const children = [];
+  let left = 0;
+  const nodeOf = (row) => {
+    const result = row.read();
+    if (result.state !== "ok") {
+      if (result.state !== "blank") left += 1;
+      return null;
+    }
+    let node = result.node;
+    if (result.whereSource) node = Object.assign({}, node, { where: { __text: result.whereSource } });
+    return row.notBox.checked ? { not: node } : node;
+  };
+  for (const item of root.items) {
+    if (item instanceof Group) {
+      const members = item.rows.map(nodeOf).filter(Boolean);
+      if (members.length) children.push({ any: members });
+    } else {
+      const node = nodeOf(item);
+      if (node) children.push(node);
+    }
+  }
+  return { text: printTree({ all: children }, "contact"), left };
+}
