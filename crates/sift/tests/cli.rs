@@ -333,6 +333,7 @@ fn serve_until_link(data: &std::path::Path) -> (std::process::Child, String) {
         }
     }
     child.kill().unwrap();
+    child.wait().unwrap();
     panic!("sift serve printed no Web UI line");
 }
 

@@ -157,8 +157,13 @@ pub async fn show(
                 })
             }
         };
-        let schema_text =
-            |node: &ExplainNode| sift_lang::to_text(&node.condition, &engine.schema());
+        // In words for people, with the condition's text as a tooltip.
+        let schema_text = |node: &ExplainNode| {
+            (
+                super::words::node(&node.condition, engine),
+                sift_lang::to_text(&node.condition, &engine.schema()),
+            )
+        };
         let explained = explained.map(|e| {
             (
                 e.segment_name,
@@ -299,14 +304,15 @@ fn value_text(value: &Value) -> String {
 
 /// The explanation as nested items, each marked with whether it holds and
 /// what the contact has.
-fn render_tree(node: &ExplainNode, text: &dyn Fn(&ExplainNode) -> String) -> Markup {
+fn render_tree(node: &ExplainNode, words: &dyn Fn(&ExplainNode) -> (Markup, String)) -> Markup {
     let leaf = node.children.is_empty();
     html! {
         li data-result=(node.result) class=(if node.result { "holds" } else { "fails" }) {
             span.mark aria-hidden="true" { (if node.result { "✓" } else { "✗" }) }
             " "
             @if leaf {
-                code { (text(node)) }
+                @let (described, text) = words(node);
+                span.condition title=(text) { (described) }
                 " — "
                 @match &node.value {
                     Some(value) => span.muted { "has " strong { (value_text(value)) } },
@@ -321,7 +327,7 @@ fn render_tree(node: &ExplainNode, text: &dyn Fn(&ExplainNode) -> String) -> Mar
             }
             span.visually-hidden { (if node.result { " (holds)" } else { " (does not hold)" }) }
             @if let Some(at) = node.next_change { " " span.muted { "· changes by itself at " (time(at)) } }
-            @if !leaf { ul { @for child in &node.children { (render_tree(child, text)) } } }
+            @if !leaf { ul { @for child in &node.children { (render_tree(child, words)) } } }
         }
     }
 }

@@ -22,7 +22,8 @@ pub fn describe(condition: &Condition, engine: &Workspace) -> Markup {
     }
 }
 
-fn node(condition: &Condition, engine: &Workspace) -> Markup {
+/// One condition in words (a group lists its children).
+pub fn node(condition: &Condition, engine: &Workspace) -> Markup {
     match condition {
         Condition::All(children) => html! {
             "all of these:"
