@@ -73,6 +73,15 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Prints a line of the server's banner. A server whose stdout was closed
+/// (its reader went away) keeps serving rather than panicking on EPIPE.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCode> {
     let _lock = lock_data_dir(&flags.data)?;
     let rt = runtime()?;
@@ -100,9 +109,9 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
             .await
             .with_context(|| format!("cannot listen on {}", flags.listen))?;
         let addr = listener.local_addr()?;
-        println!("Sift is listening on http://{addr}");
+        say!("Sift is listening on http://{addr}");
         if let Some(key) = &first_key {
-            println!("Workspace key (shown once, keep it): {key}");
+            say!("Workspace key (shown once, keep it): {key}");
         }
         // A fresh sign-in link per workspace at every start: the tokens live
         // in memory only (docs/ui.md).
@@ -111,22 +120,22 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
             let token = state.sessions.mint_login_token(id);
             let url = format!("http://{addr}/ui/login?token={token}");
             if workspaces.len() == 1 {
-                println!("Web UI: {url}");
+                say!("Web UI: {url}");
             } else {
-                println!("Web UI ({name}): {url}");
+                say!("Web UI ({name}): {url}");
             }
         }
         if workspaces.len() > 10 {
-            println!("({} more workspaces: sign in to them with their keys at http://{addr}/ui/login)", workspaces.len() - 10);
+            say!("({} more workspaces: sign in to them with their keys at http://{addr}/ui/login)", workspaces.len() - 10);
         }
         match &first_key {
-            Some(key) => println!("API: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments"),
-            None => println!(
+            Some(key) => say!("API: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments"),
+            None => say!(
                 "API: use the workspace key printed on first start (or make one with the admin key)."
             ),
         }
         sift_server::serve(state, listener, shutdown_signal()).await?;
-        println!("Sift stopped; every acknowledged write is on disk.");
+        say!("Sift stopped; every acknowledged write is on disk.");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -326,9 +326,12 @@ fn serve_until_link(data: &std::path::Path) -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("Web UI: ") {
+            // Keep reading: a closed pipe would fail the server's next line.
+            std::thread::spawn(move || lines.for_each(drop));
             return (child, url.to_string());
         }
     }
