@@ -82,7 +82,7 @@ pub async fn export_csv(
                     out.extend(csv_row(
                         columns
                             .iter()
-                            .map(|c| cell(&view, c))
+                            .map(|c| cell(&view, c, ";"))
                             .collect::<Vec<_>>()
                             .iter()
                             .map(String::as_str),
@@ -133,8 +133,9 @@ fn csv_row<'a>(cells: impl Iterator<Item = &'a str>) -> Vec<u8> {
     writer.into_inner().unwrap_or_default()
 }
 
-/// A column's value as CSV text; lists are joined with `;`.
-fn cell(view: &ContactView, column: &str) -> String {
+/// A column's value as text: `id`, a system field or a property; lists
+/// are joined with `separator`, a missing value is empty.
+pub fn cell(view: &ContactView, column: &str, separator: &str) -> String {
     use serde_json::Value as Json;
     let value = match column {
         "id" => return view.id.clone(),
@@ -156,7 +157,7 @@ fn cell(view: &ContactView, column: &str) -> String {
             .iter()
             .map(|i| i.as_str().unwrap_or_default())
             .collect::<Vec<_>>()
-            .join(";"),
+            .join(separator),
         other => other.to_string(),
     }
 }

@@ -2,12 +2,11 @@
 //! properties, system data, segments, latest events, and why it is or isn't
 //! in a segment (the engine's explain).
 
-use axum::response::IntoResponse;
 use maud::{Markup, html};
 use serde::Deserialize;
 use sift_engine::{ExplainNode, SegmentKind, Value};
 
-use super::layout::{Nav, Page, kind_label, plural, time, url_part};
+use super::layout::{Nav, field_labels, kind_label, plural, time, url_part};
 use super::segments::{cell, contacts_table};
 use super::{Signed, UiResult};
 use crate::api::{Path, Query, contact_no, value_json};
@@ -33,20 +32,7 @@ pub async fn list(Signed(ws): Signed, Query(query): Query<ListQuery>) -> UiResul
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
     let (total, fields, rows, next) = ws.read(|engine| {
-        let fields: Vec<(String, String)> = engine
-            .fields()
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    if f.label.is_empty() {
-                        f.name.clone()
-                    } else {
-                        f.label.clone()
-                    },
-                )
-            })
-            .collect();
+        let fields = field_labels(engine);
         let (numbers, more) = engine.list_contacts(q, None, after, PAGE)?;
         let rows: Vec<(String, Vec<String>)> = numbers
             .iter()
@@ -80,15 +66,12 @@ pub async fn list(Signed(ws): Signed, Query(query): Query<ListQuery>) -> UiResul
             @if let Some(next) = &next { a href={ "?cursor=" (next) (q_param) } rel="next" { "Next page" } }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Contacts,
-        title: "All contacts",
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(
+        &ws,
+        Nav::Contacts,
+        "All contacts",
+        body,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -114,20 +97,7 @@ pub async fn show(
         let view = engine
             .contact(no)
             .ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
-        let fields: Vec<(String, String)> = engine
-            .fields()
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    if f.label.is_empty() {
-                        f.name.clone()
-                    } else {
-                        f.label.clone()
-                    },
-                )
-            })
-            .collect();
+        let fields = field_labels(engine);
         let mut segments: Vec<(String, String, &'static str)> = engine
             .segments()
             .iter()
@@ -279,15 +249,7 @@ pub async fn show(
         }
     };
     let title = view.id.clone();
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Contacts,
-        title: &title,
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Contacts, &title, body))
 }
 
 fn value_text(value: &Value) -> String {

@@ -1,10 +1,9 @@
 //! The Fields page: every field with its type and label, and a form to
 //! declare a new one (app.js sends it to `PUT /v1/fields/{name}`).
 
-use axum::response::IntoResponse;
 use maud::html;
 
-use super::layout::{Nav, Page};
+use super::layout::Nav;
 use super::{Signed, UiResult};
 
 pub async fn list(Signed(ws): Signed) -> UiResult {
@@ -49,13 +48,5 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
             }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Fields,
-        title: "Fields",
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Fields, "Fields", body))
 }

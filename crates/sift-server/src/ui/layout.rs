@@ -1,6 +1,7 @@
 //! The page shell (header, navigation, theme) and small formatting helpers
 //! shared by every page.
 
+use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::state::WorkspaceHandle;
@@ -100,6 +101,45 @@ impl Page<'_> {
             }
         }
     }
+}
+
+/// A page with no styles or scripts beyond the shell's.
+pub fn render(ws: &WorkspaceHandle, nav: Nav, title: &str, body: Markup) -> Response {
+    let page = Page {
+        ws,
+        nav,
+        title,
+        css: &[],
+        scripts: &[],
+        modules: &[],
+    };
+    page.render(body).into_response()
+}
+
+/// "Segments / NAME /" above a page about one segment.
+pub fn segment_crumbs(id: &str, name: &str) -> Markup {
+    html! {
+        nav.crumbs aria-label="Breadcrumb" {
+            a href="/ui/segments" { "Segments" } " / "
+            a href={ "/ui/segments/" (url_part(id)) } { (name) } " / "
+        }
+    }
+}
+
+/// Every field as (name, what people call it).
+pub fn field_labels(engine: &sift_engine::Workspace) -> Vec<(String, String)> {
+    engine
+        .fields()
+        .iter()
+        .map(|f| {
+            let label = if f.label.is_empty() {
+                &f.name
+            } else {
+                &f.label
+            };
+            (f.name.clone(), label.clone())
+        })
+        .collect()
 }
 
 /// A UTC instant as a `<time>` element; app.js shows it relative and local.

@@ -16,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::Signed;
 use crate::api::{Path, Query, datetime};
@@ -25,6 +26,20 @@ use crate::state::AppState;
 /// Commits closer together than this are reported as one message.
 const COALESCE: Duration = Duration::from_millis(150);
 const CHANGES_PER_MESSAGE: usize = 50;
+
+/// Waits for the next durable commit, then a moment for more to join it;
+/// None once the server stops.
+async fn next_commit(
+    durable: &mut watch::Receiver<u64>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Option<()> {
+    tokio::select! {
+        changed = durable.changed() => changed.ok()?,
+        _ = stopping.changed() => return None,
+    }
+    tokio::time::sleep(COALESCE).await;
+    Some(())
+}
 
 pub async fn sizes(
     Signed(ws): Signed,
@@ -38,11 +53,7 @@ pub async fn sizes(
         |(ws, mut durable, mut stopping, mut sent, first)| async move {
             loop {
                 if !first {
-                    tokio::select! {
-                        changed = durable.changed() => changed.ok()?,
-                        _ = stopping.changed() => return None,
-                    }
-                    tokio::time::sleep(COALESCE).await;
+                    next_commit(&mut durable, &mut stopping).await?;
                 }
                 durable.borrow_and_update();
                 let current: Vec<(String, u64)> = ws
@@ -96,11 +107,7 @@ pub async fn segment(
         |(ws, id, mut durable, mut stopping, mut from, first)| async move {
             loop {
                 if !first {
-                    tokio::select! {
-                        changed = durable.changed() => changed.ok()?,
-                        _ = stopping.changed() => return None,
-                    }
-                    tokio::time::sleep(COALESCE).await;
+                    next_commit(&mut durable, &mut stopping).await?;
                 }
                 durable.borrow_and_update();
                 let recent = ws

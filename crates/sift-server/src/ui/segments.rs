@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{SegmentKind, Workspace};
 
-use super::layout::{Nav, Page, count, data_json, kind_label, plural, time, url_part};
+use super::layout::{
+    Nav, Page, count, data_json, field_labels, kind_label, plural, segment_crumbs, time, url_part,
+};
 use super::{Signed, UiResult};
-use crate::api::{Path, Query, fields::field_json, value_json};
+use crate::api::{Path, Query, fields::field_json};
 use crate::error::ApiError;
 use crate::state::WorkspaceHandle;
 
@@ -91,15 +93,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
             }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Segments,
-        title: "Segments",
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Segments, "Segments", body))
 }
 
 #[derive(Deserialize)]
@@ -186,15 +180,7 @@ pub async fn show(
             @if recent.is_empty() { p #no-changes .muted { "No entries or exits yet." } }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Segments,
-        title: &name,
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Segments, &name, body))
 }
 
 /// One line of the change list; app.js renders live ones the same way.
@@ -249,20 +235,7 @@ pub async fn members(
     let after = crate::api::parse_cursor(query.cursor.as_deref())?;
     let (name, size, fields, columns, rows, next) = ws.read(|engine| {
         let s = segment(engine, &id)?;
-        let fields: Vec<(String, String)> = engine
-            .fields()
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    if f.label.is_empty() {
-                        f.name.clone()
-                    } else {
-                        f.label.clone()
-                    },
-                )
-            })
-            .collect();
+        let fields = field_labels(engine);
         let columns: Vec<String> = match &query.columns {
             Some(chosen) => chosen
                 .iter()
@@ -300,7 +273,7 @@ pub async fn members(
         .map(|c| format!("&columns={}", url_part(c)))
         .collect();
     let body = html! {
-        nav.crumbs aria-label="Breadcrumb" { a href="/ui/segments" { "Segments" } " / " a href={ "/ui/segments/" (seg) } { (name) } " / " }
+        (segment_crumbs(&id, &name))
         div.page-head {
             h1 { "Contacts in " (name) }
             a.button href={ "/v1/segments/" (seg) "/export.csv?fields=id," (columns.join(",")) } download { "Export CSV" }
@@ -324,15 +297,7 @@ pub async fn members(
             @if let Some(next) = &next { a href={ "?cursor=" (next) (column_query) } rel="next" { "Next page" } }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Segments,
-        title: &name,
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Segments, &name, body))
 }
 
 /// `columns` repeats (one per checkbox), which a struct cannot collect;
@@ -385,30 +350,10 @@ pub fn contacts_table(
     }
 }
 
-/// A contact's value in a column, as text (system fields included).
+/// A contact's value in a column, as text (system fields included); the
+/// same text as the CSV export's, but lists read "a, b".
 pub fn cell(view: &sift_engine::ContactView, column: &str) -> String {
-    let value = match column {
-        "lead_score" => crate::api::number(view.lead_score),
-        "created_at" => crate::api::datetime(view.created_at),
-        "updated_at" => crate::api::datetime(view.updated_at),
-        "last_seen_at" => view.last_seen_at.map_or(Json::Null, crate::api::datetime),
-        "anonymous" => json!(view.anonymous),
-        name => view
-            .properties
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(Json::Null, |(_, v)| value_json(v)),
-    };
-    match value {
-        Json::Null => String::new(),
-        Json::String(s) => s,
-        Json::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().unwrap_or_default().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    }
+    crate::api::export::cell(view, column, ", ")
 }
 
 pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
@@ -416,9 +361,8 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         let s = segment(engine, &id)?;
         Ok::<_, ApiError>((s.def.name.clone(), engine.usages(&id)?))
     })??;
-    let seg = url_part(&id);
     let body = html! {
-        nav.crumbs aria-label="Breadcrumb" { a href="/ui/segments" { "Segments" } " / " a href={ "/ui/segments/" (seg) } { (name) } " / " }
+        (segment_crumbs(&id, &name))
         h1 { "Usages of " (name) }
         @if usages.is_empty() {
             p #usages .muted { "Nothing refers to this segment: no segment reads it with “in segment”, and no workflow uses it. It can be deleted." }
@@ -437,22 +381,13 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
             }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Segments,
-        title: &name,
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(&ws, Nav::Segments, &name, body))
 }
 
 pub async fn facebook(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
     let name = ws.read(|engine| segment(engine, &id).map(|s| s.def.name.clone()))??;
-    let seg = url_part(&id);
     let body = html! {
-        nav.crumbs aria-label="Breadcrumb" { a href="/ui/segments" { "Segments" } " / " a href={ "/ui/segments/" (seg) } { (name) } " / " }
+        (segment_crumbs(&id, &name))
         h1 { "Export to Facebook" }
         p.notice.warn #facebook-status role="status" {
             "Facebook Custom Audience export is not configured in this version of Sift. "
@@ -469,15 +404,12 @@ pub async fn facebook(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
             }
         }
     };
-    let page = Page {
-        ws: &ws,
-        nav: Nav::Segments,
-        title: "Export to Facebook",
-        css: &[],
-        scripts: &[],
-        modules: &[],
-    };
-    Ok(page.render(body).into_response())
+    Ok(super::layout::render(
+        &ws,
+        Nav::Segments,
+        "Export to Facebook",
+        body,
+    ))
 }
 
 pub async fn new(Signed(ws): Signed) -> UiResult {
