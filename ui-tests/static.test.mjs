@@ -58,3 +58,33 @@ T('10 a static segment gets members through the API; its page shows the size and
   const ids = await contactRowIds(page);
   assert.deepEqual([...ids].sort(), [...picked].sort(), 'See contacts lists exactly the members added');
 });
+
+T('12 Export CSV downloads the members; Export to Facebook says it is not configured', async ({ page, signIn, call }) => {
+  await data();
+  const seg = await call('POST', '/v1/segments', { name: 'Export me', kind: 'static' });
+  const members = contacts.slice(0, 4).map((c) => c.id);
+  await call('POST', `/v1/segments/${encodeURIComponent(seg.id)}/contacts`, { contact_ids: members });
+
+  await signIn();
+  await page.goto(`/ui/segments/${encodeURIComponent(seg.id)}`);
+  await page.getByRole('heading', { name: 'Export me', exact: true }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent('download'), moreMenu(page, 'Export CSV')]);
+  const file = await download.path();
+  const text = (await import('node:fs')).readFileSync(file, 'utf8');
+  const lines = text.trim().split('\n');
+  assert.ok(lines[0].startsWith('id,'), `the CSV starts with a header row: ${lines[0]}`);
+  assert.deepEqual(lines.slice(1).map((l) => l.split(',')[0]).sort(), [...members].sort(), 'one row per member');
+  const emailColumn = lines[0].split(',').indexOf('email');
+  assert.ok(emailColumn > 0, 'the email column is exported by default');
+  for (const line of lines.slice(1)) {
+    const id = line.split(',')[0];
+    const email = contacts.find((c) => c.id === id).properties.email ?? '';
+    assert.equal(line.split(',')[emailColumn], email, `the email of ${id}`);
+  }
+
+  await moreMenu(page, 'Export to Facebook');
+  await page.waitForURL((u) => u.pathname === `/ui/segments/${seg.id}/facebook`);
+  await page.locator('#facebook-status').getByText('not configured').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Export', exact: true }).isDisabled(), true, 'nothing can be sent yet');
+  await shot(page, 'facebook not configured');
+});

@@ -156,6 +156,10 @@ function live(url, handlers) {
   document.addEventListener("click", (e) => {
     if (!menu.hidden && !menu.contains(e.target) && e.target !== button) close();
   });
+  // A download (Export CSV) leaves the page where it is: close the menu.
+  menu.addEventListener("click", (e) => {
+    if (e.target.closest("a")) close();
+  });
 })();
 
 (function segmentPage() {
