@@ -79,7 +79,8 @@ impl Server {
             } else if let Some(key) = line.strip_prefix("Workspace key (shown once, keep it): ") {
                 server.key = Some(key.trim().to_string());
                 return server;
-            } else if line.starts_with("Use the workspace key printed on first start") {
+            } else if line.starts_with("Web UI") {
+                // A restart prints no key; its sign-in link ends the banner's part we need.
                 return server;
             }
         }
