@@ -301,7 +301,7 @@ pub(crate) fn apply(
             };
             tx.prepare_cached(
                 "UPDATE webhook_outbox SET state = ?2, attempts = ?3,
-                   next_attempt_at = COALESCE(?4, next_attempt_at), last_error = ?5,
+                   next_attempt_at = COALESCE(?4, next_attempt_at), last_error = COALESCE(?5, last_error),
                    delivered_at = CASE WHEN ?6 THEN ?7 ELSE delivered_at END
                  WHERE id = ?1",
             )?

@@ -91,6 +91,10 @@ pub struct Write {
     pub queued: u64,
     /// Triggers a run write consumed.
     pub runs: u64,
+    /// Actions a run write applied.
+    pub actions: u64,
+    /// Webhooks a run write queued for delivery.
+    pub webhooks: u64,
     /// Changes not yet numbered; [`Workspace::finish`] turns them into records.
     staged: Staged,
     /// The cascade depth of the write's changes (a run's: one below the run).

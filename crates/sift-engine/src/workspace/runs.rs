@@ -40,6 +40,8 @@ impl Workspace {
             self.run_one(id, item, &head, now, &mut write);
             out.records.append(&mut write.records);
             out.changes += write.changes;
+            out.actions += write.actions;
+            out.webhooks += write.webhooks;
             let staged = std::mem::take(&mut write.staged);
             let hits = std::mem::take(&mut write.event_hits);
             out.queued += self.seal(staged, hits, write.depth, &mut out.records);
@@ -47,6 +49,15 @@ impl Workspace {
         out.records.push(Record::RunCursor(self.workflows.cursor()));
         out.records.push(Record::Clock(self.clock));
         out
+    }
+
+    /// A write that only records a webhook delivery attempt (the outbox is
+    /// the server's; the engine keeps nothing of it).
+    pub fn webhook_attempt(&mut self, attempt: crate::workflows::WebhookAttempt) -> Write {
+        Write {
+            records: vec![Record::WebhookAttempt(attempt)],
+            ..Write::default()
+        }
     }
 
     /// Runs trigger `id` for its contact, or drops it when its workflow is
@@ -120,11 +131,17 @@ impl Workspace {
         for i in 0..n_actions {
             let action = self.workflows.at(index).actions[i].clone();
             match self.apply_action(&action, i as u32, &run, now, write) {
-                Ok(result) => run.actions.push(ActionDone {
+                Ok(result) => {
+                    write.actions += 1;
+                    if matches!(action, Action::Webhook { .. }) {
+                        write.webhooks += 1;
+                    }
+                    run.actions.push(ActionDone {
                     index: i as u32,
                     kind: action.type_name().to_string(),
                     result: result.to_string(),
-                }),
+                    })
+                }
                 Err(message) => {
                     run.status = RunStatus::Failed;
                     run.error = Some(format!(
