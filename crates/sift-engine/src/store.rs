@@ -60,6 +60,11 @@ impl MemoryStore {
         &self.runs
     }
 
+    /// The points workflow runs gave, to contacts not deleted since.
+    pub fn grants(&self) -> &[ScoreGrant] {
+        &self.grants
+    }
+
     /// Every webhook queued so far.
     pub fn webhooks(&self) -> &[WebhookCall] {
         &self.webhooks
