@@ -464,6 +464,19 @@ impl Workspace {
     ) -> u64 {
         let batches = staged.into_batches(&mut self.next_seq);
         let mut queued = Vec::new();
+        // Events first (they came before the changes they caused), one
+        // batch per workflow, in the order of each workflow's first hit.
+        let mut groups: Vec<(usize, String, Vec<QueuedItem>)> = Vec::new();
+        for (index, event_type, item) in hits {
+            match groups.iter_mut().find(|g| g.0 == index) {
+                Some(group) => group.2.push(item),
+                None => groups.push((index, event_type, vec![item])),
+            }
+        }
+        for (index, event_type, items) in groups {
+            let trigger = TriggerKind::Event { event_type };
+            queued.push(self.workflows.enqueue(index, depth, trigger, items));
+        }
         if self.workflows.watches_changes() {
             for batch in &batches {
                 // A deleted contact is gone: nothing can run for it.
@@ -493,18 +506,6 @@ impl Workspace {
                     }
                 }
             }
-        }
-        // One batch per workflow, in the order of each workflow's first hit.
-        let mut groups: Vec<(usize, String, Vec<QueuedItem>)> = Vec::new();
-        for (index, event_type, item) in hits {
-            match groups.iter_mut().find(|g| g.0 == index) {
-                Some(group) => group.2.push(item),
-                None => groups.push((index, event_type, vec![item])),
-            }
-        }
-        for (index, event_type, items) in groups {
-            let trigger = TriggerKind::Event { event_type };
-            queued.push(self.workflows.enqueue(index, depth, trigger, items));
         }
         records.extend(batches.into_iter().map(Record::Changes));
         let count = queued.iter().map(|b| b.items.len() as u64).sum();
