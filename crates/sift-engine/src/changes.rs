@@ -6,7 +6,9 @@ use sift_lang::{Condition, DateTime};
 use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
 use crate::value::{RawValue, Value};
-use crate::workflows::{QueueBatch, RunRecord, ScoreGrant, WebhookAttempt, WebhookCall, WorkflowDef};
+use crate::workflows::{
+    QueueBatch, RunRecord, ScoreGrant, WebhookAttempt, WebhookCall, WorkflowDef,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeKind {

@@ -165,7 +165,11 @@ impl Grants {
     pub fn score(&self, no: u32, now: DateTime) -> (f64, DateTime) {
         let mut score = 0.0;
         let mut next = NEVER;
-        for &(points, expiry) in self.by_contact.get(no as usize).map_or(&[][..], Vec::as_slice) {
+        for &(points, expiry) in self
+            .by_contact
+            .get(no as usize)
+            .map_or(&[][..], Vec::as_slice)
+        {
             if expiry > now {
                 score += points;
                 if expiry < NEVER {
@@ -177,7 +181,9 @@ impl Grants {
     }
 
     pub fn has(&self, no: u32) -> bool {
-        self.by_contact.get(no as usize).is_some_and(|g| !g.is_empty())
+        self.by_contact
+            .get(no as usize)
+            .is_some_and(|g| !g.is_empty())
     }
 
     pub fn forget(&mut self, no: u32) {

@@ -370,8 +370,12 @@ impl Workflows {
                 continue;
             }
             match &def.trigger {
-                Trigger::SegmentEntered(id) => self.on_change.entry(id.clone()).or_default()[0].push(i),
-                Trigger::SegmentExited(id) => self.on_change.entry(id.clone()).or_default()[1].push(i),
+                Trigger::SegmentEntered(id) => {
+                    self.on_change.entry(id.clone()).or_default()[0].push(i)
+                }
+                Trigger::SegmentExited(id) => {
+                    self.on_change.entry(id.clone()).or_default()[1].push(i)
+                }
                 Trigger::Event { event_type, filter } => {
                     let kind = log.types.intern(event_type);
                     let filter = filter.as_ref().map(|f| Filter::compile(f, &mut log.names));
@@ -383,10 +387,12 @@ impl Workflows {
 
     /// Running workflows a change of `segment_id` of `kind` triggers.
     pub fn on_change(&self, segment_id: &str, kind: ChangeKind) -> &[usize] {
-        self.on_change.get(segment_id).map_or(&[], |lists| match kind {
-            ChangeKind::Entered => &lists[0],
-            ChangeKind::Exited => &lists[1],
-        })
+        self.on_change
+            .get(segment_id)
+            .map_or(&[], |lists| match kind {
+                ChangeKind::Entered => &lists[0],
+                ChangeKind::Exited => &lists[1],
+            })
     }
 
     pub fn watches_changes(&self) -> bool {

@@ -94,7 +94,10 @@ fn setup() -> (Workspace, MemoryStore) {
         workflow(
             "ungift",
             Trigger::SegmentExited("vip".into()),
-            vec![Action::RemoveFromSegment("gifted".into()), score(-3.0, Some(2))],
+            vec![
+                Action::RemoveFromSegment("gifted".into()),
+                score(-3.0, Some(2)),
+            ],
         ),
         workflow(
             "warm",
@@ -214,7 +217,11 @@ fn run_script(seed: u64) -> (usize, usize, usize) {
                 if step % 25 == 0 {
                     let mut live = ws.clone();
                     live.advance(ws.clock());
-                    assert_eq!(summary(&caught_up), summary(&live), "seed {seed} step {step}");
+                    assert_eq!(
+                        summary(&caught_up),
+                        summary(&live),
+                        "seed {seed} step {step}"
+                    );
                 }
             }
             _ => {}
@@ -272,7 +279,11 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
     let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
     let mut ids = BTreeSet::new();
     for run in store.runs() {
-        assert!(ids.insert(run.id), "seed {seed}: run {} recorded twice", run.id);
+        assert!(
+            ids.insert(run.id),
+            "seed {seed}: run {} recorded twice",
+            run.id
+        );
         let seq = run.item.seq.expect("segment triggers carry a seq");
         let key = (run.workflow_id.clone(), seq);
         assert!(
@@ -280,7 +291,11 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
             "seed {seed}: {key:?} ran twice"
         );
         let last = last_seq.entry(run.workflow_id.as_str()).or_insert(0);
-        assert!(seq >= *last, "seed {seed}: {} ran out of order", run.workflow_id);
+        assert!(
+            seq >= *last,
+            "seed {seed}: {} ran out of order",
+            run.workflow_id
+        );
         *last = seq;
         assert!(run.depth <= MAX_CASCADE_DEPTH, "seed {seed}: {run:?}");
         assert_eq!(
@@ -289,7 +304,10 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
             "seed {seed}: {run:?}"
         );
     }
-    assert_eq!(seen, expected, "seed {seed}: runs differ from the change log");
+    assert_eq!(
+        seen, expected,
+        "seed {seed}: runs differ from the change log"
+    );
     assert_eq!(ws.queued_runs(), 0);
     // Scores: the unexpired points of committed grants of committed runs.
     let done: BTreeSet<u64> = store
@@ -301,7 +319,10 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
     let mut points: BTreeMap<u32, f64> = BTreeMap::new();
     let restored = store.load().unwrap();
     for record in store_grants(store) {
-        assert!(done.contains(&record.run_id), "seed {seed}: grant of no run");
+        assert!(
+            done.contains(&record.run_id),
+            "seed {seed}: grant of no run"
+        );
         if restored.contacts().is_alive(record.no) && record.expires_at.is_none_or(|e| e > now) {
             *points.entry(record.no).or_default() += record.points;
         }
@@ -332,5 +353,8 @@ fn runs_survive_crashes_exactly_once() {
         crashes += c;
     }
     // The scripts did what they are for.
-    assert!(runs > 1_000 && stopped > 5 && crashes > 100, "{runs} {stopped} {crashes}");
+    assert!(
+        runs > 1_000 && stopped > 5 && crashes > 100,
+        "{runs} {stopped} {crashes}"
+    );
 }

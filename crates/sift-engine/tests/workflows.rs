@@ -160,7 +160,10 @@ fn gift() -> Vec<Action> {
 /// it to Gifted and add 10 points".
 fn vip_bench() -> Bench {
     let mut bench = Bench::new();
-    bench.ws.declare_field("orders", sift_lang::FieldType::Number, None).unwrap();
+    bench
+        .ws
+        .declare_field("orders", sift_lang::FieldType::Number, None)
+        .unwrap();
     bench.segment("vip", Some("orders >= 5"), false);
     bench.segment("gifted", None, false);
     bench
@@ -196,7 +199,10 @@ fn entering_vip_adds_to_gifted_and_gives_points_once_per_entry() {
     assert_eq!(bench.score("bob"), 10.0);
     let runs = bench.store.runs();
     assert_eq!(runs.len(), 3);
-    assert!(runs.iter().all(|r| r.status == RunStatus::Done && r.depth == 0));
+    assert!(
+        runs.iter()
+            .all(|r| r.status == RunStatus::Done && r.depth == 0)
+    );
     assert_eq!(runs[1].actions[0].result, "already_member");
     // The points are part of the stored score: a restart keeps them.
     let restored = bench.store.load().unwrap();
@@ -226,7 +232,12 @@ fn a_restart_replays_exactly_the_runs_not_committed() {
     for i in 0..10 {
         assert_eq!(bench.score(&format!("c{i}")), 10.0, "c{i}");
     }
-    let mut seqs: Vec<u64> = bench.store.runs().iter().filter_map(|r| r.item.seq).collect();
+    let mut seqs: Vec<u64> = bench
+        .store
+        .runs()
+        .iter()
+        .filter_map(|r| r.item.seq)
+        .collect();
     let n = seqs.len();
     seqs.dedup();
     assert_eq!((n, seqs.len()), (10, 10), "one run per trigger seq");
@@ -251,14 +262,12 @@ fn saves_refuse_what_cannot_run() {
     let mut bench = vip_bench();
     bench.segment("testers", None, true);
     bench.segment("plain", None, false);
-    let refuse = |bench: &mut Bench, input: WorkflowInput, path: &str| {
-        match bench.workflow(input) {
-            Err(Error::InvalidWorkflow { path: got, message }) => {
-                assert_eq!(got, path, "{message}");
-                message
-            }
-            other => panic!("expected a refusal at {path}, got {other:?}"),
+    let refuse = |bench: &mut Bench, input: WorkflowInput, path: &str| match bench.workflow(input) {
+        Err(Error::InvalidWorkflow { path: got, message }) => {
+            assert_eq!(got, path, "{message}");
+            message
         }
+        other => panic!("expected a refusal at {path}, got {other:?}"),
     };
     // Directly setting itself off.
     let message = refuse(
@@ -270,7 +279,10 @@ fn saves_refuse_what_cannot_run() {
         ),
         "actions[0]",
     );
-    assert!(message.contains("would set off this workflow again"), "{message}");
+    assert!(
+        message.contains("would set off this workflow again"),
+        "{message}"
+    );
     refuse(
         &mut bench,
         workflow(
@@ -292,11 +304,7 @@ fn saves_refuse_what_cannot_run() {
     );
     refuse(
         &mut bench,
-        workflow(
-            "w",
-            Trigger::SegmentEntered("nope".into()),
-            gift(),
-        ),
+        workflow("w", Trigger::SegmentEntered("nope".into()), gift()),
         "trigger.segment",
     );
     // Values fit their field.
@@ -336,7 +344,10 @@ fn saves_refuse_what_cannot_run() {
     // Names are unique without case.
     let mut twin = workflow("w2", Trigger::SegmentEntered("vip".into()), gift());
     twin.name = "W".into();
-    assert!(matches!(bench.workflow(twin), Err(Error::WorkflowNameTaken(_))));
+    assert!(matches!(
+        bench.workflow(twin),
+        Err(Error::WorkflowNameTaken(_))
+    ));
     // A field a workflow sets keeps its type.
     bench
         .workflow(workflow(
@@ -353,7 +364,9 @@ fn saves_refuse_what_cannot_run() {
         Some(sift_lang::FieldType::String)
     );
     assert!(matches!(
-        bench.ws.declare_field("tier", sift_lang::FieldType::Number, None),
+        bench
+            .ws
+            .declare_field("tier", sift_lang::FieldType::Number, None),
         Err(Error::FieldTypeConflict { .. })
     ));
 }
@@ -362,12 +375,14 @@ fn saves_refuse_what_cannot_run() {
 fn test_mode_touches_only_the_test_segment() {
     let mut bench = vip_bench();
     bench.segment("testers", None, true);
-    let mut input = workflow("try", Trigger::SegmentEntered("vip".into()), vec![
-        Action::AddScore {
+    let mut input = workflow(
+        "try",
+        Trigger::SegmentEntered("vip".into()),
+        vec![Action::AddScore {
             points: 1.0,
             expires_after: None,
-        },
-    ]);
+        }],
+    );
     input.status = WorkflowStatus::Test;
     input.test_segment = Some("testers".into());
     bench.workflow(input).unwrap();
@@ -385,7 +400,12 @@ fn test_mode_touches_only_the_test_segment() {
     // The active gift workflow ran for both; the test one only for the tester.
     assert_eq!(bench.score("tester"), 11.0);
     assert_eq!(bench.score("customer"), 10.0);
-    let runs: Vec<_> = bench.store.runs().iter().filter(|r| r.workflow_id == "try").collect();
+    let runs: Vec<_> = bench
+        .store
+        .runs()
+        .iter()
+        .filter(|r| r.workflow_id == "try")
+        .collect();
     assert_eq!(runs.len(), 1);
     assert!(runs[0].test && runs[0].contact_id == "tester");
 }
@@ -418,7 +438,10 @@ fn a_paused_workflow_does_not_catch_up() {
     bench.orders("after", 9.0);
     bench.run_all();
     assert_eq!(bench.members("gifted"), vec!["after"]);
-    assert_eq!(bench.runs("gift"), vec![("after".to_string(), RunStatus::Done)]);
+    assert_eq!(
+        bench.runs("gift"),
+        vec![("after".to_string(), RunStatus::Done)]
+    );
 }
 
 #[test]
@@ -465,7 +488,9 @@ fn workflows_setting_each_other_off_stop_at_the_depth_limit() {
     let last = runs.last().unwrap();
     assert_eq!(last.status, RunStatus::Stopped);
     assert!(
-        last.error.as_deref().is_some_and(|e| e.contains("cascade depth limit")),
+        last.error
+            .as_deref()
+            .is_some_and(|e| e.contains("cascade depth limit")),
         "{last:?}"
     );
     assert_eq!(bench.ws.queued_runs(), 0);
@@ -510,7 +535,9 @@ fn event_triggers_filter_by_where_and_filters_read_the_contact_at_run_time() {
         ]
     );
     let first = &bench.store.runs()[0];
-    assert!(matches!(&first.trigger, TriggerKind::Event { event_type } if event_type == "purchase"));
+    assert!(
+        matches!(&first.trigger, TriggerKind::Event { event_type } if event_type == "purchase")
+    );
 }
 
 #[test]
@@ -560,16 +587,21 @@ fn workflow_points_expire_at_their_exact_instant() {
         .collect();
     assert_eq!(exits, vec![expiry]);
     let replayed = restored.advance(expiry + 5);
-    assert_eq!(replayed.changes().map(|b| b.at).collect::<Vec<_>>(), vec![expiry]);
+    assert_eq!(
+        replayed.changes().map(|b| b.at).collect::<Vec<_>>(),
+        vec![expiry]
+    );
 }
 
 #[test]
 fn usages_list_workflows_by_role_and_refuse_the_delete() {
     let mut bench = vip_bench();
     bench.segment("testers", None, true);
-    let mut input = workflow("check", Trigger::SegmentExited("gifted".into()), vec![
-        Action::RemoveFromSegment("testers".into()),
-    ]);
+    let mut input = workflow(
+        "check",
+        Trigger::SegmentExited("gifted".into()),
+        vec![Action::RemoveFromSegment("testers".into())],
+    );
     input.filter = Some(parse_text("in segment \"vip\"", &bench.ws.schema()).unwrap());
     input.status = WorkflowStatus::Paused;
     input.test_segment = Some("testers".into());
@@ -602,7 +634,10 @@ fn usages_list_workflows_by_role_and_refuse_the_delete() {
             ("check".to_string(), "test_segment", Some("paused")),
         ]
     );
-    assert!(matches!(bench.ws.delete_segment("testers"), Err(Error::InUse { .. })));
+    assert!(matches!(
+        bench.ws.delete_segment("testers"),
+        Err(Error::InUse { .. })
+    ));
     let now = bench.tick();
     bench.ws.delete_workflow("check", now).unwrap();
     assert!(roles(&bench.ws, "testers").is_empty());

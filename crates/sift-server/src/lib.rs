@@ -62,7 +62,11 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(segments::usages))
         .routes(routes!(workflows::list, workflows::create))
-        .routes(routes!(workflows::get, workflows::update, workflows::delete))
+        .routes(routes!(
+            workflows::get,
+            workflows::update,
+            workflows::delete
+        ))
         .routes(routes!(workflows::runs))
         .routes(routes!(export::export_csv))
         .routes(routes!(changes::segment_changes))

@@ -83,7 +83,10 @@ async fn run(
         };
         let busy = in_flight.lock().map_or(0, |set| set.len());
         let now = now_ms();
-        let rows = match handle.reader().map(|r| r.due_deliveries(i64::MAX, busy + 64)) {
+        let rows = match handle
+            .reader()
+            .map(|r| r.due_deliveries(i64::MAX, busy + 64))
+        {
             Ok(Ok(rows)) => rows,
             Ok(Err(error)) => {
                 tracing::error!(%error, "reading the webhook outbox failed; retrying in a second");
@@ -100,7 +103,9 @@ async fn run(
                 continue;
             }
             if delivery.next_attempt_at > now {
-                next_due = Some(next_due.map_or(delivery.next_attempt_at, |t: i64| t.min(delivery.next_attempt_at)));
+                next_due = Some(next_due.map_or(delivery.next_attempt_at, |t: i64| {
+                    t.min(delivery.next_attempt_at)
+                }));
                 continue;
             }
             if let Ok(mut set) = in_flight.lock() {
@@ -153,7 +158,10 @@ async fn deliver(
         .header("user-agent", "sift-workflows")
         .header("sift-delivery", &delivery.id);
     if let Some(secret) = &delivery.secret {
-        request = request.header("sift-signature", signature(secret, delivery.body.as_bytes()));
+        request = request.header(
+            "sift-signature",
+            signature(secret, delivery.body.as_bytes()),
+        );
     }
     let outcome = match request.body(delivery.body.clone()).send().await {
         Ok(response) if response.status().is_success() => Ok(()),

@@ -143,9 +143,9 @@ fn definition_from_json(text: &str, schema: &dyn Schema) -> Result<Definition, S
             Some("add_score") => Action::AddScore {
                 points: a["points"].as_f64().ok_or("points is not a number")?,
                 expires_after: match a["expires_after"].as_str() {
-                    Some(d) => Some(
-                        sift_lang::duration_from_json(d).ok_or(format!("duration {d:?}"))?,
-                    ),
+                    Some(d) => {
+                        Some(sift_lang::duration_from_json(d).ok_or(format!("duration {d:?}"))?)
+                    }
                     None => None,
                 },
             },
@@ -397,7 +397,12 @@ pub(crate) fn load(conn: &Connection, schema: &dyn Schema) -> Result<Loaded, Sto
         |r| r.get(0),
     )?;
     let cursor = cursor as u64;
-    let next_id = queue.iter().map(QueueBatch::end_id).max().unwrap_or(0).max(cursor);
+    let next_id = queue
+        .iter()
+        .map(QueueBatch::end_id)
+        .max()
+        .unwrap_or(0)
+        .max(cursor);
     let mut grants = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT run_id, action, contact_no, points, at, expires_at FROM score_grants

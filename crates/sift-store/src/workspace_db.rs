@@ -10,8 +10,8 @@ use sift_lang::DateTime;
 use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
-use crate::workflow_db;
 use crate::schema::{migrate, open};
+use crate::workflow_db;
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {

@@ -487,7 +487,10 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         }
         if step % 97 == 0 {
             let mut input = gift.clone();
-            if ws.workflow("gift").is_some_and(|w| w.status == WorkflowStatus::Active) {
+            if ws
+                .workflow("gift")
+                .is_some_and(|w| w.status == WorkflowStatus::Active)
+            {
                 input.status = WorkflowStatus::Paused;
             }
             pending.push(ws.update_workflow(input, now).unwrap().records);
@@ -608,5 +611,9 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
     let run_ids: Vec<u64> = memory.webhooks().iter().map(|w| w.run_id).collect();
     let deliveries = reader.deliveries_of(&run_ids).unwrap();
     assert_eq!(deliveries.len(), memory.webhooks().len());
-    assert!(deliveries.iter().all(|d| d.state == "pending" && d.attempts == 0));
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.state == "pending" && d.attempts == 0)
+    );
 }

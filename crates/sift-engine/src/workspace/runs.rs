@@ -11,8 +11,8 @@ use crate::changes::{Cause, Record};
 use crate::fields::LEAD_SCORE;
 use crate::time::add;
 use crate::workflows::{
-    Action, ActionDone, MAX_CASCADE_DEPTH, QueueHead, QueuedItem, RunRecord, RunStatus,
-    ScoreGrant, WebhookCall, WorkflowStatus,
+    Action, ActionDone, MAX_CASCADE_DEPTH, QueueHead, QueuedItem, RunRecord, RunStatus, ScoreGrant,
+    WebhookCall, WorkflowStatus,
 };
 
 impl Workspace {
@@ -137,9 +137,9 @@ impl Workspace {
                         write.webhooks += 1;
                     }
                     run.actions.push(ActionDone {
-                    index: i as u32,
-                    kind: action.type_name().to_string(),
-                    result: result.to_string(),
+                        index: i as u32,
+                        kind: action.type_name().to_string(),
+                        result: result.to_string(),
                     })
                 }
                 Err(message) => {

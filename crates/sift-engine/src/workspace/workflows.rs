@@ -82,9 +82,9 @@ impl Workspace {
             {
                 roles.push("filter");
             }
-            if def.actions.iter().any(|a| {
-                matches!(a, Action::AddToSegment(s) | Action::RemoveFromSegment(s) if s == id)
-            }) {
+            if def.actions.iter().any(
+                |a| matches!(a, Action::AddToSegment(s) | Action::RemoveFromSegment(s) if s == id),
+            ) {
                 roles.push("action_target");
             }
             if def.test_segment.as_deref() == Some(id) {
@@ -185,7 +185,10 @@ impl Workspace {
     fn check_workflow(&self, input: &WorkflowInput) -> Result<Vec<FieldDef>, Error> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(invalid("name", "a workflow name must have 1 to 200 characters"));
+            return Err(invalid(
+                "name",
+                "a workflow name must have 1 to 200 characters",
+            ));
         }
         let key = name.to_lowercase();
         if self
@@ -330,7 +333,9 @@ impl Workspace {
                 if !fields::valid_field_name(field) {
                     return Err(invalid(
                         path,
-                        format!("field name {field:?} is invalid: it must match [a-z][a-z0-9_]{{0,63}}"),
+                        format!(
+                            "field name {field:?} is invalid: it must match [a-z][a-z0-9_]{{0,63}}"
+                        ),
                     ));
                 }
                 let field_type = match self.fields.get(field) {
@@ -393,7 +398,10 @@ impl Workspace {
                         format!("{url:?} is not an http:// or https:// URL with a host"),
                     ));
                 }
-                if secret.as_ref().is_some_and(|s| s.is_empty() || s.len() > 256) {
+                if secret
+                    .as_ref()
+                    .is_some_and(|s| s.is_empty() || s.len() > 256)
+                {
                     return Err(invalid(
                         at("secret"),
                         "a secret has 1 to 256 bytes (leave it out to send unsigned)",
@@ -483,7 +491,11 @@ impl Workspace {
                 if batch.cause == Cause::ContactDelete {
                     continue;
                 }
-                for index in self.workflows.on_change(&batch.segment_id, batch.kind).to_vec() {
+                for index in self
+                    .workflows
+                    .on_change(&batch.segment_id, batch.kind)
+                    .to_vec()
+                {
                     let scope = self.test_scope(index);
                     let items: Vec<QueuedItem> = batch
                         .contacts

@@ -35,7 +35,11 @@ fn naming(mut error: ApiError, field: &str) -> ApiError {
     error
 }
 
-fn object<'a>(value: &'a Json, field: &str, example: &str) -> Result<&'a Map<String, Json>, ApiError> {
+fn object<'a>(
+    value: &'a Json,
+    field: &str,
+    example: &str,
+) -> Result<&'a Map<String, Json>, ApiError> {
     value.as_object().ok_or_else(|| {
         fault(
             field,
@@ -84,7 +88,11 @@ fn segment_ref(engine: &Workspace, given: String) -> String {
 }
 
 /// Reads a create body (or a `PATCH` merged into the saved workflow).
-pub fn workflow_input(id: String, body: &Json, engine: &Workspace) -> Result<WorkflowInput, ApiError> {
+pub fn workflow_input(
+    id: String,
+    body: &Json,
+    engine: &Workspace,
+) -> Result<WorkflowInput, ApiError> {
     let map = body.as_object().ok_or_else(|| {
         ApiError::validation(
             "the body must be a JSON object like {\"name\": \"…\", \"trigger\": {…}, \"actions\": […]}",
@@ -97,11 +105,16 @@ pub fn workflow_input(id: String, body: &Json, engine: &Workspace) -> Result<Wor
         Some(Json::String(text)) => WorkflowStatus::parse(text).ok_or_else(|| {
             fault(
                 "status",
-                format!("\"status\" must be \"draft\", \"test\", \"active\" or \"paused\", got {text:?}"),
+                format!(
+                    "\"status\" must be \"draft\", \"test\", \"active\" or \"paused\", got {text:?}"
+                ),
             )
         })?,
         Some(other) => {
-            return Err(fault("status", format!("\"status\" must be a string, got {other}")));
+            return Err(fault(
+                "status",
+                format!("\"status\" must be a string, got {other}"),
+            ));
         }
     };
     let test_segment = match map.get("test_segment") {
@@ -123,7 +136,10 @@ pub fn workflow_input(id: String, body: &Json, engine: &Workspace) -> Result<Wor
             .map(|(i, item)| action_of(i, item, engine))
             .collect::<Result<Vec<_>, _>>()?,
         Some(other) => {
-            return Err(fault("actions", format!("\"actions\" must be a list, got {other}")));
+            return Err(fault(
+                "actions",
+                format!("\"actions\" must be a list, got {other}"),
+            ));
         }
         None => return Err(fault("actions", "\"actions\" is required")),
     };
@@ -138,8 +154,7 @@ pub fn workflow_input(id: String, body: &Json, engine: &Workspace) -> Result<Wor
     })
 }
 
-const TRIGGER_EXAMPLE: &str =
-    "{\"type\": \"segment_entered\", \"segment\": \"seg_…\"} or {\"type\": \"event\", \"event_type\": \"purchase\"}";
+const TRIGGER_EXAMPLE: &str = "{\"type\": \"segment_entered\", \"segment\": \"seg_…\"} or {\"type\": \"event\", \"event_type\": \"purchase\"}";
 
 fn trigger_of(value: &Json, engine: &Workspace) -> Result<Trigger, ApiError> {
     let map = object(value, "trigger", TRIGGER_EXAMPLE)?;
@@ -164,7 +179,9 @@ fn trigger_of(value: &Json, engine: &Workspace) -> Result<Trigger, ApiError> {
         }
         other => Err(fault(
             "trigger.type",
-            format!("\"type\" must be \"segment_entered\", \"segment_exited\" or \"event\", got {other:?}"),
+            format!(
+                "\"type\" must be \"segment_entered\", \"segment_exited\" or \"event\", got {other:?}"
+            ),
         )),
     }
 }
@@ -227,7 +244,10 @@ fn action_of(i: usize, value: &Json, engine: &Workspace) -> Result<Action, ApiEr
             only_keys(map, &field, &["type", "points", "expires_after"])?;
             let points = match map.get("points") {
                 Some(value) => value.as_f64().ok_or_else(|| {
-                    fault(at("points"), format!("\"points\" must be a number, got {value}"))
+                    fault(
+                        at("points"),
+                        format!("\"points\" must be a number, got {value}"),
+                    )
                 })?,
                 None => return Err(fault(at("points"), "\"points\" is required")),
             };
@@ -244,9 +264,12 @@ fn action_of(i: usize, value: &Json, engine: &Workspace) -> Result<Action, ApiEr
         "set_property" => {
             only_keys(map, &field, &["type", "field", "value"])?;
             let name = string(map, "field", &at("field"))?;
-            let value = map
-                .get("value")
-                .ok_or_else(|| fault(at("value"), "\"value\" is required (null removes the property)"))?;
+            let value = map.get("value").ok_or_else(|| {
+                fault(
+                    at("value"),
+                    "\"value\" is required (null removes the property)",
+                )
+            })?;
             Ok(Action::SetProperty {
                 field: name,
                 value: raw_value(value),
@@ -259,14 +282,19 @@ fn action_of(i: usize, value: &Json, engine: &Workspace) -> Result<Action, ApiEr
                 None | Some(Json::Null) => None,
                 Some(Json::String(s)) => Some(s.clone()),
                 Some(other) => {
-                    return Err(fault(at("secret"), format!("\"secret\" must be a string, got {other}")));
+                    return Err(fault(
+                        at("secret"),
+                        format!("\"secret\" must be a string, got {other}"),
+                    ));
                 }
             };
             Ok(Action::Webhook { url, secret })
         }
         other => Err(fault(
             at("type"),
-            format!("unknown action type {other:?}; expected add_to_segment, remove_from_segment, add_score, set_property or webhook"),
+            format!(
+                "unknown action type {other:?}; expected add_to_segment, remove_from_segment, add_score, set_property or webhook"
+            ),
         )),
     }
 }

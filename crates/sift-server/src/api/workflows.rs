@@ -81,7 +81,8 @@ pub fn run_json(run: &RunRecord, deliveries: &[Delivery]) -> Json {
         .actions
         .iter()
         .map(|action| {
-            let mut out = json!({"index": action.index, "type": action.kind, "result": action.result});
+            let mut out =
+                json!({"index": action.index, "type": action.kind, "result": action.result});
             let id = format!("{}_{}", run_id(run.id), action.index);
             if let Some(delivery) = deliveries.iter().find(|d| d.id == id) {
                 out["delivery"] = delivery_json(delivery);

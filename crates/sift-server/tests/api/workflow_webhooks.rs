@@ -101,11 +101,16 @@ async fn a_signed_webhook_is_retried_until_the_receiver_accepts_it() {
     let (receiver, url) = Receiver::start(3).await;
     let server = Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
     let (vip, wf) = hook_workflow(&server, &url, Some("s3cret")).await;
-    server.put_contact("ana", json!({"orders": 9, "email": "ana@example.com"})).await;
+    server
+        .put_contact("ana", json!({"orders": 9, "email": "ana@example.com"}))
+        .await;
     let (run, delivery) = delivery_in(&server, &wf, "delivered").await;
     assert_eq!(run["actions"][0]["result"], "queued");
     assert_eq!(delivery["attempts"], 4);
-    assert_eq!(delivery["last_error"], "the endpoint answered 500 Internal Server Error");
+    assert_eq!(
+        delivery["last_error"],
+        "the endpoint answered 500 Internal Server Error"
+    );
     let requests = receiver.requests();
     assert_eq!(requests.len(), 4);
     let (headers, body) = &requests[3];
@@ -117,7 +122,10 @@ async fn a_signed_webhook_is_retried_until_the_receiver_accepts_it() {
     let signature = headers["sift-signature"].to_str().unwrap();
     assert_eq!(signature, format!("sha256={}", hmac_hex("s3cret", body)));
     assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["sift-delivery"].to_str().unwrap(), delivery["id"].as_str().unwrap());
+    assert_eq!(
+        headers["sift-delivery"].to_str().unwrap(),
+        delivery["id"].as_str().unwrap()
+    );
     let body: Json = serde_json::from_str(body).unwrap();
     assert_eq!(body["workflow_id"], json!(wf));
     assert_eq!(body["run"]["id"], run["id"]);
@@ -172,7 +180,11 @@ async fn pending_deliveries_survive_a_restart_and_unsigned_ones_have_no_signatur
         ids
     };
     assert_eq!(accepted.len(), 3, "{accepted:?}");
-    assert!(requests.iter().all(|(h, _)| !h.contains_key("sift-signature")));
+    assert!(
+        requests
+            .iter()
+            .all(|(h, _)| !h.contains_key("sift-signature"))
+    );
     let (_, delivery) = delivery_in(&server, &wf, "delivered").await;
     assert!(delivery["attempts"].as_u64().unwrap() >= 2, "{delivery}");
 }

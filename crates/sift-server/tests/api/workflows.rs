@@ -101,7 +101,9 @@ async fn burst(server: &Server, round: u32) {
         server
             .events(json!({"id": format!("e{round}-{i}"), "contact_id": format!("c{i}"), "type": "purchase"}))
             .await;
-        server.put_contact(&format!("c{}", i + 1), json!({"orders": round % 2 * 6})).await;
+        server
+            .put_contact(&format!("c{}", i + 1), json!({"orders": round % 2 * 6}))
+            .await;
     }
 }
 
@@ -115,7 +117,11 @@ async fn check_exact(server: &Server, vip: &str, gifted: &str, wf: &str) {
         .into_iter()
         .filter(|c| c["change"] == "entered")
         .collect();
-    assert!(entries.len() > 30, "the burst made {} entries", entries.len());
+    assert!(
+        entries.len() > 30,
+        "the burst made {} entries",
+        entries.len()
+    );
     let mut per_contact: BTreeMap<String, u64> = BTreeMap::new();
     for change in &entries {
         *per_contact
@@ -135,7 +141,10 @@ async fn check_exact(server: &Server, vip: &str, gifted: &str, wf: &str) {
     // Newest first.
     assert!(seqs.windows(2).all(|w| w[0] > w[1]));
     let members: BTreeSet<String> = server.members(gifted, 1000).await.into_iter().collect();
-    assert_eq!(members, per_contact.keys().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(
+        members,
+        per_contact.keys().cloned().collect::<BTreeSet<_>>()
+    );
     for i in 0..30 {
         let id = format!("c{i}");
         let contact = server.get(&format!("/v1/contacts/{id}")).await;
@@ -248,7 +257,8 @@ async fn usages_list_workflows_and_a_segment_in_use_cannot_be_deleted() {
     let wf = workflow(&server, gift_body(&vip, &gifted)).await;
     let mut filtered = gift_body(&gifted, &vip);
     filtered["name"] = json!("Filtered");
-    filtered["trigger"] = json!({"type": "event", "event_type": "purchase", "where": "amount > 10"});
+    filtered["trigger"] =
+        json!({"type": "event", "event_type": "purchase", "where": "amount > 10"});
     filtered["filter"] = json!("in segment \"VIP\"");
     filtered["actions"] = json!([{"type": "add_score", "points": 1}]);
     let wf2 = workflow(&server, filtered).await;
@@ -285,12 +295,22 @@ async fn usages_list_workflows_and_a_segment_in_use_cannot_be_deleted() {
     assert_eq!(status, StatusCode::CONFLICT);
     // Deleting the workflow frees the segment at once.
     server
-        .expect(StatusCode::OK, "DELETE", &format!("/v1/workflows/{wf}"), None)
+        .expect(
+            StatusCode::OK,
+            "DELETE",
+            &format!("/v1/workflows/{wf}"),
+            None,
+        )
         .await;
     let usages = server.get(&format!("/v1/segments/{gifted}/usages")).await;
     assert_eq!(usages["items"], json!([]));
     server
-        .expect(StatusCode::OK, "DELETE", &format!("/v1/segments/{gifted}"), None)
+        .expect(
+            StatusCode::OK,
+            "DELETE",
+            &format!("/v1/segments/{gifted}"),
+            None,
+        )
         .await;
     let (status, body) = server
         .send("GET", &format!("/v1/workflows/{wf}"), None)
@@ -342,7 +362,10 @@ async fn workflows_setting_each_other_off_stop_at_the_depth_limit() {
     assert_eq!(stopped[0]["depth"], 8);
     assert_eq!(stopped[0]["actions"], json!([]));
     let reason = stopped[0]["error"].as_str().unwrap();
-    assert!(reason.starts_with("stopped: cascade depth limit"), "{reason}");
+    assert!(
+        reason.starts_with("stopped: cascade depth limit"),
+        "{reason}"
+    );
     let stopped_only = runs(&server, &ping, "&status=stopped").await;
     assert_eq!(stopped_only.len(), 1);
 }
@@ -407,36 +430,61 @@ async fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
         ),
     ];
     for (body, code, field) in cases {
-        let (status, answer) = server.send("POST", "/v1/workflows", Some(body.clone())).await;
+        let (status, answer) = server
+            .send("POST", "/v1/workflows", Some(body.clone()))
+            .await;
         let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, code);
-        assert_eq!(error["details"]["field"], field, "{body} answered {answer:#}");
+        assert_eq!(
+            error["details"]["field"], field,
+            "{body} answered {answer:#}"
+        );
     }
     // Setting itself off directly is refused with the reason.
     let (status, answer) = server
         .send(
             "POST",
             "/v1/workflows",
-            Some(json!({"name": "loop", "trigger": {"type": "segment_entered", "segment": gifted},
-                        "actions": [{"type": "add_to_segment", "segment": gifted}]})),
+            Some(
+                json!({"name": "loop", "trigger": {"type": "segment_entered", "segment": gifted},
+                        "actions": [{"type": "add_to_segment", "segment": gifted}]}),
+            ),
         )
         .await;
-    let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let error = error_of(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("would set off this workflow again"), "{message}");
+    assert!(
+        message.contains("would set off this workflow again"),
+        "{message}"
+    );
     assert_eq!(error["details"]["field"], "actions[0]");
     // A JSON filter's fault points into the body.
     let (status, answer) = server
         .send(
             "POST",
             "/v1/workflows",
-            Some(json!({"name": "x", "trigger": {"type": "segment_entered", "segment": vip},
+            Some(
+                json!({"name": "x", "trigger": {"type": "segment_entered", "segment": vip},
                         "filter": {"all": [{"field": "orders", "op": "gt", "value": "many"}]},
-                        "actions": [{"type": "add_score", "points": 1}]})),
+                        "actions": [{"type": "add_score", "points": 1}]}),
+            ),
         )
         .await;
-    let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_condition");
+    let error = error_of(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_condition",
+    );
     assert!(
-        error["details"]["path"].as_str().unwrap().starts_with("/filter/all/0"),
+        error["details"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/filter/all/0"),
         "{answer:#}"
     );
     assert_eq!(server.get("/v1/workflows").await["items"], json!([]));
@@ -454,7 +502,12 @@ async fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
             Some(json!({"actions": [{"type": "remove_from_segment", "segment": vip}]})),
         )
         .await;
-    error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    error_of(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     assert_eq!(server.get(&format!("/v1/workflows/{wf}")).await, before);
     let (status, answer) = server
         .send("GET", &format!("/v1/workflows/{wf}/runs?status=nope"), None)
@@ -513,7 +566,9 @@ async fn a_workflow_answers_its_definition_with_texts() {
             .any(|f| f["name"] == "tier" && f["type"] == "string"),
         "{fields:#}"
     );
-    server.put_contact("ana", json!({"orders": 6, "country": "ES"})).await;
+    server
+        .put_contact("ana", json!({"orders": 6, "country": "ES"}))
+        .await;
     server
         .events(json!({"contact_id": "ana", "type": "purchase", "properties": {"amount": 80}}))
         .await;
