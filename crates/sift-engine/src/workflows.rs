@@ -327,6 +327,8 @@ pub struct Workflows {
     /// The first trigger id not yet consumed.
     cursor: u64,
     next_id: u64,
+    /// Triggers waiting, by workflow id.
+    waiting: HashMap<String, u64>,
 }
 
 impl Workflows {
@@ -433,6 +435,7 @@ impl Workflows {
             items,
         };
         self.next_id = batch.end_id();
+        *self.waiting.entry(batch.workflow_id.clone()).or_default() += batch.items.len() as u64;
         self.queue.push_back(batch.clone());
         batch
     }
@@ -443,9 +446,14 @@ impl Workflows {
             return;
         }
         self.next_id = self.next_id.max(batch.end_id());
-        if self.queue.is_empty() {
+        let skip = if self.queue.is_empty() {
             self.head = (self.cursor.saturating_sub(batch.first_id)) as usize;
-        }
+            self.head
+        } else {
+            0
+        };
+        let left = batch.items.len().saturating_sub(skip) as u64;
+        *self.waiting.entry(batch.workflow_id.clone()).or_default() += left;
         self.queue.push_back(batch);
     }
 
@@ -454,6 +462,7 @@ impl Workflows {
         self.cursor = cursor;
         self.next_id = next_id.max(cursor);
         self.queue.clear();
+        self.waiting.clear();
         self.head = 0;
     }
 
@@ -476,6 +485,9 @@ impl Workflows {
             };
             self.head += 1;
             self.cursor = id + 1;
+            if let Some(n) = self.waiting.get_mut(&head.workflow_id) {
+                *n = n.saturating_sub(1);
+            }
             return Some((id, item, head));
         }
     }
@@ -491,23 +503,13 @@ impl Workflows {
 
     /// Triggers waiting to run.
     pub fn queued(&self) -> u64 {
-        self.queue
-            .iter()
-            .map(|b| b.items.len() as u64)
-            .sum::<u64>()
-            .saturating_sub(self.head as u64)
+        // Numbers are handed out consecutively and consumed in order.
+        self.next_id.saturating_sub(self.cursor)
     }
 
     /// Triggers of workflow `id` waiting to run (stale ones included).
     pub fn queued_for(&self, id: &str) -> u64 {
-        let mut n = 0;
-        for (k, batch) in self.queue.iter().enumerate() {
-            if batch.workflow_id == id {
-                let skip = if k == 0 { self.head } else { 0 };
-                n += batch.items.len().saturating_sub(skip) as u64;
-            }
-        }
-        n
+        self.waiting.get(id).copied().unwrap_or(0)
     }
 
     /// The waiting batches, the front one trimmed to what is left.
