@@ -326,3 +326,37 @@ fn the_memory_store_restores_workflows_queue_and_grants() {
         );
     }
 }
+
+#[test]
+fn changes_before_a_save_do_not_trigger_the_saved_workflow() {
+    let mut bench = Bench::new();
+    bench.segment("gifted", None, false);
+    bench.segment("recent", Some("performed visit in last 1 hours"), false);
+    bench.event("ana", "visit", 1.0);
+    // Ana leaves "recent" an hour later; the workflow is saved after that
+    // instant, before any write has processed it.
+    bench.now += 2 * 3_600_000;
+    bench
+        .workflow(workflow(
+            "lapsed",
+            Trigger::SegmentExited("recent".into()),
+            vec![Action::AddToSegment("gifted".into())],
+        ))
+        .unwrap();
+    assert!(
+        bench
+            .store
+            .changes()
+            .iter()
+            .any(|b| b.segment_id == "recent" && b.kind == ChangeKind::Exited)
+    );
+    assert_eq!(bench.ws.queued_runs(), 0);
+    // A later exit does trigger it.
+    bench.event("bob", "visit", 1.0);
+    bench.now += 2 * 3_600_000;
+    let now = bench.tick();
+    let write = bench.ws.advance(now);
+    bench.keep(write);
+    bench.run_all();
+    assert_eq!(bench.members("gifted"), vec!["bob"]);
+}

@@ -141,6 +141,9 @@ impl Workspace {
         now: DateTime,
         new_fields: Vec<FieldDef>,
     ) -> Result<Write, Error> {
+        // What the timers did on the way to `now` happened before the save:
+        // it is sealed (and triggers workflows) as the definitions were.
+        let mut before = self.finish(Write::default());
         let mut write = Write::default();
         for def in new_fields {
             self.add_field(def.clone());
@@ -160,7 +163,12 @@ impl Workspace {
         };
         self.workflows.put(def.clone(), &mut self.events);
         write.records.push(Record::Workflow(def));
-        Ok(self.finish(write))
+        let mut write = self.finish(write);
+        before.records.append(&mut write.records);
+        write.records = before.records;
+        write.queued += before.queued;
+        write.changes += before.changes;
+        Ok(write)
     }
 
     /// Deletes a workflow; its queued triggers are dropped unrun.
