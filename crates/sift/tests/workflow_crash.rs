@@ -139,7 +139,7 @@ async fn writer(client: HttpClient, addr: String, key: String, task: u64) {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let body = if state % 3 == 0 {
+        let body = if state.is_multiple_of(3) {
             let n = state % CONTACTS;
             json!({"contact_id": format!("c{n}"), "type": "purchase"})
         } else {
