@@ -28,27 +28,36 @@ impl Workspace {
         let now = self.tick(now);
         // The changes timers made on the way come first, as in any write.
         let mut out = self.finish(Write::default());
+        // Consecutive runs of one depth share their changes' numbering, so
+        // that many runs adding to one segment make one change batch.
+        let mut part = Write::default();
         while (out.runs as usize) < limit {
             let Some((id, item, head)) = self.workflows.pop() else {
                 break;
             };
             out.runs += 1;
-            let mut write = Write {
-                depth: head.depth + 1,
-                ..Write::default()
-            };
-            self.run_one(id, item, &head, now, &mut write);
-            out.records.append(&mut write.records);
-            out.changes += write.changes;
-            out.actions += write.actions;
-            out.webhooks += write.webhooks;
-            let staged = std::mem::take(&mut write.staged);
-            let hits = std::mem::take(&mut write.event_hits);
-            out.queued += self.seal(staged, hits, write.depth, &mut out.records);
+            if part.depth != head.depth + 1 {
+                self.seal_part(&mut part, &mut out);
+                part.depth = head.depth + 1;
+            }
+            self.run_one(id, item, &head, now, &mut part);
         }
+        self.seal_part(&mut part, &mut out);
         out.records.push(Record::RunCursor(self.workflows.cursor()));
         out.records.push(Record::Clock(self.clock));
         out
+    }
+
+    /// Moves a part of a run write into `out`: its records, then its
+    /// changes, numbered, and the triggers they queue one level deeper.
+    fn seal_part(&mut self, part: &mut Write, out: &mut Write) {
+        out.records.append(&mut part.records);
+        out.changes += std::mem::take(&mut part.changes);
+        out.actions += std::mem::take(&mut part.actions);
+        out.webhooks += std::mem::take(&mut part.webhooks);
+        let staged = std::mem::take(&mut part.staged);
+        let hits = std::mem::take(&mut part.event_hits);
+        out.queued += self.seal(staged, hits, part.depth, &mut out.records);
     }
 
     /// A write that only records a webhook delivery attempt (the outbox is
