@@ -186,6 +186,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     let ingest = t.elapsed();
     let t = Instant::now();
     let (mut runs, mut actions, mut changes) = (0, 0, 0);
+    let mut writes = Vec::new();
     loop {
         clock += 1;
         let write = ws.run_workflows(clock, 512);
@@ -195,13 +196,28 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         runs += write.runs;
         actions += write.actions;
         changes += write.change_count();
+        writes.push(write.records);
     }
     let took = t.elapsed();
+    // What storing those run writes costs, one commit (one fsync) each.
+    let dir = tempfile::tempdir()?;
+    let mut db = sift_store::WorkspaceDb::open(&dir.path().join("ws.db"))?;
+    let stored = Instant::now();
+    for records in &writes {
+        db.commit(std::iter::once(records.as_slice()))?;
+    }
+    let stored = stored.elapsed();
     println!(
         "engine:          {:>10.0} actions/s, {:.0} runs/s in-process ({runs} runs of {queued} triggers from {n_events} events, {actions} actions, {changes} membership changes; the events took {:.2} s to ingest)",
         actions as f64 / took.as_secs_f64(),
         runs as f64 / took.as_secs_f64(),
         ingest.as_secs_f64()
+    );
+    println!(
+        "store:           {:>10.0} actions/s committed to SQLite ({} run writes of up to 512 runs, {:.2} s)",
+        actions as f64 / stored.as_secs_f64(),
+        writes.len(),
+        stored.as_secs_f64()
     );
     drop(ws);
     if http_contacts > 0 {
