@@ -1,6 +1,6 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
-//! scoring rules, clock and change log, and a catalog database for
+//! scoring rules, clock, change log and webhook subscriptions, and a catalog database for
 //! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
@@ -13,11 +13,15 @@ mod codec;
 mod error;
 mod load;
 mod schema;
+mod webhooks;
 mod workspace_db;
 
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
-pub use workspace_db::{StoredChange, WorkspaceDb, WorkspaceReader};
+pub use webhooks::{
+    PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
+};
+pub use workspace_db::{Pending, StoredChange, WorkspaceDb, WorkspaceReader};
 
 pub use sift_engine::Record;
