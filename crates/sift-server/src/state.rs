@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sift_engine::{Record, Workspace, Write};
-use sift_store::{Catalog, StoreError, WorkspaceDb, WorkspaceReader, WorkspaceRow, hash_key};
+use sift_store::{
+    Catalog, Pending, StoreError, WebhookWrite, WorkspaceDb, WorkspaceReader, WorkspaceRow,
+    hash_key,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{ApiError, ApiResult, Code};
@@ -32,6 +35,14 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Webhook deliveries: the first retry's delay (it doubles, with
+    /// jitter, up to `webhook_retry_max_ms`).
+    pub webhook_retry_base_ms: u64,
+    pub webhook_retry_max_ms: u64,
+    /// How long one delivery attempt may take before it counts as failed.
+    pub webhook_timeout_ms: u64,
+    /// Most changes (and most events) in one delivery.
+    pub webhook_batch_max: usize,
 }
 
 impl Config {
@@ -40,12 +51,18 @@ impl Config {
             data_dir: data_dir.into(),
             admin_key,
             max_body_bytes: 16 * 1024 * 1024,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_max_ms: 300_000,
+            webhook_timeout_ms: 10_000,
+            webhook_batch_max: 1_000,
         }
     }
 }
 
 struct Job {
     records: Vec<Record>,
+    /// Webhook subscriptions and cursors, committed after `records`.
+    webhooks: Vec<WebhookWrite>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -63,16 +80,19 @@ pub struct WorkspaceHandle {
     /// Signalled after every client write, which may have scheduled an
     /// earlier timer: the timer task then re-reads `next_timer` (`timers.rs`).
     pub timer_wake: tokio::sync::Notify,
-    /// Turns true when the workspace closes; the timer task ends on it.
+    /// Counts the commits that held engine records (a webhook's own
+    /// cursor writes do not count); webhooks that send events wait on it,
+    /// since an event need not change membership.
+    pub committed: watch::Sender<u64>,
+    /// Turns true when the workspace closes; the timer and webhook tasks end on it.
     pub closed: watch::Sender<bool>,
+    /// The webhook subscriptions and their delivery tasks (`webhooks/`).
+    pub webhooks: crate::webhooks::Registry,
 }
 
 impl WorkspaceHandle {
-    fn open(
-        data_dir: &std::path::Path,
-        row: &WorkspaceRow,
-    ) -> Result<Arc<WorkspaceHandle>, StoreError> {
-        let path = data_dir.join(format!("{}.db", row.id));
+    fn open(config: &Config, row: &WorkspaceRow) -> Result<Arc<WorkspaceHandle>, StoreError> {
+        let path = config.data_dir.join(format!("{}.db", row.id));
         let mut db = WorkspaceDb::open(&path)?;
         let started = Instant::now();
         let mut engine = db.load()?;
@@ -89,6 +109,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
@@ -101,8 +122,10 @@ impl WorkspaceHandle {
                 }
             })?;
         let (durable, _) = watch::channel(engine.next_seq());
+        let (committed, _) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel::<Job>();
         let durable_writer = durable.clone();
+        let committed_writer = committed.clone();
         let workspace_id = row.id.clone();
         let thread = std::thread::Builder::new()
             .name(format!("writer-{}", row.id))
@@ -117,7 +140,9 @@ impl WorkspaceHandle {
                         }
                     }
                     let started = Instant::now();
-                    let result = db.commit(jobs.iter().map(|j| j.records.as_slice()));
+                    let result = db.commit_all(jobs.iter().flat_map(|j| {
+                        [Pending::Records(&j.records), Pending::Webhooks(&j.webhooks)]
+                    }));
                     metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
                     match result {
@@ -135,6 +160,9 @@ impl WorkspaceHandle {
                                 *seq = (*seq).max(next);
                                 advanced
                             });
+                            if jobs.iter().any(|j| !j.records.is_empty()) {
+                                committed_writer.send_modify(|n| *n += 1);
+                            }
                             for job in jobs {
                                 let _ = job.done.send(Ok(()));
                             }
@@ -159,9 +187,12 @@ impl WorkspaceHandle {
             reader: Mutex::new(reader),
             durable,
             timer_wake: tokio::sync::Notify::new(),
+            committed,
             closed: watch::channel(false).0,
+            webhooks,
         });
         crate::timers::spawn(&handle);
+        crate::webhooks::start(&handle)?;
         Ok(handle)
     }
 
@@ -245,6 +276,7 @@ impl WorkspaceHandle {
             let job = Job {
                 // The records go to the writer; the caller keeps the counts.
                 records: std::mem::take(&mut write.records),
+                webhooks: Vec::new(),
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
@@ -260,6 +292,39 @@ impl WorkspaceHandle {
                 metrics::counter!("sift_membership_changes_total").increment(write.changes);
                 Ok(Some((write, value)))
             }
+            Ok(Err(error)) => Err(ApiError::internal(error)),
+            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
+        }
+    }
+
+    /// Commits webhook subscription and cursor writes through the writer
+    /// (in the next group commit) and waits until they are durable. They
+    /// touch no engine state, so the engine lock is not taken.
+    pub async fn commit_webhooks(&self, writes: Vec<WebhookWrite>) -> ApiResult<()> {
+        let (done_tx, done_rx) = oneshot::channel();
+        {
+            let writer = self
+                .writer
+                .lock()
+                .map_err(|_| ApiError::internal("writer lock poisoned"))?;
+            let Some(sender) = writer.as_ref() else {
+                return Err(ApiError::new(
+                    Code::Unavailable,
+                    "the server is shutting down",
+                ));
+            };
+            let job = Job {
+                records: Vec::new(),
+                webhooks: writes,
+                next_seq: 0,
+                done: done_tx,
+            };
+            sender
+                .send(job)
+                .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
+        }
+        match done_rx.await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ApiError::internal(error)),
             Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
         }
@@ -338,7 +403,7 @@ impl AppState {
         for row in catalog.workspaces()? {
             workspaces.insert(
                 row.id.clone(),
-                WorkspaceHandle::open(&config.data_dir, &row)?,
+                WorkspaceHandle::open(&config, &row)?,
             );
         }
         let keys = catalog.key_hashes()?.into_iter().collect();
@@ -400,7 +465,7 @@ impl AppState {
             name: name.to_string(),
             created_at: now_ms(),
         };
-        let handle = WorkspaceHandle::open(&self.config.data_dir, &row)?;
+        let handle = WorkspaceHandle::open(&self.config, &row)?;
         let key = new_key();
         {
             let mut catalog = self
