@@ -23,5 +23,7 @@ mod scoring;
 mod segments;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 #[path = "api/workspaces_auth.rs"]
 mod workspaces_auth;
