@@ -12,6 +12,7 @@ pub enum Nav {
     Segments,
     Contacts,
     Fields,
+    Webhooks,
 }
 
 fn head(title: &str, extra_css: &[&str]) -> Markup {
@@ -80,6 +81,9 @@ impl Page<'_> {
                             div.group.soon {
                                 span aria-disabled="true" title="Coming soon" { "Workflows" small { " soon" } }
                                 span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
+                            }
+                            div.group {
+                                (link(Nav::Webhooks, "/ui/webhooks", "Webhooks"))
                             }
                         }
                         div.tools {

@@ -11,6 +11,7 @@ mod layout;
 mod live;
 mod segments;
 mod session;
+mod webhooks;
 mod words;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{id}", get(contacts::show))
         .route("/ui/fields", get(fields::list))
+        .route("/ui/webhooks", get(webhooks::list))
         .route("/ui/live/sizes", get(live::sizes))
         .route("/ui/live/segments/{id}", get(live::segment))
         .route("/ui/assets/{name}", get(asset))
@@ -87,6 +89,7 @@ async fn asset(
         "builder_widgets.js" => (include_str!("assets/builder_widgets.js"), JS, false),
         "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
+        "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =
