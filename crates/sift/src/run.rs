@@ -41,11 +41,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             http_contacts,
             suite,
         } => {
-            if suite != BenchSuite::Events {
+            let all = suite == BenchSuite::All;
+            if all || suite == BenchSuite::Contacts {
                 crate::bench::run(contacts, segments, http_contacts)?;
             }
-            if suite != BenchSuite::Contacts {
+            if all || suite == BenchSuite::Events {
                 crate::bench_events::run(contacts, segments, http_contacts)?;
+            }
+            if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
+                crate::bench_webhooks::run(http_contacts, segments)?;
             }
             Ok(ExitCode::SUCCESS)
         }
