@@ -401,10 +401,7 @@ impl AppState {
         let catalog = Catalog::open(&config.data_dir.join("catalog.db"))?;
         let mut workspaces = HashMap::new();
         for row in catalog.workspaces()? {
-            workspaces.insert(
-                row.id.clone(),
-                WorkspaceHandle::open(&config, &row)?,
-            );
+            workspaces.insert(row.id.clone(), WorkspaceHandle::open(&config, &row)?);
         }
         let keys = catalog.key_hashes()?.into_iter().collect();
         Ok(AppState(Arc::new(Inner {

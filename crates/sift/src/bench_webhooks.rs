@@ -53,7 +53,10 @@ async fn receiver() -> anyhow::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let good = signature
-                == format!("sha256={}", sift_server::webhooks::sign(SECRET.as_bytes(), &body));
+                == format!(
+                    "sha256={}",
+                    sift_server::webhooks::sign(SECRET.as_bytes(), &body)
+                );
             let parsed: Json = serde_json::from_slice(&body).unwrap_or_default();
             let empty = Vec::new();
             let events = parsed["events"].as_array().unwrap_or(&empty);
@@ -117,7 +120,12 @@ async fn call(
 }
 
 /// Subscribes `url` to every segment and every event; answers the id.
-async fn subscribe(client: &HttpClient, hooks: &str, key: &str, url: String) -> anyhow::Result<String> {
+async fn subscribe(
+    client: &HttpClient,
+    hooks: &str,
+    key: &str,
+    url: String,
+) -> anyhow::Result<String> {
     let body = json!({"url": url, "secret": SECRET, "events": true});
     let created = call(client, hyper::Method::POST, hooks, key, body).await?;
     created["id"]

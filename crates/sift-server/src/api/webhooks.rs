@@ -55,7 +55,9 @@ fn url_of(value: &Json) -> ApiResult<String> {
     let parsed = reqwest::Url::parse(text).map_err(|e| {
         invalid(
             "url",
-            format!("\"url\" is not a valid URL ({e}): give an http:// or https:// address {example}"),
+            format!(
+                "\"url\" is not a valid URL ({e}): give an http:// or https:// address {example}"
+            ),
         )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -102,7 +104,9 @@ fn segments_of(value: &Json, ws: &crate::state::WorkspaceHandle) -> ApiResult<Op
         other => {
             return Err(invalid(
                 "segments",
-                format!("\"segments\" must be a list of segment ids, or null for every segment; got {other}"),
+                format!(
+                    "\"segments\" must be a list of segment ids, or null for every segment; got {other}"
+                ),
             ));
         }
     };
@@ -128,9 +132,12 @@ fn segments_of(value: &Json, ws: &crate::state::WorkspaceHandle) -> ApiResult<Op
 }
 
 fn bool_of(value: &Json, field: &str) -> ApiResult<bool> {
-    value
-        .as_bool()
-        .ok_or_else(|| invalid(field, format!("\"{field}\" must be true or false, got {value}")))
+    value.as_bool().ok_or_else(|| {
+        invalid(
+            field,
+            format!("\"{field}\" must be true or false, got {value}"),
+        )
+    })
 }
 
 /// A subscription that would never send anything is a mistake.
@@ -163,13 +170,22 @@ pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = Object,
     responses((status = 201, description = "the webhook with its delivery status"),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
-pub async fn create(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+pub async fn create(
+    Ws(ws): Ws,
+    Body(body): Body<Json>,
+) -> ApiResult<(StatusCode, axum::Json<Json>)> {
     let map = check_keys(&body)?;
     let url = url_of(map.get("url").ok_or_else(|| {
-        invalid("url", "a webhook needs \"url\", like https://example.com/hooks/sift")
+        invalid(
+            "url",
+            "a webhook needs \"url\", like https://example.com/hooks/sift",
+        )
     })?)?;
     let secret = secret_of(map.get("secret").ok_or_else(|| {
-        invalid("secret", "a webhook needs \"secret\": deliveries are signed with it")
+        invalid(
+            "secret",
+            "a webhook needs \"secret\": deliveries are signed with it",
+        )
     })?)?;
     let segments = segments_of(map.get("segments").unwrap_or(&Json::Null), &ws)?;
     let events = map
@@ -204,7 +220,10 @@ pub async fn create(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<(StatusCode
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let subscription = ws.webhooks.get(&id).ok_or_else(|| webhooks::not_found(&id))?;
+    let subscription = ws
+        .webhooks
+        .get(&id)
+        .ok_or_else(|| webhooks::not_found(&id))?;
     Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
 }
 
@@ -230,7 +249,10 @@ pub async fn update(
         .get("segments")
         .map(|v| segments_of(v, &ws))
         .transpose()?;
-    let events = map.get("events").map(|v| bool_of(v, "events")).transpose()?;
+    let events = map
+        .get("events")
+        .map(|v| bool_of(v, "events"))
+        .transpose()?;
     let enabled = map
         .get("enabled")
         .map(|v| bool_of(v, "enabled"))

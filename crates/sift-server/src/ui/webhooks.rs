@@ -174,5 +174,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
         scripts: &["/ui/assets/webhooks.js"],
         modules: &[],
     };
-    Ok(axum::response::IntoResponse::into_response(page.render(body)))
+    Ok(axum::response::IntoResponse::into_response(
+        page.render(body),
+    ))
 }

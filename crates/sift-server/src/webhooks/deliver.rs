@@ -62,7 +62,9 @@ struct Batch {
 
 enum Built {
     /// Nothing to send before `change_to` (and no events).
-    Nothing { change_to: u64 },
+    Nothing {
+        change_to: u64,
+    },
     Batch(Batch),
 }
 
@@ -252,7 +254,6 @@ async fn changed(rx: Option<&mut watch::Receiver<u64>>) {
         return;
     }
     std::future::pending().await
-
 }
 
 /// Waits for one of the wake-ups; `false` when the task must end.
@@ -337,7 +338,9 @@ pub(super) async fn run(
             let pending = rebuild.take();
             let max = settings.batch_max;
             let built = tokio::task::spawn_blocking(move || {
-                let reader = job_reader.lock().map_err(|_| "reader lock poisoned".to_string())?;
+                let reader = job_reader
+                    .lock()
+                    .map_err(|_| "reader lock poisoned".to_string())?;
                 build(&job_handle, &reader, &job_row, &from, pending, target, max)
             })
             .await
@@ -451,7 +454,8 @@ pub(super) async fn run(
                 batch = None;
             }
             Err(error) => {
-                metrics::counter!("sift_webhook_deliveries_total", "result" => "error").increment(1);
+                metrics::counter!("sift_webhook_deliveries_total", "result" => "error")
+                    .increment(1);
                 let delay = backoff(attempt, &settings);
                 tracing::debug!(webhook = %row.id, attempt, message = %error.message, "webhook delivery failed");
                 subscription.update(|s| {

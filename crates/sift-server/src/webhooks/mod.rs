@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use sift_store::{StoreError, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite, WorkspaceReader};
+use sift_store::{
+    StoreError, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite, WorkspaceReader,
+};
 use tokio::sync::watch;
 
 use crate::api::datetime;
@@ -146,7 +148,9 @@ fn client(settings: &Settings) -> Option<reqwest::Client> {
         .connect_timeout(settings.timeout)
         .user_agent(concat!("Sift-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
-        .inspect_err(|error| tracing::error!(%error, "no HTTP client: webhooks will not be delivered"))
+        .inspect_err(
+            |error| tracing::error!(%error, "no HTTP client: webhooks will not be delivered"),
+        )
         .ok()
 }
 
@@ -225,7 +229,10 @@ fn spawn(handle: &Arc<WorkspaceHandle>, subscription: &Arc<Subscription>) {
 
 /// Stores a new subscription (its cursor starts after everything committed
 /// before it) and starts its task.
-pub async fn create(handle: &Arc<WorkspaceHandle>, row: WebhookRow) -> ApiResult<Arc<Subscription>> {
+pub async fn create(
+    handle: &Arc<WorkspaceHandle>,
+    row: WebhookRow,
+) -> ApiResult<Arc<Subscription>> {
     let _edit = handle.webhooks.edits.lock().await;
     let id = row.id.clone();
     handle

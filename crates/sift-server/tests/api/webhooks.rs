@@ -258,7 +258,11 @@ async fn deliveries_are_signed_in_seq_order_and_gapless() {
         assert_eq!(attempt.attempt, 1);
         let body: Json = serde_json::from_slice(&attempt.body).unwrap();
         assert_eq!(body["delivery_id"], attempt.delivery_id.as_str());
-        assert!(attempt.delivery_id.starts_with(&id), "{}", attempt.delivery_id);
+        assert!(
+            attempt.delivery_id.starts_with(&id),
+            "{}",
+            attempt.delivery_id
+        );
         assert!(body.get("events").is_none(), "no events asked for");
         let text = String::from_utf8(attempt.body.clone()).unwrap();
         assert!(text.starts_with("{\"delivery_id\":"), "{text}");
@@ -285,7 +289,11 @@ async fn a_receiver_failing_three_times_still_gets_everything_once_per_delivery_
     let server = server();
     let receiver = Receiver::start(3).await;
     let (spain, france) = two_segments(&server).await;
-    let id = subscribe(&server, json!({"url": receiver.url, "secret": "s3cret-s3cret"})).await;
+    let id = subscribe(
+        &server,
+        json!({"url": receiver.url, "secret": "s3cret-s3cret"}),
+    )
+    .await;
     churn(&server, "c", 20).await;
     let hook = caught_up(&server, &id).await;
     churn(&server, "d", 10).await;
@@ -294,10 +302,16 @@ async fn a_receiver_failing_three_times_still_gets_everything_once_per_delivery_
     let attempts = receiver.attempts();
     // The first batch: three refusals, then accepted, same id and bytes.
     let first = &attempts[0].delivery_id;
-    let tries: Vec<&Attempt> = attempts.iter().filter(|a| &a.delivery_id == first).collect();
+    let tries: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| &a.delivery_id == first)
+        .collect();
     assert_eq!(tries.len(), 4, "{first}");
     assert_eq!(
-        tries.iter().map(|a| (a.attempt, a.accepted)).collect::<Vec<_>>(),
+        tries
+            .iter()
+            .map(|a| (a.attempt, a.accepted))
+            .collect::<Vec<_>>(),
         [(1, false), (2, false), (3, false), (4, true)]
     );
     for attempt in &attempts {
@@ -328,7 +342,11 @@ async fn a_restart_resumes_from_the_last_acknowledged_seq_with_the_same_delivery
     let mut server = server();
     let receiver = Receiver::start(0).await;
     let (spain, france) = two_segments(&server).await;
-    let id = subscribe(&server, json!({"url": receiver.url, "secret": "restart-secret"})).await;
+    let id = subscribe(
+        &server,
+        json!({"url": receiver.url, "secret": "restart-secret"}),
+    )
+    .await;
     churn(&server, "a", 10).await;
     caught_up(&server, &id).await;
     let acknowledged = receiver.attempts().len();
@@ -359,7 +377,10 @@ async fn a_restart_resumes_from_the_last_acknowledged_seq_with_the_same_delivery
     server = server.restart();
     // The restart happened with the batch unacknowledged.
     let hook = server.get(&format!("/v1/webhooks/{id}")).await;
-    assert!(hook["delivery"]["lag_seqs"].as_u64().unwrap() > 0, "{hook:#}");
+    assert!(
+        hook["delivery"]["lag_seqs"].as_u64().unwrap() > 0,
+        "{hook:#}"
+    );
     receiver.set(|r| r.fail_next = 0);
     caught_up(&server, &id).await;
     let after: Vec<Attempt> = receiver
@@ -399,19 +420,28 @@ async fn a_down_endpoint_holds_up_neither_writes_nor_a_healthy_webhook() {
     for i in 0..60 {
         let t = Instant::now();
         server
-            .put_contact(&format!("w{i}"), json!({"country": if i % 2 == 0 { "ES" } else { "FR" }}))
+            .put_contact(
+                &format!("w{i}"),
+                json!({"country": if i % 2 == 0 { "ES" } else { "FR" }}),
+            )
             .await;
         slowest = slowest.max(t.elapsed());
     }
     let took = started.elapsed();
     // Each write answers on its own commit, however the endpoints fare (a
     // wait on the hanging endpoint's 2 s timeout would show here).
-    assert!(slowest < Duration::from_secs(1), "slowest write {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest write {slowest:?}"
+    );
     assert!(took < Duration::from_secs(10), "60 writes took {took:?}");
 
     caught_up(&server, &good).await;
     assert_eq!(healthy.changes(), log(&server, &[&spain, &france]).await);
-    for (id, message) in [(&stuck, "no answer within 2000 ms"), (&gone, "could not connect")] {
+    for (id, message) in [
+        (&stuck, "no answer within 2000 ms"),
+        (&gone, "could not connect"),
+    ] {
         let path = format!("/v1/webhooks/{id}");
         let deadline = Instant::now() + Duration::from_secs(10);
         let hook = loop {
@@ -431,7 +461,10 @@ async fn a_down_endpoint_holds_up_neither_writes_nor_a_healthy_webhook() {
         assert!(delivery["lag_ms"].as_i64().unwrap() > 0, "{hook:#}");
         assert!(delivery["delivery_id"].is_string(), "{hook:#}");
         let error = &delivery["last_error"];
-        assert!(error["message"].as_str().unwrap().contains(message), "{error:#}");
+        assert!(
+            error["message"].as_str().unwrap().contains(message),
+            "{error:#}"
+        );
         assert_eq!(error["status"], Json::Null, "{error:#}");
     }
     // Writes still answer while both keep failing.
@@ -439,11 +472,16 @@ async fn a_down_endpoint_holds_up_neither_writes_nor_a_healthy_webhook() {
     caught_up(&server, &good).await;
     assert_eq!(healthy.changes().last().unwrap()["contact_id"], "late");
     let gone_hook = server.get(&format!("/v1/webhooks/{gone}")).await;
-    assert!(gone_hook["delivery"]["attempts"].as_u64().unwrap() >= 2, "{gone_hook:#}");
-    assert!(gone_hook["delivery"]["last_error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("could not connect"));
+    assert!(
+        gone_hook["delivery"]["attempts"].as_u64().unwrap() >= 2,
+        "{gone_hook:#}"
+    );
+    assert!(
+        gone_hook["delivery"]["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not connect")
+    );
 }
 
 #[tokio::test]
@@ -511,7 +549,10 @@ async fn segment_filters_and_events() {
     server.put_contact("fr", json!({"country": "FR"})).await;
     caught_up(&server, &only_spain).await;
     let last = receiver.changes().last().unwrap().clone();
-    assert_eq!((last["segment_id"].as_str(), last["contact_id"].as_str()), (Some(france.as_str()), Some("fr")));
+    assert_eq!(
+        (last["segment_id"].as_str(), last["contact_id"].as_str()),
+        (Some(france.as_str()), Some("fr"))
+    );
 }
 
 #[tokio::test]
@@ -534,14 +575,31 @@ async fn webhooks_are_created_listed_read_disabled_enabled_and_deleted() {
     assert_eq!(created["events"], true);
     assert_eq!(created["enabled"], true);
     assert_eq!(created["secret_hint"], "…cdef");
-    assert!(created.get("secret").is_none(), "the secret is never sent back");
+    assert!(
+        created.get("secret").is_none(),
+        "the secret is never sent back"
+    );
     let delivery = &created["delivery"];
     for key in [
-        "status", "change_cursor", "event_cursor", "lag_seqs", "lag_ms", "lag_events",
-        "delivery_id", "attempts", "next_attempt_at", "last_success_at", "last_error",
-        "delivered_batches", "delivered_changes", "delivered_events",
+        "status",
+        "change_cursor",
+        "event_cursor",
+        "lag_seqs",
+        "lag_ms",
+        "lag_events",
+        "delivery_id",
+        "attempts",
+        "next_attempt_at",
+        "last_success_at",
+        "last_error",
+        "delivered_batches",
+        "delivered_changes",
+        "delivered_events",
     ] {
-        assert!(delivery.get(key).is_some(), "delivery has no {key}: {delivery:#}");
+        assert!(
+            delivery.get(key).is_some(),
+            "delivery has no {key}: {delivery:#}"
+        );
     }
     let path = format!("/v1/webhooks/{id}");
     assert_eq!(server.get(&path).await["id"], id.as_str());
@@ -551,7 +609,12 @@ async fn webhooks_are_created_listed_read_disabled_enabled_and_deleted() {
 
     // Disabled: nothing is sent, the cursor waits.
     let disabled = server
-        .expect(StatusCode::OK, "PATCH", &path, Some(json!({"enabled": false})))
+        .expect(
+            StatusCode::OK,
+            "PATCH",
+            &path,
+            Some(json!({"enabled": false})),
+        )
         .await;
     assert_eq!(disabled["enabled"], false);
     assert_eq!(disabled["delivery"]["status"], "disabled");
@@ -562,7 +625,12 @@ async fn webhooks_are_created_listed_read_disabled_enabled_and_deleted() {
     assert_eq!(waiting["delivery"]["lag_seqs"], 1);
     // Enabled again: it sends what it missed.
     server
-        .expect(StatusCode::OK, "PATCH", &path, Some(json!({"enabled": true})))
+        .expect(
+            StatusCode::OK,
+            "PATCH",
+            &path,
+            Some(json!({"enabled": true})),
+        )
         .await;
     caught_up(&server, &id).await;
     assert_eq!(receiver.changes().len(), 1);
@@ -570,7 +638,12 @@ async fn webhooks_are_created_listed_read_disabled_enabled_and_deleted() {
 
     // A new secret signs what comes next.
     server
-        .expect(StatusCode::OK, "PATCH", &path, Some(json!({"secret": "rotated-secret"})))
+        .expect(
+            StatusCode::OK,
+            "PATCH",
+            &path,
+            Some(json!({"secret": "rotated-secret"})),
+        )
         .await;
     server.put_contact("y", json!({"country": "ES"})).await;
     caught_up(&server, &id).await;
@@ -587,7 +660,11 @@ async fn webhooks_are_created_listed_read_disabled_enabled_and_deleted() {
     let sent = receiver.attempts().len();
     server.put_contact("z", json!({"country": "ES"})).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(receiver.attempts().len(), sent, "a deleted webhook sent something");
+    assert_eq!(
+        receiver.attempts().len(),
+        sent,
+        "a deleted webhook sent something"
+    );
     assert_eq!(server.get("/v1/webhooks").await["items"], json!([]));
 }
 
@@ -606,27 +683,72 @@ async fn bad_input_is_a_422_naming_the_field_and_changes_nothing() {
         (json!({"url": url, "secret": "   "}), "secret"),
         (json!({"url": url}), "secret"),
         (json!({"url": url, "secret": 7}), "secret"),
-        (json!({"url": url, "secret": "s", "segments": ["seg_nope"]}), "segments"),
-        (json!({"url": url, "secret": "s", "segments": [spain, 3]}), "segments"),
-        (json!({"url": url, "secret": "s", "segments": "all"}), "segments"),
-        (json!({"url": url, "secret": "s", "segments": []}), "segments"),
-        (json!({"url": url, "secret": "s", "events": "yes"}), "events"),
+        (
+            json!({"url": url, "secret": "s", "segments": ["seg_nope"]}),
+            "segments",
+        ),
+        (
+            json!({"url": url, "secret": "s", "segments": [spain, 3]}),
+            "segments",
+        ),
+        (
+            json!({"url": url, "secret": "s", "segments": "all"}),
+            "segments",
+        ),
+        (
+            json!({"url": url, "secret": "s", "segments": []}),
+            "segments",
+        ),
+        (
+            json!({"url": url, "secret": "s", "events": "yes"}),
+            "events",
+        ),
         (json!({"url": url, "secret": "s", "enabled": 1}), "enabled"),
-        (json!({"url": url, "secret": "s", "segment": [spain]}), "segment"),
+        (
+            json!({"url": url, "secret": "s", "segment": [spain]}),
+            "segment",
+        ),
     ];
     for (body, field) in cases {
-        let (status, answer) = server.send("POST", "/v1/webhooks", Some(body.clone())).await;
-        let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        assert_eq!(error["details"]["field"], field, "{body} answered {answer:#}");
+        let (status, answer) = server
+            .send("POST", "/v1/webhooks", Some(body.clone()))
+            .await;
+        let error = error_of(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert_eq!(
+            error["details"]["field"], field,
+            "{body} answered {answer:#}"
+        );
     }
     let (status, answer) = server
-        .send("POST", "/v1/webhooks", Some(json!({"url": url, "secret": "s", "segments": [spain, "seg_nope"]})))
+        .send(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "secret": "s", "segments": [spain, "seg_nope"]})),
+        )
         .await;
-    let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(error["details"], json!({"field": "segments", "index": 1, "id": "seg_nope"}));
+    let error = error_of(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(
+        error["details"],
+        json!({"field": "segments", "index": 1, "id": "seg_nope"})
+    );
     assert!(error["message"].as_str().unwrap().contains("seg_nope"));
     let (status, answer) = server.send("POST", "/v1/webhooks", Some(json!([1]))).await;
-    error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    error_of(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     assert_eq!(server.get("/v1/webhooks").await["items"], json!([]));
 
     // An edit with a bad key changes nothing either.
@@ -634,14 +756,28 @@ async fn bad_input_is_a_422_naming_the_field_and_changes_nothing() {
     let path = format!("/v1/webhooks/{id}");
     let before = server.get(&path).await;
     for (body, field) in [
-        (json!({"url": "mailto:x@example.com", "enabled": false}), "url"),
+        (
+            json!({"url": "mailto:x@example.com", "enabled": false}),
+            "url",
+        ),
         (json!({"secret": "", "enabled": false}), "secret"),
-        (json!({"segments": ["seg_nope"], "enabled": false}), "segments"),
+        (
+            json!({"segments": ["seg_nope"], "enabled": false}),
+            "segments",
+        ),
         (json!({"segments": []}), "segments"),
     ] {
         let (status, answer) = server.send("PATCH", &path, Some(body.clone())).await;
-        let error = error_of(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        assert_eq!(error["details"]["field"], field, "{body} answered {answer:#}");
+        let error = error_of(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert_eq!(
+            error["details"]["field"], field,
+            "{body} answered {answer:#}"
+        );
     }
     let after = server.get(&path).await;
     assert_eq!(after["enabled"], true);
@@ -669,14 +805,25 @@ async fn the_webhooks_page_lists_status_lag_and_errors() {
         .header("cookie", format!("sift_session={cookie}"))
         .body(axum::body::Body::empty())
         .unwrap();
-    let response = tower::ServiceExt::oneshot(server.app.clone(), request).await.unwrap();
+    let response = tower::ServiceExt::oneshot(server.app.clone(), request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let page = String::from_utf8(bytes.to_vec()).unwrap();
-    assert!(page.contains(&format!("data-webhook-id=\"{id}\"")), "{page}");
+    assert!(
+        page.contains(&format!("data-webhook-id=\"{id}\"")),
+        "{page}"
+    );
     assert!(page.contains(&receiver.url), "{page}");
     assert!(page.contains("Spain"), "{page}");
     assert!(page.contains("500"), "the last error shows: {page}");
     assert!(page.contains("id=\"create-webhook\""), "{page}");
-    assert!(page.contains(">Webhooks<"), "the navigation has Webhooks: {page}");
+    assert!(
+        page.contains(">Webhooks<"),
+        "the navigation has Webhooks: {page}"
+    );
 }
