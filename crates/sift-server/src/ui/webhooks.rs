@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 use serde_json::Value as Json;
 
-use super::layout::{Nav, Page, count, time};
+use super::layout::{Nav, Page, plural, time};
 use super::{Signed, UiResult};
 use crate::webhooks::webhook_json;
 
@@ -30,10 +30,10 @@ fn lag_words(delivery: &Json) -> String {
     }
     let mut parts = Vec::new();
     if seqs > 0 {
-        parts.push(format!("{} changes", count(seqs)));
+        parts.push(plural(seqs, "change", "changes"));
     }
     if events > 0 {
-        parts.push(format!("{} events", count(events)));
+        parts.push(plural(events, "event", "events"));
     }
     let mut words = parts.join(", ");
     if ms > 0 {

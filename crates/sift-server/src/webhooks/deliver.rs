@@ -280,6 +280,38 @@ async fn wait(
     }
 }
 
+/// Reads the next batch in a blocking thread: the one after `cursor`, or
+/// exactly `rebuild`. Marks the commit watches seen first, so a commit after
+/// the read wakes the task.
+async fn next_batch(
+    handle: &Arc<WorkspaceHandle>,
+    reader: &Arc<Mutex<WorkspaceReader>>,
+    row: &WebhookRow,
+    cursor: WebhookCursor,
+    rebuild: Option<PendingBatch>,
+    watches: (&mut watch::Receiver<u64>, &mut watch::Receiver<u64>),
+    max: usize,
+) -> Result<Built, String> {
+    let target = *watches.0.borrow_and_update();
+    watches.1.borrow_and_update();
+    let (handle, reader, row) = (handle.clone(), reader.clone(), row.clone());
+    tokio::task::spawn_blocking(move || {
+        let reader = reader
+            .lock()
+            .map_err(|_| "reader lock poisoned".to_string())?;
+        build(&handle, &reader, &row, &cursor, rebuild, target, max)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+fn begin(row: &WebhookRow, batch: &Batch) -> WebhookWrite {
+    WebhookWrite::Begin {
+        id: row.id.clone(),
+        batch: batch.range,
+    }
+}
+
 pub(super) async fn run(
     weak: Weak<WorkspaceHandle>,
     subscription: Arc<Subscription>,
@@ -307,9 +339,12 @@ pub(super) async fn run(
         pending: None,
         ..stored
     };
+    // After a restart, the batch that was in flight is sent again first.
     let mut rebuild = stored.pending;
     let mut persisted_change = cursor.change_seq;
     let mut batch: Option<Batch> = None;
+    // What was read right after an acknowledgement, when it was no batch.
+    let mut read_ahead: Option<Result<Built, String>> = None;
     loop {
         if *closed.borrow() {
             return;
@@ -329,22 +364,15 @@ pub(super) async fn run(
             return;
         };
         if batch.is_none() {
-            // Marked seen before reading, so a commit after the read wakes us.
-            let target = *durable.borrow_and_update();
-            committed.borrow_and_update();
-            let (job_handle, job_reader, job_row, from) =
-                (handle.clone(), reader.clone(), row.clone(), cursor);
             let is_rebuild = rebuild.is_some();
-            let pending = rebuild.take();
-            let max = settings.batch_max;
-            let built = tokio::task::spawn_blocking(move || {
-                let reader = job_reader
-                    .lock()
-                    .map_err(|_| "reader lock poisoned".to_string())?;
-                build(&job_handle, &reader, &job_row, &from, pending, target, max)
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            let built = match read_ahead.take() {
+                Some(built) => built,
+                None => {
+                    let watches = (&mut durable, &mut committed);
+                    let max = settings.batch_max;
+                    next_batch(&handle, &reader, &row, cursor, rebuild, watches, max).await
+                }
+            };
             match built {
                 Err(message) => {
                     tracing::error!(webhook = %row.id, %message, "reading a webhook batch failed");
@@ -355,7 +383,6 @@ pub(super) async fn run(
                             status: None,
                         })
                     });
-                    rebuild = pending_of(is_rebuild, &subscription);
                     drop(handle);
                     let pause = Some(settings.retry_max.min(Duration::from_secs(5)));
                     if !wait(&mut closed, &mut config, None, None, pause).await {
@@ -392,15 +419,16 @@ pub(super) async fn run(
                     continue;
                 }
                 Ok(Built::Batch(built)) => {
-                    if !is_rebuild {
-                        let begin = WebhookWrite::Begin {
-                            id: row.id.clone(),
-                            batch: built.range,
-                        };
-                        if handle.commit_webhooks(vec![begin]).await.is_err() {
-                            return;
-                        }
+                    // A rebuilt batch's range is already stored.
+                    if !is_rebuild
+                        && handle
+                            .commit_webhooks(vec![begin(&row, &built)])
+                            .await
+                            .is_err()
+                    {
+                        return;
                     }
+                    rebuild = None;
                     subscription.update(|s| {
                         s.state = State::Delivering;
                         s.delivery_id = Some(built.id.clone());
@@ -411,7 +439,7 @@ pub(super) async fn run(
                 }
             }
         }
-        let Some(current) = batch.as_ref() else {
+        let Some(current) = batch.take() else {
             continue;
         };
         let attempt = subscription.status().attempts + 1;
@@ -419,39 +447,54 @@ pub(super) async fn run(
         let result = tokio::select! {
             biased;
             _ = closed.changed() => return,
-            result = post(&client, &row, current, attempt, settings.timeout) => result,
+            result = post(&client, &row, &current, attempt, settings.timeout) => result,
         };
         match result {
             Ok(()) => {
                 metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
                 let acked_at = now_ms();
-                let advance = WebhookWrite::Advance {
-                    id: row.id.clone(),
-                    change_seq: current.range.change_end,
-                    event_seq: current.range.event_end,
-                    acked_at: Some(acked_at),
-                };
-                if handle.commit_webhooks(vec![advance]).await.is_err() {
-                    return;
-                }
                 cursor.change_seq = current.range.change_end;
                 cursor.event_seq = current.range.event_end;
+                // The next batch is read now, so that its range is stored in
+                // the same commit as this acknowledgement.
+                let watches = (&mut durable, &mut committed);
+                let max = settings.batch_max;
+                let next = next_batch(&handle, &reader, &row, cursor, None, watches, max).await;
+                let mut writes = vec![WebhookWrite::Advance {
+                    id: row.id.clone(),
+                    change_seq: cursor.change_seq,
+                    event_seq: cursor.event_seq,
+                    acked_at: Some(acked_at),
+                }];
+                match next {
+                    Ok(Built::Batch(next)) => {
+                        writes.push(begin(&row, &next));
+                        batch = Some(next);
+                    }
+                    other => read_ahead = Some(other),
+                }
+                if handle.commit_webhooks(writes).await.is_err() {
+                    return;
+                }
                 persisted_change = cursor.change_seq;
-                let (changes, events) = (current.changes, current.events);
                 subscription.update(|s| {
-                    s.state = State::Idle;
                     s.cursor = WebhookCursor {
                         acked_at: Some(acked_at),
+                        pending: batch.as_ref().map(|b| b.range),
                         ..cursor
                     };
-                    s.delivery_id = None;
+                    s.state = if batch.is_some() {
+                        State::Delivering
+                    } else {
+                        State::Idle
+                    };
+                    s.delivery_id = batch.as_ref().map(|b| b.id.clone());
                     s.attempts = 0;
                     s.next_attempt_at = None;
                     s.delivered_batches += 1;
-                    s.delivered_changes += changes;
-                    s.delivered_events += events;
+                    s.delivered_changes += current.changes;
+                    s.delivered_events += current.events;
                 });
-                batch = None;
             }
             Err(error) => {
                 metrics::counter!("sift_webhook_deliveries_total", "result" => "error")
@@ -463,6 +506,7 @@ pub(super) async fn run(
                     s.next_attempt_at = Some(now_ms() + delay.as_millis() as i64);
                     s.last_error = Some(error);
                 });
+                batch = Some(current);
                 drop(handle);
                 // A new URL, secret or `enabled` is tried at once.
                 if !wait(&mut closed, &mut config, None, None, Some(delay)).await {
@@ -470,14 +514,5 @@ pub(super) async fn run(
                 }
             }
         }
-    }
-}
-
-/// After a failed read, a rebuild is tried again with the stored range.
-fn pending_of(was_rebuild: bool, subscription: &Subscription) -> Option<PendingBatch> {
-    if was_rebuild {
-        subscription.status().cursor.pending
-    } else {
-        None
     }
 }

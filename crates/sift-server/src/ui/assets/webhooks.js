@@ -86,8 +86,9 @@
   function lagWords(d) {
     if (!d.lag_seqs && !d.lag_events) return "Up to date";
     const parts = [];
-    if (d.lag_seqs) parts.push(`${d.lag_seqs.toLocaleString("en-US")} changes`);
-    if (d.lag_events) parts.push(`${d.lag_events.toLocaleString("en-US")} events`);
+    const plural = (n, one, many) => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
+    if (d.lag_seqs) parts.push(plural(d.lag_seqs, "change", "changes"));
+    if (d.lag_events) parts.push(plural(d.lag_events, "event", "events"));
     return parts.join(", ") + (d.lag_ms > 0 ? ` · ${age(d.lag_ms)} behind` : "");
   }
 
