@@ -23,6 +23,8 @@ mod scoring;
 mod segments;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/webhook_receiver.rs"]
+mod webhook_receiver;
 #[path = "api/webhooks.rs"]
 mod webhooks;
 #[path = "api/workspaces_auth.rs"]
