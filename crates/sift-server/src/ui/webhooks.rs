@@ -36,7 +36,7 @@ fn lag_words(delivery: &Json) -> String {
         parts.push(plural(events, "event", "events"));
     }
     let mut words = parts.join(", ");
-    if ms > 0 {
+    if ms >= 1000 {
         words.push_str(&format!(" · {} behind", age(ms)));
     }
     words
@@ -94,7 +94,7 @@ fn row(hook: &Json, names: &[(String, String)]) -> Markup {
                     span.muted { "None" }
                 }
             }
-            td.actions {
+            td.row-actions {
                 button type="button" data-action="toggle" { (if enabled { "Disable" } else { "Enable" }) }
                 " "
                 button.danger type="button" data-action="delete" { "Delete" }

@@ -89,7 +89,7 @@
     const plural = (n, one, many) => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
     if (d.lag_seqs) parts.push(plural(d.lag_seqs, "change", "changes"));
     if (d.lag_events) parts.push(plural(d.lag_events, "event", "events"));
-    return parts.join(", ") + (d.lag_ms > 0 ? ` · ${age(d.lag_ms)} behind` : "");
+    return parts.join(", ") + (d.lag_ms >= 1000 ? ` · ${age(d.lag_ms)} behind` : "");
   }
 
   async function refresh() {
