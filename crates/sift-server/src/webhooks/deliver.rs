@@ -61,9 +61,10 @@ struct Batch {
 }
 
 enum Built {
-    /// Nothing to send before `change_to` (and no events).
+    /// Nothing to send before `change_to` and up to `event_to`.
     Nothing {
         change_to: u64,
+        event_to: u64,
     },
     Batch(Batch),
 }
@@ -116,9 +117,12 @@ fn build(
         }
         (None, false) => (Vec::new(), cursor.event_seq),
     };
-    if rebuild.is_none() && changes.is_empty() && events.is_empty() {
+    // An erased contact's events keep only their idempotency key: not sent.
+    let erased = |e: &&sift_store::StoredEvent| e.event_type.is_empty();
+    if rebuild.is_none() && changes.is_empty() && events.iter().all(|e| erased(&e)) {
         return Ok(Built::Nothing {
             change_to: change_end,
+            event_to: event_end,
         });
     }
     let range = PendingBatch {
@@ -136,8 +140,7 @@ fn build(
                 .collect();
             let events: Vec<Json> = events
                 .iter()
-                // An erased contact's events keep only their idempotency key.
-                .filter(|e| !e.event_type.is_empty())
+                .filter(|e| !erased(e))
                 .map(|e| {
                     let properties: Json =
                         serde_json::from_str(&e.properties_json).unwrap_or_else(|_| json!({}));
@@ -390,8 +393,12 @@ pub(super) async fn run(
                     }
                     continue;
                 }
-                Ok(Built::Nothing { change_to }) => {
+                Ok(Built::Nothing {
+                    change_to,
+                    event_to,
+                }) => {
                     cursor.change_seq = cursor.change_seq.max(change_to);
+                    cursor.event_seq = cursor.event_seq.max(event_to);
                     if cursor.change_seq - persisted_change >= SKIP_PERSIST_EVERY {
                         let advance = WebhookWrite::Advance {
                             id: row.id.clone(),
@@ -407,6 +414,7 @@ pub(super) async fn run(
                     subscription.update(|s| {
                         s.state = State::Idle;
                         s.cursor.change_seq = cursor.change_seq;
+                        s.cursor.event_seq = cursor.event_seq;
                         s.delivery_id = None;
                         s.attempts = 0;
                         s.next_attempt_at = None;
