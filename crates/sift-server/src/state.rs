@@ -301,6 +301,21 @@ impl WorkspaceHandle {
     /// (in the next group commit) and waits until they are durable. They
     /// touch no engine state, so the engine lock is not taken.
     pub async fn commit_webhooks(&self, writes: Vec<WebhookWrite>) -> ApiResult<()> {
+        let done_rx = self.queue_webhooks(writes)?;
+        match done_rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ApiError::internal(error)),
+            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
+        }
+    }
+
+    /// Queues webhook writes for the writer's next group commit without
+    /// waiting; the receiver answers when they are durable. A graceful
+    /// close commits everything queued.
+    pub fn queue_webhooks(
+        &self,
+        writes: Vec<WebhookWrite>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();
         {
             let writer = self
@@ -323,11 +338,7 @@ impl WorkspaceHandle {
                 .send(job)
                 .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
         }
-        match done_rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(ApiError::internal(error)),
-            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
-        }
+        Ok(done_rx)
     }
 
     pub fn reader(&self) -> ApiResult<std::sync::MutexGuard<'_, WorkspaceReader>> {

@@ -39,14 +39,15 @@ pub struct WebhookCursor {
     pub event_seq: u64,
     /// When the endpoint last acknowledged a batch (ms).
     pub acked_at: Option<i64>,
-    /// The batch sent and not yet acknowledged, if any: after a restart the
-    /// same range is read again and sent under the same delivery id.
+    /// The window being delivered, if any: batches are cut from the cursor
+    /// inside it, so after a restart the same batches are sent again under
+    /// the same delivery ids.
     pub pending: Option<PendingBatch>,
 }
 
-/// The ends of a batch that starts at the cursor: changes with
-/// `cursor.change_seq <= seq < change_end`, events with
-/// `cursor.event_seq < seq <= event_end`.
+/// The ends of a range that starts at the cursor (a delivery window, or one
+/// batch): changes with `cursor.change_seq <= seq < change_end`, events
+/// with `cursor.event_seq < seq <= event_end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingBatch {
     pub change_end: u64,
@@ -72,7 +73,7 @@ pub enum WebhookWrite {
     Delete {
         id: String,
     },
-    /// A batch is about to be sent (before its first attempt).
+    /// A delivery window opens (before its first batch is sent).
     Begin {
         id: String,
         batch: PendingBatch,

@@ -224,7 +224,7 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             );
         }
         for line in state.metrics.render().lines() {
-            if (line.starts_with("sift_webhook_attempt_seconds")
+            if (line.starts_with("sift_webhook_")
                 || line.starts_with("sift_store_commit_seconds"))
                 && (line.contains("0.5\"") || line.contains("0.99\""))
             {

@@ -1,10 +1,18 @@
 //! One subscription's delivery task.
 //!
-//! The loop: build the next batch from the cursor (changes with seq from the
-//! cursor up to the durable end, of the chosen segments, at most
-//! `batch_max`; events after the event cursor, if asked), store its range
-//! (so that after a crash it is rebuilt and sent under the same delivery
-//! id), POST it until the endpoint answers 2xx, then store the new cursor.
+//! Deliveries move through **windows**: when there is something to send,
+//! the task stores the window's end (the durable end of the change log, and
+//! of the event log if the webhook sends events) before its first attempt,
+//! then cuts batches from its cursor inside that window: at most
+//! `batch_max` changes of the chosen segments and `batch_max` events. A
+//! batch's ends depend only on where it starts, the window and the log, so
+//! after a restart the stored cursor and window give the same batches under
+//! the same delivery ids. Each batch is POSTed until the endpoint answers
+//! 2xx; then the cursor moves and is queued to the writer (it rides in its
+//! next group commit, and a graceful stop commits it). Only opening a window
+//! waits for a commit, so a webhook that is behind sends batch after batch
+//! without waiting for the disk in between.
+//!
 //! With nothing to send the task sleeps until the writer reports a commit
 //! (`WorkspaceHandle::durable`, or `committed` for events); the only timer
 //! is the retry backoff.
@@ -15,7 +23,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
-use sift_store::{PendingBatch, WebhookCursor, WebhookRow, WebhookWrite, WorkspaceReader};
+use sift_store::{
+    PendingBatch, StoredEvent, WebhookCursor, WebhookRow, WebhookWrite, WorkspaceReader,
+};
 use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
@@ -43,93 +53,68 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// A batch's id: the subscription and the batch's place in the change log
-/// and the event log, so the same batch has the same id on every attempt
-/// and after a restart.
-pub fn delivery_id(webhook_id: &str, from: &WebhookCursor, batch: &PendingBatch) -> String {
+/// and the event log (where it starts and ends), so the same batch has the
+/// same id on every attempt and after a restart.
+pub fn delivery_id(webhook_id: &str, from: &WebhookCursor, to: &PendingBatch) -> String {
     format!(
         "{webhook_id}:c{}-{}:e{}-{}",
-        from.change_seq, batch.change_end, from.event_seq, batch.event_end
+        from.change_seq, to.change_end, from.event_seq, to.event_end
     )
 }
 
 struct Batch {
     id: String,
-    range: PendingBatch,
+    /// Where the cursor goes once the batch is acknowledged.
+    end: PendingBatch,
     body: Bytes,
     changes: u64,
     events: u64,
 }
 
-enum Built {
-    /// Nothing to send before `change_to` and up to `event_to`.
-    Nothing {
-        change_to: u64,
-        event_to: u64,
-    },
-    Batch(Batch),
+/// An erased contact's events keep only their idempotency key: not sent.
+fn erased(event: &StoredEvent) -> bool {
+    event.event_type.is_empty()
 }
 
-/// Reads the batch after `cursor` (or, with `rebuild`, exactly the stored
-/// range) and serializes it.
+/// The batch that starts at `cursor` inside `window`. `None` when it holds
+/// nothing to send (changes of other segments, erased events): the cursor
+/// then moves to `end` without a delivery.
 fn build(
     handle: &WorkspaceHandle,
     reader: &WorkspaceReader,
     row: &WebhookRow,
     cursor: &WebhookCursor,
-    rebuild: Option<PendingBatch>,
-    durable: u64,
+    window: &PendingBatch,
     max: usize,
-) -> Result<Built, String> {
-    let segments = row.segments.as_deref();
-    let (changes, change_end) = match rebuild {
-        Some(range) => (
-            reader
-                .changes_in(cursor.change_seq, range.change_end, segments, usize::MAX)
-                .map_err(|e| e.to_string())?,
-            range.change_end,
-        ),
-        None => {
-            let changes = reader
-                .changes_in(cursor.change_seq, durable, segments, max)
-                .map_err(|e| e.to_string())?;
-            // A full batch ends after its last change; otherwise it has
-            // looked at every durable seq.
-            let end = match changes.last() {
-                Some(last) if changes.len() == max => last.seq + 1,
-                _ => durable.max(cursor.change_seq),
-            };
-            (changes, end)
-        }
+) -> Result<(PendingBatch, Option<Batch>), String> {
+    let changes = reader
+        .changes_in(
+            cursor.change_seq,
+            window.change_end,
+            row.segments.as_deref(),
+            max,
+        )
+        .map_err(|e| e.to_string())?;
+    // A full batch ends after its last item, any other at the window's end.
+    let change_end = match changes.last() {
+        Some(last) if changes.len() == max => last.seq + 1,
+        _ => window.change_end.max(cursor.change_seq),
     };
-    let (events, event_end) = match (rebuild, row.events) {
-        (Some(range), _) => (
-            reader
-                .events_between(cursor.event_seq, range.event_end, usize::MAX)
-                .map_err(|e| e.to_string())?,
-            range.event_end,
-        ),
-        (None, true) => {
-            let events = reader
-                .events_between(cursor.event_seq, u64::MAX, max)
-                .map_err(|e| e.to_string())?;
-            let end = events.last().map_or(cursor.event_seq, |e| e.seq);
-            (events, end)
-        }
-        (None, false) => (Vec::new(), cursor.event_seq),
+    let events = reader
+        .events_between(cursor.event_seq, window.event_end, max)
+        .map_err(|e| e.to_string())?;
+    let event_end = match events.last() {
+        Some(last) if events.len() == max => last.seq,
+        _ => window.event_end.max(cursor.event_seq),
     };
-    // An erased contact's events keep only their idempotency key: not sent.
-    let erased = |e: &&sift_store::StoredEvent| e.event_type.is_empty();
-    if rebuild.is_none() && changes.is_empty() && events.iter().all(|e| erased(&e)) {
-        return Ok(Built::Nothing {
-            change_to: change_end,
-            event_to: event_end,
-        });
-    }
-    let range = PendingBatch {
+    let end = PendingBatch {
         change_end,
         event_end,
     };
-    let id = delivery_id(&row.id, cursor, &range);
+    if changes.is_empty() && events.iter().all(erased) {
+        return Ok((end, None));
+    }
+    let id = delivery_id(&row.id, cursor, &end);
     // Contact ids come from the engine (a deleted contact keeps its id).
     let (changes, events) = handle
         .read(|engine| {
@@ -168,13 +153,44 @@ fn build(
         serde_json::to_writer(&mut body, &events).map_err(|e| e.to_string())?;
     }
     body.push(b'}');
-    Ok(Built::Batch(Batch {
+    let batch = Batch {
         id,
-        range,
+        end,
         body: Bytes::from(body),
         changes: changes.len() as u64,
         events: events.len() as u64,
-    }))
+    };
+    Ok((end, Some(batch)))
+}
+
+/// The window a webhook would open now: up to the durable end of the
+/// change log (and of the event log, if it sends events). `None` when it
+/// holds nothing to send; the ends are answered either way.
+fn probe(
+    reader: &WorkspaceReader,
+    row: &WebhookRow,
+    cursor: &WebhookCursor,
+    durable: u64,
+) -> Result<(PendingBatch, bool), String> {
+    let event_end = if row.events {
+        reader.last_event_seq().map_err(|e| e.to_string())?
+    } else {
+        cursor.event_seq
+    };
+    let window = PendingBatch {
+        change_end: durable.max(cursor.change_seq),
+        event_end: event_end.max(cursor.event_seq),
+    };
+    let changes = reader
+        .changes_in(
+            cursor.change_seq,
+            window.change_end,
+            row.segments.as_deref(),
+            1,
+        )
+        .map_err(|e| e.to_string())?;
+    let any = !changes.is_empty() || window.event_end > cursor.event_seq;
+    Ok((window, any))
 }
 
 /// The delay before attempt `failures + 1`: `base * 2^(failures - 1)`, at
@@ -283,35 +299,28 @@ async fn wait(
     }
 }
 
-/// Reads the next batch in a blocking thread: the one after `cursor`, or
-/// exactly `rebuild`. Marks the commit watches seen first, so a commit after
-/// the read wakes the task.
-async fn next_batch(
-    handle: &Arc<WorkspaceHandle>,
+/// Runs `f` with the task's reader in a blocking thread.
+async fn with_reader<T: Send + 'static>(
     reader: &Arc<Mutex<WorkspaceReader>>,
-    row: &WebhookRow,
-    cursor: WebhookCursor,
-    rebuild: Option<PendingBatch>,
-    watches: (&mut watch::Receiver<u64>, &mut watch::Receiver<u64>),
-    max: usize,
-) -> Result<Built, String> {
-    let target = *watches.0.borrow_and_update();
-    watches.1.borrow_and_update();
-    let (handle, reader, row) = (handle.clone(), reader.clone(), row.clone());
+    f: impl FnOnce(&WorkspaceReader) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let reader = reader.clone();
     tokio::task::spawn_blocking(move || {
         let reader = reader
             .lock()
             .map_err(|_| "reader lock poisoned".to_string())?;
-        build(&handle, &reader, &row, &cursor, rebuild, target, max)
+        f(&reader)
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()))
 }
 
-fn begin(row: &WebhookRow, batch: &Batch) -> WebhookWrite {
-    WebhookWrite::Begin {
+fn advance(row: &WebhookRow, cursor: &WebhookCursor, acked_at: Option<i64>) -> WebhookWrite {
+    WebhookWrite::Advance {
         id: row.id.clone(),
-        batch: batch.range,
+        change_seq: cursor.change_seq,
+        event_seq: cursor.event_seq,
+        acked_at,
     }
 }
 
@@ -342,12 +351,11 @@ pub(super) async fn run(
         pending: None,
         ..stored
     };
-    // After a restart, the batch that was in flight is sent again first.
-    let mut rebuild = stored.pending;
-    let mut persisted_change = cursor.change_seq;
+    // After a restart, the stored window is finished first, cut into the
+    // same batches as before.
+    let mut window = stored.pending;
+    let mut persisted = cursor;
     let mut batch: Option<Batch> = None;
-    // What was read right after an acknowledgement, when it was no batch.
-    let mut read_ahead: Option<Result<Built, String>> = None;
     loop {
         if *closed.borrow() {
             return;
@@ -367,83 +375,111 @@ pub(super) async fn run(
             return;
         };
         if batch.is_none() {
-            let is_rebuild = rebuild.is_some();
-            let built = match read_ahead.take() {
-                Some(built) => built,
+            let open = window
+                .filter(|w| cursor.change_seq < w.change_end || cursor.event_seq < w.event_end);
+            let current = match open {
+                Some(w) => w,
                 None => {
-                    let watches = (&mut durable, &mut committed);
-                    let max = settings.batch_max;
-                    next_batch(&handle, &reader, &row, cursor, rebuild, watches, max).await
+                    // Marked seen before reading, so a commit after the read wakes us.
+                    let target = *durable.borrow_and_update();
+                    committed.borrow_and_update();
+                    let (probe_row, from) = (row.clone(), cursor);
+                    let probed =
+                        with_reader(&reader, move |r| probe(r, &probe_row, &from, target)).await;
+                    match probed {
+                        Ok((w, true)) => {
+                            let begin = WebhookWrite::Begin {
+                                id: row.id.clone(),
+                                batch: w,
+                            };
+                            let started = Instant::now();
+                            if handle.commit_webhooks(vec![begin]).await.is_err() {
+                                return;
+                            }
+                            metrics::histogram!("sift_webhook_commit_seconds")
+                                .record(started.elapsed().as_secs_f64());
+                            window = Some(w);
+                            w
+                        }
+                        Ok((w, false)) => {
+                            // Nothing for this webhook up to here.
+                            window = None;
+                            cursor.change_seq = w.change_end;
+                            cursor.event_seq = w.event_end;
+                            let skipped = (cursor.change_seq - persisted.change_seq)
+                                + (cursor.event_seq - persisted.event_seq);
+                            if skipped >= SKIP_PERSIST_EVERY {
+                                if handle
+                                    .queue_webhooks(vec![advance(&row, &cursor, None)])
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                                persisted = cursor;
+                            }
+                            subscription.update(|s| {
+                                s.state = State::Idle;
+                                s.cursor.change_seq = cursor.change_seq;
+                                s.cursor.event_seq = cursor.event_seq;
+                                s.cursor.pending = None;
+                                s.delivery_id = None;
+                                s.attempts = 0;
+                                s.next_attempt_at = None;
+                            });
+                            drop(handle);
+                            let events = row.events.then_some(&mut committed);
+                            if !wait(&mut closed, &mut config, Some(&mut durable), events, None)
+                                .await
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(message) => {
+                            read_failed(&subscription, &row, &message);
+                            drop(handle);
+                            let pause = Some(settings.retry_max.min(Duration::from_secs(5)));
+                            if !wait(&mut closed, &mut config, None, None, pause).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
+            let (build_handle, build_row, from, max) =
+                (handle.clone(), row.clone(), cursor, settings.batch_max);
+            let started = Instant::now();
+            let built = with_reader(&reader, move |r| {
+                build(&build_handle, r, &build_row, &from, &current, max)
+            })
+            .await;
+            metrics::histogram!("sift_webhook_build_seconds")
+                .record(started.elapsed().as_secs_f64());
             match built {
-                Err(message) => {
-                    tracing::error!(webhook = %row.id, %message, "reading a webhook batch failed");
+                Ok((end, None)) => {
+                    // Only other segments' changes here: move on.
+                    cursor.change_seq = end.change_end;
+                    cursor.event_seq = end.event_end;
+                    continue;
+                }
+                Ok((_, Some(built))) => {
                     subscription.update(|s| {
-                        s.last_error = Some(LastError {
-                            at: now_ms(),
-                            message: "Sift could not read the change log; see its log".into(),
-                            status: None,
-                        })
+                        s.state = State::Delivering;
+                        s.delivery_id = Some(built.id.clone());
+                        s.attempts = 0;
+                        s.cursor.pending = window;
                     });
+                    batch = Some(built);
+                }
+                Err(message) => {
+                    read_failed(&subscription, &row, &message);
                     drop(handle);
                     let pause = Some(settings.retry_max.min(Duration::from_secs(5)));
                     if !wait(&mut closed, &mut config, None, None, pause).await {
                         return;
                     }
                     continue;
-                }
-                Ok(Built::Nothing {
-                    change_to,
-                    event_to,
-                }) => {
-                    cursor.change_seq = cursor.change_seq.max(change_to);
-                    cursor.event_seq = cursor.event_seq.max(event_to);
-                    if cursor.change_seq - persisted_change >= SKIP_PERSIST_EVERY {
-                        let advance = WebhookWrite::Advance {
-                            id: row.id.clone(),
-                            change_seq: cursor.change_seq,
-                            event_seq: cursor.event_seq,
-                            acked_at: None,
-                        };
-                        if handle.commit_webhooks(vec![advance]).await.is_err() {
-                            return;
-                        }
-                        persisted_change = cursor.change_seq;
-                    }
-                    subscription.update(|s| {
-                        s.state = State::Idle;
-                        s.cursor.change_seq = cursor.change_seq;
-                        s.cursor.event_seq = cursor.event_seq;
-                        s.delivery_id = None;
-                        s.attempts = 0;
-                        s.next_attempt_at = None;
-                    });
-                    drop(handle);
-                    let events = row.events.then_some(&mut committed);
-                    if !wait(&mut closed, &mut config, Some(&mut durable), events, None).await {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Built::Batch(built)) => {
-                    // A rebuilt batch's range is already stored.
-                    if !is_rebuild
-                        && handle
-                            .commit_webhooks(vec![begin(&row, &built)])
-                            .await
-                            .is_err()
-                    {
-                        return;
-                    }
-                    rebuild = None;
-                    subscription.update(|s| {
-                        s.state = State::Delivering;
-                        s.delivery_id = Some(built.id.clone());
-                        s.attempts = 0;
-                        s.cursor.pending = Some(built.range);
-                    });
-                    batch = Some(built);
                 }
             }
         }
@@ -461,42 +497,25 @@ pub(super) async fn run(
             Ok(()) => {
                 metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
                 let acked_at = now_ms();
-                cursor.change_seq = current.range.change_end;
-                cursor.event_seq = current.range.event_end;
-                // The next batch is read now, so that its range is stored in
-                // the same commit as this acknowledgement.
-                let watches = (&mut durable, &mut committed);
-                let max = settings.batch_max;
-                let next = next_batch(&handle, &reader, &row, cursor, None, watches, max).await;
-                let mut writes = vec![WebhookWrite::Advance {
-                    id: row.id.clone(),
-                    change_seq: cursor.change_seq,
-                    event_seq: cursor.event_seq,
-                    acked_at: Some(acked_at),
-                }];
-                match next {
-                    Ok(Built::Batch(next)) => {
-                        writes.push(begin(&row, &next));
-                        batch = Some(next);
-                    }
-                    other => read_ahead = Some(other),
-                }
-                if handle.commit_webhooks(writes).await.is_err() {
+                cursor.change_seq = current.end.change_end;
+                cursor.event_seq = current.end.event_end;
+                // Queued, not waited for: the next batch of the window goes
+                // out at once; the cursor is in the writer's next commit.
+                if handle
+                    .queue_webhooks(vec![advance(&row, &cursor, Some(acked_at))])
+                    .is_err()
+                {
                     return;
                 }
-                persisted_change = cursor.change_seq;
+                persisted = cursor;
                 subscription.update(|s| {
                     s.cursor = WebhookCursor {
                         acked_at: Some(acked_at),
-                        pending: batch.as_ref().map(|b| b.range),
+                        pending: window,
                         ..cursor
                     };
-                    s.state = if batch.is_some() {
-                        State::Delivering
-                    } else {
-                        State::Idle
-                    };
-                    s.delivery_id = batch.as_ref().map(|b| b.id.clone());
+                    s.state = State::Idle;
+                    s.delivery_id = None;
                     s.attempts = 0;
                     s.next_attempt_at = None;
                     s.delivered_batches += 1;
@@ -523,4 +542,15 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+fn read_failed(subscription: &Subscription, row: &WebhookRow, message: &str) {
+    tracing::error!(webhook = %row.id, %message, "reading a webhook batch failed");
+    subscription.update(|s| {
+        s.last_error = Some(LastError {
+            at: now_ms(),
+            message: "Sift could not read the change log; see its log".into(),
+            status: None,
+        })
+    });
 }

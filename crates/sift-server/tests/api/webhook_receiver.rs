@@ -30,6 +30,8 @@ pub(crate) struct ReceiverState {
     pub(crate) fail_next: usize,
     /// Answer nothing (until the client gives up).
     pub(crate) hang: bool,
+    /// With `Some(n)`: accept `n` more requests, then refuse every one.
+    pub(crate) accept_only: Option<usize>,
 }
 
 /// A webhook endpoint: an axum server on 127.0.0.1:0 that records every
@@ -59,9 +61,14 @@ impl Receiver {
                 };
                 let (status, hang) = {
                     let mut state = shared.lock().unwrap();
-                    let failing = state.fail_next > 0;
+                    let mut failing = state.fail_next > 0;
                     if failing {
                         state.fail_next -= 1;
+                    }
+                    match &mut state.accept_only {
+                        Some(0) => failing = true,
+                        Some(n) => *n -= 1,
+                        None => {}
                     }
                     let hang = state.hang;
                     state.attempts.push(Attempt {

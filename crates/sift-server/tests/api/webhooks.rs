@@ -607,3 +607,70 @@ async fn the_webhooks_page_lists_status_lag_and_errors() {
         "the navigation has Webhooks: {page}"
     );
 }
+
+/// Small batches (`webhook_batch_max` 4) of one write's ten changes: a
+/// restart after the first was acknowledged and the second refused sends
+/// the second again under the same id with the same bytes, then the third;
+/// the first is not sent again.
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_window_cuts_the_same_batches() {
+    let mut server = Server::with(|config| {
+        config.webhook_retry_base_ms = 20;
+        config.webhook_retry_max_ms = 200;
+        config.webhook_batch_max = 4;
+    });
+    let receiver = Receiver::start(0).await;
+    let (spain, france) = two_segments(&server).await;
+    let id = subscribe(
+        &server,
+        json!({"url": receiver.url, "secret": "window-secret"}),
+    )
+    .await;
+    receiver.set(|r| r.accept_only = Some(1));
+    let contacts: Vec<Json> = (0..10)
+        .map(|i| json!({"id": format!("w{i}"), "properties": {"country": "ES"}}))
+        .collect();
+    server
+        .expect(
+            StatusCode::OK,
+            "POST",
+            "/v1/contacts:batch",
+            Some(json!({"contacts": contacts})),
+        )
+        .await;
+    until("a refused second batch", || {
+        receiver.attempts().iter().any(|a| !a.accepted)
+    })
+    .await;
+    let before = receiver.attempts();
+    let first = before[0].clone();
+    let refused = before.iter().find(|a| !a.accepted).unwrap().clone();
+    assert!(first.accepted);
+    assert_ne!(first.delivery_id, refused.delivery_id);
+    server = server.restart();
+    receiver.set(|r| r.accept_only = None);
+    caught_up(&server, &id).await;
+
+    let accepted: Vec<Attempt> = receiver
+        .attempts()
+        .into_iter()
+        .filter(|a| a.accepted)
+        .collect();
+    let ids: Vec<&str> = accepted.iter().map(|a| a.delivery_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[0], first.delivery_id);
+    assert_eq!(
+        ids[1], refused.delivery_id,
+        "the refused batch keeps its id"
+    );
+    assert_eq!(accepted[1].body, refused.body, "and its bytes");
+    let sizes: Vec<usize> = receiver
+        .deliveries()
+        .iter()
+        .map(|d| d["changes"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [4, 4, 2]);
+    let received = receiver.changes();
+    assert_eq!(received, log(&server, &[&spain, &france]).await);
+    assert_eq!(seqs(&received), (0..10).collect::<Vec<_>>());
+}
