@@ -43,6 +43,14 @@ pub struct Config {
     pub webhook_timeout_ms: u64,
     /// Most changes (and most events) in one delivery.
     pub webhook_batch_max: usize,
+    /// Whether workflows run (tests turn the runner off to leave triggers
+    /// queued across a restart).
+    pub run_workflows: bool,
+    /// Workflow webhook actions (the outbox): the wait after the first failed attempt; it doubles
+    /// with each further one.
+    pub webhook_retry_base: std::time::Duration,
+    /// How long a webhook endpoint has to answer.
+    pub webhook_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -55,6 +63,9 @@ impl Config {
             webhook_retry_max_ms: 300_000,
             webhook_timeout_ms: 10_000,
             webhook_batch_max: 1_000,
+            run_workflows: true,
+            webhook_retry_base: std::time::Duration::from_secs(1),
+            webhook_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -88,6 +99,12 @@ pub struct WorkspaceHandle {
     pub closed: watch::Sender<bool>,
     /// The webhook subscriptions and their delivery tasks (`webhooks/`).
     pub webhooks: crate::webhooks::Registry,
+    /// Signalled after a durable write that queued workflow triggers; the
+    /// runner (`runner.rs`) waits on it.
+    pub runs_wake: tokio::sync::Notify,
+    /// Signalled after a durable write that queued webhooks, and when a
+    /// delivery ends; the outbox task (`outbox.rs`) waits on it.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 impl WorkspaceHandle {
@@ -190,9 +207,15 @@ impl WorkspaceHandle {
             committed,
             closed: watch::channel(false).0,
             webhooks,
+            runs_wake: tokio::sync::Notify::new(),
+            outbox_wake: tokio::sync::Notify::new(),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
+        if config.run_workflows {
+            crate::runner::spawn(&handle);
+        }
+        crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
         Ok(handle)
     }
 
@@ -225,6 +248,25 @@ impl WorkspaceHandle {
         }
         let applied = self
             .apply(|ws, now| Ok((ws.advance(now), ())), true)
+            .await?;
+        Ok(applied.map(|(write, ())| write))
+    }
+
+    /// Runs a batch of queued workflow triggers (see `runner.rs`) through
+    /// the same path as any write. `None` when nothing was queued.
+    pub async fn run_workflows(&self) -> ApiResult<Option<Write>> {
+        if *self.closed.borrow() {
+            return Err(ApiError::new(Code::Unavailable, "the workspace is closed"));
+        }
+        let applied = self
+            .apply(
+                |ws, now| {
+                    let mut write = ws.run_workflows(now, crate::runner::RUN_BATCH);
+                    crate::api::workflows::render_webhooks(&mut write.records);
+                    Ok((write, ()))
+                },
+                true,
+            )
             .await?;
         Ok(applied.map(|(write, ())| write))
     }
@@ -288,6 +330,13 @@ impl WorkspaceHandle {
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
         match done.await {
             Ok(Ok(())) => {
+                // Runs and deliveries start only from durable writes.
+                if write.queued > 0 {
+                    self.runs_wake.notify_one();
+                }
+                if write.webhooks > 0 {
+                    self.outbox_wake.notify_one();
+                }
                 metrics::counter!("sift_writes_total").increment(1);
                 metrics::counter!("sift_membership_changes_total").increment(write.changes);
                 Ok(Some((write, value)))

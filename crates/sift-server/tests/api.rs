@@ -27,5 +27,9 @@ mod ui;
 mod webhook_receiver;
 #[path = "api/webhooks.rs"]
 mod webhooks;
+#[path = "api/workflow_webhooks.rs"]
+mod workflow_webhooks;
+#[path = "api/workflows.rs"]
+mod workflows;
 #[path = "api/workspaces_auth.rs"]
 mod workspaces_auth;

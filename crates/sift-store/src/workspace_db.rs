@@ -11,6 +11,7 @@ use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
 use crate::schema::{migrate, open};
+use crate::workflow_db;
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
@@ -63,11 +64,12 @@ impl WorkspaceDb {
         let tx = self.conn.transaction()?;
         // Writes in a group may carry several clocks; only the latest matters.
         let mut clock: Option<DateTime> = None;
+        let mut cursor: Option<u64> = None;
         for write in writes {
             match write {
                 Pending::Records(records) => {
                     for record in records {
-                        apply(&tx, record, &mut clock)?;
+                        apply(&tx, record, &mut clock, &mut cursor)?;
                     }
                 }
                 Pending::Webhooks(writes) => {
@@ -77,6 +79,7 @@ impl WorkspaceDb {
                 }
             }
         }
+        workflow_db::finish(&tx, cursor)?;
         if let Some(at) = clock {
             tx.prepare_cached("UPDATE clock SET at = MAX(at, ?1)")?
                 .execute(params![at])?;
@@ -122,6 +125,7 @@ fn apply(
     tx: &rusqlite::Transaction<'_>,
     record: &Record,
     clock: &mut Option<DateTime>,
+    cursor: &mut Option<u64>,
 ) -> Result<(), StoreError> {
     match record {
         Record::Field(def) => {
@@ -170,6 +174,7 @@ fn apply(
                 "UPDATE events SET type = '', properties = '{}' WHERE contact_no = ?1",
             )?
             .execute(params![no])?;
+            workflow_db::contact_deleted(tx, *no)?;
         }
         Record::Segment(def) => {
             let condition = def
@@ -265,6 +270,14 @@ fn apply(
                 .execute(params![id])?;
         }
         Record::Clock(at) => *clock = (*clock).max(Some(*at)),
+        Record::Workflow(_)
+        | Record::WorkflowDeleted { .. }
+        | Record::Triggers(_)
+        | Record::RunCursor(_)
+        | Record::Run(_)
+        | Record::ScoreGrant(_)
+        | Record::Webhook(_)
+        | Record::WebhookAttempt(_) => workflow_db::apply(tx, record, cursor)?,
     }
     Ok(())
 }
@@ -272,7 +285,7 @@ fn apply(
 /// A read-only connection for the change log; SQLite's WAL lets it read
 /// while the writer commits.
 pub struct WorkspaceReader {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl WorkspaceReader {

@@ -48,6 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if all || suite == BenchSuite::Events {
                 crate::bench_events::run(contacts, segments, http_contacts)?;
             }
+            if all || suite == BenchSuite::Workflows {
+                crate::bench_workflows::run(contacts, segments, http_contacts)?;
+            }
             if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
                 crate::bench_webhooks::run(http_contacts, segments)?;
             }

@@ -12,6 +12,8 @@ pub mod ops;
 pub mod scoring;
 pub mod segments;
 pub mod webhooks;
+pub mod workflow_body;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -233,7 +235,13 @@ pub fn usages_json(usages: &[Usage]) -> Json {
     json!(
         usages
             .iter()
-            .map(|u| json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role}))
+            .map(|u| {
+                let mut usage = json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role});
+                if let Some(status) = u.status {
+                    usage["status"] = json!(status);
+                }
+                usage
+            })
             .collect::<Vec<_>>()
     )
 }
