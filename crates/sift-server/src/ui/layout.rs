@@ -12,6 +12,7 @@ pub enum Nav {
     Segments,
     Contacts,
     Fields,
+    Workflows,
 }
 
 fn head(title: &str, extra_css: &[&str]) -> Markup {
@@ -77,8 +78,11 @@ impl Page<'_> {
                                 (link(Nav::Contacts, "/ui/contacts", "All contacts"))
                                 (link(Nav::Fields, "/ui/fields", "Fields"))
                             }
+                            div.group {
+                                span.group-label { "Automation" }
+                                (link(Nav::Workflows, "/ui/workflows", "Workflows"))
+                            }
                             div.group.soon {
-                                span aria-disabled="true" title="Coming soon" { "Workflows" small { " soon" } }
                                 span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
                             }
                         }
