@@ -6,6 +6,7 @@ use sift_lang::{Condition, DateTime};
 use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
 use crate::value::{RawValue, Value};
+use crate::workflows::{QueueBatch, RunRecord, ScoreGrant, WebhookAttempt, WebhookCall, WorkflowDef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
@@ -179,6 +180,22 @@ pub enum Record {
     ScoringRuleDeleted {
         id: String,
     },
+    Workflow(WorkflowDef),
+    WorkflowDeleted {
+        id: String,
+    },
+    /// Triggers queued for a workflow (see `workflows.rs`).
+    Triggers(QueueBatch),
+    /// A run's history entry.
+    Run(RunRecord),
+    /// Every trigger numbered below this has been consumed (run or dropped).
+    RunCursor(u64),
+    /// Points an `add_score` action gave.
+    ScoreGrant(ScoreGrant),
+    /// A webhook for the server to deliver.
+    Webhook(WebhookCall),
+    /// The outcome of a delivery attempt.
+    WebhookAttempt(WebhookAttempt),
     /// Time has been processed up to this instant: every timer due at or
     /// before it has fired. A restart evaluates the workspace at the last
     /// stored clock, then fires the timers that fell due while it was down.

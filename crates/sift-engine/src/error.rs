@@ -8,11 +8,15 @@ use crate::changes::SegmentKind;
 /// Something that refers to a segment (SPEC §1 "usages").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Usage {
-    /// `segment` (a segment's condition refers to it); workflows come later.
+    /// `segment` (a segment's condition refers to it) or `workflow`.
     pub kind: &'static str,
     pub id: String,
     pub name: String,
+    /// `condition` for a segment; `trigger`, `filter`, `action_target` or
+    /// `test_segment` for a workflow.
     pub role: &'static str,
+    /// A workflow's status (every status counts as a usage).
+    pub status: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -49,6 +53,12 @@ pub enum Error {
     Cycle { path: Vec<String> },
     #[error("a segment named {0:?} already exists")]
     NameTaken(String),
+    #[error("a workflow named {0:?} already exists")]
+    WorkflowNameTaken(String),
+    /// A workflow that cannot be saved; `path` names the part at fault
+    /// (`trigger.segment`, `actions[1].value`).
+    #[error("{path}: {message}")]
+    InvalidWorkflow { path: String, message: String },
     #[error("segment {id:?} is in use by {} and cannot be deleted", usages.len())]
     InUse { id: String, usages: Vec<Usage> },
     #[error("segment {id:?} is {}: {reason}", kind.as_str())]

@@ -22,6 +22,7 @@ mod store;
 mod time;
 mod timers;
 mod value;
+mod workflows;
 mod workspace;
 
 pub use changes::{
@@ -35,6 +36,11 @@ pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
+pub use workflows::{
+    Action, ActionDone, MAX_ACTIONS, MAX_CASCADE_DEPTH, QueueBatch, QueuedItem, RunRecord,
+    RunStatus, ScoreGrant, Trigger, TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef,
+    WorkflowInput, WorkflowStatus,
+};
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workspace::{
     ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,

@@ -140,3 +140,53 @@ impl Rules {
         (score, next)
     }
 }
+
+/// Points given by workflow actions (`add_score`), per contact: part of its
+/// `lead_score` beside the rules' points, each until it expires.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// (points, expiry or [`NEVER`]) by contact number, in grant order.
+    by_contact: Vec<Vec<(f64, DateTime)>>,
+    expiring: bool,
+}
+
+impl Grants {
+    pub fn add(&mut self, no: u32, points: f64, expires_at: Option<DateTime>) {
+        let index = no as usize;
+        if index >= self.by_contact.len() {
+            self.by_contact.resize_with(index + 1, Vec::new);
+        }
+        self.expiring |= expires_at.is_some();
+        self.by_contact[index].push((points, expires_at.unwrap_or(NEVER)));
+    }
+
+    /// Contact `no`'s granted points at `now`, and the earliest instant some
+    /// of them expire. Points count while `now` is before their expiry.
+    pub fn score(&self, no: u32, now: DateTime) -> (f64, DateTime) {
+        let mut score = 0.0;
+        let mut next = NEVER;
+        for &(points, expiry) in self.by_contact.get(no as usize).map_or(&[][..], Vec::as_slice) {
+            if expiry > now {
+                score += points;
+                if expiry < NEVER {
+                    next = next.min(expiry);
+                }
+            }
+        }
+        (score, next)
+    }
+
+    pub fn has(&self, no: u32) -> bool {
+        self.by_contact.get(no as usize).is_some_and(|g| !g.is_empty())
+    }
+
+    pub fn forget(&mut self, no: u32) {
+        if let Some(list) = self.by_contact.get_mut(no as usize) {
+            *list = Vec::new();
+        }
+    }
+
+    pub fn any_expiring(&self) -> bool {
+        self.expiring
+    }
+}

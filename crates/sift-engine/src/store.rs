@@ -11,6 +11,7 @@ use sift_lang::DateTime;
 use crate::changes::{ChangeBatch, ContactSnapshot, EventRecord, Record, SegmentDef};
 use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
+use crate::workflows::{QueueBatch, RunRecord, ScoreGrant, WebhookCall, WorkflowDef};
 use crate::workspace::{StoredState, Workspace};
 
 /// Keeps a workspace's records durably (or not) and rebuilds it.
@@ -37,6 +38,13 @@ pub struct MemoryStore {
     changes: Vec<ChangeBatch>,
     events: Vec<EventRecord>,
     scoring_rules: Vec<ScoringRule>,
+    workflows: Vec<WorkflowDef>,
+    queue: Vec<QueueBatch>,
+    run_cursor: u64,
+    next_run_id: u64,
+    grants: Vec<ScoreGrant>,
+    runs: Vec<RunRecord>,
+    webhooks: Vec<WebhookCall>,
     next_seq: u64,
     clock: DateTime,
 }
@@ -45,6 +53,21 @@ impl MemoryStore {
     /// Every change batch committed so far, in seq order.
     pub fn changes(&self) -> &[ChangeBatch] {
         &self.changes
+    }
+
+    /// Every run recorded so far, in the order runs were committed.
+    pub fn runs(&self) -> &[RunRecord] {
+        &self.runs
+    }
+
+    /// The points workflow runs gave, to contacts not deleted since.
+    pub fn grants(&self) -> &[ScoreGrant] {
+        &self.grants
+    }
+
+    /// Every webhook queued so far.
+    pub fn webhooks(&self) -> &[WebhookCall] {
+        &self.webhooks
     }
 
     fn apply(&mut self, record: &Record) {
@@ -64,6 +87,7 @@ impl MemoryStore {
                 for members in self.static_members.values_mut() {
                     members.remove(*no);
                 }
+                self.grants.retain(|g| g.no != *no);
                 // Events are erased, but an idempotency key stays accepted
                 // so a replay cannot bring the erased contact back.
                 self.events.retain(|e| e.no != *no || e.id.is_some());
@@ -104,6 +128,24 @@ impl MemoryStore {
                 }
             }
             Record::ScoringRuleDeleted { id } => self.scoring_rules.retain(|r| r.id != *id),
+            Record::Workflow(def) => match self.workflows.iter_mut().find(|w| w.id == def.id) {
+                Some(existing) => *existing = def.clone(),
+                None => self.workflows.push(def.clone()),
+            },
+            Record::WorkflowDeleted { id } => self.workflows.retain(|w| w.id != *id),
+            Record::Triggers(batch) => {
+                self.next_run_id = self.next_run_id.max(batch.end_id());
+                self.queue.push(batch.clone());
+            }
+            Record::RunCursor(cursor) => {
+                self.run_cursor = self.run_cursor.max(*cursor);
+                let cursor = self.run_cursor;
+                self.queue.retain(|b| b.end_id() > cursor);
+            }
+            Record::Run(run) => self.runs.push(run.clone()),
+            Record::ScoreGrant(grant) => self.grants.push(grant.clone()),
+            Record::Webhook(call) => self.webhooks.push(call.clone()),
+            Record::WebhookAttempt(_) => {}
             Record::Clock(at) => self.clock = self.clock.max(*at),
         }
     }
@@ -134,6 +176,11 @@ impl Store for MemoryStore {
             static_members: self.static_members.clone(),
             events: self.events.clone(),
             scoring_rules: self.scoring_rules.clone(),
+            workflows: self.workflows.clone(),
+            queue: self.queue.clone(),
+            run_cursor: self.run_cursor,
+            next_run_id: self.next_run_id,
+            score_grants: self.grants.clone(),
             next_seq: self.next_seq,
             clock: self.clock,
         }))

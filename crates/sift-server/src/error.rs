@@ -163,6 +163,12 @@ impl From<EngineError> for ApiError {
             EngineError::Cycle { path } => {
                 ApiError::new(Code::InvalidCondition, message).with(json!({"cycle": path}))
             }
+            EngineError::WorkflowNameTaken(name) => {
+                ApiError::new(Code::NameTaken, message).with(json!({"field": "name", "name": name}))
+            }
+            EngineError::InvalidWorkflow { path, .. } => {
+                ApiError::validation(message).with(json!({"field": path}))
+            }
             EngineError::NameTaken(name) => {
                 ApiError::new(Code::NameTaken, message).with(json!({"field": "name", "name": name}))
             }

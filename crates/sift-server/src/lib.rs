@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod error;
+pub mod outbox;
+mod runner;
 pub mod state;
 mod timers;
 pub mod ui;
@@ -27,7 +29,7 @@ pub use state::{AppState, Config};
 #[openapi(
     info(title = "Sift", description = "Real-time segmentation of marketing contacts"),
     tags(
-        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"),
+        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"), (name = "workflows"),
         (name = "admin", description = "needs the admin key"), (name = "ops")
     )
 )]
@@ -59,6 +61,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             segments::remove_members
         ))
         .routes(routes!(segments::usages))
+        .routes(routes!(workflows::list, workflows::create))
+        .routes(routes!(workflows::get, workflows::update, workflows::delete))
+        .routes(routes!(workflows::runs))
         .routes(routes!(export::export_csv))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))

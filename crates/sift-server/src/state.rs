@@ -32,6 +32,14 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Whether workflows run (tests turn the runner off to leave triggers
+    /// queued across a restart).
+    pub run_workflows: bool,
+    /// The wait after a webhook action's first failed attempt; it doubles
+    /// with each further one.
+    pub webhook_retry_base: std::time::Duration,
+    /// How long a webhook endpoint has to answer.
+    pub webhook_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -40,6 +48,9 @@ impl Config {
             data_dir: data_dir.into(),
             admin_key,
             max_body_bytes: 16 * 1024 * 1024,
+            run_workflows: true,
+            webhook_retry_base: std::time::Duration::from_secs(1),
+            webhook_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -65,14 +76,17 @@ pub struct WorkspaceHandle {
     pub timer_wake: tokio::sync::Notify,
     /// Turns true when the workspace closes; the timer task ends on it.
     pub closed: watch::Sender<bool>,
+    /// Signalled after a durable write that queued workflow triggers; the
+    /// runner (`runner.rs`) waits on it.
+    pub runs_wake: tokio::sync::Notify,
+    /// Signalled after a durable write that queued webhooks, and when a
+    /// delivery ends; the outbox task (`outbox.rs`) waits on it.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 impl WorkspaceHandle {
-    fn open(
-        data_dir: &std::path::Path,
-        row: &WorkspaceRow,
-    ) -> Result<Arc<WorkspaceHandle>, StoreError> {
-        let path = data_dir.join(format!("{}.db", row.id));
+    fn open(config: &Config, row: &WorkspaceRow) -> Result<Arc<WorkspaceHandle>, StoreError> {
+        let path = config.data_dir.join(format!("{}.db", row.id));
         let mut db = WorkspaceDb::open(&path)?;
         let started = Instant::now();
         let mut engine = db.load()?;
@@ -160,8 +174,14 @@ impl WorkspaceHandle {
             durable,
             timer_wake: tokio::sync::Notify::new(),
             closed: watch::channel(false).0,
+            runs_wake: tokio::sync::Notify::new(),
+            outbox_wake: tokio::sync::Notify::new(),
         });
         crate::timers::spawn(&handle);
+        if config.run_workflows {
+            crate::runner::spawn(&handle);
+        }
+        crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
         Ok(handle)
     }
 
@@ -194,6 +214,25 @@ impl WorkspaceHandle {
         }
         let applied = self
             .apply(|ws, now| Ok((ws.advance(now), ())), true)
+            .await?;
+        Ok(applied.map(|(write, ())| write))
+    }
+
+    /// Runs a batch of queued workflow triggers (see `runner.rs`) through
+    /// the same path as any write. `None` when nothing was queued.
+    pub async fn run_workflows(&self) -> ApiResult<Option<Write>> {
+        if *self.closed.borrow() {
+            return Err(ApiError::new(Code::Unavailable, "the workspace is closed"));
+        }
+        let applied = self
+            .apply(
+                |ws, now| {
+                    let mut write = ws.run_workflows(now, crate::runner::RUN_BATCH);
+                    crate::api::workflows::render_webhooks(&mut write.records);
+                    Ok((write, ()))
+                },
+                true,
+            )
             .await?;
         Ok(applied.map(|(write, ())| write))
     }
@@ -256,6 +295,13 @@ impl WorkspaceHandle {
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
         match done.await {
             Ok(Ok(())) => {
+                // Runs and deliveries start only from durable writes.
+                if write.queued > 0 {
+                    self.runs_wake.notify_one();
+                }
+                if write.webhooks > 0 {
+                    self.outbox_wake.notify_one();
+                }
                 metrics::counter!("sift_writes_total").increment(1);
                 metrics::counter!("sift_membership_changes_total").increment(write.changes);
                 Ok(Some((write, value)))
@@ -338,7 +384,7 @@ impl AppState {
         for row in catalog.workspaces()? {
             workspaces.insert(
                 row.id.clone(),
-                WorkspaceHandle::open(&config.data_dir, &row)?,
+                WorkspaceHandle::open(&config, &row)?,
             );
         }
         let keys = catalog.key_hashes()?.into_iter().collect();
@@ -400,7 +446,7 @@ impl AppState {
             name: name.to_string(),
             created_at: now_ms(),
         };
-        let handle = WorkspaceHandle::open(&self.config.data_dir, &row)?;
+        let handle = WorkspaceHandle::open(&self.config, &row)?;
         let key = new_key();
         {
             let mut catalog = self

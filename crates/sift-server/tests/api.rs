@@ -23,5 +23,9 @@ mod scoring;
 mod segments;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/workflow_webhooks.rs"]
+mod workflow_webhooks;
+#[path = "api/workflows.rs"]
+mod workflows;
 #[path = "api/workspaces_auth.rs"]
 mod workspaces_auth;

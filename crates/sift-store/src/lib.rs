@@ -1,6 +1,7 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
-//! scoring rules, clock and change log, and a catalog database for
+//! scoring rules, clock, change log and workflows (definitions, trigger
+//! queue, runs, score grants, webhook outbox), and a catalog database for
 //! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
@@ -13,11 +14,13 @@ mod codec;
 mod error;
 mod load;
 mod schema;
+mod workflow_db;
 mod workspace_db;
 
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
+pub use workflow_db::{Delivery, RunFilter};
 pub use workspace_db::{StoredChange, WorkspaceDb, WorkspaceReader};
 
 pub use sift_engine::Record;

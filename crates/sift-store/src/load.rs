@@ -19,6 +19,14 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
     let (fields, types) = fields(conn)?;
     let (contacts, tombstones) = contacts(conn, &types)?;
     let segments = segments(conn, &types)?;
+    let schema = LoadSchema {
+        types: &types,
+        names: segments
+            .iter()
+            .map(|def| (def.id.clone(), def.name.clone()))
+            .collect(),
+    };
+    let workflows = crate::workflow_db::load(conn, &schema)?;
     let next_seq: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq_end), 0) FROM changes", [], |r| {
             r.get(0)
@@ -31,6 +39,11 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
         static_members: static_members(conn)?,
         events: events(conn)?,
         scoring_rules: scoring_rules(conn)?,
+        workflows: workflows.workflows,
+        queue: workflows.queue,
+        run_cursor: workflows.cursor,
+        next_run_id: workflows.next_id,
+        score_grants: workflows.grants,
         next_seq: next_seq as u64,
         clock: clock(conn)?,
     })

@@ -7,9 +7,39 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-/// Each entry upgrades the schema by one version (`PRAGMA user_version`).
-pub(crate) const MIGRATIONS: &[&str] = &[
-    "
+/// One schema step. A step runs when the database lacks its `marker`
+/// table, not merely when `user_version` is below its version: steps made on
+/// separate branches (version 3 for webhooks, 4 for workflows) may land in
+/// either order, and a database that got 4 first still gets 3 later.
+/// `user_version` ends at the highest version applied.
+pub(crate) struct Step {
+    pub version: i64,
+    pub marker: &'static str,
+    pub sql: &'static str,
+}
+
+/// The newest schema this build knows.
+pub(crate) const LATEST: i64 = 4;
+
+pub(crate) const MIGRATIONS: &[Step] = &[
+    Step {
+        version: 1,
+        marker: "fields",
+        sql: V1,
+    },
+    Step {
+        version: 2,
+        marker: "events",
+        sql: V2,
+    },
+    Step {
+        version: 4,
+        marker: "workflows",
+        sql: V4,
+    },
+];
+
+const V1: &str = "
     CREATE TABLE fields (
         name TEXT PRIMARY KEY,
         type TEXT NOT NULL,
@@ -53,11 +83,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         contacts BLOB NOT NULL
     );
     CREATE INDEX changes_by_segment ON changes(segment_id, seq_start);
-",
-    // Version 2: events, scoring rules and the clock. A database from version
-    // 1 never processed time explicitly; its latest change is the latest
-    // instant it is known to have evaluated at.
-    "
+";
+
+// Version 2: events, scoring rules and the clock. A database from version
+// 1 never processed time explicitly; its latest change is the latest
+// instant it is known to have evaluated at.
+const V2: &str = "
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
         id TEXT,
@@ -81,8 +112,78 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     INSERT INTO clock (only, at) SELECT 0, COALESCE(MAX(at), 0) FROM changes;
-",
-];
+";
+
+// Version 4: workflows, their trigger queue and cursor, run history, the
+// points their actions gave, and the webhook outbox.
+const V4: &str = "
+    CREATE TABLE workflows (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE workflow_queue (
+        first_id INTEGER PRIMARY KEY,
+        end_id INTEGER NOT NULL,
+        workflow_id TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        items TEXT NOT NULL
+    );
+    CREATE TABLE workflow_cursor (
+        only INTEGER PRIMARY KEY CHECK (only = 0),
+        next_run INTEGER NOT NULL
+    );
+    INSERT INTO workflow_cursor (only, next_run) VALUES (0, 0);
+    CREATE TABLE workflow_runs (
+        id INTEGER PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        contact_no INTEGER NOT NULL,
+        contact_id TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        seq INTEGER,
+        event_id TEXT,
+        trigger_at INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        test INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        actions TEXT NOT NULL,
+        error TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX workflow_runs_by_workflow ON workflow_runs(workflow_id, id);
+    CREATE TABLE score_grants (
+        run_id INTEGER NOT NULL,
+        action INTEGER NOT NULL,
+        contact_no INTEGER NOT NULL,
+        points REAL NOT NULL,
+        at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (run_id, action)
+    ) WITHOUT ROWID;
+    CREATE INDEX score_grants_by_contact ON score_grants(contact_no);
+    CREATE TABLE webhook_outbox (
+        id TEXT PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        workflow_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        secret TEXT,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        delivered_at INTEGER
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_attempt_at);
+    CREATE INDEX webhook_outbox_by_run ON webhook_outbox(run_id);
+";
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -98,24 +199,35 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    migrate_to(conn, MIGRATIONS.len())
+    migrate_to(conn, LATEST)
 }
 
-/// Runs the migrations up to `target` versions, each in its own transaction.
-pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<(), StoreError> {
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |row| row.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Runs the steps up to version `target` that the database lacks, in
+/// order, each in its own transaction.
+pub(crate) fn migrate_to(conn: &Connection, target: i64) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let version = usize::try_from(version)
-        .map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
-    if version > MIGRATIONS.len() {
+    if !(0..=LATEST).contains(&version) {
         return Err(StoreError::Corrupt(format!(
-            "schema version {version} is newer than this build of Sift ({})",
-            MIGRATIONS.len()
+            "schema version {version} is newer than this build of Sift ({LATEST})"
         )));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
+    for step in MIGRATIONS.iter().filter(|s| s.version <= target) {
+        if has_table(conn, step.marker)? {
+            continue;
+        }
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.execute_batch(step.sql)?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        tx.pragma_update(None, "user_version", current.max(step.version))?;
         tx.commit()?;
     }
     Ok(())
@@ -158,6 +270,47 @@ mod tests {
         assert_eq!(db.clock().unwrap(), 1_700_000_005_000);
     }
 
+    /// A version 2 database gains the workflow tables; a step that landed
+    /// out of order (a table of a lower version missing at version 4) still
+    /// runs.
+    #[test]
+    fn version_2_databases_gain_the_workflow_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 2).unwrap();
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, 2);
+        }
+        let db = WorkspaceDb::open(&path).unwrap();
+        drop(db);
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, LATEST);
+        assert!(has_table(&conn, "workflow_runs").unwrap());
+        drop(conn);
+
+        // A database at version 4 without version 2's tables (as one that
+        // got a later branch's step first would be) gets them on open.
+        let path = dir.path().join("out_of_order.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 1).unwrap();
+            conn.pragma_update(None, "user_version", 4).unwrap();
+        }
+        let db = WorkspaceDb::open(&path).unwrap();
+        assert_eq!(db.clock().unwrap(), 0);
+        drop(db);
+        let conn = open(&path).unwrap();
+        assert!(has_table(&conn, "events").unwrap());
+        assert!(has_table(&conn, "workflows").unwrap());
+    }
+
     #[test]
     fn new_databases_start_at_clock_zero() {
         let dir = tempfile::tempdir().unwrap();
@@ -172,7 +325,7 @@ mod tests {
         {
             let conn = open(&path).unwrap();
             migrate(&conn).unwrap();
-            conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            conn.pragma_update(None, "user_version", LATEST + 1)
                 .unwrap();
         }
         assert!(matches!(

@@ -10,6 +10,7 @@ use sift_lang::DateTime;
 use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
+use crate::workflow_db;
 use crate::schema::{migrate, open};
 
 /// The writing connection of a workspace's database.
@@ -46,11 +47,13 @@ impl WorkspaceDb {
         let tx = self.conn.transaction()?;
         // Writes in a group may carry several clocks; only the latest matters.
         let mut clock: Option<DateTime> = None;
+        let mut cursor: Option<u64> = None;
         for records in writes {
             for record in records {
-                apply(&tx, record, &mut clock)?;
+                apply(&tx, record, &mut clock, &mut cursor)?;
             }
         }
+        workflow_db::finish(&tx, cursor)?;
         if let Some(at) = clock {
             tx.prepare_cached("UPDATE clock SET at = MAX(at, ?1)")?
                 .execute(params![at])?;
@@ -96,6 +99,7 @@ fn apply(
     tx: &rusqlite::Transaction<'_>,
     record: &Record,
     clock: &mut Option<DateTime>,
+    cursor: &mut Option<u64>,
 ) -> Result<(), StoreError> {
     match record {
         Record::Field(def) => {
@@ -144,6 +148,7 @@ fn apply(
                 "UPDATE events SET type = '', properties = '{}' WHERE contact_no = ?1",
             )?
             .execute(params![no])?;
+            workflow_db::contact_deleted(tx, *no)?;
         }
         Record::Segment(def) => {
             let condition = def
@@ -239,6 +244,14 @@ fn apply(
                 .execute(params![id])?;
         }
         Record::Clock(at) => *clock = (*clock).max(Some(*at)),
+        Record::Workflow(_)
+        | Record::WorkflowDeleted { .. }
+        | Record::Triggers(_)
+        | Record::RunCursor(_)
+        | Record::Run(_)
+        | Record::ScoreGrant(_)
+        | Record::Webhook(_)
+        | Record::WebhookAttempt(_) => workflow_db::apply(tx, record, cursor)?,
     }
     Ok(())
 }
@@ -246,7 +259,7 @@ fn apply(
 /// A read-only connection for the change log; SQLite's WAL lets it read
 /// while the writer commits.
 pub struct WorkspaceReader {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl WorkspaceReader {

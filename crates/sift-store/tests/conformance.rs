@@ -9,8 +9,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sift_engine::{
-    ContactInput, EventInput, MemoryStore, RawValue, Record, ScoringRuleInput, ScoringRulePatch,
-    SegmentInput, SegmentKind, SegmentPatch, Store, Workspace,
+    Action, ContactInput, EventInput, MemoryStore, RawValue, Record, ScoringRuleInput,
+    ScoringRulePatch, SegmentInput, SegmentKind, SegmentPatch, Store, Trigger, WorkflowInput,
+    WorkflowStatus, Workspace,
 };
 use sift_lang::{Duration, DurationUnit, FieldType};
 use sift_store::WorkspaceDb;
@@ -56,6 +57,13 @@ fn summary(ws: &Workspace) -> String {
     for rule in ws.scoring_rules() {
         out += &format!("rule {rule:?}\n");
     }
+    for workflow in ws.workflows() {
+        out += &format!("workflow {workflow:?}\n");
+    }
+    for batch in ws.pending_triggers() {
+        out += &format!("queued {batch:?}\n");
+    }
+    out += &format!("run cursor {:?}\n", ws.run_cursor());
     out += &format!("clock {}\n", ws.clock());
     out += &format!("next timer {:?}\n", ws.next_timer());
     out += &format!("next seq {}\n", ws.next_seq());
@@ -263,6 +271,79 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         &mut pending,
     );
 
+    // Workflows: points that expire, a new field set from an event, a
+    // webhook, and a test-mode workflow.
+    keep(
+        ws.create_segment(
+            SegmentInput {
+                id: "gifted".into(),
+                name: "Gifted".into(),
+                description: String::new(),
+                kind: SegmentKind::Static,
+                condition: None,
+                test: false,
+            },
+            NOW,
+        )
+        .unwrap(),
+        &mut pending,
+    );
+    let gift = WorkflowInput {
+        id: "gift".into(),
+        name: "Gift VIPs".into(),
+        status: WorkflowStatus::Active,
+        test_segment: None,
+        trigger: Trigger::SegmentEntered("vip".into()),
+        filter: Some(text(&ws, "not in segment \"Testers\"")),
+        actions: vec![
+            Action::AddToSegment("gifted".into()),
+            Action::AddScore {
+                points: 10.0,
+                expires_after: Some(days(2)),
+            },
+        ],
+    };
+    keep(ws.create_workflow(gift.clone(), NOW).unwrap(), &mut pending);
+    let big_where = filter(&ws, "performed purchase where amount > 50");
+    let tag = WorkflowInput {
+        id: "tag".into(),
+        name: "Tag big buyers".into(),
+        status: WorkflowStatus::Active,
+        test_segment: None,
+        trigger: Trigger::Event {
+            event_type: "purchase".into(),
+            filter: Some(big_where),
+        },
+        filter: None,
+        actions: vec![
+            Action::SetProperty {
+                field: "tier".into(),
+                value: RawValue::String("gold".into()),
+            },
+            Action::Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: Some("s3cret".into()),
+            },
+        ],
+    };
+    keep(ws.create_workflow(tag, NOW).unwrap(), &mut pending);
+    let try_out = WorkflowInput {
+        id: "try".into(),
+        name: "Try ungifting".into(),
+        status: WorkflowStatus::Test,
+        test_segment: Some("testers".into()),
+        trigger: Trigger::SegmentExited("hot".into()),
+        filter: None,
+        actions: vec![
+            Action::RemoveFromSegment("gifted".into()),
+            Action::AddScore {
+                points: -1.0,
+                expires_after: None,
+            },
+        ],
+    };
+    keep(ws.create_workflow(try_out, NOW).unwrap(), &mut pending);
+
     // Ten minutes a step, so that windows and expiries pass during the run.
     let step_ms = 600_000;
     let mut event_ids: Vec<String> = Vec::new();
@@ -399,6 +480,18 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         if let Some(write) = write {
             pending.push(write.records);
         }
+        // Workflows run in between, a few triggers at a time, and "gift" is
+        // paused and resumed now and then.
+        if rng.random_bool(0.5) {
+            pending.push(ws.run_workflows(now, rng.random_range(1..6)).records);
+        }
+        if step % 97 == 0 {
+            let mut input = gift.clone();
+            if ws.workflow("gift").is_some_and(|w| w.status == WorkflowStatus::Active) {
+                input.status = WorkflowStatus::Paused;
+            }
+            pending.push(ws.update_workflow(input, now).unwrap().records);
+        }
         // Commit in groups of a few writes, as the server's writer does.
         if pending.len() >= rng.random_range(1..6) {
             let group: Vec<&[Record]> = pending.iter().map(Vec::as_slice).collect();
@@ -440,6 +533,17 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
     assert_same("memory catch-up", &summary(&from_memory), &live);
     assert_same("sqlite catch-up", &summary(&from_sqlite), &live);
 
+    // The queue left at the restart runs the same from either store.
+    let live_runs = ws.run_workflows(later, 100_000).records;
+    assert!(
+        live_runs.iter().any(|r| matches!(r, Record::Run(_))),
+        "nothing was left queued"
+    );
+    assert_eq!(from_memory.run_workflows(later, 100_000).records, live_runs);
+    assert_eq!(from_sqlite.run_workflows(later, 100_000).records, live_runs);
+    assert_same("memory runs", &summary(&from_memory), &summary(&ws));
+    assert_same("sqlite runs", &summary(&from_sqlite), &summary(&ws));
+
     // Accepted event ids survive the restart. (The replayed event's contact
     // is never deleted: what a deleted contact's event ids become is the
     // engine's decision, and its events are gone from the store.)
@@ -450,10 +554,12 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         assert_eq!(write.accepted, 0);
     }
 
-    // The catch-up is stored like any write; a second restart starts from it.
-    let group: Vec<&[Record]> = vec![live_advance.as_slice()];
+    // The catch-up and the runs are stored like any write; a second restart
+    // starts from them.
+    let group: Vec<&[Record]> = vec![live_advance.as_slice(), live_runs.as_slice()];
     Store::commit(&mut db, &group).unwrap();
     memory.commit(&group).unwrap();
+    let live = summary(&ws);
     assert_same("second load", &summary(&Store::load(&db).unwrap()), &live);
     assert!(
         live.contains("field email string \"E-mail address\" true false"),
@@ -483,4 +589,24 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         .collect();
     assert_eq!(read, produced);
     assert_eq!(read.len() as u64, ws.next_seq());
+
+    // So is the run history, newest first, and the webhooks' outbox.
+    for workflow in ["gift", "tag", "try"] {
+        let mut stored = reader
+            .runs(workflow, &sift_store::RunFilter::default(), usize::MAX)
+            .unwrap();
+        stored.reverse();
+        let committed: Vec<_> = memory
+            .runs()
+            .iter()
+            .filter(|r| r.workflow_id == workflow)
+            .cloned()
+            .collect();
+        assert!(!committed.is_empty(), "{workflow} never ran");
+        assert_eq!(stored, committed, "{workflow}");
+    }
+    let run_ids: Vec<u64> = memory.webhooks().iter().map(|w| w.run_id).collect();
+    let deliveries = reader.deliveries_of(&run_ids).unwrap();
+    assert_eq!(deliveries.len(), memory.webhooks().len());
+    assert!(deliveries.iter().all(|d| d.state == "pending" && d.attempts == 0));
 }

@@ -23,7 +23,7 @@ fn fail(e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// Segment `i` of the bench: every third one behavioural or time-relative.
-fn condition(generator: &mut Generator, i: u64) -> String {
+pub(crate) fn condition(generator: &mut Generator, i: u64) -> String {
     if i.is_multiple_of(3) {
         generator.behaviour_condition()
     } else {
@@ -212,7 +212,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     Ok(())
 }
 
-fn event_json(event: &EventInput) -> serde_json::Value {
+pub(crate) fn event_json(event: &EventInput) -> serde_json::Value {
     let properties: serde_json::Value =
         serde_json::from_str(&event.properties_json).unwrap_or_default();
     serde_json::json!({
@@ -328,7 +328,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
 
 /// Sends each client's bodies one at a time at `interval`; returns every
 /// request's latency and the wall time.
-async fn paced(
+pub(crate) async fn paced(
     client: &Arc<HttpClient>,
     key: &Arc<String>,
     addr: std::net::SocketAddr,
@@ -362,7 +362,7 @@ async fn paced(
     Ok((latencies, took))
 }
 
-fn sift_now() -> i64 {
+pub(crate) fn sift_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -70,7 +70,8 @@ pub enum Command {
         /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
-        /// Which figures: contact writes and segments, events and timers, or both.
+        /// Which figures: contact writes and segments, events and timers,
+        /// workflows, or all of them.
         #[arg(long, value_enum, default_value_t = BenchSuite::All)]
         suite: BenchSuite,
     },
@@ -80,6 +81,7 @@ pub enum Command {
 pub enum BenchSuite {
     Contacts,
     Events,
+    Workflows,
     All,
 }
 

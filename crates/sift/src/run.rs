@@ -41,11 +41,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             http_contacts,
             suite,
         } => {
-            if suite != BenchSuite::Events {
+            if matches!(suite, BenchSuite::Contacts | BenchSuite::All) {
                 crate::bench::run(contacts, segments, http_contacts)?;
             }
-            if suite != BenchSuite::Contacts {
+            if matches!(suite, BenchSuite::Events | BenchSuite::All) {
                 crate::bench_events::run(contacts, segments, http_contacts)?;
+            }
+            if matches!(suite, BenchSuite::Workflows | BenchSuite::All) {
+                crate::bench_workflows::run(contacts, segments, http_contacts)?;
             }
             Ok(ExitCode::SUCCESS)
         }

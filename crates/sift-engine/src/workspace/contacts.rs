@@ -360,6 +360,7 @@ impl Workspace {
             .collect();
         self.contacts.delete(no);
         self.events.forget(no);
+        self.grants.forget(no);
         let indexes: Vec<usize> = self.aggregates.iter().map(|(i, _)| i).collect();
         for index in indexes {
             if let Some(aggregate) = self.aggregates.get_mut(index) {

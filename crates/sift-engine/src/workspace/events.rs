@@ -196,6 +196,7 @@ impl Workspace {
             self.schedule_columns(no, &[LAST_SEEN_AT], now);
         }
         self.timers.schedule(no, next);
+        self.event_hits(no, item.id.as_ref(), at, write);
         write.records.push(Record::Event(EventRecord {
             no,
             id: item.id,

@@ -11,23 +11,26 @@ use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
 use crate::aggregates::{AggKey, AggTest, Aggregates};
 use crate::changes::{ChangeBatch, Record, SegmentKind};
 use crate::contacts::Contacts;
-use crate::error::{Error, Usage};
+use crate::error::Error;
 use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches};
 use crate::events::EventLog;
 use crate::fields::{self, FieldDef, Fields};
-use crate::scoring::Rules;
+use crate::scoring::{Grants, Rules};
 use crate::segments::{Segment, Segments, Slot};
 use crate::timers::Timers;
+use crate::workflows::{QueuedItem, Workflows};
 
 mod contacts;
 mod events;
 mod explain;
 mod history;
 mod restore;
+mod runs;
 mod scoring;
 mod segment_writes;
 mod staging;
 mod time;
+mod workflows;
 use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use history::EventView;
@@ -84,8 +87,21 @@ pub struct Write {
     pub duplicates: Vec<usize>,
     /// Contacts whose `lead_score` a scoring-rule write changed.
     pub rescored: u64,
+    /// Workflow triggers the write queued.
+    pub queued: u64,
+    /// Triggers a run write consumed.
+    pub runs: u64,
+    /// Actions a run write applied.
+    pub actions: u64,
+    /// Webhooks a run write queued for delivery.
+    pub webhooks: u64,
     /// Changes not yet numbered; [`Workspace::finish`] turns them into records.
     staged: Staged,
+    /// The cascade depth of the write's changes (a run's: one below the run).
+    depth: u32,
+    /// Events that trigger workflows: (workflow index, trigger), queued by
+    /// [`Workspace::finish`].
+    event_hits: Vec<(usize, String, QueuedItem)>,
 }
 
 impl Write {
@@ -145,6 +161,9 @@ pub struct Workspace {
     /// Relative-time tests of dynamic segments: (column, test, readers).
     temporal: Vec<(usize, FieldTest, Vec<Slot>)>,
     rules: Rules,
+    /// Points given by workflow actions.
+    grants: Grants,
+    workflows: Workflows,
     timers: Timers,
     /// The instant up to which time has been processed.
     clock: DateTime,
@@ -348,24 +367,6 @@ impl Workspace {
         self.events.heap_bytes()
     }
 
-    /// Per-node truth of segment `id`'s condition for contact `no`.
-    /// Workflows come later; today only segments refer to segments.
-    pub fn usages(&self, id: &str) -> Result<Vec<Usage>, Error> {
-        self.segment_or_404(id)?;
-        Ok(self
-            .segments
-            .dependents(id)
-            .iter()
-            .filter_map(|slot| self.segments.at(*slot))
-            .map(|s| Usage {
-                kind: "segment",
-                id: s.def.id.clone(),
-                name: s.def.name.clone(),
-                role: "condition",
-            })
-            .collect())
-    }
-
     // -- fields ---------------------------------------------------------------
 
     /// Declares a field, or changes its type (only while it holds no data) or label.
@@ -384,6 +385,7 @@ impl Workspace {
             if current.field_type != field_type {
                 let in_use = self.contacts.column(index).has_data()
                     || current.builtin
+                    || self.workflows.sets_field(name)
                     || !self.segments.reading_field(name).is_empty();
                 if in_use {
                     return Err(Error::FieldTypeConflict {

@@ -12,6 +12,7 @@ use crate::fields::{ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, U
 use crate::scoring::ScoringRule;
 use crate::segments::{Segment, Slot};
 use crate::value::Value;
+use crate::workflows::{QueueBatch, ScoreGrant, WorkflowDef};
 
 /// Everything a store keeps about a workspace.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +27,15 @@ pub struct StoredState {
     /// In arrival order.
     pub events: Vec<EventRecord>,
     pub scoring_rules: Vec<ScoringRule>,
+    /// In creation order.
+    pub workflows: Vec<WorkflowDef>,
+    /// Queued triggers, in number order (consumed ones may be included).
+    pub queue: Vec<QueueBatch>,
+    /// The first trigger number not yet consumed.
+    pub run_cursor: u64,
+    /// The next trigger number to hand out (at least every stored one's end).
+    pub next_run_id: u64,
+    pub score_grants: Vec<ScoreGrant>,
     pub next_seq: u64,
     /// The last stored [`Record::Clock`].
     pub clock: DateTime,
@@ -46,6 +56,11 @@ impl Workspace {
             ws.restore_contact(contact);
         }
         ws.reserve_numbers(state.tombstones);
+        for grant in &state.score_grants {
+            if ws.contacts.is_alive(grant.no) {
+                ws.grants.add(grant.no, grant.points, grant.expires_at);
+            }
+        }
         for rule in state.scoring_rules {
             ws.rules.put(rule, &mut ws.events);
         }
@@ -72,10 +87,18 @@ impl Workspace {
                 ws.contacts
                     .set(no, LAST_SEEN_AT, Some(&Value::DateTime(last)));
             }
-            let (score, _) = ws.rules.score(ws.events.of(no), &ws.events, clock);
+            let (score, _) = ws.full_score(no, clock);
             ws.contacts.set(no, LEAD_SCORE, Some(&Value::Number(score)));
         }
         ws.restore_segments(state.segments, &state.static_members, clock);
+        for def in state.workflows {
+            ws.workflows.put(def, &mut ws.events);
+        }
+        ws.workflows
+            .restore_cursor(state.run_cursor, state.next_run_id);
+        for batch in state.queue {
+            ws.workflows.restore_batch(batch);
+        }
         ws.next_seq = state.next_seq;
         ws.rebuild_timers();
         ws

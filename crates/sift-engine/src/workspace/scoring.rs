@@ -108,6 +108,19 @@ impl Workspace {
         Ok(self.finish(write))
     }
 
+    /// Contact `no`'s `lead_score` at `at` from scratch: its events' points
+    /// under the rules, then the points workflows gave it; and the earliest
+    /// instant some of them expire.
+    pub(super) fn full_score(&self, no: u32, at: DateTime) -> (f64, DateTime) {
+        let (mut score, mut next) = self.rules.score(self.events.of(no), &self.events, at);
+        if self.grants.has(no) {
+            let (granted, expiry) = self.grants.score(no, at);
+            score += granted;
+            next = next.min(expiry);
+        }
+        (score, next)
+    }
+
     /// Recomputes the score of every contact with events of `types`, and the
     /// memberships that follow.
     fn rescore(&mut self, types: &[String], now: DateTime, write: &mut Write) {
@@ -119,18 +132,17 @@ impl Workspace {
             return;
         }
         let alive: Vec<u32> = self.contacts.alive().iter().collect();
-        let scores: Vec<(u32, f64, DateTime)> = alive
+        let scores: Vec<(u32, (f64, DateTime))> = alive
             .par_iter()
             .filter_map(|&no| {
                 let events = self.events.of(no);
                 if !events.iter().any(|e| kinds.contains(&e.kind)) {
                     return None;
                 }
-                let (score, expiry) = self.rules.score(events, &self.events, now);
-                Some((no, score, expiry))
+                Some((no, self.full_score(no, now)))
             })
             .collect();
-        for (no, score, expiry) in scores {
+        for (no, (score, expiry)) in scores {
             self.timers.schedule(no, expiry);
             if score.to_bits() == self.lead_score(no).to_bits() {
                 continue;

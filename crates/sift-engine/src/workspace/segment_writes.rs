@@ -209,9 +209,25 @@ impl Workspace {
         } else {
             &numbers & &segment.members
         };
-        let slot = self.segments.slot(id).unwrap_or_default();
         let now = self.tick(now);
         let mut write = Write::default();
+        self.apply_static(id, changed, add, now, &mut write);
+        Ok(self.finish(write))
+    }
+
+    /// Adds `changed` (contacts not yet members) to static segment `id`, or
+    /// removes them (members), and re-evaluates the segments referring to it.
+    pub(super) fn apply_static(
+        &mut self,
+        id: &str,
+        changed: RoaringBitmap,
+        add: bool,
+        now: DateTime,
+        write: &mut Write,
+    ) {
+        let Some(slot) = self.segments.slot(id) else {
+            return;
+        };
         write.records.push(Record::StaticMembers {
             segment_id: id.to_string(),
             contacts: changed.clone(),
@@ -230,11 +246,11 @@ impl Workspace {
             (ChangeKind::Exited, Cause::StaticRemove)
         };
         if add {
-            write.entered = changed.len();
+            write.entered += changed.len();
         } else {
-            write.exited = changed.len();
+            write.exited += changed.len();
         }
-        self.record(id, kind, cause, now, changed.clone(), &mut write);
+        self.record(id, kind, cause, now, changed.clone(), write);
         let mut queue = BTreeMap::new();
         for dependent in self.segments.dependents(id) {
             queue.insert(
@@ -242,8 +258,7 @@ impl Workspace {
                 (Some(changed.clone()), Cause::SegmentRef),
             );
         }
-        self.propagate_bulk(queue, now, &mut write);
-        Ok(self.finish(write))
+        self.propagate_bulk(queue, now, write);
     }
 
     /// Re-evaluates queued segments over their scope (None: everyone), in rank

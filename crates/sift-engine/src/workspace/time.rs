@@ -104,13 +104,13 @@ impl Workspace {
         let mut records = pending.records;
         // What the timers did stays apart from the write's own changes
         // (never coalesced with them), closed by a clock record.
-        let batches = pending.staged.into_batches(&mut self.next_seq);
-        records.extend(batches.into_iter().map(Record::Changes));
+        write.queued += self.seal(pending.staged, Vec::new(), 0, &mut records);
         records.push(Record::Clock(self.clock));
         write.changes += pending.changes;
         records.append(&mut write.records);
-        let batches = mem::take(&mut write.staged).into_batches(&mut self.next_seq);
-        records.extend(batches.into_iter().map(Record::Changes));
+        let staged = mem::take(&mut write.staged);
+        let hits = mem::take(&mut write.event_hits);
+        write.queued += self.seal(staged, hits, write.depth, &mut records);
         records.push(Record::Clock(self.clock));
         write.records = records;
         write
@@ -223,8 +223,8 @@ impl Workspace {
                 next = next.min(t);
             }
         }
-        let score = if self.rules.any_expiring() {
-            let (score, expiry) = self.rules.score(events, &self.events, at);
+        let score = if self.rules.any_expiring() || self.grants.any_expiring() {
+            let (score, expiry) = self.full_score(no, at);
             next = next.min(expiry);
             (score.to_bits() != self.lead_score(no).to_bits()).then_some(score)
         } else {
@@ -260,8 +260,8 @@ impl Workspace {
                 }
             }
         }
-        if self.rules.any_expiring() {
-            let (_, expiry) = self.rules.score(events, &self.events, now);
+        if self.rules.any_expiring() || self.grants.any_expiring() {
+            let (_, expiry) = self.full_score(no, now);
             next = next.min(expiry);
         }
         next

@@ -11,6 +11,8 @@ pub mod fields;
 pub mod ops;
 pub mod scoring;
 pub mod segments;
+pub mod workflow_body;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -232,7 +234,13 @@ pub fn usages_json(usages: &[Usage]) -> Json {
     json!(
         usages
             .iter()
-            .map(|u| json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role}))
+            .map(|u| {
+                let mut usage = json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role});
+                if let Some(status) = u.status {
+                    usage["status"] = json!(status);
+                }
+                usage
+            })
             .collect::<Vec<_>>()
     )
 }

@@ -71,7 +71,7 @@ fn points_of(value: &Json) -> Result<f64, ApiError> {
 const TEXT_PREFIX: &str = "performed event where (";
 
 /// `where` as a JSON tree (an object) or as text; `null` means none.
-fn filter_of(value: &Json, engine: &Workspace) -> Result<Option<Condition>, ApiError> {
+pub(crate) fn filter_of(value: &Json, engine: &Workspace) -> Result<Option<Condition>, ApiError> {
     let schema = engine.schema();
     let parsed = match value {
         Json::Null => return Ok(None),
@@ -127,7 +127,7 @@ fn text_error(mut error: ConditionError, text: &str) -> ConditionError {
 
 /// `expires_after`: `"30d"` (the JSON form) or `"30 days"` (text); `null`
 /// means never.
-fn expires_of(value: &Json) -> Result<Option<Duration>, ApiError> {
+pub(crate) fn expires_of(value: &Json) -> Result<Option<Duration>, ApiError> {
     let invalid = || {
         ApiError::validation(format!(
             "\"expires_after\" must be a positive duration like \"30d\" or \"30 days\", got {value}"

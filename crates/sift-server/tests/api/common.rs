@@ -47,8 +47,14 @@ impl Server {
     /// Stops the server (every queued write committed) and opens its data
     /// directory again, as a restart of the process would.
     pub fn restart(self) -> Server {
+        self.restart_with(|_| {})
+    }
+
+    /// [`Server::restart`] with its config adjusted by `configure`.
+    pub fn restart_with(self, configure: impl FnOnce(&mut Config)) -> Server {
         self.state.close();
-        let config = self.state.config.clone();
+        let mut config = self.state.config.clone();
+        configure(&mut config);
         drop(self.app);
         drop(self.state);
         let state = AppState::open(config).unwrap();

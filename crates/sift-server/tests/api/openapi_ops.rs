@@ -85,6 +85,9 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/segments/{id}/changes", &["get"]),
         ("/v1/segments/{id}/usages", &["get"]),
         ("/v1/changes/stream", &["get"]),
+        ("/v1/workflows", &["get", "post"]),
+        ("/v1/workflows/{id}", &["get", "patch", "delete"]),
+        ("/v1/workflows/{id}/runs", &["get"]),
         ("/healthz", &["get"]),
         ("/metrics", &["get"]),
     ] {
