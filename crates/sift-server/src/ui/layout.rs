@@ -13,6 +13,7 @@ pub enum Nav {
     Contacts,
     Fields,
     Webhooks,
+    Workflows,
 }
 
 fn head(title: &str, extra_css: &[&str]) -> Markup {
@@ -78,12 +79,13 @@ impl Page<'_> {
                                 (link(Nav::Contacts, "/ui/contacts", "All contacts"))
                                 (link(Nav::Fields, "/ui/fields", "Fields"))
                             }
-                            div.group.soon {
-                                span aria-disabled="true" title="Coming soon" { "Workflows" small { " soon" } }
-                                span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
-                            }
                             div.group {
+                                span.group-label { "Automation" }
+                                (link(Nav::Workflows, "/ui/workflows", "Workflows"))
                                 (link(Nav::Webhooks, "/ui/webhooks", "Webhooks"))
+                            }
+                            div.group.soon {
+                                span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
                             }
                         }
                         div.tools {
