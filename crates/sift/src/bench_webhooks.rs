@@ -119,19 +119,24 @@ async fn call(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-/// Subscribes `url` to every segment and every event; answers the id.
+/// Subscribes `url` to every segment and every event; answers the id and
+/// the seq it starts at.
 async fn subscribe(
     client: &HttpClient,
     hooks: &str,
     key: &str,
     url: String,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, u64)> {
     let body = json!({"url": url, "secret": SECRET, "events": true});
     let created = call(client, hyper::Method::POST, hooks, key, body).await?;
-    created["id"]
+    let id = created["id"]
         .as_str()
         .map(str::to_string)
-        .context("the created webhook has no id")
+        .context("the created webhook has no id")?;
+    Ok((
+        id,
+        created["delivery"]["change_cursor"].as_u64().unwrap_or(0),
+    ))
 }
 
 /// Bodies of `per_client` requests of `batch` events for each of `clients`.
@@ -188,15 +193,24 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
 
         // Lag at a paced 10,000 events/s, 50 per request from 10 clients,
         // to a webhook of every segment and every event.
-        let lag_hook = subscribe(&client, &hooks, &key, format!("http://{receiver}/ok")).await?;
+        let (lag_hook, first_seq) =
+            subscribe(&client, &hooks, &key, format!("http://{receiver}/ok")).await?;
         let (clients, batch, per_client) = (10usize, 50usize, 100usize);
         let total = (clients * batch * per_client) as u64;
         let interval = Duration::from_micros(1_000_000 * (clients * batch) as u64 / 10_000);
         let paced_bodies = bodies(&mut generator, n_contacts, clients, per_client, batch);
         let (latencies, took) = paced(&client, &key, addr, paced_bodies, interval).await?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while seen.lock().map(|s| s.events).unwrap_or(0) < total {
-            anyhow::ensure!(Instant::now() < deadline, "the receiver did not get every event within 120 s");
+        let changes = handle.durable.borrow().saturating_sub(first_seq);
+        while seen
+            .lock()
+            .map(|s| s.events < total || s.changes < changes)
+            .unwrap_or(true)
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the receiver did not get every event and change within 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         {
@@ -224,7 +238,7 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             );
         }
         for line in state.metrics.render().lines() {
-            if (line.starts_with("sift_webhook_")
+            if (line.starts_with("sift_webhook_commit_seconds")
                 || line.starts_with("sift_store_commit_seconds"))
                 && (line.contains("0.5\"") || line.contains("0.99\""))
             {
@@ -252,7 +266,7 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             round.iter().map(|(l, _)| (*l, Vec::new())).collect();
         for (label, url) in std::iter::repeat_n(round.iter(), 5).flatten().cloned() {
             let id = match url {
-                Some(url) => Some(subscribe(&client, &hooks, &key, url).await?),
+                Some(url) => Some(subscribe(&client, &hooks, &key, url).await?.0),
                 None => None,
             };
             let all = bodies(&mut generator, n_contacts, 4, 25, 1000);
