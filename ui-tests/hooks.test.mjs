@@ -46,8 +46,8 @@ T('0 hooks: the accessible names, ids and attributes of docs/ui.md, exactly', as
 
   // Header.
   const nav = page.locator('nav[aria-label="Main"]');
-  for (const name of ['Segments', 'All contacts', 'Fields']) await named(nav, 'link', name, `header link "${name}"`);
-  for (const name of ['Workflows', 'Scoring']) {
+  for (const name of ['Segments', 'All contacts', 'Fields', 'Workflows', 'Webhooks']) await named(nav, 'link', name, `header link "${name}"`);
+  for (const name of ['Scoring']) {
     await check(`header "${name}" shown as coming soon`, async () => {
       const text = (await nav.textContent()).replace(/\s+/g, ' ');
       assert.match(text, new RegExp(`${name}\\s*(\\(?coming )?soon`, 'i'));

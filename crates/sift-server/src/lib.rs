@@ -11,6 +11,7 @@ mod runner;
 pub mod state;
 mod timers;
 pub mod ui;
+pub mod webhooks;
 
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ pub use state::{AppState, Config};
 #[openapi(
     info(title = "Sift", description = "Real-time segmentation of marketing contacts"),
     tags(
-        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"), (name = "workflows"),
+        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"), (name = "webhooks", description = "signed deliveries of membership changes and events"), (name = "workflows"),
         (name = "admin", description = "needs the admin key"), (name = "ops")
     )
 )]
@@ -71,6 +72,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(export::export_csv))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .split_for_parts()

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sift_engine::{Record, Workspace, Write};
-use sift_store::{Catalog, StoreError, WorkspaceDb, WorkspaceReader, WorkspaceRow, hash_key};
+use sift_store::{
+    Catalog, Pending, StoreError, WebhookWrite, WorkspaceDb, WorkspaceReader, WorkspaceRow,
+    hash_key,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{ApiError, ApiResult, Code};
@@ -32,10 +35,18 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Webhook deliveries: the first retry's delay (it doubles, with
+    /// jitter, up to `webhook_retry_max_ms`).
+    pub webhook_retry_base_ms: u64,
+    pub webhook_retry_max_ms: u64,
+    /// How long one delivery attempt may take before it counts as failed.
+    pub webhook_timeout_ms: u64,
+    /// Most changes (and most events) in one delivery.
+    pub webhook_batch_max: usize,
     /// Whether workflows run (tests turn the runner off to leave triggers
     /// queued across a restart).
     pub run_workflows: bool,
-    /// The wait after a webhook action's first failed attempt; it doubles
+    /// Workflow webhook actions (the outbox): the wait after the first failed attempt; it doubles
     /// with each further one.
     pub webhook_retry_base: std::time::Duration,
     /// How long a webhook endpoint has to answer.
@@ -48,6 +59,10 @@ impl Config {
             data_dir: data_dir.into(),
             admin_key,
             max_body_bytes: 16 * 1024 * 1024,
+            webhook_retry_base_ms: 1_000,
+            webhook_retry_max_ms: 300_000,
+            webhook_timeout_ms: 10_000,
+            webhook_batch_max: 1_000,
             run_workflows: true,
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
@@ -57,6 +72,8 @@ impl Config {
 
 struct Job {
     records: Vec<Record>,
+    /// Webhook subscriptions and cursors, committed after `records`.
+    webhooks: Vec<WebhookWrite>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -74,8 +91,14 @@ pub struct WorkspaceHandle {
     /// Signalled after every client write, which may have scheduled an
     /// earlier timer: the timer task then re-reads `next_timer` (`timers.rs`).
     pub timer_wake: tokio::sync::Notify,
-    /// Turns true when the workspace closes; the timer task ends on it.
+    /// Counts the commits that held engine records (a webhook's own
+    /// cursor writes do not count); webhooks that send events wait on it,
+    /// since an event need not change membership.
+    pub committed: watch::Sender<u64>,
+    /// Turns true when the workspace closes; the timer and webhook tasks end on it.
     pub closed: watch::Sender<bool>,
+    /// The webhook subscriptions and their delivery tasks (`webhooks/`).
+    pub webhooks: crate::webhooks::Registry,
     /// Signalled after a durable write that queued workflow triggers; the
     /// runner (`runner.rs`) waits on it.
     pub runs_wake: tokio::sync::Notify,
@@ -103,6 +126,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
@@ -115,8 +139,10 @@ impl WorkspaceHandle {
                 }
             })?;
         let (durable, _) = watch::channel(engine.next_seq());
+        let (committed, _) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel::<Job>();
         let durable_writer = durable.clone();
+        let committed_writer = committed.clone();
         let workspace_id = row.id.clone();
         let thread = std::thread::Builder::new()
             .name(format!("writer-{}", row.id))
@@ -131,7 +157,9 @@ impl WorkspaceHandle {
                         }
                     }
                     let started = Instant::now();
-                    let result = db.commit(jobs.iter().map(|j| j.records.as_slice()));
+                    let result = db.commit_all(jobs.iter().flat_map(|j| {
+                        [Pending::Records(&j.records), Pending::Webhooks(&j.webhooks)]
+                    }));
                     metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
                     match result {
@@ -149,6 +177,9 @@ impl WorkspaceHandle {
                                 *seq = (*seq).max(next);
                                 advanced
                             });
+                            if jobs.iter().any(|j| !j.records.is_empty()) {
+                                committed_writer.send_modify(|n| *n += 1);
+                            }
                             for job in jobs {
                                 let _ = job.done.send(Ok(()));
                             }
@@ -173,11 +204,14 @@ impl WorkspaceHandle {
             reader: Mutex::new(reader),
             durable,
             timer_wake: tokio::sync::Notify::new(),
+            committed,
             closed: watch::channel(false).0,
+            webhooks,
             runs_wake: tokio::sync::Notify::new(),
             outbox_wake: tokio::sync::Notify::new(),
         });
         crate::timers::spawn(&handle);
+        crate::webhooks::start(&handle)?;
         if config.run_workflows {
             crate::runner::spawn(&handle);
         }
@@ -284,6 +318,7 @@ impl WorkspaceHandle {
             let job = Job {
                 // The records go to the writer; the caller keeps the counts.
                 records: std::mem::take(&mut write.records),
+                webhooks: Vec::new(),
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
@@ -309,6 +344,50 @@ impl WorkspaceHandle {
             Ok(Err(error)) => Err(ApiError::internal(error)),
             Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
         }
+    }
+
+    /// Commits webhook subscription and cursor writes through the writer
+    /// (in the next group commit) and waits until they are durable. They
+    /// touch no engine state, so the engine lock is not taken.
+    pub async fn commit_webhooks(&self, writes: Vec<WebhookWrite>) -> ApiResult<()> {
+        let done_rx = self.queue_webhooks(writes)?;
+        match done_rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ApiError::internal(error)),
+            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
+        }
+    }
+
+    /// Queues webhook writes for the writer's next group commit without
+    /// waiting; the receiver answers when they are durable. A graceful
+    /// close commits everything queued.
+    pub fn queue_webhooks(
+        &self,
+        writes: Vec<WebhookWrite>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        let (done_tx, done_rx) = oneshot::channel();
+        {
+            let writer = self
+                .writer
+                .lock()
+                .map_err(|_| ApiError::internal("writer lock poisoned"))?;
+            let Some(sender) = writer.as_ref() else {
+                return Err(ApiError::new(
+                    Code::Unavailable,
+                    "the server is shutting down",
+                ));
+            };
+            let job = Job {
+                records: Vec::new(),
+                webhooks: writes,
+                next_seq: 0,
+                done: done_tx,
+            };
+            sender
+                .send(job)
+                .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
+        }
+        Ok(done_rx)
     }
 
     pub fn reader(&self) -> ApiResult<std::sync::MutexGuard<'_, WorkspaceReader>> {

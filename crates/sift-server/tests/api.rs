@@ -23,6 +23,10 @@ mod scoring;
 mod segments;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/webhook_receiver.rs"]
+mod webhook_receiver;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 #[path = "api/workflow_webhooks.rs"]
 mod workflow_webhooks;
 #[path = "api/workflows.rs"]

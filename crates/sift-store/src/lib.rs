@@ -1,7 +1,7 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
-//! scoring rules, clock, change log and workflows (definitions, trigger
-//! queue, runs, score grants, webhook outbox), and a catalog database for
+//! scoring rules, clock, change log, webhook subscriptions and workflows
+//! (definitions, trigger queue, runs, score grants, webhook outbox), and a catalog database for
 //! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
@@ -14,13 +14,17 @@ mod codec;
 mod error;
 mod load;
 mod schema;
+mod webhooks;
 mod workflow_db;
 mod workspace_db;
 
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
+pub use webhooks::{
+    PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
+};
 pub use workflow_db::{Delivery, RunFilter};
-pub use workspace_db::{StoredChange, WorkspaceDb, WorkspaceReader};
+pub use workspace_db::{Pending, StoredChange, WorkspaceDb, WorkspaceReader};
 
 pub use sift_engine::Record;

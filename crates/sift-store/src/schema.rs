@@ -33,6 +33,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         sql: V2,
     },
     Step {
+        version: 3,
+        marker: "webhooks",
+        sql: V3,
+    },
+    Step {
         version: 4,
         marker: "workflows",
         sql: V4,
@@ -112,6 +117,44 @@ const V2: &str = "
         at INTEGER NOT NULL
     );
     INSERT INTO clock (only, at) SELECT 0, COALESCE(MAX(at), 0) FROM changes;
+";
+
+// Version 3: webhook subscriptions and their delivery cursors. Events get
+// AUTOINCREMENT seqs: a webhook's event cursor is a seq, and without it
+// SQLite hands the seq of a deleted last event (its contact erased) to
+// the next one, which a cursor already past it would never send.
+const V3: &str = "
+    CREATE TABLE events_v3 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT,
+        contact_no INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        properties TEXT NOT NULL
+    );
+    INSERT INTO events_v3 (seq, id, contact_no, type, at, properties)
+        SELECT seq, id, contact_no, type, at, properties FROM events ORDER BY seq;
+    DROP TABLE events;
+    ALTER TABLE events_v3 RENAME TO events;
+    CREATE INDEX events_by_contact ON events(contact_no);
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        segments TEXT,
+        events INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_cursors (
+        webhook_id TEXT PRIMARY KEY,
+        change_seq INTEGER NOT NULL,
+        event_seq INTEGER NOT NULL,
+        acked_at INTEGER,
+        pending_change_end INTEGER,
+        pending_event_end INTEGER
+    );
 ";
 
 // Version 4: workflows, their trigger queue and cursor, run history, the
@@ -332,5 +375,49 @@ mod tests {
             WorkspaceDb::open(&path),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    /// Version 3 rebuilds `events` with AUTOINCREMENT: the rows and their
+    /// seqs are kept, and later seqs go on after the highest one.
+    #[test]
+    fn version_2_events_keep_their_seqs_in_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO events (seq, id, contact_no, type, at, properties)
+                   VALUES (1, 'a', 0, 'purchase', 5, '{}'), (7, NULL, 1, 'visit', 6, '{\"p\":1}');",
+            )
+            .unwrap();
+        }
+        let db = WorkspaceDb::open(&path).unwrap();
+        let state = db.stored_state().unwrap();
+        assert_eq!(state.events.len(), 2);
+        assert_eq!(state.events[1].event_type, "visit");
+        drop(db);
+        let conn = open(&path).unwrap();
+        conn.execute_batch(
+            "DELETE FROM events WHERE seq = 7;
+             INSERT INTO events (id, contact_no, type, at, properties) VALUES (NULL, 0, 'x', 8, '{}');",
+        )
+        .unwrap();
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(seqs, [1, 8]);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_by_contact'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
     }
 }

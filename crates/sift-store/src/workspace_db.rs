@@ -18,6 +18,14 @@ pub struct WorkspaceDb {
     conn: Connection,
 }
 
+/// What one queued write commits: the engine's records, or changes to
+/// webhook subscriptions and their cursors.
+#[derive(Clone, Copy, Debug)]
+pub enum Pending<'a> {
+    Records(&'a [Record]),
+    Webhooks(&'a [crate::WebhookWrite]),
+}
+
 /// One membership change as stored: contact by number.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredChange {
@@ -44,13 +52,31 @@ impl WorkspaceDb {
         &mut self,
         writes: impl IntoIterator<Item = &'a [Record]>,
     ) -> Result<(), StoreError> {
+        self.commit_all(writes.into_iter().map(Pending::Records))
+    }
+
+    /// Commits engine records and webhook writes in one transaction (one
+    /// fsync), in the order given.
+    pub fn commit_all<'a>(
+        &mut self,
+        writes: impl IntoIterator<Item = Pending<'a>>,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         // Writes in a group may carry several clocks; only the latest matters.
         let mut clock: Option<DateTime> = None;
         let mut cursor: Option<u64> = None;
-        for records in writes {
-            for record in records {
-                apply(&tx, record, &mut clock, &mut cursor)?;
+        for write in writes {
+            match write {
+                Pending::Records(records) => {
+                    for record in records {
+                        apply(&tx, record, &mut clock, &mut cursor)?;
+                    }
+                }
+                Pending::Webhooks(writes) => {
+                    for write in writes {
+                        crate::webhooks::apply(&tx, write)?;
+                    }
+                }
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -267,6 +293,10 @@ impl WorkspaceReader {
         Ok(WorkspaceReader { conn: open(path)? })
     }
 
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Up to `limit` changes with seq > `after`, of one segment or all, in seq order.
     pub fn changes(
         &self,
@@ -275,47 +305,51 @@ impl WorkspaceReader {
         limit: usize,
     ) -> Result<Vec<StoredChange>, StoreError> {
         // seq starts at 0, so "after nothing" is after -1.
-        let after: i64 = after.map_or(-1, |a| a as i64);
-        let mut out = Vec::new();
+        let from = after.map_or(0, |a| a + 1);
         let sql = if segment_id.is_some() {
+            // The batch holding `from` starts at or before it: start from the
+            // segment's last batch that does, through the segment's index.
             "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
-             WHERE seq_end > ?1 + 1 AND segment_id = ?2 ORDER BY seq_start"
+             WHERE segment_id = ?2 AND seq_start >= COALESCE(
+               (SELECT MAX(seq_start) FROM changes WHERE segment_id = ?2 AND seq_start <= ?1), 0)
+             ORDER BY seq_start"
         } else {
             "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
-             WHERE seq_end > ?1 + 1 AND ?2 IS NULL ORDER BY seq_start"
+             WHERE ?2 IS NULL AND seq_start >= COALESCE(
+               (SELECT MAX(seq_start) FROM changes WHERE seq_start <= ?1), 0)
+             ORDER BY seq_start"
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params![after, segment_id])?;
-        while let Some(row) = rows.next()? {
-            let seq_start: i64 = row.get(0)?;
-            let segment_id: String = row.get(1)?;
-            let kind: String = row.get(2)?;
-            let cause: String = row.get(3)?;
-            let at: i64 = row.get(4)?;
-            let blob: Vec<u8> = row.get(5)?;
-            let kind = ChangeKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
-            let cause = Cause::parse(&cause)
-                .ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
-            for (offset, no) in bitmap_from_blob(&blob)?.iter().enumerate() {
-                let seq = seq_start as u64 + offset as u64;
-                if (seq as i64) <= after {
-                    continue;
-                }
-                if out.len() == limit {
-                    return Ok(out);
-                }
-                out.push(StoredChange {
-                    seq,
-                    segment_id: segment_id.clone(),
-                    kind,
-                    cause,
-                    at,
-                    no,
-                });
-            }
+        let rows = stmt.query(params![from as i64, segment_id])?;
+        read_changes(rows, from, u64::MAX, limit)
+    }
+
+    /// Up to `limit` changes with `from <= seq < to`, in seq order, of the
+    /// given segments only (`None`: all).
+    pub fn changes_in(
+        &self,
+        from: u64,
+        to: u64,
+        segments: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<StoredChange>, StoreError> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let segments = segments.map(|ids| serde_json::Value::from(ids.to_vec()).to_string());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
+             WHERE seq_start < ?2 AND seq_start >= COALESCE(
+               (SELECT MAX(seq_start) FROM changes WHERE seq_start <= ?1), 0)
+               AND (?3 IS NULL OR segment_id IN (SELECT value FROM json_each(?3)))
+             ORDER BY seq_start",
+        )?;
+        let rows = stmt.query(params![
+            from as i64,
+            to.min(i64::MAX as u64) as i64,
+            segments
+        ])?;
+        read_changes(rows, from, to, limit)
     }
 
     /// A segment's latest `limit` changes, newest first.
@@ -389,4 +423,45 @@ impl WorkspaceReader {
             .flatten();
         Ok(next.unwrap_or(0) as u64)
     }
+}
+
+/// The changes of `rows` (batches in seq order) with `from <= seq < to`,
+/// at most `limit` of them.
+fn read_changes(
+    mut rows: rusqlite::Rows<'_>,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<Vec<StoredChange>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq_start: i64 = row.get(0)?;
+        let segment_id: String = row.get(1)?;
+        let kind: String = row.get(2)?;
+        let cause: String = row.get(3)?;
+        let at: i64 = row.get(4)?;
+        let blob: Vec<u8> = row.get(5)?;
+        let kind = ChangeKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
+        let cause =
+            Cause::parse(&cause).ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
+        for (offset, no) in bitmap_from_blob(&blob)?.iter().enumerate() {
+            let seq = seq_start as u64 + offset as u64;
+            if seq < from {
+                continue;
+            }
+            if seq >= to || out.len() == limit {
+                return Ok(out);
+            }
+            out.push(StoredChange {
+                seq,
+                segment_id: segment_id.clone(),
+                kind,
+                cause,
+                at,
+                no,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
         /// Which figures: contact writes and segments, events and timers,
-        /// workflows, or all of them.
+        /// webhook deliveries, workflows, or all of them.
         #[arg(long, value_enum, default_value_t = BenchSuite::All)]
         suite: BenchSuite,
     },
@@ -81,6 +81,7 @@ pub enum Command {
 pub enum BenchSuite {
     Contacts,
     Events,
+    Webhooks,
     Workflows,
     All,
 }

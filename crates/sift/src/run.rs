@@ -41,14 +41,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             http_contacts,
             suite,
         } => {
-            if matches!(suite, BenchSuite::Contacts | BenchSuite::All) {
+            let all = suite == BenchSuite::All;
+            if all || suite == BenchSuite::Contacts {
                 crate::bench::run(contacts, segments, http_contacts)?;
             }
-            if matches!(suite, BenchSuite::Events | BenchSuite::All) {
+            if all || suite == BenchSuite::Events {
                 crate::bench_events::run(contacts, segments, http_contacts)?;
             }
-            if matches!(suite, BenchSuite::Workflows | BenchSuite::All) {
+            if all || suite == BenchSuite::Workflows {
                 crate::bench_workflows::run(contacts, segments, http_contacts)?;
+            }
+            if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
+                crate::bench_webhooks::run(http_contacts, segments)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -18,7 +18,9 @@ use super::{Path, Query, Ws, datetime};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, WorkspaceHandle};
 
-fn change_json(change: &StoredChange, contact_id: &str) -> Json {
+/// A change as SPEC §1 shapes it (the stream, the pages and webhook
+/// deliveries all send this).
+pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
     json!({
         "seq": change.seq,
         "segment_id": change.segment_id,

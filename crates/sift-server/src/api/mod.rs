@@ -11,6 +11,7 @@ pub mod fields;
 pub mod ops;
 pub mod scoring;
 pub mod segments;
+pub mod webhooks;
 pub mod workflow_body;
 pub mod workflows;
 

@@ -12,6 +12,8 @@ pub enum Nav {
     Segments,
     Contacts,
     Fields,
+    Webhooks,
+    Workflows,
 }
 
 fn head(title: &str, extra_css: &[&str]) -> Markup {
@@ -77,8 +79,12 @@ impl Page<'_> {
                                 (link(Nav::Contacts, "/ui/contacts", "All contacts"))
                                 (link(Nav::Fields, "/ui/fields", "Fields"))
                             }
+                            div.group {
+                                span.group-label { "Automation" }
+                                (link(Nav::Workflows, "/ui/workflows", "Workflows"))
+                                (link(Nav::Webhooks, "/ui/webhooks", "Webhooks"))
+                            }
                             div.group.soon {
-                                span aria-disabled="true" title="Coming soon" { "Workflows" small { " soon" } }
                                 span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
                             }
                         }

@@ -11,7 +11,9 @@ mod layout;
 mod live;
 mod segments;
 mod session;
+mod webhooks;
 mod words;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -63,6 +65,11 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{id}", get(contacts::show))
         .route("/ui/fields", get(fields::list))
+        .route("/ui/webhooks", get(webhooks::list))
+        .route("/ui/workflows", get(workflows::list))
+        .route("/ui/workflows/new", get(workflows::new))
+        .route("/ui/workflows/{id}", get(workflows::show))
+        .route("/ui/workflows/{id}/edit", get(workflows::edit))
         .route("/ui/live/sizes", get(live::sizes))
         .route("/ui/live/segments/{id}", get(live::segment))
         .route("/ui/assets/{name}", get(asset))
@@ -83,10 +90,12 @@ async fn asset(
         "builder.css" => (include_str!("assets/builder.css"), "text/css", false),
         // The segment form: an ES module and the siblings it imports.
         "segment_form.js" => (include_str!("assets/segment_form.js"), JS, false),
+        "workflows.js" => (include_str!("assets/workflows.js"), JS, false),
         "builder_terms.js" => (include_str!("assets/builder_terms.js"), JS, false),
         "builder_widgets.js" => (include_str!("assets/builder_widgets.js"), JS, false),
         "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
+        "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =

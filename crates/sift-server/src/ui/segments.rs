@@ -372,6 +372,8 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
                     li {
                         @if u.kind == "segment" {
                             "Segment " a href={ "/ui/segments/" (url_part(&u.id)) } { (u.name) }
+                        } @else if u.kind == "workflow" {
+                            "Workflow " a href={ "/ui/workflows/" (url_part(&u.id)) } { (u.name) }
                         } @else {
                             (u.kind) " " (u.name)
                         }

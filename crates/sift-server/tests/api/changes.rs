@@ -506,3 +506,34 @@ async fn the_log_still_names_deleted_contacts_after_a_restart() {
     assert_eq!(after[..before.len()], before[..]);
     assert_eq!(after.last().unwrap()["contact_id"], "e");
 }
+
+/// docs/api.md "Change stream client examples": a client that saw seq N
+/// reconnects after a restart with `Last-Event-ID: N` and gets what followed,
+/// without gaps or repeats; the header wins over `after`.
+#[tokio::test]
+async fn the_stream_resumes_with_last_event_id_after_a_restart() {
+    let mut server = Server::new();
+    server.segment("Spain", "country = \"ES\"").await;
+    for id in ["a", "b", "c"] {
+        server.put_contact(id, json!({"country": "ES"})).await;
+    }
+    let seen = Stream::open(&server, &server.key, "", None)
+        .await
+        .take(3)
+        .await;
+    let last = seen[2]["seq"].as_u64().unwrap();
+    server = server.restart();
+    for id in ["d", "e"] {
+        server.put_contact(id, json!({"country": "ES"})).await;
+    }
+    let key = server.key.clone();
+    let resumed = Stream::open(&server, &key, "", Some(&last.to_string()))
+        .await
+        .take(2)
+        .await;
+    assert_eq!(seqs(&resumed), [last + 1, last + 2]);
+    assert_eq!(resumed[0]["contact_id"], "d");
+    assert_eq!(resumed[1]["contact_id"], "e");
+    let mut both = Stream::open(&server, &key, "?after=0", Some(&last.to_string())).await;
+    assert_eq!(both.next().await, resumed[0]);
+}

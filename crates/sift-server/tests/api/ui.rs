@@ -83,6 +83,8 @@ async fn nothing_with_data_is_reachable_without_a_session() {
         "/ui/contacts".to_string(),
         "/ui/fields".to_string(),
         "/ui/segments/new".to_string(),
+        "/ui/workflows".to_string(),
+        "/ui/workflows/new".to_string(),
         "/ui/live/sizes".to_string(),
     ] {
         for cookie in [None, Some("ss_forged")] {
@@ -94,6 +96,7 @@ async fn nothing_with_data_is_reachable_without_a_session() {
     for asset in [
         "app.js",
         "segment_form.js",
+        "workflows.js",
         "builder_terms.js",
         "builder_widgets.js",
         "builder_rows.js",

@@ -224,6 +224,8 @@ if (deleteBtn && editingId) {
         const item = h("li", {});
         if (usage.type === "segment") {
           item.append("Segment ", h("a", { href: `/ui/segments/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
+        } else if (usage.type === "workflow") {
+          item.append("Workflow ", h("a", { href: `/ui/workflows/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
         } else {
           item.append(`${usage.type ? usage.type[0].toUpperCase() + usage.type.slice(1) : "Used by"} `,
             h("strong", { text: usage.name || usage.id }));

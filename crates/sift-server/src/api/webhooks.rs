@@ -1,0 +1,289 @@
+//! Webhook subscriptions (SPEC §4 `webhook`): create, list, read, edit,
+//! delete. A subscription is `{url, secret, segments?, events?, enabled?}`;
+//! its deliveries, signatures and retries are in `crate::webhooks` and
+//! docs/api.md "Webhooks". Every answer carries a `delivery` object: status,
+//! cursors, lag, attempts and the last error.
+
+use axum::http::StatusCode;
+use serde_json::{Value as Json, json};
+use sift_store::WebhookRow;
+
+use super::contacts::{JsonResponse, ok};
+use super::{Body, Path, Ws, page};
+use crate::error::{ApiError, ApiResult};
+use crate::state::now_ms;
+use crate::webhooks;
+
+const KEYS: [&str; 5] = ["url", "secret", "segments", "events", "enabled"];
+const MAX_URL_BYTES: usize = 2048;
+const MAX_SECRET_BYTES: usize = 1024;
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::validation(message).with(json!({"field": field}))
+}
+
+fn check_keys(body: &Json) -> ApiResult<&serde_json::Map<String, Json>> {
+    let Json::Object(map) = body else {
+        return Err(ApiError::validation(
+            "the body must be a JSON object like {\"url\": \"https://example.com/hooks/sift\", \"secret\": \"…\"}",
+        ));
+    };
+    match map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        Some(key) => Err(invalid(
+            key,
+            format!("unknown key {key:?}; a webhook has {}", KEYS.join(", ")),
+        )),
+        None => Ok(map),
+    }
+}
+
+fn url_of(value: &Json) -> ApiResult<String> {
+    let example = "like https://example.com/hooks/sift";
+    let Json::String(text) = value else {
+        return Err(invalid(
+            "url",
+            format!("\"url\" must be a string {example}, got {value}"),
+        ));
+    };
+    let text = text.trim();
+    if text.len() > MAX_URL_BYTES {
+        return Err(invalid(
+            "url",
+            format!("\"url\" is longer than {MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let parsed = reqwest::Url::parse(text).map_err(|e| {
+        invalid(
+            "url",
+            format!(
+                "\"url\" is not a valid URL ({e}): give an http:// or https:// address {example}"
+            ),
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(
+            "url",
+            format!(
+                "\"url\" must use http or https, not {:?}: an address {example}",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "url",
+            format!("\"url\" has no host: an address {example}"),
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+fn secret_of(value: &Json) -> ApiResult<String> {
+    match value {
+        Json::String(s) if s.trim().is_empty() => Err(invalid(
+            "secret",
+            "\"secret\" must not be empty: deliveries are signed with it (use a long random string)",
+        )),
+        Json::String(s) if s.len() > MAX_SECRET_BYTES => Err(invalid(
+            "secret",
+            format!("\"secret\" is longer than {MAX_SECRET_BYTES} bytes"),
+        )),
+        Json::String(s) => Ok(s.clone()),
+        other => Err(invalid(
+            "secret",
+            format!("\"secret\" must be a string, got {other}"),
+        )),
+    }
+}
+
+/// `null` (or absent) is every segment; otherwise ids of existing segments.
+fn segments_of(value: &Json, ws: &crate::state::WorkspaceHandle) -> ApiResult<Option<Vec<String>>> {
+    let items = match value {
+        Json::Null => return Ok(None),
+        Json::Array(items) => items,
+        other => {
+            return Err(invalid(
+                "segments",
+                format!(
+                    "\"segments\" must be a list of segment ids, or null for every segment; got {other}"
+                ),
+            ));
+        }
+    };
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let Json::String(id) = item else {
+            return Err(ApiError::validation(format!(
+                "\"segments\" must hold segment ids (strings); item {index} is {item}"
+            ))
+            .with(json!({"field": "segments", "index": index})));
+        };
+        if !ws.read(|engine| engine.segment(id).is_some())? {
+            return Err(ApiError::validation(format!(
+                "\"segments\" item {index}: segment {id:?} does not exist (give segment ids, as GET /v1/segments lists them)"
+            ))
+            .with(json!({"field": "segments", "index": index, "id": id})));
+        }
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    Ok(Some(ids))
+}
+
+fn bool_of(value: &Json, field: &str) -> ApiResult<bool> {
+    value.as_bool().ok_or_else(|| {
+        invalid(
+            field,
+            format!("\"{field}\" must be true or false, got {value}"),
+        )
+    })
+}
+
+/// A subscription that would never send anything is a mistake.
+fn check_sends_something(row: &WebhookRow) -> ApiResult<()> {
+    if row.segments.as_ref().is_some_and(Vec::is_empty) && !row.events {
+        return Err(invalid(
+            "segments",
+            "with \"segments\": [] and no \"events\" the webhook would never send anything; list segment ids, give null for every segment, or set \"events\": true",
+        ));
+    }
+    Ok(())
+}
+
+/// Every webhook, oldest first, each with its delivery status.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses((status = 200, description = "the webhooks")))]
+pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
+    let items = ws
+        .webhooks
+        .list()
+        .iter()
+        .map(|s| webhooks::webhook_json(&ws, s))
+        .collect::<ApiResult<Vec<Json>>>()?;
+    Ok(ok(page(items, None)))
+}
+
+/// Subscribes a URL to membership changes (of the given segments, or all)
+/// and, with `"events": true`, to accepted events. It receives what is
+/// committed from its creation on.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = Object,
+    responses((status = 201, description = "the webhook with its delivery status"),
+              (status = 422, description = "a missing or invalid key, named in details.field")))]
+pub async fn create(
+    Ws(ws): Ws,
+    Body(body): Body<Json>,
+) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+    let map = check_keys(&body)?;
+    let url = url_of(map.get("url").ok_or_else(|| {
+        invalid(
+            "url",
+            "a webhook needs \"url\", like https://example.com/hooks/sift",
+        )
+    })?)?;
+    let secret = secret_of(map.get("secret").ok_or_else(|| {
+        invalid(
+            "secret",
+            "a webhook needs \"secret\": deliveries are signed with it",
+        )
+    })?)?;
+    let segments = segments_of(map.get("segments").unwrap_or(&Json::Null), &ws)?;
+    let events = map
+        .get("events")
+        .map(|v| bool_of(v, "events"))
+        .transpose()?
+        .unwrap_or(false);
+    let enabled = map
+        .get("enabled")
+        .map(|v| bool_of(v, "enabled"))
+        .transpose()?
+        .unwrap_or(true);
+    let now = now_ms();
+    let row = WebhookRow {
+        id: format!("wh_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        url,
+        secret,
+        segments,
+        events,
+        enabled,
+        created_at: now,
+        updated_at: now,
+    };
+    check_sends_something(&row)?;
+    let subscription = webhooks::create(&ws, row).await?;
+    let json = webhooks::webhook_json(&ws, &subscription)?;
+    Ok((StatusCode::CREATED, axum::Json(json)))
+}
+
+/// One webhook with its delivery status.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook's id")),
+    responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    let subscription = ws
+        .webhooks
+        .get(&id)
+        .ok_or_else(|| webhooks::not_found(&id))?;
+    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+}
+
+/// Edits any of url, secret, segments (null: every segment), events,
+/// enabled. A disabled webhook keeps its cursor; enabled again, it sends
+/// what it missed.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = Object,
+    params(("id" = String, Path, description = "the webhook's id")),
+    responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook"),
+              (status = 422, description = "an invalid key, named in details.field")))]
+pub async fn update(
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+    Body(body): Body<Json>,
+) -> ApiResult<JsonResponse> {
+    let map = check_keys(&body)?;
+    if ws.webhooks.get(&id).is_none() {
+        return Err(webhooks::not_found(&id));
+    }
+    let url = map.get("url").map(url_of).transpose()?;
+    let secret = map.get("secret").map(secret_of).transpose()?;
+    let segments = map
+        .get("segments")
+        .map(|v| segments_of(v, &ws))
+        .transpose()?;
+    let events = map
+        .get("events")
+        .map(|v| bool_of(v, "events"))
+        .transpose()?;
+    let enabled = map
+        .get("enabled")
+        .map(|v| bool_of(v, "enabled"))
+        .transpose()?;
+    let subscription = webhooks::update(&ws, &id, |row| {
+        if let Some(url) = url {
+            row.url = url;
+        }
+        if let Some(secret) = secret {
+            row.secret = secret;
+        }
+        if let Some(segments) = segments {
+            row.segments = segments;
+        }
+        if let Some(events) = events {
+            row.events = events;
+        }
+        if let Some(enabled) = enabled {
+            row.enabled = enabled;
+        }
+        check_sends_something(row)
+    })
+    .await?;
+    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+}
+
+/// Deletes a webhook; a delivery in flight is abandoned.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook's id")),
+    responses((status = 200, description = "deleted"), (status = 404, description = "no such webhook")))]
+pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    webhooks::delete(&ws, &id).await?;
+    Ok(ok(json!({"id": id, "deleted": true})))
+}
