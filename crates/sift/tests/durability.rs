@@ -4,135 +4,19 @@
 //! evaluation of those writes and to a replay of the change log. A SIGTERM
 //! must stop the server cleanly (exit 0) even with a change stream open.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value as Json, json};
+use support::{HttpClient, Server, call, client};
 
 const ADMIN_KEY: &str = "durability-admin-key";
-
-/// A running `sift serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    /// The workspace key, printed only on first start.
-    key: Option<String>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(data: &Path, stderr: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sift"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-key",
-                ADMIN_KEY,
-                "--data",
-            ])
-            .arg(data)
-            .env_remove("SIFT_ADMIN_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            key: None,
-            lines,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let line = match server.lines.recv_timeout(wait) {
-                Ok(line) => line,
-                Err(_) => panic!(
-                    "sift serve did not start; stderr:\n{}",
-                    std::fs::read_to_string(stderr).unwrap_or_default()
-                ),
-            };
-            if let Some(addr) = line.strip_prefix("Sift is listening on http://") {
-                server.addr = addr.trim().to_string();
-            } else if let Some(key) = line.strip_prefix("Workspace key (shown once, keep it): ") {
-                server.key = Some(key.trim().to_string());
-                return server;
-            } else if line.starts_with("Web UI") {
-                // A restart prints no key; its sign-in link ends the banner's part we need.
-                return server;
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        // Child::kill sends SIGKILL.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// One request; Err when the server did not answer (it was killed).
-async fn call(
-    client: &HttpClient,
-    addr: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Json>,
-) -> Result<(u16, Json), String> {
-    let bytes = body.map_or_else(Vec::new, |b| serde_json::to_vec(b).unwrap());
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)))
-        .unwrap();
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or(Json::Null);
-    Ok((status, json))
-}
 
 /// A request that must succeed while the server is up.
 async fn ok(
@@ -387,7 +271,7 @@ async fn acknowledged_writes_survive_sigkill_and_membership_is_rebuilt_exactly()
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let stderr = dir.path().join("stderr.log");
-    let mut server = Server::start(&data, &stderr);
+    let mut server = Server::start(&data, &stderr, &["--admin-key", ADMIN_KEY]);
     let key = server
         .key
         .clone()
@@ -482,7 +366,7 @@ async fn acknowledged_writes_survive_sigkill_and_membership_is_rebuilt_exactly()
         "the kill should cut writes in flight"
     );
 
-    let mut server = Server::start(&data, &stderr);
+    let mut server = Server::start(&data, &stderr, &["--admin-key", ADMIN_KEY]);
     assert!(server.key.is_none(), "a restart creates no new workspace");
     let addr = server.addr.clone();
     let client = self::client();
@@ -660,7 +544,7 @@ async fn sigterm_stops_the_server_cleanly_with_a_change_stream_open() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let stderr = dir.path().join("stderr.log");
-    let mut server = Server::start(&data, &stderr);
+    let mut server = Server::start(&data, &stderr, &["--admin-key", ADMIN_KEY]);
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
     let client = client();
@@ -717,7 +601,7 @@ async fn sigterm_stops_the_server_cleanly_with_a_change_stream_open() {
     drop(stream);
     drop(server);
 
-    let mut server = Server::start(&data, &stderr);
+    let mut server = Server::start(&data, &stderr, &["--admin-key", ADMIN_KEY]);
     let addr = server.addr.clone();
     let client = self::client();
     let read = ok(

@@ -5,113 +5,15 @@
 //! exactly once: Gifted holds exactly the contacts that ever entered, each
 //! score is ten points per entry, and no trigger seq has two runs.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value as Json, json};
+use support::{HttpClient, Server, call, client};
 
 const CONTACTS: u64 = 60;
-
-/// A running `sift serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    key: Option<String>,
-}
-
-impl Server {
-    fn start(data: &Path, stderr: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sift"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .env_remove("SIFT_ADMIN_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            key: None,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = lines.recv_timeout(wait) else {
-                panic!(
-                    "sift serve did not start; stderr:\n{}",
-                    std::fs::read_to_string(stderr).unwrap_or_default()
-                );
-            };
-            if let Some(addr) = line.strip_prefix("Sift is listening on http://") {
-                server.addr = addr.trim().to_string();
-            } else if let Some(key) = line.strip_prefix("Workspace key (shown once, keep it): ") {
-                server.key = Some(key.trim().to_string());
-                return server;
-            } else if line.starts_with("Web UI") {
-                return server;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// One request; Err when the server did not answer (it was killed).
-async fn call(
-    client: &HttpClient,
-    addr: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Json>,
-) -> Result<(u16, Json), String> {
-    let bytes = body.map_or_else(Vec::new, |b| serde_json::to_vec(b).unwrap());
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)))
-        .unwrap();
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Json::Null)))
-}
 
 async fn ok(
     client: &HttpClient,
@@ -182,17 +84,13 @@ async fn burst_then_kill(server: Server, key: &str, millis: u64) {
     }
 }
 
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workflow_runs_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let stderr = dir.path().join("stderr.log");
     let client = client();
-    let server = Server::start(&data, &stderr);
+    let server = Server::start(&data, &stderr, &[]);
     let key = server.key.clone().expect("the first start prints the key");
     ok(
         &client,
@@ -224,9 +122,9 @@ async fn workflow_runs_survive_sigkill_exactly_once() {
     let wf = wf["id"].as_str().unwrap().to_string();
 
     burst_then_kill(server, &key, 1_500).await;
-    let server = Server::start(&data, &stderr);
+    let server = Server::start(&data, &stderr, &[]);
     burst_then_kill(server, &key, 1_000).await;
-    let server = Server::start(&data, &stderr);
+    let server = Server::start(&data, &stderr, &[]);
 
     // The restarted runner catches up.
     let deadline = Instant::now() + Duration::from_secs(60);
