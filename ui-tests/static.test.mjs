@@ -71,7 +71,8 @@ T('12 Export CSV downloads the members; Export to Facebook says it is not config
   const [download] = await Promise.all([page.waitForEvent('download'), moreMenu(page, 'Export CSV')]);
   const file = await download.path();
   const text = (await import('node:fs')).readFileSync(file, 'utf8');
-  const lines = text.trim().split('\n');
+  const lines = text.trim().split(/\r?\n/);
+  assert.ok(text.startsWith(lines[0] + '\r\n'), 'RFC 4180 records end with CRLF');
   assert.ok(lines[0].startsWith('id,'), `the CSV starts with a header row: ${lines[0]}`);
   assert.deepEqual(lines.slice(1).map((l) => l.split(',')[0]).sort(), [...members].sort(), 'one row per member');
   const emailColumn = lines[0].split(',').indexOf('email');

@@ -13,6 +13,8 @@ mod contacts;
 mod errors;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/export.rs"]
+mod export;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/openapi_ops.rs"]

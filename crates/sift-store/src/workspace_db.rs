@@ -98,7 +98,12 @@ impl WorkspaceDb {
 
     /// Everything stored, as [`WorkspaceDb::load`] hands it to the engine.
     pub fn stored_state(&self) -> Result<StoredState, StoreError> {
-        load::stored_state(&self.conn)
+        // One read transaction: a reader beside a running server (`sift
+        // export`) sees one commit's state, not tables from different ones.
+        let tx = self.conn.unchecked_transaction()?;
+        let state = load::stored_state(&tx)?;
+        tx.commit()?;
+        Ok(state)
     }
 
     /// The instant up to which the workspace has processed time.

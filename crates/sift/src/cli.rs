@@ -54,6 +54,26 @@ pub enum Command {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Export a segment's members (by id or name) as CSV, to a file or stdout.
+    /// Reads the data directory, whether or not a server is running on it.
+    Export {
+        /// The segment's id or name.
+        segment: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// Comma-separated columns: id, any field name or a system field
+        /// (default: id and every non-system field).
+        #[arg(long)]
+        fields: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "./sift-data")]
+        data: PathBuf,
+        /// Workspace id (default: the only workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
     /// Validate a condition and print its tree, or a pointed error.
     Check {
         condition: String,
@@ -84,6 +104,12 @@ pub enum BenchSuite {
     Webhooks,
     Workflows,
     All,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// RFC 4180 CSV with a header row; list values joined with `|`.
+    Csv,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The `sift` command: `serve`, `demo`, `import`, `check` and `bench`.
+//! The `sift` command: `serve`, `demo`, `import`, `export`, `check` and `bench`.
 //!
 //! Exit codes: 0 success, 1 the input was wrong (a bad condition, bad rows),
 //! 2 Sift itself failed (cannot open the data directory, bind the port...).
@@ -8,6 +8,7 @@ mod bench_events;
 mod bench_webhooks;
 mod bench_workflows;
 mod cli;
+mod export;
 mod generate;
 mod import;
 mod import_events;

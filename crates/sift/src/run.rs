@@ -11,7 +11,7 @@ use sift_engine::{ScoringRuleInput, SegmentInput, SegmentKind};
 use sift_lang::{FieldType, Schema};
 use sift_server::{AppState, Config};
 
-use crate::cli::{Args, BenchSuite, Command, ImportKind, ServeFlags};
+use crate::cli::{Args, BenchSuite, Command, ExportFormat, ImportKind, ServeFlags};
 use crate::generate::{DEMO_RULES, DEMO_SEGMENTS, Generator};
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -34,6 +34,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 crate::import_events::import_events(&file, &data, workspace.as_deref())
             }
         },
+        Command::Export {
+            segment,
+            format: ExportFormat::Csv,
+            fields,
+            output,
+            data,
+            workspace,
+        } => crate::export::export_csv(crate::export::ExportArgs {
+            segment: &segment,
+            fields: fields.as_deref(),
+            output: output.as_deref(),
+            data: &data,
+            workspace: workspace.as_deref(),
+        }),
         Command::Check { condition, fields } => check(&condition, &fields),
         Command::Bench {
             contacts,

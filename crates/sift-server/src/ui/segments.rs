@@ -353,7 +353,7 @@ pub fn contacts_table(
 /// A contact's value in a column, as text (system fields included); the
 /// same text as the CSV export's, but lists read "a, b".
 pub fn cell(view: &sift_engine::ContactView, column: &str) -> String {
-    crate::api::export::cell(view, column, ", ")
+    crate::csv_export::cell(view, column, ", ")
 }
 
 pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {

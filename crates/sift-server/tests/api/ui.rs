@@ -343,7 +343,7 @@ async fn export_csv_streams_the_members_with_the_chosen_columns() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         csv.as_str().unwrap(),
-        "id,email,first_name,interests\nana,ana@example.com,\"Ana, \"\"la\"\"\",bags;shoes\nbob,bob@example.com,,\n"
+        "id,email,first_name,interests\r\nana,ana@example.com,\"Ana, \"\"la\"\"\",bags|shoes\r\nbob,bob@example.com,,\r\n"
     );
     let (status, error) = crate::common::send(
         &server.app,
