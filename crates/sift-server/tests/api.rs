@@ -15,6 +15,8 @@ mod errors;
 mod events;
 #[path = "api/fields.rs"]
 mod fields;
+#[path = "api/identify.rs"]
+mod identify;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
 #[path = "api/scoring.rs"]
