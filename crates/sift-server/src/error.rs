@@ -196,9 +196,8 @@ impl From<EngineError> for ApiError {
                 .with(json!({"field": "anonymous_id", "id": id, "contact_id": into})),
             EngineError::AlreadyMerged {
                 id, merged_into, ..
-            } => ApiError::new(Code::AlreadyIdentified, message).with(
-                json!({"field": "anonymous_id", "id": id, "merged_into": merged_into}),
-            ),
+            } => ApiError::new(Code::AlreadyIdentified, message)
+                .with(json!({"field": "anonymous_id", "id": id, "merged_into": merged_into})),
             EngineError::InvalidContactId(_) => {
                 ApiError::validation(message).with(json!({"field": "contact_id"}))
             }

@@ -42,8 +42,10 @@ fn string(map: &Map<String, Json>, key: &str) -> Result<String, ApiError> {
             }
         ))
         .with(json!({"field": key}))),
-        Some(_) => Err(ApiError::validation(format!("\"{key}\" must be a string"))
-            .with(json!({"field": key}))),
+        Some(_) => {
+            Err(ApiError::validation(format!("\"{key}\" must be a string"))
+                .with(json!({"field": key})))
+        }
     }
 }
 

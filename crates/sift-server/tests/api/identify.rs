@@ -98,7 +98,10 @@ async fn identify_merges_events_properties_scores_and_static_memberships() {
     assert_eq!(anon["anonymous"], true, "{anon:#}");
     assert!(segment_ids(&anon).contains(&anonymous), "{anon:#}");
     server
-        .put_contact("ana", json!({"first_name": "Ana", "email": "ana@example.com"}))
+        .put_contact(
+            "ana",
+            json!({"first_name": "Ana", "email": "ana@example.com"}),
+        )
         .await;
     server
         .events(json!({"id": "v3", "contact_id": "ana", "type": "product_view"}))
@@ -168,9 +171,7 @@ async fn later_writes_and_reads_addressed_to_the_anonymous_id_go_to_the_known_co
     // Reads of the alias answer the contact it names.
     let read = server.get("/v1/contacts/anon_2").await;
     assert_eq!(read["id"], "bob");
-    let put = server
-        .put_contact("anon_2", json!({"country": "PT"}))
-        .await;
+    let put = server.put_contact("anon_2", json!({"country": "PT"})).await;
     assert_eq!(put["id"], "bob");
     assert_eq!(put["properties"]["country"], "PT");
     let answer = server
@@ -307,7 +308,9 @@ async fn refused_identifies_say_why_and_change_nothing() {
         ),
     ];
     for (body, status, code, says) in cases {
-        let (got, answer) = server.send("POST", "/v1/identify", Some(body.clone())).await;
+        let (got, answer) = server
+            .send("POST", "/v1/identify", Some(body.clone()))
+            .await;
         let error = error_of(got, &answer, status, code);
         let message = error["message"].as_str().unwrap();
         assert!(message.contains(says), "{body} answered {message}");
@@ -353,7 +356,9 @@ async fn segment_sizes_are_split_into_known_and_anonymous() {
 #[tokio::test]
 async fn a_merge_entry_triggers_a_workflow() {
     let server = Server::new();
-    let known = server.segment("Known buyers", "anonymous = false and performed purchase").await;
+    let known = server
+        .segment("Known buyers", "anonymous = false and performed purchase")
+        .await;
     let welcomed = server.static_segment("Welcomed").await;
     server
         .expect(
