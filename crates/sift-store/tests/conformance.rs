@@ -544,6 +544,8 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
     assert_same("memory load", &summary(&from_memory), &live);
     assert_same("sqlite load", &summary(&from_sqlite), &live);
     assert!(live.contains("rule ScoringRule { id: \"big\""), "{live}");
+    // Merges happened, and some merged contacts are still alive with aliases.
+    assert!(ws.aliases().len() > 3, "{:?}", ws.aliases());
 
     // Then it catches up with time, firing what fell due while it was down
     // exactly as the live workspace does.
