@@ -51,6 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if all || suite == BenchSuite::Workflows {
                 crate::bench_workflows::run(contacts, segments, http_contacts)?;
             }
+            if all || suite == BenchSuite::Merge {
+                crate::bench_merge::run(contacts, segments, http_contacts)?;
+            }
             if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
                 crate::bench_webhooks::run(http_contacts, segments)?;
             }
