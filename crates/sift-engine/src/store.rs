@@ -105,11 +105,6 @@ impl MemoryStore {
                     for event in self.events.iter_mut().filter(|e| e.no == from) {
                         event.no = *into;
                     }
-                    for members in self.static_members.values_mut() {
-                        if members.remove(from) {
-                            members.insert(*into);
-                        }
-                    }
                     for grant in self.grants.iter_mut().filter(|g| g.no == from) {
                         grant.no = *into;
                     }

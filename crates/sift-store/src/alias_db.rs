@@ -1,7 +1,9 @@
 //! Identify's records in SQLite: a merge moves the anonymous contact's
-//! event rows, static memberships, score grants and aliases to the contact
-//! it was merged into and leaves it a tombstone, all inside the write's
-//! transaction; the alias row keeps its id naming that contact.
+//! event rows, score grants and aliases to the contact it was merged into
+//! and leaves it a tombstone, all inside the write's transaction (its
+//! static memberships move by the write's `StaticMembers` records: a
+//! lookup of `static_members` by contact alone would scan the table); the
+//! alias row keeps its id naming that contact.
 
 use rusqlite::{Connection, params};
 
@@ -17,13 +19,6 @@ pub(crate) fn merge(
     if let Some(from) = from {
         tx.prepare_cached("UPDATE events SET contact_no = ?2 WHERE contact_no = ?1")?
             .execute(params![from, into])?;
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO static_members (segment_id, no)
-             SELECT segment_id, ?2 FROM static_members WHERE no = ?1",
-        )?
-        .execute(params![from, into])?;
-        tx.prepare_cached("DELETE FROM static_members WHERE no = ?1")?
-            .execute(params![from])?;
         tx.prepare_cached("UPDATE score_grants SET contact_no = ?2 WHERE contact_no = ?1")?
             .execute(params![from, into])?;
         tx.prepare_cached("UPDATE aliases SET contact_no = ?2 WHERE contact_no = ?1")?

@@ -1,6 +1,7 @@
 //! Identify (SPEC §5): merging an anonymous contact into a known one, and
 //! the alias that keeps the anonymous id naming it.
 
+use roaring::RoaringBitmap;
 use sift_lang::DateTime;
 
 use super::*;
@@ -116,6 +117,14 @@ impl Workspace {
             .map(|(slot, s)| (slot, s.def.id.clone(), s.def.kind == SegmentKind::Static))
             .collect();
         for (slot, segment_id, is_static) in &member_of {
+            if *is_static {
+                // Named per segment, so the store touches only these rows.
+                write.records.push(Record::StaticMembers {
+                    segment_id: segment_id.clone(),
+                    contacts: RoaringBitmap::from_iter([from]),
+                    present: false,
+                });
+            }
             self.set_member(*slot, from, false);
             write.changes += 1;
             write.staged.one(
@@ -132,6 +141,11 @@ impl Workspace {
                     .at(*slot)
                     .is_some_and(|s| !s.members.contains(into));
             if joins {
+                write.records.push(Record::StaticMembers {
+                    segment_id: segment_id.clone(),
+                    contacts: RoaringBitmap::from_iter([into]),
+                    present: true,
+                });
                 self.set_member(*slot, into, true);
                 write.changes += 1;
                 write.staged.one(
