@@ -469,7 +469,7 @@ impl Run {
     }
 
     /// A workspace built from the model alone: no merge ever happened in it.
-    fn from_scratch(&self) -> Workspace {
+    fn scratch_workspace(&self) -> Workspace {
         let mut ws = Workspace::new();
         setup(&mut ws, T0);
         for (id, contact) in &self.model.contacts {
@@ -520,7 +520,7 @@ impl Run {
     }
 
     fn check(&mut self) {
-        let oracle = self.from_scratch();
+        let oracle = self.scratch_workspace();
         let (live, expected) = (Run::memberships(&self.ws), Run::memberships(&oracle));
         if live != expected {
             self.fail(format!(
