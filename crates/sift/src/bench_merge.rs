@@ -138,11 +138,11 @@ async fn load(
     Ok(())
 }
 
-fn report(label: &str, mut latencies: Vec<Duration>, took: Duration) {
+fn report(label: &str, mut latencies: Vec<Duration>, took: Duration, what: &str) {
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
     println!(
-        "{label} {:>7.3} ms p50, {:>7.3} ms p99, {:>7.3} ms max ({} identifies in {:.2} s)",
+        "{label} {:>7.3} ms p50, {:>7.3} ms p99, {:>7.3} ms max ({} {what} in {:.2} s)",
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default()),
@@ -185,7 +185,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
             latencies.push(started.elapsed());
             changes += write.changes;
         }
-        report("merge engine:   ", latencies, t.elapsed());
+        report("merge engine:   ", latencies, t.elapsed(), "identifies");
         println!("                 {changes} membership changes recorded");
         Ok::<_, anyhow::Error>(())
     })?;
@@ -219,6 +219,22 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         }));
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        // The floor every durable write pays here: a one-property upsert.
+        let mut floor = Vec::new();
+        let t = Instant::now();
+        for i in 0..HTTP_MERGES / 2 {
+            let body = serde_json::json!({"properties": {"orders": i % 13}});
+            let took = timed_request(
+                &client,
+                hyper::Method::PUT,
+                format!("http://{addr}/v1/contacts/c{}", i % n_contacts.max(1)),
+                &key,
+                body.to_string(),
+            )
+            .await?;
+            floor.push(took);
+        }
+        report("upsert http (baseline):", floor, t.elapsed(), "upserts");
         let mut latencies = Vec::new();
         let t = Instant::now();
         for (anonymous, known) in pairs(&mut generator, n_contacts, HTTP_MERGES) {
@@ -237,6 +253,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             &format!("merge http ({n_contacts}+{n_contacts}):"),
             latencies,
             t.elapsed(),
+            "identifies",
         );
         let _ = stop_tx.send(());
         let _ = serving.await;
