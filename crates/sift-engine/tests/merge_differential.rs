@@ -30,89 +30,17 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
 use sift_engine::{
-    Cause, ChangeKind, ContactInput, Error, EventInput, MemoryStore, RawValue, Record,
-    ScoringRuleInput, SegmentInput, SegmentKind, Store, Workspace,
+    Cause, ChangeKind, ContactInput, EventInput, MemoryStore, RawValue, Record, Store, Workspace,
 };
-use sift_lang::{Duration, DurationUnit, parse_text};
+
+mod merge_model;
+use merge_model::{MContact, Model, Outcome, env_number, error_kind, setup};
 
 const DAY: i64 = 86_400_000;
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600_000;
 const KNOWN: usize = 8;
 const ANONYMOUS: usize = 16;
-
-/// (name, condition text or None for static), in creation order.
-const SEGMENTS: &[(&str, Option<&str>)] = &[
-    ("Anonymous", Some("anonymous = true")),
-    (
-        "Known in Spain",
-        Some("anonymous = false and country = \"ES\""),
-    ),
-    ("Viewers", Some("performed product_view at least 2 times")),
-    ("Recent buyers", Some("performed purchase in last 7 days")),
-    ("Big spenders", Some("total purchase.amount >= 100")),
-    ("Scored", Some("lead_score >= 10")),
-    ("Named", Some("first_name is set")),
-    ("Seen lately", Some("last_seen_at in last 3 days")),
-    ("VIP", None),
-    (
-        "Viewers not VIP",
-        Some("in segment \"Viewers\" and not in segment \"VIP\""),
-    ),
-    (
-        "Anonymous VIP",
-        Some("in segment \"VIP\" and anonymous = true"),
-    ),
-];
-
-#[derive(Clone, Debug, Default)]
-struct MContact {
-    anonymous: bool,
-    properties: BTreeMap<String, RawValue>,
-    /// (type, at, amount), in arrival order.
-    events: Vec<(String, i64, Option<f64>)>,
-    statics: bool,
-}
-
-#[derive(Default)]
-struct Model {
-    contacts: BTreeMap<String, MContact>,
-    aliases: BTreeMap<String, String>,
-}
-
-impl Model {
-    /// The live contact a write to `id` reaches, if any.
-    fn resolve(&self, id: &str) -> Option<String> {
-        if self.contacts.contains_key(id) {
-            return Some(id.to_string());
-        }
-        self.aliases.get(id).cloned()
-    }
-
-    fn delete(&mut self, id: &str) {
-        self.contacts.remove(id);
-        self.aliases.retain(|_, target| target != id);
-    }
-}
-
-/// What the model expects of identify.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Merged,
-    AliasOnly,
-    Unchanged,
-    Refused(&'static str),
-}
-
-fn error_kind(error: &Error) -> &'static str {
-    match error {
-        Error::KnownContact { .. } => "known",
-        Error::AlreadyMerged { .. } => "already_merged",
-        Error::Invalid(_) => "invalid",
-        Error::InvalidContactId(_) => "invalid_id",
-        _ => "other",
-    }
-}
 
 struct Run {
     rng: StdRng,
@@ -327,26 +255,6 @@ impl Run {
         self.commit(&write.records);
     }
 
-    fn expected(&self, a: &str, k: &str) -> Outcome {
-        if a == k {
-            return Outcome::Refused("invalid");
-        }
-        let into = self.model.resolve(k);
-        if let Some(target) = self.model.aliases.get(a) {
-            return if Some(target) == into.as_ref() {
-                Outcome::Unchanged
-            } else {
-                Outcome::Refused("already_merged")
-            };
-        }
-        match self.model.contacts.get(a) {
-            Some(_) if into.as_deref() == Some(a) => Outcome::Refused("invalid"),
-            Some(c) if !c.anonymous => Outcome::Refused("known"),
-            Some(_) => Outcome::Merged,
-            None => Outcome::AliasOnly,
-        }
-    }
-
     fn identify(&mut self) {
         let a = if self.rng.random_bool(0.85) {
             anonymous_id(self.rng.random_range(0..ANONYMOUS + 4))
@@ -358,7 +266,7 @@ impl Run {
         } else {
             self.any_id()
         };
-        let expected = self.expected(&a, &k);
+        let expected = self.model.expected(&a, &k);
         self.log
             .push(format!("identify {a} -> {k} (expect {expected:?})"));
         self.now += 1_000;
@@ -399,7 +307,7 @@ impl Run {
                     self.fail(format!("identify recorded cause {:?}", batch.cause));
                 }
             }
-            self.apply_model(&a, &k, got == Outcome::Merged);
+            self.model.identify(&a, &k, got == Outcome::Merged);
             self.merges += 1;
             self.now += 1_000;
             match self.ws.identify(&a, &k, self.now) {
@@ -411,30 +319,6 @@ impl Run {
                 Err(e) => self.fail(format!("identify {a} -> {k} again refused: {e}")),
             }
         }
-    }
-
-    fn apply_model(&mut self, a: &str, k: &str, merged: bool) {
-        let into = self.model.resolve(k).unwrap_or_else(|| k.to_string());
-        let from = if merged {
-            self.model.contacts.remove(a)
-        } else {
-            None
-        };
-        let target = self.model.contacts.entry(into.clone()).or_default();
-        target.anonymous = false;
-        if let Some(from) = from {
-            for (name, value) in from.properties {
-                target.properties.entry(name).or_insert(value);
-            }
-            target.events.extend(from.events);
-            target.statics |= from.statics;
-            for alias_target in self.model.aliases.values_mut() {
-                if alias_target == a {
-                    *alias_target = into.clone();
-                }
-            }
-        }
-        self.model.aliases.insert(a.to_string(), into);
     }
 
     /// Membership by segment id, as contact ids.
@@ -568,55 +452,6 @@ impl Run {
             self.fail("the workspace loaded from the store differs from the live one".into());
         }
     }
-}
-
-fn setup(ws: &mut Workspace, now: i64) -> Vec<Record> {
-    let mut records = Vec::new();
-    let rule = ScoringRuleInput {
-        id: "views".into(),
-        event_type: "product_view".into(),
-        filter: None,
-        points: 4.0,
-        expires_after: Some(Duration {
-            amount: 10,
-            unit: DurationUnit::Days,
-        }),
-    };
-    match ws.create_scoring_rule(rule, now) {
-        Ok(write) => records.extend(write.records),
-        Err(e) => panic!("scoring rule refused: {e}"),
-    }
-    for (name, condition) in SEGMENTS {
-        let id = name.to_lowercase().replace(' ', "_");
-        let condition = condition.map(|text| match parse_text(text, &ws.schema()) {
-            Ok(c) => c,
-            Err(e) => panic!("{text}: {e}"),
-        });
-        let input = SegmentInput {
-            id,
-            name: name.to_string(),
-            description: String::new(),
-            kind: if condition.is_some() {
-                SegmentKind::Dynamic
-            } else {
-                SegmentKind::Static
-            },
-            condition,
-            test: false,
-        };
-        match ws.create_segment(input, now) {
-            Ok(write) => records.extend(write.records),
-            Err(e) => panic!("segment {name} refused: {e}"),
-        }
-    }
-    records
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]
