@@ -62,7 +62,7 @@ T('0 hooks: the accessible names, ids and attributes of docs/ui.md, exactly', as
   await count(page.getByLabel('Search segments', { exact: true }), 'search box "Search segments"');
   await named(page, 'link', 'Create new segment');
   const row = page.locator(`#segments tr[data-segment-id="${seg.id}"]`);
-  for (const cell of ['.name a', '.type', '.description', '.size', '.updated time[datetime]']) await count(row.locator(cell), `list cell ${cell}`);
+  for (const cell of ['.name a', '.type', '.description', '.size', '.size-known', '.size-anonymous', '.updated time[datetime]']) await count(row.locator(cell), `list cell ${cell}`);
   for (const name of ['Name', 'Size', 'Last change']) {
     await named(page.locator('#segments thead'), 'button', name, `sort button "${name}" in a header cell`);
   }
@@ -102,7 +102,7 @@ T('0 hooks: the accessible names, ids and attributes of docs/ui.md, exactly', as
   // Segment page and its More menu.
   await page.goto(`/ui/segments/${seg.id}`);
   await named(page, 'heading', 'Hook segment', 'heading = segment name');
-  for (const id of ['#segment-size', '#definition', '#changes']) await count(page.locator(id), id);
+  for (const id of ['#segment-size', '#segment-size-known', '#segment-size-anonymous', '#definition', '#changes']) await count(page.locator(id), id);
   await named(page, 'button', 'More', 'menu button "More"');
   await check('the More menu', async () => {
     await page.getByRole('button', { name: /^More\b/ }).click();

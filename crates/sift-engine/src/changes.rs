@@ -165,6 +165,17 @@ pub enum Record {
     ContactDeleted {
         no: u32,
     },
+    /// Identify (SPEC §5): `alias` names contact `into` from now on. With
+    /// `from`, that contact was merged into `into` first: its events, score
+    /// grants and aliases now belong to `into`, and it is erased (its
+    /// number stays a tombstone for the change log). Its static
+    /// memberships move by `StaticMembers` records beside this one, and
+    /// `into`'s new state follows in a `Contact` record.
+    Merge {
+        from: Option<u32>,
+        into: u32,
+        alias: String,
+    },
     Segment(SegmentDef),
     SegmentDeleted {
         id: String,

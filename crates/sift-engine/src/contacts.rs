@@ -11,6 +11,7 @@ use sift_lang::FieldType;
 
 use crate::bits::Bits;
 use crate::columns::Column;
+use crate::fields::ANONYMOUS;
 use crate::value::Value;
 
 #[derive(Clone, Debug, Default)]
@@ -19,6 +20,9 @@ pub struct Contacts {
     by_id: HashMap<Box<str>, u32>,
     alive: Bits,
     alive_set: RoaringBitmap,
+    /// Live contacts with `anonymous: true`, so that a segment's anonymous
+    /// members are one bitmap intersection away.
+    anonymous_set: RoaringBitmap,
     columns: Vec<Column>,
 }
 
@@ -39,6 +43,10 @@ impl Contacts {
 
     pub fn alive(&self) -> &RoaringBitmap {
         &self.alive_set
+    }
+
+    pub fn anonymous(&self) -> &RoaringBitmap {
+        &self.anonymous_set
     }
 
     pub fn alive_bits(&self) -> &Bits {
@@ -89,6 +97,7 @@ impl Contacts {
         self.by_id.remove(id.as_str());
         self.alive.set(no, false);
         self.alive_set.remove(no);
+        self.anonymous_set.remove(no);
         for column in &mut self.columns {
             column.set(no, None);
         }
@@ -116,6 +125,13 @@ impl Contacts {
     }
 
     pub fn set(&mut self, no: u32, field: usize, value: Option<&Value>) {
+        if field == ANONYMOUS {
+            if matches!(value, Some(Value::Boolean(true))) {
+                self.anonymous_set.insert(no);
+            } else {
+                self.anonymous_set.remove(no);
+            }
+        }
         self.columns[field].set(no, value)
     }
 }

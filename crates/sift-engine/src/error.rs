@@ -78,6 +78,21 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    /// Identify was asked to merge a known contact (SPEC §5 merges only
+    /// anonymous ones, so two customers are never fused by mistake).
+    #[error(
+        "contact {id:?} is a known contact (anonymous: false) and cannot be merged into {into:?}; only anonymous contacts are identified. Mark it anonymous first if it really is a device or cookie id"
+    )]
+    KnownContact { id: String, into: String },
+    /// The anonymous id was already merged into another contact.
+    #[error(
+        "{id:?} was already identified as contact {merged_into:?} and cannot also become {into:?}; delete {merged_into:?} first to free the id"
+    )]
+    AlreadyMerged {
+        id: String,
+        merged_into: String,
+        into: String,
+    },
 }
 
 fn article(field_type: FieldType) -> String {

@@ -31,6 +31,10 @@ pub enum Prop {
 pub struct StoredEvent {
     pub at: DateTime,
     pub kind: u32,
+    /// Arrival order across the workspace (it fits in the padding after
+    /// `kind`): merging two histories by it gives the order a restore, which
+    /// reads events by their stored seq, rebuilds.
+    pub arrival: u32,
     /// (property name, value), by name id.
     pub props: Box<[(u32, Prop)]>,
 }
@@ -45,6 +49,7 @@ pub struct EventLog {
     /// reach, and 16 bytes per key beat keeping the strings.
     ids: HashSet<u128>,
     len: u64,
+    next_arrival: u32,
 }
 
 pub fn id_hash(id: &str) -> u128 {
@@ -109,10 +114,13 @@ impl EventLog {
         if index >= self.by_contact.len() {
             self.by_contact.resize_with(index + 1, Vec::new);
         }
+        let arrival = self.next_arrival;
+        self.next_arrival = self.next_arrival.wrapping_add(1);
         let list = &mut self.by_contact[index];
         list.push(StoredEvent {
             at,
             kind,
+            arrival,
             props: props.into_boxed_slice(),
         });
         self.len += 1;
@@ -125,6 +133,34 @@ impl EventLog {
             self.len -= list.len() as u64;
             *list = Vec::new();
         }
+    }
+
+    /// Moves contact `from`'s history into `into`'s, keeping arrival order.
+    pub fn merge(&mut self, from: u32, into: u32) {
+        let Some(moved) = self.by_contact.get_mut(from as usize).map(std::mem::take) else {
+            return;
+        };
+        if moved.is_empty() {
+            return;
+        }
+        let index = into as usize;
+        if index >= self.by_contact.len() {
+            self.by_contact.resize_with(index + 1, Vec::new);
+        }
+        let kept = std::mem::take(&mut self.by_contact[index]);
+        let mut merged = Vec::with_capacity(kept.len() + moved.len());
+        let (mut left, mut right) = (kept.into_iter().peekable(), moved.into_iter().peekable());
+        loop {
+            let take_left = match (left.peek(), right.peek()) {
+                (Some(l), Some(r)) => l.arrival <= r.arrival,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_left { left.next() } else { right.next() };
+            merged.extend(next);
+        }
+        self.by_contact[index] = merged;
     }
 
     /// Bytes held by the history, roughly, for the benchmark.

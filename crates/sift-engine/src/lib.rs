@@ -8,6 +8,7 @@
 //! server acknowledges only after they are durable.
 
 mod aggregates;
+mod aliases;
 mod bits;
 mod changes;
 pub mod columns;

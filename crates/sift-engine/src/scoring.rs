@@ -195,4 +195,18 @@ impl Grants {
     pub fn any_expiring(&self) -> bool {
         self.expiring
     }
+
+    /// Moves contact `from`'s grants, expiries included, to `into`.
+    pub fn merge(&mut self, from: u32, into: u32) {
+        let Some(moved) = self.by_contact.get_mut(from as usize).map(std::mem::take) else {
+            return;
+        };
+        for (points, expiry) in moved {
+            let index = into as usize;
+            if index >= self.by_contact.len() {
+                self.by_contact.resize_with(index + 1, Vec::new);
+            }
+            self.by_contact[index].push((points, expiry));
+        }
+    }
 }

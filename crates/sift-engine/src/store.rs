@@ -43,6 +43,8 @@ pub struct MemoryStore {
     run_cursor: u64,
     next_run_id: u64,
     grants: Vec<ScoreGrant>,
+    /// Alias → contact number (identify).
+    aliases: BTreeMap<String, u32>,
     runs: Vec<RunRecord>,
     webhooks: Vec<WebhookCall>,
     next_seq: u64,
@@ -88,6 +90,7 @@ impl MemoryStore {
                     members.remove(*no);
                 }
                 self.grants.retain(|g| g.no != *no);
+                self.aliases.retain(|_, target| *target != *no);
                 // Events are erased, but an idempotency key stays accepted
                 // so a replay cannot bring the erased contact back.
                 self.events.retain(|e| e.no != *no || e.id.is_some());
@@ -96,6 +99,23 @@ impl MemoryStore {
                     event.properties.clear();
                     event.properties_json = "{}".into();
                 }
+            }
+            Record::Merge { from, into, alias } => {
+                if let Some(from) = *from {
+                    for event in self.events.iter_mut().filter(|e| e.no == from) {
+                        event.no = *into;
+                    }
+                    for grant in self.grants.iter_mut().filter(|g| g.no == from) {
+                        grant.no = *into;
+                    }
+                    for target in self.aliases.values_mut().filter(|t| **t == from) {
+                        *target = *into;
+                    }
+                    if let Some(contact) = self.contacts.remove(&from) {
+                        self.tombstones.insert(from, contact.id);
+                    }
+                }
+                self.aliases.insert(alias.clone(), *into);
             }
             Record::Segment(def) => {
                 self.segments.insert(def.id.clone(), def.clone());
@@ -181,6 +201,11 @@ impl Store for MemoryStore {
             run_cursor: self.run_cursor,
             next_run_id: self.next_run_id,
             score_grants: self.grants.clone(),
+            aliases: self
+                .aliases
+                .iter()
+                .map(|(id, no)| (id.clone(), *no))
+                .collect(),
             next_seq: self.next_seq,
             clock: self.clock,
         }))

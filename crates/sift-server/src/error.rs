@@ -20,6 +20,8 @@ pub enum Code {
     SegmentInUse,
     FieldTypeConflict,
     WrongSegmentKind,
+    KnownContact,
+    AlreadyIdentified,
     PayloadTooLarge,
     ValidationFailed,
     InvalidCondition,
@@ -38,6 +40,8 @@ impl Code {
             Code::SegmentInUse => "segment_in_use",
             Code::FieldTypeConflict => "field_type_conflict",
             Code::WrongSegmentKind => "wrong_segment_kind",
+            Code::KnownContact => "known_contact",
+            Code::AlreadyIdentified => "already_identified",
             Code::PayloadTooLarge => "payload_too_large",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCondition => "invalid_condition",
@@ -55,7 +59,9 @@ impl Code {
             Code::NameTaken
             | Code::SegmentInUse
             | Code::FieldTypeConflict
-            | Code::WrongSegmentKind => StatusCode::CONFLICT,
+            | Code::WrongSegmentKind
+            | Code::KnownContact
+            | Code::AlreadyIdentified => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::ValidationFailed | Code::InvalidCondition => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,6 +192,12 @@ impl From<EngineError> for ApiError {
                 ApiError::validation(message).with(json!({"field": field}))
             }
             EngineError::Invalid(_) => ApiError::validation(message),
+            EngineError::KnownContact { id, into } => ApiError::new(Code::KnownContact, message)
+                .with(json!({"field": "anonymous_id", "id": id, "contact_id": into})),
+            EngineError::AlreadyMerged {
+                id, merged_into, ..
+            } => ApiError::new(Code::AlreadyIdentified, message)
+                .with(json!({"field": "anonymous_id", "id": id, "merged_into": merged_into})),
             EngineError::InvalidContactId(_) => {
                 ApiError::validation(message).with(json!({"field": "contact_id"}))
             }

@@ -52,6 +52,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::batch))
         .routes(routes!(contacts::explain))
         .routes(routes!(events::ingest))
+        .routes(routes!(identify::identify))
         .routes(routes!(scoring::list, scoring::create))
         .routes(routes!(scoring::get, scoring::update, scoring::delete))
         .routes(routes!(segments::list, segments::create))

@@ -17,6 +17,8 @@ mod events;
 mod export;
 #[path = "api/fields.rs"]
 mod fields;
+#[path = "api/identify.rs"]
+mod identify;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
 #[path = "api/scoring.rs"]

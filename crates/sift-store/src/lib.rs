@@ -1,6 +1,6 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
-//! scoring rules, clock, change log, webhook subscriptions and workflows
+//! scoring rules, clock, change log, aliases (identify), webhook subscriptions and workflows
 //! (definitions, trigger queue, runs, score grants, webhook outbox), and a catalog database for
 //! workspaces and their keys.
 //!
@@ -9,6 +9,7 @@
 //! fsync, for every write that queued up meanwhile. The layout is described
 //! in `docs/storage.md`.
 
+mod alias_db;
 mod catalog;
 mod codec;
 mod error;

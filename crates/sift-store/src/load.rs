@@ -44,6 +44,7 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
         run_cursor: workflows.cursor,
         next_run_id: workflows.next_id,
         score_grants: workflows.grants,
+        aliases: crate::alias_db::load(conn)?,
         next_seq: next_seq as u64,
         clock: clock(conn)?,
     })

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 4,
         marker: "workflows",
         sql: V4,
+    },
+    Step {
+        version: 5,
+        marker: "aliases",
+        sql: V5_ALIASES,
     },
 ];
 
@@ -226,6 +231,17 @@ const V4: &str = "
     );
     CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_attempt_at);
     CREATE INDEX webhook_outbox_by_run ON webhook_outbox(run_id);
+";
+
+// Version 5 (marker `aliases`): ids identified into other contacts (SPEC
+// §5). A version 5 made on another branch may land beside it: steps are
+// applied by marker, so both run.
+const V5_ALIASES: &str = "
+    CREATE TABLE aliases (
+        id TEXT PRIMARY KEY,
+        contact_no INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX aliases_by_contact ON aliases(contact_no);
 ";
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

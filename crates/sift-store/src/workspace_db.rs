@@ -11,7 +11,7 @@ use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
 use crate::schema::{migrate, open};
-use crate::workflow_db;
+use crate::{alias_db, workflow_db};
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
@@ -180,7 +180,9 @@ fn apply(
             )?
             .execute(params![no])?;
             workflow_db::contact_deleted(tx, *no)?;
+            alias_db::contact_deleted(tx, *no)?;
         }
+        Record::Merge { from, into, alias } => alias_db::merge(tx, *from, *into, alias)?,
         Record::Segment(def) => {
             let condition = def
                 .condition

@@ -3,7 +3,8 @@
 //! workspace — fields with their types and labels, contacts with their data
 //! and scores, tombstoned ids, segment definitions, memberships (event
 //! conditions included), scoring rules, the clock, pending timers, the event
-//! ids already accepted, and the next seq. After a restart, advancing the
+//! ids already accepted, the next seq, and aliases with the merged
+//! histories and memberships identify left. After a restart, advancing the
 //! loaded workspace to a later instant fires the same timers as the live one.
 
 use rand::rngs::StdRng;
@@ -63,6 +64,7 @@ fn summary(ws: &Workspace) -> String {
     for batch in ws.pending_triggers() {
         out += &format!("queued {batch:?}\n");
     }
+    out += &format!("aliases {:?}\n", ws.aliases());
     out += &format!("run cursor {:?}\n", ws.run_cursor());
     out += &format!("clock {}\n", ws.clock());
     out += &format!("next timer {:?}\n", ws.next_timer());
@@ -352,6 +354,25 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         let now = NOW + i64::from(step) * step_ms;
         // Timers due since the last step fire first, as the server's timer task does.
         pending.push(ws.advance(now).records);
+        if rng.random_range(0..8) == 0 {
+            // Anonymous visitors, some identified into known contacts (SPEC
+            // §5): merged histories, static memberships and aliases.
+            let anon = format!("anon{}", rng.random_range(0..20));
+            let mut visit = event(None, &anon, "page_visit", now - DAY, "{}");
+            visit.anonymous = Some(true);
+            pending.push(ws.ingest_events(&[visit], now).unwrap().records);
+            if rng.random_bool(0.3)
+                && let Ok(write) =
+                    ws.set_static_members("testers", std::slice::from_ref(&anon), true, now)
+            {
+                pending.push(write.records);
+            }
+            if rng.random_bool(0.5)
+                && let Ok(write) = ws.identify(&anon, &id, now)
+            {
+                pending.push(write.records);
+            }
+        }
         let write = match rng.random_range(0..14) {
             0 => ws.delete_contact(&id, now).ok(),
             10 | 11 => {
@@ -523,6 +544,8 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
     assert_same("memory load", &summary(&from_memory), &live);
     assert_same("sqlite load", &summary(&from_sqlite), &live);
     assert!(live.contains("rule ScoringRule { id: \"big\""), "{live}");
+    // Merges happened, and some merged contacts are still alive with aliases.
+    assert!(ws.aliases().len() > 3, "{:?}", ws.aliases());
 
     // Then it catches up with time, firing what fell due while it was down
     // exactly as the live workspace does.

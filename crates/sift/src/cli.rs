@@ -91,7 +91,7 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
         /// Which figures: contact writes and segments, events and timers,
-        /// webhook deliveries, workflows, or all of them.
+        /// webhook deliveries, workflows, identify merges, or all of them.
         #[arg(long, value_enum, default_value_t = BenchSuite::All)]
         suite: BenchSuite,
     },
@@ -103,6 +103,8 @@ pub enum BenchSuite {
     Events,
     Webhooks,
     Workflows,
+    /// Identify (merge) latency.
+    Merge,
     All,
 }
 

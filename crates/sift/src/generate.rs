@@ -232,6 +232,23 @@ impl Generator {
         }
     }
 
+    /// An event of anonymous visitor `k` (a cookie id `anon_…`): a page
+    /// visit or a product view, which create the visitor as anonymous.
+    pub fn anonymous_event(&mut self, k: u64, now: i64, span_days: i64) -> EventInput {
+        let mut event = self.event(k, now, span_days);
+        if !matches!(event.event_type.as_str(), "page_visit" | "product_view") {
+            event = self.event(k, now, span_days);
+        }
+        if !matches!(event.event_type.as_str(), "page_visit" | "product_view") {
+            event.event_type = "page_visit".into();
+            event.properties = vec![("path".into(), RawValue::String("/".into()))];
+            event.properties_json = r#"{"path":"/"}"#.into();
+        }
+        event.contact_id = anonymous_id(k);
+        event.anonymous = Some(true);
+        event
+    }
+
     /// A behavioural or time-relative condition like a marketer would write.
     pub fn behaviour_condition(&mut self) -> String {
         let days = [7, 14, 30, 60, 90][self.rng.random_range(0..5)];
@@ -268,6 +285,11 @@ impl Generator {
             part
         }
     }
+}
+
+/// The cookie id of anonymous visitor `k`.
+pub fn anonymous_id(k: u64) -> String {
+    format!("anon_{:08x}", k.wrapping_mul(0x9E37_79B9) & 0xffff_ffff)
 }
 
 /// The spec's first example.
@@ -323,6 +345,11 @@ pub const DEMO_SEGMENTS: &[(&str, &str, &str)] = &[
         "Adults",
         "18 or older today",
         "birth_date before 18 years ago",
+    ),
+    (
+        "Anonymous visitors",
+        "Known only by a cookie id, not identified yet",
+        "anonymous = true",
     ),
 ];
 

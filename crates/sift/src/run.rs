@@ -12,7 +12,7 @@ use sift_lang::{FieldType, Schema};
 use sift_server::{AppState, Config};
 
 use crate::cli::{Args, BenchSuite, Command, ExportFormat, ImportKind, ServeFlags};
-use crate::generate::{DEMO_RULES, DEMO_SEGMENTS, Generator};
+use crate::generate::{DEMO_RULES, DEMO_SEGMENTS, Generator, anonymous_id};
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -64,6 +64,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             if all || suite == BenchSuite::Workflows {
                 crate::bench_workflows::run(contacts, segments, http_contacts)?;
+            }
+            if all || suite == BenchSuite::Merge {
+                crate::bench_merge::run(contacts, segments, http_contacts)?;
             }
             if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
                 crate::bench_webhooks::run(http_contacts, segments)?;
@@ -253,6 +256,7 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
         next = end;
     }
     bar.finish_and_clear();
+    let (visitors, identified) = anonymous_visitors(&handle, &mut generator, n, now).await?;
     for (i, (name, description, condition)) in DEMO_SEGMENTS.iter().enumerate() {
         handle
             .write(|engine, now| {
@@ -285,12 +289,70 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     println!(
-        "Generated {n} demo contacts, {n_events} events, {} scoring rules and {} segments in {:.1}s",
+        "Generated {n} demo contacts, {n_events} events, {visitors} anonymous visitors ({identified} identified into contacts), {} scoring rules and {} segments in {:.1}s",
         DEMO_RULES.len(),
         DEMO_SEGMENTS.len() + 1,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Anonymous visitors (one per five contacts, three visits or views each);
+/// every third identifies into a known contact through the engine's
+/// identify, so the demo has anonymous members and merged histories.
+/// Returns (visitors, identified).
+async fn anonymous_visitors(
+    handle: &sift_server::state::WorkspaceHandle,
+    generator: &mut Generator,
+    n: u64,
+    now: i64,
+) -> anyhow::Result<(u64, u64)> {
+    let visitors = n / 5;
+    let mut next = 0;
+    while next < visitors {
+        let end = (next + 3_000).min(visitors);
+        let batch: Vec<_> = (next..end)
+            .flat_map(|k| (0..3).map(move |_| k))
+            .map(|k| generator.anonymous_event(k, now, 30))
+            .collect();
+        handle
+            .write(|engine, now| Ok((engine.ingest(batch, now)?, ())))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        next = end;
+    }
+    let pairs: Vec<(String, String)> = (0..visitors)
+        .filter(|k| k % 3 == 0)
+        .map(|k| {
+            (
+                anonymous_id(k),
+                format!("c{}", generator.next_u64() % n.max(1)),
+            )
+        })
+        .collect();
+    let mut identified = 0;
+    for chunk in pairs.chunks(1_000) {
+        let merged = handle
+            .write(|engine, now| {
+                // Many identifies in one durable commit: each is a complete
+                // write whose records are already numbered.
+                let mut all = sift_engine::Write::default();
+                let mut merged = 0;
+                for (anonymous_id, contact_id) in chunk {
+                    // Two visitors may draw the same contact; both merge. A
+                    // refused identify changes nothing, so it is skipped.
+                    if let Ok(write) = engine.identify(anonymous_id, contact_id, now) {
+                        merged += u64::from(write.merged);
+                        all.records.extend(write.records);
+                    }
+                }
+                Ok((all, merged))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        identified += merged.1;
+    }
+    Ok((visitors, identified))
 }
 
 /// The built-in fields plus `--field NAME:TYPE`; segments are not known offline,

@@ -135,7 +135,7 @@ impl Workspace {
         cause: Cause,
         write: &mut Write,
     ) {
-        let (no, is_new) = match self.contacts.lookup(&item.id) {
+        let (no, is_new) = match self.resolve(&item.id) {
             Some(no) => (no, false),
             None => {
                 let no = self.contacts.insert(&item.id);
@@ -346,7 +346,7 @@ impl Workspace {
 
     /// Erases a contact; it exits every segment it was in.
     pub fn delete_contact(&mut self, id: &str, now: DateTime) -> Result<Write, Error> {
-        let no = self.contacts.lookup(id).ok_or_else(|| Error::NotFound {
+        let no = self.resolve(id).ok_or_else(|| Error::NotFound {
             what: "contact",
             id: id.to_string(),
         })?;
@@ -361,6 +361,9 @@ impl Workspace {
         self.contacts.delete(no);
         self.events.forget(no);
         self.grants.forget(no);
+        // Erasing a contact erases every id that named it, so a later write
+        // to one of its former anonymous ids makes a fresh contact.
+        self.aliases.forget(no);
         let indexes: Vec<usize> = self.aggregates.iter().map(|(i, _)| i).collect();
         for index in indexes {
             if let Some(aggregate) = self.aggregates.get_mut(index) {

@@ -129,7 +129,7 @@ impl Workspace {
 
     /// Applies one checked, new event.
     fn apply_event(&mut self, item: EventInput, now: DateTime, write: &mut Write) {
-        let no = match self.contacts.lookup(&item.contact_id) {
+        let no = match self.resolve(&item.contact_id) {
             Some(no) => no,
             None => {
                 let create = ContactInput {
@@ -138,7 +138,7 @@ impl Workspace {
                     anonymous: Some(item.anonymous.unwrap_or(false)),
                 };
                 self.apply_input(&create, now, Cause::Event, write);
-                match self.contacts.lookup(&item.contact_id) {
+                match self.resolve(&item.contact_id) {
                     Some(no) => no,
                     None => return,
                 }

@@ -9,6 +9,7 @@ use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
 
 use crate::aggregates::{AggKey, AggTest, Aggregates};
+use crate::aliases::Aliases;
 use crate::changes::{ChangeBatch, Record, SegmentKind};
 use crate::contacts::Contacts;
 use crate::error::Error;
@@ -24,6 +25,7 @@ mod contacts;
 mod events;
 mod explain;
 mod history;
+mod identify;
 mod restore;
 mod runs;
 mod scoring;
@@ -95,6 +97,8 @@ pub struct Write {
     pub actions: u64,
     /// Webhooks a run write queued for delivery.
     pub webhooks: u64,
+    /// Whether an identify moved a contact's data into another.
+    pub merged: bool,
     /// Changes not yet numbered; [`Workspace::finish`] turns them into records.
     staged: Staged,
     /// The cascade depth of the write's changes (a run's: one below the run).
@@ -169,6 +173,8 @@ pub struct Workspace {
     clock: DateTime,
     /// Changes made by timers that no write has carried to the store yet.
     pending: Write,
+    /// Ids merged into other contacts (identify), naming them from now on.
+    aliases: Aliases,
 }
 
 /// The checker's view of a workspace.
@@ -259,8 +265,28 @@ impl Workspace {
         self.contacts.count()
     }
 
+    /// The live contact `id` names: its own, or the one it was merged
+    /// into (an alias, SPEC §5).
     pub fn lookup(&self, id: &str) -> Option<u32> {
-        self.contacts.lookup(id)
+        self.resolve(id)
+    }
+
+    pub(super) fn resolve(&self, id: &str) -> Option<u32> {
+        self.contacts.lookup(id).or_else(|| {
+            self.aliases
+                .get(id)
+                .filter(|no| self.contacts.is_alive(*no))
+        })
+    }
+
+    /// Every (alias, contact number) pair, sorted by alias.
+    pub fn aliases(&self) -> Vec<(String, u32)> {
+        self.aliases.all()
+    }
+
+    /// The former ids (aliases) that name contact `no`.
+    pub fn aliases_of(&self, no: u32) -> Vec<String> {
+        self.aliases.of(no)
     }
 
     pub fn contact(&self, no: u32) -> Option<ContactView> {

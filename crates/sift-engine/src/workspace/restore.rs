@@ -36,6 +36,8 @@ pub struct StoredState {
     /// The next trigger number to hand out (at least every stored one's end).
     pub next_run_id: u64,
     pub score_grants: Vec<ScoreGrant>,
+    /// Ids identified into other contacts: (alias, contact number).
+    pub aliases: Vec<(String, u32)>,
     pub next_seq: u64,
     /// The last stored [`Record::Clock`].
     pub clock: DateTime,
@@ -56,6 +58,11 @@ impl Workspace {
             ws.restore_contact(contact);
         }
         ws.reserve_numbers(state.tombstones);
+        for (alias, no) in &state.aliases {
+            if ws.contacts.is_alive(*no) && ws.contacts.lookup(alias).is_none() {
+                ws.aliases.insert(alias, *no);
+            }
+        }
         for grant in &state.score_grants {
             if ws.contacts.is_alive(grant.no) {
                 ws.grants.add(grant.no, grant.points, grant.expires_at);

@@ -194,7 +194,7 @@ impl Workspace {
         let mut numbers = RoaringBitmap::new();
         let mut unknown = Vec::new();
         for contact_id in contact_ids {
-            match self.contacts.lookup(contact_id) {
+            match self.resolve(contact_id) {
                 Some(no) => {
                     numbers.insert(no);
                 }

@@ -510,6 +510,10 @@ impl Workspace {
                         .iter()
                         .enumerate()
                         .filter(|(_, no)| scope.is_none_or(|m| m.contains(*no)))
+                        // A merged-away contact's exits run nothing: it is gone.
+                        .filter(|(_, no)| {
+                            batch.cause != Cause::Merge || self.contacts.is_alive(*no)
+                        })
                         .map(|(k, no)| QueuedItem {
                             no,
                             seq: Some(batch.seq_start + k as u64),

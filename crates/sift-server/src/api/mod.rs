@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod events;
 pub mod export;
 pub mod fields;
+pub mod identify;
 pub mod ops;
 pub mod scoring;
 pub mod segments;

@@ -15,6 +15,9 @@ use crate::error::{ApiError, ApiResult};
 pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
     let def = &segment.def;
     let schema = engine.schema();
+    let anonymous = segment
+        .members
+        .intersection_len(engine.contacts().anonymous());
     json!({
         "id": def.id,
         "name": def.name,
@@ -24,6 +27,8 @@ pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
         "condition_tree": def.condition.as_ref().map(sift_lang::to_json),
         "test": def.test,
         "size": segment.members.len(),
+        "size_known": segment.members.len() - anonymous,
+        "size_anonymous": anonymous,
         "created_at": datetime(def.created_at),
         "updated_at": datetime(def.updated_at),
     })

@@ -47,7 +47,8 @@ pub async fn sizes(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
-    let sent: HashMap<String, u64> = HashMap::new();
+    // Size and anonymous members: identify changes the split, not the size.
+    let sent: HashMap<String, (u64, u64)> = HashMap::new();
     let events = futures_util::stream::unfold(
         (ws, durable, stopping, sent, true),
         |(ws, mut durable, mut stopping, mut sent, first)| async move {
@@ -56,26 +57,33 @@ pub async fn sizes(
                     next_commit(&mut durable, &mut stopping).await?;
                 }
                 durable.borrow_and_update();
-                let current: Vec<(String, u64)> = ws
+                let current: Vec<(String, (u64, u64))> = ws
                     .read(|engine| {
+                        let anonymous = engine.contacts().anonymous();
                         engine
                             .segments()
                             .iter()
-                            .map(|(_, s)| (s.def.id.clone(), s.members.len()))
+                            .map(|(_, s)| {
+                                let split =
+                                    (s.members.len(), s.members.intersection_len(anonymous));
+                                (s.def.id.clone(), split)
+                            })
                             .collect()
                     })
                     .ok()?;
                 let mut changed = serde_json::Map::new();
-                for (id, size) in current {
-                    if sent.get(&id) != Some(&size) {
+                let mut split = serde_json::Map::new();
+                for (id, (size, anonymous)) in current {
+                    if sent.get(&id) != Some(&(size, anonymous)) {
                         changed.insert(id.clone(), json!(size));
-                        sent.insert(id, size);
+                        split.insert(id.clone(), json!([size - anonymous, anonymous]));
+                        sent.insert(id, (size, anonymous));
                     }
                 }
                 if changed.is_empty() && !first {
                     continue;
                 }
-                let data = json!({"sizes": changed, "at": datetime(crate::state::now_ms())});
+                let data = json!({"sizes": changed, "split": split, "at": datetime(crate::state::now_ms())});
                 let event = Event::default().event("sizes").data(data.to_string());
                 return Some((Ok(event), (ws, durable, stopping, sent, false)));
             }
@@ -129,9 +137,12 @@ pub async fn segment(
                 let newest = fresh.first().map_or(from, |c| c.seq);
                 // More than a message holds: report how many were left out.
                 let more = fresh.len() > CHANGES_PER_MESSAGE;
-                let (size, changes) = ws
+                let ((size, anonymous), changes) = ws
                     .read(|engine| {
-                        let size = engine.segment(&id).map_or(0, |s| s.members.len());
+                        let size = engine.segment(&id).map_or((0, 0), |s| {
+                            let anonymous = engine.contacts().anonymous();
+                            (s.members.len(), s.members.intersection_len(anonymous))
+                        });
                         let changes: Vec<serde_json::Value> = fresh
                             .iter()
                             .take(CHANGES_PER_MESSAGE)
@@ -149,7 +160,13 @@ pub async fn segment(
                     })
                     .ok()?;
                 from = newest + 1;
-                let data = json!({"size": size, "changes": changes, "more": more});
+                let data = json!({
+                    "size": size,
+                    "size_known": size - anonymous,
+                    "size_anonymous": anonymous,
+                    "changes": changes,
+                    "more": more,
+                });
                 let event = Event::default()
                     .event("segment")
                     .id(newest.to_string())

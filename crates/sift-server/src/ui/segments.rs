@@ -21,6 +21,8 @@ struct Row {
     description: String,
     kind: &'static str,
     size: u64,
+    /// Members with `anonymous: true`.
+    anonymous: u64,
     last_change: i64,
 }
 
@@ -42,6 +44,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
                 description: s.def.description.clone(),
                 kind: kind_label(s.def.kind, s.def.test),
                 size: s.members.len(),
+                anonymous: s.members.intersection_len(engine.contacts().anonymous()),
                 last_change: s.def.updated_at,
             })
             .collect()
@@ -74,6 +77,8 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
                         th { "Type" }
                         th.wide { "Description" }
                         th.num { button.sort type="button" data-sort="size" { "Size" } }
+                        th.num { "Known" }
+                        th.num { "Anonymous" }
                         th { button.sort type="button" data-sort="updated" { "Last change" } }
                     } }
                     tbody {
@@ -83,6 +88,8 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
                                 td.type { span.badge { (row.kind) } }
                                 td.description.wide { (row.description) }
                                 td.size.num { (row.size) }
+                                td.size-known.num { (row.size - row.anonymous) }
+                                td.size-anonymous.num { (row.anonymous) }
                                 td.updated { (time(row.last_change)) }
                             }
                         }
@@ -107,21 +114,25 @@ pub async fn show(
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<ShowQuery>,
 ) -> UiResult {
-    let (name, description, kind, size, words, next_seq, updated_at) = ws.read(|engine| {
-        let s = segment(engine, &id)?;
-        Ok::<_, ApiError>((
-            s.def.name.clone(),
-            s.def.description.clone(),
-            kind_label(s.def.kind, s.def.test),
-            s.members.len(),
-            s.def
-                .condition
-                .as_ref()
-                .map(|c| super::words::describe(c, engine)),
-            engine.next_seq(),
-            s.def.updated_at,
-        ))
-    })??;
+    let (name, description, kind, (size, anonymous), words, next_seq, updated_at) =
+        ws.read(|engine| {
+            let s = segment(engine, &id)?;
+            Ok::<_, ApiError>((
+                s.def.name.clone(),
+                s.def.description.clone(),
+                kind_label(s.def.kind, s.def.test),
+                (
+                    s.members.len(),
+                    s.members.intersection_len(engine.contacts().anonymous()),
+                ),
+                s.def
+                    .condition
+                    .as_ref()
+                    .map(|c| super::words::describe(c, engine)),
+                engine.next_seq(),
+                s.def.updated_at,
+            ))
+        })??;
     let recent = {
         let reader = ws.reader()?;
         reader.recent_changes(&id, 20).map_err(ApiError::internal)?
@@ -158,6 +169,10 @@ pub async fn show(
             section.card.stat {
                 h2 { "Contacts" }
                 p.big { span #segment-size data-segment-id=(id) { (size) } }
+                p.muted #segment-split {
+                    span #segment-size-known { (size - anonymous) } " known · "
+                    span #segment-size-anonymous { (anonymous) } " anonymous"
+                }
                 a href={ "/ui/segments/" (seg) "/contacts" } { "See contacts" }
             }
             section.card #definition-card {

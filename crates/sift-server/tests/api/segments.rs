@@ -45,6 +45,8 @@ async fn create_from_text_evaluates_and_answers_the_spec_shape() {
         ]},
         "test": false,
         "size": 2,
+        "size_known": 2,
+        "size_anonymous": 0,
         "created_at": "[datetime]",
         "updated_at": "[datetime]",
         "evaluation": {"entered": 2, "exited": 0, "took_ms": "[ms]"},
@@ -113,6 +115,7 @@ async fn static_and_test_segments_have_no_condition() {
     let expected = json!({
         "id": "[seg]", "name": "Testers", "description": "", "kind": "static",
         "condition": null, "condition_tree": null, "test": true, "size": 0,
+        "size_known": 0, "size_anonymous": 0,
         "created_at": "[datetime]", "updated_at": "[datetime]",
         "evaluation": {"entered": 0, "exited": 0, "took_ms": "[ms]"},
     });
@@ -219,6 +222,8 @@ async fn list_searches_names_and_answers_sizes() {
                 "kind",
                 "name",
                 "size",
+                "size_anonymous",
+                "size_known",
                 "test",
                 "updated_at"
             ]

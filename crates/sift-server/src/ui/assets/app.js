@@ -113,6 +113,12 @@ function live(url, handlers) {
           document.getElementById("segments-added").hidden = false;
           continue;
         }
+        // Identify can move members from anonymous to known at equal size.
+        const split = (message.split || {})[id];
+        if (split) {
+          row.querySelector(".size-known").textContent = String(split[0]);
+          row.querySelector(".size-anonymous").textContent = String(split[1]);
+        }
         if (row.dataset.size === String(size)) continue;
         row.dataset.size = String(size);
         row.dataset.updated = String(Date.parse(message.at));
@@ -170,6 +176,10 @@ function live(url, handlers) {
   live(list.dataset.live, {
     segment(message) {
       size.textContent = String(message.size);
+      const known = document.getElementById("segment-size-known");
+      const anonymous = document.getElementById("segment-size-anonymous");
+      if (known && message.size_known !== undefined) known.textContent = String(message.size_known);
+      if (anonymous && message.size_anonymous !== undefined) anonymous.textContent = String(message.size_anonymous);
       // Oldest first, so the newest ends on top.
       for (const change of message.changes.slice().reverse()) {
         if (list.querySelector(`li[data-seq="${change.seq}"]`)) continue;
