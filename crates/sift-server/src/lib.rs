@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod error;
+pub mod facebook;
 pub mod outbox;
 mod runner;
 pub mod state;
@@ -70,6 +71,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(workflows::runs))
         .routes(routes!(export::export_csv))
+        .routes(routes!(facebook::start))
+        .routes(routes!(facebook::list))
+        .routes(routes!(facebook::get, facebook::stop))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))
         .routes(routes!(webhooks::list, webhooks::create))

@@ -51,6 +51,9 @@ pub struct Config {
     pub webhook_retry_base: std::time::Duration,
     /// How long a webhook endpoint has to answer.
     pub webhook_timeout: std::time::Duration,
+    /// Facebook Custom Audience exports: Graph API address, version,
+    /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
+    pub facebook: crate::facebook::Settings,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             run_workflows: true,
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
+            facebook: crate::facebook::Settings::default(),
         }
     }
 }
@@ -77,6 +81,52 @@ struct Job {
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
+
+/// What one durable commit wrote, for followers that need to know which
+/// contacts changed (Facebook sync, `facebook/task.rs`) without scanning.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Contacts whose data was written or that were deleted.
+    pub contacts: roaring::RoaringBitmap,
+    /// Membership changes by segment (entries and exits together).
+    pub changes: Vec<(String, roaring::RoaringBitmap)>,
+    pub segments_deleted: Vec<String>,
+}
+
+impl Written {
+    fn of(records: &[Record]) -> Written {
+        let mut written = Written::default();
+        for record in records {
+            match record {
+                Record::Contact(snapshot) => {
+                    written.contacts.insert(snapshot.no);
+                }
+                Record::ContactDeleted { no } => {
+                    written.contacts.insert(*no);
+                }
+                Record::Changes(batch) => {
+                    match written.changes.iter_mut().find(|(s, _)| *s == batch.segment_id) {
+                        Some((_, contacts)) => *contacts |= &batch.contacts,
+                        None => written
+                            .changes
+                            .push((batch.segment_id.clone(), batch.contacts.clone())),
+                    }
+                }
+                Record::SegmentDeleted { id } => written.segments_deleted.push(id.clone()),
+                _ => {}
+            }
+        }
+        written
+    }
+
+    fn is_empty(&self) -> bool {
+        self.contacts.is_empty() && self.changes.is_empty() && self.segments_deleted.is_empty()
+    }
+}
+
+/// Commits a `written` receiver may fall behind by before it must compare
+/// everything (it is told it lagged).
+const WRITTEN_CAPACITY: usize = 4096;
 
 /// One open workspace.
 pub struct WorkspaceHandle {
@@ -105,6 +155,11 @@ pub struct WorkspaceHandle {
     /// Signalled after a durable write that queued webhooks, and when a
     /// delivery ends; the outbox task (`outbox.rs`) waits on it.
     pub outbox_wake: tokio::sync::Notify,
+    /// Published after each durable write that had records, only while
+    /// someone listens (a Facebook sync).
+    pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
+    /// Facebook export jobs (in memory, see `facebook/`).
+    pub exports: crate::facebook::Registry,
 }
 
 impl WorkspaceHandle {
@@ -209,6 +264,8 @@ impl WorkspaceHandle {
             webhooks,
             runs_wake: tokio::sync::Notify::new(),
             outbox_wake: tokio::sync::Notify::new(),
+            written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
+            exports: crate::facebook::Registry::default(),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
@@ -281,7 +338,7 @@ impl WorkspaceHandle {
         skip_empty: bool,
     ) -> ApiResult<Option<(Write, T)>> {
         let started = Instant::now();
-        let (done, write, value) = {
+        let (done, write, value, written) = {
             let mut ws = self
                 .engine
                 .write()
@@ -304,6 +361,9 @@ impl WorkspaceHandle {
             if skip_empty && write.records.is_empty() {
                 return Ok(None);
             }
+            let written = (self.written.receiver_count() > 0)
+                .then(|| Written::of(&write.records))
+                .filter(|w| !w.is_empty());
             let (done_tx, done_rx) = oneshot::channel();
             let writer = self
                 .writer
@@ -325,12 +385,15 @@ impl WorkspaceHandle {
             sender
                 .send(job)
                 .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
-            (done_rx, write, value)
+            (done_rx, write, value, written)
         };
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
         match done.await {
             Ok(Ok(())) => {
-                // Runs and deliveries start only from durable writes.
+                // Runs, deliveries and audience syncs start only from durable writes.
+                if let Some(written) = written {
+                    let _ = self.written.send(Arc::new(written));
+                }
                 if write.queued > 0 {
                     self.runs_wake.notify_one();
                 }

@@ -13,6 +13,10 @@ mod contacts;
 mod errors;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/facebook.rs"]
+mod facebook;
+#[path = "api/facebook_fake.rs"]
+mod facebook_fake;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/openapi_ops.rs"]
