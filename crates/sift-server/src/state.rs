@@ -105,7 +105,11 @@ impl Written {
                     written.contacts.insert(*no);
                 }
                 Record::Changes(batch) => {
-                    match written.changes.iter_mut().find(|(s, _)| *s == batch.segment_id) {
+                    match written
+                        .changes
+                        .iter_mut()
+                        .find(|(s, _)| *s == batch.segment_id)
+                    {
                         Some((_, contacts)) => *contacts |= &batch.contacts,
                         None => written
                             .changes

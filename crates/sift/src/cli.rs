@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
         /// Which figures: contact writes and segments, events and timers,
-        /// webhook deliveries, workflows, or all of them.
+        /// webhook deliveries, workflows, a Facebook export, or all of them.
         #[arg(long, value_enum, default_value_t = BenchSuite::All)]
         suite: BenchSuite,
     },
@@ -83,6 +83,9 @@ pub enum BenchSuite {
     Events,
     Webhooks,
     Workflows,
+    /// Facebook Custom Audience export to a local fake Graph API
+    /// (`--http-contacts` members); not part of `all`.
+    Facebook,
     All,
 }
 

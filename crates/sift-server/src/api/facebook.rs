@@ -199,8 +199,10 @@ fn parse(
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("export {id:?} does not exist (jobs are kept in memory until the server restarts)"))
-        .with(json!({"kind": "export", "id": id}))
+    ApiError::not_found(format!(
+        "export {id:?} does not exist (jobs are kept in memory until the server restarts)"
+    ))
+    .with(json!({"kind": "export", "id": id}))
 }
 
 /// Starts an export of the segment's members to a Custom Audience.
@@ -260,6 +262,11 @@ pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse>
                 .with(json!({"kind": "segment", "id": id}))
         })
     })??;
-    let items = ws.exports.list(Some(&id)).iter().map(|j| j.to_json()).collect();
+    let items = ws
+        .exports
+        .list(Some(&id))
+        .iter()
+        .map(|j| j.to_json())
+        .collect();
     Ok(ok(page(items, None)))
 }

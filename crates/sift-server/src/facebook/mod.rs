@@ -55,8 +55,7 @@ impl Default for Settings {
         Settings {
             graph_url: std::env::var("SIFT_FACEBOOK_GRAPH_URL")
                 .unwrap_or_else(|_| "https://graph.facebook.com".to_string()),
-            version: std::env::var("SIFT_FACEBOOK_VERSION")
-                .unwrap_or_else(|_| "v21.0".to_string()),
+            version: std::env::var("SIFT_FACEBOOK_VERSION").unwrap_or_else(|_| "v21.0".to_string()),
             retry_base_ms: env_u64("SIFT_FACEBOOK_RETRY_BASE_MS", 1_000),
             retry_max_ms: env_u64("SIFT_FACEBOOK_RETRY_MAX_MS", 60_000),
             max_attempts: env_u64("SIFT_FACEBOOK_MAX_ATTEMPTS", 6).clamp(1, 100) as u32,
@@ -237,9 +236,9 @@ impl Registry {
     fn add(&self, job: Arc<Job>) {
         if let Ok(mut jobs) = self.jobs.lock() {
             if jobs.len() >= KEPT_JOBS
-                && let Some(finished) = jobs.iter().position(|j| {
-                    matches!(j.progress.borrow().state, State::Done | State::Failed)
-                })
+                && let Some(finished) = jobs
+                    .iter()
+                    .position(|j| matches!(j.progress.borrow().state, State::Done | State::Failed))
             {
                 jobs.remove(finished);
             }

@@ -248,10 +248,12 @@ impl Exporter {
             }
             Err(refused) => {
                 let batch = info(refused.status, refused.attempts);
-                self.job
-                    .progress
-                    .send_modify(|p| p.record_batch(batch));
-                Err(format!("batch {n} ({}): {}", method.http(), refused.message))
+                self.job.progress.send_modify(|p| p.record_batch(batch));
+                Err(format!(
+                    "batch {n} ({}): {}",
+                    method.http(),
+                    refused.message
+                ))
             }
         }
     }

@@ -95,5 +95,7 @@ pub async fn page(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         scripts: &["/ui/assets/facebook.js"],
         modules: &[],
     };
-    Ok(axum::response::IntoResponse::into_response(page.render(body)))
+    Ok(axum::response::IntoResponse::into_response(
+        page.render(body),
+    ))
 }

@@ -210,7 +210,10 @@ fn more_menu(seg: &str, dynamic: bool) -> Markup {
     }
 }
 
-pub(super) fn segment<'a>(engine: &'a Workspace, id: &str) -> Result<&'a sift_engine::Segment, ApiError> {
+pub(super) fn segment<'a>(
+    engine: &'a Workspace,
+    id: &str,
+) -> Result<&'a sift_engine::Segment, ApiError> {
     engine.segment(id).ok_or_else(|| {
         ApiError::not_found(format!(
             "There is no segment with id {id:?}; it may have been deleted."

@@ -48,12 +48,36 @@ fn facebook_normalization_vectors() {
     // Each expected normalized string is written out here and hashed by the
     // test itself, independently of the server's hashing.
     let cases: [(&str, String, &str); 12] = [
-        ("email", normalize::email("  Ana.Lopez@Example.COM "), "ana.lopez@example.com"),
-        ("phone +", normalize::phone("+49 (30) 1234-5678"), "493012345678"),
-        ("phone 00", normalize::phone("0049 30 1234 5678"), "493012345678"),
-        ("phone us", normalize::phone("+1 (650) 555-1212"), "16505551212"),
-        ("first name", normalize::name("  Zoë-Anne O'Brien "), "zoëanneobrien"),
-        ("last name", normalize::name("García-Márquez, Jr."), "garcíamárquezjr"),
+        (
+            "email",
+            normalize::email("  Ana.Lopez@Example.COM "),
+            "ana.lopez@example.com",
+        ),
+        (
+            "phone +",
+            normalize::phone("+49 (30) 1234-5678"),
+            "493012345678",
+        ),
+        (
+            "phone 00",
+            normalize::phone("0049 30 1234 5678"),
+            "493012345678",
+        ),
+        (
+            "phone us",
+            normalize::phone("+1 (650) 555-1212"),
+            "16505551212",
+        ),
+        (
+            "first name",
+            normalize::name("  Zoë-Anne O'Brien "),
+            "zoëanneobrien",
+        ),
+        (
+            "last name",
+            normalize::name("García-Márquez, Jr."),
+            "garcíamárquezjr",
+        ),
         ("country code", normalize::country(" ES "), "es"),
         ("country name", normalize::country("United States"), "us"),
         ("gender", normalize::gender("Female"), "f"),
@@ -78,10 +102,20 @@ fn facebook_normalization_vectors() {
 async fn facebook_export_hashes_every_identifier_as_documented() {
     let server = server();
     server
-        .expect(StatusCode::OK, "PUT", "/v1/fields/gender", Some(json!({"type": "string"})))
+        .expect(
+            StatusCode::OK,
+            "PUT",
+            "/v1/fields/gender",
+            Some(json!({"type": "string"})),
+        )
         .await;
     server
-        .expect(StatusCode::OK, "PUT", "/v1/fields/birth_date", Some(json!({"type": "date"})))
+        .expect(
+            StatusCode::OK,
+            "PUT",
+            "/v1/fields/birth_date",
+            Some(json!({"type": "date"})),
+        )
         .await;
     server
         .put_contact(
@@ -93,22 +127,48 @@ async fn facebook_export_hashes_every_identifier_as_documented() {
         .await;
     server.put_contact("nobody", json!({"vip": true})).await;
     server
-        .put_contact("gone", json!({"vip": true, "email": "gone@example.com", "newsletter": false}))
+        .put_contact(
+            "gone",
+            json!({"vip": true, "email": "gone@example.com", "newsletter": false}),
+        )
         .await;
     let segment = server.segment("VIPs", "vip = true").await;
     let fake = FakeGraph::start(Vec::new()).await;
     let body = json!({"audience_id": 23850000000000001u64, "access_token": TOKEN,
                       "graph_url": fake.url});
     let job = server
-        .expect(StatusCode::ACCEPTED, "POST", &format!("/v1/segments/{segment}/exports/facebook"), Some(body))
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(body),
+        )
         .await;
     let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
     assert_eq!(job["state"], "done", "{job:#}");
-    assert_eq!((job["total"].as_u64(), job["sent"].as_u64(), job["skipped"].as_u64()), (Some(3), Some(1), Some(2)));
+    assert_eq!(
+        (
+            job["total"].as_u64(),
+            job["sent"].as_u64(),
+            job["skipped"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
     assert_eq!(job["unsubscribed"], 1);
     assert_eq!(
         job["identifiers"],
-        json!(["EMAIL", "PHONE", "FN", "LN", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN", "EXTERN_ID"])
+        json!([
+            "EMAIL",
+            "PHONE",
+            "FN",
+            "LN",
+            "COUNTRY",
+            "DOBY",
+            "DOBM",
+            "DOBD",
+            "GEN",
+            "EXTERN_ID"
+        ])
     );
     let calls = fake.calls();
     assert_eq!(calls.len(), 1);
@@ -117,7 +177,15 @@ async fn facebook_export_hashes_every_identifier_as_documented() {
     assert_eq!(calls[0].body["access_token"], TOKEN);
     assert_eq!(calls[0].body["payload"]["schema"], job["identifiers"]);
     let expected: Vec<String> = [
-        "zoe.obrien@example.com", "493012345678", "zoëanne", "obrien", "de", "1987", "03", "09", "f",
+        "zoe.obrien@example.com",
+        "493012345678",
+        "zoëanne",
+        "obrien",
+        "de",
+        "1987",
+        "03",
+        "09",
+        "f",
     ]
     .iter()
     .map(|v| sha256(v))
@@ -125,7 +193,13 @@ async fn facebook_export_hashes_every_identifier_as_documented() {
     .collect();
     assert_eq!(calls[0].body["payload"]["data"], json!([expected]));
     let batch = &job["batches"][0];
-    assert_eq!((batch["num_received"].as_u64(), batch["num_invalid_entries"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (
+            batch["num_received"].as_u64(),
+            batch["num_invalid_entries"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
 }
 
 #[tokio::test]
@@ -136,25 +210,47 @@ async fn facebook_25000_members_arrive_as_three_batches() {
             .map(|i| json!({"id": format!("c{i}"), "properties": {"email": format!(" User{i}@Example.com")}}))
             .collect();
         server
-            .expect(StatusCode::OK, "POST", "/v1/contacts:batch", Some(json!({"contacts": contacts})))
+            .expect(
+                StatusCode::OK,
+                "POST",
+                "/v1/contacts:batch",
+                Some(json!({"contacts": contacts})),
+            )
             .await;
     }
     let segment = server.segment("Everyone", "email is set").await;
     let fake = FakeGraph::start(Vec::new()).await;
     let job = server
-        .expect(StatusCode::ACCEPTED, "POST", &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), false)))
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), false)),
+        )
         .await;
     let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
     assert_eq!(job["state"], "done", "{job:#}");
-    assert_eq!((job["total"].as_u64(), job["sent"].as_u64(), job["skipped"].as_u64()), (Some(25_000), Some(25_000), Some(0)));
+    assert_eq!(
+        (
+            job["total"].as_u64(),
+            job["sent"].as_u64(),
+            job["skipped"].as_u64()
+        ),
+        (Some(25_000), Some(25_000), Some(0))
+    );
     let calls = fake.calls();
-    let sizes: Vec<usize> = calls.iter().map(|c| c.body["payload"]["data"].as_array().unwrap().len()).collect();
+    let sizes: Vec<usize> = calls
+        .iter()
+        .map(|c| c.body["payload"]["data"].as_array().unwrap().len())
+        .collect();
     assert_eq!(sizes, [10_000, 10_000, 5_000]);
     let mut seen = BTreeSet::new();
     for call in &calls {
         assert_eq!(call.method, "POST");
-        assert_eq!(call.body["payload"]["schema"], json!(["EMAIL", "EXTERN_ID"]));
+        assert_eq!(
+            call.body["payload"]["schema"],
+            json!(["EMAIL", "EXTERN_ID"])
+        );
         for (id, row) in rows_by_extern_id(call) {
             let i: u32 = id[1..].parse().unwrap();
             assert_eq!(row[0], sha256(&format!("user{i}@example.com")), "{id}");
@@ -162,19 +258,37 @@ async fn facebook_25000_members_arrive_as_three_batches() {
         }
     }
     assert_eq!(seen.len(), 25_000);
-    let batches: Vec<(u64, u64)> = job["batches"].as_array().unwrap().iter()
-        .map(|b| (b["rows"].as_u64().unwrap(), b["num_received"].as_u64().unwrap())).collect();
-    assert_eq!(batches, [(10_000, 10_000), (10_000, 10_000), (5_000, 5_000)]);
+    let batches: Vec<(u64, u64)> = job["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["rows"].as_u64().unwrap(),
+                b["num_received"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        batches,
+        [(10_000, 10_000), (10_000, 10_000), (5_000, 5_000)]
+    );
 }
 
 async fn one_member_export(script: Vec<(u16, Json)>) -> (crate::common::Server, FakeGraph, Json) {
     let server = server();
-    server.put_contact("ana", json!({"email": "ana@example.com"})).await;
+    server
+        .put_contact("ana", json!({"email": "ana@example.com"}))
+        .await;
     let segment = server.segment("All", "email is set").await;
     let fake = FakeGraph::start(script).await;
     let job = server
-        .expect(StatusCode::ACCEPTED, "POST", &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL"]), false)))
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(&fake, json!(["EMAIL"]), false)),
+        )
         .await;
     let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
     (server, fake, job)
@@ -182,12 +296,19 @@ async fn one_member_export(script: Vec<(u16, Json)>) -> (crate::common::Server, 
 
 #[tokio::test]
 async fn facebook_500_then_success_is_retried() {
-    let (_server, fake, job) = one_member_export(vec![(500, json!({"error": {"message": "boom"}}))]).await;
+    let (_server, fake, job) =
+        one_member_export(vec![(500, json!({"error": {"message": "boom"}}))]).await;
     assert_eq!(job["state"], "done", "{job:#}");
     assert_eq!(job["sent"], 1);
     assert_eq!(job["retries"], 1);
     assert_eq!(job["batches"][0]["attempts"], 2);
-    assert!(job["errors"][0]["message"].as_str().unwrap().contains("HTTP 500"), "{job:#}");
+    assert!(
+        job["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500"),
+        "{job:#}"
+    );
     assert_eq!(fake.calls().len(), 2);
 }
 
@@ -197,7 +318,13 @@ async fn facebook_rate_limits_are_retried() {
     let (_server, fake, job) = one_member_export(vec![(400, limit), (429, json!({}))]).await;
     assert_eq!(job["state"], "done", "{job:#}");
     assert_eq!(job["batches"][0]["attempts"], 3);
-    assert!(job["errors"][0]["message"].as_str().unwrap().contains("rate limiting"), "{job:#}");
+    assert!(
+        job["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limiting"),
+        "{job:#}"
+    );
     assert_eq!(fake.calls().len(), 3);
 }
 
@@ -208,8 +335,15 @@ async fn facebook_auth_error_stops_the_job() {
     let (_server, fake, job) = one_member_export(vec![(400, auth)]).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     assert_eq!(job["sent"], 0);
-    let message = job["errors"].as_array().unwrap().last().unwrap()["message"].as_str().unwrap().to_string();
-    assert!(message.contains("Facebook refused the access token (code 190: Error validating access token"), "{message}");
+    let message = job["errors"].as_array().unwrap().last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message
+            .contains("Facebook refused the access token (code 190: Error validating access token"),
+        "{message}"
+    );
     assert!(message.contains("ads_management"), "{message}");
     assert_eq!(fake.calls().len(), 1, "an auth error is not retried");
 }
@@ -217,27 +351,44 @@ async fn facebook_auth_error_stops_the_job() {
 #[tokio::test]
 async fn facebook_sync_adds_entries_and_removes_exits() {
     let server = server();
-    server.put_contact("ana", json!({"email": "ana@example.com", "vip": true})).await;
-    server.put_contact("bob", json!({"email": "bob@example.com", "vip": true})).await;
-    server.put_contact("cy", json!({"email": "cy@example.com", "vip": true})).await;
-    server.put_contact("dan", json!({"email": "dan@example.com"})).await;
+    server
+        .put_contact("ana", json!({"email": "ana@example.com", "vip": true}))
+        .await;
+    server
+        .put_contact("bob", json!({"email": "bob@example.com", "vip": true}))
+        .await;
+    server
+        .put_contact("cy", json!({"email": "cy@example.com", "vip": true}))
+        .await;
+    server
+        .put_contact("dan", json!({"email": "dan@example.com"}))
+        .await;
     let segment = server.segment("VIP", "vip = true").await;
     let fake = FakeGraph::start(Vec::new()).await;
     let job = server
-        .expect(StatusCode::ACCEPTED, "POST", &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), true)))
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), true)),
+        )
         .await;
     let id = job["id"].as_str().unwrap().to_string();
     let job = wait_job(&server, &id, |j| j["phase"] == "syncing").await;
-    assert_eq!((job["state"].as_str(), job["sent"].as_u64()), (Some("running"), Some(3)));
+    assert_eq!(
+        (job["state"].as_str(), job["sent"].as_u64()),
+        (Some("running"), Some(3))
+    );
     assert_eq!(wait_calls(&fake, 1).await.len(), 1);
 
     // An entry is added, an exit removed with the row that was sent.
     server.put_contact("dan", json!({"vip": true})).await;
     server.put_contact("ana", json!({"vip": false})).await;
     let calls = wait_calls(&fake, 3).await;
-    let tail: Vec<(String, BTreeMap<String, Vec<String>>)> =
-        calls[1..].iter().map(|c| (c.method.clone(), rows_by_extern_id(c))).collect();
+    let tail: Vec<(String, BTreeMap<String, Vec<String>>)> = calls[1..]
+        .iter()
+        .map(|c| (c.method.clone(), rows_by_extern_id(c)))
+        .collect();
     assert_eq!(tail[0].0, "DELETE");
     assert_eq!(tail[0].1["ana"][0], sha256("ana@example.com"));
     assert_eq!(tail[1].0, "POST");
@@ -245,35 +396,66 @@ async fn facebook_sync_adds_entries_and_removes_exits() {
     assert_eq!(calls[1].path, "/v21.0/23850000000000001/users");
 
     // A member's new email: the old row out, the new one in.
-    server.put_contact("bob", json!({"email": "Robert@Example.com"})).await;
+    server
+        .put_contact("bob", json!({"email": "Robert@Example.com"}))
+        .await;
     let calls = wait_calls(&fake, 5).await;
     assert_eq!(calls[3].method, "DELETE");
-    assert_eq!(rows_by_extern_id(&calls[3])["bob"][0], sha256("bob@example.com"));
+    assert_eq!(
+        rows_by_extern_id(&calls[3])["bob"][0],
+        sha256("bob@example.com")
+    );
     assert_eq!(calls[4].method, "POST");
-    assert_eq!(rows_by_extern_id(&calls[4])["bob"][0], sha256("robert@example.com"));
+    assert_eq!(
+        rows_by_extern_id(&calls[4])["bob"][0],
+        sha256("robert@example.com")
+    );
 
     // Unsubscribing removes; losing the identifier removes too.
     server.put_contact("cy", json!({"newsletter": false})).await;
     let calls = wait_calls(&fake, 6).await;
     assert_eq!(calls[5].method, "DELETE");
-    assert_eq!(rows_by_extern_id(&calls[5])["cy"][0], sha256("cy@example.com"));
+    assert_eq!(
+        rows_by_extern_id(&calls[5])["cy"][0],
+        sha256("cy@example.com")
+    );
     server.put_contact("dan", json!({"email": null})).await;
     let calls = wait_calls(&fake, 7).await;
     assert_eq!(calls[6].method, "DELETE");
-    assert_eq!(rows_by_extern_id(&calls[6])["dan"][0], sha256("dan@example.com"));
+    assert_eq!(
+        rows_by_extern_id(&calls[6])["dan"][0],
+        sha256("dan@example.com")
+    );
     // Deleting a member removes its row as sent.
-    server.expect(StatusCode::OK, "DELETE", "/v1/contacts/bob", None).await;
+    server
+        .expect(StatusCode::OK, "DELETE", "/v1/contacts/bob", None)
+        .await;
     let calls = wait_calls(&fake, 8).await;
     assert_eq!(calls[7].method, "DELETE");
-    assert_eq!(rows_by_extern_id(&calls[7])["bob"][0], sha256("robert@example.com"));
+    assert_eq!(
+        rows_by_extern_id(&calls[7])["bob"][0],
+        sha256("robert@example.com")
+    );
 
     let job = server.get(&format!("/v1/exports/{id}")).await;
-    assert_eq!((job["sent"].as_u64(), job["removed"].as_u64(), job["skipped"].as_u64()), (Some(5), Some(5), Some(2)));
+    assert_eq!(
+        (
+            job["sent"].as_u64(),
+            job["removed"].as_u64(),
+            job["skipped"].as_u64()
+        ),
+        (Some(5), Some(5), Some(2))
+    );
     // Stopping the sync: done, stopped, nothing more sent.
-    let stopped = server.expect(StatusCode::OK, "DELETE", &format!("/v1/exports/{id}"), None).await;
+    let stopped = server
+        .expect(StatusCode::OK, "DELETE", &format!("/v1/exports/{id}"), None)
+        .await;
     assert_eq!(stopped["id"], id.as_str());
     let job = wait_job(&server, &id, finished).await;
-    assert_eq!((job["state"].as_str(), job["phase"].as_str()), (Some("done"), Some("stopped")));
+    assert_eq!(
+        (job["state"].as_str(), job["phase"].as_str()),
+        (Some("done"), Some("stopped"))
+    );
     server.put_contact("ana", json!({"vip": true})).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(fake.calls().len(), 8);
@@ -284,9 +466,16 @@ async fn facebook_token_never_appears_in_answers() {
     let (server, _fake, job) = one_member_export(Vec::new()).await;
     let id = job["id"].as_str().unwrap();
     let segment = job["segment_id"].as_str().unwrap();
-    for path in [format!("/v1/exports/{id}"), format!("/v1/segments/{segment}/exports"), format!("/ui/segments/{segment}/facebook")] {
+    for path in [
+        format!("/v1/exports/{id}"),
+        format!("/v1/segments/{segment}/exports"),
+        format!("/ui/segments/{segment}/facebook"),
+    ] {
         let (_, answer) = server.send("GET", &path, None).await;
-        assert!(!answer.to_string().contains("test-token"), "{path}: {answer}");
+        assert!(
+            !answer.to_string().contains("test-token"),
+            "{path}: {answer}"
+        );
     }
     assert!(!job.to_string().contains("test-token"));
     let list = server.get(&format!("/v1/segments/{segment}/exports")).await;
@@ -296,46 +485,120 @@ async fn facebook_token_never_appears_in_answers() {
 #[tokio::test]
 async fn facebook_bad_bodies_are_refused() {
     let server = server();
-    server.put_contact("ana", json!({"email": "ana@example.com"})).await;
+    server
+        .put_contact("ana", json!({"email": "ana@example.com"}))
+        .await;
     let segment = server.segment("All", "email is set").await;
     let path = format!("/v1/segments/{segment}/exports/facebook");
     let cases = [
         (json!({"access_token": TOKEN}), "audience_id", "is required"),
         (json!({"audience_id": "123"}), "access_token", "is required"),
-        (json!({"audience_id": "abc", "access_token": TOKEN}), "audience_id", "numeric id"),
-        (json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EMAIL", "MAIL"]}), "identifiers", "\"MAIL\""),
-        (json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EXTERN_ID"]}), "identifiers", "besides EXTERN_ID"),
-        (json!({"audience_id": "123", "access_token": TOKEN, "sync": "yes"}), "sync", "true or false"),
-        (json!({"audience_id": "123", "access_token": TOKEN, "version": "21"}), "version", "v21.0"),
-        (json!({"audience_id": "123", "access_token": TOKEN, "graph_url": "ftp://x"}), "graph_url", "http"),
-        (json!({"audience_id": "123", "access_token": TOKEN, "audience": "1"}), "audience", "unknown key"),
+        (
+            json!({"audience_id": "abc", "access_token": TOKEN}),
+            "audience_id",
+            "numeric id",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EMAIL", "MAIL"]}),
+            "identifiers",
+            "\"MAIL\"",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EXTERN_ID"]}),
+            "identifiers",
+            "besides EXTERN_ID",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "sync": "yes"}),
+            "sync",
+            "true or false",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "version": "21"}),
+            "version",
+            "v21.0",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "graph_url": "ftp://x"}),
+            "graph_url",
+            "http",
+        ),
+        (
+            json!({"audience_id": "123", "access_token": TOKEN, "audience": "1"}),
+            "audience",
+            "unknown key",
+        ),
     ];
     for (body, field, words) in cases {
         let (status, answer) = server.send("POST", &path, Some(body.clone())).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
-        assert_eq!(answer["error"]["details"]["field"], field, "{body}: {answer}");
+        assert_eq!(
+            answer["error"]["details"]["field"], field,
+            "{body}: {answer}"
+        );
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(words), "{body}: {message}");
         assert!(!message.contains(TOKEN), "{message}");
     }
     let (_, answer) = server
-        .send("POST", &path, Some(json!({"audience_id": "1", "access_token": TOKEN, "identifiers": ["MAIL"]})))
+        .send(
+            "POST",
+            &path,
+            Some(json!({"audience_id": "1", "access_token": TOKEN, "identifiers": ["MAIL"]})),
+        )
         .await;
-    assert!(answer["error"]["message"].as_str().unwrap().contains("EMAIL, PHONE, FN, LN"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EMAIL, PHONE, FN, LN"),
+        "{answer}"
+    );
     let (status, _) = server
-        .send("POST", "/v1/segments/seg_nope/exports/facebook", Some(json!({"audience_id": "1", "access_token": TOKEN})))
+        .send(
+            "POST",
+            "/v1/segments/seg_nope/exports/facebook",
+            Some(json!({"audience_id": "1", "access_token": TOKEN})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(server.send("GET", "/v1/exports/fbx_nope", None).await.0, StatusCode::NOT_FOUND);
-    assert!(server.get(&format!("/v1/segments/{segment}/exports")).await["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        server.send("GET", "/v1/exports/fbx_nope", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        server.get(&format!("/v1/segments/{segment}/exports")).await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Another workspace sees none of this one's jobs.
     let fake = FakeGraph::start(Vec::new()).await;
     let job = server
-        .expect(StatusCode::ACCEPTED, "POST", &path, Some(export_body(&fake, json!(["EMAIL"]), false)))
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &path,
+            Some(export_body(&fake, json!(["EMAIL"]), false)),
+        )
         .await;
-    let (_, other) = send(&server.app, "POST", "/v1/workspaces", Some(ADMIN_KEY), Some(json!({"name": "Other"}))).await;
+    let (_, other) = send(
+        &server.app,
+        "POST",
+        "/v1/workspaces",
+        Some(ADMIN_KEY),
+        Some(json!({"name": "Other"})),
+    )
+    .await;
     let other_key = other["key"].as_str().unwrap();
-    let (status, _) = send(&server.app, "GET", &format!("/v1/exports/{}", job["id"].as_str().unwrap()), Some(other_key), None).await;
+    let (status, _) = send(
+        &server.app,
+        "GET",
+        &format!("/v1/exports/{}", job["id"].as_str().unwrap()),
+        Some(other_key),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

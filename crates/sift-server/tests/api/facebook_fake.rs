@@ -58,10 +58,7 @@ impl FakeGraph {
                 } else {
                     state.script.remove(0)
                 };
-                (
-                    StatusCode::from_u16(status).unwrap(),
-                    axum::Json(answer),
-                )
+                (StatusCode::from_u16(status).unwrap(), axum::Json(answer))
             }
         };
         let app = axum::Router::new().fallback(handler);
