@@ -78,6 +78,8 @@ struct Job {
     records: Vec<Record>,
     /// Webhook subscriptions and cursors, committed after `records`.
     webhooks: Vec<WebhookWrite>,
+    /// Facebook export jobs' state, committed last.
+    exports: Vec<sift_store::ExportRow>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -185,6 +187,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let stored_exports = reader.exports()?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
@@ -217,7 +220,11 @@ impl WorkspaceHandle {
                     }
                     let started = Instant::now();
                     let result = db.commit_all(jobs.iter().flat_map(|j| {
-                        [Pending::Records(&j.records), Pending::Webhooks(&j.webhooks)]
+                        [
+                            Pending::Records(&j.records),
+                            Pending::Webhooks(&j.webhooks),
+                            Pending::Exports(&j.exports),
+                        ]
                     }));
                     metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
@@ -269,7 +276,7 @@ impl WorkspaceHandle {
             runs_wake: tokio::sync::Notify::new(),
             outbox_wake: tokio::sync::Notify::new(),
             written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
-            exports: crate::facebook::Registry::default(),
+            exports: crate::facebook::Registry::restore(stored_exports),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
@@ -383,6 +390,7 @@ impl WorkspaceHandle {
                 // The records go to the writer; the caller keeps the counts.
                 records: std::mem::take(&mut write.records),
                 webhooks: Vec::new(),
+                exports: Vec::new(),
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
@@ -432,6 +440,23 @@ impl WorkspaceHandle {
         &self,
         writes: Vec<WebhookWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(writes, Vec::new())
+    }
+
+    /// Queues a Facebook export job's state for the writer's next group
+    /// commit, without waiting.
+    pub fn queue_exports(
+        &self,
+        rows: Vec<sift_store::ExportRow>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(Vec::new(), rows)
+    }
+
+    fn queue(
+        &self,
+        writes: Vec<WebhookWrite>,
+        exports: Vec<sift_store::ExportRow>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();
         {
             let writer = self
@@ -447,6 +472,7 @@ impl WorkspaceHandle {
             let job = Job {
                 records: Vec::new(),
                 webhooks: writes,
+                exports,
                 next_seq: 0,
                 done: done_tx,
             };

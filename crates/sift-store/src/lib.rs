@@ -12,6 +12,7 @@
 mod catalog;
 mod codec;
 mod error;
+mod exports;
 mod load;
 mod schema;
 mod webhooks;
@@ -21,6 +22,7 @@ mod workspace_db;
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
+pub use exports::ExportRow;
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
 };

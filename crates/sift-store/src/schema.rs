@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -42,7 +42,22 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "workflows",
         sql: V4,
     },
+    Step {
+        version: 5,
+        marker: "exports",
+        sql: V5,
+    },
 ];
+
+/// Facebook export jobs as last reported (`exports.rs`).
+const V5: &str = "
+    CREATE TABLE exports (
+        id TEXT PRIMARY KEY,
+        segment_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        job TEXT NOT NULL
+    );
+";
 
 const V1: &str = "
     CREATE TABLE fields (

@@ -199,10 +199,8 @@ fn parse(
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "export {id:?} does not exist (jobs are kept in memory until the server restarts)"
-    ))
-    .with(json!({"kind": "export", "id": id}))
+    ApiError::not_found(format!("export {id:?} does not exist"))
+        .with(json!({"kind": "export", "id": id}))
 }
 
 /// Starts an export of the segment's members to a Custom Audience.
@@ -236,8 +234,8 @@ pub async fn start(
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job"), (status = 404, description = "no such export")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let job = ws.exports.get(&id).ok_or_else(|| not_found(&id))?;
-    Ok(ok(job.to_json()))
+    let job = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+    Ok(ok(job))
 }
 
 /// Stops an export (a sync stops following the segment; the audience keeps
@@ -246,7 +244,14 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job, stopping"), (status = 404, description = "no such export")))]
 pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let job = ws.exports.get(&id).ok_or_else(|| not_found(&id))?;
+    // A job of an earlier run of the server has nothing left to stop.
+    let Some(job) = ws.exports.get(&id) else {
+        return ws
+            .exports
+            .job_json(&id)
+            .map(ok)
+            .ok_or_else(|| not_found(&id));
+    };
     job.stop.send_replace(true);
     Ok(ok(job.to_json()))
 }
@@ -262,11 +267,6 @@ pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse>
                 .with(json!({"kind": "segment", "id": id}))
         })
     })??;
-    let items = ws
-        .exports
-        .list(Some(&id))
-        .iter()
-        .map(|j| j.to_json())
-        .collect();
+    let items = ws.exports.list_json(&id);
     Ok(ok(page(items, None)))
 }

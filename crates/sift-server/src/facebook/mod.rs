@@ -2,10 +2,12 @@
 //! segment's members as hashed identifiers and, with `sync`, keeping the
 //! audience equal to the segment afterwards.
 //!
-//! Jobs live in the memory of their workspace (`Registry`), and so does the
-//! access token, which only the job's task holds: no GET returns it, nothing
-//! logs it, nothing stores it. After a restart the jobs are gone; what was
-//! sent stays in the audience, and a sync must be started again.
+//! Jobs run in the memory of their workspace (`Registry`); their state
+//! (never the token) is stored after each batch, so they can be read after
+//! a restart. The access token is held only by the job's task: no GET
+//! returns it, nothing logs it, nothing stores it. After a restart a job
+//! that was running shows `failed`, asking to start it again; what was sent
+//! stays in the audience.
 //! `normalize.rs` holds the identifier rules, `graph.rs` the HTTP side and
 //! the retries, `task.rs` the job itself.
 
@@ -18,6 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
+
+use sift_store::ExportRow;
 
 use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
@@ -209,13 +213,67 @@ pub struct Request {
     pub version: String,
 }
 
+/// What a job that was running when the server stopped says after a restart.
+pub const RESTARTED: &str = "the server restarted while this export ran, and the access token is kept only in memory: start the export again to resume (the audience keeps what was sent)";
+
 /// The export jobs of one workspace.
 #[derive(Default)]
 pub struct Registry {
     jobs: Mutex<VecDeque<Arc<Job>>>,
+    /// Jobs of earlier runs of the server, as last stored (oldest first).
+    stored: Vec<Json>,
 }
 
 impl Registry {
+    /// The registry of a workspace that opens with these stored jobs; those
+    /// that had not finished are shown failed, asking to start again.
+    pub fn restore(rows: Vec<ExportRow>) -> Registry {
+        let stored = rows
+            .into_iter()
+            .filter_map(|row| {
+                let mut job: Json = serde_json::from_str(&row.job).ok()?;
+                if matches!(job["state"].as_str(), Some("queued" | "running")) {
+                    job["state"] = json!("failed");
+                    if job["sync"] == json!(true) {
+                        job["phase"] = json!("stopped");
+                    }
+                    if let Some(errors) = job["errors"].as_array_mut() {
+                        errors.push(json!({"at": datetime(now_ms()), "message": RESTARTED}));
+                    }
+                }
+                Some(job)
+            })
+            .collect();
+        Registry {
+            jobs: Mutex::default(),
+            stored,
+        }
+    }
+
+    /// A job as `GET /v1/exports/{id}` answers it, running or stored.
+    pub fn job_json(&self, id: &str) -> Option<Json> {
+        self.get(id)
+            .map(|job| job.to_json())
+            .or_else(|| self.stored.iter().find(|j| j["id"] == id).cloned())
+    }
+
+    /// A segment's jobs, newest first: this run's, then stored ones.
+    pub fn list_json(&self, segment_id: &str) -> Vec<Json> {
+        let mut items: Vec<Json> = self
+            .list(Some(segment_id))
+            .iter()
+            .map(|job| job.to_json())
+            .collect();
+        items.extend(
+            self.stored
+                .iter()
+                .rev()
+                .filter(|j| j["segment_id"] == segment_id)
+                .cloned(),
+        );
+        items
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Job>> {
         let jobs = self.jobs.lock().ok()?;
         jobs.iter().find(|j| j.id == id).cloned()
@@ -279,6 +337,21 @@ pub fn start(ws: &Arc<WorkspaceHandle>, request: Request, settings: &Settings) -
         stop: watch::channel(false).0,
     });
     ws.exports.add(job.clone());
+    save(ws, &job);
     task::spawn(ws, job.clone(), request, settings);
     job
+}
+
+/// Stores the job's state (never its token) in the writer's next group
+/// commit, so `GET /v1/exports/{id}` answers after a restart.
+pub fn save(ws: &WorkspaceHandle, job: &Job) {
+    let row = ExportRow {
+        id: job.id.clone(),
+        segment_id: job.segment_id.clone(),
+        created_at: job.created_at,
+        job: job.to_json().to_string(),
+    };
+    // A closed writer only means this last state is not stored; the job
+    // then reads as interrupted after the restart, which it was.
+    let _ = ws.queue_exports(vec![row]);
 }

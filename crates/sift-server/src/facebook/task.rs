@@ -87,6 +87,7 @@ impl Exporter {
             p.state = State::Running;
             p.updated_at = now_ms();
         });
+        super::save(&self.ws, &job);
         let mut result = self.initial().await;
         if result.is_ok()
             && let Some(written) = written
@@ -95,6 +96,7 @@ impl Exporter {
                 p.phase = Some("syncing");
                 p.updated_at = now_ms();
             });
+            super::save(&self.ws, &job);
             result = self.follow(written).await;
         }
         job.progress.send_modify(|p| {
@@ -110,6 +112,7 @@ impl Exporter {
             }
             p.updated_at = now_ms();
         });
+        super::save(&self.ws, &job);
         metrics::counter!("sift_facebook_jobs_total", "state" => job.progress.borrow().state.as_str())
             .increment(1);
     }
@@ -236,6 +239,7 @@ impl Exporter {
                     }
                     p.updated_at = now_ms();
                 });
+                super::save(&self.ws, &self.job);
                 if self.job.sync {
                     for (no, row) in rows {
                         match method {
@@ -249,6 +253,7 @@ impl Exporter {
             Err(refused) => {
                 let batch = info(refused.status, refused.attempts);
                 self.job.progress.send_modify(|p| p.record_batch(batch));
+                super::save(&self.ws, &self.job);
                 Err(format!(
                     "batch {n} ({}): {}",
                     method.http(),

@@ -6,7 +6,7 @@
 
 use maud::html;
 
-use super::layout::{Nav, Page, segment_crumbs, time};
+use super::layout::{Nav, Page, segment_crumbs};
 use super::segments::segment;
 use super::{Signed, UiResult};
 use crate::api::Path;
@@ -17,7 +17,25 @@ pub async fn page(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
     let (name, has_gender) = ws.read(|engine| {
         segment(engine, &id).map(|s| (s.def.name.clone(), engine.field(GENDER_FIELD).is_some()))
     })??;
-    let jobs = ws.exports.list(Some(&id));
+    // (id, created_at, audience, sync, state, sent, skipped), newest first.
+    let jobs: Vec<(String, String, String, bool, String, u64, u64)> = ws
+        .exports
+        .list_json(&id)
+        .iter()
+        .map(|j| {
+            let text = |key: &str| j[key].as_str().unwrap_or_default().to_string();
+            let number = |key: &str| j[key].as_u64().unwrap_or(0);
+            (
+                text("id"),
+                text("created_at"),
+                text("audience_id"),
+                j["sync"] == serde_json::Value::Bool(true),
+                text("state"),
+                number("sent"),
+                number("skipped"),
+            )
+        })
+        .collect();
     let keys: Vec<Key> = Key::ALL
         .into_iter()
         .filter(|k| *k != Key::Gen || has_gender)
@@ -67,20 +85,19 @@ pub async fn page(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         }
         h2 { "Previous exports" }
         @if jobs.is_empty() {
-            p.muted #facebook-no-jobs { "No exports of this segment since the server started." }
+            p.muted #facebook-no-jobs { "No exports of this segment yet." }
         } @else {
             table #facebook-jobs {
                 thead { tr { th { "Started" } th { "Audience" } th { "State" } th { "Sent" } th { "Skipped" } th {} } }
                 tbody {
-                    @for job in &jobs {
-                        @let progress = job.progress.borrow().clone();
-                        tr data-export-id=(job.id) data-state=(progress.state.as_str()) {
-                            td { (time(job.created_at)) }
-                            td { (job.audience_id) @if job.sync { " (sync)" } }
-                            td.state { (progress.state.as_str()) }
-                            td.sent { (progress.sent) }
-                            td.skipped { (progress.skipped) }
-                            td { button type="button" data-follow=(job.id) { "Show" } }
+                    @for (job_id, created_at, audience, sync, state, sent, skipped) in &jobs {
+                        tr data-export-id=(job_id) data-state=(state) {
+                            td { time datetime=(created_at) { (created_at) } }
+                            td { (audience) @if *sync { " (sync)" } }
+                            td.state { (state) }
+                            td.sent { (sent) }
+                            td.skipped { (skipped) }
+                            td { button type="button" data-follow=(job_id) { "Show" } }
                         }
                     }
                 }

@@ -602,3 +602,71 @@ async fn facebook_bad_bodies_are_refused() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn facebook_jobs_are_readable_after_a_restart_and_a_sync_asks_to_start_again() {
+    let (server, fake, done) = one_member_export(Vec::new()).await;
+    let segment = done["segment_id"].as_str().unwrap().to_string();
+    let sync = server
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(&fake, json!(["EMAIL"]), true)),
+        )
+        .await;
+    let sync_id = sync["id"].as_str().unwrap().to_string();
+    wait_job(&server, &sync_id, |j| j["phase"] == "syncing").await;
+
+    let server = server.restart();
+    let again = server
+        .get(&format!("/v1/exports/{}", done["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (again["state"].as_str(), again["sent"].as_u64()),
+        (Some("done"), Some(1)),
+        "{again:#}"
+    );
+    assert_eq!(again["batches"], done["batches"]);
+    let interrupted = server.get(&format!("/v1/exports/{sync_id}")).await;
+    assert_eq!(
+        (interrupted["state"].as_str(), interrupted["phase"].as_str()),
+        (Some("failed"), Some("stopped")),
+        "{interrupted:#}"
+    );
+    let message = interrupted["errors"].as_array().unwrap().last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("start the export again"), "{message}");
+    let list = server.get(&format!("/v1/segments/{segment}/exports")).await;
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [sync_id.as_str(), done["id"].as_str().unwrap()]);
+    assert!(!list.to_string().contains("test-token"));
+    // Nothing is stored that holds the token.
+    let db = std::fs::read(
+        server
+            .dir
+            .path()
+            .join(format!("{}.db", server.workspace_id)),
+    )
+    .unwrap_or_default();
+    let wal = std::fs::read(
+        server
+            .dir
+            .path()
+            .join(format!("{}.db-wal", server.workspace_id)),
+    )
+    .unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(10).any(|w| w == b"test-token"),
+            "the token is on disk"
+        );
+    }
+}
