@@ -1,7 +1,8 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
 //! scoring rules, clock, change log, webhook subscriptions and workflows
-//! (definitions, trigger queue, runs, score grants, webhook outbox), and a catalog database for
+//! (definitions, trigger queue, runs, score grants, webhook outbox), Facebook
+//! export jobs, and a catalog database for
 //! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
