@@ -13,6 +13,7 @@ pub mod state;
 mod timers;
 pub mod ui;
 pub mod webhooks;
+pub mod written;
 
 use std::time::Instant;
 

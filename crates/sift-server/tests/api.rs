@@ -17,6 +17,8 @@ mod events;
 mod facebook;
 #[path = "api/facebook_fake.rs"]
 mod facebook_fake;
+#[path = "api/facebook_jobs.rs"]
+mod facebook_jobs;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/openapi_ops.rs"]

@@ -1,6 +1,7 @@
 //! Facebook Custom Audience exports (SPEC §6, docs/api.md): normalization
-//! and hashing vectors, batching, retries, auth errors, sync, the token's
-//! secrecy and bad bodies, against the fake Graph API of `facebook_fake.rs`.
+//! and hashing vectors, batching, retries, auth errors and sync, against
+//! the fake Graph API of `facebook_fake.rs`; the jobs' API is in
+//! `facebook_jobs.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,16 +9,10 @@ use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 use sift_server::facebook::normalize;
 
-use crate::common::{ADMIN_KEY, send};
-use crate::facebook_fake::{FakeGraph, finished, server, sha256, wait_calls, wait_job};
-
-const TOKEN: &str = "EAAB-test-token-that-must-stay-secret";
-
-fn export_body(fake: &FakeGraph, identifiers: Json, sync: bool) -> Json {
-    json!({"audience_id": "23850000000000001", "access_token": TOKEN,
-           "identifiers": identifiers, "sync": sync,
-           "graph_url": fake.url, "version": "v21.0"})
-}
+use crate::facebook_fake::{
+    FakeGraph, TOKEN, export_body, finished, one_member_export, server, sha256, wait_calls,
+    wait_job,
+};
 
 fn rows_by_extern_id(call: &crate::facebook_fake::Call) -> BTreeMap<String, Vec<String>> {
     let schema: Vec<&str> = call.body["payload"]["schema"]
@@ -274,26 +269,6 @@ async fn facebook_25000_members_arrive_as_three_batches() {
         [(10_000, 10_000), (10_000, 10_000), (5_000, 5_000)]
     );
 }
-
-async fn one_member_export(script: Vec<(u16, Json)>) -> (crate::common::Server, FakeGraph, Json) {
-    let server = server();
-    server
-        .put_contact("ana", json!({"email": "ana@example.com"}))
-        .await;
-    let segment = server.segment("All", "email is set").await;
-    let fake = FakeGraph::start(script).await;
-    let job = server
-        .expect(
-            StatusCode::ACCEPTED,
-            "POST",
-            &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL"]), false)),
-        )
-        .await;
-    let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
-    (server, fake, job)
-}
-
 #[tokio::test]
 async fn facebook_500_then_success_is_retried() {
     let (_server, fake, job) =
@@ -459,214 +434,4 @@ async fn facebook_sync_adds_entries_and_removes_exits() {
     server.put_contact("ana", json!({"vip": true})).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(fake.calls().len(), 8);
-}
-
-#[tokio::test]
-async fn facebook_token_never_appears_in_answers() {
-    let (server, _fake, job) = one_member_export(Vec::new()).await;
-    let id = job["id"].as_str().unwrap();
-    let segment = job["segment_id"].as_str().unwrap();
-    for path in [
-        format!("/v1/exports/{id}"),
-        format!("/v1/segments/{segment}/exports"),
-        format!("/ui/segments/{segment}/facebook"),
-    ] {
-        let (_, answer) = server.send("GET", &path, None).await;
-        assert!(
-            !answer.to_string().contains("test-token"),
-            "{path}: {answer}"
-        );
-    }
-    assert!(!job.to_string().contains("test-token"));
-    let list = server.get(&format!("/v1/segments/{segment}/exports")).await;
-    assert_eq!(list["items"][0]["id"], id);
-}
-
-#[tokio::test]
-async fn facebook_bad_bodies_are_refused() {
-    let server = server();
-    server
-        .put_contact("ana", json!({"email": "ana@example.com"}))
-        .await;
-    let segment = server.segment("All", "email is set").await;
-    let path = format!("/v1/segments/{segment}/exports/facebook");
-    let cases = [
-        (json!({"access_token": TOKEN}), "audience_id", "is required"),
-        (json!({"audience_id": "123"}), "access_token", "is required"),
-        (
-            json!({"audience_id": "abc", "access_token": TOKEN}),
-            "audience_id",
-            "numeric id",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EMAIL", "MAIL"]}),
-            "identifiers",
-            "\"MAIL\"",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "identifiers": ["EXTERN_ID"]}),
-            "identifiers",
-            "besides EXTERN_ID",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "sync": "yes"}),
-            "sync",
-            "true or false",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "version": "21"}),
-            "version",
-            "v21.0",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "graph_url": "ftp://x"}),
-            "graph_url",
-            "http",
-        ),
-        (
-            json!({"audience_id": "123", "access_token": TOKEN, "audience": "1"}),
-            "audience",
-            "unknown key",
-        ),
-    ];
-    for (body, field, words) in cases {
-        let (status, answer) = server.send("POST", &path, Some(body.clone())).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
-        assert_eq!(
-            answer["error"]["details"]["field"], field,
-            "{body}: {answer}"
-        );
-        let message = answer["error"]["message"].as_str().unwrap();
-        assert!(message.contains(words), "{body}: {message}");
-        assert!(!message.contains(TOKEN), "{message}");
-    }
-    let (_, answer) = server
-        .send(
-            "POST",
-            &path,
-            Some(json!({"audience_id": "1", "access_token": TOKEN, "identifiers": ["MAIL"]})),
-        )
-        .await;
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("EMAIL, PHONE, FN, LN"),
-        "{answer}"
-    );
-    let (status, _) = server
-        .send(
-            "POST",
-            "/v1/segments/seg_nope/exports/facebook",
-            Some(json!({"audience_id": "1", "access_token": TOKEN})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        server.send("GET", "/v1/exports/fbx_nope", None).await.0,
-        StatusCode::NOT_FOUND
-    );
-    assert!(
-        server.get(&format!("/v1/segments/{segment}/exports")).await["items"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-
-    // Another workspace sees none of this one's jobs.
-    let fake = FakeGraph::start(Vec::new()).await;
-    let job = server
-        .expect(
-            StatusCode::ACCEPTED,
-            "POST",
-            &path,
-            Some(export_body(&fake, json!(["EMAIL"]), false)),
-        )
-        .await;
-    let (_, other) = send(
-        &server.app,
-        "POST",
-        "/v1/workspaces",
-        Some(ADMIN_KEY),
-        Some(json!({"name": "Other"})),
-    )
-    .await;
-    let other_key = other["key"].as_str().unwrap();
-    let (status, _) = send(
-        &server.app,
-        "GET",
-        &format!("/v1/exports/{}", job["id"].as_str().unwrap()),
-        Some(other_key),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn facebook_jobs_are_readable_after_a_restart_and_a_sync_asks_to_start_again() {
-    let (server, fake, done) = one_member_export(Vec::new()).await;
-    let segment = done["segment_id"].as_str().unwrap().to_string();
-    let sync = server
-        .expect(
-            StatusCode::ACCEPTED,
-            "POST",
-            &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL"]), true)),
-        )
-        .await;
-    let sync_id = sync["id"].as_str().unwrap().to_string();
-    wait_job(&server, &sync_id, |j| j["phase"] == "syncing").await;
-
-    let server = server.restart();
-    let again = server
-        .get(&format!("/v1/exports/{}", done["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(
-        (again["state"].as_str(), again["sent"].as_u64()),
-        (Some("done"), Some(1)),
-        "{again:#}"
-    );
-    assert_eq!(again["batches"], done["batches"]);
-    let interrupted = server.get(&format!("/v1/exports/{sync_id}")).await;
-    assert_eq!(
-        (interrupted["state"].as_str(), interrupted["phase"].as_str()),
-        (Some("failed"), Some("stopped")),
-        "{interrupted:#}"
-    );
-    let message = interrupted["errors"].as_array().unwrap().last().unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("start the export again"), "{message}");
-    let list = server.get(&format!("/v1/segments/{segment}/exports")).await;
-    let ids: Vec<&str> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [sync_id.as_str(), done["id"].as_str().unwrap()]);
-    assert!(!list.to_string().contains("test-token"));
-    // Nothing is stored that holds the token.
-    let db = std::fs::read(
-        server
-            .dir
-            .path()
-            .join(format!("{}.db", server.workspace_id)),
-    )
-    .unwrap_or_default();
-    let wal = std::fs::read(
-        server
-            .dir
-            .path()
-            .join(format!("{}.db-wal", server.workspace_id)),
-    )
-    .unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(
-            !bytes.windows(10).any(|w| w == b"test-token"),
-            "the token is on disk"
-        );
-    }
 }

@@ -136,3 +136,32 @@ pub(crate) async fn wait_calls(fake: &FakeGraph, n: usize) -> Vec<Call> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+pub(crate) const TOKEN: &str = "EAAB-test-token-that-must-stay-secret";
+
+pub(crate) fn export_body(fake: &FakeGraph, identifiers: Json, sync: bool) -> Json {
+    json!({"audience_id": "23850000000000001", "access_token": TOKEN,
+           "identifiers": identifiers, "sync": sync,
+           "graph_url": fake.url, "version": "v21.0"})
+}
+
+/// One contact with an email in a segment, exported by EMAIL; the job once
+/// finished.
+pub(crate) async fn one_member_export(script: Vec<(u16, Json)>) -> (Server, FakeGraph, Json) {
+    let server = server();
+    server
+        .put_contact("ana", json!({"email": "ana@example.com"}))
+        .await;
+    let segment = server.segment("All", "email is set").await;
+    let fake = FakeGraph::start(script).await;
+    let job = server
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(&fake, json!(["EMAIL"]), false)),
+        )
+        .await;
+    let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
+    (server, fake, job)
+}
