@@ -1,4 +1,4 @@
-//! Facebook export jobs as last reported (schema version 5, marker
+//! Facebook export jobs as last reported (schema version 6, marker
 //! `exports`): one row per job, its JSON as `GET /v1/exports/{id}` answers
 //! it, which never holds the access token. Written through the workspace's
 //! writer like webhook cursors; read at start so that a job can still be
