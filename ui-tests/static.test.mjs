@@ -2,6 +2,8 @@
 // Also the empty state of a workspace without segments.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createHash } from 'node:crypto';
 import { setup, uiTest, shot, expectDigits, makeContacts, loadContacts, rng, saveSegment, moreMenu, kindRadio, contactRowIds } from './lib.mjs';
 
 const env = setup();
@@ -59,7 +61,7 @@ T('10 a static segment gets members through the API; its page shows the size and
   assert.deepEqual([...ids].sort(), [...picked].sort(), 'See contacts lists exactly the members added');
 });
 
-T('12 Export CSV downloads the members; Export to Facebook says it is not configured', async ({ page, signIn, call }) => {
+T('12 Export CSV downloads the members; Export to Facebook uploads hashed members to a fake Graph API', async ({ page, signIn, call }) => {
   await data();
   const seg = await call('POST', '/v1/segments', { name: 'Export me', kind: 'static' });
   const members = contacts.slice(0, 4).map((c) => c.id);
@@ -83,9 +85,62 @@ T('12 Export CSV downloads the members; Export to Facebook says it is not config
     assert.equal(line.split(',')[emailColumn], email, `the email of ${id}`);
   }
 
-  await moreMenu(page, 'Export to Facebook');
-  await page.waitForURL((u) => u.pathname === `/ui/segments/${seg.id}/facebook`);
-  await page.locator('#facebook-status').getByText('not configured').waitFor();
-  assert.equal(await page.getByRole('button', { name: 'Export', exact: true }).isDisabled(), true, 'nothing can be sent yet');
-  await shot(page, 'facebook not configured');
+  // A fake Graph API that records each request and answers as Facebook does.
+  const received = [];
+  const graph = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const parsed = JSON.parse(body);
+      received.push({ method: req.method, path: req.url, body: parsed });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ audience_id: '555', session_id: 1, num_received: parsed.payload.data.length, num_invalid_entries: 0 }));
+    });
+  });
+  await new Promise((resolve) => graph.listen(0, '127.0.0.1', resolve));
+  const graphUrl = `http://127.0.0.1:${graph.address().port}`;
+  try {
+    await moreMenu(page, 'Export to Facebook');
+    await page.waitForURL((u) => u.pathname === `/ui/segments/${seg.id}/facebook`);
+    await page.getByRole('heading', { name: 'Export to Facebook', exact: true }).waitFor();
+    const form = page.locator('form#facebook-form');
+    await form.getByLabel('Custom Audience id', { exact: true }).fill('555');
+    await form.getByLabel('Access token', { exact: true }).fill('EAAB-ui-test-token');
+    for (const key of ['PHONE', 'FN', 'LN', 'COUNTRY', 'DOBY', 'DOBM', 'DOBD']) {
+      await form.getByRole('checkbox', { name: key, exact: true }).uncheck();
+    }
+    await page.getByText('Advanced', { exact: true }).click();
+    await form.getByLabel('Graph URL', { exact: true }).fill(graphUrl);
+    await form.getByLabel('Graph API version', { exact: true }).fill('v21.0');
+    await shot(page, 'facebook form');
+    await form.getByRole('button', { name: 'Start export', exact: true }).click();
+    const status = page.locator('#facebook-status');
+    await page.locator('#facebook-status[data-state="done"]').waitFor();
+    assert.equal(await form.getByLabel('Access token', { exact: true }).inputValue(), '', 'the token field is cleared');
+
+    const sha = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
+    const sendable = members.map((id) => contacts.find((c) => c.id === id))
+      .filter((c) => c.properties.email && c.properties.newsletter !== false);
+    const counts = status.locator('#facebook-counts');
+    assert.equal(await counts.getAttribute('data-sent'), String(sendable.length), 'sent counts the members with an email and consent');
+    assert.equal(await counts.getAttribute('data-skipped'), String(members.length - sendable.length), 'the others are skipped');
+    assert.equal(received.length, 1, 'one batch');
+    assert.equal(received[0].method, 'POST');
+    assert.equal(received[0].path, '/v21.0/555/users');
+    assert.equal(received[0].body.access_token, 'EAAB-ui-test-token');
+    assert.deepEqual(received[0].body.payload.schema, ['EMAIL', 'EXTERN_ID']);
+    const rows = received[0].body.payload.data.map((r) => r.join(' ')).sort();
+    const expected = sendable.map((c) => `${sha(c.properties.email.trim().toLowerCase())} ${c.id}`).sort();
+    assert.deepEqual(rows, expected, 'the fake received the SHA-256 of each normalized email and the contact id');
+    await status.locator('#facebook-batches tbody tr').first().waitFor();
+    await shot(page, 'facebook done');
+
+    const html = await page.content();
+    assert.ok(!html.includes('EAAB-ui-test-token'), 'the page never shows the token');
+    await page.reload();
+    await page.locator(`#facebook-jobs tr[data-state="done"]`).waitFor();
+    assert.ok(!(await page.content()).includes('EAAB-ui-test-token'), 'nor does the list of exports');
+  } finally {
+    graph.close();
+  }
 });

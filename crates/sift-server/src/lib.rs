@@ -7,12 +7,14 @@
 pub mod api;
 pub mod csv_export;
 pub mod error;
+pub mod facebook;
 pub mod outbox;
 mod runner;
 pub mod state;
 mod timers;
 pub mod ui;
 pub mod webhooks;
+pub mod written;
 
 use std::time::Instant;
 
@@ -72,6 +74,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(workflows::runs))
         .routes(routes!(export::export_csv))
+        .routes(routes!(facebook::start))
+        .routes(routes!(facebook::list))
+        .routes(routes!(facebook::get, facebook::stop))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))
         .routes(routes!(webhooks::list, webhooks::create))

@@ -17,6 +17,8 @@ use sift_store::{
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::written::WRITTEN_CAPACITY;
+pub use crate::written::Written;
 
 /// Most writes one group commit takes.
 const MAX_GROUP: usize = 1024;
@@ -51,6 +53,9 @@ pub struct Config {
     pub webhook_retry_base: std::time::Duration,
     /// How long a webhook endpoint has to answer.
     pub webhook_timeout: std::time::Duration,
+    /// Facebook Custom Audience exports: Graph API address, version,
+    /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
+    pub facebook: crate::facebook::Settings,
 }
 
 impl Config {
@@ -66,6 +71,7 @@ impl Config {
             run_workflows: true,
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
+            facebook: crate::facebook::Settings::default(),
         }
     }
 }
@@ -74,6 +80,8 @@ struct Job {
     records: Vec<Record>,
     /// Webhook subscriptions and cursors, committed after `records`.
     webhooks: Vec<WebhookWrite>,
+    /// Facebook export jobs' state, committed last.
+    exports: Vec<sift_store::ExportRow>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -105,6 +113,11 @@ pub struct WorkspaceHandle {
     /// Signalled after a durable write that queued webhooks, and when a
     /// delivery ends; the outbox task (`outbox.rs`) waits on it.
     pub outbox_wake: tokio::sync::Notify,
+    /// Published after each durable write that had records, only while
+    /// someone listens (a Facebook sync).
+    pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
+    /// Facebook export jobs (in memory, see `facebook/`).
+    pub exports: crate::facebook::Registry,
 }
 
 impl WorkspaceHandle {
@@ -126,6 +139,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let stored_exports = reader.exports()?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
@@ -158,7 +172,11 @@ impl WorkspaceHandle {
                     }
                     let started = Instant::now();
                     let result = db.commit_all(jobs.iter().flat_map(|j| {
-                        [Pending::Records(&j.records), Pending::Webhooks(&j.webhooks)]
+                        [
+                            Pending::Records(&j.records),
+                            Pending::Webhooks(&j.webhooks),
+                            Pending::Exports(&j.exports),
+                        ]
                     }));
                     metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
@@ -209,6 +227,8 @@ impl WorkspaceHandle {
             webhooks,
             runs_wake: tokio::sync::Notify::new(),
             outbox_wake: tokio::sync::Notify::new(),
+            written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
+            exports: crate::facebook::Registry::restore(stored_exports),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
@@ -281,7 +301,7 @@ impl WorkspaceHandle {
         skip_empty: bool,
     ) -> ApiResult<Option<(Write, T)>> {
         let started = Instant::now();
-        let (done, write, value) = {
+        let (done, write, value, written) = {
             let mut ws = self
                 .engine
                 .write()
@@ -304,6 +324,9 @@ impl WorkspaceHandle {
             if skip_empty && write.records.is_empty() {
                 return Ok(None);
             }
+            let written = (self.written.receiver_count() > 0)
+                .then(|| Written::of(&write.records))
+                .filter(|w| !w.is_empty());
             let (done_tx, done_rx) = oneshot::channel();
             let writer = self
                 .writer
@@ -319,18 +342,22 @@ impl WorkspaceHandle {
                 // The records go to the writer; the caller keeps the counts.
                 records: std::mem::take(&mut write.records),
                 webhooks: Vec::new(),
+                exports: Vec::new(),
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
             sender
                 .send(job)
                 .map_err(|_| ApiError::internal("the workspace's writer has stopped"))?;
-            (done_rx, write, value)
+            (done_rx, write, value, written)
         };
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
         match done.await {
             Ok(Ok(())) => {
-                // Runs and deliveries start only from durable writes.
+                // Runs, deliveries and audience syncs start only from durable writes.
+                if let Some(written) = written {
+                    let _ = self.written.send(Arc::new(written));
+                }
                 if write.queued > 0 {
                     self.runs_wake.notify_one();
                 }
@@ -365,6 +392,23 @@ impl WorkspaceHandle {
         &self,
         writes: Vec<WebhookWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(writes, Vec::new())
+    }
+
+    /// Queues a Facebook export job's state for the writer's next group
+    /// commit, without waiting.
+    pub fn queue_exports(
+        &self,
+        rows: Vec<sift_store::ExportRow>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(Vec::new(), rows)
+    }
+
+    fn queue(
+        &self,
+        writes: Vec<WebhookWrite>,
+        exports: Vec<sift_store::ExportRow>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();
         {
             let writer = self
@@ -380,6 +424,7 @@ impl WorkspaceHandle {
             let job = Job {
                 records: Vec::new(),
                 webhooks: writes,
+                exports,
                 next_seq: 0,
                 done: done_tx,
             };

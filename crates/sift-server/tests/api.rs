@@ -15,6 +15,12 @@ mod errors;
 mod events;
 #[path = "api/export.rs"]
 mod export;
+#[path = "api/facebook.rs"]
+mod facebook;
+#[path = "api/facebook_fake.rs"]
+mod facebook_fake;
+#[path = "api/facebook_jobs.rs"]
+mod facebook_jobs;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/identify.rs"]

@@ -1,7 +1,8 @@
 //! Sift's embedded store: one SQLite database (WAL, `synchronous=FULL`) per
 //! workspace for its fields, contacts, segments, static members, events,
 //! scoring rules, clock, change log, aliases (identify), webhook subscriptions and workflows
-//! (definitions, trigger queue, runs, score grants, webhook outbox), and a catalog database for
+//! (definitions, trigger queue, runs, score grants, webhook outbox), Facebook
+//! export jobs, and a catalog database for
 //! workspaces and their keys.
 //!
 //! Only this crate touches the database. A workspace's writes arrive as the
@@ -13,6 +14,7 @@ mod alias_db;
 mod catalog;
 mod codec;
 mod error;
+mod exports;
 mod load;
 mod schema;
 mod webhooks;
@@ -22,6 +24,7 @@ mod workspace_db;
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
+pub use exports::ExportRow;
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
 };

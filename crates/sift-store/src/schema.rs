@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -47,7 +47,22 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "aliases",
         sql: V5_ALIASES,
     },
+    Step {
+        version: 6,
+        marker: "exports",
+        sql: V6,
+    },
 ];
+
+/// Facebook export jobs as last reported (`exports.rs`).
+const V6: &str = "
+    CREATE TABLE exports (
+        id TEXT PRIMARY KEY,
+        segment_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        job TEXT NOT NULL
+    );
+";
 
 const V1: &str = "
     CREATE TABLE fields (

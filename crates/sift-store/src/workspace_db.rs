@@ -24,6 +24,8 @@ pub struct WorkspaceDb {
 pub enum Pending<'a> {
     Records(&'a [Record]),
     Webhooks(&'a [crate::WebhookWrite]),
+    /// Facebook export jobs' state.
+    Exports(&'a [crate::ExportRow]),
 }
 
 /// One membership change as stored: contact by number.
@@ -75,6 +77,11 @@ impl WorkspaceDb {
                 Pending::Webhooks(writes) => {
                     for write in writes {
                         crate::webhooks::apply(&tx, write)?;
+                    }
+                }
+                Pending::Exports(rows) => {
+                    for row in rows {
+                        crate::exports::apply(&tx, row)?;
                     }
                 }
             }

@@ -91,7 +91,8 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         http_contacts: u64,
         /// Which figures: contact writes and segments, events and timers,
-        /// webhook deliveries, workflows, identify merges, or all of them.
+        /// webhook deliveries, workflows, identify merges, a Facebook export
+        /// (only when asked for), or all of them.
         #[arg(long, value_enum, default_value_t = BenchSuite::All)]
         suite: BenchSuite,
     },
@@ -105,6 +106,9 @@ pub enum BenchSuite {
     Workflows,
     /// Identify (merge) latency.
     Merge,
+    /// Facebook Custom Audience export to a local fake Graph API
+    /// (`--http-contacts` members); not part of `all`.
+    Facebook,
     All,
 }
 

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_events;
+mod bench_facebook;
 mod bench_merge;
 mod bench_webhooks;
 mod bench_workflows;

@@ -71,6 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if (all || suite == BenchSuite::Webhooks) && http_contacts > 0 {
                 crate::bench_webhooks::run(http_contacts, segments)?;
             }
+            if suite == BenchSuite::Facebook {
+                crate::bench_facebook::run(http_contacts)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

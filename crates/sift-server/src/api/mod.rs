@@ -7,6 +7,7 @@ pub mod changes;
 pub mod contacts;
 pub mod events;
 pub mod export;
+pub mod facebook;
 pub mod fields;
 pub mod identify;
 pub mod ops;

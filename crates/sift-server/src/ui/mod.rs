@@ -6,6 +6,7 @@
 //! Every route here but the login page and the stylesheet needs a session.
 
 mod contacts;
+mod facebook;
 mod fields;
 mod layout;
 mod live;
@@ -61,7 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/segments/{id}/edit", get(segments::edit))
         .route("/ui/segments/{id}/contacts", get(segments::members))
         .route("/ui/segments/{id}/usages", get(segments::usages))
-        .route("/ui/segments/{id}/facebook", get(segments::facebook))
+        .route("/ui/segments/{id}/facebook", get(facebook::page))
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{id}", get(contacts::show))
         .route("/ui/fields", get(fields::list))
@@ -96,6 +97,7 @@ async fn asset(
         "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
         "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
+        "facebook.js" => (include_str!("assets/facebook.js"), JS, false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =

@@ -1,5 +1,6 @@
 //! Segment pages: the list, one segment, its members, its usages, the
-//! create/edit form (driven by segment_form.js) and the Facebook export form.
+//! create/edit form (driven by segment_form.js); the Facebook export form is
+//! `facebook.rs`.
 
 use axum::response::IntoResponse;
 use maud::{Markup, html};
@@ -217,15 +218,17 @@ fn more_menu(seg: &str, dynamic: bool) -> Markup {
                 a role="menuitem" href={ "/ui/segments/" (seg) "/contacts" } { "See contacts" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/usages" } { "See usages" }
                 a role="menuitem" href={ "/v1/segments/" (seg) "/export.csv" } download { "Export CSV" }
-                a role="menuitem" href={ "/ui/segments/" (seg) "/facebook" } aria-describedby="facebook-not-configured" { "Export to Facebook" }
-                small.muted #facebook-not-configured { "Facebook export: not configured" }
+                a role="menuitem" href={ "/ui/segments/" (seg) "/facebook" } { "Export to Facebook" }
                 @if !dynamic { span.muted role="none" { "Members come from the API and workflows" } }
             }
         }
     }
 }
 
-fn segment<'a>(engine: &'a Workspace, id: &str) -> Result<&'a sift_engine::Segment, ApiError> {
+pub(super) fn segment<'a>(
+    engine: &'a Workspace,
+    id: &str,
+) -> Result<&'a sift_engine::Segment, ApiError> {
     engine.segment(id).ok_or_else(|| {
         ApiError::not_found(format!(
             "There is no segment with id {id:?}; it may have been deleted."
@@ -399,34 +402,6 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
         }
     };
     Ok(super::layout::render(&ws, Nav::Segments, &name, body))
-}
-
-pub async fn facebook(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
-    let name = ws.read(|engine| segment(engine, &id).map(|s| s.def.name.clone()))??;
-    let body = html! {
-        (segment_crumbs(&id, &name))
-        h1 { "Export to Facebook" }
-        p.notice.warn #facebook-status role="status" {
-            "Facebook Custom Audience export is not configured in this version of Sift. "
-            "The form below shows what it will ask for; nothing is sent."
-        }
-        form.stack aria-describedby="facebook-status" {
-            fieldset disabled {
-                label for="audience_id" { "Custom Audience id" }
-                input #audience_id name="audience_id";
-                label for="access_token" { "Access token" }
-                input #access_token name="access_token" type="password";
-                label.check { input type="checkbox" name="sync"; " Keep the audience in sync (add entries, remove exits)" }
-                button type="submit" { "Export" }
-            }
-        }
-    };
-    Ok(super::layout::render(
-        &ws,
-        Nav::Segments,
-        "Export to Facebook",
-        body,
-    ))
 }
 
 pub async fn new(Signed(ws): Signed) -> UiResult {

@@ -1,0 +1,272 @@
+//! `POST /v1/segments/{id}/exports/facebook` starts an export to a Facebook
+//! Custom Audience (SPEC §6); `GET /v1/exports/{id}` follows it,
+//! `GET /v1/segments/{id}/exports` lists a segment's, `DELETE
+//! /v1/exports/{id}` stops one. The job itself is `crate::facebook`.
+//!
+//! The access token is taken here and handed to the job's task; no answer
+//! carries it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Map, Value as Json, json};
+
+use super::contacts::{JsonResponse, ok};
+use super::{Body, Path, Ws, page};
+use crate::error::{ApiError, ApiResult};
+use crate::facebook::graph::Secret;
+use crate::facebook::normalize::GENDER_FIELD;
+use crate::facebook::{self, Key, Request};
+use crate::state::AppState;
+
+const KEYS: [&str; 6] = [
+    "audience_id",
+    "access_token",
+    "identifiers",
+    "sync",
+    "graph_url",
+    "version",
+];
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::validation(message).with(json!({"field": field}))
+}
+
+fn valid_keys() -> String {
+    Key::ALL.map(Key::name).join(", ")
+}
+
+fn string<'a>(map: &'a Map<String, Json>, key: &str, example: &str) -> ApiResult<Option<&'a str>> {
+    match map.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.trim())),
+        Some(other) => Err(invalid(
+            key,
+            format!("{key:?} must be a string like {example}, got {other}"),
+        )),
+    }
+}
+
+/// Checks the body whole; nothing starts unless all of it is valid.
+fn parse(
+    body: &Json,
+    segment_id: String,
+    has_gender: bool,
+    settings: &facebook::Settings,
+) -> ApiResult<Request> {
+    let Json::Object(map) = body else {
+        return Err(ApiError::validation(
+            "the body must be a JSON object like {\"audience_id\": \"23850000000000000\", \"access_token\": \"EAAB…\"}",
+        ));
+    };
+    if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(invalid(
+            key,
+            format!("unknown key {key:?}; an export takes {}", KEYS.join(", ")),
+        ));
+    }
+    // Audience ids are numeric; a number is accepted as well as a string.
+    let audience_id = match map.get("audience_id") {
+        Some(Json::Number(n)) if n.is_u64() => n.to_string(),
+        other => {
+            let text = string(map, "audience_id", "\"23850000000000000\"")?.unwrap_or_default();
+            if text.is_empty() {
+                return Err(invalid(
+                    "audience_id",
+                    "\"audience_id\" is required: the id of the Custom Audience (Ads Manager → Audiences)",
+                ));
+            }
+            if !text.chars().all(|c| c.is_ascii_digit()) || text.len() > 32 {
+                return Err(invalid(
+                    "audience_id",
+                    format!(
+                        "\"audience_id\" must be the audience's numeric id, got {}",
+                        other.map_or_else(String::new, Json::to_string)
+                    ),
+                ));
+            }
+            text.to_string()
+        }
+    };
+    let token = string(map, "access_token", "\"EAAB…\"")?.unwrap_or_default();
+    if token.is_empty() {
+        return Err(invalid(
+            "access_token",
+            "\"access_token\" is required: a token with ads_management permission for the ad account",
+        ));
+    }
+    if token.len() > 4096 || token.chars().any(char::is_control) {
+        return Err(invalid(
+            "access_token",
+            "\"access_token\" is not a valid token (too long or holding control characters)",
+        ));
+    }
+    let keys = match map.get("identifiers") {
+        None | Some(Json::Null) => Key::ALL
+            .into_iter()
+            .filter(|k| *k != Key::Gen || has_gender)
+            .collect(),
+        Some(Json::Array(items)) => {
+            let mut keys: Vec<Key> = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                let key = item.as_str().and_then(Key::parse).ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "identifiers[{index}] is {item}, not an identifier Facebook matches on; valid ones: {}",
+                        valid_keys()
+                    ))
+                    .with(json!({"field": "identifiers", "index": index, "valid": Key::ALL.map(Key::name)}))
+                })?;
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            if !keys.iter().any(|k| k.hashed()) {
+                return Err(invalid(
+                    "identifiers",
+                    format!(
+                        "\"identifiers\" needs at least one identifier besides EXTERN_ID; valid ones: {}",
+                        valid_keys()
+                    ),
+                ));
+            }
+            keys
+        }
+        Some(other) => {
+            return Err(invalid(
+                "identifiers",
+                format!(
+                    "\"identifiers\" must be an array like [\"EMAIL\", \"PHONE\"], got {other}"
+                ),
+            ));
+        }
+    };
+    let sync = match map.get("sync") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            return Err(invalid(
+                "sync",
+                format!("\"sync\" must be true or false, got {other}"),
+            ));
+        }
+    };
+    let graph_url = match string(map, "graph_url", "\"https://graph.facebook.com\"")? {
+        None | Some("") => settings.graph_url.clone(),
+        Some(text) => {
+            let parsed = reqwest::Url::parse(text).map_err(|e| {
+                invalid(
+                    "graph_url",
+                    format!("\"graph_url\" is not a URL ({e}): use https://graph.facebook.com"),
+                )
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+                return Err(invalid(
+                    "graph_url",
+                    "\"graph_url\" must be an http(s) address without a query, like https://graph.facebook.com",
+                ));
+            }
+            text.trim_end_matches('/').to_string()
+        }
+    };
+    let version = match string(map, "version", "\"v21.0\"")? {
+        None | Some("") => settings.version.clone(),
+        Some(text) => {
+            let well_formed = text.strip_prefix('v').is_some_and(|rest| {
+                let mut parts = rest.split('.');
+                let (major, minor) = (parts.next(), parts.next());
+                parts.next().is_none()
+                    && [major, minor].iter().all(|p| {
+                        p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                    })
+            });
+            if !well_formed {
+                return Err(invalid(
+                    "version",
+                    format!("\"version\" must be a Graph API version like v21.0, got {text:?}"),
+                ));
+            }
+            text.to_string()
+        }
+    };
+    Ok(Request {
+        segment_id,
+        audience_id,
+        token: Secret::new(token.to_string()),
+        keys,
+        sync,
+        graph_url,
+        version,
+    })
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("export {id:?} does not exist"))
+        .with(json!({"kind": "export", "id": id}))
+}
+
+/// Starts an export of the segment's members to a Custom Audience.
+#[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", tag = "segments", request_body = Object,
+    params(("id" = String, Path, description = "the segment's id")),
+    responses((status = 202, description = "the job, queued"), (status = 404, description = "no such segment"),
+              (status = 422, description = "a missing or invalid key, named in details.field")))]
+pub async fn start(
+    State(state): State<AppState>,
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+    Body(body): Body<Json>,
+) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+    let has_gender = ws.read(|e| {
+        e.segment(&id).ok_or_else(|| {
+            ApiError::not_found(format!("segment {id:?} does not exist"))
+                .with(json!({"kind": "segment", "id": id}))
+        })?;
+        Ok::<_, ApiError>(e.field(GENDER_FIELD).is_some())
+    })??;
+    // Retries and timeouts are the server's; the body may only pick where
+    // to send.
+    let settings = state.config.facebook.clone();
+    let request = parse(&body, id, has_gender, &settings)?;
+    let job = facebook::start(&ws, request, &settings);
+    Ok((StatusCode::ACCEPTED, axum::Json(job.to_json())))
+}
+
+/// An export job: state, progress, batches, errors.
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "segments",
+    params(("id" = String, Path, description = "the export's id")),
+    responses((status = 200, description = "the job"), (status = 404, description = "no such export")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    let job = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+    Ok(ok(job))
+}
+
+/// Stops an export (a sync stops following the segment; the audience keeps
+/// what was sent).
+#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "segments",
+    params(("id" = String, Path, description = "the export's id")),
+    responses((status = 200, description = "the job, stopping"), (status = 404, description = "no such export")))]
+pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    // A job of an earlier run of the server has nothing left to stop.
+    let Some(job) = ws.exports.get(&id) else {
+        return ws
+            .exports
+            .job_json(&id)
+            .map(ok)
+            .ok_or_else(|| not_found(&id));
+    };
+    job.stop.send_replace(true);
+    Ok(ok(job.to_json()))
+}
+
+/// A segment's exports, newest first.
+#[utoipa::path(get, path = "/v1/segments/{id}/exports", tag = "segments",
+    params(("id" = String, Path, description = "the segment's id")),
+    responses((status = 200, description = "the jobs"), (status = 404, description = "no such segment")))]
+pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    ws.read(|e| {
+        e.segment(&id).map(|_| ()).ok_or_else(|| {
+            ApiError::not_found(format!("segment {id:?} does not exist"))
+                .with(json!({"kind": "segment", "id": id}))
+        })
+    })??;
+    let items = ws.exports.list_json(&id);
+    Ok(ok(page(items, None)))
+}
