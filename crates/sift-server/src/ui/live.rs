@@ -6,6 +6,9 @@
 //! A big batch (a segment edit moving 100,000 contacts) arrives as one
 //! message with the newest 50 changes and the count of the rest, rather than
 //! as 100,000 browser events.
+//!
+//! A Facebook export job's page follows the job the same way: woken by the
+//! job's progress watch, at most one message per `JOB_COALESCE`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,6 +29,8 @@ use crate::state::AppState;
 /// Commits closer together than this are reported as one message.
 const COALESCE: Duration = Duration::from_millis(150);
 const CHANGES_PER_MESSAGE: usize = 50;
+/// A job reports after every batch; a browser needs no more than this.
+const JOB_COALESCE: Duration = Duration::from_millis(250);
 
 /// Waits for the next durable commit, then a moment for more to join it;
 /// None once the server stops.
@@ -173,6 +178,40 @@ pub async fn segment(
                     .data(data.to_string());
                 return Some((Ok(event), (ws, id, durable, stopping, from, false)));
             }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /ui/live/exports/{id}`: the job as `GET /v1/exports/{id}` answers
+/// it, first at once, then after each change of its progress. The page
+/// closes the stream when the job has ended.
+pub async fn export_job(
+    Signed(ws): Signed,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::UiError> {
+    let job = ws
+        .exports
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("export job {id:?} does not exist")))?;
+    let progress = job.progress.subscribe();
+    let stopping = app.stopping.subscribe();
+    let events = futures_util::stream::unfold(
+        (job, progress, stopping, true),
+        |(job, mut progress, mut stopping, first)| async move {
+            if !first {
+                tokio::select! {
+                    changed = progress.changed() => changed.ok()?,
+                    _ = stopping.changed() => return None,
+                }
+                tokio::time::sleep(JOB_COALESCE).await;
+            }
+            progress.borrow_and_update();
+            let event = Event::default()
+                .event("job")
+                .data(job.to_json().to_string());
+            Some((Ok(event), (job, progress, stopping, false)))
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))

@@ -73,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/workflows/{id}/edit", get(workflows::edit))
         .route("/ui/live/sizes", get(live::sizes))
         .route("/ui/live/segments/{id}", get(live::segment))
+        .route("/ui/live/exports/{id}", get(live::export_job))
         .route("/ui/assets/{name}", get(asset))
 }
 

@@ -7,7 +7,7 @@
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use serde_json::json;
+use serde_json::{Value as Json, json};
 use tower::ServiceExt;
 
 use crate::common::{ADMIN_KEY, Server};
@@ -373,4 +373,42 @@ async fn the_live_size_stream_starts_with_every_size() {
     let first = String::from_utf8(frame.to_vec()).unwrap();
     assert!(first.starts_with("event: sizes"), "{first}");
     assert!(first.contains(&format!("\"{spain}\":1")), "{first}");
+}
+
+#[tokio::test]
+async fn the_export_job_stream_follows_the_job_without_its_token() {
+    let (server, _fake, job) = crate::facebook_fake::one_member_export(Vec::new()).await;
+    let id = job["id"].as_str().unwrap();
+    crate::facebook_fake::wait_job(&server, id, crate::facebook_fake::finished).await;
+    let cookie = sign_in(&server).await;
+    let response = raw(
+        &server,
+        get(&format!("/ui/live/exports/{id}"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let first = String::from_utf8(frame.to_vec()).unwrap();
+    assert!(first.starts_with("event: job"), "{first}");
+    let data: Json =
+        serde_json::from_str(first.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
+    assert_eq!(
+        (
+            data["id"].as_str(),
+            data["state"].as_str(),
+            data["sent"].as_u64()
+        ),
+        (Some(id), Some("done"), Some(1))
+    );
+    assert!(!first.contains(crate::facebook_fake::TOKEN), "{first}");
+
+    let missing = raw(&server, get("/ui/live/exports/fbx_nope", Some(&cookie))).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let signed_out = raw(&server, get(&format!("/ui/live/exports/{id}"), None)).await;
+    assert!(signed_out.status().is_client_error() || signed_out.status().is_redirection());
 }

@@ -1,7 +1,8 @@
 // The Export to Facebook page: starts an export through
 // POST /v1/segments/{id}/exports/facebook (session cookie + Sift-UI: 1) and
-// follows the job by polling GET /v1/exports/{id} once a second while it
-// runs. The token field is cleared once the job has started. No dependencies.
+// follows the job over server-sent events from /ui/live/exports/{id} (the
+// job as GET /v1/exports/{id} answers it, after each change) until it ends.
+// The token field is cleared once the job has started. No dependencies.
 "use strict";
 
 (function facebook() {
@@ -12,7 +13,8 @@
   const status = document.getElementById("facebook-status");
   const stop = document.getElementById("facebook-stop");
   let following = null;
-  let timer = null;
+  let source = null;
+  addEventListener("pagehide", () => source && source.close());
 
   async function call(method, path, body) {
     const response = await fetch(path, {
@@ -56,7 +58,7 @@
     counts.textContent = `Sent ${job.sent} of ${job.total} · skipped ${job.skipped}` +
       (job.unsubscribed ? ` (${job.unsubscribed} unsubscribed)` : "") +
       (job.sync ? ` · removed ${job.removed}` : "") +
-      ` · ${job.batch_count} batches, Facebook received ${job.num_received}, invalid ${job.num_invalid_entries}`;
+      ` · ${job.batch_count} ${job.batch_count === 1 ? "batch" : "batches"}, Facebook received ${job.num_received}, invalid ${job.num_invalid_entries}`;
     stop.hidden = !(job.sync && job.state === "running");
     const tbody = document.querySelector("#facebook-batches tbody");
     tbody.replaceChildren();
@@ -75,17 +77,24 @@
     }
   }
 
-  async function follow(id) {
+  function follow(id) {
     following = id;
-    clearTimeout(timer);
-    try {
-      const job = await call("GET", `/v1/exports/${encodeURIComponent(id)}`);
+    if (source) source.close();
+    source = new EventSource(`/ui/live/exports/${encodeURIComponent(id)}`);
+    const mine = source;
+    source.addEventListener("job", (e) => {
       if (following !== id) return;
+      const job = JSON.parse(e.data);
       show(job);
-      if (job.state === "queued" || job.state === "running") timer = setTimeout(() => follow(id), 1000);
-    } catch (e) {
-      error.textContent = e.message;
-    }
+      if (job.state !== "queued" && job.state !== "running") mine.close();
+    });
+    // The browser reconnects by itself; a stream that cannot open at all
+    // (the job is gone, the session ended) is said once.
+    source.onerror = () => {
+      if (mine.readyState === EventSource.CLOSED && following === id) {
+        error.textContent = "Lost track of this export: reload the page to see where it stands.";
+      }
+    };
   }
 
   form.addEventListener("submit", async (e) => {
