@@ -14,28 +14,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{Value as Json, json};
-use support::{HttpClient, Server, call, client};
+use support::{HttpClient, Server, call, client, ok};
 
 const ADMIN_KEY: &str = "durability-admin-key";
-
-/// A request that must succeed while the server is up.
-async fn ok(
-    client: &HttpClient,
-    addr: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Json>,
-) -> Json {
-    let (status, json) = call(client, addr, key, method, path, body.as_ref())
-        .await
-        .unwrap();
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {json:#}"
-    );
-    json
-}
 
 /// What a client knows of one contact: its properties (None: absent) and
 /// whether it was added to the static segment.

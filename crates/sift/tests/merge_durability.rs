@@ -8,27 +8,9 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
-use support::{HttpClient, Server, call, client};
+use support::{HttpClient, Server, call, client, ok};
 
 const ADMIN_KEY: &str = "merge-durability-admin-key";
-
-async fn ok(
-    client: &HttpClient,
-    addr: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Json>,
-) -> Json {
-    let (status, json) = call(client, addr, key, method, path, body.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path} answered {status}: {json:#}"
-    );
-    json
-}
 
 /// Every segment's size and split, and the contacts the test looks at.
 async fn snapshot(client: &HttpClient, addr: &str, key: &str) -> BTreeMap<String, Json> {

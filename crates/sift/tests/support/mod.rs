@@ -126,3 +126,22 @@ pub async fn call(
     let json = serde_json::from_slice(&body).unwrap_or(Json::Null);
     Ok((status, json))
 }
+
+/// A request that must succeed (2xx) while the server is up.
+pub async fn ok(
+    client: &HttpClient,
+    addr: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Json>,
+) -> Json {
+    let (status, json) = call(client, addr, key, method, path, body.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path} answered {status}: {json:#}"
+    );
+    json
+}
