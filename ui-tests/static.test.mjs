@@ -133,6 +133,10 @@ T('12 Export CSV downloads the members; Export to Facebook uploads hashed member
     const expected = sendable.map((c) => `${sha(c.properties.email.trim().toLowerCase())} ${c.id}`).sort();
     assert.deepEqual(rows, expected, 'the fake received the SHA-256 of each normalized email and the contact id');
     await status.locator('#facebook-batches tbody tr').first().waitFor();
+    const listed = page.locator(`#facebook-jobs tr[data-export-id][data-state="done"]`);
+    await listed.waitFor();
+    assert.equal(await listed.count(), 1, 'the job just run is listed, without a reload');
+    assert.equal(await listed.locator('.sent').textContent(), String(sendable.length));
     await shot(page, 'facebook done');
 
     const html = await page.content();

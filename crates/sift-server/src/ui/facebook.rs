@@ -83,22 +83,21 @@ pub async fn page(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
             }
             ul #facebook-errors {}
         }
-        h2 { "Previous exports" }
-        @if jobs.is_empty() {
-            p.muted #facebook-no-jobs { "No exports of this segment yet." }
-        } @else {
-            table #facebook-jobs {
-                thead { tr { th { "Started" } th { "Audience" } th { "State" } th { "Sent" } th { "Skipped" } th {} } }
-                tbody {
-                    @for (job_id, created_at, audience, sync, state, sent, skipped) in &jobs {
-                        tr data-export-id=(job_id) data-state=(state) {
-                            td { time datetime=(created_at) { (created_at) } }
-                            td { (audience) @if *sync { " (sync)" } }
-                            td.state { (state) }
-                            td.sent { (sent) }
-                            td.skipped { (skipped) }
-                            td { button type="button" data-follow=(job_id) { "Show" } }
-                        }
+        h2 { "Exports of this segment" }
+        // Always rendered: the script adds the job it starts and keeps each
+        // followed job's row current.
+        p.muted #facebook-no-jobs hidden[!jobs.is_empty()] { "No exports of this segment yet." }
+        table #facebook-jobs hidden[jobs.is_empty()] {
+            thead { tr { th { "Started" } th { "Audience" } th { "State" } th { "Sent" } th { "Skipped" } th {} } }
+            tbody {
+                @for (job_id, created_at, audience, sync, state, sent, skipped) in &jobs {
+                    tr data-export-id=(job_id) data-state=(state) {
+                        td { time datetime=(created_at) { (created_at) } }
+                        td { (audience) @if *sync { " (sync)" } }
+                        td.state { (state) }
+                        td.sent { (sent) }
+                        td.skipped { (skipped) }
+                        td { button type="button" data-follow=(job_id) { "Show" } }
                     }
                 }
             }

@@ -35,10 +35,39 @@
   function cell(row, text) {
     const td = document.createElement("td");
     td.textContent = text === null || text === undefined ? "–" : String(text);
-    row.appendChild(td);
+    return row.appendChild(td);
+  }
+
+  // The job's row in the segment's list of exports, added when missing.
+  function listed(job) {
+    const table = document.getElementById("facebook-jobs");
+    let row = table.querySelector(`tr[data-export-id="${CSS.escape(job.id)}"]`);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.exportId = job.id;
+      const started = document.createElement("time");
+      started.dateTime = job.created_at;
+      started.textContent = job.created_at;
+      row.appendChild(document.createElement("td")).appendChild(started);
+      cell(row, job.audience_id + (job.sync ? " (sync)" : ""));
+      for (const name of ["state", "sent", "skipped"]) cell(row, "").className = name;
+      const show = document.createElement("button");
+      show.type = "button";
+      show.dataset.follow = job.id;
+      show.textContent = "Show";
+      row.appendChild(document.createElement("td")).appendChild(show);
+      table.tBodies[0].prepend(row);
+      table.hidden = false;
+      document.getElementById("facebook-no-jobs").hidden = true;
+    }
+    row.dataset.state = job.state;
+    row.querySelector(".state").textContent = job.state;
+    row.querySelector(".sent").textContent = job.sent;
+    row.querySelector(".skipped").textContent = job.skipped;
   }
 
   function show(job) {
+    listed(job);
     status.hidden = false;
     status.dataset.jobId = job.id;
     status.dataset.state = job.state;
