@@ -5,6 +5,7 @@
 //! every workspace writer commit what it has queued.
 
 pub mod api;
+pub mod config;
 pub mod csv_export;
 pub mod error;
 pub mod facebook;
