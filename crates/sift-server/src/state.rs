@@ -15,9 +15,9 @@ use sift_store::{
 };
 use tokio::sync::{oneshot, watch};
 
+pub use crate::config::Config;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::written::WRITTEN_CAPACITY;
-pub use crate::config::Config;
 pub use crate::written::Written;
 
 /// Most writes one group commit takes.
