@@ -10,8 +10,8 @@ use serde_json::{Value as Json, json};
 use sift_server::facebook::normalize;
 
 use crate::facebook_fake::{
-    FakeGraph, TOKEN, export_body, finished, one_member_export, server, sha256, wait_calls,
-    wait_job,
+    FakeGraph, TOKEN, export_body, finished, one_member_export, server, sha256, start_sync,
+    wait_calls, wait_job,
 };
 
 pub(crate) fn rows_by_extern_id(
@@ -342,16 +342,7 @@ async fn facebook_sync_adds_entries_and_removes_exits() {
         .await;
     let segment = server.segment("VIP", "vip = true").await;
     let fake = FakeGraph::start(Vec::new()).await;
-    let job = server
-        .expect(
-            StatusCode::ACCEPTED,
-            "POST",
-            &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), true)),
-        )
-        .await;
-    let id = job["id"].as_str().unwrap().to_string();
-    let job = wait_job(&server, &id, |j| j["phase"] == "syncing").await;
+    let (id, job) = start_sync(&server, &segment, &fake).await;
     assert_eq!(
         (job["state"].as_str(), job["sent"].as_u64()),
         (Some("running"), Some(3))

@@ -165,3 +165,19 @@ pub(crate) async fn one_member_export(script: Vec<(u16, Json)>) -> (Server, Fake
     let job = wait_job(&server, job["id"].as_str().unwrap(), finished).await;
     (server, fake, job)
 }
+
+/// Starts a syncing export of EMAIL and EXTERN_ID to `fake` and waits for
+/// its initial upload to end; answers the job id and the job then.
+pub(crate) async fn start_sync(server: &Server, segment: &str, fake: &FakeGraph) -> (String, Json) {
+    let job = server
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(export_body(fake, json!(["EMAIL", "EXTERN_ID"]), true)),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = wait_job(server, &id, |j| j["phase"] == "syncing").await;
+    (id, job)
+}

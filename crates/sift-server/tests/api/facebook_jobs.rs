@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::common::{ADMIN_KEY, send};
 use crate::facebook::rows_by_extern_id;
 use crate::facebook_fake::{
-    FakeGraph, TOKEN, export_body, one_member_export, server, sha256, wait_calls, wait_job,
+    FakeGraph, TOKEN, export_body, one_member_export, server, sha256, start_sync, wait_calls,
+    wait_job,
 };
 
 #[tokio::test]
@@ -245,16 +246,7 @@ async fn facebook_sync_follows_identify_merges() {
         .await;
     let segment = server.segment("Viewers", "performed product_view").await;
     let fake = FakeGraph::start(Vec::new()).await;
-    let job = server
-        .expect(
-            StatusCode::ACCEPTED,
-            "POST",
-            &format!("/v1/segments/{segment}/exports/facebook"),
-            Some(export_body(&fake, json!(["EMAIL", "EXTERN_ID"]), true)),
-        )
-        .await;
-    let id = job["id"].as_str().unwrap().to_string();
-    let job = wait_job(&server, &id, |j| j["phase"] == "syncing").await;
+    let (_, job) = start_sync(&server, &segment, &fake).await;
     assert_eq!(
         (job["sent"].as_u64(), job["skipped"].as_u64()),
         (Some(1), Some(1))
