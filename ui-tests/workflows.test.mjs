@@ -7,7 +7,7 @@ import { setup, uiTest, shot, eventually } from './lib.mjs';
 const env = setup();
 const T = (name, fn) => uiTest('workflows', env, name, fn);
 
-T('13 create a workflow in the form, activate it, and see its run in the history', async ({ page, signIn, call }) => {
+T('16 create a workflow in the form, activate it, and see its run in the history', async ({ page, signIn, call }) => {
   await call('PUT', '/v1/contacts/ana', { properties: { email: 'ana@example.com', country: 'ES' } });
   await call('PUT', '/v1/contacts/bob', { properties: { email: 'bob@example.com', country: 'FR' } });
   const vip = await call('POST', '/v1/segments', { name: 'VIP', kind: 'dynamic', condition: 'lead_score >= 0 and country = "PT"' });
@@ -58,7 +58,7 @@ T('13 create a workflow in the form, activate it, and see its run in the history
   assert.equal(ana.lead_score, 0, 'ana got nothing');
 });
 
-T('14 a bad action shows its error in its row', async ({ page, signIn, call }) => {
+T('17 a bad action shows its error in its row', async ({ page, signIn, call }) => {
   const vip = await call('POST', '/v1/segments', { name: 'VIP two', kind: 'dynamic', condition: 'country = "PT"' });
   await signIn();
   await page.goto('/ui/workflows/new');

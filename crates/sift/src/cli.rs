@@ -18,9 +18,10 @@ pub struct Args {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeFlags {
-    /// Data directory (created if missing).
-    #[arg(long, default_value = "./sift-data")]
-    pub data: PathBuf,
+    /// Data directory, created if missing (default: ./sift-data for `serve`,
+    /// ./sift-demo-data for `demo`, so the demo shop never mixes with yours).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,

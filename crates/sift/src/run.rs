@@ -109,12 +109,24 @@ macro_rules! say {
     }};
 }
 
+/// Where `serve` and `demo` keep their data unless told otherwise.
+pub const DEFAULT_DATA: &str = "./sift-data";
+pub const DEFAULT_DEMO_DATA: &str = "./sift-demo-data";
+
 fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCode> {
-    let _lock = lock_data_dir(&flags.data)?;
+    let data = flags.data.clone().unwrap_or_else(|| {
+        let default = if demo_contacts.is_some() {
+            DEFAULT_DEMO_DATA
+        } else {
+            DEFAULT_DATA
+        };
+        default.into()
+    });
+    let _lock = lock_data_dir(&data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
-            .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
+        let state = AppState::open(Config::new(&data, flags.admin_key.clone()))
+            .with_context(|| format!("cannot open data directory {}", data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;
         if fresh {
@@ -158,7 +170,8 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
         match &first_key {
             Some(key) => say!("API: curl -H 'Authorization: Bearer {key}' http://{addr}/v1/segments"),
             None => say!(
-                "API: use the workspace key printed on first start (or make one with the admin key)."
+                "API: use the workspace key printed on this directory's first start ({}), or make a new one with the admin key: see README, \"A key for an existing data directory\".",
+                data.display()
             ),
         }
         sift_server::serve(state, listener, shutdown_signal()).await?;

@@ -376,3 +376,84 @@ fn serve_prints_a_sign_in_link_at_every_start() {
     // Tokens live in memory: a restart prints a new one.
     assert_ne!(links[0], links[1]);
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = sift()
+        .env("SIFT_LOG", "info")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut logged = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        logged.push_str(&line);
+        logged.push('\n');
+        if line.contains("workspace") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(logged.contains("INFO"), "no log line arrived: {logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in a piped log: {logged:?}"
+    );
+}
+
+#[test]
+fn the_demo_keeps_its_own_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sift()
+        .current_dir(dir.path())
+        .args(["demo", "--contacts", "50", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut printed_key = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed_key |= line.starts_with("Workspace key");
+        if line.starts_with("Web UI") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(printed_key, "the demo's first start prints its key");
+    assert!(dir.path().join("sift-demo-data").is_dir());
+    // A later `sift serve` in the same folder starts a shop of its own,
+    // with its own key, instead of reopening the demo without one.
+    let mut child = sift()
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut printed_key = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed_key |= line.starts_with("Workspace key");
+        if line.starts_with("API:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        printed_key,
+        "serve beside a demo starts its own shop and prints its key"
+    );
+    assert!(dir.path().join("sift-data").is_dir());
+}
