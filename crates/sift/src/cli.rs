@@ -65,6 +65,12 @@ pub enum Command {
         /// (default: id and every non-system field).
         #[arg(long)]
         fields: Option<String>,
+        /// Write cells exactly as stored, for programs. By default a cell
+        /// starting with =, +, -, @, a tab or a carriage return gets a
+        /// leading ' so a spreadsheet does not run it as a formula (plain
+        /// negative numbers excepted); the same as the API's ?raw=true.
+        #[arg(long)]
+        raw: bool,
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
