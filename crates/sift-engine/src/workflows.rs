@@ -7,6 +7,14 @@
 //! as run `n`. Runs consume the queue in number order, each run's effects
 //! and the advanced cursor in one write, so a restart neither loses nor
 //! repeats a run.
+//!
+//! The queue is bounded per workflow ([`DEFAULT_MAX_QUEUED`], set by the
+//! server): one segment edit can make a million contacts enter at once,
+//! and queueing a run for each would hold their triggers in memory and in
+//! the causing write's commit. Triggers beyond the bound are dropped
+//! unqueued, and the drop is recorded in the same write (a
+//! [`DroppedTriggers`] record), so what is queued runs exactly once and
+//! what is dropped is counted exactly once.
 
 use std::collections::VecDeque;
 
@@ -23,6 +31,11 @@ use crate::workspace::ContactView;
 pub const MAX_CASCADE_DEPTH: u32 = 8;
 /// Most actions one workflow may have.
 pub const MAX_ACTIONS: usize = 50;
+/// Most triggers of one workflow waiting to run, unless the server sets
+/// another bound ([`Workspace::set_max_queued_runs`]).
+///
+/// [`Workspace::set_max_queued_runs`]: crate::Workspace::set_max_queued_runs
+pub const DEFAULT_MAX_QUEUED: u64 = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkflowStatus {
@@ -312,6 +325,33 @@ pub struct WebhookAttempt {
     pub at: DateTime,
 }
 
+/// Triggers of a workflow that were not queued because its queue was full:
+/// as a record, the ones one write dropped (`since == last_at`, the
+/// write's instant); as a workflow's state, all those dropped since it last
+/// started running (its `generation`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DroppedTriggers {
+    pub workflow_id: String,
+    pub generation: u32,
+    pub count: u64,
+    /// When the first of them was dropped.
+    pub since: DateTime,
+    /// When the last of them was dropped.
+    pub last_at: DateTime,
+}
+
+impl DroppedTriggers {
+    /// Adds a later drop; a drop of a newer generation starts afresh.
+    pub fn merge(&mut self, later: &DroppedTriggers) {
+        if later.generation == self.generation {
+            self.count += later.count;
+            self.last_at = self.last_at.max(later.last_at);
+        } else if later.generation > self.generation {
+            *self = later.clone();
+        }
+    }
+}
+
 /// The workspace's workflows, the index of their triggers and the queue.
 #[derive(Clone, Debug, Default)]
 pub struct Workflows {
@@ -329,6 +369,10 @@ pub struct Workflows {
     next_id: u64,
     /// Triggers waiting, by workflow id.
     waiting: HashMap<String, u64>,
+    /// The bound on `waiting` per workflow; `None`: [`DEFAULT_MAX_QUEUED`].
+    max_queued: Option<u64>,
+    /// Triggers dropped because the bound was reached, by workflow id.
+    dropped: HashMap<String, DroppedTriggers>,
 }
 
 impl Workflows {
@@ -360,6 +404,7 @@ impl Workflows {
     pub fn remove(&mut self, id: &str, log: &mut EventLog) -> Option<WorkflowDef> {
         let i = self.index(id)?;
         let def = self.defs.remove(i);
+        self.dropped.remove(id);
         self.reindex(log);
         Some(def)
     }
@@ -417,14 +462,46 @@ impl Workflows {
 
     // -- the queue ------------------------------------------------------------
 
-    /// Queues triggers of workflow `index`, numbering them; returns the batch.
+    /// The bound on the triggers of one workflow waiting to run.
+    pub fn max_queued(&self) -> u64 {
+        self.max_queued.unwrap_or(DEFAULT_MAX_QUEUED)
+    }
+
+    pub fn set_max_queued(&mut self, max: u64) {
+        self.max_queued = Some(max);
+    }
+
+    /// Queues triggers of workflow `index`, numbering them, as far as its
+    /// bound allows (the earliest items first); answers the batch (none when
+    /// nothing fit) and what was dropped at `at`.
     pub fn enqueue(
         &mut self,
         index: usize,
         depth: u32,
         trigger: TriggerKind,
-        items: Vec<QueuedItem>,
-    ) -> QueueBatch {
+        mut items: Vec<QueuedItem>,
+        at: DateTime,
+    ) -> (Option<QueueBatch>, Option<DroppedTriggers>) {
+        let def = &self.defs[index];
+        let waiting = self.waiting.get(&def.id).copied().unwrap_or(0);
+        let room = self.max_queued().saturating_sub(waiting);
+        let dropped = (items.len() as u64).saturating_sub(room);
+        let dropped = (dropped > 0).then(|| {
+            items.truncate(items.len() - dropped as usize);
+            DroppedTriggers {
+                workflow_id: def.id.clone(),
+                generation: def.generation,
+                count: dropped,
+                since: at,
+                last_at: at,
+            }
+        });
+        if let Some(drop) = &dropped {
+            self.restore_dropped(drop.clone());
+        }
+        if items.is_empty() {
+            return (None, dropped);
+        }
         let def = &self.defs[index];
         let batch = QueueBatch {
             first_id: self.next_id,
@@ -437,7 +514,23 @@ impl Workflows {
         self.next_id = batch.end_id();
         *self.waiting.entry(batch.workflow_id.clone()).or_default() += batch.items.len() as u64;
         self.queue.push_back(batch.clone());
-        batch
+        (Some(batch), dropped)
+    }
+
+    /// Counts dropped triggers (a write's, or stored ones on restore).
+    pub fn restore_dropped(&mut self, drop: DroppedTriggers) {
+        match self.dropped.get_mut(&drop.workflow_id) {
+            Some(known) => known.merge(&drop),
+            None => {
+                self.dropped.insert(drop.workflow_id.clone(), drop);
+            }
+        }
+    }
+
+    /// Triggers of workflow `id` dropped since it last started running.
+    pub fn dropped_for(&self, id: &str) -> Option<&DroppedTriggers> {
+        let generation = self.get(id)?.generation;
+        self.dropped.get(id).filter(|d| d.generation == generation)
     }
 
     /// Restores a stored batch; items before the cursor were consumed.

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -52,7 +52,34 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "exports",
         sql: V6,
     },
+    Step {
+        version: 7,
+        marker: "workflow_dropped",
+        sql: V7_WORKFLOW_GROWTH,
+    },
 ];
+
+/// Version 7 (marker `workflow_dropped`): bounded workflow growth. Triggers
+/// dropped because a workflow's queue was full, counted per workflow; and
+/// what the retention pruning (`prune.rs`) finds its oldest rows by: runs by
+/// time, outbox rows by when their delivery ended (delivered or given up;
+/// pending rows have none and are never pruned). Rows finished before this
+/// version get the best instant they have.
+const V7_WORKFLOW_GROWTH: &str = "
+    CREATE TABLE workflow_dropped (
+        workflow_id TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        last_at INTEGER NOT NULL
+    );
+    CREATE INDEX workflow_runs_by_at ON workflow_runs(at);
+    ALTER TABLE webhook_outbox ADD COLUMN finished_at INTEGER;
+    UPDATE webhook_outbox SET finished_at = COALESCE(delivered_at, next_attempt_at)
+        WHERE state != 'pending';
+    CREATE INDEX webhook_outbox_finished ON webhook_outbox(finished_at)
+        WHERE finished_at IS NOT NULL;
+";
 
 /// Facebook export jobs as last reported (`exports.rs`).
 const V6: &str = "

@@ -115,7 +115,10 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&flags.data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
+        let mut config = Config::new(&flags.data, flags.admin_key.clone());
+        config.workflow_retention = flags.workflow_retention;
+        config.workflow_queue_max = flags.workflow_queue_max;
+        let state = AppState::open(config)
             .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;
