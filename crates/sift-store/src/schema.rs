@@ -412,6 +412,45 @@ mod tests {
         assert!(has_table(&conn, "workflows").unwrap());
     }
 
+    /// Version 7 dates the outbox rows that finished before it (delivered:
+    /// when; given up: the last planned attempt), so retention can prune
+    /// them; pending rows stay undated and are never pruned.
+    #[test]
+    fn version_6_outbox_rows_get_their_finish_time_in_version_7() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 6).unwrap();
+            conn.execute_batch(
+                "INSERT INTO webhook_outbox (id, run_id, workflow_id, url, body, created_at, state,
+                   attempts, next_attempt_at, delivered_at)
+                 VALUES ('a', 1, 'wf', 'u', '', 1, 'delivered', 1, 1, 5),
+                        ('b', 2, 'wf', 'u', '', 1, 'failed', 10, 9, NULL),
+                        ('c', 3, 'wf', 'u', '', 1, 'pending', 2, 7, NULL);",
+            )
+            .unwrap();
+        }
+        drop(WorkspaceDb::open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let finished: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT id, finished_at FROM webhook_outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            finished,
+            [
+                ("a".into(), Some(5)),
+                ("b".into(), Some(9)),
+                ("c".into(), None)
+            ]
+        );
+        assert!(has_table(&conn, "workflow_dropped").unwrap());
+    }
+
     #[test]
     fn new_databases_start_at_clock_zero() {
         let dir = tempfile::tempdir().unwrap();

@@ -107,7 +107,10 @@ async fn a_full_workflow_queue_drops_and_reports_triggers_then_runs_normally() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     add_to(&server, &picked, &names(10..12)).await;
     let status = server.get(&format!("/v1/workflows/{wf}")).await;
-    assert_eq!((&status["queued"], &status["dropped"]), (&json!(3), &json!(9)));
+    assert_eq!(
+        (&status["queued"], &status["dropped"]),
+        (&json!(3), &json!(9))
+    );
     assert_eq!(ms_of(&status["dropped_since"]), since);
     assert!(ms_of(&status["last_dropped_at"]) > since);
 
@@ -117,7 +120,10 @@ async fn a_full_workflow_queue_drops_and_reports_triggers_then_runs_normally() {
     assert_eq!(drained_runs(&server, &wf).await, names(0..3));
     assert_eq!(server.members(&gifted, 100).await, names(0..3));
     let status = server.get(&format!("/v1/workflows/{wf}")).await;
-    assert_eq!((&status["queued"], &status["dropped"]), (&json!(0), &json!(9)));
+    assert_eq!(
+        (&status["queued"], &status["dropped"]),
+        (&json!(0), &json!(9))
+    );
     assert_eq!(ms_of(&status["dropped_since"]), since);
     // The list shows the same.
     let list = server.get("/v1/workflows").await;
@@ -141,7 +147,10 @@ async fn a_full_workflow_queue_drops_and_reports_triggers_then_runs_normally() {
             .await;
     }
     let status = server.get(&format!("/v1/workflows/{wf}")).await;
-    assert_eq!((&status["dropped"], &status["dropped_since"]), (&json!(0), &Json::Null));
+    assert_eq!(
+        (&status["dropped"], &status["dropped_since"]),
+        (&json!(0), &Json::Null)
+    );
 }
 
 #[tokio::test]
