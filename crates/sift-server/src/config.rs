@@ -91,3 +91,39 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retention;
+    use std::time::Duration;
+
+    #[test]
+    fn retentions_read_a_whole_number_and_a_unit() {
+        for (text, seconds) in [
+            ("30d", 30 * 86_400),
+            ("12h", 43_200),
+            ("90m", 5_400),
+            ("45s", 45),
+            (" 7d ", 7 * 86_400),
+        ] {
+            assert_eq!(parse_retention(text), Ok(Duration::from_secs(seconds)));
+        }
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "30 days",
+            "30w",
+            "99999999999d",
+        ] {
+            let message = parse_retention(bad).unwrap_err();
+            assert!(
+                message.contains("30d") || message.contains("100 years"),
+                "{message}"
+            );
+        }
+    }
+}
