@@ -471,23 +471,32 @@ impl Workflows {
         self.max_queued = Some(max);
     }
 
+    /// How many more triggers workflow `index` may queue.
+    pub fn room(&self, index: usize) -> u64 {
+        let waiting = self.queued_for(&self.defs[index].id);
+        self.max_queued().saturating_sub(waiting)
+    }
+
     /// Queues triggers of workflow `index`, numbering them, as far as its
     /// bound allows (the earliest items first); answers the batch (none when
-    /// nothing fit) and what was dropped at `at`.
+    /// nothing fit) and what was dropped at `at`: the items that did not
+    /// fit and `beyond`, triggers the caller already left out of `items`
+    /// for want of [`Workflows::room`].
     pub fn enqueue(
         &mut self,
         index: usize,
         depth: u32,
         trigger: TriggerKind,
         mut items: Vec<QueuedItem>,
+        beyond: u64,
         at: DateTime,
     ) -> (Option<QueueBatch>, Option<DroppedTriggers>) {
+        let room = self.room(index);
         let def = &self.defs[index];
-        let waiting = self.waiting.get(&def.id).copied().unwrap_or(0);
-        let room = self.max_queued().saturating_sub(waiting);
-        let dropped = (items.len() as u64).saturating_sub(room);
+        let overflow = (items.len() as u64).saturating_sub(room);
+        let dropped = overflow + beyond;
         let dropped = (dropped > 0).then(|| {
-            items.truncate(items.len() - dropped as usize);
+            items.truncate(items.len() - overflow as usize);
             DroppedTriggers {
                 workflow_id: def.id.clone(),
                 generation: def.generation,

@@ -500,8 +500,9 @@ impl Workspace {
         let mut enqueue = |workflows: &mut crate::workflows::Workflows,
                            index: usize,
                            trigger: TriggerKind,
-                           items: Vec<QueuedItem>| {
-            let (batch, drop) = workflows.enqueue(index, depth, trigger, items, at);
+                           items: Vec<QueuedItem>,
+                           beyond: u64| {
+            let (batch, drop) = workflows.enqueue(index, depth, trigger, items, beyond, at);
             queued.extend(batch);
             dropped.extend(drop);
         };
@@ -516,7 +517,7 @@ impl Workspace {
         }
         for (index, event_type, items) in groups {
             let trigger = TriggerKind::Event { event_type };
-            enqueue(&mut self.workflows, index, trigger, items);
+            enqueue(&mut self.workflows, index, trigger, items, 0);
         }
         if self.workflows.watches_changes() {
             for batch in &batches {
@@ -530,7 +531,12 @@ impl Workspace {
                     .to_vec()
                 {
                     let scope = self.test_scope(index);
-                    let items: Vec<QueuedItem> = batch
+                    // Only what fits is materialised: a change of a million
+                    // contacts past a full queue costs a count, not a list.
+                    let room = self.workflows.room(index) as usize;
+                    let mut items: Vec<QueuedItem> = Vec::new();
+                    let mut beyond = 0u64;
+                    let triggering = batch
                         .contacts
                         .iter()
                         .enumerate()
@@ -538,20 +544,25 @@ impl Workspace {
                         // A merged-away contact's exits run nothing: it is gone.
                         .filter(|(_, no)| {
                             batch.cause != Cause::Merge || self.contacts.is_alive(*no)
-                        })
-                        .map(|(k, no)| QueuedItem {
-                            no,
-                            seq: Some(batch.seq_start + k as u64),
-                            event_id: None,
-                            at: batch.at,
-                        })
-                        .collect();
-                    if !items.is_empty() {
+                        });
+                    for (k, no) in triggering {
+                        if items.len() < room {
+                            items.push(QueuedItem {
+                                no,
+                                seq: Some(batch.seq_start + k as u64),
+                                event_id: None,
+                                at: batch.at,
+                            });
+                        } else {
+                            beyond += 1;
+                        }
+                    }
+                    if !items.is_empty() || beyond > 0 {
                         let trigger = TriggerKind::Change {
                             segment_id: batch.segment_id.clone(),
                             kind: batch.kind,
                         };
-                        enqueue(&mut self.workflows, index, trigger, items);
+                        enqueue(&mut self.workflows, index, trigger, items, beyond);
                     }
                 }
             }
