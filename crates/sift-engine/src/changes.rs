@@ -7,7 +7,7 @@ use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
 use crate::value::{RawValue, Value};
 use crate::workflows::{
-    QueueBatch, RunRecord, ScoreGrant, WebhookAttempt, WebhookCall, WorkflowDef,
+    DroppedTriggers, QueueBatch, RunRecord, ScoreGrant, WebhookAttempt, WebhookCall, WorkflowDef,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,6 +199,8 @@ pub enum Record {
     },
     /// Triggers queued for a workflow (see `workflows.rs`).
     Triggers(QueueBatch),
+    /// Triggers a write did not queue because the workflow's queue was full.
+    TriggersDropped(DroppedTriggers),
     /// A run's history entry.
     Run(RunRecord),
     /// Every trigger numbered below this has been consumed (run or dropped).

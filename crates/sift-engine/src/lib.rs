@@ -39,9 +39,9 @@ pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workflows::{
-    Action, ActionDone, MAX_ACTIONS, MAX_CASCADE_DEPTH, QueueBatch, QueuedItem, RunRecord,
-    RunStatus, ScoreGrant, Trigger, TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef,
-    WorkflowInput, WorkflowStatus,
+    Action, ActionDone, DEFAULT_MAX_QUEUED, DroppedTriggers, MAX_ACTIONS, MAX_CASCADE_DEPTH,
+    QueueBatch, QueuedItem, RunRecord, RunStatus, ScoreGrant, Trigger, TriggerKind, WebhookAttempt,
+    WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
     ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,

@@ -11,7 +11,9 @@ use sift_lang::DateTime;
 use crate::changes::{ChangeBatch, ContactSnapshot, EventRecord, Record, SegmentDef};
 use crate::fields::FieldDef;
 use crate::scoring::ScoringRule;
-use crate::workflows::{QueueBatch, RunRecord, ScoreGrant, WebhookCall, WorkflowDef};
+use crate::workflows::{
+    DroppedTriggers, QueueBatch, RunRecord, ScoreGrant, WebhookCall, WorkflowDef,
+};
 use crate::workspace::{StoredState, Workspace};
 
 /// Keeps a workspace's records durably (or not) and rebuilds it.
@@ -42,6 +44,7 @@ pub struct MemoryStore {
     queue: Vec<QueueBatch>,
     run_cursor: u64,
     next_run_id: u64,
+    dropped: Vec<DroppedTriggers>,
     grants: Vec<ScoreGrant>,
     /// Alias → contact number (identify).
     aliases: BTreeMap<String, u32>,
@@ -152,7 +155,20 @@ impl MemoryStore {
                 Some(existing) => *existing = def.clone(),
                 None => self.workflows.push(def.clone()),
             },
-            Record::WorkflowDeleted { id } => self.workflows.retain(|w| w.id != *id),
+            Record::WorkflowDeleted { id } => {
+                self.workflows.retain(|w| w.id != *id);
+                self.dropped.retain(|d| d.workflow_id != *id);
+            }
+            Record::TriggersDropped(drop) => {
+                match self
+                    .dropped
+                    .iter_mut()
+                    .find(|d| d.workflow_id == drop.workflow_id)
+                {
+                    Some(known) => known.merge(drop),
+                    None => self.dropped.push(drop.clone()),
+                }
+            }
             Record::Triggers(batch) => {
                 self.next_run_id = self.next_run_id.max(batch.end_id());
                 self.queue.push(batch.clone());
@@ -200,6 +216,7 @@ impl Store for MemoryStore {
             queue: self.queue.clone(),
             run_cursor: self.run_cursor,
             next_run_id: self.next_run_id,
+            dropped_triggers: self.dropped.clone(),
             score_grants: self.grants.clone(),
             aliases: self
                 .aliases

@@ -7,6 +7,14 @@
 //! as run `n`. Runs consume the queue in number order, each run's effects
 //! and the advanced cursor in one write, so a restart neither loses nor
 //! repeats a run.
+//!
+//! The queue is bounded per workflow ([`DEFAULT_MAX_QUEUED`], set by the
+//! server): one segment edit can make a million contacts enter at once,
+//! and queueing a run for each would hold their triggers in memory and in
+//! the causing write's commit. Triggers beyond the bound are dropped
+//! unqueued, and the drop is recorded in the same write (a
+//! [`DroppedTriggers`] record), so what is queued runs exactly once and
+//! what is dropped is counted exactly once.
 
 use std::collections::VecDeque;
 
@@ -18,11 +26,19 @@ use crate::events::{EventLog, Filter};
 use crate::value::RawValue;
 use crate::workspace::ContactView;
 
+mod queue;
+pub use queue::{DroppedTriggers, QueueHead};
+
 /// Runs set off by runs are this many levels deep at most: a trigger queued
 /// at this depth is recorded as stopped instead of run.
 pub const MAX_CASCADE_DEPTH: u32 = 8;
 /// Most actions one workflow may have.
 pub const MAX_ACTIONS: usize = 50;
+/// Most triggers of one workflow waiting to run, unless the server sets
+/// another bound ([`Workspace::set_max_queued_runs`]).
+///
+/// [`Workspace::set_max_queued_runs`]: crate::Workspace::set_max_queued_runs
+pub const DEFAULT_MAX_QUEUED: u64 = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkflowStatus {
@@ -329,6 +345,10 @@ pub struct Workflows {
     next_id: u64,
     /// Triggers waiting, by workflow id.
     waiting: HashMap<String, u64>,
+    /// The bound on `waiting` per workflow; `None`: [`DEFAULT_MAX_QUEUED`].
+    max_queued: Option<u64>,
+    /// Triggers dropped because the bound was reached, by workflow id.
+    dropped: HashMap<String, DroppedTriggers>,
 }
 
 impl Workflows {
@@ -360,6 +380,7 @@ impl Workflows {
     pub fn remove(&mut self, id: &str, log: &mut EventLog) -> Option<WorkflowDef> {
         let i = self.index(id)?;
         let def = self.defs.remove(i);
+        self.dropped.remove(id);
         self.reindex(log);
         Some(def)
     }
@@ -414,127 +435,4 @@ impl Workflows {
                 .any(|a| matches!(a, Action::SetProperty { field, .. } if field == name))
         })
     }
-
-    // -- the queue ------------------------------------------------------------
-
-    /// Queues triggers of workflow `index`, numbering them; returns the batch.
-    pub fn enqueue(
-        &mut self,
-        index: usize,
-        depth: u32,
-        trigger: TriggerKind,
-        items: Vec<QueuedItem>,
-    ) -> QueueBatch {
-        let def = &self.defs[index];
-        let batch = QueueBatch {
-            first_id: self.next_id,
-            workflow_id: def.id.clone(),
-            generation: def.generation,
-            depth,
-            trigger,
-            items,
-        };
-        self.next_id = batch.end_id();
-        *self.waiting.entry(batch.workflow_id.clone()).or_default() += batch.items.len() as u64;
-        self.queue.push_back(batch.clone());
-        batch
-    }
-
-    /// Restores a stored batch; items before the cursor were consumed.
-    pub fn restore_batch(&mut self, batch: QueueBatch) {
-        if batch.end_id() <= self.cursor {
-            return;
-        }
-        self.next_id = self.next_id.max(batch.end_id());
-        let skip = if self.queue.is_empty() {
-            self.head = (self.cursor.saturating_sub(batch.first_id)) as usize;
-            self.head
-        } else {
-            0
-        };
-        let left = batch.items.len().saturating_sub(skip) as u64;
-        *self.waiting.entry(batch.workflow_id.clone()).or_default() += left;
-        self.queue.push_back(batch);
-    }
-
-    /// Restores the cursor and the next id (before the batches).
-    pub fn restore_cursor(&mut self, cursor: u64, next_id: u64) {
-        self.cursor = cursor;
-        self.next_id = next_id.max(cursor);
-        self.queue.clear();
-        self.waiting.clear();
-        self.head = 0;
-    }
-
-    /// The next trigger to run: (id, batch, item index); consumed.
-    pub fn pop(&mut self) -> Option<(u64, QueuedItem, QueueHead)> {
-        loop {
-            let batch = self.queue.front()?;
-            if self.head >= batch.items.len() {
-                self.queue.pop_front();
-                self.head = 0;
-                continue;
-            }
-            let item = batch.items[self.head].clone();
-            let id = batch.first_id + self.head as u64;
-            let head = QueueHead {
-                workflow_id: batch.workflow_id.clone(),
-                generation: batch.generation,
-                depth: batch.depth,
-                trigger: batch.trigger.clone(),
-            };
-            self.head += 1;
-            self.cursor = id + 1;
-            if let Some(n) = self.waiting.get_mut(&head.workflow_id) {
-                *n = n.saturating_sub(1);
-            }
-            return Some((id, item, head));
-        }
-    }
-
-    /// The first trigger id not yet consumed.
-    pub fn cursor(&self) -> u64 {
-        self.cursor
-    }
-
-    pub fn next_id(&self) -> u64 {
-        self.next_id
-    }
-
-    /// Triggers waiting to run.
-    pub fn queued(&self) -> u64 {
-        // Numbers are handed out consecutively and consumed in order.
-        self.next_id.saturating_sub(self.cursor)
-    }
-
-    /// Triggers of workflow `id` waiting to run (stale ones included).
-    pub fn queued_for(&self, id: &str) -> u64 {
-        self.waiting.get(id).copied().unwrap_or(0)
-    }
-
-    /// The waiting batches, the front one trimmed to what is left.
-    pub fn pending(&self) -> Vec<QueueBatch> {
-        self.queue
-            .iter()
-            .enumerate()
-            .map(|(k, batch)| {
-                let skip = if k == 0 { self.head } else { 0 };
-                QueueBatch {
-                    first_id: batch.first_id + skip as u64,
-                    items: batch.items[skip.min(batch.items.len())..].to_vec(),
-                    ..batch.clone()
-                }
-            })
-            .filter(|b| !b.items.is_empty())
-            .collect()
-    }
-}
-
-/// What a popped trigger's batch says about it.
-#[derive(Clone, Debug)]
-pub struct QueueHead {
-    pub workflow_id: String,
-    pub generation: u32,
-    pub depth: u32,
-    pub trigger: TriggerKind,
 }

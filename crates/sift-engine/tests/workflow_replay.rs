@@ -11,7 +11,10 @@
 //! - cascades never go deeper than the limit, and the run at the limit is
 //!   recorded as stopped;
 //! - a reload gives the same membership, scores and queue as the live
-//!   workspace had committed.
+//!   workspace had committed;
+//! - with a small bound on each workflow's queue, every committed
+//!   triggering change either ran once or was dropped, and the committed
+//!   drop counts say exactly how many were dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -152,13 +155,20 @@ fn summary(ws: &Workspace) -> String {
         out += &format!("{} {} {:?}\n", view.id, view.lead_score, view.properties);
     }
     out += &format!("{:?} {:?}\n", ws.pending_triggers(), ws.run_cursor());
+    for def in ws.workflows() {
+        out += &format!("{} {:?}\n", def.id, ws.dropped_runs_for(&def.id));
+    }
     out
 }
 
-/// Runs one script; answers (runs recorded, runs stopped, crashes).
-fn run_script(seed: u64) -> (usize, usize, usize) {
+/// Runs one script, with each workflow's queue bounded by `bound` when
+/// given; answers (runs recorded, runs stopped, crashes, triggers dropped).
+fn run_script(seed: u64, bound: Option<u64>) -> (usize, usize, usize, u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut ws, mut store) = setup();
+    if let Some(bound) = bound {
+        ws.set_max_queued_runs(bound);
+    }
     let mut pending: Vec<Vec<Record>> = Vec::new();
     let mut now = NOW;
     let mut crashes = 0;
@@ -204,6 +214,9 @@ fn run_script(seed: u64) -> (usize, usize, usize) {
                 crashes += 1;
                 pending.clear();
                 ws = store.load().unwrap();
+                if let Some(bound) = bound {
+                    ws.set_max_queued_runs(bound);
+                }
                 assert_eq!(summary(&ws), summary(&store.load().unwrap()));
             }
             1..=5 => {
@@ -240,16 +253,18 @@ fn run_script(seed: u64) -> (usize, usize, usize) {
             break;
         }
     }
-    check(&ws, &store, now, seed);
+    let dropped = check(&ws, &store, now, seed);
+    assert!(bound.is_some() || dropped == 0);
     let stopped = store
         .runs()
         .iter()
         .filter(|r| r.status == RunStatus::Stopped)
         .count();
-    (store.runs().len(), stopped, crashes)
+    (store.runs().len(), stopped, crashes, dropped)
 }
 
-fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
+/// Checks the invariants; answers how many triggers were dropped.
+fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) -> u64 {
     let triggers: std::collections::HashMap<(&str, ChangeKind), Vec<&str>> = [
         (("vip", ChangeKind::Entered), vec!["gift"]),
         (("vip", ChangeKind::Exited), vec!["ungift"]),
@@ -304,10 +319,30 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
             "seed {seed}: {run:?}"
         );
     }
-    assert_eq!(
-        seen, expected,
-        "seed {seed}: runs differ from the change log"
-    );
+    // What did not run was dropped, and the committed counts say how much.
+    let restored = store.load().unwrap();
+    let mut dropped_total = 0;
+    for def in restored.workflows() {
+        let dropped = restored.dropped_runs_for(&def.id).map_or(0, |d| d.count);
+        let ran: BTreeMap<_, _> = seen.iter().filter(|(k, _)| k.0 == def.id).collect();
+        let due: BTreeMap<_, _> = expected.iter().filter(|(k, _)| k.0 == def.id).collect();
+        for (key, no) in &ran {
+            assert_eq!(due.get(key), Some(no), "seed {seed}: {key:?} ran unbidden");
+        }
+        assert_eq!(
+            (due.len() - ran.len()) as u64,
+            dropped,
+            "seed {seed}: {} runs and drops differ from the change log",
+            def.id
+        );
+        dropped_total += dropped;
+    }
+    if dropped_total == 0 {
+        assert_eq!(
+            seen, expected,
+            "seed {seed}: runs differ from the change log"
+        );
+    }
     assert_eq!(ws.queued_runs(), 0);
     // Scores: the unexpired points of committed grants of committed runs.
     let done: BTreeSet<u64> = store
@@ -317,7 +352,6 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
         .map(|r| r.id)
         .collect();
     let mut points: BTreeMap<u32, f64> = BTreeMap::new();
-    let restored = store.load().unwrap();
     for record in store_grants(store) {
         assert!(
             done.contains(&record.run_id),
@@ -335,6 +369,7 @@ fn check(ws: &Workspace, store: &MemoryStore, now: i64, seed: u64) {
     let mut restored = restored;
     restored.advance(now);
     assert_eq!(summary(&restored), summary(ws), "seed {seed}");
+    dropped_total
 }
 
 /// The grants the store holds (a reload restores them; they are read back
@@ -347,7 +382,7 @@ fn store_grants(store: &MemoryStore) -> Vec<sift_engine::ScoreGrant> {
 fn runs_survive_crashes_exactly_once() {
     let (mut runs, mut stopped, mut crashes) = (0, 0, 0);
     for seed in 0..12 {
-        let (r, s, c) = run_script(seed);
+        let (r, s, c, _) = run_script(seed, None);
         runs += r;
         stopped += s;
         crashes += c;
@@ -356,5 +391,20 @@ fn runs_survive_crashes_exactly_once() {
     assert!(
         runs > 1_000 && stopped > 5 && crashes > 100,
         "{runs} {stopped} {crashes}"
+    );
+}
+
+#[test]
+fn runs_and_drops_survive_crashes_exactly_once_with_a_small_queue_bound() {
+    let (mut runs, mut dropped, mut crashes) = (0, 0, 0);
+    for seed in 100..108 {
+        let (r, _, c, d) = run_script(seed, Some(1));
+        runs += r;
+        crashes += c;
+        dropped += d;
+    }
+    assert!(
+        runs > 300 && dropped > 20 && crashes > 50,
+        "{runs} {dropped} {crashes}"
     );
 }

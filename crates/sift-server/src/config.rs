@@ -4,6 +4,41 @@
 
 use std::path::PathBuf;
 
+/// How long finished workflow runs and deliveries are kept: 30 days.
+pub const DEFAULT_WORKFLOW_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Reads a retention such as `30d`, `12h`, `90m` or `45s` (a whole number
+/// and one unit; at least a second).
+pub fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let seconds = match unit.trim() {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a retention: give a whole number and a unit, d, h, m or s (e.g. 30d, 12h)"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(seconds)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long: at most 100 years")),
+        _ => Err(format!(
+            "{text:?} is not a retention: the number must be a whole number above 0 (e.g. 30d)"
+        )),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -26,6 +61,12 @@ pub struct Config {
     pub webhook_retry_base: std::time::Duration,
     /// How long a webhook endpoint has to answer.
     pub webhook_timeout: std::time::Duration,
+    /// Finished workflow runs and finished webhook-action deliveries older
+    /// than this are deleted (`retention.rs`).
+    pub workflow_retention: std::time::Duration,
+    /// Most triggers of one workflow waiting to run; beyond it, new
+    /// triggers of that workflow are dropped and counted.
+    pub workflow_queue_max: u64,
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
     pub facebook: crate::facebook::Settings,
@@ -44,7 +85,45 @@ impl Config {
             run_workflows: true,
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
+            workflow_retention: DEFAULT_WORKFLOW_RETENTION,
+            workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
             facebook: crate::facebook::Settings::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retention;
+    use std::time::Duration;
+
+    #[test]
+    fn retentions_read_a_whole_number_and_a_unit() {
+        for (text, seconds) in [
+            ("30d", 30 * 86_400),
+            ("12h", 43_200),
+            ("90m", 5_400),
+            ("45s", 45),
+            (" 7d ", 7 * 86_400),
+        ] {
+            assert_eq!(parse_retention(text), Ok(Duration::from_secs(seconds)));
+        }
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "30 days",
+            "30w",
+            "99999999999d",
+        ] {
+            let message = parse_retention(bad).unwrap_err();
+            assert!(
+                message.contains("30d") || message.contains("100 years"),
+                "{message}"
+            );
         }
     }
 }

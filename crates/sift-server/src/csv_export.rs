@@ -6,6 +6,10 @@
 //! A chunk is read under one short engine read lock; between chunks the
 //! caller lets go of the lock, so an export of any size holds neither the
 //! whole file in memory nor the engine for long.
+//!
+//! Cells are neutralised by default (see [`neutralise`]): contact data
+//! comes from anyone who fills a form, and a spreadsheet runs a cell such
+//! as `=HYPERLINK(...)` as a formula. Machine consumers ask for raw cells.
 
 use sift_engine::{ContactView, Workspace};
 
@@ -68,6 +72,54 @@ pub enum Next {
     Done,
 }
 
+/// How cells are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cells {
+    /// Safe to open in a spreadsheet ([`neutralise`]); the default.
+    #[default]
+    Neutralised,
+    /// As stored, for programs (`?raw=true`, `sift export --raw`).
+    Raw,
+}
+
+/// Characters that make a spreadsheet read a cell as a formula (OWASP,
+/// "CSV Injection"): tab and carriage return because some spreadsheets
+/// strip them and then see the character after.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Prefixes `'` to a cell that starts with a formula character, as OWASP
+/// recommends; the spreadsheet then shows the text as typed, without the
+/// quote. A cell that is a plain negative number (`-5`, `-2.5`, `-1e3`) is
+/// left alone: no spreadsheet reads it as anything but that number, and
+/// prefixing it would turn every negative score into text.
+pub fn neutralise(cell: String) -> String {
+    if cell.starts_with(FORMULA_STARTS) && !is_negative_number(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// `-` then digits, an optional fraction and an optional exponent: the
+/// shape a number field's value is written in, and nothing else.
+fn is_negative_number(cell: &str) -> bool {
+    let Some(rest) = cell.strip_prefix('-') else {
+        return false;
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole)
+        && fraction.is_none_or(digits)
+        && exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
+}
+
 /// Appends the rows of up to [`CHUNK`] members that come after contact
 /// number `after` (from the first member when `None`) and answers how many
 /// rows it wrote and where the next chunk starts. `None` when the segment
@@ -76,6 +128,7 @@ pub fn chunk(
     engine: &Workspace,
     segment_id: &str,
     columns: &[String],
+    cells_as: Cells,
     after: Option<u32>,
     out: &mut Vec<u8>,
 ) -> Option<(usize, Next)> {
@@ -87,7 +140,13 @@ pub fn chunk(
     let mut cells: Vec<String> = Vec::with_capacity(columns.len());
     for view in numbers.iter().filter_map(|no| engine.contact_data(*no)) {
         cells.clear();
-        cells.extend(columns.iter().map(|c| cell(&view, c, LIST_SEPARATOR)));
+        cells.extend(columns.iter().map(|c| {
+            let text = cell(&view, c, LIST_SEPARATOR);
+            match cells_as {
+                Cells::Neutralised => neutralise(text),
+                Cells::Raw => text,
+            }
+        }));
         let _ = writer.write_record(&cells);
         rows += 1;
     }
@@ -126,5 +185,29 @@ pub fn cell(view: &ContactView, column: &str, separator: &str) -> String {
             .collect::<Vec<_>>()
             .join(separator),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn only_plain_negative_numbers_escape_the_prefix() {
+        for number in ["-5", "-0", "-2.5", "-1e3", "-1E-3", "-12.5e+10"] {
+            assert_eq!(neutralise(number.to_string()), number);
+        }
+        for formula in [
+            "-", "-.5", "-5.", "-1e", "-1e+", "-1.2.3", "-5 ", "-5+1", "-0x10", "--5", "-inf",
+        ] {
+            assert_eq!(neutralise(formula.to_string()), format!("'{formula}"));
+        }
+        for start in ['=', '+', '@', '\t', '\r'] {
+            let cell = format!("{start}5");
+            assert_eq!(neutralise(cell.clone()), format!("'{cell}"));
+        }
+        for safe in ["", "5", "a=b", " =1", "'=1", "\n=1"] {
+            assert_eq!(neutralise(safe.to_string()), safe);
+        }
     }
 }

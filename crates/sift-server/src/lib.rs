@@ -10,6 +10,7 @@ pub mod csv_export;
 pub mod error;
 pub mod facebook;
 pub mod outbox;
+mod retention;
 mod runner;
 pub mod state;
 mod timers;

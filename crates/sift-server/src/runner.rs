@@ -4,13 +4,41 @@
 //! its runs' effects, their history and the advanced cursor, committed
 //! together. It sleeps until a durable write has queued triggers
 //! (`runs_wake`, signalled after the commit) and never polls.
+//!
+//! Fan-out is bounded twice. Each workflow's queue holds at most
+//! `--workflow-queue-max` triggers (the engine drops and counts the rest,
+//! in the causing write), so no write queues more than that per workflow,
+//! however many contacts it moves. And the runner takes [`RUN_BATCH`]
+//! triggers per write and waits for that write to be durable before the
+//! next, so a backlog delays a client write by at most one batch's engine
+//! time and one commit: the writer interleaves client writes between
+//! batches.
 
 use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 
+use sift_engine::{Record, Workspace};
+
 use crate::error::Code;
 use crate::state::WorkspaceHandle;
+
+/// Logs each workflow whose queue was full in a write, with what it dropped
+/// and how many of its triggers are waiting.
+pub(crate) fn log_dropped(workspace: &str, engine: &Workspace, records: &[Record]) {
+    for record in records {
+        if let Record::TriggersDropped(drop) = record {
+            metrics::counter!("sift_workflow_triggers_dropped_total").increment(drop.count);
+            tracing::warn!(
+                workspace,
+                workflow = %drop.workflow_id,
+                dropped = drop.count,
+                queued = engine.queued_runs_for(&drop.workflow_id),
+                "a workflow's queue is full: triggers were dropped, not run (see --workflow-queue-max)"
+            );
+        }
+    }
+}
 
 /// Triggers run per write: large enough to share a commit, small enough
 /// to keep the engine's lock short.

@@ -37,6 +37,8 @@ struct Job {
     webhooks: Vec<WebhookWrite>,
     /// Facebook export jobs' state, committed last.
     exports: Vec<sift_store::ExportRow>,
+    /// A chunk of old workflow history to delete (`retention.rs`).
+    prune: Option<sift_store::Prune>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -81,6 +83,7 @@ impl WorkspaceHandle {
         let mut db = WorkspaceDb::open(&path)?;
         let started = Instant::now();
         let mut engine = db.load()?;
+        engine.set_max_queued_runs(config.workflow_queue_max);
         // The workspace comes back at its stored clock; timers that fell due
         // while it was closed fire now, and their changes are made durable
         // before it serves anyone.
@@ -132,6 +135,8 @@ impl WorkspaceHandle {
                             Pending::Webhooks(&j.webhooks),
                             Pending::Exports(&j.exports),
                         ]
+                        .into_iter()
+                        .chain(j.prune.as_ref().map(Pending::Prune))
                     }));
                     metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                     metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
@@ -191,6 +196,7 @@ impl WorkspaceHandle {
             crate::runner::spawn(&handle);
         }
         crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
+        crate::retention::spawn(&handle, config.workflow_retention);
         Ok(handle)
     }
 
@@ -279,6 +285,9 @@ impl WorkspaceHandle {
             if skip_empty && write.records.is_empty() {
                 return Ok(None);
             }
+            if write.dropped > 0 {
+                crate::runner::log_dropped(&self.id, &ws, &write.records);
+            }
             let written = (self.written.receiver_count() > 0)
                 .then(|| Written::of(&write.records))
                 .filter(|w| !w.is_empty());
@@ -298,6 +307,7 @@ impl WorkspaceHandle {
                 records: std::mem::take(&mut write.records),
                 webhooks: Vec::new(),
                 exports: Vec::new(),
+                prune: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
             };
@@ -359,10 +369,30 @@ impl WorkspaceHandle {
         self.queue(Vec::new(), rows)
     }
 
+    /// Deletes one chunk of workflow history through the writer (see
+    /// `retention.rs`) and waits until it is committed.
+    pub async fn prune(&self, prune: sift_store::Prune) -> ApiResult<()> {
+        let done = self.queue_job(Vec::new(), Vec::new(), Some(prune))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ApiError::internal(error)),
+            Err(_) => Err(ApiError::internal("the workspace's writer has stopped")),
+        }
+    }
+
     fn queue(
         &self,
         writes: Vec<WebhookWrite>,
         exports: Vec<sift_store::ExportRow>,
+    ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue_job(writes, exports, None)
+    }
+
+    fn queue_job(
+        &self,
+        writes: Vec<WebhookWrite>,
+        exports: Vec<sift_store::ExportRow>,
+        prune: Option<sift_store::Prune>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();
         {
@@ -380,6 +410,7 @@ impl WorkspaceHandle {
                 records: Vec::new(),
                 webhooks: writes,
                 exports,
+                prune,
                 next_seq: 0,
                 done: done_tx,
             };

@@ -37,6 +37,8 @@ mod ui;
 mod webhook_receiver;
 #[path = "api/webhooks.rs"]
 mod webhooks;
+#[path = "api/workflow_growth.rs"]
+mod workflow_growth;
 #[path = "api/workflow_webhooks.rs"]
 mod workflow_webhooks;
 #[path = "api/workflows.rs"]

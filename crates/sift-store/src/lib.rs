@@ -16,6 +16,7 @@ mod codec;
 mod error;
 mod exports;
 mod load;
+mod prune;
 mod schema;
 mod webhooks;
 mod workflow_db;
@@ -25,6 +26,7 @@ pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
 pub use exports::ExportRow;
+pub use prune::Prune;
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
 };

@@ -43,6 +43,7 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
         queue: workflows.queue,
         run_cursor: workflows.cursor,
         next_run_id: workflows.next_id,
+        dropped_triggers: workflows.dropped,
         score_grants: workflows.grants,
         aliases: crate::alias_db::load(conn)?,
         next_seq: next_seq as u64,

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -52,7 +52,34 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "exports",
         sql: V6,
     },
+    Step {
+        version: 7,
+        marker: "workflow_dropped",
+        sql: V7_WORKFLOW_GROWTH,
+    },
 ];
+
+/// Version 7 (marker `workflow_dropped`): bounded workflow growth. Triggers
+/// dropped because a workflow's queue was full, counted per workflow; and
+/// what the retention pruning (`prune.rs`) finds its oldest rows by: runs by
+/// time, outbox rows by when their delivery ended (delivered or given up;
+/// pending rows have none and are never pruned). Rows finished before this
+/// version get the best instant they have.
+const V7_WORKFLOW_GROWTH: &str = "
+    CREATE TABLE workflow_dropped (
+        workflow_id TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        last_at INTEGER NOT NULL
+    );
+    CREATE INDEX workflow_runs_by_at ON workflow_runs(at);
+    ALTER TABLE webhook_outbox ADD COLUMN finished_at INTEGER;
+    UPDATE webhook_outbox SET finished_at = COALESCE(delivered_at, next_attempt_at)
+        WHERE state != 'pending';
+    CREATE INDEX webhook_outbox_finished ON webhook_outbox(finished_at)
+        WHERE finished_at IS NOT NULL;
+";
 
 /// Facebook export jobs as last reported (`exports.rs`).
 const V6: &str = "
@@ -383,6 +410,45 @@ mod tests {
         let conn = open(&path).unwrap();
         assert!(has_table(&conn, "events").unwrap());
         assert!(has_table(&conn, "workflows").unwrap());
+    }
+
+    /// Version 7 dates the outbox rows that finished before it (delivered:
+    /// when; given up: the last planned attempt), so retention can prune
+    /// them; pending rows stay undated and are never pruned.
+    #[test]
+    fn version_6_outbox_rows_get_their_finish_time_in_version_7() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 6).unwrap();
+            conn.execute_batch(
+                "INSERT INTO webhook_outbox (id, run_id, workflow_id, url, body, created_at, state,
+                   attempts, next_attempt_at, delivered_at)
+                 VALUES ('a', 1, 'wf', 'u', '', 1, 'delivered', 1, 1, 5),
+                        ('b', 2, 'wf', 'u', '', 1, 'failed', 10, 9, NULL),
+                        ('c', 3, 'wf', 'u', '', 1, 'pending', 2, 7, NULL);",
+            )
+            .unwrap();
+        }
+        drop(WorkspaceDb::open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let finished: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT id, finished_at FROM webhook_outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            finished,
+            [
+                ("a".into(), Some(5)),
+                ("b".into(), Some(9)),
+                ("c".into(), None)
+            ]
+        );
+        assert!(has_table(&conn, "workflow_dropped").unwrap());
     }
 
     #[test]

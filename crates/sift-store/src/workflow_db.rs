@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::{Value as Json, json};
 use sift_engine::{
-    Action, ActionDone, ChangeKind, QueueBatch, QueuedItem, RawValue, Record, RunRecord, RunStatus,
-    ScoreGrant, Trigger, TriggerKind, WorkflowDef, WorkflowStatus,
+    Action, ActionDone, ChangeKind, DroppedTriggers, QueueBatch, QueuedItem, RawValue, Record,
+    RunRecord, RunStatus, ScoreGrant, Trigger, TriggerKind, WorkflowDef, WorkflowStatus,
 };
 use sift_lang::Schema;
 
@@ -216,6 +216,30 @@ pub(crate) fn apply(
                 .execute(params![id])?;
             tx.prepare_cached("DELETE FROM workflow_runs WHERE workflow_id = ?1")?
                 .execute(params![id])?;
+            tx.prepare_cached("DELETE FROM workflow_dropped WHERE workflow_id = ?1")?
+                .execute(params![id])?;
+        }
+        Record::TriggersDropped(drop) => {
+            // Counts add up within a generation; a newer one starts afresh.
+            tx.prepare_cached(
+                "INSERT INTO workflow_dropped (workflow_id, generation, count, since, last_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(workflow_id) DO UPDATE SET
+                   count = CASE WHEN generation = excluded.generation THEN count + excluded.count
+                           ELSE excluded.count END,
+                   since = CASE WHEN generation = excluded.generation THEN since
+                           ELSE excluded.since END,
+                   last_at = excluded.last_at,
+                   generation = excluded.generation
+                 WHERE excluded.generation >= generation",
+            )?
+            .execute(params![
+                drop.workflow_id,
+                drop.generation,
+                drop.count as i64,
+                drop.since,
+                drop.last_at
+            ])?;
         }
         Record::Triggers(batch) => {
             tx.prepare_cached(
@@ -302,7 +326,8 @@ pub(crate) fn apply(
             tx.prepare_cached(
                 "UPDATE webhook_outbox SET state = ?2, attempts = ?3,
                    next_attempt_at = COALESCE(?4, next_attempt_at), last_error = COALESCE(?5, last_error),
-                   delivered_at = CASE WHEN ?6 THEN ?7 ELSE delivered_at END
+                   delivered_at = CASE WHEN ?6 THEN ?7 ELSE delivered_at END,
+                   finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -346,6 +371,7 @@ pub(crate) struct Loaded {
     pub cursor: u64,
     pub next_id: u64,
     pub grants: Vec<ScoreGrant>,
+    pub dropped: Vec<DroppedTriggers>,
 }
 
 pub(crate) fn load(conn: &Connection, schema: &dyn Schema) -> Result<Loaded, StoreError> {
@@ -419,12 +445,28 @@ pub(crate) fn load(conn: &Connection, schema: &dyn Schema) -> Result<Loaded, Sto
             expires_at: row.get(5)?,
         });
     }
+    let mut dropped = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT workflow_id, generation, count, since, last_at FROM workflow_dropped
+         ORDER BY workflow_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        dropped.push(DroppedTriggers {
+            workflow_id: row.get(0)?,
+            generation: row.get(1)?,
+            count: row.get::<_, i64>(2)? as u64,
+            since: row.get(3)?,
+            last_at: row.get(4)?,
+        });
+    }
     Ok(Loaded {
         workflows,
         queue,
         cursor,
         next_id,
         grants,
+        dropped,
     })
 }
 

@@ -26,6 +26,8 @@ pub enum Pending<'a> {
     Webhooks(&'a [crate::WebhookWrite]),
     /// Facebook export jobs' state.
     Exports(&'a [crate::ExportRow]),
+    /// Deletes a chunk of old workflow history (see `prune.rs`).
+    Prune(&'a crate::Prune),
 }
 
 /// One membership change as stored: contact by number.
@@ -84,6 +86,7 @@ impl WorkspaceDb {
                         crate::exports::apply(&tx, row)?;
                     }
                 }
+                Pending::Prune(prune) => crate::prune::apply(&tx, prune)?,
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -287,6 +290,7 @@ fn apply(
         Record::Workflow(_)
         | Record::WorkflowDeleted { .. }
         | Record::Triggers(_)
+        | Record::TriggersDropped(_)
         | Record::RunCursor(_)
         | Record::Run(_)
         | Record::ScoreGrant(_)

@@ -28,6 +28,19 @@ pub struct ServeFlags {
     /// Admin key for managing workspaces (also SIFT_ADMIN_KEY).
     #[arg(long, env = "SIFT_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// How long finished workflow runs and finished webhook-action
+    /// deliveries are kept before they are deleted: a whole number and a
+    /// unit, d, h, m or s (30d, 12h). Queued runs and pending deliveries
+    /// are never deleted.
+    #[arg(long, env = "SIFT_WORKFLOW_RETENTION", default_value = "30d",
+          value_parser = sift_server::config::parse_retention)]
+    pub workflow_retention: std::time::Duration,
+    /// Most triggers of one workflow waiting to run. Beyond it new triggers
+    /// of that workflow are dropped, counted in the workflow's `dropped`
+    /// and logged, until its queue drains.
+    #[arg(long, env = "SIFT_WORKFLOW_QUEUE_MAX", default_value_t = sift_engine::DEFAULT_MAX_QUEUED,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub workflow_queue_max: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +79,12 @@ pub enum Command {
         /// (default: id and every non-system field).
         #[arg(long)]
         fields: Option<String>,
+        /// Write cells exactly as stored, for programs. By default a cell
+        /// starting with =, +, -, @, a tab or a carriage return gets a
+        /// leading ' so a spreadsheet does not run it as a formula (plain
+        /// negative numbers excepted); the same as the API's ?raw=true.
+        #[arg(long)]
+        raw: bool,
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,

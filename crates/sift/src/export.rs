@@ -22,6 +22,8 @@ use sift_store::{Catalog, WorkspaceDb};
 pub struct ExportArgs<'a> {
     pub segment: &'a str,
     pub fields: Option<&'a str>,
+    /// Cells as stored, not neutralised for spreadsheets.
+    pub raw: bool,
     pub output: Option<&'a Path>,
     pub data: &'a Path,
     pub workspace: Option<&'a str>,
@@ -114,11 +116,17 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
     );
     let mut buffer = Vec::with_capacity(256 * 1024);
     csv_export::header(&columns, &mut buffer);
+    let cells = if args.raw {
+        csv_export::Cells::Raw
+    } else {
+        csv_export::Cells::Neutralised
+    };
     let mut after = None;
     let mut written = 0u64;
     loop {
-        let (rows, next) = csv_export::chunk(&engine, &segment_id, &columns, after, &mut buffer)
-            .context("the segment vanished during the export")?;
+        let (rows, next) =
+            csv_export::chunk(&engine, &segment_id, &columns, cells, after, &mut buffer)
+                .context("the segment vanished during the export")?;
         out.write_all(&buffer).context("cannot write the CSV")?;
         buffer.clear();
         written += rows as u64;

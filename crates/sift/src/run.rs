@@ -38,12 +38,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             segment,
             format: ExportFormat::Csv,
             fields,
+            raw,
             output,
             data,
             workspace,
         } => crate::export::export_csv(crate::export::ExportArgs {
             segment: &segment,
             fields: fields.as_deref(),
+            raw,
             output: output.as_deref(),
             data: &data,
             workspace: workspace.as_deref(),
@@ -125,7 +127,10 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&data, flags.admin_key.clone()))
+        let mut config = Config::new(&data, flags.admin_key.clone());
+        config.workflow_retention = flags.workflow_retention;
+        config.workflow_queue_max = flags.workflow_queue_max;
+        let state = AppState::open(config)
             .with_context(|| format!("cannot open data directory {}", data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;

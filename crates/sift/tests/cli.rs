@@ -457,3 +457,49 @@ fn the_demo_keeps_its_own_data_directory() {
     );
     assert!(dir.path().join("sift-data").is_dir());
 }
+
+/// The workflow growth settings are `serve` flags with environment
+/// variables, listed by `--help`; a bad value stops the start with a
+/// message saying what to give.
+#[test]
+fn serve_takes_the_workflow_retention_and_queue_bound() {
+    let out = sift().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for text in [
+        "--workflow-retention",
+        "SIFT_WORKFLOW_RETENTION",
+        "[default: 30d]",
+        "--workflow-queue-max",
+        "SIFT_WORKFLOW_QUEUE_MAX",
+        "[default: 100000]",
+    ] {
+        assert!(help.contains(text), "{text} missing from:\n{help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, says) in [
+        (
+            "--workflow-retention",
+            "30 days",
+            "a whole number and a unit",
+        ),
+        ("--workflow-retention", "0d", "above 0"),
+        ("--workflow-queue-max", "0", "0 is not in 1.."),
+    ] {
+        let out = sift()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let out = sift()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("SIFT_WORKFLOW_RETENTION", "never")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

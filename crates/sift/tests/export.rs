@@ -53,7 +53,7 @@ async fn export_writes_the_same_csv_as_the_api_with_or_without_a_server() {
         .map(|n| {
             json!({"id": format!("c{n}"), "properties": {
                 "email": format!("c{n}@example.com"),
-                "first_name": match n % 3 { 0 => "Ana, \"la\"".to_string(), 1 => "two\nlines".to_string(), _ => format!("N{n}") },
+                "first_name": match n % 6 { 0 | 3 => "Ana, \"la\"".to_string(), 1 | 4 => "two\nlines".to_string(), 2 => format!("=N{n}"), _ => format!("N{n}") },
                 "interests": if n % 2 == 0 { json!(["shoes", "bags"]) } else { json!([]) },
                 "newsletter": n % 4 != 0,
             }})
@@ -99,6 +99,21 @@ async fn export_writes_the_same_csv_as_the_api_with_or_without_a_server() {
         stderr.contains("exported 1875 contacts of \"Newsletter readers\""),
         "{stderr}"
     );
+
+    // Formula-like cells are neutralised the same way in both; raw in both
+    // when asked.
+    assert!(expected.contains(",'=N"), "{}", &expected[..300]);
+    let raw = get_text(
+        &http,
+        &addr,
+        &key,
+        &format!("/v1/segments/{id}/export.csv?fields={fields}&raw=true"),
+    )
+    .await;
+    assert!(raw.contains(",=N") && !raw.contains(",'=N"));
+    let (code, stdout, stderr) = export(&data, &[&id, "--fields", fields, "--raw"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, raw);
 
     // By name (any case), to a file; the default columns.
     let file = dir.path().join("out.csv");

@@ -91,6 +91,9 @@ pub struct Write {
     pub rescored: u64,
     /// Workflow triggers the write queued.
     pub queued: u64,
+    /// Workflow triggers the write did not queue: their workflow's queue
+    /// was full (each drop is a [`Record::TriggersDropped`]).
+    pub dropped: u64,
     /// Triggers a run write consumed.
     pub runs: u64,
     /// Actions a run write applied.

@@ -12,7 +12,7 @@ use crate::fields::{ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, U
 use crate::scoring::ScoringRule;
 use crate::segments::{Segment, Slot};
 use crate::value::Value;
-use crate::workflows::{QueueBatch, ScoreGrant, WorkflowDef};
+use crate::workflows::{DroppedTriggers, QueueBatch, ScoreGrant, WorkflowDef};
 
 /// Everything a store keeps about a workspace.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +35,8 @@ pub struct StoredState {
     pub run_cursor: u64,
     /// The next trigger number to hand out (at least every stored one's end).
     pub next_run_id: u64,
+    /// Triggers dropped because a workflow's queue was full, per workflow.
+    pub dropped_triggers: Vec<DroppedTriggers>,
     pub score_grants: Vec<ScoreGrant>,
     /// Ids identified into other contacts: (alias, contact number).
     pub aliases: Vec<(String, u32)>,
@@ -105,6 +107,9 @@ impl Workspace {
             .restore_cursor(state.run_cursor, state.next_run_id);
         for batch in state.queue {
             ws.workflows.restore_batch(batch);
+        }
+        for drop in state.dropped_triggers {
+            ws.workflows.restore_dropped(drop);
         }
         ws.next_seq = state.next_seq;
         ws.rebuild_timers();

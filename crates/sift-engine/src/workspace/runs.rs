@@ -57,7 +57,9 @@ impl Workspace {
         out.webhooks += std::mem::take(&mut part.webhooks);
         let staged = std::mem::take(&mut part.staged);
         let hits = std::mem::take(&mut part.event_hits);
-        out.queued += self.seal(staged, hits, part.depth, &mut out.records);
+        let (queued, dropped) = self.seal(staged, hits, part.depth, &mut out.records);
+        out.queued += queued;
+        out.dropped += dropped;
     }
 
     /// A write that only records a webhook delivery attempt (the outbox is

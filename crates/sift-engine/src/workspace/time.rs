@@ -104,13 +104,17 @@ impl Workspace {
         let mut records = pending.records;
         // What the timers did stays apart from the write's own changes
         // (never coalesced with them), closed by a clock record.
-        write.queued += self.seal(pending.staged, Vec::new(), 0, &mut records);
+        let (queued, dropped) = self.seal(pending.staged, Vec::new(), 0, &mut records);
+        write.queued += queued;
+        write.dropped += dropped;
         records.push(Record::Clock(self.clock));
         write.changes += pending.changes;
         records.append(&mut write.records);
         let staged = mem::take(&mut write.staged);
         let hits = mem::take(&mut write.event_hits);
-        write.queued += self.seal(staged, hits, write.depth, &mut records);
+        let (queued, dropped) = self.seal(staged, hits, write.depth, &mut records);
+        write.queued += queued;
+        write.dropped += dropped;
         records.push(Record::Clock(self.clock));
         write.records = records;
         write

@@ -43,6 +43,19 @@ impl Workspace {
         self.workflows.queued_for(id)
     }
 
+    /// Triggers of workflow `id` dropped (its queue was full) since it last
+    /// started running.
+    pub fn dropped_runs_for(&self, id: &str) -> Option<&crate::workflows::DroppedTriggers> {
+        self.workflows.dropped_for(id)
+    }
+
+    /// Bounds the triggers of each workflow waiting to run (the server's
+    /// setting; [`crate::workflows::DEFAULT_MAX_QUEUED`] until set). Not
+    /// stored: it decides only what later writes queue.
+    pub fn set_max_queued_runs(&mut self, max: u64) {
+        self.workflows.set_max_queued(max);
+    }
+
     /// The first trigger number not yet run, and the next one to hand out.
     pub fn run_cursor(&self) -> (u64, u64) {
         (self.workflows.cursor(), self.workflows.next_id())
@@ -167,6 +180,7 @@ impl Workspace {
         before.records.append(&mut write.records);
         write.records = before.records;
         write.queued += before.queued;
+        write.dropped += before.dropped;
         write.changes += before.changes;
         Ok(write)
     }
@@ -470,16 +484,28 @@ impl Workspace {
 
     /// Numbers `staged` changes into batches and appends them to `records`,
     /// then queues (and records) the triggers they and `hits` cause, at
-    /// cascade depth `depth`. Answers how many triggers were queued.
+    /// cascade depth `depth`, as far as each workflow's queue bound allows.
+    /// Answers how many triggers were queued and how many dropped.
     pub(super) fn seal(
         &mut self,
         staged: staging::Staged,
         hits: Vec<(usize, String, QueuedItem)>,
         depth: u32,
         records: &mut Vec<Record>,
-    ) -> u64 {
+    ) -> (u64, u64) {
         let batches = staged.into_batches(&mut self.next_seq);
+        let at = self.clock;
         let mut queued = Vec::new();
+        let mut dropped = Vec::new();
+        let mut enqueue = |workflows: &mut crate::workflows::Workflows,
+                           index: usize,
+                           trigger: TriggerKind,
+                           items: Vec<QueuedItem>,
+                           beyond: u64| {
+            let (batch, drop) = workflows.enqueue(index, depth, trigger, items, beyond, at);
+            queued.extend(batch);
+            dropped.extend(drop);
+        };
         // Events first (they came before the changes they caused), one
         // batch per workflow, in the order of each workflow's first hit.
         let mut groups: Vec<(usize, String, Vec<QueuedItem>)> = Vec::new();
@@ -491,7 +517,7 @@ impl Workspace {
         }
         for (index, event_type, items) in groups {
             let trigger = TriggerKind::Event { event_type };
-            queued.push(self.workflows.enqueue(index, depth, trigger, items));
+            enqueue(&mut self.workflows, index, trigger, items, 0);
         }
         if self.workflows.watches_changes() {
             for batch in &batches {
@@ -505,7 +531,12 @@ impl Workspace {
                     .to_vec()
                 {
                     let scope = self.test_scope(index);
-                    let items: Vec<QueuedItem> = batch
+                    // Only what fits is materialised: a change of a million
+                    // contacts past a full queue costs a count, not a list.
+                    let room = self.workflows.room(index) as usize;
+                    let mut items: Vec<QueuedItem> = Vec::new();
+                    let mut beyond = 0u64;
+                    let triggering = batch
                         .contacts
                         .iter()
                         .enumerate()
@@ -513,27 +544,34 @@ impl Workspace {
                         // A merged-away contact's exits run nothing: it is gone.
                         .filter(|(_, no)| {
                             batch.cause != Cause::Merge || self.contacts.is_alive(*no)
-                        })
-                        .map(|(k, no)| QueuedItem {
-                            no,
-                            seq: Some(batch.seq_start + k as u64),
-                            event_id: None,
-                            at: batch.at,
-                        })
-                        .collect();
-                    if !items.is_empty() {
+                        });
+                    for (k, no) in triggering {
+                        if items.len() < room {
+                            items.push(QueuedItem {
+                                no,
+                                seq: Some(batch.seq_start + k as u64),
+                                event_id: None,
+                                at: batch.at,
+                            });
+                        } else {
+                            beyond += 1;
+                        }
+                    }
+                    if !items.is_empty() || beyond > 0 {
                         let trigger = TriggerKind::Change {
                             segment_id: batch.segment_id.clone(),
                             kind: batch.kind,
                         };
-                        queued.push(self.workflows.enqueue(index, depth, trigger, items));
+                        enqueue(&mut self.workflows, index, trigger, items, beyond);
                     }
                 }
             }
         }
         records.extend(batches.into_iter().map(Record::Changes));
         let count = queued.iter().map(|b| b.items.len() as u64).sum();
+        let lost = dropped.iter().map(|d| d.count).sum();
         records.extend(queued.into_iter().map(Record::Triggers));
-        count
+        records.extend(dropped.into_iter().map(Record::TriggersDropped));
+        (count, lost)
     }
 }

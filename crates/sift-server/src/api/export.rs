@@ -19,6 +19,11 @@ pub struct ExportQuery {
     /// Comma-separated columns: `id`, any field name, or a system field.
     /// Default: `id` and every non-system field.
     fields: Option<String>,
+    /// `true`: cells exactly as stored, for programs. By default a cell
+    /// starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+    /// leading `'` so that a spreadsheet shows it instead of running it
+    /// (plain negative numbers excepted).
+    raw: Option<bool>,
 }
 
 /// A segment's members as CSV, streamed.
@@ -42,16 +47,22 @@ pub async fn export_csv(
         })?;
         Ok::<_, ApiError>((segment.def.name.clone(), columns))
     })??;
+    let cells = if query.raw.unwrap_or(false) {
+        csv_export::Cells::Raw
+    } else {
+        csv_export::Cells::Neutralised
+    };
     let mut header_row = Vec::new();
     csv_export::header(&columns, &mut header_row);
     // The state is where the next chunk starts: `None` before the first
     // member, and the stream ends after `Next::Done`.
     let chunks = futures_util::stream::unfold(
         (ws, id, columns, Some(None::<u32>), Some(header_row)),
-        |(ws, id, columns, next, header_row)| async move {
+        move |(ws, id, columns, next, header_row)| async move {
             let after = next?;
             let mut out = header_row.unwrap_or_default();
-            let read = ws.read(|engine| csv_export::chunk(engine, &id, &columns, after, &mut out));
+            let read =
+                ws.read(|engine| csv_export::chunk(engine, &id, &columns, cells, after, &mut out));
             // The segment was deleted, or the server is stopping: end here.
             let (_, next) = read.ok().flatten()?;
             let next = match next {

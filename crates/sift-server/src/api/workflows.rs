@@ -36,6 +36,10 @@ pub fn workflow_json(engine: &Workspace, def: &WorkflowDef) -> Json {
         out["trigger"]["where_text"] = json!(sift_lang::to_text(filter, &schema));
     }
     out["queued"] = json!(engine.queued_runs_for(&def.id));
+    let dropped = engine.dropped_runs_for(&def.id);
+    out["dropped"] = json!(dropped.map_or(0, |d| d.count));
+    out["dropped_since"] = dropped.map_or(Json::Null, |d| datetime(d.since));
+    out["last_dropped_at"] = dropped.map_or(Json::Null, |d| datetime(d.last_at));
     out["created_at"] = datetime(def.created_at);
     out["updated_at"] = datetime(def.updated_at);
     out

@@ -139,3 +139,86 @@ async fn export_csv_of_100k_members_is_streamed_in_bounded_chunks() {
     }
     assert_eq!(count, MEMBERS);
 }
+
+/// Cells a spreadsheet would run as formulas get a leading `'` (OWASP's
+/// advice), whichever column they are in: ids, strings and list cells
+/// (one cell, checked at its first character). Plain negative numbers stay
+/// numbers. `?raw=true` gives every cell as stored.
+#[tokio::test]
+async fn export_csv_neutralises_formula_cells_unless_raw() {
+    let server = Server::new();
+    // Ids cannot hold control characters, so tab and CR are tested in values.
+    let contacts = json!({"contacts": [
+        {"id": "=1+1", "properties": {"first_name": "=HYPERLINK(\"http://x\")", "lead_points": -5, "interests": ["=a", "b"]}},
+        {"id": "+plus", "properties": {"first_name": "+1", "lead_points": -2.5, "interests": ["b", "c=d"]}},
+        {"id": "-minus", "properties": {"first_name": "-2+3+cmd|' /C calc'!A0", "lead_points": 3, "interests": ["-x"]}},
+        {"id": "@at", "properties": {"first_name": "@SUM(A1)", "lead_points": 0, "interests": ["@y"]}},
+        {"id": "tab", "properties": {"first_name": "\t=1", "interests": ["\tz"]}},
+        {"id": "cr", "properties": {"first_name": "\r=1", "interests": ["\rw"]}},
+        {"id": "plain", "properties": {"first_name": "Ana = Bea", "interests": ["a-b"]}},
+        {"id": "neg-text", "properties": {"first_name": "-5 apples"}},
+    ]});
+    let (status, body) = send(
+        &server.app,
+        "POST",
+        "/v1/contacts:batch",
+        Some(&server.key),
+        Some(contacts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let segment = server.segment("All", "first_name is set").await;
+    let export = |raw: &'static str| {
+        let app = server.app.clone();
+        let key = server.key.clone();
+        let path = format!(
+            "/v1/segments/{segment}/export.csv?fields=id,first_name,lead_points,interests{raw}"
+        );
+        async move {
+            let (status, body) = send(&app, "GET", &path, Some(&key), None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let text = body.as_str().unwrap().to_string();
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            reader
+                .records()
+                .map(|r| r.unwrap().iter().map(String::from).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        }
+    };
+    let row = |cells: [&str; 4]| cells.map(String::from).to_vec();
+    assert_eq!(
+        export("").await,
+        [
+            row(["'=1+1", "'=HYPERLINK(\"http://x\")", "-5", "'=a|b"]),
+            row(["'+plus", "'+1", "-2.5", "b|c=d"]),
+            row(["'-minus", "'-2+3+cmd|' /C calc'!A0", "3", "'-x"]),
+            row(["'@at", "'@SUM(A1)", "0", "'@y"]),
+            row(["tab", "'\t=1", "", "'\tz"]),
+            row(["cr", "'\r=1", "", "'\rw"]),
+            row(["plain", "Ana = Bea", "", "a-b"]),
+            row(["neg-text", "'-5 apples", "", ""]),
+        ]
+    );
+    let raw = [
+        row(["=1+1", "=HYPERLINK(\"http://x\")", "-5", "=a|b"]),
+        row(["+plus", "+1", "-2.5", "b|c=d"]),
+        row(["-minus", "-2+3+cmd|' /C calc'!A0", "3", "-x"]),
+        row(["@at", "@SUM(A1)", "0", "@y"]),
+        row(["tab", "\t=1", "", "\tz"]),
+        row(["cr", "\r=1", "", "\rw"]),
+        row(["plain", "Ana = Bea", "", "a-b"]),
+        row(["neg-text", "-5 apples", "", ""]),
+    ];
+    assert_eq!(export("&raw=true").await, raw);
+    // `raw=false` is the default.
+    assert_eq!(export("&raw=false").await, export("").await);
+    let (status, body) = send(
+        &server.app,
+        "GET",
+        &format!("/v1/segments/{segment}/export.csv?raw=yes"),
+        Some(&server.key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

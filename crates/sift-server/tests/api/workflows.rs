@@ -552,6 +552,9 @@ async fn a_workflow_answers_its_definition_with_texts() {
                 {"type": "add_score", "points": 2.5, "expires_after": "30d"}
             ],
             "queued": 0,
+            "dropped": 0,
+            "dropped_since": null,
+            "last_dropped_at": null,
             "created_at": "[datetime]",
             "updated_at": "[datetime]"
         })

@@ -1,0 +1,90 @@
+//! Workflow history retention: one task per open workspace deletes
+//! finished runs and finished webhook-action deliveries once they are older
+//! than the retention (`--workflow-retention`, 30 days by default).
+//!
+//! The task sleeps until the oldest such row becomes prunable (its instant
+//! plus the retention), read from the store's indexes; with no history it
+//! sleeps a whole retention, since nothing written meanwhile can fall due
+//! sooner. It never scans on a timer. Deleting goes through the writer in
+//! chunks of [`CHUNK`] rows per table, each awaited before the next, so a
+//! backlog (a first start with a shorter retention) never holds the writer
+//! for one long transaction: client writes commit between chunks.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sift_store::Prune;
+use tokio::sync::watch;
+
+use crate::error::Code;
+use crate::state::{WorkspaceHandle, now_ms};
+
+/// Rows of each table deleted per commit.
+pub const CHUNK: usize = 1_000;
+/// The wait after a failed read, so that a broken database is not polled.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+pub fn spawn(handle: &Arc<WorkspaceHandle>, retention: Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let closed = handle.closed.subscribe();
+    runtime.spawn(run(Arc::downgrade(handle), closed, retention));
+}
+
+async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, retention: Duration) {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        if *closed.borrow() {
+            return;
+        }
+        let Some(handle) = weak.upgrade() else {
+            return;
+        };
+        let oldest = match handle.reader().map(|r| r.oldest_history()) {
+            Ok(Ok(oldest)) => Ok(oldest),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => return,
+        };
+        let now = now_ms();
+        let cutoff = now.saturating_sub(retention_ms);
+        let wait = match oldest {
+            Ok(Some(at)) if at < cutoff => {
+                let prune = Prune {
+                    before: cutoff,
+                    limit: CHUNK,
+                };
+                match handle.prune(prune).await {
+                    Ok(()) => {
+                        metrics::counter!("sift_workflow_history_prunes_total").increment(1);
+                        tracing::debug!(workspace = %handle.id, before = cutoff, "pruned a chunk of workflow history");
+                        // Let other tasks' writes in before the next chunk.
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Err(error) if error.code == Code::Unavailable => return,
+                    Err(error) => {
+                        tracing::error!(workspace = %handle.id, message = %error.message, "pruning workflow history failed; it stops");
+                        return;
+                    }
+                }
+            }
+            // The oldest row falls due at its instant plus the retention;
+            // rows written later fall due later.
+            Ok(Some(at)) => Duration::from_millis(
+                at.saturating_add(retention_ms).saturating_sub(now).max(1) as u64,
+            ),
+            Ok(None) => retention,
+            Err(error) => {
+                tracing::warn!(workspace = %handle.id, %error, "reading the workflow history's age failed; retrying in a minute");
+                RETRY_AFTER
+            }
+        };
+        drop(handle);
+        tokio::select! {
+            biased;
+            _ = closed.changed() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
