@@ -79,6 +79,11 @@ impl Cause {
     }
 }
 
+/// The seq of a workspace's first change. Seqs start at 1 so that 0 can be
+/// every reader's "nothing seen yet": `after=0` and no `after` are the same,
+/// as with JetStream's stream sequences, which cluster mode will carry.
+pub const FIRST_SEQ: u64 = 1;
+
 /// Changes of one segment with one kind and cause at one instant: contact `n`
 /// of `contacts` (in ascending number order) has seq `seq_start + n`.
 #[derive(Clone, Debug, PartialEq)]

@@ -27,7 +27,8 @@ mod workflows;
 mod workspace;
 
 pub use changes::{
-    Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, Record, SegmentDef, SegmentKind,
+    Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, Record, SegmentDef,
+    SegmentKind,
 };
 pub use contacts::Contacts;
 pub use error::{Error, Usage};

@@ -2,8 +2,9 @@
 //! hand-made cases (the randomised check is `time_differential.rs`).
 
 use sift_engine::{
-    Cause, ChangeKind, ContactInput, EventInput, MemoryStore, RawValue, Record, ScoringRuleInput,
-    SegmentInput, SegmentKind, Store, Workspace, Write, format_datetime, parse_datetime,
+    Cause, ChangeKind, ContactInput, EventInput, FIRST_SEQ, MemoryStore, RawValue, Record,
+    ScoringRuleInput, SegmentInput, SegmentKind, Store, Workspace, Write, format_datetime,
+    parse_datetime,
 };
 use sift_lang::parse_text;
 
@@ -248,4 +249,34 @@ fn a_replayed_event_id_stays_a_duplicate_after_its_contact_is_erased() {
         .expect("replay");
     assert_eq!(replay.duplicates, [0]);
     assert_eq!(restored.lookup("cy"), None);
+}
+
+/// Seqs start at 1, so 0 is every reader's "nothing seen yet": a fresh
+/// workspace's first change is seq 1, also when it was saved and restored
+/// before recording anything, and the next ones follow without a gap.
+#[test]
+fn the_first_change_of_a_fresh_workspace_is_seq_1() {
+    let now = at("2026-03-01T00:00:00Z");
+    for restored in [false, true] {
+        let mut store = MemoryStore::default();
+        let mut ws = Workspace::new();
+        if restored {
+            ws = store.load().expect("memory store");
+        }
+        assert_eq!(ws.next_seq(), FIRST_SEQ, "restored: {restored}");
+        segment(&mut ws, &mut store, "news", "newsletter = true", now);
+        let subscriber = |id: &str| ContactInput {
+            id: id.into(),
+            properties: vec![("newsletter".into(), RawValue::Bool(true))],
+            anonymous: None,
+        };
+        let write = ws.upsert_contacts(&[subscriber("ana")], now).expect("upsert");
+        keep(&mut store, &write);
+        let first: Vec<u64> = write.changes().map(|b| b.seq_start).collect();
+        assert_eq!(first, [1], "restored: {restored}");
+        let write = ws.upsert_contacts(&[subscriber("luis")], now).expect("upsert");
+        keep(&mut store, &write);
+        assert_eq!(write.changes().next().map(|b| b.seq_start), Some(2));
+        assert_eq!(store.load().expect("memory store").next_seq(), 3);
+    }
 }

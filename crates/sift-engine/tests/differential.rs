@@ -17,7 +17,7 @@
 //!   incremental membership, and so does `explain` for a few contacts;
 //! - every contact's stored view (properties, system fields, segments) equals
 //!   the model, and the schema equals the model's;
-//! - the change log is gapless from seq 0, every change has a plausible cause,
+//! - the change log is gapless from seq 1, every change has a plausible cause,
 //!   and replaying entered/exited per segment from empty gives exactly the
 //!   current membership;
 //! - a rejected write returns the expected error and changes nothing.
@@ -645,7 +645,11 @@ impl Run {
             rng,
             ws: Workspace::new(),
             model,
-            log: Log::default(),
+            // The oracle's log expects the first change at seq 1.
+            log: Log {
+                next_seq: sift_engine::FIRST_SEQ,
+                ..Log::default()
+            },
             now: T0,
             nows: vec![T0],
             step: 0,

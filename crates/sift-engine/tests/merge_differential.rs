@@ -17,7 +17,7 @@
 //!   upserted, its events ingested, its static members added; and every
 //!   contact's properties, `anonymous`, `lead_score` and `last_seen_at`
 //!   equal that workspace's;
-//! - replaying the change log from seq 0 gives the current membership, and
+//! - replaying the change log from seq 1 gives the current membership, and
 //!   every change an identify recorded has cause `merge`;
 //! - a workspace loaded from the records (MemoryStore) equals the live one.
 //!
@@ -417,9 +417,9 @@ impl Run {
                 "contacts differ from scratch:\nlive {live:#?}\nscratch {expected:#?}"
             ));
         }
-        // Replaying the log from seq 0 gives the current membership.
+        // Replaying the log from seq 1 gives the current membership.
         let mut replayed: HashMap<String, RoaringBitmap> = HashMap::new();
-        let mut next = 0;
+        let mut next = sift_engine::FIRST_SEQ;
         for batch in self.store.changes() {
             if batch.seq_start != next {
                 self.fail(format!("change log gap at seq {next}"));

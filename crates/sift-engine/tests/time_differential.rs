@@ -27,7 +27,7 @@
 //! - the engine's `next_timer()` is after `now` and no later than the first
 //!   instant at which the oracle sees any membership flip (so no flip can be
 //!   late), and `clock()` is `now`;
-//! - the change log is gapless from seq 0 and replays to current membership;
+//! - the change log is gapless from seq 1 and replays to current membership;
 //! - a rejected event batch or rule write changes nothing (not even the
 //!   clock), and `check_events` names the same items.
 //!
@@ -840,7 +840,7 @@ impl Run {
             next_segment: 0,
             replay: HashMap::new(),
             recorded: i64::MIN,
-            next_seq: 0,
+            next_seq: sift_engine::FIRST_SEQ,
             history: Vec::new(),
             stats: Stats::default(),
             swap_next_restore: true,

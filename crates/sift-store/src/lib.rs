@@ -18,6 +18,7 @@ mod exports;
 mod load;
 mod prune;
 mod schema;
+mod seq_migration;
 mod webhooks;
 mod workflow_db;
 mod workspace_db;

@@ -27,8 +27,9 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
             .collect(),
     };
     let workflows = crate::workflow_db::load(conn, &schema)?;
+    // An empty log: the first change will be seq 1 (`sift_engine::FIRST_SEQ`).
     let next_seq: i64 =
-        conn.query_row("SELECT COALESCE(MAX(seq_end), 0) FROM changes", [], |r| {
+        conn.query_row("SELECT COALESCE(MAX(seq_end), 1) FROM changes", [], |r| {
             r.get(0)
         })?;
     Ok(StoredState {

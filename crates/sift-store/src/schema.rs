@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 7;
+pub(crate) const LATEST: i64 = 8;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -56,6 +56,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 7,
         marker: "workflow_dropped",
         sql: V7_WORKFLOW_GROWTH,
+    },
+    Step {
+        version: 8,
+        marker: "seq_origin",
+        sql: crate::seq_migration::V8_SEQS_FROM_ONE,
     },
 ];
 
@@ -363,7 +368,8 @@ mod tests {
         assert_eq!(state.clock, 1_700_000_005_000);
         assert_eq!(state.contacts.len(), 1);
         assert!(state.events.is_empty() && state.scoring_rules.is_empty());
-        assert_eq!(state.next_seq, 2);
+        // Stored as seqs 0 and 1; version 8 moved them to 1 and 2.
+        assert_eq!(state.next_seq, 3);
         drop(db);
 
         // Opening again runs nothing twice.

@@ -32,7 +32,7 @@ pub struct WebhookRow {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WebhookCursor {
     /// Every change with a lower seq was acknowledged by the endpoint, or is
-    /// not one the subscription sends.
+    /// not one the subscription sends (1: none; change seqs start at 1).
     pub change_seq: u64,
     /// Every event with this seq or a lower one was acknowledged (0: none;
     /// event seqs start at 1).
@@ -101,7 +101,7 @@ pub(crate) fn apply(
             // only resets its cursor.
             tx.prepare_cached(
                 "INSERT INTO webhook_cursors (webhook_id, change_seq, event_seq)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq_end), 0) FROM changes),
+                 VALUES (?1, (SELECT COALESCE(MAX(seq_end), 1) FROM changes),
                              (SELECT COALESCE(MAX(seq), 0) FROM events))
                  ON CONFLICT(webhook_id) DO UPDATE SET change_seq = excluded.change_seq,
                    event_seq = excluded.event_seq, acked_at = NULL,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{Cause, ChangeKind, Record, StoredState, Workspace};
+use sift_engine::{Cause, ChangeKind, FIRST_SEQ, Record, StoredState, Workspace};
 use sift_lang::DateTime;
 
 use crate::StoreError;
@@ -315,15 +315,15 @@ impl WorkspaceReader {
         &self.conn
     }
 
-    /// Up to `limit` changes with seq > `after`, of one segment or all, in seq order.
+    /// Up to `limit` changes with seq > `after`, of one segment or all, in
+    /// seq order. Seqs start at 1, so `after` 0 is from the beginning.
     pub fn changes(
         &self,
-        after: Option<u64>,
+        after: u64,
         segment_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredChange>, StoreError> {
-        // seq starts at 0, so "after nothing" is after -1.
-        let from = after.map_or(0, |a| a + 1);
+        let from = after.saturating_add(1);
         let sql = if segment_id.is_some() {
             // The batch holding `from` starts at or before it: start from the
             // segment's last batch that does, through the segment's index.
@@ -439,7 +439,7 @@ impl WorkspaceReader {
             .query_row("SELECT MAX(seq_end) FROM changes", [], |r| r.get(0))
             .optional()?
             .flatten();
-        Ok(next.unwrap_or(0) as u64)
+        Ok(next.map_or(FIRST_SEQ, |n| n as u64))
     }
 }
 

@@ -598,7 +598,7 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
 
     // The change log read back from SQLite is the one the engine produced.
     let reader = sift_store::WorkspaceReader::open(&dir.path().join("ws.db")).unwrap();
-    let stored = reader.changes(None, None, usize::MAX).unwrap();
+    let stored = reader.changes(0, None, usize::MAX).unwrap();
     let produced: Vec<(u64, String, u32)> = memory
         .changes()
         .iter()
@@ -614,7 +614,9 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         .map(|c| (c.seq, c.segment_id.clone(), c.no))
         .collect();
     assert_eq!(read, produced);
-    assert_eq!(read.len() as u64, ws.next_seq());
+    // Seqs start at 1: the log holds every seq below the next one.
+    assert_eq!(read.first().map(|c| c.0), Some(sift_engine::FIRST_SEQ));
+    assert_eq!(read.len() as u64 + sift_engine::FIRST_SEQ, ws.next_seq());
 
     // So is the run history, newest first, and the webhooks' outbox.
     for workflow in ["gift", "tag", "try"] {

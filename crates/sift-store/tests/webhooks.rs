@@ -215,58 +215,72 @@ fn the_change_log_reads_by_seq_range_and_segment_set() {
     let path = dir.path().join("ws.db");
     let mut db = WorkspaceDb::open(&path).unwrap();
     let mut all = vec![contact(0), contact(1), contact(2), contact(3)];
-    // seqs 0-3 in a, 4 in b, 5-6 in c, 7-8 in a, 9 in b
+    // seqs 1-4 in a, 5 in b, 6-7 in c, 8-9 in a, 10 in b
     all.extend([
-        batch(0, "a", &[0, 1, 2, 3]),
-        batch(4, "b", &[1]),
-        batch(5, "c", &[0, 2]),
-        batch(7, "a", &[1, 3]),
-        batch(9, "b", &[3]),
+        batch(1, "a", &[0, 1, 2, 3]),
+        batch(5, "b", &[1]),
+        batch(6, "c", &[0, 2]),
+        batch(8, "a", &[1, 3]),
+        batch(10, "b", &[3]),
     ]);
     records(&mut db, all);
     let reader = WorkspaceReader::open(&path).unwrap();
     let a = ["a".to_string()];
     let ab = ["a".to_string(), "b".to_string()];
     assert_eq!(
-        seqs(&reader.changes_in(0, 10, None, 100).unwrap()),
-        (0..10).collect::<Vec<_>>()
+        seqs(&reader.changes_in(1, 11, None, 100).unwrap()),
+        (1..11).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(&reader.changes_in(2, 6, None, 100).unwrap()),
-        [2, 3, 4, 5]
+        seqs(&reader.changes_in(3, 7, None, 100).unwrap()),
+        [3, 4, 5, 6]
     );
     assert_eq!(
-        seqs(&reader.changes_in(2, 10, Some(&a), 100).unwrap()),
-        [2, 3, 7, 8]
+        seqs(&reader.changes_in(3, 11, Some(&a), 100).unwrap()),
+        [3, 4, 8, 9]
     );
     assert_eq!(
-        seqs(&reader.changes_in(3, 10, Some(&ab), 3).unwrap()),
-        [3, 4, 7]
+        seqs(&reader.changes_in(4, 11, Some(&ab), 3).unwrap()),
+        [4, 5, 8]
     );
-    assert_eq!(seqs(&reader.changes_in(8, 9, Some(&ab), 3).unwrap()), [8]);
-    assert!(reader.changes_in(5, 7, Some(&ab), 3).unwrap().is_empty());
-    assert!(reader.changes_in(5, 5, None, 3).unwrap().is_empty());
-    assert!(reader.changes_in(0, 10, Some(&[]), 3).unwrap().is_empty());
-    let change = &reader.changes_in(6, 7, None, 1).unwrap()[0];
+    assert_eq!(seqs(&reader.changes_in(9, 10, Some(&ab), 3).unwrap()), [9]);
+    assert!(reader.changes_in(6, 8, Some(&ab), 3).unwrap().is_empty());
+    assert!(reader.changes_in(6, 6, None, 3).unwrap().is_empty());
+    assert!(reader.changes_in(1, 11, Some(&[]), 3).unwrap().is_empty());
+    let change = &reader.changes_in(7, 8, None, 1).unwrap()[0];
     assert_eq!(
         (change.segment_id.as_str(), change.no, change.at),
-        ("c", 2, NOW + 5)
+        ("c", 2, NOW + 6)
     );
 
-    // The paged reads start from the batch holding the first seq wanted.
-    assert_eq!(seqs(&reader.changes(None, None, 3).unwrap()), [0, 1, 2]);
+    // The paged reads start from the batch holding the first seq wanted;
+    // seqs start at 1, so after 0 is from the beginning.
+    assert_eq!(seqs(&reader.changes(0, None, 3).unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(&reader.changes(6, None, 100).unwrap()), [7, 8, 9, 10]);
     assert_eq!(
-        seqs(&reader.changes(Some(5), None, 100).unwrap()),
-        [6, 7, 8, 9]
+        seqs(&reader.changes(2, Some("a"), 100).unwrap()),
+        [3, 4, 8, 9]
     );
-    assert_eq!(
-        seqs(&reader.changes(Some(1), Some("a"), 100).unwrap()),
-        [2, 3, 7, 8]
-    );
-    assert_eq!(seqs(&reader.changes(Some(7), Some("a"), 100).unwrap()), [8]);
-    assert_eq!(seqs(&reader.changes(Some(4), Some("b"), 100).unwrap()), [9]);
-    assert!(reader.changes(Some(9), None, 100).unwrap().is_empty());
-    assert!(reader.changes(Some(9), Some("c"), 100).unwrap().is_empty());
+    assert_eq!(seqs(&reader.changes(8, Some("a"), 100).unwrap()), [9]);
+    assert_eq!(seqs(&reader.changes(5, Some("b"), 100).unwrap()), [10]);
+    assert!(reader.changes(10, None, 100).unwrap().is_empty());
+    assert!(reader.changes(10, Some("c"), 100).unwrap().is_empty());
+}
+
+/// A webhook made before any change starts at the first seq, 1: nothing
+/// was acknowledged and the first change is not skipped.
+#[test]
+fn a_webhook_made_on_an_empty_log_starts_at_seq_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ws.db");
+    let mut db = WorkspaceDb::open(&path).unwrap();
+    webhooks(&mut db, vec![WebhookWrite::Create(row("wh_1", None))]);
+    let reader = WorkspaceReader::open(&path).unwrap();
+    let cursor = reader.webhook("wh_1").unwrap().unwrap().cursor;
+    assert_eq!((cursor.change_seq, cursor.event_seq), (1, 0));
+    records(&mut db, vec![contact(0), batch(1, "a", &[0])]);
+    let next = reader.changes_in(cursor.change_seq, 2, None, 10).unwrap();
+    assert_eq!(seqs(&next), [1]);
 }
 
 #[test]

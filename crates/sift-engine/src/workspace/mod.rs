@@ -223,7 +223,10 @@ impl SegmentLookup for BlankLookup<'_> {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        let mut ws = Workspace::default();
+        let mut ws = Workspace {
+            next_seq: crate::changes::FIRST_SEQ,
+            ..Workspace::default()
+        };
         for def in ws.fields.all().to_vec() {
             ws.contacts.add_column(def.field_type);
         }

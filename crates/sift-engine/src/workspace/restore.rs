@@ -111,7 +111,8 @@ impl Workspace {
         for drop in state.dropped_triggers {
             ws.workflows.restore_dropped(drop);
         }
-        ws.next_seq = state.next_seq;
+        // An empty log stores no seq: the first change still gets FIRST_SEQ.
+        ws.next_seq = state.next_seq.max(crate::changes::FIRST_SEQ);
         ws.rebuild_timers();
         ws
     }

@@ -33,7 +33,7 @@ pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
 
 fn read_changes(
     ws: &WorkspaceHandle,
-    after: Option<u64>,
+    after: u64,
     segment: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Json>> {
@@ -51,7 +51,8 @@ fn read_changes(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ChangesQuery {
-    /// Only changes with a greater seq.
+    /// Only changes with a greater seq (seqs start at 1: 0, like no
+    /// `after`, is from the beginning).
     after: Option<u64>,
     limit: Option<usize>,
 }
@@ -67,7 +68,7 @@ pub async fn segment_changes(
 ) -> ApiResult<JsonResponse> {
     let limit = super::limit(query.limit)?;
     let known = ws.read(|engine| engine.segment(&id).is_some())?;
-    let items = read_changes(&ws, query.after, Some(&id), limit)?;
+    let items = read_changes(&ws, query.after.unwrap_or(0), Some(&id), limit)?;
     if !known && items.is_empty() {
         return Err(ApiError::not_found(format!(
             "segment {id:?} does not exist"
@@ -86,7 +87,8 @@ pub async fn segment_changes(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct StreamQuery {
-    /// Resume after this seq (the `Last-Event-ID` header does the same).
+    /// Resume after this seq (the `Last-Event-ID` header does the same);
+    /// 0, like none, is from the first change (seq 1).
     after: Option<u64>,
 }
 
@@ -104,7 +106,7 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let after = last_event_id.or(query.after);
+    let after = last_event_id.or(query.after).unwrap_or(0);
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
     let state = (
@@ -126,10 +128,9 @@ pub async fn stream(
                 durable.borrow_and_update();
                 let batch = read_changes(&ws, after, None, 1000).ok()?;
                 for change in batch {
-                    let seq = change["seq"].as_u64();
-                    after = seq.or(after);
                     let mut event = Event::default().event("change").data(change.to_string());
-                    if let Some(seq) = seq {
+                    if let Some(seq) = change["seq"].as_u64() {
+                        after = seq;
                         event = event.id(seq.to_string());
                     }
                     pending.push_back(event);
