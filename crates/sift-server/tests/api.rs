@@ -31,6 +31,8 @@ mod openapi_ops;
 mod scoring;
 #[path = "api/segments.rs"]
 mod segments;
+#[path = "api/seqs.rs"]
+mod seqs;
 #[path = "api/ui.rs"]
 mod ui;
 #[path = "api/webhook_receiver.rs"]

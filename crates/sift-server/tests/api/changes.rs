@@ -14,13 +14,13 @@ use tower::ServiceExt;
 use crate::common::{Server, error_of, redact, request, send};
 
 /// An open `/v1/changes/stream`, read an event at a time.
-struct Stream {
+pub(crate) struct Stream {
     body: Body,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(server: &Server, key: &str, query: &str, last_event_id: Option<&str>) -> Stream {
+    pub(crate) async fn open(server: &Server, key: &str, query: &str, last_event_id: Option<&str>) -> Stream {
         let mut request = request(
             "GET",
             &format!("/v1/changes/stream{query}"),
@@ -49,7 +49,7 @@ impl Stream {
     }
 
     /// The next change event, or None when none comes within `wait`.
-    async fn next_within(&mut self, wait: Duration) -> Option<Json> {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Json> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -75,7 +75,7 @@ impl Stream {
             .expect("no change event within 5 s")
     }
 
-    async fn take(&mut self, n: usize) -> Vec<Json> {
+    pub(crate) async fn take(&mut self, n: usize) -> Vec<Json> {
         let mut events = Vec::new();
         for _ in 0..n {
             events.push(self.next().await);

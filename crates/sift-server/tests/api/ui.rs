@@ -277,7 +277,7 @@ async fn pages_show_the_workspace_data() {
     );
     assert!(show.contains("1 entered, 0 exited"), "{show}");
     assert!(
-        show.contains("data-seq=\"0\""),
+        show.contains("data-seq=\"1\""),
         "the entry is in the recent changes: {show}"
     );
 
