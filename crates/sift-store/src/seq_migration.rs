@@ -168,7 +168,11 @@ mod tests {
         let pending = hook.pending.unwrap();
         assert_eq!((pending.change_end, pending.event_end), (5, 9));
         assert_eq!(
-            what(&reader.changes_in(FIRST_SEQ, hook.change_seq, None, 100).unwrap()),
+            what(
+                &reader
+                    .changes_in(FIRST_SEQ, hook.change_seq, None, 100)
+                    .unwrap()
+            ),
             what(&acked)
         );
         let window_now = reader
@@ -177,7 +181,11 @@ mod tests {
         assert_eq!(seqs(&window_now), [3, 4]);
         assert_eq!(what(&window_now), what(&window));
         assert_eq!(
-            what(&reader.changes_in(pending.change_end, u64::MAX, None, 100).unwrap()),
+            what(
+                &reader
+                    .changes_in(pending.change_end, u64::MAX, None, 100)
+                    .unwrap()
+            ),
             what(&rest)
         );
 

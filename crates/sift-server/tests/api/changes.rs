@@ -20,7 +20,12 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) async fn open(server: &Server, key: &str, query: &str, last_event_id: Option<&str>) -> Stream {
+    pub(crate) async fn open(
+        server: &Server,
+        key: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Stream {
         let mut request = request(
             "GET",
             &format!("/v1/changes/stream{query}"),
