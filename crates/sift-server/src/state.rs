@@ -73,6 +73,9 @@ pub struct WorkspaceHandle {
     pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
     /// Facebook export jobs (in memory, see `facebook/`).
     pub exports: crate::facebook::Registry,
+    /// Where webhooks, workflow webhooks and Facebook exports may send
+    /// (`destination.rs`).
+    pub destinations: crate::destination::Destinations,
 }
 
 impl WorkspaceHandle {
@@ -184,6 +187,7 @@ impl WorkspaceHandle {
             outbox_wake: tokio::sync::Notify::new(),
             written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
             exports: crate::facebook::Registry::restore(stored_exports),
+            destinations: config.destinations(),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;

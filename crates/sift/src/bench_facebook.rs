@@ -104,7 +104,10 @@ pub fn run(n_members: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let rt = crate::run::runtime()?;
     rt.block_on(async move {
-        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        // The receiver is local: private destinations are allowed.
+        let mut config = sift_server::Config::new(dir.path(), None);
+        config.allow_private_destinations = true;
+        let state = sift_server::AppState::open(config)?;
         let (_, key) = state.create_workspace("bench-facebook")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

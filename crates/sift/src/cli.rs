@@ -27,6 +27,16 @@ pub struct ServeFlags {
     /// Admin key for managing workspaces (also SIFT_ADMIN_KEY).
     #[arg(long, env = "SIFT_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Let webhooks, workflow webhooks and Facebook exports reach loopback,
+    /// private and other non-public addresses (tests, receivers on the
+    /// premises). Off: such destinations are refused when saved and when sent to.
+    #[arg(long, env = "SIFT_ALLOW_PRIVATE_DESTINATIONS")]
+    pub allow_private_destinations: bool,
+    /// Key encrypting secrets at rest (Facebook sync tokens): 64 hex digits,
+    /// e.g. from `openssl rand -hex 32`. Without it, `secret.key` in the data
+    /// directory, created with mode 0600 when first needed.
+    #[arg(long, env = "SIFT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -113,7 +113,18 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&flags.data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
+        let mut config = Config::new(&flags.data, flags.admin_key.clone());
+        config.allow_private_destinations = flags.allow_private_destinations;
+        config.secret_key = flags
+            .secret_key
+            .as_deref()
+            .map(sift_server::secrets::SecretKey::parse)
+            .transpose()
+            .map_err(|why| anyhow::anyhow!("--secret-key / SIFT_SECRET_KEY {why}"))?;
+        if config.allow_private_destinations {
+            tracing::warn!("private destinations are allowed: webhooks and exports may reach this machine and its network");
+        }
+        let state = AppState::open(config)
             .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;

@@ -39,6 +39,7 @@ pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, setting
         retry_base: Duration::from_millis(settings.retry_base_ms),
         retry_max: Duration::from_millis(settings.retry_max_ms),
         max_attempts: settings.max_attempts,
+        destinations: ws.destinations.clone(),
     };
     // Subscribed before the members are read, so no write after that
     // snapshot goes unseen.
@@ -47,7 +48,7 @@ pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, setting
         ws: ws.clone(),
         job,
         target,
-        client: client(settings),
+        client: client(settings, &ws.destinations),
         sent_rows: HashMap::new(),
         skipped_now: RoaringBitmap::new(),
         batch_n: 0,
@@ -56,11 +57,14 @@ pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, setting
     tokio::spawn(exporter.run(written));
 }
 
-fn client(settings: &Settings) -> Option<reqwest::Client> {
+fn client(
+    settings: &Settings,
+    destinations: &crate::destination::Destinations,
+) -> Option<reqwest::Client> {
     // Installing twice (several jobs, tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    destinations
+        .client()
         .timeout(Duration::from_millis(settings.timeout_ms))
         .user_agent(concat!("Sift/", env!("CARGO_PKG_VERSION")))
         .build()
