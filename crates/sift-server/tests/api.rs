@@ -9,6 +9,8 @@ mod common;
 mod changes;
 #[path = "api/contacts.rs"]
 mod contacts;
+#[path = "api/destinations.rs"]
+mod destinations;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/events.rs"]
