@@ -35,8 +35,8 @@ struct Job {
     records: Vec<Record>,
     /// Webhook subscriptions and cursors, committed after `records`.
     webhooks: Vec<WebhookWrite>,
-    /// Facebook export jobs' state, committed last.
-    exports: Vec<sift_store::ExportRow>,
+    /// Facebook export jobs' state, sync tokens and sent rows, committed last.
+    exports: Vec<sift_store::ExportWrite>,
     next_seq: u64,
     done: oneshot::Sender<Result<(), String>>,
 }
@@ -97,7 +97,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
-        let stored_exports = reader.exports()?;
+        let (stored_exports, resumable) = crate::facebook::resumable(&reader)?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
@@ -195,6 +195,7 @@ impl WorkspaceHandle {
             crate::runner::spawn(&handle);
         }
         crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
+        crate::facebook::resume(&handle, resumable, config);
         Ok(handle)
     }
 
@@ -354,11 +355,12 @@ impl WorkspaceHandle {
         self.queue(writes, Vec::new())
     }
 
-    /// Queues a Facebook export job's state for the writer's next group
-    /// commit, without waiting.
+    /// Queues Facebook export writes (a job's state, a sync's sealed token
+    /// or sent rows) for the writer's next group commit, without waiting;
+    /// the receiver answers when they are durable.
     pub fn queue_exports(
         &self,
-        rows: Vec<sift_store::ExportRow>,
+        rows: Vec<sift_store::ExportWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         self.queue(Vec::new(), rows)
     }
@@ -366,7 +368,7 @@ impl WorkspaceHandle {
     fn queue(
         &self,
         writes: Vec<WebhookWrite>,
-        exports: Vec<sift_store::ExportRow>,
+        exports: Vec<sift_store::ExportWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();
         {

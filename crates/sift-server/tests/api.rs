@@ -21,6 +21,8 @@ mod export;
 mod facebook;
 #[path = "api/facebook_fake.rs"]
 mod facebook_fake;
+#[path = "api/facebook_resume.rs"]
+mod facebook_resume;
 #[path = "api/facebook_jobs.rs"]
 mod facebook_jobs;
 #[path = "api/fields.rs"]

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -52,7 +52,27 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "exports",
         sql: V6,
     },
+    Step {
+        version: 7,
+        marker: "export_sent",
+        sql: V7_EXPORT_SENT,
+    },
 ];
+
+/// What a Facebook sync needs to resume after a restart (`exports.rs`):
+/// the rows its audience holds and its sealed access token.
+const V7_EXPORT_SENT: &str = "
+    CREATE TABLE export_sent (
+        job_id TEXT NOT NULL,
+        contact_no INTEGER NOT NULL,
+        row TEXT NOT NULL,
+        PRIMARY KEY (job_id, contact_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE export_tokens (
+        job_id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL
+    );
+";
 
 /// Facebook export jobs as last reported (`exports.rs`).
 const V6: &str = "

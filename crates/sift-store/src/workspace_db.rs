@@ -24,8 +24,8 @@ pub struct WorkspaceDb {
 pub enum Pending<'a> {
     Records(&'a [Record]),
     Webhooks(&'a [crate::WebhookWrite]),
-    /// Facebook export jobs' state.
-    Exports(&'a [crate::ExportRow]),
+    /// Facebook export jobs' state, sync tokens and sent rows.
+    Exports(&'a [crate::ExportWrite]),
 }
 
 /// One membership change as stored: contact by number.

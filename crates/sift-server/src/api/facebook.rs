@@ -226,7 +226,20 @@ pub async fn start(
     // to send.
     let settings = state.config.facebook.clone();
     let request = parse(&body, id, has_gender, &settings, &ws.destinations)?;
-    let job = facebook::start(&ws, request, &settings);
+    let sealer = if request.sync {
+        let config = &state.config;
+        Some(
+            crate::secrets::Sealer::load(config.secret_key.as_ref(), &config.data_dir, true)
+                .map_err(|why| {
+                    ApiError::internal(format!(
+                        "the access token cannot be stored encrypted for the sync to survive restarts: {why}"
+                    ))
+                })?,
+        )
+    } else {
+        None
+    };
+    let job = facebook::start(&ws, request, &settings, sealer.as_ref()).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, axum::Json(job.to_json())))
 }
 

@@ -15,6 +15,11 @@ impl Secret {
     pub fn new(token: String) -> Secret {
         Secret(token)
     }
+
+    /// The token itself, to seal it for storage.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Secret {
