@@ -72,10 +72,7 @@ impl Destinations {
     /// address or a known local name. Run again before every request.
     pub fn check(&self, url: &Url) -> Result<(), String> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "must use http or https, not {:?}",
-                url.scheme()
-            ));
+            return Err(format!("must use http or https, not {:?}", url.scheme()));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(
@@ -123,7 +120,8 @@ fn refuse_address(ip: IpAddr) -> Result<(), String> {
 /// Why a host name only means something locally, if it does.
 fn local_name(name: &str) -> Option<&'static str> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    const LOCAL_SUFFIXES: [&str; 5] = ["localhost", "internal", "local", "localdomain", "home.arpa"];
+    const LOCAL_SUFFIXES: [&str; 5] =
+        ["localhost", "internal", "local", "localdomain", "home.arpa"];
     for suffix in LOCAL_SUFFIXES {
         if name == suffix || name.ends_with(&format!(".{suffix}")) {
             return Some(match suffix {
@@ -239,10 +237,7 @@ impl Resolve for PublicOnly {
                 .partition(|addr| non_public(addr.ip()).is_none());
             if let Some(first) = refused.first().filter(|_| public.is_empty()) {
                 let kind = non_public(first.ip()).unwrap_or("a non-public address");
-                let message = format!(
-                    "{host} resolves to {}, {kind}: {HOW_TO_ALLOW}",
-                    first.ip()
-                );
+                let message = format!("{host} resolves to {}, {kind}: {HOW_TO_ALLOW}", first.ip());
                 return Err(Box::new(Refused(message)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(public.into_iter()) as Addrs)
@@ -317,7 +312,11 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://[::ffff:7f00:1]/",
         ] {
-            assert!(refused(text).contains("loopback"), "{text}: {}", refused(text));
+            assert!(
+                refused(text).contains("loopback"),
+                "{text}: {}",
+                refused(text)
+            );
         }
     }
 
@@ -394,7 +393,10 @@ mod tests {
         assert!(policy.parse(&url).is_ok(), "the name itself looks public");
         let error = client.get(&url).send().await.unwrap_err();
         let message = describe(&error);
-        assert!(message.contains("resolves to 127.0.0.1, a loopback address"), "{message}");
+        assert!(
+            message.contains("resolves to 127.0.0.1, a loopback address"),
+            "{message}"
+        );
         let accepted =
             tokio::time::timeout(std::time::Duration::from_millis(100), listener.accept()).await;
         assert!(accepted.is_err(), "nothing may connect");

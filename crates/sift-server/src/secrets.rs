@@ -162,11 +162,19 @@ mod tests {
         assert_eq!(again.open("fbx_1", &sealed).unwrap(), b"EAAB-token");
         let other = SecretKey::parse(&"ab".repeat(32)).unwrap();
         let wrong = Sealer::load(Some(&other), dir.path(), false).unwrap();
-        assert!(wrong.open("fbx_1", &sealed).unwrap_err().contains("cannot be decrypted"));
+        assert!(
+            wrong
+                .open("fbx_1", &sealed)
+                .unwrap_err()
+                .contains("cannot be decrypted")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -174,7 +182,11 @@ mod tests {
     #[test]
     fn keys_are_64_hex_digits() {
         assert!(SecretKey::parse(&"0f".repeat(32)).is_ok());
-        assert!(SecretKey::parse("abc").unwrap_err().contains("64 hex digits"));
+        assert!(
+            SecretKey::parse("abc")
+                .unwrap_err()
+                .contains("64 hex digits")
+        );
         assert!(SecretKey::parse(&"zz".repeat(32)).is_err());
         assert!(!format!("{:?}", SecretKey::parse(&"0f".repeat(32)).unwrap()).contains("0f"));
         let empty = tempfile::tempdir().unwrap();

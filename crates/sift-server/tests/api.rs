@@ -21,10 +21,10 @@ mod export;
 mod facebook;
 #[path = "api/facebook_fake.rs"]
 mod facebook_fake;
-#[path = "api/facebook_resume.rs"]
-mod facebook_resume;
 #[path = "api/facebook_jobs.rs"]
 mod facebook_jobs;
+#[path = "api/facebook_resume.rs"]
+mod facebook_resume;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/identify.rs"]

@@ -30,7 +30,8 @@ pub struct ServeFlags {
     /// Let webhooks, workflow webhooks and Facebook exports reach loopback,
     /// private and other non-public addresses (tests, receivers on the
     /// premises). Off: such destinations are refused when saved and when sent to.
-    #[arg(long, env = "SIFT_ALLOW_PRIVATE_DESTINATIONS")]
+    #[arg(long, env = "SIFT_ALLOW_PRIVATE_DESTINATIONS",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_destinations: bool,
     /// Key encrypting secrets at rest (Facebook sync tokens): 64 hex digits,
     /// e.g. from `openssl rand -hex 32`. Without it, `secret.key` in the data

@@ -167,11 +167,11 @@ impl Job {
     pub fn to_json(&self) -> Json {
         let p = self.progress.borrow();
         let current = p.batches.iter().map(|b| {
-                json!({
-                    "n": b.n, "method": b.method.http(), "rows": b.rows, "status": b.status,
-                    "num_received": b.num_received, "num_invalid_entries": b.num_invalid_entries,
-                    "session_id": b.session_id, "attempts": b.attempts, "at": datetime(b.at),
-                })
+            json!({
+                "n": b.n, "method": b.method.http(), "rows": b.rows, "status": b.status,
+                "num_received": b.num_received, "num_invalid_entries": b.num_invalid_entries,
+                "session_id": b.session_id, "attempts": b.attempts, "at": datetime(b.at),
+            })
         });
         let batches = latest(&p.earlier_batches, current, KEPT_BATCHES);
         let current = p

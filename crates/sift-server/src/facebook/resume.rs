@@ -30,9 +30,7 @@ pub struct Resumable {
 /// unfinished ones that cannot resume) and the syncs that resume. Without
 /// a runtime to run them (a command that only opens the data directory),
 /// nothing resumes and nothing is changed.
-pub fn resumable(
-    reader: &WorkspaceReader,
-) -> Result<(Vec<ExportRow>, Vec<Resumable>), StoreError> {
+pub fn resumable(reader: &WorkspaceReader) -> Result<(Vec<ExportRow>, Vec<Resumable>), StoreError> {
     let rows = reader.exports()?;
     if tokio::runtime::Handle::try_current().is_err() {
         return Ok((rows, Vec::new()));

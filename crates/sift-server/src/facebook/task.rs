@@ -367,8 +367,12 @@ impl Exporter {
         if added {
             match done.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(format!("the sync could not store its rows: {error}")),
-                Err(_) => return Err("the sync could not store its rows: the writer stopped".to_string()),
+                Ok(Err(error)) => {
+                    return Err(format!("the sync could not store its rows: {error}"));
+                }
+                Err(_) => {
+                    return Err("the sync could not store its rows: the writer stopped".to_string());
+                }
             }
         }
         Ok(())

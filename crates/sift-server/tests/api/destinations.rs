@@ -21,7 +21,10 @@ const REFUSED: [(&str, &str); 22] = [
     ("http://[::1]/hook", "loopback"),
     ("http://0.0.0.0/hook", "unspecified"),
     ("http://169.254.169.254/latest/meta-data/", "link-local"),
-    ("http://metadata.google.internal/computeMetadata/v1/", "private network"),
+    (
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "private network",
+    ),
     ("http://10.0.0.8/hook", "private"),
     ("http://172.20.1.1/hook", "private"),
     ("http://192.168.0.10/hook", "private"),
@@ -46,8 +49,14 @@ fn strict() -> Server {
 }
 
 fn refused_with(answer: &Json, field: &str, reason: &str, url: &str) {
-    assert_eq!(answer["error"]["code"], "validation_failed", "{url}: {answer:#}");
-    assert_eq!(answer["error"]["details"]["field"], field, "{url}: {answer:#}");
+    assert_eq!(
+        answer["error"]["code"], "validation_failed",
+        "{url}: {answer:#}"
+    );
+    assert_eq!(
+        answer["error"]["details"]["field"], field,
+        "{url}: {answer:#}"
+    );
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains(reason), "{url}: {message}");
 }
@@ -106,7 +115,9 @@ async fn every_non_public_destination_is_refused_with_the_reason() {
             StatusCode::CREATED,
             "POST",
             "/v1/webhooks",
-            Some(json!({"url": "https://hooks.example.com/sift", "secret": "a-long-enough-secret"})),
+            Some(
+                json!({"url": "https://hooks.example.com/sift", "secret": "a-long-enough-secret"}),
+            ),
         )
         .await;
 }
@@ -217,7 +228,10 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery_time() {
                         "graph_url": format!("http://hooks.example.com:{port}")})),
         )
         .await;
-    let job = wait_job(&server, job["id"].as_str().unwrap(), |j| j["state"] == "failed").await;
+    let job = wait_job(&server, job["id"].as_str().unwrap(), |j| {
+        j["state"] == "failed"
+    })
+    .await;
     let errors = job["errors"].to_string();
     assert!(errors.contains("resolves to 127.0.0.1"), "{errors}");
     assert_eq!(*hits.lock().unwrap(), 0, "nothing reached the local port");
@@ -238,14 +252,19 @@ async fn a_literal_loopback_url_saved_earlier_is_refused_when_sending() {
     )
     .await;
     let server = server.restart_with(|config| config.allow_private_destinations = false);
-    server.put_contact("ana", json!({"email": "a@example.com"})).await;
+    server
+        .put_contact("ana", json!({"email": "a@example.com"}))
+        .await;
     server.segment("All", "email is set").await;
     let hook = poll(&server, &format!("/v1/webhooks/{id}"), |h| {
         h["delivery"]["last_error"].is_object()
     })
     .await;
     let message = hook["delivery"]["last_error"]["message"].as_str().unwrap();
-    assert!(message.contains("127.0.0.1, a loopback address"), "{message}");
+    assert!(
+        message.contains("127.0.0.1, a loopback address"),
+        "{message}"
+    );
     assert_eq!(*hits.lock().unwrap(), 0);
 }
 
@@ -259,8 +278,7 @@ async fn the_outbox_does_not_follow_a_307() {
         Some(format!("http://{target}/elsewhere")),
     )
     .await;
-    let server =
-        Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
+    let server = Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
     crate::workflows::orders_field(&server).await;
     let vip = server.segment("VIP", "orders >= 5").await;
     let created = server
@@ -297,15 +315,16 @@ async fn the_outbox_does_not_follow_a_307() {
 #[tokio::test]
 async fn a_webhook_redirect_is_a_failed_attempt() {
     let (target, target_hits) = receiver(StatusCode::NO_CONTENT, None).await;
-    let (redirector, _) =
-        receiver(StatusCode::FOUND, Some(format!("http://{target}/"))).await;
+    let (redirector, _) = receiver(StatusCode::FOUND, Some(format!("http://{target}/"))).await;
     let server = crate::webhook_receiver::server();
     let id = crate::webhook_receiver::subscribe(
         &server,
         json!({"url": format!("http://{redirector}/"), "secret": "a-long-enough-secret"}),
     )
     .await;
-    server.put_contact("ana", json!({"email": "a@example.com"})).await;
+    server
+        .put_contact("ana", json!({"email": "a@example.com"}))
+        .await;
     server.segment("All", "email is set").await;
     let hook = poll(&server, &format!("/v1/webhooks/{id}"), |h| {
         h["delivery"]["last_error"].is_object()
@@ -314,7 +333,10 @@ async fn a_webhook_redirect_is_a_failed_attempt() {
     let error = &hook["delivery"]["last_error"];
     assert_eq!(error["status"], 302);
     assert!(
-        error["message"].as_str().unwrap().contains("redirects are not followed"),
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"),
         "{error}"
     );
     assert_eq!(*target_hits.lock().unwrap(), 0);
@@ -343,7 +365,8 @@ async fn workflow_webhook_secrets_are_masked_and_kept_on_update() {
         )
         .await;
     let id = created["id"].as_str().unwrap();
-    let shown = json!({"type": "webhook", "url": "https://crm.example.com/a", "secret_hint": "…abcd"});
+    let shown =
+        json!({"type": "webhook", "url": "https://crm.example.com/a", "secret_hint": "…abcd"});
     assert_eq!(created["actions"][0], shown);
     for answer in [
         server.get("/v1/workflows").await,
@@ -361,7 +384,12 @@ async fn workflow_webhook_secrets_are_masked_and_kept_on_update() {
     }
     body["name"] = json!("Tell the CRM (renamed)");
     let updated = server
-        .expect(StatusCode::OK, "PATCH", &format!("/v1/workflows/{id}"), Some(body))
+        .expect(
+            StatusCode::OK,
+            "PATCH",
+            &format!("/v1/workflows/{id}"),
+            Some(body),
+        )
         .await;
     assert_eq!(updated["actions"][0]["secret_hint"], "…abcd");
     assert_eq!(updated["actions"][1]["secret_hint"], "…abcd");

@@ -187,7 +187,11 @@ async fn facebook_jobs_are_readable_after_a_restart_and_a_sync_resumes() {
         (Some("running"), Some(1)),
         "{resumed:#}"
     );
-    assert_eq!(resumed["batches"].as_array().unwrap().len(), 1, "{resumed:#}");
+    assert_eq!(
+        resumed["batches"].as_array().unwrap().len(),
+        1,
+        "{resumed:#}"
+    );
     let list = server.get(&format!("/v1/segments/{segment}/exports")).await;
     let ids: Vec<&str> = list["items"]
         .as_array()

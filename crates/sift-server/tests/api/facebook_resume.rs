@@ -101,7 +101,11 @@ async fn a_sync_resumes_after_a_restart_and_applies_exactly_what_changed_meanwhi
     let calls = wait_calls(&fake, 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calls_after = fake.calls();
-    assert_eq!(calls_after.len(), 3, "exactly one DELETE and one POST: {calls_after:#?}");
+    assert_eq!(
+        calls_after.len(),
+        3,
+        "exactly one DELETE and one POST: {calls_after:#?}"
+    );
     assert_eq!(calls[1].method, "DELETE", "removals first");
     assert_eq!(
         rows(&calls[1..]),
@@ -158,7 +162,11 @@ async fn failed_resume(server: Server, fake: &FakeGraph, id: &str) -> (Server, J
     });
     let job = wait_job(&server, id, |j| j["state"] == "failed").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(fake.calls().len(), 1, "nothing is sent with an unreadable token");
+    assert_eq!(
+        fake.calls().len(),
+        1,
+        "nothing is sent with an unreadable token"
+    );
     (server, job)
 }
 
