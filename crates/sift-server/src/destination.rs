@@ -194,9 +194,7 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "a link-local address"
     } else if s[0] & 0xffc0 == 0xfec0 {
         "a site-local address"
-    } else if s[0] == 0x2001 && s[1] == 0x0db8 {
-        "a documentation address"
-    } else if s[0] == 0x3fff && s[1] < 0x1000 {
+    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] < 0x1000) {
         "a documentation address"
     } else if s[0] == 0x2001 && s[1] < 0x0200 {
         "an IETF protocol address (Teredo and others)"
