@@ -39,6 +39,9 @@ pub struct Config {
     /// digits. Without it, `secret.key` in the data directory (created with
     /// mode 0600 when first needed).
     pub secret_key: Option<crate::secrets::SecretKey>,
+    /// Whether Facebook syncs that were running resume when a workspace
+    /// opens (`sift import` opens the data directory without them).
+    pub resume_syncs: bool,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             allow_private_destinations: false,
             destination_hosts: std::collections::HashMap::new(),
             secret_key: None,
+            resume_syncs: true,
         }
     }
 

@@ -97,7 +97,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
-        let (stored_exports, resumable) = crate::facebook::resumable(&reader)?;
+        let (stored_exports, resumable) = crate::facebook::resumable(&reader, config.resume_syncs)?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);

@@ -27,12 +27,15 @@ pub struct Resumable {
 }
 
 /// Splits the stored jobs into those shown as stored (finished ones, and
-/// unfinished ones that cannot resume) and the syncs that resume. Without
-/// a runtime to run them (a command that only opens the data directory),
-/// nothing resumes and nothing is changed.
-pub fn resumable(reader: &WorkspaceReader) -> Result<(Vec<ExportRow>, Vec<Resumable>), StoreError> {
+/// unfinished ones that cannot resume) and the syncs that resume. When
+/// syncs do not resume here (`sift import`, or no runtime to run them),
+/// nothing is changed: they resume at the server's next start.
+pub fn resumable(
+    reader: &WorkspaceReader,
+    enabled: bool,
+) -> Result<(Vec<ExportRow>, Vec<Resumable>), StoreError> {
     let rows = reader.exports()?;
-    if tokio::runtime::Handle::try_current().is_err() {
+    if !enabled || tokio::runtime::Handle::try_current().is_err() {
         return Ok((rows, Vec::new()));
     }
     let mut stored = Vec::new();
