@@ -95,7 +95,7 @@ impl Sealer {
     /// it was sealed with.
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
         let wrong = || {
-            "the stored secret cannot be decrypted with this server's key (SIFT_SECRET_KEY or secret.key in the data directory): start the server with the key it was stored under".to_string()
+            "the stored secret cannot be decrypted with this server's key (SIFT_SECRET_KEY, or secret.key in the data directory): it was stored under another key".to_string()
         };
         if sealed.len() < NONCE_LEN {
             return Err(wrong());

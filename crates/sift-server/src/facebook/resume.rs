@@ -72,15 +72,23 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
             .and_then(|plain| {
                 String::from_utf8(plain).map_err(|_| "the stored token is damaged".to_string())
             });
-        let token = match token {
-            Ok(token) => Secret::new(token),
+        let sent = token.and_then(|token| {
+            let rows = handle
+                .reader()
+                .map_err(|e| e.message)?
+                .export_sent(&job.id)
+                .map_err(|e| format!("its stored rows cannot be read ({e})"))?;
+            Ok((Secret::new(token), rows))
+        });
+        let (token, sent) = match sent {
+            Ok(found) => found,
             Err(why) => {
                 tracing::error!(job = %job.id, workspace = %handle.id, reason = %why, "a Facebook sync cannot resume");
                 job.progress.send_modify(|p| {
                     p.state = State::Failed;
                     p.phase = Some("stopped");
                     p.record_error(format!(
-                        "the sync cannot resume after the restart: {why}; or start the export again with a new token"
+                        "the sync cannot resume after the restart: {why}. Nothing was sent; start the export again with an access token"
                     ));
                     p.updated_at = now_ms();
                 });
@@ -88,14 +96,6 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
                 super::forget(handle, &job);
                 continue;
             }
-        };
-        let sent = match handle.reader().map(|r| r.export_sent(&job.id)) {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(error)) => {
-                tracing::error!(job = %job.id, %error, "reading a Facebook sync's rows failed; it does not resume");
-                continue;
-            }
-            Err(_) => continue,
         };
         let sent_rows: HashMap<u32, Vec<String>> = sent
             .into_iter()
