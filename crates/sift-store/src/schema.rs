@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 7;
+pub(crate) const LATEST: i64 = 8;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "workflow_dropped",
         sql: V7_WORKFLOW_GROWTH,
     },
+    Step {
+        version: 8,
+        marker: "export_sent",
+        sql: V8_EXPORT_SENT,
+    },
 ];
 
 /// Version 7 (marker `workflow_dropped`): bounded workflow growth. Triggers
@@ -79,6 +84,22 @@ const V7_WORKFLOW_GROWTH: &str = "
         WHERE state != 'pending';
     CREATE INDEX webhook_outbox_finished ON webhook_outbox(finished_at)
         WHERE finished_at IS NOT NULL;
+";
+
+/// Version 8 (marker `export_sent`): what a Facebook sync needs to resume
+/// after a restart (`exports.rs`): the rows its audience holds and its
+/// sealed access token.
+const V8_EXPORT_SENT: &str = "
+    CREATE TABLE export_sent (
+        job_id TEXT NOT NULL,
+        contact_no INTEGER NOT NULL,
+        row TEXT NOT NULL,
+        PRIMARY KEY (job_id, contact_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE export_tokens (
+        job_id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL
+    );
 ";
 
 /// Facebook export jobs as last reported (`exports.rs`).
