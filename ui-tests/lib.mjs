@@ -41,7 +41,8 @@ export async function startServer({ timeoutMs = 20_000 } = {}) {
     throw new Error(`${bin} does not exist: build it with "cargo build -p sift" (scripts/ui-test.sh does)`);
   }
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sift-ui-'));
-  const child = spawn(bin, ['serve', '--data', dataDir, '--listen', '127.0.0.1:0'], {
+  // Fake Graph APIs and webhook receivers listen on localhost.
+  const child = spawn(bin, ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--allow-private-destinations'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SIFT_LOG: process.env.SIFT_LOG || 'warn' },
   });

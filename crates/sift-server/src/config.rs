@@ -70,6 +70,19 @@ pub struct Config {
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
     pub facebook: crate::facebook::Settings,
+    /// Lets webhooks, workflow webhooks and Facebook exports reach
+    /// loopback, private and other non-public addresses (`destination.rs`).
+    pub allow_private_destinations: bool,
+    /// Names resolved to fixed addresses before DNS, still under the
+    /// destination policy (tests make a name resolve to loopback with it).
+    pub destination_hosts: std::collections::HashMap<String, Vec<std::net::IpAddr>>,
+    /// The key that encrypts secrets at rest (Facebook sync tokens): 64 hex
+    /// digits. Without it, `secret.key` in the data directory (created with
+    /// mode 0600 when first needed).
+    pub secret_key: Option<crate::secrets::SecretKey>,
+    /// Whether Facebook syncs that were running resume when a workspace
+    /// opens (`sift import` opens the data directory without them).
+    pub resume_syncs: bool,
 }
 
 impl Config {
@@ -88,6 +101,18 @@ impl Config {
             workflow_retention: DEFAULT_WORKFLOW_RETENTION,
             workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
             facebook: crate::facebook::Settings::default(),
+            allow_private_destinations: false,
+            destination_hosts: std::collections::HashMap::new(),
+            secret_key: None,
+            resume_syncs: true,
+        }
+    }
+
+    /// The destination policy outbound clients and URL checks use.
+    pub fn destinations(&self) -> crate::destination::Destinations {
+        crate::destination::Destinations {
+            allow_private: self.allow_private_destinations,
+            hosts: std::sync::Arc::new(self.destination_hosts.clone()),
         }
     }
 }

@@ -7,11 +7,13 @@
 pub mod api;
 pub mod config;
 pub mod csv_export;
+pub mod destination;
 pub mod error;
 pub mod facebook;
 pub mod outbox;
 mod retention;
 mod runner;
+pub mod secrets;
 pub mod state;
 mod timers;
 pub mod ui;

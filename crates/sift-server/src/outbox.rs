@@ -55,7 +55,9 @@ pub fn spawn(handle: &Arc<WorkspaceHandle>, retry_base: Duration, timeout: Durat
     };
     // One TLS provider for the process; a second install is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
+    // No redirects: a 3xx is a failed attempt, so a body is never re-sent
+    // to an address the workflow did not name.
+    let client = match handle.destinations.client().timeout(timeout).build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no HTTP client: workflow webhooks are not delivered");
@@ -152,6 +154,27 @@ async fn deliver(
     let Ok(_slot) = slots.acquire_owned().await else {
         return;
     };
+    let outcome = match weak.upgrade() {
+        Some(handle) => send(&client, &delivery, &handle.destinations).await,
+        None => return,
+    };
+    record(weak, delivery, outcome, retry_base, in_flight).await;
+}
+
+/// One attempt: the URL checked against the destination policy again (it
+/// may have changed, and a literal address never reaches the resolver),
+/// then the signed POST.
+async fn send(
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    destinations: &crate::destination::Destinations,
+) -> Result<(), String> {
+    if let Err(why) = reqwest::Url::parse(&delivery.url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| destinations.check(&url))
+    {
+        return Err(format!("destination refused: the URL {why}"));
+    }
     let mut request = client
         .post(&delivery.url)
         .header("content-type", "application/json")
@@ -163,12 +186,35 @@ async fn deliver(
             signature(secret, delivery.body.as_bytes()),
         );
     }
-    let outcome = match request.body(delivery.body.clone()).send().await {
+    match request.body(delivery.body.clone()).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) if response.status().is_redirection() => {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            Err(crate::destination::redirect_message(
+                response.status(),
+                location,
+            ))
+        }
         Ok(response) => Err(format!("the endpoint answered {}", response.status())),
         Err(error) if error.is_timeout() => Err("the endpoint did not answer in time".to_string()),
-        Err(error) => Err(format!("could not reach the endpoint: {error}")),
-    };
+        Err(error) => Err(format!(
+            "could not reach the endpoint: {}",
+            crate::destination::describe(&error)
+        )),
+    }
+}
+
+/// Records an attempt's outcome through the writer, then frees its slot.
+async fn record(
+    weak: Weak<WorkspaceHandle>,
+    delivery: Delivery,
+    outcome: Result<(), String>,
+    retry_base: Duration,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+) {
     let attempts = delivery.attempts + 1;
     let now = now_ms();
     let delivered = outcome.is_ok();

@@ -35,8 +35,8 @@ struct Job {
     records: Vec<Record>,
     /// Webhook subscriptions and cursors, committed after `records`.
     webhooks: Vec<WebhookWrite>,
-    /// Facebook export jobs' state, committed last.
-    exports: Vec<sift_store::ExportRow>,
+    /// Facebook export jobs' state, sync tokens and sent rows, committed last.
+    exports: Vec<sift_store::ExportWrite>,
     /// A chunk of old workflow history to delete (`retention.rs`).
     prune: Option<sift_store::Prune>,
     next_seq: u64,
@@ -75,6 +75,9 @@ pub struct WorkspaceHandle {
     pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
     /// Facebook export jobs (in memory, see `facebook/`).
     pub exports: crate::facebook::Registry,
+    /// Where webhooks, workflow webhooks and Facebook exports may send
+    /// (`destination.rs`).
+    pub destinations: crate::destination::Destinations,
 }
 
 impl WorkspaceHandle {
@@ -97,7 +100,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
-        let stored_exports = reader.exports()?;
+        let (stored_exports, resumable) = crate::facebook::resumable(&reader, config.resume_syncs)?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
@@ -189,6 +192,7 @@ impl WorkspaceHandle {
             outbox_wake: tokio::sync::Notify::new(),
             written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
             exports: crate::facebook::Registry::restore(stored_exports),
+            destinations: config.destinations(),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
@@ -197,6 +201,7 @@ impl WorkspaceHandle {
         }
         crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
         crate::retention::spawn(&handle, config.workflow_retention);
+        crate::facebook::resume(&handle, resumable, config);
         Ok(handle)
     }
 
@@ -360,11 +365,12 @@ impl WorkspaceHandle {
         self.queue(writes, Vec::new())
     }
 
-    /// Queues a Facebook export job's state for the writer's next group
-    /// commit, without waiting.
+    /// Queues Facebook export writes (a job's state, a sync's sealed token
+    /// or sent rows) for the writer's next group commit, without waiting;
+    /// the receiver answers when they are durable.
     pub fn queue_exports(
         &self,
-        rows: Vec<sift_store::ExportRow>,
+        rows: Vec<sift_store::ExportWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         self.queue(Vec::new(), rows)
     }
@@ -383,7 +389,7 @@ impl WorkspaceHandle {
     fn queue(
         &self,
         writes: Vec<WebhookWrite>,
-        exports: Vec<sift_store::ExportRow>,
+        exports: Vec<sift_store::ExportWrite>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         self.queue_job(writes, exports, None)
     }
@@ -391,7 +397,7 @@ impl WorkspaceHandle {
     fn queue_job(
         &self,
         writes: Vec<WebhookWrite>,
-        exports: Vec<sift_store::ExportRow>,
+        exports: Vec<sift_store::ExportWrite>,
         prune: Option<sift_store::Prune>,
     ) -> ApiResult<oneshot::Receiver<Result<(), String>>> {
         let (done_tx, done_rx) = oneshot::channel();

@@ -9,6 +9,8 @@ mod common;
 mod changes;
 #[path = "api/contacts.rs"]
 mod contacts;
+#[path = "api/destinations.rs"]
+mod destinations;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/events.rs"]
@@ -21,6 +23,8 @@ mod facebook;
 mod facebook_fake;
 #[path = "api/facebook_jobs.rs"]
 mod facebook_jobs;
+#[path = "api/facebook_resume.rs"]
+mod facebook_resume;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/identify.rs"]

@@ -1,10 +1,15 @@
-//! Facebook export jobs as last reported (schema version 6, marker
-//! `exports`): one row per job, its JSON as `GET /v1/exports/{id}` answers
-//! it, which never holds the access token. Written through the workspace's
-//! writer like webhook cursors; read at start so that a job can still be
-//! read after a restart.
+//! Facebook export jobs (schema version 6, marker `exports`): one row per
+//! job, its JSON as `GET /v1/exports/{id}` answers it, which never holds
+//! the access token. Written through the workspace's writer like webhook
+//! cursors; read at start so that a job can still be read after a restart.
+//!
+//! A sync that must survive a restart also keeps (version 7, marker
+//! `export_sent`) its access token, sealed by the server under a key kept
+//! outside the database (`export_tokens`), and per contact the row the
+//! audience holds for it (`export_sent`), so that after a restart it can
+//! remove exactly the rows of contacts that left meanwhile.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::StoreError;
 use crate::workspace_db::WorkspaceReader;
@@ -18,12 +23,60 @@ pub struct ExportRow {
     pub job: String,
 }
 
-pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, row: &ExportRow) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO exports (id, segment_id, created_at, job) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(id) DO UPDATE SET job = excluded.job",
-    )?
-    .execute(params![row.id, row.segment_id, row.created_at, row.job])?;
+/// One change to what is stored of export jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportWrite {
+    /// The job's state as last reported.
+    Job(ExportRow),
+    /// A sync's access token, already sealed (never plain text).
+    Token { job_id: String, sealed: Vec<u8> },
+    /// Rows the audience holds, by contact number: `Some` (the row, as
+    /// JSON) was sent, `None` was removed.
+    Sent {
+        job_id: String,
+        rows: Vec<(u32, Option<String>)>,
+    },
+    /// The sync ended for good: its token and rows are dropped.
+    Forget { job_id: String },
+}
+
+pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, write: &ExportWrite) -> Result<(), StoreError> {
+    match write {
+        ExportWrite::Job(row) => {
+            tx.prepare_cached(
+                "INSERT INTO exports (id, segment_id, created_at, job) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET job = excluded.job",
+            )?
+            .execute(params![row.id, row.segment_id, row.created_at, row.job])?;
+        }
+        ExportWrite::Token { job_id, sealed } => {
+            tx.prepare_cached(
+                "INSERT INTO export_tokens (job_id, sealed) VALUES (?1, ?2)
+                 ON CONFLICT(job_id) DO UPDATE SET sealed = excluded.sealed",
+            )?
+            .execute(params![job_id, sealed])?;
+        }
+        ExportWrite::Sent { job_id, rows } => {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO export_sent (job_id, contact_no, row) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(job_id, contact_no) DO UPDATE SET row = excluded.row",
+            )?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM export_sent WHERE job_id = ?1 AND contact_no = ?2")?;
+            for (no, row) in rows {
+                match row {
+                    Some(row) => upsert.execute(params![job_id, no, row])?,
+                    None => delete.execute(params![job_id, no])?,
+                };
+            }
+        }
+        ExportWrite::Forget { job_id } => {
+            tx.prepare_cached("DELETE FROM export_tokens WHERE job_id = ?1")?
+                .execute(params![job_id])?;
+            tx.prepare_cached("DELETE FROM export_sent WHERE job_id = ?1")?
+                .execute(params![job_id])?;
+        }
+    }
     Ok(())
 }
 
@@ -42,6 +95,26 @@ impl WorkspaceReader {
                     job: row.get(3)?,
                 })
             })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A sync's sealed access token, if one is stored.
+    pub fn export_token(&self, job_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT sealed FROM export_tokens WHERE job_id = ?1")?
+            .query_row([job_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The rows a sync's audience holds, by contact number.
+    pub fn export_sent(&self, job_id: &str) -> Result<Vec<(u32, String)>, StoreError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached("SELECT contact_no, row FROM export_sent WHERE job_id = ?1")?;
+        let rows = statement
+            .query_map([job_id], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -26,7 +26,7 @@ mod workspace_db;
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
-pub use exports::ExportRow;
+pub use exports::{ExportRow, ExportWrite};
 pub use prune::Prune;
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,

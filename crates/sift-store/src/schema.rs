@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 8;
+pub(crate) const LATEST: i64 = 9;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -59,8 +59,13 @@ pub(crate) const MIGRATIONS: &[Step] = &[
     },
     Step {
         version: 8,
+        marker: "export_sent",
+        sql: V8_EXPORT_SENT,
+    },
+    Step {
+        version: 9,
         marker: "seq_origin",
-        sql: crate::seq_migration::V8_SEQS_FROM_ONE,
+        sql: crate::seq_migration::V9_SEQS_FROM_ONE,
     },
 ];
 
@@ -84,6 +89,22 @@ const V7_WORKFLOW_GROWTH: &str = "
         WHERE state != 'pending';
     CREATE INDEX webhook_outbox_finished ON webhook_outbox(finished_at)
         WHERE finished_at IS NOT NULL;
+";
+
+/// Version 8 (marker `export_sent`): what a Facebook sync needs to resume
+/// after a restart (`exports.rs`): the rows its audience holds and its
+/// sealed access token.
+const V8_EXPORT_SENT: &str = "
+    CREATE TABLE export_sent (
+        job_id TEXT NOT NULL,
+        contact_no INTEGER NOT NULL,
+        row TEXT NOT NULL,
+        PRIMARY KEY (job_id, contact_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE export_tokens (
+        job_id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL
+    );
 ";
 
 /// Facebook export jobs as last reported (`exports.rs`).
@@ -368,7 +389,7 @@ mod tests {
         assert_eq!(state.clock, 1_700_000_005_000);
         assert_eq!(state.contacts.len(), 1);
         assert!(state.events.is_empty() && state.scoring_rules.is_empty());
-        // Stored as seqs 0 and 1; version 8 moved them to 1 and 2.
+        // Stored as seqs 0 and 1; version 9 moved them to 1 and 2.
         assert_eq!(state.next_seq, 3);
         drop(db);
 

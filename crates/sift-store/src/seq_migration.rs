@@ -1,10 +1,10 @@
-//! Schema step 8: change seqs start at 1 instead of 0, so that 0 is every
+//! Schema step 9: change seqs start at 1 instead of 0, so that 0 is every
 //! reader's "nothing seen yet" (`after=0` is the same as no `after`). A
 //! database made before it numbered its first change 0; the step moves
 //! every stored change seq, and everything that points into the change
 //! log, up by one, in the step's one transaction.
 
-/// Version 8 (marker `seq_origin`). What moves, and why each part must:
+/// Version 9 (marker `seq_origin`). What moves, and why each part must:
 ///
 /// - `changes`: every batch's `seq_start` and `seq_end`. The table is
 ///   copied rather than updated in place: `seq_start` is the rowid, and
@@ -22,15 +22,15 @@
 ///   webhook calls, so history and pending calls name the renumbered
 ///   change (a call keeps its delivery id).
 ///
-/// Nothing else stores a change seq: events, the clock, exports and
-/// static members do not.
-pub(crate) const V8_SEQS_FROM_ONE: &str = "
+/// Nothing else stores a change seq: events, the clock, exports (jobs,
+/// sent rows, tokens) and static members do not.
+pub(crate) const V9_SEQS_FROM_ONE: &str = "
     CREATE TABLE seq_origin (
         only INTEGER PRIMARY KEY CHECK (only = 0),
         first_seq INTEGER NOT NULL
     );
     INSERT INTO seq_origin (only, first_seq) VALUES (0, 1);
-    CREATE TABLE changes_v8 (
+    CREATE TABLE changes_v9 (
         seq_start INTEGER PRIMARY KEY,
         seq_end INTEGER NOT NULL,
         segment_id TEXT NOT NULL,
@@ -39,11 +39,11 @@ pub(crate) const V8_SEQS_FROM_ONE: &str = "
         at INTEGER NOT NULL,
         contacts BLOB NOT NULL
     );
-    INSERT INTO changes_v8 (seq_start, seq_end, segment_id, kind, cause, at, contacts)
+    INSERT INTO changes_v9 (seq_start, seq_end, segment_id, kind, cause, at, contacts)
         SELECT seq_start + 1, seq_end + 1, segment_id, kind, cause, at, contacts
         FROM changes ORDER BY seq_start;
     DROP TABLE changes;
-    ALTER TABLE changes_v8 RENAME TO changes;
+    ALTER TABLE changes_v9 RENAME TO changes;
     CREATE INDEX changes_by_segment ON changes(segment_id, seq_start);
     UPDATE webhook_cursors SET change_seq = change_seq + 1,
         pending_change_end = pending_change_end + 1;
@@ -86,16 +86,22 @@ mod tests {
         bitmap_to_blob(&numbers.iter().copied().collect::<RoaringBitmap>()).unwrap()
     }
 
-    /// A version 7 database, numbered from 0: every change seq moves up by
-    /// one, and the webhook and the workflow queue resume at the very
-    /// change they had reached (nothing delivered twice, nothing skipped).
+    /// A version 7 database (before the Facebook sync rows of 8) and a
+    /// version 8 one, numbered from 0: every change seq moves up by one,
+    /// and the webhook and the workflow queue resume at the very change
+    /// they had reached (nothing delivered twice, nothing skipped).
     #[test]
-    fn version_7_seqs_move_up_by_one_and_cursors_resume_where_they_were() {
+    fn version_7_and_8_seqs_move_up_by_one_and_cursors_resume_where_they_were() {
+        renumbers_from(7);
+        renumbers_from(8);
+    }
+
+    fn renumbers_from(version: i64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ws.db");
         {
             let conn = open(&path).unwrap();
-            migrate_to(&conn, 7).unwrap();
+            migrate_to(&conn, version).unwrap();
             // Seqs 0–2: contacts 10, 11, 12 enter `s`; 3: 10 exits `t`;
             // 4–5: 11 and 12 enter `t`. Adjacent batches: moving them in
             // place would collide.

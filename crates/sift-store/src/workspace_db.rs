@@ -24,8 +24,8 @@ pub struct WorkspaceDb {
 pub enum Pending<'a> {
     Records(&'a [Record]),
     Webhooks(&'a [crate::WebhookWrite]),
-    /// Facebook export jobs' state.
-    Exports(&'a [crate::ExportRow]),
+    /// Facebook export jobs' state, sync tokens and sent rows.
+    Exports(&'a [crate::ExportWrite]),
     /// Deletes a chunk of old workflow history (see `prune.rs`).
     Prune(&'a crate::Prune),
 }

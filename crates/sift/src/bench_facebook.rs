@@ -104,7 +104,10 @@ pub fn run(n_members: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let rt = crate::run::runtime()?;
     rt.block_on(async move {
-        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        // The receiver is local: private destinations are allowed.
+        let mut config = sift_server::Config::new(dir.path(), None);
+        config.allow_private_destinations = true;
+        let state = sift_server::AppState::open(config)?;
         let (_, key) = state.create_workspace("bench-facebook")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -148,6 +151,29 @@ pub fn run(n_members: u64) -> anyhow::Result<()> {
             sent as f64 / seconds,
             rows.load(Ordering::Relaxed)
         );
+
+        // The same upload as a sync, which also stores every row it sends
+        // (committed before each batch) so that it can resume after a restart.
+        let started = Instant::now();
+        let job = call(&client, hyper::Method::POST, &format!("{base}/v1/segments/{segment_id}/exports/facebook"), &key,
+            Some(json!({"audience_id": "1", "access_token": "bench-token", "graph_url": format!("http://{graph}"), "sync": true}))).await?;
+        let job_id = job["id"].as_str().context("job id")?.to_string();
+        let job = loop {
+            let job = call(&client, hyper::Method::GET, &format!("{base}/v1/exports/{job_id}"), &key, None).await?;
+            if job["phase"] == "syncing" || job["state"] == "failed" {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(job["state"] == "running", "the sync failed: {job}");
+        let sent = job["sent"].as_u64().unwrap_or(0);
+        println!(
+            "  sync, initial upload with its rows stored: {sent} rows in {:.2} s → {:.0} rows/s",
+            seconds,
+            sent as f64 / seconds
+        );
+        call(&client, hyper::Method::DELETE, &format!("{base}/v1/exports/{job_id}"), &key, None).await?;
         let _ = stop_tx.send(());
         let _ = server.await;
         Ok(())

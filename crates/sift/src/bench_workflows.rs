@@ -238,7 +238,10 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let rt = crate::run::runtime()?;
     rt.block_on(async move {
-        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        // The receiver is local: private destinations are allowed.
+        let mut config = sift_server::Config::new(dir.path(), None);
+        config.allow_private_destinations = true;
+        let state = sift_server::AppState::open(config)?;
         let (ws_id, key) = state.create_workspace("bench-workflows")?;
         let handle = state.workspace(&ws_id).context("bench workspace")?;
         let mut generator = Generator::new(37);

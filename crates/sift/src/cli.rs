@@ -41,6 +41,17 @@ pub struct ServeFlags {
     #[arg(long, env = "SIFT_WORKFLOW_QUEUE_MAX", default_value_t = sift_engine::DEFAULT_MAX_QUEUED,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub workflow_queue_max: u64,
+    /// Let webhooks, workflow webhooks and Facebook exports reach loopback,
+    /// private and other non-public addresses (tests, receivers on the
+    /// premises). Off: such destinations are refused when saved and when sent to.
+    #[arg(long, env = "SIFT_ALLOW_PRIVATE_DESTINATIONS",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_private_destinations: bool,
+    /// Key encrypting secrets at rest (Facebook sync tokens): 64 hex digits,
+    /// e.g. from `openssl rand -hex 32`. Without it, `secret.key` in the data
+    /// directory, created with mode 0600 when first needed.
+    #[arg(long, env = "SIFT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

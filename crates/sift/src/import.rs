@@ -140,7 +140,10 @@ pub(crate) fn open_workspace(
     data: &Path,
     workspace: Option<&str>,
 ) -> anyhow::Result<(AppState, String, Arc<WorkspaceHandle>)> {
-    let state = AppState::open(Config::new(data, None))?;
+    let mut config = Config::new(data, None);
+    // Audiences are synced by the server, not by an import beside it.
+    config.resume_syncs = false;
+    let state = AppState::open(config)?;
     let rows = state.workspace_rows();
     let id = match (workspace, rows.as_slice()) {
         (Some(id), _) => id.to_string(),

@@ -130,6 +130,16 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
         let mut config = Config::new(&data, flags.admin_key.clone());
         config.workflow_retention = flags.workflow_retention;
         config.workflow_queue_max = flags.workflow_queue_max;
+        config.allow_private_destinations = flags.allow_private_destinations;
+        config.secret_key = flags
+            .secret_key
+            .as_deref()
+            .map(sift_server::secrets::SecretKey::parse)
+            .transpose()
+            .map_err(|why| anyhow::anyhow!("--secret-key / SIFT_SECRET_KEY {why}"))?;
+        if config.allow_private_destinations {
+            tracing::warn!("private destinations are allowed: webhooks and exports may reach this machine and its network");
+        }
         let state = AppState::open(config)
             .with_context(|| format!("cannot open data directory {}", data.display()))?;
         let fresh = state.workspace_rows().is_empty();

@@ -52,6 +52,7 @@ fn parse(
     segment_id: String,
     has_gender: bool,
     settings: &facebook::Settings,
+    destinations: &crate::destination::Destinations,
 ) -> ApiResult<Request> {
     let Json::Object(map) = body else {
         return Err(ApiError::validation(
@@ -152,13 +153,13 @@ fn parse(
     let graph_url = match string(map, "graph_url", "\"https://graph.facebook.com\"")? {
         None | Some("") => settings.graph_url.clone(),
         Some(text) => {
-            let parsed = reqwest::Url::parse(text).map_err(|e| {
+            let parsed = destinations.parse(text).map_err(|why| {
                 invalid(
                     "graph_url",
-                    format!("\"graph_url\" is not a URL ({e}): use https://graph.facebook.com"),
+                    format!("\"graph_url\" {why}; use https://graph.facebook.com"),
                 )
             })?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+            if parsed.query().is_some() {
                 return Err(invalid(
                     "graph_url",
                     "\"graph_url\" must be an http(s) address without a query, like https://graph.facebook.com",
@@ -224,8 +225,22 @@ pub async fn start(
     // Retries and timeouts are the server's; the body may only pick where
     // to send.
     let settings = state.config.facebook.clone();
-    let request = parse(&body, id, has_gender, &settings)?;
-    let job = facebook::start(&ws, request, &settings);
+    let request = parse(&body, id, has_gender, &settings, &ws.destinations)?;
+    let sealer = if request.sync {
+        let config = &state.config;
+        Some(
+            crate::secrets::Sealer::load(config.secret_key.as_ref(), &config.data_dir, true)
+                .map_err(|why| {
+                    ApiError::internal(format!(
+                        "the access token cannot be stored encrypted for the sync to survive restarts: {why}"
+                    ))
+                })?,
+        )
+    } else {
+        None
+    };
+    let job =
+        facebook::start(&ws, request, &settings, sealer.as_ref()).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, axum::Json(job.to_json())))
 }
 

@@ -10,6 +10,7 @@ use sift_store::WebhookRow;
 
 use super::contacts::{JsonResponse, ok};
 use super::{Body, Path, Ws, page};
+use crate::destination::Destinations;
 use crate::error::{ApiError, ApiResult};
 use crate::state::now_ms;
 use crate::webhooks;
@@ -37,7 +38,9 @@ fn check_keys(body: &Json) -> ApiResult<&serde_json::Map<String, Json>> {
     }
 }
 
-fn url_of(value: &Json) -> ApiResult<String> {
+/// The subscription's URL, checked against the destination policy
+/// (`crate::destination`): a refused one answers 422 with the reason.
+fn url_of(value: &Json, destinations: &Destinations) -> ApiResult<String> {
     let example = "like https://example.com/hooks/sift";
     let Json::String(text) = value else {
         return Err(invalid(
@@ -52,29 +55,9 @@ fn url_of(value: &Json) -> ApiResult<String> {
             format!("\"url\" is longer than {MAX_URL_BYTES} bytes"),
         ));
     }
-    let parsed = reqwest::Url::parse(text).map_err(|e| {
-        invalid(
-            "url",
-            format!(
-                "\"url\" is not a valid URL ({e}): give an http:// or https:// address {example}"
-            ),
-        )
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(
-            "url",
-            format!(
-                "\"url\" must use http or https, not {:?}: an address {example}",
-                parsed.scheme()
-            ),
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(
-            "url",
-            format!("\"url\" has no host: an address {example}"),
-        ));
-    }
+    let parsed = destinations
+        .parse(text)
+        .map_err(|why| invalid("url", format!("\"url\" {why} (an address {example})")))?;
     Ok(parsed.to_string())
 }
 
@@ -175,12 +158,15 @@ pub async fn create(
     Body(body): Body<Json>,
 ) -> ApiResult<(StatusCode, axum::Json<Json>)> {
     let map = check_keys(&body)?;
-    let url = url_of(map.get("url").ok_or_else(|| {
-        invalid(
-            "url",
-            "a webhook needs \"url\", like https://example.com/hooks/sift",
-        )
-    })?)?;
+    let url = url_of(
+        map.get("url").ok_or_else(|| {
+            invalid(
+                "url",
+                "a webhook needs \"url\", like https://example.com/hooks/sift",
+            )
+        })?,
+        &ws.destinations,
+    )?;
     let secret = secret_of(map.get("secret").ok_or_else(|| {
         invalid(
             "secret",
@@ -243,7 +229,10 @@ pub async fn update(
     if ws.webhooks.get(&id).is_none() {
         return Err(webhooks::not_found(&id));
     }
-    let url = map.get("url").map(url_of).transpose()?;
+    let url = map
+        .get("url")
+        .map(|v| url_of(v, &ws.destinations))
+        .transpose()?;
     let secret = map.get("secret").map(secret_of).transpose()?;
     let segments = map
         .get("segments")

@@ -276,7 +276,9 @@ fn action_of(i: usize, value: &Json, engine: &Workspace) -> Result<Action, ApiEr
             })
         }
         "webhook" => {
-            only_keys(map, &field, &["type", "url", "secret"])?;
+            // `secret_hint` is what a GET shows: a body read back is taken
+            // as is, the hint ignored.
+            only_keys(map, &field, &["type", "url", "secret", "secret_hint"])?;
             let url = string(map, "url", &at("url"))?;
             let secret = match map.get("secret") {
                 None | Some(Json::Null) => None,
@@ -299,7 +301,70 @@ fn action_of(i: usize, value: &Json, engine: &Workspace) -> Result<Action, ApiEr
     }
 }
 
-/// A saved workflow in the body's form: what `PATCH` merges into.
+/// Checks every webhook action's URL against the destination policy; a
+/// refused one names its action (`actions[1].url`).
+pub fn check_destinations(
+    actions: &[Action],
+    destinations: &crate::destination::Destinations,
+) -> Result<(), ApiError> {
+    for (i, action) in actions.iter().enumerate() {
+        if let Action::Webhook { url, .. } = action {
+            destinations
+                .parse(url.trim())
+                .map_err(|why| fault(format!("actions[{i}].url"), format!("\"url\" {why}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives each webhook action of a `PATCH`'s `actions` that omits `secret`
+/// the secret of the saved webhook action with the same URL: a client that
+/// reads a workflow (which shows only `secret_hint`) and sends its actions
+/// back keeps the signing. `"secret": null` removes a secret; a new URL
+/// without a secret is sent unsigned, since a secret is never carried to
+/// another address.
+pub fn keep_secrets(actions: &mut Json, saved: &[Action]) {
+    let Json::Array(actions) = actions else {
+        return;
+    };
+    for action in actions.iter_mut().filter_map(Json::as_object_mut) {
+        if action.get("type").and_then(Json::as_str) != Some("webhook")
+            || action.contains_key("secret")
+        {
+            continue;
+        }
+        let Some(url) = action.get("url").and_then(Json::as_str) else {
+            continue;
+        };
+        let kept = saved.iter().find_map(|a| match a {
+            Action::Webhook {
+                url: saved_url,
+                secret: Some(secret),
+            } if saved_url == url => Some(secret.clone()),
+            _ => None,
+        });
+        if let Some(secret) = kept {
+            action.insert("secret".to_string(), Json::String(secret));
+        }
+    }
+}
+
+/// Replaces each webhook action's `secret` with its `secret_hint` (the
+/// end of it, as webhooks show theirs; `null` when there is none).
+pub fn mask_secrets(body: &mut Json) {
+    let Some(actions) = body.get_mut("actions").and_then(Json::as_array_mut) else {
+        return;
+    };
+    for action in actions.iter_mut().filter_map(Json::as_object_mut) {
+        if let Some(secret) = action.remove("secret") {
+            let hint = secret.as_str().map(crate::webhooks::secret_hint);
+            action.insert("secret_hint".to_string(), json!(hint));
+        }
+    }
+}
+
+/// A saved workflow in the body's form: what `PATCH` merges into (with the
+/// secrets; answers mask them with [`mask_secrets`]).
 pub fn body_of(def: &WorkflowDef) -> Json {
     let trigger = match &def.trigger {
         Trigger::SegmentEntered(id) => json!({"type": "segment_entered", "segment": id}),

@@ -12,7 +12,9 @@ use sift_engine::{
 use sift_store::{Delivery, RunFilter};
 
 use super::contacts::{JsonResponse, ok};
-use super::workflow_body::{WORKFLOW_KEYS, body_of, workflow_input};
+use super::workflow_body::{
+    WORKFLOW_KEYS, body_of, check_destinations, keep_secrets, mask_secrets, workflow_input,
+};
 use super::{Body, Path, Query, Ws, contact_json, datetime, limit, page};
 use crate::error::{ApiError, ApiResult};
 
@@ -26,6 +28,7 @@ fn not_found(id: &str) -> ApiError {
 pub fn workflow_json(engine: &Workspace, def: &WorkflowDef) -> Json {
     let schema = engine.schema();
     let mut out = body_of(def);
+    mask_secrets(&mut out);
     out["id"] = json!(def.id);
     out["filter_text"] = json!(def.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)));
     if let Trigger::Event {
@@ -159,6 +162,7 @@ pub async fn create(
     let (_, json) = ws
         .write(|engine, now| {
             let input = workflow_input(id.clone(), &body, engine)?;
+            check_destinations(&input.actions, &ws.destinations)?;
             let write = engine.create_workflow(input, now)?;
             let json = engine
                 .workflow(&id)
@@ -207,7 +211,13 @@ pub async fn update(
             for (key, value) in patch {
                 merged[key.as_str()] = value.clone();
             }
+            keep_secrets(&mut merged["actions"], &def.actions);
             let input = workflow_input(id.clone(), &merged, engine)?;
+            // Only new actions are checked: pausing a workflow saved before
+            // the policy must not fail (its deliveries are refused anyway).
+            if patch.contains_key("actions") {
+                check_destinations(&input.actions, &ws.destinations)?;
+            }
             let write = engine.update_workflow(input, now)?;
             let json = engine
                 .workflow(&id)

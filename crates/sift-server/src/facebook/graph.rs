@@ -15,6 +15,11 @@ impl Secret {
     pub fn new(token: String) -> Secret {
         Secret(token)
     }
+
+    /// The token itself, to seal it for storage.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -47,6 +52,7 @@ pub struct Target {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub max_attempts: u32,
+    pub destinations: crate::destination::Destinations,
 }
 
 /// Facebook's answer to a batch that was accepted.
@@ -105,6 +111,18 @@ pub async fn send(
         Method::Add => reqwest::Method::POST,
         Method::Remove => reqwest::Method::DELETE,
     };
+    // Checked before every batch: the token must never go to a refused
+    // destination, and a literal address never reaches the resolver.
+    if let Err(why) = reqwest::Url::parse(&target.url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| target.destinations.check(&url))
+    {
+        return Err(Refused {
+            status: None,
+            message: format!("destination refused: the Graph API address {why}"),
+            attempts: 0,
+        });
+    }
     let body = axum::body::Bytes::from(body);
     let mut attempt = 0;
     loop {
@@ -121,6 +139,10 @@ pub async fn send(
         let (status, verdict) = match response {
             // Never the error's Display with its URL: none holds the token,
             // but the error text stays generic all the same.
+            Err(error) if crate::destination::refusal(&error).is_some() => (
+                None,
+                Verdict::Stop(crate::destination::refusal(&error).unwrap_or_default()),
+            ),
             Err(error) => (
                 None,
                 Verdict::Retry(if error.is_timeout() {
@@ -128,6 +150,13 @@ pub async fn send(
                 } else {
                     "could not reach the Graph API (connection failed)".to_string()
                 }),
+            ),
+            Ok(response) if response.status().is_redirection() => (
+                Some(response.status().as_u16()),
+                Verdict::Stop(format!(
+                    "the Graph API answered {}, a redirect: redirects are not followed, so the token goes nowhere else; check graph_url",
+                    response.status()
+                )),
             ),
             Ok(response) => {
                 let status = response.status().as_u16();

@@ -4,15 +4,18 @@
 //!
 //! Jobs run in the memory of their workspace (`Registry`); their state
 //! (never the token) is stored after each batch, so they can be read after
-//! a restart. The access token is held only by the job's task: no GET
-//! returns it, nothing logs it, nothing stores it. After a restart a job
-//! that was running shows `failed`, asking to start it again; what was sent
-//! stays in the audience.
+//! a restart. No GET returns the access token and nothing logs it. A sync
+//! stores it sealed (`crate::secrets`, key outside the database) with the
+//! rows its audience holds, and resumes after a restart (`resume.rs`),
+//! removing exactly the rows of contacts that left meanwhile. A one-off
+//! export that was running when the server stopped shows `failed`, asking
+//! to start it again; what was sent stays in the audience.
 //! `normalize.rs` holds the identifier rules, `graph.rs` the HTTP side and
 //! the retries, `task.rs` the job itself.
 
 pub mod graph;
 pub mod normalize;
+mod resume;
 mod task;
 
 use std::collections::VecDeque;
@@ -21,11 +24,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
-use sift_store::ExportRow;
+use sift_store::{ExportRow, ExportWrite};
 
 use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
 pub use normalize::Key;
+pub use resume::{resumable, resume};
 
 /// Facebook's limit of rows per request to the `users` edge.
 pub const MAX_ROWS: usize = 10_000;
@@ -118,6 +122,10 @@ pub struct Progress {
     pub retries: u64,
     pub batches: VecDeque<BatchInfo>,
     pub errors: VecDeque<(i64, String)>,
+    /// Batches and errors of the job before the server restarted, as they
+    /// were answered then.
+    pub earlier_batches: Vec<Json>,
+    pub earlier_errors: Vec<Json>,
     pub updated_at: i64,
 }
 
@@ -158,22 +166,19 @@ pub struct Job {
 impl Job {
     pub fn to_json(&self) -> Json {
         let p = self.progress.borrow();
-        let batches: Vec<Json> = p
-            .batches
-            .iter()
-            .map(|b| {
-                json!({
-                    "n": b.n, "method": b.method.http(), "rows": b.rows, "status": b.status,
-                    "num_received": b.num_received, "num_invalid_entries": b.num_invalid_entries,
-                    "session_id": b.session_id, "attempts": b.attempts, "at": datetime(b.at),
-                })
+        let current = p.batches.iter().map(|b| {
+            json!({
+                "n": b.n, "method": b.method.http(), "rows": b.rows, "status": b.status,
+                "num_received": b.num_received, "num_invalid_entries": b.num_invalid_entries,
+                "session_id": b.session_id, "attempts": b.attempts, "at": datetime(b.at),
             })
-            .collect();
-        let errors: Vec<Json> = p
+        });
+        let batches = latest(&p.earlier_batches, current, KEPT_BATCHES);
+        let current = p
             .errors
             .iter()
-            .map(|(at, message)| json!({"at": datetime(*at), "message": message}))
-            .collect();
+            .map(|(at, message)| json!({"at": datetime(*at), "message": message}));
+        let errors = latest(&p.earlier_errors, current, KEPT_ERRORS);
         json!({
             "id": self.id,
             "segment_id": self.segment_id,
@@ -201,6 +206,14 @@ impl Job {
     }
 }
 
+/// The last `keep` of the earlier items followed by the current ones.
+fn latest(earlier: &[Json], current: impl Iterator<Item = Json>, keep: usize) -> Vec<Json> {
+    let mut all: Vec<Json> = earlier.to_vec();
+    all.extend(current);
+    let extra = all.len().saturating_sub(keep);
+    all.split_off(extra)
+}
+
 /// What a client asked for, checked.
 #[derive(Debug)]
 pub struct Request {
@@ -213,8 +226,9 @@ pub struct Request {
     pub version: String,
 }
 
-/// What a job that was running when the server stopped says after a restart.
-pub const RESTARTED: &str = "the server restarted while this export ran, and the access token is kept only in memory: start the export again to resume (the audience keeps what was sent)";
+/// What a one-off job that was running when the server stopped says after a
+/// restart (syncs resume instead).
+pub const RESTARTED: &str = "the server restarted while this export ran: start the export again (the audience keeps what was sent)";
 
 /// The export jobs of one workspace.
 #[derive(Default)]
@@ -291,7 +305,7 @@ impl Registry {
             .collect()
     }
 
-    fn add(&self, job: Arc<Job>) {
+    pub(crate) fn add(&self, job: Arc<Job>) {
         if let Ok(mut jobs) = self.jobs.lock() {
             if jobs.len() >= KEPT_JOBS
                 && let Some(finished) = jobs
@@ -305,8 +319,14 @@ impl Registry {
     }
 }
 
-/// Creates the job and starts its task.
-pub fn start(ws: &Arc<WorkspaceHandle>, request: Request, settings: &Settings) -> Arc<Job> {
+/// Creates the job and starts its task. A sync's token is stored sealed
+/// with `sealer` first, so that the sync can resume after a restart.
+pub fn start(
+    ws: &Arc<WorkspaceHandle>,
+    request: Request,
+    settings: &Settings,
+    sealer: Option<&crate::secrets::Sealer>,
+) -> Result<Arc<Job>, String> {
     let now = now_ms();
     let job = Arc::new(Job {
         id: format!("fbx_{}", ulid::Ulid::new().to_string().to_lowercase()),
@@ -331,15 +351,28 @@ pub fn start(ws: &Arc<WorkspaceHandle>, request: Request, settings: &Settings) -
             retries: 0,
             batches: VecDeque::new(),
             errors: VecDeque::new(),
+            earlier_batches: Vec::new(),
+            earlier_errors: Vec::new(),
             updated_at: now,
         })
         .0,
         stop: watch::channel(false).0,
     });
+    let token = match (request.sync, sealer) {
+        (true, Some(sealer)) => Some(sealer.seal(&job.id, request.token.expose().as_bytes())?),
+        (true, None) => return Err("a sync needs the key for secrets at rest".to_string()),
+        (false, _) => None,
+    };
     ws.exports.add(job.clone());
     save(ws, &job);
+    if let Some(sealed) = token {
+        let _ = ws.queue_exports(vec![ExportWrite::Token {
+            job_id: job.id.clone(),
+            sealed,
+        }]);
+    }
     task::spawn(ws, job.clone(), request, settings);
-    job
+    Ok(job)
 }
 
 /// Stores the job's state (never its token) in the writer's next group
@@ -353,5 +386,12 @@ pub fn save(ws: &WorkspaceHandle, job: &Job) {
     };
     // A closed writer only means this last state is not stored; the job
     // then reads as interrupted after the restart, which it was.
-    let _ = ws.queue_exports(vec![row]);
+    let _ = ws.queue_exports(vec![ExportWrite::Job(row)]);
+}
+
+/// Drops a sync's stored token and rows once it ended for good.
+pub fn forget(ws: &WorkspaceHandle, job: &Job) {
+    let _ = ws.queue_exports(vec![ExportWrite::Forget {
+        job_id: job.id.clone(),
+    }]);
 }

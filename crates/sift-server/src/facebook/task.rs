@@ -10,6 +10,13 @@
 //! every identifier or unsubscribed) with the row it sent: a different row
 //! is removed (`DELETE` with the old identifiers) and the new one added. A
 //! lagging receiver compares every member and every sent row instead.
+//!
+//! A sync stores those rows through the writer: added rows durably before
+//! they are sent, removed ones after Facebook accepted the removal. A crash
+//! in between can only leave a row stored that the audience lacks, and
+//! removing it again after the restart is harmless; a row the audience
+//! holds is never forgotten. A resumed sync (`resume.rs`) starts with the
+//! stored rows and compares every member and every stored row once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +26,9 @@ use roaring::RoaringBitmap;
 use sift_engine::ContactView;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::graph::{self, Method, Target};
+use sift_store::ExportWrite;
+
+use super::graph::{self, Method, Secret, Target};
 use super::normalize::{Outcome, outcome};
 use super::{BatchInfo, Job, MAX_ROWS, Request, Settings, State};
 use crate::state::{WorkspaceHandle, Written, now_ms};
@@ -28,39 +37,76 @@ use crate::state::{WorkspaceHandle, Written, now_ms};
 const READ_CHUNK: usize = 2_000;
 
 pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, settings: &Settings) {
-    let target = Target {
-        url: format!(
-            "{}/{}/{}/users",
-            request.graph_url.trim_end_matches('/'),
-            request.version,
-            request.audience_id
-        ),
-        token: request.token,
-        retry_base: Duration::from_millis(settings.retry_base_ms),
-        retry_max: Duration::from_millis(settings.retry_max_ms),
-        max_attempts: settings.max_attempts,
-    };
     // Subscribed before the members are read, so no write after that
     // snapshot goes unseen.
     let written = job.sync.then(|| ws.written.subscribe());
-    let exporter = Exporter {
+    let exporter = exporter(ws, job, request.token, settings, HashMap::new());
+    tokio::spawn(exporter.run(written, false));
+}
+
+/// Starts a sync again after a restart, with the rows its audience holds.
+pub fn spawn_resumed(
+    ws: &Arc<WorkspaceHandle>,
+    job: Arc<Job>,
+    token: Secret,
+    settings: &Settings,
+    sent_rows: HashMap<u32, Vec<String>>,
+) {
+    let written = Some(ws.written.subscribe());
+    let exporter = exporter(ws, job, token, settings, sent_rows);
+    tokio::spawn(exporter.run(written, true));
+}
+
+fn exporter(
+    ws: &Arc<WorkspaceHandle>,
+    job: Arc<Job>,
+    token: Secret,
+    settings: &Settings,
+    sent_rows: HashMap<u32, Vec<String>>,
+) -> Exporter {
+    let target = Target {
+        url: format!(
+            "{}/{}/{}/users",
+            job.graph_url.trim_end_matches('/'),
+            job.version,
+            job.audience_id
+        ),
+        token,
+        retry_base: Duration::from_millis(settings.retry_base_ms),
+        retry_max: Duration::from_millis(settings.retry_max_ms),
+        max_attempts: settings.max_attempts,
+        destinations: ws.destinations.clone(),
+    };
+    let batch_n = job.progress.borrow().batch_count;
+    Exporter {
         ws: ws.clone(),
         job,
         target,
-        client: client(settings),
-        sent_rows: HashMap::new(),
+        client: client(settings, &ws.destinations),
+        sent_rows,
         skipped_now: RoaringBitmap::new(),
-        batch_n: 0,
+        batch_n,
         debounce: Duration::from_millis(settings.debounce_ms),
-    };
-    tokio::spawn(exporter.run(written));
+    }
 }
 
-fn client(settings: &Settings) -> Option<reqwest::Client> {
+/// How a job's task ended without failing.
+enum Flow {
+    /// Finished, or stopped by a client.
+    Finished,
+    /// The workspace closed (the server stops): nothing is stored, so that
+    /// a sync resumes after the restart.
+    Interrupted,
+}
+
+fn client(
+    settings: &Settings,
+    destinations: &crate::destination::Destinations,
+) -> Option<reqwest::Client> {
     // Installing twice (several jobs, tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    destinations
+        .client()
         .timeout(Duration::from_millis(settings.timeout_ms))
         .user_agent(concat!("Sift/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -81,15 +127,27 @@ struct Exporter {
 }
 
 impl Exporter {
-    async fn run(mut self, written: Option<tokio::sync::broadcast::Receiver<Arc<Written>>>) {
+    async fn run(
+        mut self,
+        written: Option<tokio::sync::broadcast::Receiver<Arc<Written>>>,
+        resumed: bool,
+    ) {
         let job = self.job.clone();
         job.progress.send_modify(|p| {
             p.state = State::Running;
             p.updated_at = now_ms();
         });
         super::save(&self.ws, &job);
-        let mut result = self.initial().await;
-        if result.is_ok()
+        let mut result = if resumed {
+            // Everything that changed while the server was down: every
+            // member and every stored row, compared once.
+            self.reconcile(RoaringBitmap::new(), true)
+                .await
+                .map(|()| Flow::Finished)
+        } else {
+            self.initial().await
+        };
+        if matches!(result, Ok(Flow::Finished))
             && let Some(written) = written
         {
             job.progress.send_modify(|p| {
@@ -98,6 +156,14 @@ impl Exporter {
             });
             super::save(&self.ws, &job);
             result = self.follow(written).await;
+        }
+        if matches!(result, Ok(Flow::Interrupted)) {
+            tracing::info!(job = %job.id, "the server stops: the Facebook sync resumes at the next start");
+            return;
+        }
+        let result = result.map(|_| ());
+        if job.sync {
+            super::forget(&self.ws, &job);
         }
         job.progress.send_modify(|p| {
             match result {
@@ -121,7 +187,11 @@ impl Exporter {
         *self.job.stop.borrow()
     }
 
-    async fn initial(&mut self) -> Result<(), String> {
+    fn closed(&self) -> bool {
+        *self.ws.closed.borrow()
+    }
+
+    async fn initial(&mut self) -> Result<Flow, String> {
         let segment_id = self.job.segment_id.clone();
         let members = self
             .ws
@@ -135,8 +205,11 @@ impl Exporter {
         let numbers: Vec<u32> = members.iter().collect();
         let mut pending: Vec<(u32, Vec<String>)> = Vec::new();
         for chunk in numbers.chunks(READ_CHUNK) {
+            if self.closed() {
+                return Ok(Flow::Interrupted);
+            }
             if self.stopped() {
-                return Ok(());
+                return Ok(Flow::Finished);
             }
             let views = self
                 .ws
@@ -158,10 +231,13 @@ impl Exporter {
                 self.send(Method::Add, batch).await?;
             }
         }
+        if self.closed() {
+            return Ok(Flow::Interrupted);
+        }
         if !pending.is_empty() && !self.stopped() {
             self.send(Method::Add, pending).await?;
         }
-        Ok(())
+        Ok(Flow::Finished)
     }
 
     fn skip(&mut self, no: u32, outcome: &Outcome) {
@@ -200,6 +276,9 @@ impl Exporter {
         let schema: Vec<&str> = self.job.keys.iter().map(|k| k.name()).collect();
         let refs: Vec<&[String]> = rows.iter().map(|(_, row)| row.as_slice()).collect();
         let body = graph::body(&schema, &refs, &self.target.token);
+        if self.job.sync && method == Method::Add {
+            self.record_sent(&rows, true).await?;
+        }
         let job = self.job.clone();
         let result = graph::send(&client, &self.target, method, body, |attempt, message| {
             job.progress.send_modify(|p| {
@@ -240,6 +319,11 @@ impl Exporter {
                     p.updated_at = now_ms();
                 });
                 super::save(&self.ws, &self.job);
+                if self.job.sync && method == Method::Remove {
+                    // Queued, not waited for: a removal stored too late is
+                    // only sent again after a crash.
+                    let _ = self.record_sent(&rows, false).await;
+                }
                 if self.job.sync {
                     for (no, row) in rows {
                         match method {
@@ -263,12 +347,43 @@ impl Exporter {
         }
     }
 
+    /// Stores rows as sent (`added`) or removed. Added rows are waited for,
+    /// so that no row reaches the audience before it is stored.
+    async fn record_sent(&self, rows: &[(u32, Vec<String>)], added: bool) -> Result<(), String> {
+        let write = ExportWrite::Sent {
+            job_id: self.job.id.clone(),
+            rows: rows
+                .iter()
+                .map(|(no, row)| {
+                    let json = added.then(|| serde_json::to_string(row).unwrap_or_default());
+                    (*no, json)
+                })
+                .collect(),
+        };
+        let done = self
+            .ws
+            .queue_exports(vec![write])
+            .map_err(|e| format!("the sync could not store its rows: {}", e.message))?;
+        if added {
+            match done.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    return Err(format!("the sync could not store its rows: {error}"));
+                }
+                Err(_) => {
+                    return Err("the sync could not store its rows: the writer stopped".to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Follows the workspace's writes until the job is stopped or the
     /// workspace closes.
     async fn follow(
         &mut self,
         mut written: tokio::sync::broadcast::Receiver<Arc<Written>>,
-    ) -> Result<(), String> {
+    ) -> Result<Flow, String> {
         let mut closed = self.ws.closed.subscribe();
         let mut stop = self.job.stop.subscribe();
         let segment_id = self.job.segment_id.clone();
@@ -293,26 +408,33 @@ impl Exporter {
                         deleted |= w.segments_deleted.contains(&segment_id);
                     }
                     Err(RecvError::Lagged(_)) => full = true,
-                    Err(RecvError::Closed) => return Ok(()),
+                    Err(RecvError::Closed) => return Ok(Flow::Interrupted),
                 },
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-                _ = closed.wait_for(|c| *c) => return Err(
-                    "the server stopped, and the access token is kept only in memory: start the export again to resume syncing".to_string()),
+                _ = stop.wait_for(|s| *s) => return Ok(Flow::Finished),
+                _ = closed.wait_for(|c| *c) => return Ok(Flow::Interrupted),
             }
             if touched.is_empty() && !full && !deleted {
                 continue;
             }
             // Gather what follows until the writes pause, up to a batch.
+            // A close ends the wait at once: what was gathered is compared
+            // again after the restart.
             while !full && touched.len() < MAX_ROWS as u64 {
-                match tokio::time::timeout(self.debounce, written.recv()).await {
-                    Err(_) => break,
-                    Ok(Ok(w)) => absorb(&w, &mut touched),
-                    Ok(Err(RecvError::Lagged(_))) => full = true,
-                    Ok(Err(RecvError::Closed)) => break,
+                tokio::select! {
+                    got = tokio::time::timeout(self.debounce, written.recv()) => match got {
+                        Err(_) => break,
+                        Ok(Ok(w)) => absorb(&w, &mut touched),
+                        Ok(Err(RecvError::Lagged(_))) => full = true,
+                        Ok(Err(RecvError::Closed)) => break,
+                    },
+                    _ = closed.wait_for(|c| *c) => return Ok(Flow::Interrupted),
                 }
             }
+            if self.closed() {
+                return Ok(Flow::Interrupted);
+            }
             if self.stopped() {
-                return Ok(());
+                return Ok(Flow::Finished);
             }
             self.reconcile(touched, full).await?;
         }

@@ -212,7 +212,21 @@ async fn post(
     batch: &Batch,
     attempt: u32,
     timeout: Duration,
+    destinations: &crate::destination::Destinations,
 ) -> Result<(), LastError> {
+    let failure = |message: String, status: Option<u16>| LastError {
+        at: now_ms(),
+        message,
+        status,
+    };
+    // Checked at every attempt: the policy may have changed since the URL
+    // was saved, and a literal address never reaches the resolver.
+    if let Err(why) = reqwest::Url::parse(&row.url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| destinations.check(&url))
+    {
+        return Err(failure(format!("destination refused: \"url\" {why}"), None));
+    }
     let signature = sign(row.secret.as_bytes(), &batch.body);
     let started = Instant::now();
     let sent = client
@@ -226,13 +240,19 @@ async fn post(
         .send()
         .await;
     metrics::histogram!("sift_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
-    let failure = |message: String, status: Option<u16>| LastError {
-        at: now_ms(),
-        message,
-        status,
-    };
     match sent {
         Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) if response.status().is_redirection() => {
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            Err(failure(
+                crate::destination::redirect_message(status, location),
+                Some(status.as_u16()),
+            ))
+        }
         Ok(response) => {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
@@ -248,19 +268,7 @@ async fn post(
             format!("no answer within {} ms", timeout.as_millis()),
             None,
         )),
-        Err(error) => {
-            // The innermost cause says what happened ("Connection refused").
-            let mut cause: &dyn std::error::Error = &error;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            let what = if error.is_connect() {
-                "could not connect"
-            } else {
-                "the request failed"
-            };
-            Err(failure(format!("{what}: {cause}"), None))
-        }
+        Err(error) => Err(failure(crate::destination::describe(&error), None)),
     }
 }
 
@@ -491,7 +499,7 @@ pub(super) async fn run(
         let result = tokio::select! {
             biased;
             _ = closed.changed() => return,
-            result = post(&client, &row, &current, attempt, settings.timeout) => result,
+            result = post(&client, &row, &current, attempt, settings.timeout, &settings.destinations) => result,
         };
         match result {
             Ok(()) => {

@@ -35,6 +35,7 @@ pub struct Settings {
     pub retry_max: Duration,
     pub timeout: Duration,
     pub batch_max: usize,
+    pub destinations: crate::destination::Destinations,
 }
 
 /// Where a subscription's deliveries stand.
@@ -139,12 +140,14 @@ pub struct Registry {
 
 /// The HTTP client deliveries use: rustls with ring (the one TLS provider
 /// in the tree), the system's root certificates, no redirects (a 3xx is a
-/// failed delivery, so a body is never re-sent somewhere unexpected).
+/// failed delivery, so a body is never re-sent somewhere unexpected), names
+/// resolved under the destination policy.
 fn client(settings: &Settings) -> Option<reqwest::Client> {
     // Installing twice (several workspaces, tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    settings
+        .destinations
+        .client()
         .connect_timeout(settings.timeout)
         .user_agent(concat!("Sift-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -162,6 +165,7 @@ impl Registry {
             retry_max: Duration::from_millis(config.webhook_retry_max_ms.max(1)),
             timeout: Duration::from_millis(config.webhook_timeout_ms.max(1)),
             batch_max: config.webhook_batch_max.max(1),
+            destinations: config.destinations(),
         };
         let stored = WorkspaceReader::open(path)?.webhooks()?;
         let subscriptions = stored
@@ -302,7 +306,7 @@ pub fn not_found(id: &str) -> ApiError {
 }
 
 /// The end of a secret, so people can tell which one is set.
-fn secret_hint(secret: &str) -> String {
+pub(crate) fn secret_hint(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() < 12 {
         return "…".to_string();

@@ -32,6 +32,9 @@ impl Server {
     pub fn with(configure: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path(), Some(ADMIN_KEY.to_string()));
+        // Receivers and fake Graph APIs listen on 127.0.0.1; the tests of
+        // the destination policy turn this off again.
+        config.allow_private_destinations = true;
         configure(&mut config);
         let state = AppState::open(config).unwrap();
         let (workspace_id, key) = state.create_workspace("Acme").unwrap();

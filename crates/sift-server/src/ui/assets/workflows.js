@@ -256,7 +256,9 @@
         parts.push(...labelled("Property", field), holder);
       } else {
         const url = h("input", { class: "url", type: "url", placeholder: "https://example.com/hook", value: a && a.url });
-        const secret = h("input", { class: "secret", type: "password", autocomplete: "off", value: a && a.secret });
+        // The API shows only the secret's end; left empty, the saved one is kept.
+        const kept = a && a.secret_hint ? `kept (${a.secret_hint}); type to replace` : null;
+        const secret = h("input", { class: "secret", type: "password", autocomplete: "off", placeholder: kept });
         parts.push(...labelled("URL", url), ...labelled("Secret (optional)", secret));
       }
       body.replaceChildren(...parts);
