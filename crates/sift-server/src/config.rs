@@ -3,6 +3,7 @@
 //! exports (tests shorten the waits).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -29,6 +30,17 @@ pub struct Config {
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
     pub facebook: crate::facebook::Settings,
+    /// Connections (`listen.rs`): how long a request head may take from its
+    /// first byte.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive, from its head (`body.rs`).
+    pub body_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (lowered to what `ulimit -n` allows).
+    pub max_connections: usize,
+    /// Read connections per workspace for the change log (streams, pages).
+    pub read_pool_size: usize,
 }
 
 impl Config {
@@ -45,6 +57,11 @@ impl Config {
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
             facebook: crate::facebook::Settings::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            read_pool_size: 2,
         }
     }
 }

@@ -5,10 +5,12 @@
 //! every workspace writer commit what it has queued.
 
 pub mod api;
+mod body;
 pub mod config;
 pub mod csv_export;
 pub mod error;
 pub mod facebook;
+pub mod listen;
 pub mod outbox;
 mod runner;
 pub mod state;
@@ -109,6 +111,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), body::guard))
         .with_state(state)
 }
 
@@ -138,14 +141,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = state.clone();
-    let shutdown = async move {
-        shutdown.await;
-        stopping.stopping.send_replace(true);
-    };
-    let result = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = listen::run(
+        app(state.clone()),
+        &state.config,
+        listener,
+        state.stopping.clone(),
+        shutdown,
+    )
+    .await;
     let closing = state.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     result

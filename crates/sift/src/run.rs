@@ -113,7 +113,7 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&flags.data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
+        let state = AppState::open(serve_config(&flags))
             .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;
@@ -165,6 +165,18 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
         say!("Sift stopped; every acknowledged write is on disk.");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The server's settings from `sift serve`'s flags.
+fn serve_config(flags: &ServeFlags) -> Config {
+    use std::time::Duration;
+    let mut config = Config::new(&flags.data, flags.admin_key.clone());
+    config.header_read_timeout = Duration::from_secs(flags.header_read_timeout_secs.max(1));
+    config.body_read_timeout = Duration::from_secs(flags.body_read_timeout_secs.max(1));
+    config.idle_timeout = Duration::from_secs(flags.idle_timeout_secs.max(1));
+    config.max_connections = flags.max_connections.max(1);
+    config.read_pool_size = flags.read_pool_size;
+    config
 }
 
 async fn shutdown_signal() {
