@@ -12,6 +12,8 @@ pub mod error;
 pub mod facebook;
 pub mod listen;
 pub mod outbox;
+pub mod reads;
+pub mod revoke;
 mod runner;
 pub mod state;
 mod timers;

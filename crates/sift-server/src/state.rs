@@ -49,6 +49,8 @@ pub struct WorkspaceHandle {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<WorkspaceReader>,
+    /// Read connections for the change log, used off the async workers.
+    pub reads: Arc<crate::reads::ReadPool>,
     /// The seq after the last durable change; the change stream waits on it.
     pub durable: watch::Sender<u64>,
     /// Signalled after every client write, which may have scheduled an
@@ -94,6 +96,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let reads = Arc::new(crate::reads::ReadPool::open(&path, config.read_pool_size)?);
         let stored_exports = reader.exports()?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
@@ -175,6 +178,7 @@ impl WorkspaceHandle {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
+            reads,
             durable,
             timer_wake: tokio::sync::Notify::new(),
             committed,
@@ -419,6 +423,9 @@ pub struct Inner {
     /// graceful shutdown does not wait for their clients forever.
     pub stopping: watch::Sender<bool>,
     pub sessions: crate::ui::Sessions,
+    /// Bumped by every key revocation and sign-out; long-lived responses
+    /// re-check their credential on it (`revoke.rs`).
+    pub revocations: watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -472,6 +479,7 @@ impl AppState {
             metrics: prometheus(),
             stopping: watch::channel(false).0,
             sessions: crate::ui::Sessions::default(),
+            revocations: watch::channel(0).0,
         })))
     }
 
@@ -490,6 +498,10 @@ impl AppState {
             .workspace_of(cookie, |hash| keys.contains_key(hash))?;
         drop(keys);
         self.workspace(&ws_id)
+    }
+
+    pub fn key_hash_valid(&self, hash: &str) -> bool {
+        self.keys.read().is_ok_and(|keys| keys.contains_key(hash))
     }
 
     pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
@@ -578,7 +590,11 @@ impl AppState {
             let hashes = catalog.key_hashes()?;
             if let Ok(mut keys) = self.keys.write() {
                 *keys = hashes.into_iter().collect();
+                // Sessions made from the key end with it.
+                self.sessions.end_made_from(|hash| !keys.contains_key(hash));
             }
+            drop(catalog);
+            self.announce_revocation();
         }
         Ok(revoked)
     }

@@ -3,12 +3,14 @@
 //! and wakes when the writer commits more; it never polls.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_store::StoredChange;
@@ -31,22 +33,30 @@ pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
     })
 }
 
-fn read_changes(
-    ws: &WorkspaceHandle,
+/// Changes after a seq, with their contacts' ids, read on a blocking
+/// thread with a connection of the read pool. The engine lock is taken
+/// only to name the contacts, after the read.
+async fn read_changes(
+    ws: &Handle,
     after: Option<u64>,
-    segment: Option<&str>,
+    segment: Option<String>,
     limit: usize,
 ) -> ApiResult<Vec<Json>> {
-    let changes = ws
-        .reader()?
-        .changes(after, segment, limit)
-        .map_err(ApiError::internal)?;
-    ws.read(|engine| {
-        changes
-            .iter()
-            .map(|c| change_json(c, engine.contacts().id(c.no)))
-            .collect()
-    })
+    let handle = ws.clone();
+    ws.reads
+        .clone()
+        .run(move |reader| {
+            let changes = reader
+                .changes(after, segment.as_deref(), limit)
+                .map_err(ApiError::internal)?;
+            handle.read(|engine| {
+                changes
+                    .iter()
+                    .map(|c| change_json(c, engine.contacts().id(c.no)))
+                    .collect()
+            })
+        })
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -67,7 +77,7 @@ pub async fn segment_changes(
 ) -> ApiResult<JsonResponse> {
     let limit = super::limit(query.limit)?;
     let known = ws.read(|engine| engine.segment(&id).is_some())?;
-    let items = read_changes(&ws, query.after, Some(&id), limit)?;
+    let items = read_changes(&ws, query.after, Some(id.clone()), limit).await?;
     if !known && items.is_empty() {
         return Err(ApiError::not_found(format!(
             "segment {id:?} does not exist"
@@ -90,8 +100,42 @@ pub struct StreamQuery {
     after: Option<u64>,
 }
 
+/// Most changes read (and sent) at once by a stream: a bounded page, so a
+/// stream whose client reads slowly holds one page and no connection.
+const STREAM_PAGE: usize = 500;
+/// A comment sent on a quiet stream, so that proxies and clients see it
+/// alive (and the connection is never idle).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A page of changes in the server-sent-events format, and the seq of its
+/// last change.
+async fn stream_page(ws: &Handle, after: Option<u64>) -> ApiResult<(String, Option<u64>)> {
+    let handle = ws.clone();
+    ws.reads
+        .clone()
+        .run(move |reader| {
+            let changes = reader
+                .changes(after, None, STREAM_PAGE)
+                .map_err(ApiError::internal)?;
+            let mut text = String::with_capacity(changes.len() * 192);
+            handle.read(|engine| {
+                for change in &changes {
+                    let json = change_json(change, engine.contacts().id(change.no));
+                    let _ = write!(text, "event: change\ndata: {json}\nid: {}\n\n", change.seq);
+                }
+            })?;
+            Ok((text, changes.last().map(|c| c.seq)))
+        })
+        .await
+}
+
 /// Every membership change, live, as server-sent events (`event: change`,
 /// `id: <seq>`, data: the change as JSON).
+///
+/// The stream reads a page, sends it, and reads the next only once the
+/// client has taken it (hyper polls for more only then); it waits on the
+/// durable-seq watch when caught up. It ends when the server stops or the
+/// key (or session) that opened it is revoked.
 #[utoipa::path(get, path = "/v1/changes/stream", tag = "changes", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of changes")))]
 pub async fn stream(
@@ -99,7 +143,7 @@ pub async fn stream(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -107,44 +151,50 @@ pub async fn stream(
     let after = last_event_id.or(query.after);
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
-    let state = (
-        ws,
-        after,
-        (durable, stopping),
-        std::collections::VecDeque::<Event>::new(),
-    );
-    let events = futures_util::stream::unfold(
-        state,
-        |(ws, mut after, (mut durable, mut stopping), mut pending)| async move {
+    let pages = futures_util::stream::unfold(
+        (ws, after, durable, stopping),
+        |(ws, mut after, mut durable, mut stopping)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
                 }
-                if let Some(event) = pending.pop_front() {
-                    return Some((Ok(event), (ws, after, (durable, stopping), pending)));
-                }
-                durable.borrow_and_update();
-                let batch = read_changes(&ws, after, None, 1000).ok()?;
-                for change in batch {
-                    let seq = change["seq"].as_u64();
-                    after = seq.or(after);
-                    let mut event = Event::default().event("change").data(change.to_string());
-                    if let Some(seq) = seq {
-                        event = event.id(seq.to_string());
+                let next = *durable.borrow_and_update();
+                let from = after.map_or(0, |a| a + 1);
+                if from < next {
+                    let (text, last) = match stream_page(&ws, after).await {
+                        Ok(page) => page,
+                        Err(error) => {
+                            tracing::warn!(error = %error.message, "a change stream ended on a failed read");
+                            return None;
+                        }
+                    };
+                    if let Some(last) = last {
+                        after = Some(last);
+                        let chunk = Ok::<_, Infallible>(Bytes::from(text));
+                        return Some((chunk, (ws, after, durable, stopping)));
                     }
-                    pending.push_back(event);
                 }
-                if pending.is_empty() {
-                    tokio::select! {
-                        changed = durable.changed() => changed.ok()?,
-                        // The server is shutting down (or gone): end the stream.
-                        _ = stopping.changed() => return None,
+                tokio::select! {
+                    changed = durable.changed() => changed.ok()?,
+                    // The server is shutting down (or gone): end the stream.
+                    _ = stopping.changed() => return None,
+                    () = tokio::time::sleep(KEEP_ALIVE) => {
+                        let chunk = Ok(Bytes::from_static(b":\n\n"));
+                        return Some((chunk, (ws, after, durable, stopping)));
                     }
                 }
             }
         },
     );
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let pages = crate::revoke::until_revoked(&app, &headers, pages);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response())
 }
 
 pub type Handle = Arc<WorkspaceHandle>;
