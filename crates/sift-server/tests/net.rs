@@ -16,7 +16,7 @@ const ADMIN_KEY: &str = "admin-key-for-net-tests";
 
 struct Served {
     addr: std::net::SocketAddr,
-    state: AppState,
+    _state: AppState,
     key: String,
     workspace_id: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -39,7 +39,7 @@ impl Served {
         }));
         Served {
             addr,
-            state,
+            _state: state,
             key,
             workspace_id,
             stop: Some(stop),
@@ -460,5 +460,424 @@ async fn a_request_rejected_before_its_late_body_leaves_the_connection_usable() 
         "an unread body must close the connection: {}",
         first.head
     );
+    server.stop().await;
+}
+
+/// Opens a server-sent-events response with extra header lines; answers
+/// the connection after its head was read (status 200 checked).
+async fn open_events(server: &Served, path: &str, headers: &str) -> (TcpStream, Vec<u8>) {
+    let mut conn = server.connect().await;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\n{headers}\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = find(&buf, b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+            .await
+            .expect("a response head")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    (conn, buf[head_end..].to_vec())
+}
+
+/// Reads more of a chunked event stream into `seen` until `done` holds of
+/// it; false if the stream ended or `wait` passed first.
+async fn read_until(
+    conn: &mut TcpStream,
+    seen: &mut Vec<u8>,
+    wait: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> bool {
+    let mut chunk = [0u8; 65536];
+    tokio::time::timeout(wait, async {
+        loop {
+            if done(seen) {
+                return true;
+            }
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return done(seen),
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A chunked response's end (or the connection's).
+fn ended(seen: &[u8]) -> bool {
+    seen.ends_with(b"0\r\n\r\n")
+}
+
+/// The payload of the complete chunks of a chunked body.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    while let Some(end) = find(raw, b"\r\n") {
+        let Ok(size) = usize::from_str_radix(&String::from_utf8_lossy(&raw[..end]), 16) else {
+            break;
+        };
+        let start = end + 2;
+        if size == 0 || raw.len() < start + size + 2 {
+            break;
+        }
+        payload.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+    payload
+}
+
+/// The seqs of the change events in a raw chunked stream, in order.
+fn seqs_in(seen: &[u8]) -> Vec<u64> {
+    let text = String::from_utf8_lossy(&dechunk(seen)).to_string();
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    // The last piece may be a line cut short.
+    lines.pop();
+    lines
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|s| s.trim().parse().unwrap())
+        .collect()
+}
+
+/// Loads `n` contacts (in batches) into a server with one segment that takes
+/// them all: n + 1 changes... one per contact entering.
+async fn load(server: &Served, n: usize) {
+    server
+        .call(
+            "PUT",
+            "/v1/contacts/seed",
+            Some(json!({"properties": {"n": 0}})),
+        )
+        .await;
+    let created = server
+        .call(
+            "POST",
+            "/v1/segments",
+            Some(json!({"name": "All", "kind": "dynamic", "condition": "n >= 0"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    for start in (0..n).step_by(5_000) {
+        let contacts: Vec<Json> = (start..(start + 5_000).min(n))
+            .map(|i| json!({"id": format!("c{i}"), "properties": {"n": i}}))
+            .collect();
+        let answer = server
+            .call(
+                "POST",
+                "/v1/contacts:batch",
+                Some(json!({"contacts": contacts})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+}
+
+fn bearer(key: &str) -> String {
+    format!("authorization: Bearer {key}\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_replays_every_change_in_order_across_pages_and_resumes() {
+    let server = Served::start(|_| {}).await;
+    load(&server, 1_800).await;
+    // The seed's entry, then one per contact.
+    let total = 1_801u64;
+    let (mut conn, mut seen) =
+        open_events(&server, "/v1/changes/stream", &bearer(&server.key)).await;
+    assert!(
+        read_until(
+            &mut conn,
+            &mut seen,
+            Duration::from_secs(10),
+            |s| seqs_in(s).len() as u64 >= total
+        )
+        .await
+    );
+    assert_eq!(seqs_in(&seen), (0..total).collect::<Vec<_>>());
+    // Live changes follow.
+    server
+        .call(
+            "PUT",
+            "/v1/contacts/live",
+            Some(json!({"properties": {"n": 1}})),
+        )
+        .await;
+    assert!(
+        read_until(
+            &mut conn,
+            &mut seen,
+            Duration::from_secs(5),
+            |s| seqs_in(s).len() as u64 > total
+        )
+        .await
+    );
+    assert_eq!(seqs_in(&seen).last(), Some(&total));
+
+    let (mut conn, mut seen) = open_events(
+        &server,
+        "/v1/changes/stream?after=700",
+        &bearer(&server.key),
+    )
+    .await;
+    assert!(
+        read_until(&mut conn, &mut seen, Duration::from_secs(10), |s| seqs_in(
+            s
+        )
+        .last()
+            == Some(&total))
+        .await
+    );
+    assert_eq!(seqs_in(&seen), (701..=total).collect::<Vec<_>>());
+    let headers = format!("{}last-event-id: 1500\r\n", bearer(&server.key));
+    let (mut conn, mut seen) = open_events(&server, "/v1/changes/stream?after=3", &headers).await;
+    assert!(
+        read_until(&mut conn, &mut seen, Duration::from_secs(10), |s| seqs_in(
+            s
+        )
+        .last()
+            == Some(&total))
+        .await
+    );
+    assert_eq!(seqs_in(&seen), (1501..=total).collect::<Vec<_>>());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_holds_nothing_other_clients_need() {
+    // One read connection: a stalled stream holding it would stop everyone.
+    let server = Served::start(|c| c.read_pool_size = 1).await;
+    load(&server, 20_000).await;
+    let total = 20_001u64;
+    let segment = server.call("GET", "/v1/segments", None).await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Three clients open the stream and read nothing: their socket buffers
+    // fill (each replay is megabytes) and the server must wait on them.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut conn = socket.connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /v1/changes/stream HTTP/1.1\r\nhost: test\r\n{}\r\n",
+            bearer(&server.key)
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        stalled.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Meanwhile writes, pages of the log and other streams go on.
+    for i in 0..5 {
+        let asked = Instant::now();
+        let answer = server
+            .call(
+                "PUT",
+                &format!("/v1/contacts/w{i}"),
+                Some(json!({"properties": {"n": i}})),
+            )
+            .await;
+        assert_eq!(answer.status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "a write took {:?}",
+            asked.elapsed()
+        );
+    }
+    let asked = Instant::now();
+    let page = server
+        .call(
+            "GET",
+            &format!("/v1/segments/{segment}/changes?limit=10"),
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "a page took {:?}",
+        asked.elapsed()
+    );
+    let end = total + 4;
+    let (mut conn, mut seen) =
+        open_events(&server, "/v1/changes/stream", &bearer(&server.key)).await;
+    assert!(
+        read_until(&mut conn, &mut seen, Duration::from_secs(20), |s| seqs_in(
+            s
+        )
+        .last()
+            == Some(&end))
+        .await
+    );
+    assert_eq!(seqs_in(&seen), (0..=end).collect::<Vec<_>>());
+
+    // A stalled client that reads at last gets everything, in order.
+    let mut conn = stalled.pop().unwrap();
+    let mut seen = Vec::new();
+    let body = |s: &[u8]| find(s, b"\r\n\r\n").map_or(Vec::new(), |at| seqs_in(&s[at + 4..]));
+    assert!(
+        read_until(&mut conn, &mut seen, Duration::from_secs(20), |s| body(s)
+            .last()
+            == Some(&end))
+        .await
+    );
+    assert_eq!(body(&seen), (0..=end).collect::<Vec<_>>());
+    drop(stalled);
+    server.stop().await;
+}
+
+/// A second key of the server's workspace.
+async fn second_key(server: &Served) -> (String, String) {
+    let mut conn = server.connect().await;
+    let path = format!("/v1/workspaces/{}/keys", server.workspace_id);
+    send(&mut conn, "POST", &path, Some(ADMIN_KEY), None).await;
+    let answer = read_response(&mut conn).await.unwrap();
+    assert!(answer.status == 201 || answer.status == 200, "{answer:?}");
+    let key = answer.json()["key"].as_str().unwrap().to_string();
+    let id = key.chars().take(11).collect();
+    (key, id)
+}
+
+async fn revoke(server: &Served, key_id: &str) {
+    let mut conn = server.connect().await;
+    let path = format!("/v1/workspaces/{}/keys/{key_id}", server.workspace_id);
+    send(&mut conn, "DELETE", &path, Some(ADMIN_KEY), None).await;
+    let answer = read_response(&mut conn).await.unwrap();
+    assert!(answer.status < 300, "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_its_change_streams_within_a_second() {
+    let server = Served::start(|_| {}).await;
+    load(&server, 10).await;
+    let (key, key_id) = second_key(&server).await;
+    let (mut revoked, mut seen) = open_events(&server, "/v1/changes/stream", &bearer(&key)).await;
+    assert!(
+        read_until(
+            &mut revoked,
+            &mut seen,
+            Duration::from_secs(5),
+            |s| seqs_in(s).len() == 11
+        )
+        .await
+    );
+    let (mut kept, mut kept_seen) =
+        open_events(&server, "/v1/changes/stream", &bearer(&server.key)).await;
+    assert!(
+        read_until(
+            &mut kept,
+            &mut kept_seen,
+            Duration::from_secs(5),
+            |s| seqs_in(s).len() == 11
+        )
+        .await
+    );
+
+    revoke(&server, &key_id).await;
+    let asked = Instant::now();
+    assert!(
+        read_until(&mut revoked, &mut seen, Duration::from_secs(1), ended).await,
+        "the stream outlived its key"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // The other key's stream goes on.
+    server
+        .call(
+            "PUT",
+            "/v1/contacts/after",
+            Some(json!({"properties": {"n": 1}})),
+        )
+        .await;
+    assert!(
+        read_until(
+            &mut kept,
+            &mut kept_seen,
+            Duration::from_secs(5),
+            |s| seqs_in(s).len() == 12
+        )
+        .await
+    );
+    assert_eq!(
+        seqs_in(&seen).len(),
+        11,
+        "a change reached the revoked stream"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_the_ui_sessions_made_from_it_and_their_live_streams() {
+    let server = Served::start(|_| {}).await;
+    load(&server, 10).await;
+    let (key, key_id) = second_key(&server).await;
+    let mut conn = server.connect().await;
+    let form = format!("key={key}");
+    let request = format!(
+        "POST /ui/login HTTP/1.1\r\nhost: test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let signed = read_response(&mut conn).await.unwrap();
+    assert_eq!(signed.status, 303, "{signed:?}");
+    let cookie = signed
+        .head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim().to_string())
+        })
+        .unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let with_cookie = format!("cookie: {cookie}\r\n");
+    let segment = server.call("GET", "/v1/segments", None).await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut streams = Vec::new();
+    for path in [
+        "/ui/live/sizes".to_string(),
+        format!("/ui/live/segments/{segment}"),
+        "/v1/changes/stream".to_string(),
+    ] {
+        let (mut conn, mut seen) = open_events(&server, &path, &with_cookie).await;
+        assert!(
+            read_until(&mut conn, &mut seen, Duration::from_secs(5), |s| find(
+                s, b"\n\n"
+            )
+            .is_some())
+            .await,
+            "{path}"
+        );
+        streams.push((path, conn, seen));
+    }
+
+    revoke(&server, &key_id).await;
+    let asked = Instant::now();
+    for (path, mut conn, mut seen) in streams {
+        let left = Duration::from_secs(1).saturating_sub(asked.elapsed());
+        assert!(
+            read_until(&mut conn, &mut seen, left, ended).await,
+            "{path} outlived the key"
+        );
+    }
+    // The session itself is over.
+    let mut conn = server.connect().await;
+    conn.write_all(
+        format!("GET /ui/segments HTTP/1.1\r\nhost: test\r\n{with_cookie}\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let page = read_response(&mut conn).await.unwrap();
+    assert_eq!(page.status, 303, "{page:?}");
+    assert!(page.head.contains("/ui/login"));
     server.stop().await;
 }
