@@ -74,6 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if suite == BenchSuite::Facebook {
                 crate::bench_facebook::run(http_contacts)?;
             }
+            if suite == BenchSuite::Streams {
+                crate::bench_streams::run()?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,7 +178,7 @@ fn serve_config(flags: &ServeFlags) -> Config {
     config.body_read_timeout = Duration::from_secs(flags.body_read_timeout_secs.max(1));
     config.idle_timeout = Duration::from_secs(flags.idle_timeout_secs.max(1));
     config.max_connections = flags.max_connections.max(1);
-    config.read_pool_size = flags.read_pool_size;
+    config.read_pool_size = usize::from(flags.read_pool_size);
     config
 }
 
