@@ -42,6 +42,8 @@ const REFUSALS: usize = 16;
 pub const FD_RESERVE: u64 = 64;
 /// How long a refused client has to read its 503.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+/// How long a stop waits for requests in flight to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -145,8 +147,18 @@ pub async fn run(
     drop(listener);
     stopping.send_replace(true);
     stop_tx.send_replace(true);
-    // Every connection holds a slot until it ends.
-    let _all = slots.acquire_many(cap as u32).await;
+    // Every connection holds a slot until it ends. A client that stopped
+    // reading a response could hold its connection for ever: after the
+    // grace period the rest are dropped (queued writes are still flushed).
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(cap as u32))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = cap - slots.available_permits(),
+            "connections still open after the shutdown grace period are dropped"
+        );
+    }
     Ok(())
 }
 

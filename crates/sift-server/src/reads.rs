@@ -50,20 +50,39 @@ impl ReadPool {
             .map_err(|_| ApiError::new(Code::Unavailable, "the workspace is closed"))?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
             let reader = pool
                 .idle
                 .lock()
                 .map_err(|_| ApiError::internal("read pool lock poisoned"))?
                 .pop()
                 .ok_or_else(|| ApiError::internal("read pool empty despite a permit"))?;
-            let result = read(&reader);
-            if let Ok(mut idle) = pool.idle.lock() {
-                idle.push(reader);
-            }
-            result
+            let lent = Lent {
+                pool: &pool,
+                reader: Some(reader),
+                _permit: permit,
+            };
+            lent.reader.as_ref().map_or_else(
+                || Err(ApiError::internal("read pool connection missing")),
+                read,
+            )
         })
         .await
         .map_err(|error| ApiError::internal(format!("a read failed: {error}")))?
+    }
+}
+
+/// A connection taken from the pool; given back (before its permit is
+/// released) even if the read panics.
+struct Lent<'a> {
+    pool: &'a ReadPool,
+    reader: Option<WorkspaceReader>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let (Some(reader), Ok(mut idle)) = (self.reader.take(), self.pool.idle.lock()) {
+            idle.push(reader);
+        }
     }
 }
