@@ -33,8 +33,9 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 
-/// Connections past the cap that are answered with a 503 at once; beyond
-/// these, a connection is closed unanswered (a flood, not a client).
+/// Connections past the cap whose 503 is sent and closed gracefully (the
+/// client has a moment to read it); beyond these, the 503 is written
+/// without waiting and the connection closed at once.
 const REFUSALS: usize = 16;
 /// File descriptors kept for the store and outbound requests beyond those
 /// open when serving starts: new workspaces' databases, SQLite's temporary
@@ -62,18 +63,28 @@ pub fn connection_cap(config: &Config) -> usize {
         return config.max_connections.max(1);
     };
     let open = open_descriptors().unwrap_or(0);
-    let room = limit.saturating_sub(open + FD_RESERVE + REFUSALS as u64) as usize;
-    if room < config.max_connections {
+    let cap = cap_within(config.max_connections, limit, open);
+    if cap < config.max_connections {
         tracing::warn!(
             limit,
             open,
             reserve = FD_RESERVE,
-            cap = room.max(1),
+            cap,
             configured = config.max_connections,
             "the open-file limit (ulimit -n) leaves room for fewer connections than --max-connections; raise it to serve more"
         );
     }
-    config.max_connections.min(room).max(1)
+    cap
+}
+
+/// The cap for `configured` connections under an open-file `limit` with
+/// `open` descriptors in use: never past what leaves the reserve free, and
+/// at least one.
+fn cap_within(configured: usize, limit: u64, open: u64) -> usize {
+    let room = limit.saturating_sub(open + FD_RESERVE + REFUSALS as u64);
+    configured
+        .min(usize::try_from(room).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 fn open_file_limit() -> Option<u64> {
@@ -128,7 +139,7 @@ pub async fn run(
                     tokio::spawn(refuse(stream, permit));
                 } else {
                     metrics::counter!("sift_connections_refused_total").increment(1);
-                    drop(stream);
+                    refuse_now(stream);
                 }
             }
             Err(error) => {
@@ -175,6 +186,15 @@ fn refusal() -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// The 503 without waiting: it fits in the new socket's empty send buffer.
+/// What the client already sent is read first, so that closing sends a FIN
+/// after the answer rather than a reset that could discard it.
+fn refuse_now(stream: TcpStream) {
+    let _ = stream.try_write(&refusal());
+    let mut sink = [0u8; 4096];
+    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
 }
 
 async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
@@ -405,5 +425,20 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_the_stores_reserve_free() {
+        // `ulimit -n 128` with 25 descriptors open: 128 - 25 - 64 - 16.
+        assert_eq!(cap_within(1024, 128, 25), 23);
+        assert_eq!(cap_within(10, 128, 25), 10);
+        assert_eq!(cap_within(1024, 20_000, 40), 1024);
+        // A limit too low for any reserve still serves one connection.
+        assert_eq!(cap_within(1024, 64, 30), 1);
     }
 }
