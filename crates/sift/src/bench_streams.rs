@@ -33,7 +33,16 @@ pub fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let rt = crate::run::runtime()?;
     rt.block_on(async move {
-        let state = sift_server::AppState::open(sift_server::Config::new(dir.path(), None))?;
+        let mut config = sift_server::Config::new(dir.path(), None);
+        // The serve flag's variable, to compare pool sizes.
+        if let Some(size) = std::env::var("SIFT_READ_POOL_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.read_pool_size = size;
+        }
+        println!("  read pool: {} connections", config.read_pool_size);
+        let state = sift_server::AppState::open(config)?;
         let (_, key) = state.create_workspace("bench-streams")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -127,8 +136,15 @@ fn report(label: &str, latencies: &[Duration]) {
     let mut sorted = latencies.to_vec();
     sorted.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // Which write was slowest tells a stall at the start (connecting while
+    // 500 streams connect) from one in the middle.
+    let slowest = latencies
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, d)| **d)
+        .map_or(0, |(i, _)| i);
     println!(
-        "{label} {} writes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{label} {} writes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (write #{slowest})",
         sorted.len(),
         ms(percentile(&sorted, 0.5)),
         ms(percentile(&sorted, 0.99)),
