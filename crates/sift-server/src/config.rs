@@ -3,6 +3,7 @@
 //! exports (tests shorten the waits).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How long finished workflow runs and deliveries are kept: 30 days.
 pub const DEFAULT_WORKFLOW_RETENTION: std::time::Duration =
@@ -83,6 +84,17 @@ pub struct Config {
     /// Whether Facebook syncs that were running resume when a workspace
     /// opens (`sift import` opens the data directory without them).
     pub resume_syncs: bool,
+    /// Connections (`listen.rs`): how long a request head may take from its
+    /// first byte.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive, from its head (`body.rs`).
+    pub body_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (lowered to what `ulimit -n` allows).
+    pub max_connections: usize,
+    /// Read connections per workspace for the change log (streams, pages).
+    pub read_pool_size: usize,
 }
 
 impl Config {
@@ -105,6 +117,11 @@ impl Config {
             destination_hosts: std::collections::HashMap::new(),
             secret_key: None,
             resume_syncs: true,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            read_pool_size: 2,
         }
     }
 

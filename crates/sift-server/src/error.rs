@@ -23,6 +23,7 @@ pub enum Code {
     KnownContact,
     AlreadyIdentified,
     PayloadTooLarge,
+    RequestTimeout,
     ValidationFailed,
     InvalidCondition,
     Internal,
@@ -43,6 +44,7 @@ impl Code {
             Code::KnownContact => "known_contact",
             Code::AlreadyIdentified => "already_identified",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::RequestTimeout => "request_timeout",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCondition => "invalid_condition",
             Code::Internal => "internal",
@@ -63,6 +65,7 @@ impl Code {
             | Code::KnownContact
             | Code::AlreadyIdentified => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::ValidationFailed | Code::InvalidCondition => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,13 +5,17 @@
 //! every workspace writer commit what it has queued.
 
 pub mod api;
+mod body;
 pub mod config;
 pub mod csv_export;
 pub mod destination;
 pub mod error;
 pub mod facebook;
+pub mod listen;
 pub mod outbox;
+pub mod reads;
 mod retention;
+pub mod revoke;
 mod runner;
 pub mod secrets;
 pub mod state;
@@ -112,6 +116,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), body::guard))
         .with_state(state)
 }
 
@@ -141,14 +146,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = state.clone();
-    let shutdown = async move {
-        shutdown.await;
-        stopping.stopping.send_replace(true);
-    };
-    let result = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = listen::run(
+        app(state.clone()),
+        &state.config,
+        listener,
+        state.stopping.clone(),
+        shutdown,
+    )
+    .await;
     let closing = state.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     result

@@ -51,6 +51,8 @@ pub struct WorkspaceHandle {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<WorkspaceReader>,
+    /// Read connections for the change log, used off the async workers.
+    pub reads: Arc<crate::reads::ReadPool>,
     /// The seq after the last durable change; the change stream waits on it.
     pub durable: watch::Sender<u64>,
     /// Signalled after every client write, which may have scheduled an
@@ -100,6 +102,7 @@ impl WorkspaceHandle {
             "workspace loaded"
         );
         let reader = WorkspaceReader::open(&path)?;
+        let reads = Arc::new(crate::reads::ReadPool::open(&path, config.read_pool_size)?);
         let (stored_exports, resumable) = crate::facebook::resumable(&reader, config.resume_syncs)?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
         let checkpointer = WorkspaceReader::open(&path)?;
@@ -183,6 +186,7 @@ impl WorkspaceHandle {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
+            reads,
             durable,
             timer_wake: tokio::sync::Notify::new(),
             committed,
@@ -456,6 +460,9 @@ pub struct Inner {
     /// graceful shutdown does not wait for their clients forever.
     pub stopping: watch::Sender<bool>,
     pub sessions: crate::ui::Sessions,
+    /// Bumped by every key revocation and sign-out; long-lived responses
+    /// re-check their credential on it (`revoke.rs`).
+    pub revocations: watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -509,6 +516,7 @@ impl AppState {
             metrics: prometheus(),
             stopping: watch::channel(false).0,
             sessions: crate::ui::Sessions::default(),
+            revocations: watch::channel(0).0,
         })))
     }
 
@@ -527,6 +535,10 @@ impl AppState {
             .workspace_of(cookie, |hash| keys.contains_key(hash))?;
         drop(keys);
         self.workspace(&ws_id)
+    }
+
+    pub fn key_hash_valid(&self, hash: &str) -> bool {
+        self.keys.read().is_ok_and(|keys| keys.contains_key(hash))
     }
 
     pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
@@ -615,7 +627,11 @@ impl AppState {
             let hashes = catalog.key_hashes()?;
             if let Ok(mut keys) = self.keys.write() {
                 *keys = hashes.into_iter().collect();
+                // Sessions made from the key end with it.
+                self.sessions.end_made_from(|hash| !keys.contains_key(hash));
             }
+            drop(catalog);
+            self.announce_revocation();
         }
         Ok(revoked)
     }

@@ -52,6 +52,26 @@ pub struct ServeFlags {
     /// directory, created with mode 0600 when first needed.
     #[arg(long, env = "SIFT_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Seconds a request head may take from its first byte before the
+    /// connection is closed.
+    #[arg(long, env = "SIFT_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive after its head (then 408).
+    #[arg(long, env = "SIFT_BODY_READ_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight (a
+    /// change stream is a request in flight).
+    #[arg(long, env = "SIFT_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; lowered at start to what the
+    /// open-file limit (ulimit -n) leaves after the store's reserve.
+    #[arg(long, env = "SIFT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// SQLite read connections per workspace for the change log (change
+    /// streams and pages read through them, off the async workers).
+    #[arg(long, env = "SIFT_READ_POOL_SIZE", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub read_pool_size: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,6 +160,9 @@ pub enum BenchSuite {
     /// Facebook Custom Audience export to a local fake Graph API
     /// (`--http-contacts` members); not part of `all`.
     Facebook,
+    /// PUT latency while 500 change streams replay a 32,501-change log;
+    /// not part of `all`.
+    Streams,
     All,
 }
 

@@ -76,6 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if suite == BenchSuite::Facebook {
                 crate::bench_facebook::run(http_contacts)?;
             }
+            if suite == BenchSuite::Streams {
+                crate::bench_streams::run()?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -127,20 +130,7 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let mut config = Config::new(&data, flags.admin_key.clone());
-        config.workflow_retention = flags.workflow_retention;
-        config.workflow_queue_max = flags.workflow_queue_max;
-        config.allow_private_destinations = flags.allow_private_destinations;
-        config.secret_key = flags
-            .secret_key
-            .as_deref()
-            .map(sift_server::secrets::SecretKey::parse)
-            .transpose()
-            .map_err(|why| anyhow::anyhow!("--secret-key / SIFT_SECRET_KEY {why}"))?;
-        if config.allow_private_destinations {
-            tracing::warn!("private destinations are allowed: webhooks and exports may reach this machine and its network");
-        }
-        let state = AppState::open(config)
+        let state = AppState::open(serve_config(&flags, &data)?)
             .with_context(|| format!("cannot open data directory {}", data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;
@@ -193,6 +183,33 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
         say!("Sift stopped; every acknowledged write is on disk.");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The server's settings from `sift serve`'s flags.
+/// The server's settings from the flags (and their environment variables).
+fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
+    use std::time::Duration;
+    let mut config = Config::new(data, flags.admin_key.clone());
+    config.workflow_retention = flags.workflow_retention;
+    config.workflow_queue_max = flags.workflow_queue_max;
+    config.allow_private_destinations = flags.allow_private_destinations;
+    config.secret_key = flags
+        .secret_key
+        .as_deref()
+        .map(sift_server::secrets::SecretKey::parse)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--secret-key / SIFT_SECRET_KEY {why}"))?;
+    if config.allow_private_destinations {
+        tracing::warn!(
+            "private destinations are allowed: webhooks and exports may reach this machine and its network"
+        );
+    }
+    config.header_read_timeout = Duration::from_secs(flags.header_read_timeout_secs.max(1));
+    config.body_read_timeout = Duration::from_secs(flags.body_read_timeout_secs.max(1));
+    config.idle_timeout = Duration::from_secs(flags.idle_timeout_secs.max(1));
+    config.max_connections = flags.max_connections.max(1);
+    config.read_pool_size = usize::from(flags.read_pool_size);
+    Ok(config)
 }
 
 async fn shutdown_signal() {

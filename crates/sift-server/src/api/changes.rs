@@ -3,14 +3,17 @@
 //! and wakes when the writer commits more; it never polls.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use sift_engine::format_datetime;
 use sift_store::StoredChange;
 
 use super::contacts::{JsonResponse, ok};
@@ -31,22 +34,30 @@ pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
     })
 }
 
-fn read_changes(
-    ws: &WorkspaceHandle,
+/// Changes after a seq, with their contacts' ids, read on a blocking
+/// thread with a connection of the read pool. The engine lock is taken
+/// only to name the contacts, after the read.
+async fn read_changes(
+    ws: &Handle,
     after: u64,
-    segment: Option<&str>,
+    segment: Option<String>,
     limit: usize,
 ) -> ApiResult<Vec<Json>> {
-    let changes = ws
-        .reader()?
-        .changes(after, segment, limit)
-        .map_err(ApiError::internal)?;
-    ws.read(|engine| {
-        changes
-            .iter()
-            .map(|c| change_json(c, engine.contacts().id(c.no)))
-            .collect()
-    })
+    let handle = ws.clone();
+    ws.reads
+        .clone()
+        .run(move |reader| {
+            let changes = reader
+                .changes(after, segment.as_deref(), limit)
+                .map_err(ApiError::internal)?;
+            handle.read(|engine| {
+                changes
+                    .iter()
+                    .map(|c| change_json(c, engine.contacts().id(c.no)))
+                    .collect()
+            })
+        })
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -68,7 +79,7 @@ pub async fn segment_changes(
 ) -> ApiResult<JsonResponse> {
     let limit = super::limit(query.limit)?;
     let known = ws.read(|engine| engine.segment(&id).is_some())?;
-    let items = read_changes(&ws, query.after.unwrap_or(0), Some(&id), limit)?;
+    let items = read_changes(&ws, query.after.unwrap_or(0), Some(id.clone()), limit).await?;
     if !known && items.is_empty() {
         return Err(ApiError::not_found(format!(
             "segment {id:?} does not exist"
@@ -92,8 +103,59 @@ pub struct StreamQuery {
     after: Option<u64>,
 }
 
+/// Most changes read (and sent) at once by a stream: a bounded page, so a
+/// stream whose client reads slowly holds one page and no connection.
+const STREAM_PAGE: usize = 500;
+/// A comment sent on a quiet stream, so that proxies and clients see it
+/// alive (and the connection is never idle).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One change as a server-sent event, its data byte for byte what
+/// [`change_json`] prints, written without building a JSON value (a replay
+/// writes millions).
+pub fn write_event(out: &mut Vec<u8>, change: &StoredChange, contact_id: &str) {
+    // Keys in serde_json's (sorted) order.
+    let _ = write!(
+        out,
+        "event: change\ndata: {{\"at\":\"{}\",\"cause\":\"{}\",\"change\":\"{}\",\"contact_id\":",
+        format_datetime(change.at),
+        change.cause.as_str(),
+        change.kind.as_str(),
+    );
+    let _ = serde_json::to_writer(&mut *out, contact_id);
+    out.extend_from_slice(b",\"segment_id\":");
+    let _ = serde_json::to_writer(&mut *out, &change.segment_id);
+    let _ = write!(out, ",\"seq\":{}}}\nid: {}\n\n", change.seq, change.seq);
+}
+
+/// A page of changes in the server-sent-events format, and the seq of its
+/// last change.
+async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>)> {
+    let handle = ws.clone();
+    ws.reads
+        .clone()
+        .run(move |reader| {
+            let changes = reader
+                .changes(after, None, STREAM_PAGE)
+                .map_err(ApiError::internal)?;
+            let mut text = Vec::with_capacity(changes.len() * 224);
+            handle.read(|engine| {
+                for change in &changes {
+                    write_event(&mut text, change, engine.contacts().id(change.no));
+                }
+            })?;
+            Ok((text, changes.last().map(|c| c.seq)))
+        })
+        .await
+}
+
 /// Every membership change, live, as server-sent events (`event: change`,
 /// `id: <seq>`, data: the change as JSON).
+///
+/// The stream reads a page, sends it, and reads the next only once the
+/// client has taken it (hyper polls for more only then); it waits on the
+/// durable-seq watch when caught up. It ends when the server stops or the
+/// key (or session) that opened it is revoked.
 #[utoipa::path(get, path = "/v1/changes/stream", tag = "changes", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of changes")))]
 pub async fn stream(
@@ -101,7 +163,7 @@ pub async fn stream(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -109,43 +171,84 @@ pub async fn stream(
     let after = last_event_id.or(query.after).unwrap_or(0);
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
-    let state = (
-        ws,
-        after,
-        (durable, stopping),
-        std::collections::VecDeque::<Event>::new(),
-    );
-    let events = futures_util::stream::unfold(
-        state,
-        |(ws, mut after, (mut durable, mut stopping), mut pending)| async move {
+    let pages = futures_util::stream::unfold(
+        (ws, after, durable, stopping),
+        |(ws, mut after, mut durable, mut stopping)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
                 }
-                if let Some(event) = pending.pop_front() {
-                    return Some((Ok(event), (ws, after, (durable, stopping), pending)));
-                }
-                durable.borrow_and_update();
-                let batch = read_changes(&ws, after, None, 1000).ok()?;
-                for change in batch {
-                    let mut event = Event::default().event("change").data(change.to_string());
-                    if let Some(seq) = change["seq"].as_u64() {
-                        after = seq;
-                        event = event.id(seq.to_string());
+                let next = *durable.borrow_and_update();
+                let from = after + 1;
+                if from < next {
+                    let (text, last) = match stream_page(&ws, after).await {
+                        Ok(page) => page,
+                        Err(error) => {
+                            tracing::warn!(error = %error.message, "a change stream ended on a failed read");
+                            return None;
+                        }
+                    };
+                    if let Some(last) = last {
+                        after = last;
+                        let chunk = Ok::<_, Infallible>(Bytes::from(text));
+                        return Some((chunk, (ws, after, durable, stopping)));
                     }
-                    pending.push_back(event);
                 }
-                if pending.is_empty() {
-                    tokio::select! {
-                        changed = durable.changed() => changed.ok()?,
-                        // The server is shutting down (or gone): end the stream.
-                        _ = stopping.changed() => return None,
+                tokio::select! {
+                    changed = durable.changed() => changed.ok()?,
+                    // The server is shutting down (or gone): end the stream.
+                    _ = stopping.changed() => return None,
+                    () = tokio::time::sleep(KEEP_ALIVE) => {
+                        let chunk = Ok(Bytes::from_static(b":\n\n"));
+                        return Some((chunk, (ws, after, durable, stopping)));
                     }
                 }
             }
         },
     );
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let pages = crate::revoke::until_revoked(&app, &headers, pages);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response())
 }
 
 pub type Handle = Arc<WorkspaceHandle>;
+
+#[cfg(test)]
+mod tests {
+    use sift_engine::{Cause, ChangeKind};
+
+    use super::*;
+
+    #[test]
+    fn an_event_carries_exactly_the_json_of_the_change() {
+        for contact in [
+            "ana",
+            "quote\"back\\slash",
+            "tab\tnewline\n\u{1}",
+            "ñandú 🦤",
+        ] {
+            let change = StoredChange {
+                seq: 42,
+                segment_id: "seg_\"x\"".to_string(),
+                kind: ChangeKind::Exited,
+                cause: Cause::Time,
+                at: 1_790_000_000_123,
+                no: 7,
+            };
+            let mut out = Vec::new();
+            write_event(&mut out, &change, contact);
+            let text = String::from_utf8(out).unwrap();
+            let expected = format!(
+                "event: change\ndata: {}\nid: 42\n\n",
+                change_json(&change, contact)
+            );
+            assert_eq!(text, expected);
+        }
+    }
+}

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -49,6 +50,7 @@ async fn next_commit(
 pub async fn sizes(
     Signed(ws): Signed,
     State(app): State<AppState>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
@@ -94,6 +96,7 @@ pub async fn sizes(
             }
         },
     );
+    let events = crate::revoke::until_revoked(&app, &headers, events);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -106,6 +109,7 @@ pub struct SegmentQuery {
 pub async fn segment(
     Signed(ws): Signed,
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<SegmentQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::UiError> {
@@ -123,10 +127,16 @@ pub async fn segment(
                     next_commit(&mut durable, &mut stopping).await?;
                 }
                 durable.borrow_and_update();
+                let segment = id.clone();
                 let recent = ws
-                    .reader()
-                    .ok()?
-                    .recent_changes(&id, CHANGES_PER_MESSAGE + 1)
+                    .reads
+                    .clone()
+                    .run(move |reader| {
+                        reader
+                            .recent_changes(&segment, CHANGES_PER_MESSAGE + 1)
+                            .map_err(ApiError::internal)
+                    })
+                    .await
                     .ok()?;
                 let fresh: Vec<_> = recent.into_iter().filter(|c| c.seq >= from).collect();
                 if fresh.is_empty() {
@@ -180,6 +190,7 @@ pub async fn segment(
             }
         },
     );
+    let events = crate::revoke::until_revoked(&app, &headers, events);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -189,6 +200,7 @@ pub async fn segment(
 pub async fn export_job(
     Signed(ws): Signed,
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::UiError> {
     let job = ws
@@ -214,5 +226,6 @@ pub async fn export_job(
             Some((Ok(event), (job, progress, stopping, false)))
         },
     );
+    let events = crate::revoke::until_revoked(&app, &headers, events);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

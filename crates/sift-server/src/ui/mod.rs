@@ -182,6 +182,7 @@ fn signed_in(cookie: String) -> Response {
 async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(cookie) = session::cookie(&headers) {
         state.sessions.end(cookie);
+        state.announce_revocation();
     }
     let mut response = Redirect::to("/ui/login").into_response();
     if let Ok(value) = HeaderValue::from_str(&session::clear_cookie()) {

@@ -77,6 +77,13 @@ impl Sessions {
         }
     }
 
+    /// Ends every session made from a key that `revoked` says is revoked.
+    pub fn end_made_from(&self, revoked: impl Fn(&str) -> bool) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, s| s.key_hash.as_deref().is_none_or(|hash| !revoked(hash)));
+        }
+    }
+
     /// The workspace of a live session, given a check that its key (if it
     /// was made from one) is still valid.
     pub fn workspace_of(
