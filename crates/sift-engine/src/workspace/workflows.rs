@@ -250,6 +250,9 @@ impl Workspace {
         }
         let mut created: Vec<FieldDef> = new_fields.into_values().collect();
         created.sort_by(|a, b| a.name.cmp(&b.name));
+        for (i, def) in created.iter().enumerate() {
+            self.check_new_field(&def.name, i + 1)?;
+        }
         Ok(created)
     }
 
