@@ -29,6 +29,8 @@ pub struct Config {
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
     pub facebook: crate::facebook::Settings,
+    /// Custom fields per workspace, and new fields per write.
+    pub field_limits: sift_engine::FieldLimits,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             webhook_retry_base: std::time::Duration::from_secs(1),
             webhook_timeout: std::time::Duration::from_secs(10),
             facebook: crate::facebook::Settings::default(),
+            field_limits: sift_engine::FieldLimits::default(),
         }
     }
 }

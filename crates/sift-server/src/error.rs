@@ -23,6 +23,7 @@ pub enum Code {
     KnownContact,
     AlreadyIdentified,
     PayloadTooLarge,
+    FieldLimitExceeded,
     ValidationFailed,
     InvalidCondition,
     Internal,
@@ -43,6 +44,7 @@ impl Code {
             Code::KnownContact => "known_contact",
             Code::AlreadyIdentified => "already_identified",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::FieldLimitExceeded => "field_limit_exceeded",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCondition => "invalid_condition",
             Code::Internal => "internal",
@@ -63,7 +65,9 @@ impl Code {
             | Code::KnownContact
             | Code::AlreadyIdentified => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::ValidationFailed | Code::InvalidCondition => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::ValidationFailed | Code::InvalidCondition | Code::FieldLimitExceeded => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -164,6 +168,16 @@ impl From<EngineError> for ApiError {
             }
             EngineError::FieldTypeConflict { field, .. } => {
                 ApiError::new(Code::FieldTypeConflict, message).with(json!({"field": field}))
+            }
+            EngineError::TooManyFields { field, limit } => {
+                ApiError::new(Code::FieldLimitExceeded, message).with(
+                    json!({"field": field, "limit": limit, "setting": "--max-fields (SIFT_MAX_FIELDS)"}),
+                )
+            }
+            EngineError::TooManyNewFields { field, limit } => {
+                ApiError::new(Code::FieldLimitExceeded, message).with(
+                    json!({"field": field, "limit": limit, "setting": "--max-new-fields (SIFT_MAX_NEW_FIELDS)"}),
+                )
             }
             EngineError::InvalidCondition(e) => e.into(),
             EngineError::Cycle { path } => {

@@ -21,6 +21,8 @@ mod facebook;
 mod facebook_fake;
 #[path = "api/facebook_jobs.rs"]
 mod facebook_jobs;
+#[path = "api/field_limits.rs"]
+mod field_limits;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/identify.rs"]

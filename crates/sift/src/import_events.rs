@@ -62,7 +62,7 @@ pub fn import_events(
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let rt = runtime()?;
     rt.block_on(async move {
-        let (state, id, handle) = open_workspace(data, workspace)?;
+        let (state, id, handle) = open_workspace(data, workspace, sift_engine::FieldLimits::default())?;
         let bar = progress_bar(size);
         let started = Instant::now();
         let rows: Box<dyn Iterator<Item = anyhow::Result<Parsed>>> = if csv {

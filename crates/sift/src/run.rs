@@ -26,9 +26,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             file,
             data,
             workspace,
+            max_fields,
         } => match what {
             ImportKind::Contacts => {
-                crate::import::import_contacts(&file, &data, workspace.as_deref())
+                crate::import::import_contacts(&file, &data, workspace.as_deref(), max_fields)
             }
             ImportKind::Events => {
                 crate::import_events::import_events(&file, &data, workspace.as_deref())
@@ -113,7 +114,9 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     let _lock = lock_data_dir(&flags.data)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let state = AppState::open(Config::new(&flags.data, flags.admin_key.clone()))
+        let mut config = Config::new(&flags.data, flags.admin_key.clone());
+        config.field_limits = flags.field_limits();
+        let state = AppState::open(config)
             .with_context(|| format!("cannot open data directory {}", flags.data.display()))?;
         let fresh = state.workspace_rows().is_empty();
         let mut first_key = None;
