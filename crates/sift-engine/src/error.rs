@@ -36,6 +36,10 @@ pub enum Error {
         expected: FieldType,
         given: String,
     },
+    #[error(
+        "field {field:?} takes dates and datetimes from 0001-01-01 to 9999-12-31 (UTC); {given} is outside that range"
+    )]
+    DateOutOfRange { field: String, given: String },
     #[error("{} of the {total} items are invalid", failures.len())]
     BatchInvalid {
         total: usize,

@@ -27,6 +27,7 @@ mod value;
 mod workflows;
 mod workspace;
 
+pub use aggregates::SUM_BOUND;
 pub use changes::{
     Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, Record, SegmentDef, SegmentKind,
 };

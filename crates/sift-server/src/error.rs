@@ -199,6 +199,9 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownContacts(ids) => {
                 ApiError::new(Code::NotFound, message).with(json!({"contact_ids": ids}))
             }
+            EngineError::DateOutOfRange { field, .. } => {
+                ApiError::validation(message).with(json!({"field": field}))
+            }
             EngineError::ReadOnlyField(field) => {
                 ApiError::validation(message).with(json!({"field": field}))
             }

@@ -5,6 +5,8 @@
 #[path = "api/common.rs"]
 mod common;
 
+#[path = "api/bounds.rs"]
+mod bounds;
 #[path = "api/changes.rs"]
 mod changes;
 #[path = "api/contacts.rs"]

@@ -123,6 +123,12 @@ impl Workspace {
                 },
             };
             if Value::typed(raw, field_type).is_err() {
+                if crate::value::out_of_range(raw, field_type) {
+                    return Err(Error::DateOutOfRange {
+                        field: name.clone(),
+                        given: raw.describe(),
+                    });
+                }
                 return Err(Error::TypeMismatch {
                     field: name.clone(),
                     expected: field_type,
