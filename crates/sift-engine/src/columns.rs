@@ -262,9 +262,8 @@ impl Column {
                 let mut ids: Vec<u32> = items.iter().map(|s| dict.intern(s)).collect();
                 ids.sort_unstable();
                 ids.dedup();
-                let ids: Box<[u32]> = ids.into();
-                unindex(index, no, values.set(no, Some(ids.clone())));
-                for &id in ids.iter() {
+                unindex(index, no, values.set(no, Some(ids.into())));
+                for &id in values.get(no).map_or(&[][..], |ids| &ids[..]) {
                     if id as usize >= index.len() {
                         index.resize(id as usize + 1, RoaringBitmap::new());
                     }
