@@ -149,7 +149,7 @@ impl DenseStore for Bits {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.words().len() * size_of::<u64>()
+        size_of_val(self.words())
     }
 }
 
@@ -215,11 +215,12 @@ impl<D: DenseStore> Slots<D> {
         }
         match self {
             Slots::Sparse(map) => {
+                let inserts = item.is_some();
                 let old = match item {
                     Some(item) => map.insert(no, item),
                     None => map.remove(&no),
                 };
-                if old.is_none() && map.len() >= SPARSE_MIN {
+                if inserts && old.is_none() && map.len() >= SPARSE_MIN {
                     let span = map.last_key_value().map_or(0, |(k, _)| *k as usize + 1);
                     if map.len() * PROMOTE >= span {
                         self.promote();

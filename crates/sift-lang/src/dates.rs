@@ -53,13 +53,14 @@ pub fn date_in_range(text: &str) -> Result<Date, DateError> {
     if text.len() != 10 || !has_date_shape(text) {
         return Err(DateError::Invalid);
     }
-    let number =
-        |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<i16>().ok());
-    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+    // The shape check guarantees ASCII digits at these ranges.
+    let year: Option<i16> = text.get(0..4).and_then(|t| t.parse().ok());
+    let month: Option<i8> = text.get(5..7).and_then(|t| t.parse().ok());
+    let day: Option<i8> = text.get(8..10).and_then(|t| t.parse().ok());
+    let (Some(year), Some(month), Some(day)) = (year, month, day) else {
         return Err(DateError::Invalid);
     };
-    let date =
-        civil::Date::new(year as i16, month as i8, day as i8).map_err(|_| DateError::Invalid)?;
+    let date = civil::Date::new(year, month, day).map_err(|_| DateError::Invalid)?;
     let days = date.duration_since(EPOCH).as_secs() / SECONDS_PER_DAY;
     match Date::try_from(days) {
         Ok(days) if (MIN_DATE..=MAX_DATE).contains(&days) => Ok(days),
