@@ -11,6 +11,17 @@ use sift_lang::{Condition, DateTime, Duration};
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::time::{NEVER, add};
 
+/// The largest magnitude Sift adds up: each event's value in a `total`, each
+/// scoring rule's and workflow grant's points. A sum of such terms cannot
+/// leave the finite range (it would take 10^293 of them), so totals and
+/// `lead_score` stay numbers; a larger value counts as this bound.
+pub const SUM_BOUND: f64 = 1e15;
+
+/// `value` within ±[`SUM_BOUND`], so that adding it up stays finite.
+pub fn summable(value: f64) -> f64 {
+    value.clamp(-SUM_BOUND, SUM_BOUND)
+}
+
 /// What an aggregate counts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggKey {
@@ -131,9 +142,9 @@ impl Aggregate {
         self.window.map_or(NEVER, |d| add(at, d).saturating_add(1))
     }
 
-    /// The value added to the sum by `event`.
+    /// The value added to the sum by `event` (bounded: see [`SUM_BOUND`]).
     pub fn addend(&self, event: &StoredEvent) -> f64 {
-        number_prop(event, self.property).unwrap_or(0.0)
+        number_prop(event, self.property).map_or(0.0, summable)
     }
 
     /// Counts contact `no`'s history at `now`, in arrival order (so that sums

@@ -36,6 +36,10 @@ pub enum Error {
         expected: FieldType,
         given: String,
     },
+    #[error(
+        "field {field:?} takes dates and datetimes from 0001-01-01 to 9999-12-31 (UTC); {given} is outside that range"
+    )]
+    DateOutOfRange { field: String, given: String },
     #[error("{} of the {total} items are invalid", failures.len())]
     BatchInvalid {
         total: usize,
@@ -47,6 +51,18 @@ pub enum Error {
         current: FieldType,
         requested: FieldType,
     },
+    /// A write would take the workspace past its number of custom fields.
+    #[error(
+        "field {field:?} would be custom field number {} of this workspace, past its limit of {limit}; write an existing field instead, or raise the limit with the server setting --max-fields (SIFT_MAX_FIELDS)",
+        limit + 1
+    )]
+    TooManyFields { field: String, limit: usize },
+    /// One write would create more new fields than allowed at once.
+    #[error(
+        "this write creates more than {limit} new fields (field {field:?} is number {}); create them over several writes, or raise the limit with the server setting --max-new-fields (SIFT_MAX_NEW_FIELDS)",
+        limit + 1
+    )]
+    TooManyNewFields { field: String, limit: usize },
     #[error("{0}")]
     InvalidCondition(ConditionError),
     #[error("segment reference cycle: {}", path.join(" -> "))]

@@ -38,6 +38,26 @@ pub const LAST_SEEN_AT: usize = CREATED_AT + 2;
 pub const ANONYMOUS: usize = CREATED_AT + 3;
 pub const LEAD_SCORE: usize = CREATED_AT + 4;
 
+/// How many custom fields a workspace may have, and how many one write may
+/// create. Every field costs a column (and a row in every field list); the
+/// limits keep one careless or hostile write from making thousands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldLimits {
+    /// Custom fields (declared or inferred; built-in and system ones excluded).
+    pub max_fields: usize,
+    /// New fields one write (a batch counts as one) may create.
+    pub max_new_per_write: usize,
+}
+
+impl Default for FieldLimits {
+    fn default() -> Self {
+        FieldLimits {
+            max_fields: 1_000,
+            max_new_per_write: 100,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldDef {
     pub name: String,
@@ -98,6 +118,11 @@ impl Fields {
 
     pub fn is_empty(&self) -> bool {
         self.defs.is_empty()
+    }
+
+    /// Fields that are neither built-in nor system ones.
+    pub fn custom_count(&self) -> usize {
+        self.defs.len() - BUILTIN_FIELDS.len() - SYSTEM_FIELDS.len()
     }
 
     /// Adds a field, or replaces the definition of one with that name.

@@ -19,6 +19,7 @@ mod events;
 mod fields;
 mod scoring;
 mod segments;
+mod slots;
 mod store;
 mod time;
 mod timers;
@@ -26,6 +27,7 @@ mod value;
 mod workflows;
 mod workspace;
 
+pub use aggregates::SUM_BOUND;
 pub use changes::{
     Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, Record, SegmentDef,
     SegmentKind,
@@ -33,7 +35,9 @@ pub use changes::{
 pub use contacts::Contacts;
 pub use error::{Error, Usage};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
-pub use fields::{BUILTIN_FIELDS, FieldDef, SYSTEM_FIELDS, valid_contact_id, valid_field_name};
+pub use fields::{
+    BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
+};
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};

@@ -4,6 +4,7 @@
 
 use sift_lang::{Condition, DateTime, Duration};
 
+use crate::aggregates::summable;
 use crate::events::{EventLog, Filter, StoredEvent};
 use crate::time::{NEVER, add};
 
@@ -118,7 +119,7 @@ impl Rules {
                 Some(d) => {
                     let expiry = add(event.at, d);
                     if expiry > now {
-                        *score += rule.points;
+                        *score += summable(rule.points);
                         *next_expiry = (*next_expiry).min(expiry);
                     }
                 }
@@ -157,7 +158,7 @@ impl Grants {
             self.by_contact.resize_with(index + 1, Vec::new);
         }
         self.expiring |= expires_at.is_some();
-        self.by_contact[index].push((points, expires_at.unwrap_or(NEVER)));
+        self.by_contact[index].push((summable(points), expires_at.unwrap_or(NEVER)));
     }
 
     /// Contact `no`'s granted points at `now`, and the earliest instant some

@@ -92,36 +92,37 @@ impl Value {
     }
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date, if it is a real calendar date.
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date, if it is a real calendar
+/// date in the accepted range ([`sift_lang::DATE_RANGE`]): the condition
+/// language's parser, so that properties and conditions agree.
 pub fn parse_date(text: &str) -> Option<Date> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return None;
-    }
-    let date: jiff::civil::Date = text.parse().ok()?;
-    Some(days_from_civil(
-        i32::from(date.year()),
-        date.month() as u32,
-        date.day() as u32,
-    ))
+    sift_lang::parse_date(text)
 }
 
-/// Milliseconds since the epoch of an RFC 3339 timestamp (any offset).
+/// Milliseconds since the epoch of an RFC 3339 timestamp (any offset) in the
+/// accepted range.
 pub fn parse_datetime(text: &str) -> Option<DateTime> {
-    let ts: jiff::Timestamp = text.parse().ok()?;
-    Some(ts.as_millisecond())
+    sift_lang::parse_datetime(text)
 }
 
 pub fn format_date(days: Date) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    sift_lang::format_date(days)
 }
 
 pub fn format_datetime(ms: DateTime) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(ts) if ms % 1000 == 0 => format!("{}", ts.strftime("%Y-%m-%dT%H:%M:%SZ")),
-        Ok(ts) => format!("{}", ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")),
-        Err(_) => ms.to_string(),
+    sift_lang::format_datetime(ms)
+}
+
+/// Whether `raw` is a real date or datetime for `field_type` that lies
+/// outside the accepted range (so the refusal can say so, not "wrong type").
+pub fn out_of_range(raw: &RawValue, field_type: FieldType) -> bool {
+    let out = Err(sift_lang::DateError::OutOfRange);
+    match (field_type, raw) {
+        (FieldType::Date, RawValue::String(s)) => sift_lang::date_in_range(s).map(drop) == out,
+        (FieldType::DateTime, RawValue::String(s)) => {
+            sift_lang::datetime_in_range(s).map(drop) == out
+        }
+        _ => false,
     }
 }
 

@@ -417,7 +417,7 @@ impl Model {
                     && r.filter.as_ref().is_none_or(|f| where_holds(f, &e.props))
                     && r.expires.is_none_or(|d| add(e.at, d) > now)
                 {
-                    score += r.points;
+                    score += r.points.clamp(-1e15, 1e15);
                 }
             }
         }
@@ -493,7 +493,7 @@ impl Model {
                 let mut sum = 0.0;
                 for e in counted(c, event_type, filter.as_deref(), *in_last, now) {
                     if let Some(PVal::Num(x)) = e.props.get(property) {
-                        sum += x;
+                        sum += x.clamp(-1e15, 1e15);
                     }
                 }
                 op_holds(*op, fcmp(sum, *value))

@@ -2,7 +2,10 @@
 //! has, and how a written literal becomes a typed [`Scalar`]. Keeping it in one
 //! place is what makes both forms accept and reject exactly the same trees.
 
-use crate::dates::{MS_PER_DAY, format_date, format_datetime, parse_date, parse_datetime};
+use crate::dates::{
+    DATE_RANGE, DateError, MS_PER_DAY, date_in_range, datetime_in_range, format_date,
+    format_datetime, parse_date, parse_datetime,
+};
 use crate::print::{format_number, quote};
 use crate::{CmpOp, FieldTest, FieldType, Scalar};
 
@@ -250,6 +253,15 @@ pub(crate) fn scalar(target: Target<'_>, literal: Literal) -> Result<Scalar, Str
         _ => None,
     };
     typed.ok_or_else(|| {
+        if let (FieldType::Date | FieldType::DateTime, Literal::String(text)) = (ty, &literal)
+            && (date_in_range(text) == Err(DateError::OutOfRange)
+                || datetime_in_range(text) == Err(DateError::OutOfRange))
+        {
+            return format!(
+                "\"{text}\" is outside the dates and datetimes Sift accepts ({DATE_RANGE}, in UTC) for {} field \"{name}\"",
+                ty.name()
+            );
+        }
         format!(
             "expected {} for {} field \"{name}\", got {}",
             expected_for(ty),

@@ -3,7 +3,8 @@
 //! validation go through jiff; the printed forms are built by hand so that they
 //! are exactly the canonical ones (no sub-millisecond digits, `Z` suffix).
 
-use jiff::{SignedDuration, Timestamp, civil};
+use jiff::fmt::temporal::Pieces;
+use jiff::{SignedDuration, civil};
 
 use crate::{Date, DateTime};
 
@@ -23,35 +24,87 @@ pub(crate) fn has_date_shape(text: &str) -> bool {
         })
 }
 
+/// The one range of dates and datetimes Sift accepts, everywhere one is
+/// given (properties, event times, conditions, imports), in words.
+pub const DATE_RANGE: &str = "0001-01-01 to 9999-12-31";
+/// 0001-01-01 and 9999-12-31 as days since 1970-01-01.
+pub const MIN_DATE: Date = -719_162;
+pub const MAX_DATE: Date = 2_932_896;
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in milliseconds.
+pub const MIN_DATETIME: DateTime = MIN_DATE as DateTime * MS_PER_DAY;
+pub const MAX_DATETIME: DateTime = (MAX_DATE as DateTime + 1) * MS_PER_DAY - 1;
+
+/// Why a date or datetime was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateError {
+    /// Not the expected form, or not a calendar date or time.
+    Invalid,
+    /// A real date or datetime outside [`DATE_RANGE`].
+    OutOfRange,
+}
+
 /// `YYYY-MM-DD` exactly, validated as a calendar date, as days since 1970-01-01.
-pub(crate) fn parse_date(text: &str) -> Option<Date> {
+pub fn parse_date(text: &str) -> Option<Date> {
+    date_in_range(text).ok()
+}
+
+/// Like [`parse_date`], telling a malformed date from one outside [`DATE_RANGE`].
+pub fn date_in_range(text: &str) -> Result<Date, DateError> {
     if text.len() != 10 || !has_date_shape(text) {
-        return None;
+        return Err(DateError::Invalid);
     }
     // The shape check guarantees ASCII digits at these ranges.
-    let year: i16 = text.get(0..4)?.parse().ok()?;
-    let month: i8 = text.get(5..7)?.parse().ok()?;
-    let day: i8 = text.get(8..10)?.parse().ok()?;
-    let date = civil::Date::new(year, month, day).ok()?;
+    let year: Option<i16> = text.get(0..4).and_then(|t| t.parse().ok());
+    let month: Option<i8> = text.get(5..7).and_then(|t| t.parse().ok());
+    let day: Option<i8> = text.get(8..10).and_then(|t| t.parse().ok());
+    let (Some(year), Some(month), Some(day)) = (year, month, day) else {
+        return Err(DateError::Invalid);
+    };
+    let date = civil::Date::new(year, month, day).map_err(|_| DateError::Invalid)?;
     let days = date.duration_since(EPOCH).as_secs() / SECONDS_PER_DAY;
-    Date::try_from(days).ok()
+    match Date::try_from(days) {
+        Ok(days) if (MIN_DATE..=MAX_DATE).contains(&days) => Ok(days),
+        _ => Err(DateError::OutOfRange),
+    }
 }
 
 /// An RFC 3339 datetime with a `Z` or numeric offset (converted to UTC), as
 /// milliseconds since the epoch. Digits below the millisecond are dropped.
-pub(crate) fn parse_datetime(text: &str) -> Option<DateTime> {
+pub fn parse_datetime(text: &str) -> Option<DateTime> {
+    datetime_in_range(text).ok()
+}
+
+/// Like [`parse_datetime`], telling a malformed datetime from one outside
+/// [`DATE_RANGE`] (in UTC, after its offset). The civil parts are read
+/// without a timestamp's range, so 9999-12-31T23:00:00Z is a datetime like
+/// any other rather than a parse failure.
+pub fn datetime_in_range(text: &str) -> Result<DateTime, DateError> {
     // Require the date part and a time separator, so that a bare date or
     // other looser forms jiff might accept are not taken for datetimes.
     if !has_date_shape(text) || !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
-        return None;
+        return Err(DateError::Invalid);
     }
-    let timestamp: Timestamp = text.parse().ok()?;
-    Some(timestamp.as_millisecond())
+    let pieces = Pieces::parse(text).map_err(|_| DateError::Invalid)?;
+    let (Some(time), Some(offset)) = (pieces.time(), pieces.offset()) else {
+        return Err(DateError::Invalid);
+    };
+    let days = pieces.date().duration_since(EPOCH).as_secs() / SECONDS_PER_DAY;
+    let in_day = i64::from(time.hour()) * 3_600_000
+        + i64::from(time.minute()) * 60_000
+        + i64::from(time.second()) * 1000
+        + i64::from(time.subsec_nanosecond()) / 1_000_000;
+    let offset_ms = i64::from(offset.to_numeric_offset().seconds()) * 1000;
+    let ms = days * MS_PER_DAY + in_day - offset_ms;
+    if (MIN_DATETIME..=MAX_DATETIME).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(DateError::OutOfRange)
+    }
 }
 
 /// `YYYY-MM-DD`; days outside jiff's range (years -9999..=9999) fall back to the
 /// plain number, which cannot come from a checked tree.
-pub(crate) fn format_date(days: Date) -> String {
+pub fn format_date(days: Date) -> String {
     let shifted = EPOCH.checked_add(SignedDuration::from_hours(i64::from(days) * 24));
     match shifted {
         Ok(date) if date.year() >= 0 => {
@@ -62,10 +115,7 @@ pub(crate) fn format_date(days: Date) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, with `.mmm` only when the milliseconds are not zero.
-pub(crate) fn format_datetime(ms: DateTime) -> String {
-    if Timestamp::from_millisecond(ms).is_err() {
-        return ms.to_string();
-    }
+pub fn format_datetime(ms: DateTime) -> String {
     let days = ms.div_euclid(MS_PER_DAY);
     let in_day = ms.rem_euclid(MS_PER_DAY);
     let Ok(days) = Date::try_from(days) else {
@@ -93,6 +143,46 @@ mod tests {
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(format_date(-1826), "1965-01-01");
         assert_eq!(format_date(parse_date("9999-12-31").unwrap()), "9999-12-31");
+    }
+
+    #[test]
+    fn one_range_for_dates_and_datetimes() {
+        assert_eq!(date_in_range("0001-01-01"), Ok(MIN_DATE));
+        assert_eq!(date_in_range("9999-12-31"), Ok(MAX_DATE));
+        assert_eq!(date_in_range("0000-12-31"), Err(DateError::OutOfRange));
+        assert_eq!(date_in_range("9999-12-32"), Err(DateError::Invalid));
+        for (text, ms) in [
+            ("9999-12-30T22:00:00Z", MAX_DATETIME - 26 * 3_600_000 + 1),
+            ("9999-12-31T12:00:00Z", MAX_DATETIME - 12 * 3_600_000 + 1),
+            ("9999-12-31T23:59:59.999Z", MAX_DATETIME),
+            ("9999-12-31T23:59:59.999+00:00", MAX_DATETIME),
+            ("0001-01-01T00:00:00Z", MIN_DATETIME),
+            ("0001-01-01T01:00:00+01:00", MIN_DATETIME),
+        ] {
+            assert_eq!(datetime_in_range(text), Ok(ms), "{text}");
+            assert_eq!(parse_datetime(&format_datetime(ms)), Some(ms), "{text}");
+        }
+        for text in [
+            "9999-12-31T23:00:00-05:00",
+            "0001-01-01T00:30:00+01:00",
+            "0000-06-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                datetime_in_range(text),
+                Err(DateError::OutOfRange),
+                "{text}"
+            );
+        }
+        for text in [
+            "9999-12-31T25:00:00Z",
+            "9999-12-31",
+            "9999-12-31T10:00:00",
+            "x",
+        ] {
+            assert_eq!(datetime_in_range(text), Err(DateError::Invalid), "{text}");
+        }
+        assert_eq!(format_date(MIN_DATE), "0001-01-01");
+        assert_eq!(format_datetime(MAX_DATETIME), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use winnow::stream::{Location, Stateful};
 use winnow::token::{take_till, take_while};
 
 use crate::check::Literal;
-use crate::dates::{has_date_shape, parse_date, parse_datetime};
+use crate::dates::{DATE_RANGE, DateError, date_in_range, datetime_in_range, has_date_shape};
 use crate::{CmpOp, Duration, DurationUnit, ErrorKind, Schema};
 
 /// The parser's input: the text with byte offsets, plus the schema and the
@@ -293,9 +293,14 @@ pub(crate) fn literal(input: &mut Input<'_>) -> PResult<Option<(usize, Literal)>
     };
     let invalid = ErrorKind::InvalidValue;
     if has_date_shape(text) && text.len() == 10 {
-        return match parse_date(text) {
-            Some(days) => Ok(Some((start, Literal::Date(days)))),
-            None => fail(
+        return match date_in_range(text) {
+            Ok(days) => Ok(Some((start, Literal::Date(days)))),
+            Err(DateError::OutOfRange) => fail(
+                start,
+                invalid,
+                format!("\"{text}\" is outside the dates Sift accepts ({DATE_RANGE})"),
+            ),
+            Err(DateError::Invalid) => fail(
                 start,
                 invalid,
                 format!("\"{text}\" is not a valid date (expected YYYY-MM-DD)"),
@@ -303,9 +308,14 @@ pub(crate) fn literal(input: &mut Input<'_>) -> PResult<Option<(usize, Literal)>
         };
     }
     if has_date_shape(text) {
-        return match parse_datetime(text) {
-            Some(ms) => Ok(Some((start, Literal::DateTime(ms)))),
-            None => fail(
+        return match datetime_in_range(text) {
+            Ok(ms) => Ok(Some((start, Literal::DateTime(ms)))),
+            Err(DateError::OutOfRange) => fail(
+                start,
+                invalid,
+                format!("\"{text}\" is outside the datetimes Sift accepts ({DATE_RANGE}, in UTC)"),
+            ),
+            Err(DateError::Invalid) => fail(
                 start,
                 invalid,
                 format!(

@@ -116,6 +116,10 @@ mod print;
 mod schema;
 
 pub use ast::*;
+pub use dates::{
+    DATE_RANGE, DateError, MAX_DATE, MAX_DATETIME, MIN_DATE, MIN_DATETIME, date_in_range,
+    datetime_in_range, format_date, format_datetime, parse_date, parse_datetime,
+};
 pub use error::{ConditionError, ErrorKind, Position};
 pub use json::{duration_from_json, duration_to_json, from_json, to_json};
 pub use parse::parse_text;

@@ -95,6 +95,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Read connections per workspace for the change log (streams, pages).
     pub read_pool_size: usize,
+    /// Custom fields per workspace, and new fields per write.
+    pub field_limits: sift_engine::FieldLimits,
 }
 
 impl Config {
@@ -122,6 +124,7 @@ impl Config {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             read_pool_size: 2,
+            field_limits: sift_engine::FieldLimits::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub enum Code {
     AlreadyIdentified,
     PayloadTooLarge,
     RequestTimeout,
+    FieldLimitExceeded,
     ValidationFailed,
     InvalidCondition,
     Internal,
@@ -45,6 +46,7 @@ impl Code {
             Code::AlreadyIdentified => "already_identified",
             Code::PayloadTooLarge => "payload_too_large",
             Code::RequestTimeout => "request_timeout",
+            Code::FieldLimitExceeded => "field_limit_exceeded",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCondition => "invalid_condition",
             Code::Internal => "internal",
@@ -66,7 +68,9 @@ impl Code {
             | Code::AlreadyIdentified => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Code::ValidationFailed | Code::InvalidCondition => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::ValidationFailed | Code::InvalidCondition | Code::FieldLimitExceeded => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -168,6 +172,16 @@ impl From<EngineError> for ApiError {
             EngineError::FieldTypeConflict { field, .. } => {
                 ApiError::new(Code::FieldTypeConflict, message).with(json!({"field": field}))
             }
+            EngineError::TooManyFields { field, limit } => {
+                ApiError::new(Code::FieldLimitExceeded, message).with(
+                    json!({"field": field, "limit": limit, "setting": "--max-fields (SIFT_MAX_FIELDS)"}),
+                )
+            }
+            EngineError::TooManyNewFields { field, limit } => {
+                ApiError::new(Code::FieldLimitExceeded, message).with(
+                    json!({"field": field, "limit": limit, "setting": "--max-new-fields (SIFT_MAX_NEW_FIELDS)"}),
+                )
+            }
             EngineError::InvalidCondition(e) => e.into(),
             EngineError::Cycle { path } => {
                 ApiError::new(Code::InvalidCondition, message).with(json!({"cycle": path}))
@@ -187,6 +201,9 @@ impl From<EngineError> for ApiError {
             EngineError::Unsupported(_) => ApiError::new(Code::InvalidCondition, message),
             EngineError::UnknownContacts(ids) => {
                 ApiError::new(Code::NotFound, message).with(json!({"contact_ids": ids}))
+            }
+            EngineError::DateOutOfRange { field, .. } => {
+                ApiError::validation(message).with(json!({"field": field}))
             }
             EngineError::ReadOnlyField(field) => {
                 ApiError::validation(message).with(json!({"field": field}))

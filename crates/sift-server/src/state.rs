@@ -89,6 +89,7 @@ impl WorkspaceHandle {
         let started = Instant::now();
         let mut engine = db.load()?;
         engine.set_max_queued_runs(config.workflow_queue_max);
+        engine.set_field_limits(config.field_limits);
         // The workspace comes back at its stored clock; timers that fell due
         // while it was closed fire now, and their changes are made durable
         // before it serves anyone.

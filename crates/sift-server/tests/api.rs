@@ -5,6 +5,8 @@
 #[path = "api/common.rs"]
 mod common;
 
+#[path = "api/bounds.rs"]
+mod bounds;
 #[path = "api/changes.rs"]
 mod changes;
 #[path = "api/contacts.rs"]
@@ -25,6 +27,8 @@ mod facebook_fake;
 mod facebook_jobs;
 #[path = "api/facebook_resume.rs"]
 mod facebook_resume;
+#[path = "api/field_limits.rs"]
+mod field_limits;
 #[path = "api/fields.rs"]
 mod fields;
 #[path = "api/identify.rs"]

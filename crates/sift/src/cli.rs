@@ -72,6 +72,22 @@ pub struct ServeFlags {
     #[arg(long, env = "SIFT_READ_POOL_SIZE", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub read_pool_size: u16,
+    /// Most custom fields a workspace may have (built-in and system fields
+    /// not counted); writes creating more are refused with 422.
+    #[arg(long, env = "SIFT_MAX_FIELDS", default_value_t = 1_000)]
+    pub max_fields: usize,
+    /// Most new fields one write may create (a batch counts as one write).
+    #[arg(long, env = "SIFT_MAX_NEW_FIELDS", default_value_t = 100)]
+    pub max_new_fields: usize,
+}
+
+impl ServeFlags {
+    pub fn field_limits(&self) -> sift_engine::FieldLimits {
+        sift_engine::FieldLimits {
+            max_fields: self.max_fields,
+            max_new_per_write: self.max_new_fields,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +114,10 @@ pub enum Command {
         /// Workspace id (default: the only workspace).
         #[arg(long)]
         workspace: Option<String>,
+        /// Most custom fields the workspace may have, as for `sift serve`
+        /// (an import may create up to this many at once).
+        #[arg(long, env = "SIFT_MAX_FIELDS", default_value_t = 1_000)]
+        max_fields: usize,
     },
     /// Export a segment's members (by id or name) as CSV, to a file or stdout.
     /// Reads the data directory, whether or not a server is running on it.

@@ -30,6 +30,7 @@ pub fn import_contacts(
     file: &Path,
     data: &Path,
     workspace: Option<&str>,
+    max_fields: usize,
 ) -> anyhow::Result<ExitCode> {
     let _lock = lock_data_dir(data)?;
     let size = std::fs::metadata(file)
@@ -38,7 +39,13 @@ pub fn import_contacts(
     let reader = BufReader::new(std::fs::File::open(file)?);
     let rt = runtime()?;
     rt.block_on(async move {
-        let (state, id, handle) = open_workspace(data, workspace)?;
+        // A file's columns arrive in its first write: only the workspace's
+        // total is limited, not the fields one write creates.
+        let limits = sift_engine::FieldLimits {
+            max_fields,
+            max_new_per_write: max_fields,
+        };
+        let (state, id, handle) = open_workspace(data, workspace, limits)?;
         let bar = progress_bar(size);
         let csv = file
             .extension()
@@ -89,7 +96,8 @@ pub fn import_contacts(
                 }
                 pending.push(Row { line, input });
                 if pending.len() == BATCH {
-                    imported += flush(&handle, std::mem::take(&mut pending), &mut bad).await?;
+                    imported +=
+                        flush(&handle, std::mem::take(&mut pending), &mut bad, imported).await?;
                 }
             }
         } else {
@@ -110,11 +118,12 @@ pub fn import_contacts(
                     Err(message) => bad.push((line_no, message)),
                 }
                 if pending.len() == BATCH {
-                    imported += flush(&handle, std::mem::take(&mut pending), &mut bad).await?;
+                    imported +=
+                        flush(&handle, std::mem::take(&mut pending), &mut bad, imported).await?;
                 }
             }
         }
-        imported += flush(&handle, std::mem::take(&mut pending), &mut bad).await?;
+        imported += flush(&handle, std::mem::take(&mut pending), &mut bad, imported).await?;
         bar.finish_and_clear();
         state.close();
         bad.sort();
@@ -139,10 +148,12 @@ pub fn import_contacts(
 pub(crate) fn open_workspace(
     data: &Path,
     workspace: Option<&str>,
+    limits: sift_engine::FieldLimits,
 ) -> anyhow::Result<(AppState, String, Arc<WorkspaceHandle>)> {
     let mut config = Config::new(data, None);
     // Audiences are synced by the server, not by an import beside it.
     config.resume_syncs = false;
+    config.field_limits = limits;
     let state = AppState::open(config)?;
     let rows = state.workspace_rows();
     let id = match (workspace, rows.as_slice()) {
@@ -240,6 +251,7 @@ async fn flush(
     handle: &Arc<WorkspaceHandle>,
     mut rows: Vec<Row>,
     bad: &mut Vec<(u64, String)>,
+    imported: u64,
 ) -> anyhow::Result<u64> {
     loop {
         if rows.is_empty() {
@@ -267,7 +279,10 @@ async fn flush(
                         .collect()
                 };
                 if failing.is_empty() {
-                    bail!("import failed: {}", error.message);
+                    bail!(
+                        "import stopped after {imported} contacts were imported: {}",
+                        error.message
+                    );
                 }
                 for index in failing.iter().rev() {
                     let message = items

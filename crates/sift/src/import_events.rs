@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use serde_json::{Map, Value as Json};
-use sift_engine::{EventInput, Write, parse_datetime};
+use sift_engine::{EventInput, Write};
 use sift_lang::DateTime;
 use sift_server::state::WorkspaceHandle;
 use sift_store::event_properties;
@@ -62,7 +62,7 @@ pub fn import_events(
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let rt = runtime()?;
     rt.block_on(async move {
-        let (state, id, handle) = open_workspace(data, workspace)?;
+        let (state, id, handle) = open_workspace(data, workspace, sift_engine::FieldLimits::default())?;
         let bar = progress_bar(size);
         let started = Instant::now();
         let rows: Box<dyn Iterator<Item = anyhow::Result<Parsed>>> = if csv {
@@ -342,7 +342,12 @@ fn csv_property(cell: &str) -> Json {
 }
 
 fn parse_at(text: &str) -> Result<DateTime, String> {
-    parse_datetime(text.trim()).ok_or_else(|| at_error(&format!("got {text:?}")))
+    sift_lang::datetime_in_range(text.trim()).map_err(|error| match error {
+        sift_lang::DateError::OutOfRange => {
+            format!("\"at\" must be from 0001-01-01 to 9999-12-31 (UTC), got {text:?}")
+        }
+        sift_lang::DateError::Invalid => at_error(&format!("got {text:?}")),
+    })
 }
 
 fn at_error(given: &str) -> String {
@@ -393,7 +398,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event.id.as_deref(), Some("e1"));
-        assert_eq!(event.at, parse_datetime("2026-01-31T08:30:00Z"));
+        assert_eq!(
+            event.at,
+            sift_engine::parse_datetime("2026-01-31T08:30:00Z")
+        );
         assert_eq!(event.anonymous, Some(true));
         assert_eq!(
             event.properties_json,
@@ -409,6 +417,11 @@ mod tests {
                 ),
             ]
         );
+        let far = json_event(r#"{"contact_id":"c1","type":"x","at":"9999-12-31T12:00:00Z"}"#);
+        assert_eq!(
+            far.map(|e| e.at),
+            Ok(sift_engine::parse_datetime("9999-12-31T12:00:00Z"))
+        );
         let bare = json_event(r#"{"contact_id":"c1","type":"login","id":null}"#).unwrap();
         assert_eq!((bare.id, bare.at), (None, None));
         assert_eq!(bare.properties_json, "{}");
@@ -418,6 +431,10 @@ mod tests {
             (
                 r#"{"contact_id":"c","type":"x","at":"yesterday"}"#,
                 "RFC 3339",
+            ),
+            (
+                r#"{"contact_id":"c","type":"x","at":"0000-12-31T10:00:00Z"}"#,
+                "0001-01-01 to 9999-12-31",
             ),
             (
                 r#"{"contact_id":"c","type":"x","properties":[]}"#,

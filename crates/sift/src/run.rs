@@ -26,9 +26,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             file,
             data,
             workspace,
+            max_fields,
         } => match what {
             ImportKind::Contacts => {
-                crate::import::import_contacts(&file, &data, workspace.as_deref())
+                crate::import::import_contacts(&file, &data, workspace.as_deref(), max_fields)
             }
             ImportKind::Events => {
                 crate::import_events::import_events(&file, &data, workspace.as_deref())
@@ -209,6 +210,7 @@ fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
     config.idle_timeout = Duration::from_secs(flags.idle_timeout_secs.max(1));
     config.max_connections = flags.max_connections.max(1);
     config.read_pool_size = usize::from(flags.read_pool_size);
+    config.field_limits = flags.field_limits();
     Ok(config)
 }
 

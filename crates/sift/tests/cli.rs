@@ -503,3 +503,62 @@ fn serve_takes_the_workflow_retention_and_queue_bound() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn import_is_held_to_the_field_limit_of_the_workspace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    first_start(&data);
+
+    // 150 new columns in one file: more than one API write may create, but an
+    // import is held only to the workspace's total.
+    let columns: Vec<String> = (0..150).map(|i| format!("p{i:03}")).collect();
+    let values: Vec<String> = (0..150).map(|i| i.to_string()).collect();
+    let wide = dir.path().join("wide.csv");
+    std::fs::write(
+        &wide,
+        format!(
+            "id,{}\nw1,{}\nw2,{}\n",
+            columns.join(","),
+            values.join(","),
+            values.join(",")
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = import("contacts", &wide, &data);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 2 contacts"), "{stdout}");
+
+    // Past the total: the import stops and says which limit and how to raise it.
+    let more = dir.path().join("more.csv");
+    std::fs::write(&more, "id,extra_a,extra_b\nm1,1,2\n").unwrap();
+    let out = sift()
+        .args(["import", "contacts"])
+        .arg(&more)
+        .arg("--data")
+        .arg(&data)
+        .args(["--max-fields", "151"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("\"extra_b\""), "{stderr}");
+    assert!(stderr.contains("limit of 151"), "{stderr}");
+    assert!(
+        stderr.contains("--max-fields (SIFT_MAX_FIELDS)"),
+        "{stderr}"
+    );
+
+    // Dates outside the one range are refused by name, row by row.
+    let dates = dir.path().join("dates.csv");
+    std::fs::write(&dates, "id,birth_date\nd1,0000-12-31\nd2,9999-12-31\n").unwrap();
+    let (code, stdout, stderr) = import("contacts", &dates, &data);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 1 contacts"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "line 2: field \"birth_date\" takes dates and datetimes from 0001-01-01 to 9999-12-31"
+        ),
+        "{stderr}"
+    );
+}

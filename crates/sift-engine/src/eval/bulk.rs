@@ -255,37 +255,6 @@ impl InstantTest {
     }
 }
 
-fn scan_words<T: Copy>(
-    values: &[T],
-    present: &Bits,
-    start: usize,
-    end: usize,
-    test: impl Fn(T) -> bool,
-) -> Vec<u64> {
-    let mut out = vec![0u64; end - start];
-    for (slot, w) in out.iter_mut().zip(start..end) {
-        let mask = present.word(w);
-        if mask == 0 {
-            continue;
-        }
-        let base = w * 64;
-        let mut word = 0u64;
-        if base + 64 <= values.len() {
-            for (bit, value) in values[base..base + 64].iter().enumerate() {
-                word |= u64::from(test(*value)) << bit;
-            }
-        } else {
-            for bit in 0..64 {
-                if let Some(value) = values.get(base + bit) {
-                    word |= u64::from(test(*value)) << bit;
-                }
-            }
-        }
-        *slot = word & mask;
-    }
-    out
-}
-
 /// Words of a test over a dense per-contact vector; contacts past its end
 /// have the default value (no events: count 0, sum 0).
 fn dense_words<T: Copy + Default>(
@@ -361,45 +330,34 @@ impl Plan<'_> {
             }
             Plan::Const(value) => vec![if *value { u64::MAX } else { 0 }; end - start],
             Plan::Bitmap(bitmap) => bitmap_words(bitmap, start, end),
-            Plan::Present(column) => (start..end).map(|w| column.present.word(w)).collect(),
-            Plan::Bool(column, wanted) => {
-                let ColumnData::Bool(bits) = &column.data else {
-                    return vec![0; end - start];
-                };
-                (start..end)
-                    .map(|w| {
-                        let value = bits.word(w);
-                        column.present.word(w) & if *wanted { value } else { !value }
-                    })
-                    .collect()
-            }
+            Plan::Present(column) => column.present_words(start, end),
+            Plan::Bool(column, wanted) => match &column.data {
+                ColumnData::Bool(slots) => slots.words_where(start, end, |v| v == wanted),
+                _ => vec![0; end - start],
+            },
             Plan::Scan(column, scan) => match (&column.data, scan) {
                 (ColumnData::Number(values), Scan::Number(test)) => {
-                    scan_words(values, &column.present, start, end, |v| test.check(v))
+                    values.words_where(start, end, |v| test.check(*v))
                 }
                 // Absolute tests (the common case) get a loop of their own,
                 // without the relative variants' dispatch per value.
                 (ColumnData::Date(values), Scan::Instant(InstantTest::Abs(test))) => {
-                    scan_words(values, &column.present, start, end, |v| {
-                        test.check(i64::from(v) * DAY_MS)
-                    })
+                    values.words_where(start, end, |v| test.check(i64::from(*v) * DAY_MS))
                 }
                 (ColumnData::Date(values), Scan::Instant(test)) => {
-                    scan_words(values, &column.present, start, end, |v| {
-                        test.check(i64::from(v) * DAY_MS)
-                    })
+                    values.words_where(start, end, |v| test.check(i64::from(*v) * DAY_MS))
                 }
                 (ColumnData::DateTime(values), Scan::Instant(InstantTest::Abs(test))) => {
-                    scan_words(values, &column.present, start, end, |v| test.check(v))
+                    values.words_where(start, end, |v| test.check(*v))
                 }
                 (ColumnData::DateTime(values), Scan::Instant(test)) => {
-                    scan_words(values, &column.present, start, end, |v| test.check(v))
+                    values.words_where(start, end, |v| test.check(*v))
                 }
                 (ColumnData::Str { values, .. }, Scan::Symbol(id)) => {
-                    scan_words(values, &column.present, start, end, |v| v == *id)
+                    values.words_where(start, end, |v| v == id)
                 }
                 (ColumnData::Str { values, .. }, Scan::Symbols(set)) => {
-                    scan_words(values, &column.present, start, end, |v| set.get(v))
+                    values.words_where(start, end, |v| set.get(*v))
                 }
                 _ => vec![0; end - start],
             },

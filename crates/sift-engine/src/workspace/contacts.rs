@@ -33,8 +33,13 @@ impl Workspace {
         let mut new_fields: HashMap<String, FieldType> = HashMap::new();
         let mut failures = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            if let Err(error) = self.check_input(item, &mut new_fields) {
-                failures.push((index, error));
+            match self.check_input(item, &mut new_fields) {
+                Ok(()) => {}
+                // A field limit is the whole write's, not one item's.
+                Err(error @ (Error::TooManyFields { .. } | Error::TooManyNewFields { .. })) => {
+                    return Err(error);
+                }
+                Err(error) => failures.push((index, error)),
             }
         }
         if !failures.is_empty() {
@@ -102,6 +107,7 @@ impl Workspace {
                         }
                         match raw.inferred_type() {
                             Some(t) => {
+                                self.check_new_field(name, new_fields.len() + 1)?;
                                 new_fields.insert(name.clone(), t);
                                 t
                             }
@@ -117,6 +123,12 @@ impl Workspace {
                 },
             };
             if Value::typed(raw, field_type).is_err() {
+                if crate::value::out_of_range(raw, field_type) {
+                    return Err(Error::DateOutOfRange {
+                        field: name.clone(),
+                        given: raw.describe(),
+                    });
+                }
                 return Err(Error::TypeMismatch {
                     field: name.clone(),
                     expected: field_type,

@@ -15,7 +15,7 @@ use crate::contacts::Contacts;
 use crate::error::Error;
 use crate::eval::{Ctx, SegmentLookup, evaluate_all, matches};
 use crate::events::EventLog;
-use crate::fields::{self, FieldDef, Fields};
+use crate::fields::{self, FieldDef, FieldLimits, Fields};
 use crate::scoring::{Grants, Rules};
 use crate::segments::{Segment, Segments, Slot};
 use crate::timers::Timers;
@@ -178,6 +178,8 @@ pub struct Workspace {
     pending: Write,
     /// Ids merged into other contacts (identify), naming them from now on.
     aliases: Aliases,
+    /// Checked when a write creates fields; a restore loads every stored field.
+    field_limits: FieldLimits,
 }
 
 /// The checker's view of a workspace.
@@ -439,6 +441,7 @@ impl Workspace {
                 ..Write::default()
             });
         }
+        self.check_new_field(name, 1)?;
         let def = FieldDef {
             name: name.to_string(),
             field_type,
@@ -451,6 +454,34 @@ impl Workspace {
             records: vec![Record::Field(def)],
             ..Write::default()
         })
+    }
+
+    pub fn field_limits(&self) -> FieldLimits {
+        self.field_limits
+    }
+
+    /// Sets the limits later writes are checked against; fields a workspace
+    /// already has are kept even beyond them.
+    pub fn set_field_limits(&mut self, limits: FieldLimits) {
+        self.field_limits = limits;
+    }
+
+    /// Refuses `field`, the `created`th new field of one write (counting from 1).
+    pub(super) fn check_new_field(&self, field: &str, created: usize) -> Result<(), Error> {
+        let limits = self.field_limits;
+        if created > limits.max_new_per_write {
+            return Err(Error::TooManyNewFields {
+                field: field.to_string(),
+                limit: limits.max_new_per_write,
+            });
+        }
+        if self.fields.custom_count() + created > limits.max_fields {
+            return Err(Error::TooManyFields {
+                field: field.to_string(),
+                limit: limits.max_fields,
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn add_field(&mut self, def: FieldDef) -> usize {

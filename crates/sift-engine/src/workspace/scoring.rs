@@ -165,8 +165,8 @@ fn check_rule(rule: &ScoringRule) -> Result<(), Error> {
             rule.event_type
         )));
     }
-    if !rule.points.is_finite() {
-        return Err(Error::Invalid("points must be a finite number".into()));
+    if !points_in_bound(rule.points) {
+        return Err(Error::Invalid(POINTS_BOUND.into()));
     }
     if rule.expires_after.is_some_and(|d| d.amount == 0) {
         return Err(Error::Invalid(
@@ -183,4 +183,12 @@ fn check_rule(rule: &ScoringRule) -> Result<(), Error> {
         check_supported(&wrapped)?;
     }
     Ok(())
+}
+
+/// Why points were refused: one bound for rules and workflow grants.
+pub(super) const POINTS_BOUND: &str = "points must be a number between -1e15 and 1e15 (Sift adds them up; larger ones could not be added exactly)";
+
+/// Whether `points` may be given: finite and within the bound on what Sift adds up.
+pub(super) fn points_in_bound(points: f64) -> bool {
+    points.is_finite() && points.abs() <= crate::aggregates::SUM_BOUND
 }

@@ -264,6 +264,9 @@ impl Workspace {
         }
         let mut created: Vec<FieldDef> = new_fields.into_values().collect();
         created.sort_by(|a, b| a.name.cmp(&b.name));
+        for (i, def) in created.iter().enumerate() {
+            self.check_new_field(&def.name, i + 1)?;
+        }
         Ok(created)
     }
 
@@ -340,8 +343,8 @@ impl Workspace {
                 points,
                 expires_after,
             } => {
-                if !points.is_finite() {
-                    return Err(invalid(at("points"), "points must be a finite number"));
+                if !super::scoring::points_in_bound(*points) {
+                    return Err(invalid(at("points"), super::scoring::POINTS_BOUND));
                 }
                 if expires_after.is_some_and(|d| d.amount == 0) {
                     return Err(invalid(
@@ -395,15 +398,19 @@ impl Workspace {
                     },
                 };
                 if Value::typed(value, field_type).is_err() {
-                    return Err(invalid(
-                        at("value"),
+                    let error = if crate::value::out_of_range(value, field_type) {
+                        Error::DateOutOfRange {
+                            field: field.clone(),
+                            given: value.describe(),
+                        }
+                    } else {
                         Error::TypeMismatch {
                             field: field.clone(),
                             expected: field_type,
                             given: value.describe(),
                         }
-                        .to_string(),
-                    ));
+                    };
+                    return Err(invalid(at("value"), error.to_string()));
                 }
             }
             Action::Webhook { url, secret } => {

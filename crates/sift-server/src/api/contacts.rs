@@ -132,7 +132,10 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
     let (write, ()) = ws
         .write(|engine, now| {
             let write = engine.upsert_contacts(&inputs, now).map_err(|e| match e {
-                sift_engine::Error::BatchInvalid { .. } => ApiError::from(e),
+                sift_engine::Error::BatchInvalid { .. }
+                // A field limit is the whole batch's, not one item's.
+                | sift_engine::Error::TooManyFields { .. }
+                | sift_engine::Error::TooManyNewFields { .. } => ApiError::from(e),
                 // A batch of one reports its error unwrapped; keep the index.
                 other => {
                     let item = ApiError::from(other);

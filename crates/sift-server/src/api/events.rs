@@ -91,13 +91,16 @@ fn event_input(item: &Json) -> Result<EventInput, ItemError> {
         })?;
     let at = match optional_string(map, "at")? {
         None => None,
-        Some(text) => Some(sift_engine::parse_datetime(&text).ok_or_else(|| {
-            item_error(
-                "at",
-                format!(
+        Some(text) => Some(sift_lang::datetime_in_range(&text).map_err(|error| {
+            let message = match error {
+                sift_lang::DateError::OutOfRange => format!(
+                    "\"at\" must be from 0001-01-01 to 9999-12-31 (UTC), got {text:?}"
+                ),
+                sift_lang::DateError::Invalid => format!(
                     "\"at\" must be an RFC 3339 datetime like \"2026-11-29T15:00:00Z\", got {text:?}"
                 ),
-            )
+            };
+            item_error("at", message)
         })?),
     };
     let (properties, properties_json) = match map.get("properties") {

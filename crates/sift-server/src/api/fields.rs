@@ -6,18 +6,42 @@ use sift_engine::FieldDef;
 use sift_lang::FieldType;
 
 use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Ws, page};
+use super::{Body, Path, Query, Ws, cursor, limit, page, parse_cursor};
 use crate::error::{ApiError, ApiResult};
 
 pub fn field_json(def: &FieldDef) -> Json {
     json!({"name": def.name, "type": def.field_type.name(), "label": def.label, "builtin": def.builtin, "system": def.system})
 }
 
-/// Every field of the workspace: built-in, system, declared and inferred.
-#[utoipa::path(get, path = "/v1/fields", tag = "fields", responses((status = 200, description = "the fields")))]
-pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
-    let items = ws.read(|engine| engine.fields().iter().map(field_json).collect())?;
-    Ok(ok(page(items, None)))
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct FieldsQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The fields of the workspace, a page at a time: built-in and system ones
+/// first, then declared and inferred ones in creation order.
+#[utoipa::path(get, path = "/v1/fields", tag = "fields", params(FieldsQuery),
+    responses((status = 200, description = "a page of fields")))]
+pub async fn list(Ws(ws): Ws, Query(query): Query<FieldsQuery>) -> ApiResult<JsonResponse> {
+    let after = parse_cursor(query.cursor.as_deref())?;
+    let limit = limit(query.limit)?;
+    // The cursor is the position of the last field given: fields are never
+    // removed or reordered, so a position names the same field for good.
+    let start = after.map_or(0, |n| n as usize + 1);
+    let (items, next) = ws.read(|engine| {
+        let fields = engine.fields();
+        let end = fields.len().min(start.saturating_add(limit));
+        let items: Vec<Json> = fields
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(field_json)
+            .collect();
+        let next = (end < fields.len()).then(|| cursor(end as u32 - 1));
+        (items, next)
+    })?;
+    Ok(ok(page(items, next)))
 }
 
 #[derive(Deserialize)]
