@@ -192,7 +192,7 @@ export async function loadContacts(call, contacts) {
   }
 }
 
-/** Conditions evaluated in JavaScript, with SPEC §2's rule: a missing property makes a comparison false. */
+/** Conditions evaluated in JavaScript, with docs/conditions.md's rule: a missing property makes a comparison false. */
 export const has = (c, f) => c.properties[f] !== undefined && c.properties[f] !== null;
 export const isTrue = (c, f) => c.properties[f] === true;
 export const listContains = (c, f, v) => Array.isArray(c.properties[f]) && c.properties[f].includes(v);

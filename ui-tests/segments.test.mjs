@@ -22,7 +22,7 @@ const contacts = makeContacts(0x5eed2024, 320, {
   ],
 });
 
-/** SPEC §2's first example: newsletter = true and interests contains "shoes" and birth_date >= CUTOFF. */
+/** docs/conditions.md's first example: newsletter = true and interests contains "shoes" and birth_date >= CUTOFF. */
 const inShoeSegment = (c, cutoff) => isTrue(c, 'newsletter') && listContains(c, 'interests', 'shoes') && dateGte(c, 'birth_date', cutoff);
 const members = (pred) => new Set(contacts.filter(pred).map((c) => c.id));
 const shoeMembers = (cutoff) => members((c) => inShoeSegment(c, cutoff));

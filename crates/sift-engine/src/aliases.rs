@@ -1,5 +1,5 @@
 //! Ids that name another contact: an anonymous id identified into a known
-//! contact (SPEC §5) keeps naming it, so a cookie id's later writes and
+//! contact (docs/concepts.md "Identify") keeps naming it, so a cookie id's later writes and
 //! events land on the contact it was merged into.
 //!
 //! An alias never equals a live contact's id: merging erases the anonymous

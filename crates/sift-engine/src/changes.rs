@@ -33,7 +33,7 @@ impl ChangeKind {
     }
 }
 
-/// Why a membership changed (SPEC §1).
+/// Why a membership changed (docs/concepts.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
     ContactUpdate,
@@ -170,7 +170,7 @@ pub enum Record {
     ContactDeleted {
         no: u32,
     },
-    /// Identify (SPEC §5): `alias` names contact `into` from now on. With
+    /// Identify (docs/concepts.md "Identify"): `alias` names contact `into` from now on. With
     /// `from`, that contact was merged into `into` first: its events, score
     /// grants and aliases now belong to `into`, and it is erased (its
     /// number stays a tombstone for the change log). Its static

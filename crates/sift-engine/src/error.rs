@@ -5,7 +5,7 @@ use sift_lang::{ConditionError, FieldType};
 
 use crate::changes::SegmentKind;
 
-/// Something that refers to a segment (SPEC §1 "usages").
+/// Something that refers to a segment (docs/concepts.md "usages").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Usage {
     /// `segment` (a segment's condition refers to it) or `workflow`.
@@ -94,7 +94,7 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
-    /// Identify was asked to merge a known contact (SPEC §5 merges only
+    /// Identify was asked to merge a known contact (docs/concepts.md "Identify" merges only
     /// anonymous ones, so two customers are never fused by mistake).
     #[error(
         "contact {id:?} is a known contact (anonymous: false) and cannot be merged into {into:?}; only anonymous contacts are identified. Mark it anonymous first if it really is a device or cookie id"

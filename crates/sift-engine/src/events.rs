@@ -180,7 +180,7 @@ impl EventLog {
 }
 
 /// A string that is a valid date or RFC 3339 datetime is kept as one, as
-/// the condition language reads such literals (SPEC §2).
+/// the condition language reads such literals (docs/conditions.md).
 fn string_prop(text: &str, strings: &mut Interner) -> Prop {
     let bytes = text.as_bytes();
     if bytes.len() == 10

@@ -1,4 +1,4 @@
-//! The workspace's schema of contact properties (SPEC §1): built-in and system
+//! The workspace's schema of contact properties (docs/concepts.md): built-in and system
 //! fields, declared fields, and fields inferred on first write.
 
 use foldhash::HashMap;
@@ -139,7 +139,7 @@ impl Fields {
     }
 }
 
-/// `[a-z][a-z0-9_]{0,63}` (SPEC §1).
+/// `[a-z][a-z0-9_]{0,63}` (docs/concepts.md).
 pub fn valid_field_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
@@ -150,7 +150,7 @@ pub fn valid_field_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
 }
 
-/// 1–128 bytes of UTF-8 without control characters (SPEC §1).
+/// 1–128 bytes of UTF-8 without control characters (docs/concepts.md).
 pub fn valid_contact_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
 }

@@ -1,4 +1,4 @@
-//! Lead scoring rules (SPEC §1): each matching event adds `points` to the
+//! Lead scoring rules (docs/concepts.md): each matching event adds `points` to the
 //! contact's `lead_score`; with `expires_after`, the points are taken away
 //! again once that long has passed since the event's `at`.
 

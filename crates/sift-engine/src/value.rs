@@ -31,7 +31,7 @@ impl RawValue {
         }
     }
 
-    /// The field type a first write infers (SPEC §1): dates are never inferred.
+    /// The field type a first write infers (docs/concepts.md): dates are never inferred.
     pub fn inferred_type(&self) -> Option<FieldType> {
         match self {
             RawValue::Bool(_) => Some(FieldType::Boolean),

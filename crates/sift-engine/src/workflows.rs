@@ -1,4 +1,4 @@
-//! Workflows (SPEC §1): their definitions, the index that finds the
+//! Workflows (docs/concepts.md): their definitions, the index that finds the
 //! workflows a membership change or an event triggers, the queue of
 //! triggers waiting to run, and what a run records.
 //!
@@ -147,7 +147,7 @@ pub struct WorkflowDef {
     /// A static test segment; required by status `test`.
     pub test_segment: Option<String>,
     pub trigger: Trigger,
-    /// A contact condition (SPEC §2), evaluated when the run executes.
+    /// A contact condition (docs/conditions.md), evaluated when the run executes.
     pub filter: Option<Condition>,
     pub actions: Vec<Action>,
     /// Counts the times the workflow started running (became `test` or

@@ -10,7 +10,7 @@
 //!
 //! - every segment's incrementally kept membership equals a from-scratch
 //!   evaluation by the oracle below (a straightforward recursive evaluator of
-//!   SPEC §2 over the model, `in segment` answered from the oracle's own
+//!   docs/conditions.md over the model, `in segment` answered from the oracle's own
 //!   membership in dependency order, static segments = added − removed −
 //!   deleted contacts); the engine's evaluator is never used as the oracle;
 //! - bulk evaluation (`Workspace::preview`, i.e. `evaluate_all`) equals the
@@ -103,7 +103,7 @@ const CMP_OPS: [CmpOp; 6] = [
     CmpOp::Gte,
 ];
 
-/// Built-in and system fields as SPEC §1 lists them.
+/// Built-in and system fields as docs/concepts.md lists them.
 const BUILTINS: &[(&str, FieldType)] = &[
     ("email", FieldType::String),
     ("phone", FieldType::String),
@@ -386,7 +386,7 @@ fn holds(cond: &Condition, cid: &str, c: &MContact, segs: &HashMap<&str, HashSet
     }
 }
 
-/// SPEC §2: a missing value fails every test but ne, not_in, not_contains and
+/// docs/conditions.md: a missing value fails every test but ne, not_in, not_contains and
 /// is_not_set.
 fn field_holds(value: Option<&Value>, test: &FieldTest) -> bool {
     let Some(v) = value else {

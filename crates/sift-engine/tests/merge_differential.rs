@@ -1,4 +1,4 @@
-//! Differential test of identify (SPEC §5) against an independent model.
+//! Differential test of identify (docs/concepts.md "Identify") against an independent model.
 //!
 //! Random anonymous and known contacts get properties, events (some late,
 //! some re-sent with their idempotency key) and static memberships; dynamic
@@ -7,7 +7,7 @@
 //! segment`; anonymous ids are identified into known ones in random order,
 //! also repeatedly, into missing contacts, with ids never seen, and with
 //! every refusal; later writes go to merged ids; contacts get deleted; time
-//! passes. The model merges by the rules of SPEC §5 itself. After every step:
+//! passes. The model merges by the rules of docs/concepts.md "Identify" itself. After every step:
 //!
 //! - the outcome of each identify (merged, alias only, unchanged, refused
 //!   with which error) is the model's, and identifying again changes

@@ -2,7 +2,7 @@
 //! birthdays, month-end windows, `last_seen_at` with late and early events,
 //! `after … ago`, windows across a restart, `next_timer()` and lead score
 //! expiry. Every expected instant is written out by hand (months and years
-//! clamp to the target month's last day, SPEC §2), so these pin the exact
+//! clamp to the target month's last day, docs/conditions.md), so these pin the exact
 //! millisecond at which a change is recorded, with cause `time`.
 
 use sift_engine::{
@@ -644,7 +644,7 @@ fn lead_score_points_expire_at_their_instant() {
     assert_eq!(ws.next_timer(), None);
 }
 
-/// SPEC §1: events up to 5 minutes ahead are accepted and count at once;
+/// docs/concepts.md: events up to 5 minutes ahead are accepted and count at once;
 /// further ahead the batch is refused whole.
 #[test]
 fn early_events_count_at_once_and_later_ones_are_refused() {

@@ -71,7 +71,7 @@ const HISTORY: usize = 40;
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
-/// SPEC §1: events more than 5 minutes ahead of now are rejected.
+/// docs/concepts.md: events more than 5 minutes ahead of now are rejected.
 const MAX_FUTURE: i64 = 5 * MINUTE;
 
 const EVENT_TYPES: &[&str] = &["purchase", "page_visit", "email_open", "signup"];
@@ -291,7 +291,7 @@ fn instant_of(v: &Value) -> i64 {
     }
 }
 
-/// SPEC §2 on a contact field: a missing value fails every test but ne,
+/// docs/conditions.md on a contact field: a missing value fails every test but ne,
 /// not_in, not_contains and is_not_set.
 fn field_holds(value: Option<&Value>, test: &FieldTest, now: i64) -> bool {
     let Some(v) = value else {
@@ -2063,7 +2063,7 @@ impl Run {
                 b.cause,
                 Cause::StaticAdd | Cause::StaticRemove | Cause::SegmentRef
             ),
-            // SPEC §1 names no cause for a rescore; any but these would be odd.
+            // docs/concepts.md names no cause for a rescore; any but these would be odd.
             Kind::Rule => !matches!(
                 b.cause,
                 Cause::ContactDelete | Cause::StaticAdd | Cause::StaticRemove | Cause::Merge

@@ -10,7 +10,7 @@ pub type Date = i32;
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type DateTime = i64;
 
-/// The type of a contact field (SPEC §1).
+/// The type of a contact field (docs/concepts.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldType {
     String,
@@ -46,7 +46,7 @@ impl FieldType {
     }
 }
 
-/// A calendar-aware duration: `30d`, `6mo`, `18y` (SPEC §2).
+/// A calendar-aware duration: `30d`, `6mo`, `18y` (docs/conditions.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Duration {
     pub amount: u32,
@@ -132,7 +132,7 @@ pub struct CountTest {
     pub value: u64,
 }
 
-/// A checked condition (SPEC §2, JSON tree).
+/// A checked condition (docs/conditions.md, JSON tree).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     All(Vec<Condition>),

@@ -172,7 +172,7 @@ pub(crate) fn cmp_from_json_name(name: &str) -> Option<CmpOp> {
     .find(|op| cmp_json_name(*op) == name)
 }
 
-/// Whether a contact field of type `ty` has operator `op` (SPEC §2).
+/// Whether a contact field of type `ty` has operator `op` (docs/conditions.md).
 pub(crate) fn supports(ty: FieldType, op: Op) -> bool {
     let is_cmp = matches!(op, Op::Cmp(_));
     let is_set = matches!(op, Op::IsSet | Op::IsNotSet);

@@ -2,7 +2,7 @@
 //! keywords, names, strings, literals, lists and durations.
 //!
 //! Conventions every function here follows, so that error positions land where
-//! SPEC §2's vectors put them:
+//! docs/conditions.md's vectors put them:
 //! - each token parser skips the whitespace before its token first, so a fault
 //!   is reported at the token, not at the space before it;
 //! - a parser that finds no token of its kind returns `Ok(None)` (having

@@ -1,4 +1,4 @@
-//! Sift's condition language (SPEC §2): the text form marketers type, the JSON
+//! Sift's condition language (docs/conditions.md): the text form marketers type, the JSON
 //! tree clients send, checking both against a workspace [`Schema`], and printing
 //! the canonical text back.
 //!
@@ -84,7 +84,7 @@
 //! datetime    = date "T" time ( "Z" | offset )     RFC 3339; offsets are converted to UTC
 //! ```
 //!
-//! Decisions beyond SPEC §2:
+//! Decisions beyond docs/conditions.md:
 //! - At the start of a predicate, `not`, `performed`, `total` and `in` are
 //!   keywords; a field or property with such a name is written quoted
 //!   (`"total" > 5`). Any name may be quoted; the canonical text quotes only

@@ -1,5 +1,5 @@
 //! The API's one table of error codes and statuses, and the JSON error shape
-//! of SPEC §4: `{"error": {"code", "message", "details"}}`.
+//! of docs/api.md: `{"error": {"code", "message", "details"}}`.
 //!
 //! Client errors are not logged; internal ones are logged with their cause and
 //! answered with a generic message.

@@ -1,4 +1,4 @@
-//! Sift's HTTP server: the JSON API of SPEC §4 over the engine and the store.
+//! Sift's HTTP server: the JSON API of docs/api.md over the engine and the store.
 //!
 //! [`app`] builds the router without opening a socket, so tests drive it with
 //! `tower::ServiceExt::oneshot`; [`serve`] runs it until shutdown, then lets

@@ -1,5 +1,5 @@
 //! The timer task: one per open workspace, it makes time-dependent conditions
-//! flip on time (SPEC §3 "Exactness": no later than 1 s after the instant)
+//! flip on time (docs/concepts.md "Guarantees" "Exactness": no later than 1 s after the instant)
 //! without scanning contacts.
 //!
 //! The engine keeps the queue of instants at which some contact's result can

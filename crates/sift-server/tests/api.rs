@@ -1,4 +1,4 @@
-//! HTTP integration tests of the API of SPEC §4: one test binary, one module
+//! HTTP integration tests of the API of docs/api.md: one test binary, one module
 //! per area. Every test drives `sift_server::app` with `oneshot` (no socket)
 //! over its own temporary data directory.
 

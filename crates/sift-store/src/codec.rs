@@ -1,5 +1,5 @@
 //! How engine values are written into SQLite columns: properties as a JSON
-//! object decoded by field type, conditions as the JSON tree of SPEC §2,
+//! object decoded by field type, conditions as the JSON tree of docs/conditions.md,
 //! member sets as serialized roaring bitmaps, and how an event's JSON
 //! properties become what conditions read.
 

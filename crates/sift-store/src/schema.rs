@@ -301,8 +301,8 @@ const V4: &str = "
     CREATE INDEX webhook_outbox_by_run ON webhook_outbox(run_id);
 ";
 
-// Version 5 (marker `aliases`): ids identified into other contacts (SPEC
-// §5). A version 5 made on another branch may land beside it: steps are
+// Version 5 (marker `aliases`): ids identified into other contacts
+// (docs/concepts.md "Identify"). A version 5 made on another branch may land beside it: steps are
 // applied by marker, so both run.
 const V5_ALIASES: &str = "
     CREATE TABLE aliases (

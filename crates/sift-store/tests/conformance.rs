@@ -355,8 +355,8 @@ fn sqlite_and_memory_stores_load_the_same_workspace() {
         // Timers due since the last step fire first, as the server's timer task does.
         pending.push(ws.advance(now).records);
         if rng.random_range(0..8) == 0 {
-            // Anonymous visitors, some identified into known contacts (SPEC
-            // §5): merged histories, static memberships and aliases.
+            // Anonymous visitors, some identified into known contacts
+            // (docs/concepts.md "Identify"): merged histories, static memberships and aliases.
             let anon = format!("anon{}", rng.random_range(0..20));
             let mut visit = event(None, &anon, "page_visit", now - DAY, "{}");
             visit.anonymous = Some(true);

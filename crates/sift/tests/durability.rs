@@ -1,4 +1,4 @@
-//! Durability of `sift serve` (SPEC §3 "Durability"): a stream of writes is
+//! Durability of `sift serve` (docs/concepts.md "Guarantees" "Durability"): a stream of writes is
 //! cut by SIGKILL, the server restarts on the same data directory, and every
 //! acknowledged write must be there, with membership equal to a fresh
 //! evaluation of those writes and to a replay of the change log. A SIGTERM

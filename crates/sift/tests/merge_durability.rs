@@ -1,4 +1,4 @@
-//! Durability of identify (SPEC §3, §5) at the process level: merges
+//! Durability of identify (docs/concepts.md "Guarantees", §5) at the process level: merges
 //! acknowledged by `sift serve` survive SIGKILL right after their answers —
 //! the known contact's merged data, memberships equal to before, the alias,
 //! and the `merge` changes in the log.

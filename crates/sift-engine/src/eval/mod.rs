@@ -244,7 +244,7 @@ impl<'a> ValueRef<'a> {
 }
 
 /// A field test on one (possibly missing) value. Missing values fail every
-/// test except the negative ones (SPEC §2).
+/// test except the negative ones (docs/conditions.md).
 pub fn field_test(value: Option<&Value>, test: &FieldTest, now: DateTime) -> bool {
     test_value(value.map(ValueRef::of), test, now)
 }

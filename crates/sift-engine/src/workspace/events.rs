@@ -1,4 +1,4 @@
-//! Events (SPEC §1): checking them, appending them to the contact's history,
+//! Events (docs/concepts.md): checking them, appending them to the contact's history,
 //! and updating the behavioural aggregates, the lead score and
 //! `last_seen_at` by what the one new event adds.
 

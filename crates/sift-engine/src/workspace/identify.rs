@@ -1,4 +1,4 @@
-//! Identify (SPEC §5): merging an anonymous contact into a known one, and
+//! Identify (docs/concepts.md "Identify"): merging an anonymous contact into a known one, and
 //! the alias that keeps the anonymous id naming it.
 
 use roaring::RoaringBitmap;

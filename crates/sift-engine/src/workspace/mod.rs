@@ -39,7 +39,7 @@ pub use history::EventView;
 pub use restore::StoredState;
 use staging::Staged;
 
-/// Most upserts one batch may hold (SPEC §4).
+/// Most upserts one batch may hold (docs/api.md).
 pub const MAX_BATCH: usize = 10_000;
 /// Scopes up to this many contacts are re-evaluated one contact at a time;
 /// larger ones with a bulk evaluation.
@@ -274,7 +274,7 @@ impl Workspace {
     }
 
     /// The live contact `id` names: its own, or the one it was merged
-    /// into (an alias, SPEC §5).
+    /// into (an alias, docs/concepts.md "Identify").
     pub fn lookup(&self, id: &str) -> Option<u32> {
         self.resolve(id)
     }

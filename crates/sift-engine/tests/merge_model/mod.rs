@@ -1,5 +1,5 @@
 //! The model the merge differential test checks identify against: contacts
-//! as plain data, merged by the rules of SPEC §5 themselves, the outcome
+//! as plain data, merged by the rules of docs/concepts.md "Identify" themselves, the outcome
 //! each identify must have, and the segments every run creates.
 
 use std::collections::BTreeMap;

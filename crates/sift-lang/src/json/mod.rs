@@ -1,4 +1,4 @@
-//! The JSON tree form of SPEC §2: reading it (checked against the schema, every
+//! The JSON tree form of docs/conditions.md: reading it (checked against the schema, every
 //! fault located by a JSON pointer) and writing it back.
 //!
 //! Shapes are strict: unknown keys and wrong types are errors naming what was

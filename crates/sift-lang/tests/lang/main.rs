@@ -1,5 +1,5 @@
 //! The condition language's integration tests: one binary, a module per area
-//! (vectors from SPEC §2, error positions, the JSON form, property-based round
+//! (vectors from docs/conditions.md, error positions, the JSON form, property-based round
 //! trips). Tests unwrap freely: a panic is a failed test.
 
 mod errors;

@@ -133,7 +133,7 @@ fn test_with(ops: Vec<&'static str>, value: BoxedStrategy<Scalar>) -> BoxedStrat
     proptest::strategy::Union::new(strategies).boxed()
 }
 
-/// The operators SPEC §2 gives each field type.
+/// The operators docs/conditions.md gives each field type.
 fn ops_for(ty: FieldType) -> Vec<&'static str> {
     let set = ["is_set", "is_not_set"];
     let mut ops: Vec<&'static str> = match ty {

@@ -1,4 +1,4 @@
-//! The workspace the tests check conditions against: SPEC §1's built-in and
+//! The workspace the tests check conditions against: docs/concepts.md's built-in and
 //! system fields, `orders` and `signup_at` (used by the vectors), and two
 //! segments, one of them with a name that needs escaping.
 

@@ -1,4 +1,4 @@
-//! SPEC §2's test vectors (`condition-vectors.json`, copied from the shared
+//! docs/conditions.md's test vectors (`condition-vectors.json`, copied from the shared
 //! spec folder because CI runs on a clean clone of the repository).
 
 use serde_json::Value;

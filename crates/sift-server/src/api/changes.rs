@@ -21,7 +21,7 @@ use super::{Path, Query, Ws, datetime};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, WorkspaceHandle};
 
-/// A change as SPEC §1 shapes it (the stream, the pages and webhook
+/// A change as docs/concepts.md shapes it (the stream, the pages and webhook
 /// deliveries all send this).
 pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
     json!({

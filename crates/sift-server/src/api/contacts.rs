@@ -114,7 +114,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
         }
     }
     if !failures.is_empty() {
-        // Report every failing item, not only the malformed ones (SPEC §3).
+        // Report every failing item, not only the malformed ones (docs/concepts.md "Guarantees").
         let refused = ws.read(|engine| engine.check_contacts(&inputs))?;
         for (at, error) in refused {
             let item = ApiError::from(error);

@@ -1,4 +1,4 @@
-//! Events (SPEC §1 "Event"): `POST /v1/events` takes one event or a batch of
+//! Events (docs/concepts.md "Event"): `POST /v1/events` takes one event or a batch of
 //! up to 10,000, all or nothing. An `id` is an idempotency key: a replayed
 //! event is acknowledged (counted in `duplicates`) and not applied again.
 
@@ -236,7 +236,7 @@ async fn ingest_batch(
         }
     }
     if !failures.is_empty() {
-        // Report every failing item, not only the malformed ones (SPEC §3).
+        // Report every failing item, not only the malformed ones (docs/concepts.md "Guarantees").
         let refused = ws.read(|engine| engine_refusals(engine, &inputs, crate::state::now_ms()))?;
         for mut item in refused {
             let at = item["index"].as_u64().unwrap_or(0) as usize;

@@ -1,5 +1,5 @@
 //! `POST /v1/segments/{id}/exports/facebook` starts an export to a Facebook
-//! Custom Audience (SPEC §6); `GET /v1/exports/{id}` follows it,
+//! Custom Audience (docs/api.md "CSV export" and "Facebook Custom Audience export"); `GET /v1/exports/{id}` follows it,
 //! `GET /v1/segments/{id}/exports` lists a segment's, `DELETE
 //! /v1/exports/{id}` stops one. The job itself is `crate::facebook`.
 //!

@@ -1,4 +1,4 @@
-//! Identify (SPEC §5): `POST /v1/identify {"anonymous_id", "contact_id"}`
+//! Identify (docs/concepts.md "Identify"): `POST /v1/identify {"anonymous_id", "contact_id"}`
 //! merges an anonymous contact into a known one. The merge is one write:
 //! its records (events moved, the anonymous contact erased, the alias, the
 //! known contact's new state, every membership change with cause `merge`)

@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC §4: extractors (auth, JSON with our error shape) and
+//! The HTTP API of docs/api.md: extractors (auth, JSON with our error shape) and
 //! the conversions between engine types and JSON. Handlers live in the
 //! submodules, one per resource.
 
@@ -248,7 +248,7 @@ pub fn usages_json(usages: &[Usage]) -> Json {
     )
 }
 
-/// `{"items": [...], "next_cursor": ...}` (SPEC §4).
+/// `{"items": [...], "next_cursor": ...}` (docs/api.md).
 pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
     json!({"items": items, "next_cursor": next_cursor})
 }

@@ -1,4 +1,4 @@
-//! Lead scoring rules (SPEC §1 "Scoring rule"): create, list, read, edit,
+//! Lead scoring rules (docs/concepts.md "Scoring rule"): create, list, read, edit,
 //! delete. A rule is `{event_type, where?, points, expires_after?}`; each
 //! matching event adds `points` to its contact's `lead_score`, taken away
 //! again `expires_after` after the event's `at`.

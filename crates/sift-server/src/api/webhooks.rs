@@ -1,4 +1,4 @@
-//! Webhook subscriptions (SPEC §4 `webhook`): create, list, read, edit,
+//! Webhook subscriptions (docs/api.md `webhook`): create, list, read, edit,
 //! delete. A subscription is `{url, secret, segments?, events?, enabled?}`;
 //! its deliveries, signatures and retries are in `crate::webhooks` and
 //! docs/api.md "Webhooks". Every answer carries a `delivery` object: status,

@@ -1,4 +1,4 @@
-//! Reading a workflow body (SPEC §4) into the engine's [`WorkflowInput`],
+//! Reading a workflow body (docs/api.md) into the engine's [`WorkflowInput`],
 //! and writing a saved workflow back in the same form (what `PATCH` merges
 //! into). Every fault names the part at fault in `details.field`
 //! (`actions[1].points`); condition faults keep their position or path.

@@ -1,4 +1,4 @@
-//! Workflows (SPEC §1, §4): create, list, read, edit, delete, and each
+//! Workflows (docs/concepts.md, §4): create, list, read, edit, delete, and each
 //! workflow's run history. Runs happen in the server's runner
 //! (`runner.rs`), after the write that triggered them is durable; the
 //! history shows only durable runs.

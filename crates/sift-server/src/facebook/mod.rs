@@ -1,4 +1,4 @@
-//! Facebook Custom Audience exports (SPEC §6): a job per export, uploading a
+//! Facebook Custom Audience exports (docs/api.md "CSV export" and "Facebook Custom Audience export"): a job per export, uploading a
 //! segment's members as hashed identifiers and, with `sync`, keeping the
 //! audience equal to the segment afterwards.
 //!

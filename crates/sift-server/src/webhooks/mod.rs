@@ -1,4 +1,4 @@
-//! Webhook subscriptions (SPEC §4 `webhook`): each one has its own tokio
+//! Webhook subscriptions (docs/api.md `webhook`): each one has its own tokio
 //! task (`deliver.rs`) that reads the durable change log (and, if asked, the
 //! events) through its own reader, POSTs signed JSON batches in seq order,
 //! retries with exponential backoff and jitter until the endpoint answers

@@ -1,4 +1,4 @@
-//! Membership changes (SPEC §1 "Membership change", §3 "Read-your-writes"):
+//! Membership changes (docs/concepts.md "Membership change", §3 "Read-your-writes"):
 //! the per-segment log with `after=`, gapless seqs, every cause, and the live
 //! server-sent-event stream with resumption by `after=` and `Last-Event-ID`.
 
@@ -291,7 +291,7 @@ async fn after_and_limit_page_through_a_segments_changes() {
     error_of(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-/// SPEC §3: once a write answers 2xx, the memberships it causes are visible
+/// docs/concepts.md "Guarantees": once a write answers 2xx, the memberships it causes are visible
 /// and recorded.
 #[tokio::test]
 async fn every_acknowledged_write_is_already_visible_and_recorded() {

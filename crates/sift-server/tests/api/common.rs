@@ -233,7 +233,7 @@ pub async fn send(
     send_bytes(app, method, path, key, bytes).await
 }
 
-/// Asserts the error shape of SPEC §4 and answers `error`.
+/// Asserts the error shape of docs/api.md and answers `error`.
 pub fn error_of(status: StatusCode, body: &Json, expected: StatusCode, code: &str) -> Json {
     assert_eq!(status, expected, "answered {body:#}");
     let error = &body["error"];

@@ -1,4 +1,4 @@
-//! Contacts (SPEC §4): upsert as a merge patch, batches (all or nothing,
+//! Contacts (docs/api.md): upsert as a merge patch, batches (all or nothing,
 //! failures by index, 413 past 10,000), reads, list/search/pagination,
 //! delete with recorded exits, explain.
 

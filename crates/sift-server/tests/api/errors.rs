@@ -1,4 +1,4 @@
-//! Bad input (SPEC §3 "Bad input", §2 "Invalid conditions"): the error shape,
+//! Bad input (docs/concepts.md "Guarantees" "Bad input", §2 "Invalid conditions"): the error shape,
 //! wrong property types, malformed JSON, invalid conditions with positions,
 //! reference cycles, oversized bodies, unknown routes. Each refusal changes
 //! nothing.

@@ -1,4 +1,4 @@
-//! Events (SPEC §1 "Event", §3): one event or a batch, idempotency by `id`
+//! Events (docs/concepts.md "Event", §3): one event or a batch, idempotency by `id`
 //! (also across a restart), `at` at most 5 minutes ahead, contacts created by
 //! events, `last_seen_at`, behavioural segments with cause `event`, and time:
 //! windows that close on their own within 1 s (cause `time`, at the instant

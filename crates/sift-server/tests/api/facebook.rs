@@ -1,4 +1,4 @@
-//! Facebook Custom Audience exports (SPEC §6, docs/api.md): normalization
+//! Facebook Custom Audience exports (docs/api.md "CSV export" and "Facebook Custom Audience export", docs/api.md): normalization
 //! and hashing vectors, batching, retries, auth errors and sync, against
 //! the fake Graph API of `facebook_fake.rs`; the jobs' API is in
 //! `facebook_jobs.rs`.

@@ -1,4 +1,4 @@
-//! Fields (SPEC §1 "Field", §4): the built-in schema, declaring fields,
+//! Fields (docs/concepts.md "Field", §4): the built-in schema, declaring fields,
 //! type inference on first write, and the 409 for retyping a field with data.
 
 use axum::http::StatusCode;

@@ -1,4 +1,4 @@
-//! Identify (SPEC §5): merging an anonymous contact into a known one —
+//! Identify (docs/concepts.md "Identify"): merging an anonymous contact into a known one —
 //! events, properties, scores and static memberships moved, the anonymous
 //! id kept as an alias for later writes, memberships of both recomputed
 //! with cause `merge` — idempotency, every refusal with its code and

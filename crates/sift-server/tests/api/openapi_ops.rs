@@ -1,4 +1,4 @@
-//! Operations endpoints (SPEC §4 last row): `/healthz`, `/metrics` in the
+//! Operations endpoints (docs/api.md last row): `/healthz`, `/metrics` in the
 //! Prometheus text format, and `/v1/openapi.json` describing every route.
 
 use axum::http::StatusCode;

@@ -1,4 +1,4 @@
-//! Lead scoring rules (SPEC §1 "Scoring rule", §4 `/v1/scoring-rules`): the
+//! Lead scoring rules (docs/concepts.md "Scoring rule", §4 `/v1/scoring-rules`): the
 //! CRUD cycle and shapes, `where` as text or JSON, `lead_score` from rules,
 //! edits that rescore, points taken away by `expires_after` on time, and
 //! bad input.

@@ -1,4 +1,4 @@
-//! Segments (SPEC §1 "Segment", §2, §4): create from text or tree, list and
+//! Segments (docs/concepts.md "Segment", §2, §4): create from text or tree, list and
 //! search, get, edit with entered/exited, delete refused while in use,
 //! preview, members, static add/remove, usages, references by name.
 

@@ -1,4 +1,4 @@
-//! Webhooks (SPEC §4 `webhook`, docs/api.md "Webhooks") against a real HTTP
+//! Webhooks (docs/api.md `webhook`, docs/api.md "Webhooks") against a real HTTP
 //! receiver on 127.0.0.1 started by each test: signatures verify (the HMAC
 //! is recomputed here), batches arrive in seq order with gapless seqs, a
 //! receiver that fails the first three attempts still gets everything once

@@ -1,4 +1,4 @@
-//! Workflows through the API (SPEC §1 "Workflow", §4): "when a contact
+//! Workflows through the API (docs/concepts.md "Workflow", §4): "when a contact
 //! enters VIP, add it to Gifted and add 10 points" driven by contact writes
 //! and events across restarts, test mode, usages and the refused delete,
 //! the cascade bound, refused bodies, and the webhook action.

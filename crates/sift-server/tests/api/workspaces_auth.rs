@@ -1,5 +1,5 @@
 //! Workspaces and keys (admin key), authentication (401/403) and isolation
-//! between workspaces (SPEC §3 "Isolation", §4 "Auth").
+//! between workspaces (docs/concepts.md "Guarantees" "Isolation", §4 "Auth").
 
 use axum::http::StatusCode;
 use serde_json::json;
