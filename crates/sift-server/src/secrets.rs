@@ -121,28 +121,51 @@ fn key_file(data_dir: &Path, create: bool) -> Result<SecretKey, String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => SecretKey::parse(&text).map_err(|why| format!("{} {why}", path.display())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
-            let key = SecretKey(rand::random());
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let mut file = options
-                .open(&path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            file.write_all(format!("{}\n", key.hex()).as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "created the key for secrets at rest; back it up with the data directory's backups, but apart from them");
-            Ok(key)
+            create_key_file(data_dir, &path)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "no secret key: neither SIFT_SECRET_KEY nor {} is there (was the key file lost or the key not passed?)",
             path.display()
         )),
         Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+    }
+}
+
+/// Writes a new key whole under a name of its own, then links it into
+/// place. A link never replaces a file, so when several syncs start at once
+/// the first link wins and the others read its key; and the key file is
+/// never seen empty or half-written, not even after a crash.
+fn create_key_file(data_dir: &Path, path: &Path) -> Result<SecretKey, String> {
+    let key = SecretKey(rand::random());
+    let draft = data_dir.join(format!(".{KEY_FILE}.{:016x}", rand::random::<u64>()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let written = options
+        .open(&draft)
+        .and_then(|mut file| {
+            file.write_all(format!("{}\n", key.hex()).as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&draft, path));
+    let _ = std::fs::remove_file(&draft);
+    match written {
+        Ok(()) => {
+            // The new name must survive a crash as the key's bytes do.
+            if let Ok(dir) = std::fs::File::open(data_dir) {
+                let _ = dir.sync_all();
+            }
+            tracing::info!(path = %path.display(), "created the key for secrets at rest; back it up with the data directory's backups, but apart from them");
+            Ok(key)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            key_file(data_dir, false)
+        }
+        Err(error) => Err(format!("cannot create {}: {error}", path.display())),
     }
 }
 
@@ -176,6 +199,32 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    /// Two syncs started at once on a fresh data directory (two requests,
+    /// two workspaces) both create the key: each must get the one key that
+    /// ends up in the file, never an error or a key read half-written.
+    #[test]
+    fn syncs_starting_at_once_share_one_key_file() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Barrier::new(8);
+            let keys: Vec<Result<SecretKey, String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            key_file(dir.path(), true)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let on_disk = key_file(dir.path(), false).unwrap();
+            for key in keys {
+                assert_eq!(key.map(|k| k.0), Ok(on_disk.0));
+            }
         }
     }
 

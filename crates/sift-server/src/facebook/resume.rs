@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use roaring::RoaringBitmap;
 use serde_json::{Value as Json, json};
 use sift_store::{ExportRow, StoreError, WorkspaceReader};
 use tokio::sync::watch;
@@ -97,18 +98,39 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
                 continue;
             }
         };
+        let mut pending = RoaringBitmap::new();
         let sent_rows: HashMap<u32, Vec<String>> = sent
             .into_iter()
-            .filter_map(|(no, row)| Some((no, serde_json::from_str(&row).ok()?)))
+            .filter_map(|(no, text)| {
+                let (row, is_pending) = stored_row(&text)?;
+                if is_pending {
+                    pending.insert(no);
+                }
+                Some((no, row))
+            })
             .collect();
         tracing::info!(
             job = %job.id,
             workspace = %handle.id,
             segment = %job.segment_id,
             rows = sent_rows.len(),
+            pending = pending.len(),
             "resuming a Facebook sync after the restart: the audience is compared with the segment"
         );
-        task::spawn_resumed(handle, job, token, &config.facebook, sent_rows);
+        task::spawn_resumed(handle, job, token, &config.facebook, sent_rows, pending);
+    }
+}
+
+/// A stored `export_sent` row and whether it is pending (stored before its
+/// batch was sent and never confirmed): `["…", …]` is held,
+/// `{"pending": ["…", …]}` pending.
+fn stored_row(text: &str) -> Option<(Vec<String>, bool)> {
+    match serde_json::from_str(text).ok()? {
+        Json::Object(mut stored) => Some((
+            serde_json::from_value(stored.remove("pending")?).ok()?,
+            true,
+        )),
+        held => Some((serde_json::from_value(held).ok()?, false)),
     }
 }
 

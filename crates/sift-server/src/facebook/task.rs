@@ -12,11 +12,14 @@
 //! lagging receiver compares every member and every sent row instead.
 //!
 //! A sync stores those rows through the writer: added rows durably before
-//! they are sent, removed ones after Facebook accepted the removal. A crash
-//! in between can only leave a row stored that the audience lacks, and
-//! removing it again after the restart is harmless; a row the audience
-//! holds is never forgotten. A resumed sync (`resume.rs`) starts with the
-//! stored rows and compares every member and every stored row once.
+//! they are sent, as pending, and marked held once Facebook accepted them;
+//! removed ones after Facebook accepted the removal. A crash in between
+//! leaves a row pending (or a removed one stored), which Facebook may or
+//! may not hold: a resumed sync (`resume.rs`) starts with the stored rows,
+//! compares every member and every stored row once, and sends a pending
+//! row of a member again (Facebook deduplicates) or removes it (harmless
+//! when absent). A row the audience holds is never forgotten, and one it
+//! may lack is never taken as held.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,9 +54,11 @@ pub fn spawn_resumed(
     token: Secret,
     settings: &Settings,
     sent_rows: HashMap<u32, Vec<String>>,
+    pending: RoaringBitmap,
 ) {
     let written = Some(ws.written.subscribe());
-    let exporter = exporter(ws, job, token, settings, sent_rows);
+    let mut exporter = exporter(ws, job, token, settings, sent_rows);
+    exporter.pending = pending;
     tokio::spawn(exporter.run(written, true));
 }
 
@@ -84,6 +89,7 @@ fn exporter(
         target,
         client: client(settings, &ws.destinations),
         sent_rows,
+        pending: RoaringBitmap::new(),
         skipped_now: RoaringBitmap::new(),
         batch_n,
         debounce: Duration::from_millis(settings.debounce_ms),
@@ -120,6 +126,9 @@ struct Exporter {
     client: Option<reqwest::Client>,
     /// Per contact, the row the audience holds for it (sync jobs only).
     sent_rows: HashMap<u32, Vec<String>>,
+    /// Contacts whose row in `sent_rows` was stored before its batch and
+    /// never confirmed (read back after a restart): Facebook may lack it.
+    pending: RoaringBitmap,
     /// Members not sent for lack of identifiers or consent.
     skipped_now: RoaringBitmap,
     batch_n: u64,
@@ -277,7 +286,7 @@ impl Exporter {
         let refs: Vec<&[String]> = rows.iter().map(|(_, row)| row.as_slice()).collect();
         let body = graph::body(&schema, &refs, &self.target.token);
         if self.job.sync && method == Method::Add {
-            self.record_sent(&rows, true).await?;
+            self.record_sent(&rows, Stored::Pending).await?;
         }
         let job = self.job.clone();
         let result = graph::send(&client, &self.target, method, body, |attempt, message| {
@@ -319,13 +328,16 @@ impl Exporter {
                     p.updated_at = now_ms();
                 });
                 super::save(&self.ws, &self.job);
-                if self.job.sync && method == Method::Remove {
-                    // Queued, not waited for: a removal stored too late is
-                    // only sent again after a crash.
-                    let _ = self.record_sent(&rows, false).await;
-                }
                 if self.job.sync {
+                    // Queued, not waited for: a removal or confirmation
+                    // stored too late is only sent again after a crash.
+                    let stored = match method {
+                        Method::Add => Stored::Held,
+                        Method::Remove => Stored::Removed,
+                    };
+                    let _ = self.record_sent(&rows, stored).await;
                     for (no, row) in rows {
+                        self.pending.remove(no);
                         match method {
                             Method::Add => self.sent_rows.insert(no, row),
                             Method::Remove => self.sent_rows.remove(&no),
@@ -347,24 +359,21 @@ impl Exporter {
         }
     }
 
-    /// Stores rows as sent (`added`) or removed. Added rows are waited for,
-    /// so that no row reaches the audience before it is stored.
-    async fn record_sent(&self, rows: &[(u32, Vec<String>)], added: bool) -> Result<(), String> {
+    /// Stores rows as pending, held or removed. Pending rows are waited
+    /// for, so that no row reaches the audience before it is stored.
+    async fn record_sent(&self, rows: &[(u32, Vec<String>)], stored: Stored) -> Result<(), String> {
         let write = ExportWrite::Sent {
             job_id: self.job.id.clone(),
             rows: rows
                 .iter()
-                .map(|(no, row)| {
-                    let json = added.then(|| serde_json::to_string(row).unwrap_or_default());
-                    (*no, json)
-                })
+                .map(|(no, row)| (*no, stored.text(row)))
                 .collect(),
         };
         let done = self
             .ws
             .queue_exports(vec![write])
             .map_err(|e| format!("the sync could not store its rows: {}", e.message))?;
-        if added {
+        if stored == Stored::Pending {
             match done.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -476,7 +485,11 @@ impl Exporter {
                 self.skipped_now.remove(no);
             }
             match (self.sent_rows.get(&no), now) {
-                (Some(old), Some(Outcome::Row(row))) if *old == row => {}
+                (Some(old), Some(Outcome::Row(row))) if *old == row => {
+                    if self.pending.contains(no) {
+                        adds.push((no, row));
+                    }
+                }
                 (Some(old), Some(Outcome::Row(row))) => {
                     removes.push((no, old.clone()));
                     adds.push((no, row));
@@ -503,6 +516,29 @@ impl Exporter {
             self.send(Method::Add, batch).await?;
         }
         Ok(())
+    }
+}
+
+/// What a stored row says about the audience.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// About to be sent: the audience may or may not hold it.
+    Pending,
+    /// Facebook accepted it.
+    Held,
+    /// Facebook accepted its removal: no longer stored.
+    Removed,
+}
+
+impl Stored {
+    /// The `export_sent.row` text: a held row is its JSON list, a pending
+    /// one `{"pending": [...]}` (read back by `resume::stored_row`).
+    fn text(self, row: &[String]) -> Option<String> {
+        match self {
+            Stored::Pending => Some(serde_json::json!({ "pending": row }).to_string()),
+            Stored::Held => Some(serde_json::to_string(row).unwrap_or_default()),
+            Stored::Removed => None,
+        }
     }
 }
 

@@ -34,6 +34,16 @@ pub(crate) struct FakeGraph {
 
 impl FakeGraph {
     pub(crate) async fn start(script: Vec<(u16, Json)>) -> FakeGraph {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FakeGraph::start_on(listener, script)
+    }
+
+    /// [`FakeGraph::start`] on a listener the test bound itself, so that a
+    /// fake can appear at an address a job already uses.
+    pub(crate) fn start_on(
+        listener: tokio::net::TcpListener,
+        script: Vec<(u16, Json)>,
+    ) -> FakeGraph {
         let state = Arc::new(Mutex::new(FakeState {
             calls: Vec::new(),
             script,
@@ -62,7 +72,6 @@ impl FakeGraph {
             }
         };
         let app = axum::Router::new().fallback(handler);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

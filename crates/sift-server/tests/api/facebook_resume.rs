@@ -209,3 +209,54 @@ async fn a_sync_whose_key_file_is_gone_after_a_restart_fails_saying_so() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.calls().len(), 1);
 }
+
+/// Rows stored for a batch that Facebook never accepted (the server
+/// stopped while the batch was being sent) are sent after the restart: the
+/// store must not count them as held, or those members would be missing
+/// from the audience for good.
+#[tokio::test]
+async fn rows_stored_for_a_batch_never_accepted_are_sent_after_a_restart() {
+    // Nothing listens at the job's address at first: its first batch
+    // cannot connect and waits long before its next attempt.
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = spare.local_addr().unwrap();
+    drop(spare);
+    let server = Server::with(|config| {
+        config.facebook.retry_base_ms = 600_000;
+        config.facebook.retry_max_ms = 600_000;
+        config.facebook.debounce_ms = 60_000;
+    });
+    let segment = vip_members(&server).await;
+    let job = server
+        .expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/segments/{segment}/exports/facebook"),
+            Some(json!({"audience_id": "123", "access_token": "EAAB-test",
+                        "identifiers": ["EMAIL", "EXTERN_ID"], "sync": true,
+                        "graph_url": format!("http://{address}")})),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_job(&server, &id, |j| j["retries"].as_u64() >= Some(1)).await;
+
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let fake = FakeGraph::start_on(listener, Vec::new());
+    let server = server.restart_with(fast_sync);
+    let calls = wait_calls(&fake, 1).await;
+    assert_eq!(
+        rows(&calls),
+        BTreeSet::from([
+            row("POST", "ana", "ana@example.com"),
+            row("POST", "bob", "bob@example.com"),
+            row("POST", "cy", "cy@example.com"),
+        ])
+    );
+    wait_job(&server, &id, |j| j["phase"] == "syncing" && j["sent"] == 3).await;
+
+    // Accepted now, they are held: the next restart sends nothing.
+    let server = server.restart_with(fast_sync);
+    wait_job(&server, &id, |j| j["state"] == "running").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.calls().len(), 1, "{:#?}", fake.calls());
+}
