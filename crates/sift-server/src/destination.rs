@@ -83,6 +83,16 @@ impl Destinations {
         let Some(host) = url.host() else {
             return Err("has no host".to_string());
         };
+        // Such addresses can never be reached: refusing them when saved
+        // beats a delivery that fails forever.
+        if url.port() == Some(0) {
+            return Err("has port 0, which nothing can listen on".to_string());
+        }
+        if let url::Host::Domain(name) = host
+            && name.trim_end_matches('.').split('.').any(str::is_empty)
+        {
+            return Err(format!("has an empty label in its host name {name:?}"));
+        }
         if self.allow_private {
             return Ok(());
         }
@@ -352,6 +362,21 @@ mod tests {
         ] {
             let message = refused(text);
             assert!(message.contains(kind), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn unreachable_hosts_are_refused_whatever_the_setting() {
+        for allow_private in [false, true] {
+            let policy = Destinations::new(allow_private);
+            for text in [
+                "https://example.com:0/hook",
+                "https://.com/hook",
+                "https://a..b/hook",
+            ] {
+                assert!(policy.parse(text).is_err(), "{text} was accepted");
+            }
+            assert!(policy.parse("https://hooks.example.com./in").is_ok());
         }
     }
 

@@ -527,9 +527,9 @@ pub(super) fn check_supported(cond: &Condition) -> Result<(), Error> {
 
 fn checked_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(Error::Invalid(
-            "a segment name must have 1 to 200 characters".into(),
+            "a segment name must have 1 to 200 characters and no control characters".into(),
         ));
     }
     Ok(name.to_string())

@@ -206,10 +206,10 @@ impl Workspace {
     /// write would).
     fn check_workflow(&self, input: &WorkflowInput) -> Result<Vec<FieldDef>, Error> {
         let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(invalid(
                 "name",
-                "a workflow name must have 1 to 200 characters",
+                "a workflow name must have 1 to 200 characters and no control characters",
             ));
         }
         let key = name.to_lowercase();

@@ -745,3 +745,61 @@ async fn a_static_change_flows_into_segments_that_refer_to_it() {
     let usages = server.get(&format!("/v1/segments/{vip}/usages")).await;
     assert_eq!(ids(&usages), [vip_es]);
 }
+
+#[tokio::test]
+async fn names_with_control_characters_are_refused() {
+    let server = shop().await;
+    let static_id = server.static_segment("Plain").await;
+    for name in ["VIP\u{0}", "two\nlines", "tab\there"] {
+        let (status, answer) = server
+            .send(
+                "POST",
+                "/v1/segments",
+                Some(json!({"name": name, "kind": "static"})),
+            )
+            .await;
+        let error = error_of(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("no control characters"),
+            "{error}"
+        );
+        let (status, answer) = server
+            .send(
+                "PATCH",
+                &format!("/v1/segments/{static_id}"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        error_of(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        let (status, answer) = server
+            .send(
+                "POST",
+                "/v1/workflows",
+                Some(json!({"name": name, "status": "draft",
+                    "trigger": {"type": "event", "event_type": "purchase"},
+                    "actions": [{"type": "add_score", "points": 1}]})),
+            )
+            .await;
+        error_of(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+    }
+    assert_eq!(server.get("/v1/workflows").await["items"], json!([]));
+    assert_eq!(ids(&server.get("/v1/segments").await), [static_id]);
+}
