@@ -22,6 +22,7 @@ pub mod state;
 mod timers;
 pub mod ui;
 pub mod webhooks;
+mod writer;
 pub mod written;
 
 use std::time::Instant;

@@ -1,17 +1,14 @@
-//! Server state: the catalog, the open workspaces, and each workspace's
-//! writer thread, which commits queued writes in groups (one transaction and
-//! one fsync for all writes that arrived meanwhile) before they are
-//! acknowledged.
+//! Server state: the catalog and the open workspaces, each with its engine,
+//! its writer (`writer.rs`), readers and background tasks.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sift_engine::{Record, Workspace, Write};
+use sift_engine::{Workspace, Write};
 use sift_store::{
-    Catalog, Pending, StoreError, WebhookWrite, WorkspaceDb, WorkspaceReader, WorkspaceRow,
-    hash_key,
+    Catalog, StoreError, WebhookWrite, WorkspaceDb, WorkspaceReader, WorkspaceRow, hash_key,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -20,27 +17,10 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::written::WRITTEN_CAPACITY;
 pub use crate::written::Written;
 
-/// Most writes one group commit takes.
-const MAX_GROUP: usize = 1024;
-/// Commits between two WAL checkpoints.
-const COMMITS_PER_CHECKPOINT: u32 = 64;
-
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-struct Job {
-    records: Vec<Record>,
-    /// Webhook subscriptions and cursors, committed after `records`.
-    webhooks: Vec<WebhookWrite>,
-    /// Facebook export jobs' state, sync tokens and sent rows, committed last.
-    exports: Vec<sift_store::ExportWrite>,
-    /// A chunk of old workflow history to delete (`retention.rs`).
-    prune: Option<sift_store::Prune>,
-    next_seq: u64,
-    done: oneshot::Sender<Result<(), String>>,
 }
 
 /// One open workspace.
@@ -48,7 +28,7 @@ pub struct WorkspaceHandle {
     pub id: String,
     pub name: String,
     pub engine: RwLock<Workspace>,
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<mpsc::Sender<crate::writer::Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<WorkspaceReader>,
     /// Read connections for the change log, used off the async workers.
@@ -106,80 +86,15 @@ impl WorkspaceHandle {
         let reads = Arc::new(crate::reads::ReadPool::open(&path, config.read_pool_size)?);
         let (stored_exports, resumable) = crate::facebook::resumable(&reader, config.resume_syncs)?;
         let webhooks = crate::webhooks::Registry::open(&path, config)?;
-        let checkpointer = WorkspaceReader::open(&path)?;
-        let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
-            .name(format!("checkpoint-{}", row.id))
-            .spawn(move || {
-                while checkpoint_rx.recv().is_ok() {
-                    if let Err(error) = checkpointer.checkpoint() {
-                        tracing::warn!(%error, "WAL checkpoint failed; it will be retried");
-                    }
-                }
-            })?;
         let (durable, _) = watch::channel(engine.next_seq());
         let (committed, _) = watch::channel(0u64);
-        let (tx, rx) = mpsc::channel::<Job>();
-        let durable_writer = durable.clone();
-        let committed_writer = committed.clone();
-        let workspace_id = row.id.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("writer-{}", row.id))
-            .spawn(move || {
-                let mut commits_since_checkpoint = 0;
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(job) => jobs.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    let started = Instant::now();
-                    let result = db.commit_all(jobs.iter().flat_map(|j| {
-                        [
-                            Pending::Records(&j.records),
-                            Pending::Webhooks(&j.webhooks),
-                            Pending::Exports(&j.exports),
-                        ]
-                        .into_iter()
-                        .chain(j.prune.as_ref().map(Pending::Prune))
-                    }));
-                    metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
-                    metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
-                    match result {
-                        Ok(()) => {
-                            // Checkpoint every few commits, so that each copies
-                            // many pages at once; full means one is pending.
-                            commits_since_checkpoint += 1;
-                            if commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
-                                commits_since_checkpoint = 0;
-                                let _ = checkpoint_tx.try_send(());
-                            }
-                            let next = jobs.iter().map(|j| j.next_seq).max().unwrap_or(0);
-                            durable_writer.send_if_modified(|seq| {
-                                let advanced = next > *seq;
-                                *seq = (*seq).max(next);
-                                advanced
-                            });
-                            if jobs.iter().any(|j| !j.records.is_empty()) {
-                                committed_writer.send_modify(|n| *n += 1);
-                            }
-                            for job in jobs {
-                                let _ = job.done.send(Ok(()));
-                            }
-                        }
-                        Err(error) => {
-                            // Memory is now ahead of disk; refuse everything after.
-                            tracing::error!(workspace = %workspace_id, %error, "commit failed; the workspace stops taking writes");
-                            for job in jobs {
-                                let _ = job.done.send(Err(error.to_string()));
-                            }
-                            return;
-                        }
-                    }
-                }
-            })?;
+        let (tx, thread) = crate::writer::spawn(
+            db,
+            WorkspaceReader::open(&path)?,
+            &row.id,
+            durable.clone(),
+            committed.clone(),
+        )?;
         let handle = Arc::new(WorkspaceHandle {
             id: row.id.clone(),
             name: row.name.clone(),
@@ -312,7 +227,7 @@ impl WorkspaceHandle {
                     "the server is shutting down",
                 ));
             };
-            let job = Job {
+            let job = crate::writer::Job {
                 // The records go to the writer; the caller keeps the counts.
                 records: std::mem::take(&mut write.records),
                 webhooks: Vec::new(),
@@ -417,7 +332,7 @@ impl WorkspaceHandle {
                     "the server is shutting down",
                 ));
             };
-            let job = Job {
+            let job = crate::writer::Job {
                 records: Vec::new(),
                 webhooks: writes,
                 exports,
