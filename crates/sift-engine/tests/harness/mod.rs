@@ -3,9 +3,12 @@
 //! in `plain/` (`differential.rs`) and `time/` (`time_differential.rs`),
 //! which a test file includes by path so that it compiles only its own run.
 
+use std::collections::VecDeque;
+
 use sift_lang::CmpOp;
 
 pub mod oracle;
+pub mod replay;
 
 use oracle::fmt_date;
 
@@ -43,9 +46,40 @@ pub fn fmt_datetime(ms: i64, offset_min: i64) -> String {
     format!("{}T{h:02}:{mi:02}:{s:02}{frac}{zone}", fmt_date(days))
 }
 
-/// `text` cut to at most `limit` bytes (at a character boundary), for the
-/// history a failure prints.
-pub fn clip(text: String, limit: usize) -> String {
+/// The last steps of a run, printed when it fails.
+pub struct History {
+    entries: VecDeque<String>,
+    /// Bytes kept of each entry.
+    width: usize,
+}
+
+impl History {
+    /// How many steps a failure shows.
+    const LEN: usize = 40;
+
+    pub fn new(width: usize) -> History {
+        History {
+            entries: VecDeque::with_capacity(Self::LEN),
+            width,
+        }
+    }
+
+    pub fn note(&mut self, step: usize, text: String) {
+        if self.entries.len() == Self::LEN {
+            self.entries.pop_front();
+        }
+        self.entries
+            .push_back(clip(format!("[{step}] {text}"), self.width));
+    }
+
+    /// The entries, oldest first, one indented line each.
+    pub fn lines(&self) -> String {
+        self.entries.iter().map(|h| format!("  {h}\n")).collect()
+    }
+}
+
+/// `text` cut to at most `limit` bytes (at a character boundary).
+fn clip(text: String, limit: usize) -> String {
     if text.len() <= limit {
         return text;
     }

@@ -33,7 +33,7 @@ impl Run {
                 }
                 Record::Segment(def) => {
                     if matches!(kind, Kind::CreateSegment(_)) {
-                        self.log.replay.insert(def.id.clone(), RoaringBitmap::new());
+                        self.log.replay.create(&def.id);
                     }
                     if def.kind == SegmentKind::Static {
                         self.log.statics.entry(def.id.clone()).or_default();
@@ -43,7 +43,7 @@ impl Run {
                 Record::SegmentDeleted { id } => {
                     self.log.segments.remove(id);
                     self.log.statics.remove(id);
-                    self.log.replay.remove(id);
+                    self.log.replay.delete(id);
                 }
                 Record::StaticMembers {
                     segment_id,
@@ -160,25 +160,8 @@ impl Run {
                 ChangeKind::Exited => counts.1 += b.len(),
             }
         }
-        let Some(members) = self.log.replay.get_mut(seg) else {
-            self.fail(format!("change for unknown segment {b:?}"));
-        };
-        let bad = match b.kind {
-            ChangeKind::Entered => {
-                let bad = &b.contacts & &*members;
-                *members |= &b.contacts;
-                bad
-            }
-            ChangeKind::Exited => {
-                let bad = &b.contacts - &*members;
-                *members -= &b.contacts;
-                bad
-            }
-        };
-        if !bad.is_empty() {
-            self.fail(format!(
-                "{b:?}: contacts {bad:?} entered while members or exited while not"
-            ));
+        if let Err(message) = self.log.replay.apply(b) {
+            self.fail(message);
         }
         if b.kind == ChangeKind::Entered
             && let Some(dead) = b
@@ -330,12 +313,8 @@ impl Run {
                     }
                 }
             }
-            match self.log.replay.get(id) {
-                Some(replayed) if *replayed == seg.members => {}
-                other => self.fail(format!(
-                    "segment {id}: change log replays to {other:?}, members are {:?}",
-                    seg.members
-                )),
+            if let Err(message) = self.log.replay.check(id, &seg.members) {
+                self.fail(message);
             }
             max_rank = max_rank.max(self.rank(id));
         }

@@ -16,7 +16,8 @@ use sift_engine::{
 use sift_lang::{CmpOp, Condition, FieldTest, FieldType, Scalar, from_json, to_json, to_text};
 
 use crate::harness::oracle::{days_from_civil, env_number, fmt_date, refs_of};
-use crate::harness::{CMP_OPS, clip, fmt_datetime, seed_list};
+use crate::harness::replay::Replay;
+use crate::harness::{CMP_OPS, History, fmt_datetime, seed_list};
 
 mod checks;
 mod contact_steps;
@@ -40,7 +41,6 @@ pub(crate) const T0: i64 = 1_767_225_600_000;
 pub(crate) const MAX_SEGMENTS: usize = 14;
 /// Segment ids are drawn from `g0..gN`, so deleted ids get reused.
 pub(crate) const SEGMENT_IDS: usize = 22;
-pub(crate) const HISTORY: usize = 40;
 
 pub(crate) const STRINGS: &[&str] = &[
     "",
@@ -128,7 +128,7 @@ pub(crate) const ALL_TYPES: [FieldType; 6] = [
 pub(crate) struct Log {
     pub(crate) next_seq: u64,
     /// Membership per segment, replayed from entered/exited.
-    pub(crate) replay: HashMap<String, RoaringBitmap>,
+    pub(crate) replay: Replay,
     pub(crate) fields: Vec<FieldDef>,
     pub(crate) contacts: BTreeMap<u32, ContactSnapshot>,
     pub(crate) deleted: BTreeMap<u32, String>,
@@ -243,7 +243,7 @@ pub(crate) struct Run {
     pub(crate) names: usize,
     pub(crate) dates: Vec<i64>,
     pub(crate) datetimes: Vec<i64>,
-    pub(crate) history: Vec<String>,
+    pub(crate) history: History,
     pub(crate) stats: Stats,
     pub(crate) swap_next_restore: bool,
 }
@@ -309,17 +309,14 @@ impl Run {
             names: 0,
             dates,
             datetimes,
-            history: Vec::new(),
+            history: History::new(400),
             stats: Stats::default(),
             swap_next_restore: true,
         }
     }
 
     pub(crate) fn fail(&self, msg: impl std::fmt::Display) -> ! {
-        let mut text = String::new();
-        for h in &self.history {
-            let _ = writeln!(text, "  {h}");
-        }
+        let text = self.history.lines();
         let how = if self.large {
             format!(
                 "SIFT_DIFF_LARGE_SEED={} SIFT_DIFF_LARGE_STEPS={}",
@@ -340,11 +337,7 @@ impl Run {
     }
 
     pub(crate) fn note(&mut self, text: String) {
-        if self.history.len() == HISTORY {
-            self.history.remove(0);
-        }
-        self.history
-            .push(clip(format!("[{}] {text}", self.step), 400));
+        self.history.note(self.step, text);
     }
 
     pub(crate) fn text(&self, cond: &Condition) -> String {

@@ -101,25 +101,8 @@ impl Run {
                     .push((b.segment_id.clone(), b.kind, b.cause, b.at, no));
             }
         }
-        let Some(members) = self.replay.get_mut(&b.segment_id) else {
-            self.fail(format!("change for unknown segment {b:?}"));
-        };
-        let bad = match b.kind {
-            ChangeKind::Entered => {
-                let bad = &b.contacts & &*members;
-                *members |= &b.contacts;
-                bad
-            }
-            ChangeKind::Exited => {
-                let bad = &b.contacts - &*members;
-                *members -= &b.contacts;
-                bad
-            }
-        };
-        if !bad.is_empty() {
-            self.fail(format!(
-                "{b:?}: contacts {bad:?} entered while members or exited while not"
-            ));
+        if let Err(message) = self.replay.apply(b) {
+            self.fail(message);
         }
     }
 
@@ -279,12 +262,8 @@ impl Run {
                     )),
                 }
             }
-            match self.replay.get(id) {
-                Some(replayed) if *replayed == seg.members => {}
-                other => self.fail(format!(
-                    "segment {id}: change log replays to {other:?}, members are {:?}",
-                    seg.members
-                )),
+            if let Err(message) = self.replay.check(id, &seg.members) {
+                self.fail(message);
             }
         }
         if ws.next_seq() != self.next_seq {

@@ -23,7 +23,8 @@ use sift_lang::{
 };
 
 use crate::harness::oracle::{civil_from_days, days_from_civil, env_number, fmt_date, refs_of};
-use crate::harness::{CMP_OPS, clip, fmt_datetime, seed_list};
+use crate::harness::replay::Replay;
+use crate::harness::{CMP_OPS, History, fmt_datetime, seed_list};
 
 mod checks;
 mod generator;
@@ -35,7 +36,6 @@ use model::*;
 pub(crate) const DEFAULT_SEEDS: u64 = 20;
 pub(crate) const DEFAULT_STEPS: usize = 300;
 pub(crate) const RESTORE_EVERY: usize = 25;
-pub(crate) const HISTORY: usize = 40;
 
 pub(crate) const MINUTE: i64 = 60_000;
 pub(crate) const HOUR: i64 = 60 * MINUTE;
@@ -274,13 +274,13 @@ pub(crate) struct Run {
     pub(crate) next_rule: usize,
     pub(crate) next_segment: usize,
     /// Membership per segment, replayed from the change log.
-    pub(crate) replay: HashMap<String, RoaringBitmap>,
+    pub(crate) replay: Replay,
     /// The engine's clock when the last returned records were absorbed: a
     /// change caused by time is due after it. Not simply the last `now`,
     /// since a write without one (a segment delete) leaves the clock alone.
     pub(crate) recorded: i64,
     pub(crate) next_seq: u64,
-    pub(crate) history: Vec<String>,
+    pub(crate) history: History,
     pub(crate) stats: Stats,
     pub(crate) swap_next_restore: bool,
     /// Steps left in the current stretch without writes.
@@ -331,10 +331,10 @@ impl Run {
             next_event: 0,
             next_rule: 0,
             next_segment: 0,
-            replay: HashMap::new(),
+            replay: Replay::default(),
             recorded: i64::MIN,
             next_seq: sift_engine::FIRST_SEQ,
-            history: Vec::new(),
+            history: History::new(600),
             stats: Stats::default(),
             swap_next_restore: true,
             quiet: 0,
@@ -343,10 +343,7 @@ impl Run {
     }
 
     pub(crate) fn fail(&self, msg: impl std::fmt::Display) -> ! {
-        let mut text = String::new();
-        for h in &self.history {
-            let _ = writeln!(text, "  {h}");
-        }
+        let text = self.history.lines();
         panic!(
             "seed {} step {} (now {}): {msg}\nrecent steps:\n{text}reproduce: SIFT_TIME_SEED={} SIFT_TIME_STEPS={}",
             self.seed,
@@ -358,11 +355,7 @@ impl Run {
     }
 
     pub(crate) fn note(&mut self, text: String) {
-        if self.history.len() == HISTORY {
-            self.history.remove(0);
-        }
-        self.history
-            .push(clip(format!("[{}] {text}", self.step), 600));
+        self.history.note(self.step, text);
     }
 
     pub(crate) fn text(&self, cond: &Condition) -> String {

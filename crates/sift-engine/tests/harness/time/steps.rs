@@ -285,7 +285,7 @@ impl Run {
             Ok(w) => w,
             Err(e) => self.fail(format!("create segment {shown:?}: {e}")),
         };
-        self.replay.insert(id.clone(), RoaringBitmap::new());
+        self.replay.create(&id);
         self.absorb(&write, Kind::Segment);
         self.model.segs.insert(
             id,
@@ -351,7 +351,7 @@ impl Run {
         };
         self.absorb(&write, Kind::Segment);
         self.model.segs.remove(&id);
-        self.replay.remove(&id);
+        self.replay.delete(&id);
         self.stats.segment_writes += 1;
     }
 
