@@ -429,7 +429,25 @@ async fn facebook_sync_adds_entries_and_removes_exits() {
         (job["state"].as_str(), job["phase"].as_str()),
         (Some("done"), Some("stopped"))
     );
+    // A second sync, to another fake, follows the same writes; once it has
+    // sent Ana's entry and then her exit, the stopped sync had every chance
+    // to send the entry too.
+    let other = FakeGraph::start(Vec::new()).await;
+    start_sync(&server, &segment, &other).await;
+    let initial = other.calls().len();
     server.put_contact("ana", json!({"vip": true})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(fake.calls().len(), 8);
+    let calls = wait_calls(&other, initial + 1).await;
+    assert_eq!(calls[initial].method, "POST");
+    assert_eq!(
+        rows_by_extern_id(&calls[initial])["ana"][0],
+        sha256("ana@example.com")
+    );
+    server.put_contact("ana", json!({"vip": false})).await;
+    let calls = wait_calls(&other, initial + 2).await;
+    assert_eq!(calls[initial + 1].method, "DELETE");
+    assert_eq!(
+        rows_by_extern_id(&calls[initial + 1])["ana"][0],
+        sha256("ana@example.com")
+    );
+    assert_eq!(fake.calls().len(), 8, "{:#?}", &fake.calls()[8..]);
 }

@@ -136,10 +136,21 @@ async fn a_sync_resumes_after_a_restart_and_applies_exactly_what_changed_meanwhi
         rows(&calls[3..]),
         BTreeSet::from([row("DELETE", "cy", "cy@example.com")])
     );
+    // The fake has the DELETE once the request arrives; the sync stores the
+    // removal only after the answer, and a restart before that sends it
+    // again (by design). Its count of removals moves with that store.
+    wait_job(&server, &id, |j| j["removed"] == 3).await;
     let server = server.restart_with(fast_sync);
-    wait_job(&server, &id, |j| j["state"] == "running").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.calls().len(), 4);
+    // A resumed sync compares the audience with the segment before it
+    // follows writes, so whatever the restart would send arrives before
+    // Eve's entry.
+    server.put_contact("eve", json!({"vip": true})).await;
+    let calls = wait_calls(&fake, 5).await;
+    assert_eq!(
+        rows(&calls[4..]),
+        BTreeSet::from([row("POST", "eve", "eve2@example.com")]),
+        "{calls:#?}"
+    );
 
     // Stopped by a client, it does not come back after a restart.
     server
@@ -149,9 +160,18 @@ async fn a_sync_resumes_after_a_restart_and_applies_exactly_what_changed_meanwhi
     let server = server.restart_with(fast_sync);
     let job = server.get(&format!("/v1/exports/{id}")).await;
     assert_eq!(job["state"], "done", "{job:#}");
+    // A second sync, to another fake, follows the same writes: once it has
+    // sent Cy's entry, the stopped one had every chance to send it too.
+    let other = FakeGraph::start(Vec::new()).await;
+    start_sync(&server, &segment, &other).await;
+    let initial = other.calls().len();
     server.put_contact("cy", json!({"vip": true})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.calls().len(), 4);
+    let calls = wait_calls(&other, initial + 1).await;
+    assert_eq!(
+        rows(&calls[initial..]),
+        BTreeSet::from([row("POST", "cy", "cy@example.com")])
+    );
+    assert_eq!(fake.calls().len(), 5, "{:#?}", fake.calls());
 }
 
 async fn failed_resume(server: Server, fake: &FakeGraph, id: &str) -> (Server, Json) {
