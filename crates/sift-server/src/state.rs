@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sift_engine::{Workspace, Write};
@@ -356,10 +356,19 @@ impl WorkspaceHandle {
     /// Stops taking writes and waits until every queued one is committed.
     pub fn close(&self) {
         self.closed.send_replace(true);
-        if let Ok(mut writer) = self.writer.lock() {
-            writer.take();
-        }
-        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+        // Dropping the sender ends the writer once it has committed what
+        // was queued; a poisoned lock must not keep it alive (the join
+        // below would then never return).
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }
@@ -438,14 +447,14 @@ impl AppState {
 
     pub fn workspace_for_key(&self, key: &str) -> Option<Arc<WorkspaceHandle>> {
         let hash = hash_key(key);
-        let ws_id = self.keys.read().ok()?.get(&hash)?.clone();
+        let ws_id = read_lock(&self.keys).get(&hash)?.clone();
         self.workspace(&ws_id)
     }
 
     /// The workspace of a UI session cookie, while the session (and the key
     /// it was made from) is valid.
     pub fn workspace_for_session(&self, cookie: &str) -> Option<Arc<WorkspaceHandle>> {
-        let keys = self.keys.read().ok()?;
+        let keys = read_lock(&self.keys);
         let ws_id = self
             .sessions
             .workspace_of(cookie, |hash| keys.contains_key(hash))?;
@@ -454,17 +463,15 @@ impl AppState {
     }
 
     pub fn key_hash_valid(&self, hash: &str) -> bool {
-        self.keys.read().is_ok_and(|keys| keys.contains_key(hash))
+        read_lock(&self.keys).contains_key(hash)
     }
 
     pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
-        self.workspaces.read().ok()?.get(id).cloned()
+        read_lock(&self.workspaces).get(id).cloned()
     }
 
     pub fn workspace_rows(&self) -> Vec<(String, String)> {
-        let Ok(map) = self.workspaces.read() else {
-            return Vec::new();
-        };
+        let map = read_lock(&self.workspaces);
         let mut rows: Vec<(String, String)> = map
             .values()
             .map(|w| (w.id.clone(), w.name.clone()))
@@ -490,40 +497,25 @@ impl AppState {
         let handle = WorkspaceHandle::open(&self.config, &row)?;
         let key = new_key();
         {
-            let mut catalog = self
-                .catalog
-                .lock()
-                .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+            let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
             catalog.create_workspace(&row)?;
             catalog.add_key(&id, &key_id(&key), &key, now_ms())?;
         }
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(hash_key(&key), id.clone());
-        }
-        if let Ok(mut map) = self.workspaces.write() {
-            map.insert(id.clone(), handle);
-        }
+        write_lock(&self.keys).insert(hash_key(&key), id.clone());
+        write_lock(&self.workspaces).insert(id.clone(), handle);
         Ok((id, key))
     }
 
     pub fn add_key(&self, workspace_id: &str) -> Result<String, StoreError> {
         let key = new_key();
-        let mut catalog = self
-            .catalog
-            .lock()
-            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
         catalog.add_key(workspace_id, &key_id(&key), &key, now_ms())?;
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(hash_key(&key), workspace_id.to_string());
-        }
+        write_lock(&self.keys).insert(hash_key(&key), workspace_id.to_string());
         Ok(key)
     }
 
     pub fn keys(&self, workspace_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let catalog = self
-            .catalog
-            .lock()
-            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        let catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
         catalog.keys(workspace_id)
     }
 
@@ -534,18 +526,15 @@ impl AppState {
         } else {
             key_or_id.to_string()
         };
-        let mut catalog = self
-            .catalog
-            .lock()
-            .map_err(|_| StoreError::Corrupt("catalog lock".into()))?;
+        let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
         let revoked = catalog.revoke_key(workspace_id, &id)?;
         if revoked {
             let hashes = catalog.key_hashes()?;
-            if let Ok(mut keys) = self.keys.write() {
-                *keys = hashes.into_iter().collect();
-                // Sessions made from the key end with it.
-                self.sessions.end_made_from(|hash| !keys.contains_key(hash));
-            }
+            let mut keys = write_lock(&self.keys);
+            *keys = hashes.into_iter().collect();
+            // Sessions made from the key end with it.
+            self.sessions.end_made_from(|hash| !keys.contains_key(hash));
+            drop(keys);
             drop(catalog);
             self.announce_revocation();
         }
@@ -554,10 +543,8 @@ impl AppState {
 
     /// Finishes every queued write and stops the writers.
     pub fn close(&self) {
-        let handles: Vec<Arc<WorkspaceHandle>> = match self.workspaces.read() {
-            Ok(map) => map.values().cloned().collect(),
-            Err(_) => return,
-        };
+        let handles: Vec<Arc<WorkspaceHandle>> =
+            read_lock(&self.workspaces).values().cloned().collect();
         for handle in handles {
             handle.close();
         }
@@ -572,3 +559,20 @@ pub fn key_id(key: &str) -> String {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+// A lock is poisoned only by a panic while it was held. The key and
+// workspace maps stay consistent through any such panic (each change is one
+// insert or one replacement), so the server goes on with them rather than
+// ignoring the lock: ignoring it once let a key reach the catalog without
+// reaching memory, and a revoked key stay usable.
+fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
