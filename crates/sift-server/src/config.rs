@@ -57,11 +57,12 @@ pub struct Config {
     /// Whether workflows run (tests turn the runner off to leave triggers
     /// queued across a restart).
     pub run_workflows: bool,
-    /// Workflow webhook actions (the outbox): the wait after the first failed attempt; it doubles
-    /// with each further one.
-    pub webhook_retry_base: std::time::Duration,
-    /// How long a webhook endpoint has to answer.
-    pub webhook_timeout: std::time::Duration,
+    /// Workflow webhook actions (the outbox, `outbox.rs`; not webhook
+    /// subscriptions, whose settings are the `webhook_*` above): the wait
+    /// after the first failed attempt; it doubles with each further one.
+    pub action_retry_base: std::time::Duration,
+    /// How long a workflow webhook action's endpoint has to answer.
+    pub action_timeout: std::time::Duration,
     /// Finished workflow runs and finished webhook-action deliveries older
     /// than this are deleted (`retention.rs`).
     pub workflow_retention: std::time::Duration,
@@ -110,8 +111,8 @@ impl Config {
             webhook_timeout_ms: 10_000,
             webhook_batch_max: 1_000,
             run_workflows: true,
-            webhook_retry_base: std::time::Duration::from_secs(1),
-            webhook_timeout: std::time::Duration::from_secs(10),
+            action_retry_base: std::time::Duration::from_secs(1),
+            action_timeout: std::time::Duration::from_secs(10),
             workflow_retention: DEFAULT_WORKFLOW_RETENTION,
             workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
             facebook: crate::facebook::Settings::default(),

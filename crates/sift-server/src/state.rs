@@ -119,7 +119,7 @@ impl WorkspaceHandle {
         if config.run_workflows {
             crate::runner::spawn(&handle);
         }
-        crate::outbox::spawn(&handle, config.webhook_retry_base, config.webhook_timeout);
+        crate::outbox::spawn(&handle, config.action_retry_base, config.action_timeout);
         crate::retention::spawn(&handle, config.workflow_retention);
         crate::facebook::resume(&handle, resumable, config);
         Ok(handle)

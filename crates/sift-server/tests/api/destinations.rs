@@ -278,7 +278,7 @@ async fn the_outbox_does_not_follow_a_307() {
         Some(format!("http://{target}/elsewhere")),
     )
     .await;
-    let server = Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
+    let server = Server::with(|config| config.action_retry_base = Duration::from_millis(20));
     crate::workflows::orders_field(&server).await;
     let vip = server.segment("VIP", "orders >= 5").await;
     let created = server

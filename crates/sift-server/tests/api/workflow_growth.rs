@@ -158,8 +158,8 @@ async fn finished_runs_are_pruned_after_the_retention_and_pending_deliveries_sta
     let server = Server::with(|c| {
         c.workflow_retention = Duration::from_secs(3);
         // A delivery that fails once then waits an hour stays pending.
-        c.webhook_retry_base = Duration::from_secs(3600);
-        c.webhook_timeout = Duration::from_millis(500);
+        c.action_retry_base = Duration::from_secs(3600);
+        c.action_timeout = Duration::from_millis(500);
     });
     let picked = server.static_segment("Picked").await;
     let created = server

@@ -99,7 +99,7 @@ async fn hook_workflow(server: &Server, url: &str, secret: Option<&str>) -> (Str
 #[tokio::test]
 async fn a_signed_webhook_is_retried_until_the_receiver_accepts_it() {
     let (receiver, url) = Receiver::start(3).await;
-    let server = Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
+    let server = Server::with(|config| config.action_retry_base = Duration::from_millis(20));
     let (vip, wf) = hook_workflow(&server, &url, Some("s3cret")).await;
     server
         .put_contact("ana", json!({"orders": 9, "email": "ana@example.com"}))
@@ -141,7 +141,7 @@ async fn a_signed_webhook_is_retried_until_the_receiver_accepts_it() {
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart_and_unsigned_ones_have_no_signature() {
     let (receiver, url) = Receiver::start(usize::MAX).await;
-    let server = Server::with(|config| config.webhook_retry_base = Duration::from_millis(20));
+    let server = Server::with(|config| config.action_retry_base = Duration::from_millis(20));
     let (_, wf) = hook_workflow(&server, &url, None).await;
     for id in ["a", "b", "c"] {
         server.put_contact(id, json!({"orders": 9})).await;
