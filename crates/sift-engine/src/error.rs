@@ -19,8 +19,11 @@ pub struct Usage {
     pub status: Option<&'static str>,
 }
 
+/// Why a write or a read was refused. Deliberately not `non_exhaustive`:
+/// the server maps every variant to an HTTP answer in one exhaustive match
+/// (`sift-server/src/error.rs`), so a new variant cannot silently become a
+/// generic 422.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     #[error("{what} {id:?} does not exist")]
     NotFound { what: &'static str, id: String },

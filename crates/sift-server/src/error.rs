@@ -224,7 +224,6 @@ impl From<EngineError> for ApiError {
             EngineError::EventInFuture { .. } => {
                 ApiError::validation(message).with(json!({"field": "at"}))
             }
-            _ => ApiError::validation(message),
         }
     }
 }

@@ -101,7 +101,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
         let id = match item.get("id") {
             Some(Json::String(id)) => id.clone(),
             _ => {
-                failures.push(json!({"index": index, "code": "validation_failed", "message": "each contact needs an \"id\" string", "details": {}}));
+                failures.push(json!({"index": index, "code": Code::ValidationFailed.as_str(), "message": "each contact needs an \"id\" string", "details": {}}));
                 continue;
             }
         };
@@ -110,7 +110,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
                 inputs.push(input);
                 indexes.push(index);
             }
-            Err(message) => failures.push(json!({"index": index, "code": "validation_failed", "message": message, "details": {}})),
+            Err(message) => failures.push(json!({"index": index, "code": Code::ValidationFailed.as_str(), "message": message, "details": {}})),
         }
     }
     if !failures.is_empty() {
