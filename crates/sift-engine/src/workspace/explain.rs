@@ -18,7 +18,7 @@ const MAX_CANDIDATES: usize = 4_096;
 impl Workspace {
     /// Per-node truth of segment `id`'s condition for contact `no`.
     pub fn explain(&self, no: u32, id: &str, now: DateTime) -> Result<ExplainNode, Error> {
-        let segment = self.segment_or_404(id)?;
+        let segment = self.segment_or_not_found(id)?;
         let now = now.max(self.clock);
         Ok(match &segment.def.condition {
             Some(cond) => self.explain_node(cond, no, now),

@@ -337,7 +337,7 @@ impl Workspace {
         limit: usize,
     ) -> Result<(Vec<u32>, bool), Error> {
         let pool = match segment {
-            Some(id) => &self.segment_or_404(id)?.members,
+            Some(id) => &self.segment_or_not_found(id)?.members,
             None => self.contacts.alive(),
         };
         let start = after.map_or(0, |a| a.saturating_add(1));
@@ -378,7 +378,7 @@ impl Workspace {
         }
     }
 
-    pub(super) fn segment_or_404(&self, id: &str) -> Result<&Segment, Error> {
+    pub(super) fn segment_or_not_found(&self, id: &str) -> Result<&Segment, Error> {
         self.segments.get(id).ok_or_else(|| Error::NotFound {
             what: "segment",
             id: id.to_string(),

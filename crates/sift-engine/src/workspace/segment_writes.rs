@@ -106,7 +106,7 @@ impl Workspace {
             what: "segment",
             id: id.to_string(),
         })?;
-        let mut def = self.segment_or_404(id)?.def.clone();
+        let mut def = self.segment_or_not_found(id)?.def.clone();
         if let Some(name) = &patch.name {
             let name = checked_name(name)?;
             if self.segments.by_name(&name).is_some_and(|s| s.def.id != id) {
@@ -183,7 +183,7 @@ impl Workspace {
         add: bool,
         now: DateTime,
     ) -> Result<Write, Error> {
-        let segment = self.segment_or_404(id)?;
+        let segment = self.segment_or_not_found(id)?;
         if segment.def.kind != SegmentKind::Static {
             return Err(Error::WrongKind {
                 id: id.to_string(),
@@ -325,7 +325,7 @@ impl Workspace {
         check_supported(cond)?;
         let refs = cond.segment_refs();
         for target in &refs {
-            self.segment_or_404(target)?;
+            self.segment_or_not_found(target)?;
         }
         if let Some(path) = self.segments.cycle_through(id, &refs) {
             let names = path

@@ -69,7 +69,7 @@ impl Workspace {
     /// What refers to segment `id`: segments whose condition does, and
     /// workflows in every status, once per role.
     pub fn usages(&self, id: &str) -> Result<Vec<Usage>, Error> {
-        self.segment_or_404(id)?;
+        self.segment_or_not_found(id)?;
         let mut out: Vec<Usage> = self
             .segments
             .dependents(id)
