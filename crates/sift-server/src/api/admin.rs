@@ -16,7 +16,7 @@ pub struct NewWorkspace {
 }
 
 /// Creates a workspace and answers its first key (shown only this once).
-#[utoipa::path(post, path = "/v1/workspaces", tag = "admin", request_body = Object,
+#[utoipa::path(post, path = "/v1/workspaces", operation_id = "workspaces_create", security(("bearer" = [])), tag = "admin", request_body = Object,
     responses((status = 201, description = "{id, name, key}"), (status = 403, description = "not the admin key")))]
 pub async fn create(
     _: Admin,
@@ -37,7 +37,7 @@ pub async fn create(
 }
 
 /// Lists workspaces.
-#[utoipa::path(get, path = "/v1/workspaces", tag = "admin", responses((status = 200, description = "the workspaces")))]
+#[utoipa::path(get, path = "/v1/workspaces", operation_id = "workspaces_list", security(("bearer" = [])), tag = "admin", responses((status = 200, description = "the workspaces")))]
 pub async fn list(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -58,7 +58,7 @@ fn known(state: &AppState, ws: &str) -> ApiResult<()> {
 }
 
 /// Adds a key to a workspace.
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "admin",
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_create", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
     responses((status = 201, description = "{id, key}")))]
 pub async fn add_key(
@@ -75,7 +75,7 @@ pub async fn add_key(
 }
 
 /// Lists a workspace's keys by id (the keys themselves are not stored).
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "admin",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_list", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
     responses((status = 200, description = "key ids")))]
 pub async fn list_keys(
@@ -93,7 +93,7 @@ pub async fn list_keys(
 }
 
 /// Revokes a key, named by its id or given whole.
-#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{key}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{key}", operation_id = "workspace_keys_revoke", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id"), ("key" = String, Path, description = "the key's id or the key")),
     responses((status = 200, description = "revoked"), (status = 404, description = "no such key")))]
 pub async fn revoke_key(

@@ -69,7 +69,7 @@ pub struct ChangesQuery {
 }
 
 /// A segment's entries and exits after a seq, in seq order.
-#[utoipa::path(get, path = "/v1/segments/{id}/changes", tag = "changes",
+#[utoipa::path(get, path = "/v1/segments/{id}/changes", operation_id = "segment_changes_list", security(("bearer" = [])), tag = "changes",
     params(("id" = String, Path, description = "the segment's id"), ChangesQuery),
     responses((status = 200, description = "a page of changes")))]
 pub async fn segment_changes(
@@ -156,7 +156,7 @@ async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>
 /// client has taken it (hyper polls for more only then); it waits on the
 /// durable-seq watch when caught up. It ends when the server stops or the
 /// key (or session) that opened it is revoked.
-#[utoipa::path(get, path = "/v1/changes/stream", tag = "changes", params(StreamQuery),
+#[utoipa::path(get, path = "/v1/changes/stream", operation_id = "changes_stream", security(("bearer" = [])), tag = "changes", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of changes")))]
 pub async fn stream(
     Ws(ws): Ws,

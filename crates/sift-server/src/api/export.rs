@@ -27,7 +27,7 @@ pub struct ExportQuery {
 }
 
 /// A segment's members as CSV, streamed.
-#[utoipa::path(get, path = "/v1/segments/{id}/export.csv", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/export.csv", operation_id = "segments_export_csv", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), ExportQuery),
     responses((status = 200, description = "text/csv"), (status = 422, description = "an unknown column")))]
 pub async fn export_csv(

@@ -21,7 +21,7 @@ pub struct FieldsQuery {
 
 /// The fields of the workspace, a page at a time: built-in and system ones
 /// first, then declared and inferred ones in creation order.
-#[utoipa::path(get, path = "/v1/fields", tag = "fields", params(FieldsQuery),
+#[utoipa::path(get, path = "/v1/fields", operation_id = "fields_list", security(("bearer" = [])), tag = "fields", params(FieldsQuery),
     responses((status = 200, description = "a page of fields")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<FieldsQuery>) -> ApiResult<JsonResponse> {
     let after = parse_cursor(query.cursor.as_deref())?;
@@ -53,7 +53,7 @@ pub struct Declaration {
 }
 
 /// Declares a field (or relabels one; a type change needs the field to hold no data).
-#[utoipa::path(put, path = "/v1/fields/{name}", tag = "fields", request_body = Object,
+#[utoipa::path(put, path = "/v1/fields/{name}", operation_id = "fields_declare", security(("bearer" = [])), tag = "fields", request_body = Object,
     params(("name" = String, Path, description = "the field's name")),
     responses((status = 200, description = "the field"), (status = 409, description = "the field holds data of another type")))]
 pub async fn declare(

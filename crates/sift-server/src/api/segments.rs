@@ -90,7 +90,7 @@ pub struct ListQuery {
 }
 
 /// Lists segments with their sizes; `q` searches names.
-#[utoipa::path(get, path = "/v1/segments", tag = "segments", params(ListQuery),
+#[utoipa::path(get, path = "/v1/segments", operation_id = "segments_list", security(("bearer" = [])), tag = "segments", params(ListQuery),
     responses((status = 200, description = "segments, by name")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
     let needle = query.q.unwrap_or_default().to_lowercase();
@@ -111,7 +111,7 @@ pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonR
 }
 
 /// Creates a segment and evaluates it over all contacts before answering.
-#[utoipa::path(post, path = "/v1/segments", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments", operation_id = "segments_create", security(("bearer" = [])), tag = "segments", request_body = Object,
     responses((status = 201, description = "the segment, with its evaluation"), (status = 409, description = "the name is taken"),
               (status = 422, description = "invalid condition")))]
 pub async fn create(
@@ -178,7 +178,7 @@ pub async fn create(
 }
 
 /// One segment with its exact size.
-#[utoipa::path(get, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}", operation_id = "segments_get", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "the segment"), (status = 404, description = "no such segment")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -188,7 +188,7 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 }
 
 /// Edits name, description or condition; a new condition is re-evaluated.
-#[utoipa::path(patch, path = "/v1/segments/{id}", tag = "segments", request_body = Object,
+#[utoipa::path(patch, path = "/v1/segments/{id}", operation_id = "segments_update", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "the segment, with entered/exited counts")))]
 pub async fn update(
@@ -230,7 +230,7 @@ pub async fn update(
 }
 
 /// Deletes a segment; refused with its usages while anything refers to it.
-#[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(delete, path = "/v1/segments/{id}", operation_id = "segments_delete", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -241,7 +241,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 
 /// Size and a sample of the members of an unsaved condition; with
 /// `segment_id`, also how many would enter and leave that segment.
-#[utoipa::path(post, path = "/v1/segments:preview", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments:preview", operation_id = "segments_preview", security(("bearer" = [])), tag = "segments", request_body = Object,
     responses((status = 200, description = "size and sample")))]
 pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonResponse> {
     check_keys(
@@ -295,7 +295,7 @@ pub struct PageQuery {
 }
 
 /// The segment's members, a page at a time.
-#[utoipa::path(get, path = "/v1/segments/{id}/contacts", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
     responses((status = 200, description = "a page of members")))]
 pub async fn contacts(
@@ -333,7 +333,7 @@ async fn set_members(ws: Ws, id: String, body: MembersBody, add: bool) -> ApiRes
 }
 
 /// Adds contacts to a static segment (409 on a dynamic one).
-#[utoipa::path(post, path = "/v1/segments/{id}/contacts", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_add", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic")))]
 pub async fn add_members(
@@ -345,7 +345,7 @@ pub async fn add_members(
 }
 
 /// Removes contacts from a static segment (409 on a dynamic one).
-#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", tag = "segments", request_body = Object,
+#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_remove", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic")))]
 pub async fn remove_members(
@@ -357,7 +357,7 @@ pub async fn remove_members(
 }
 
 /// What refers to this segment.
-#[utoipa::path(get, path = "/v1/segments/{id}/usages", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/usages", operation_id = "segments_usages", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "the usages")))]
 pub async fn usages(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
