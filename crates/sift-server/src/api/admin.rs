@@ -17,7 +17,8 @@ pub struct NewWorkspace {
 
 /// Creates a workspace and answers its first key (shown only this once).
 #[utoipa::path(post, path = "/v1/workspaces", operation_id = "workspaces_create", security(("bearer" = [])), tag = "admin", request_body = Object,
-    responses((status = 201, description = "{id, name, key}"), (status = 403, description = "not the admin key")))]
+    responses((status = 201, description = "{id, name, key}"), (status = 403, description = "not the admin key"),
+              (status = 422, description = "a name of 1 to 200 characters is needed")))]
 pub async fn create(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -60,7 +61,8 @@ fn known(state: &AppState, ws: &str) -> ApiResult<()> {
 /// Adds a key to a workspace.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_create", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
-    responses((status = 201, description = "{id, key}")))]
+    responses((status = 201, description = "{id, key}"),
+              (status = 404, description = "no such workspace")))]
 pub async fn add_key(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -77,7 +79,8 @@ pub async fn add_key(
 /// Lists a workspace's keys by id (the keys themselves are not stored).
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_list", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
-    responses((status = 200, description = "key ids")))]
+    responses((status = 200, description = "key ids"),
+              (status = 404, description = "no such workspace")))]
 pub async fn list_keys(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,

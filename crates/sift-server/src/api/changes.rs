@@ -71,7 +71,8 @@ pub struct ChangesQuery {
 /// A segment's entries and exits after a seq, in seq order.
 #[utoipa::path(get, path = "/v1/segments/{id}/changes", operation_id = "segment_changes_list", security(("bearer" = [])), tag = "changes",
     params(("id" = String, Path, description = "the segment's id"), ChangesQuery),
-    responses((status = 200, description = "a page of changes")))]
+    responses((status = 200, description = "a page of changes"),
+              (status = 404, description = "no such segment")))]
 pub async fn segment_changes(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -157,7 +158,7 @@ async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>
 /// durable-seq watch when caught up. It ends when the server stops or the
 /// key (or session) that opened it is revoked.
 #[utoipa::path(get, path = "/v1/changes/stream", operation_id = "changes_stream", security(("bearer" = [])), tag = "changes", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of changes")))]
+    responses((status = 200, description = "the changes after `after` (or `Last-Event-ID`), then each new one as it commits: one `event: change` with `id:` (its seq) and `data:` (the change as JSON) per change", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     Ws(ws): Ws,
     State(app): State<AppState>,

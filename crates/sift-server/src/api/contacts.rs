@@ -201,7 +201,8 @@ pub fn contact_page(
 
 /// Lists and searches contacts, in creation order.
 #[utoipa::path(get, path = "/v1/contacts", operation_id = "contacts_list", security(("bearer" = [])), tag = "contacts", params(ListQuery),
-    responses((status = 200, description = "a page of contacts")))]
+    responses((status = 200, description = "a page of contacts"),
+              (status = 404, description = "`segment` names no segment")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
     let body = contact_page(
         &ws,
@@ -235,7 +236,8 @@ pub struct ExplainQuery {
 /// Per node of a segment's condition: whether it holds for this contact.
 #[utoipa::path(get, path = "/v1/contacts/{id}/explain", operation_id = "contacts_explain", security(("bearer" = [])), tag = "contacts",
     params(("id" = String, Path, description = "the contact's id"), ExplainQuery),
-    responses((status = 200, description = "the explanation tree")))]
+    responses((status = 200, description = "the explanation tree"),
+              (status = 404, description = "no such contact or segment")))]
 pub async fn explain(
     Ws(ws): Ws,
     Path(id): Path<String>,

@@ -55,7 +55,8 @@ pub struct Declaration {
 /// Declares a field (or relabels one; a type change needs the field to hold no data).
 #[utoipa::path(put, path = "/v1/fields/{name}", operation_id = "fields_declare", security(("bearer" = [])), tag = "fields", request_body = Object,
     params(("name" = String, Path, description = "the field's name")),
-    responses((status = 200, description = "the field"), (status = 409, description = "the field holds data of another type")))]
+    responses((status = 200, description = "the field"), (status = 409, description = "the field holds data of another type"),
+              (status = 422, description = "an unknown type, an invalid field name, or past the field limit (field_limit_exceeded)")))]
 pub async fn declare(
     Ws(ws): Ws,
     Path(name): Path<String>,

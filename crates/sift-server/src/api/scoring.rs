@@ -259,7 +259,8 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 #[utoipa::path(patch, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_update", security(("bearer" = [])), tag = "scoring", request_body = Object,
     params(("id" = String, Path, description = "the rule's id")),
     responses((status = 200, description = "the rule, with how many contacts were rescored"),
-              (status = 404, description = "no such rule")))]
+              (status = 404, description = "no such rule"),
+              (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,

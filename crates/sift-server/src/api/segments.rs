@@ -190,7 +190,10 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 /// Edits name, description or condition; a new condition is re-evaluated.
 #[utoipa::path(patch, path = "/v1/segments/{id}", operation_id = "segments_update", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the segment, with entered/exited counts")))]
+    responses((status = 200, description = "the segment, with entered/exited counts"),
+              (status = 404, description = "no such segment"),
+              (status = 409, description = "the name is taken"),
+              (status = 422, description = "an invalid condition or key")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -232,7 +235,8 @@ pub async fn update(
 /// Deletes a segment; refused with its usages while anything refers to it.
 #[utoipa::path(delete, path = "/v1/segments/{id}", operation_id = "segments_delete", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages")))]
+    responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages"),
+              (status = 404, description = "no such segment")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     ws.write(|engine, _| Ok((engine.delete_segment(&id)?, ())))
         .await?;
@@ -242,7 +246,9 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 /// Size and a sample of the members of an unsaved condition; with
 /// `segment_id`, also how many would enter and leave that segment.
 #[utoipa::path(post, path = "/v1/segments:preview", operation_id = "segments_preview", security(("bearer" = [])), tag = "segments", request_body = Object,
-    responses((status = 200, description = "size and sample")))]
+    responses((status = 200, description = "size and sample"),
+              (status = 404, description = "`segment_id` names no segment"),
+              (status = 422, description = "an invalid condition or key")))]
 pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonResponse> {
     check_keys(
         &body,
@@ -297,7 +303,8 @@ pub struct PageQuery {
 /// The segment's members, a page at a time.
 #[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
-    responses((status = 200, description = "a page of members")))]
+    responses((status = 200, description = "a page of members"),
+              (status = 404, description = "no such segment")))]
 pub async fn contacts(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -335,7 +342,9 @@ async fn set_members(ws: Ws, id: String, body: MembersBody, add: bool) -> ApiRes
 /// Adds contacts to a static segment (409 on a dynamic one).
 #[utoipa::path(post, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_add", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic")))]
+    responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic"),
+              (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
+              (status = 422, description = "an invalid contact id")))]
 pub async fn add_members(
     ws: Ws,
     Path(id): Path<String>,
@@ -347,7 +356,9 @@ pub async fn add_members(
 /// Removes contacts from a static segment (409 on a dynamic one).
 #[utoipa::path(delete, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_remove", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic")))]
+    responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic"),
+              (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
+              (status = 422, description = "an invalid contact id")))]
 pub async fn remove_members(
     ws: Ws,
     Path(id): Path<String>,
@@ -359,7 +370,8 @@ pub async fn remove_members(
 /// What refers to this segment.
 #[utoipa::path(get, path = "/v1/segments/{id}/usages", operation_id = "segments_usages", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the usages")))]
+    responses((status = 200, description = "the usages"),
+              (status = 404, description = "no such segment")))]
 pub async fn usages(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     let usages = ws.read(|engine| engine.usages(&id))??;
     Ok(ok(

@@ -188,7 +188,8 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 #[utoipa::path(patch, path = "/v1/workflows/{id}", operation_id = "workflows_update", security(("bearer" = [])), tag = "workflows", request_body = Object,
     params(("id" = String, Path, description = "the workflow's id")),
     responses((status = 200, description = "the workflow"), (status = 404, description = "no such workflow"),
-              (status = 422, description = "an invalid part, named in details.field")))]
+              (status = 422, description = "an invalid part, named in details.field"),
+              (status = 409, description = "the name is taken")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
