@@ -14,9 +14,7 @@ use serde_json::json;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{
-    Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema,
-};
+use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
 use crate::error::Code;
 
@@ -96,10 +94,7 @@ fn error_schema() -> Schema {
 }
 
 fn add_shared_errors(operation: &mut Operation) {
-    let authenticated = operation
-        .security
-        .as_ref()
-        .is_some_and(|s| !s.is_empty());
+    let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let mut shared: Vec<(&str, &str)> = Vec::new();
