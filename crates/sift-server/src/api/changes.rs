@@ -61,6 +61,7 @@ async fn read_changes(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// Only changes with a greater seq (seqs start at 1: 0, like no
     /// `after`, is from the beginning).
@@ -98,6 +99,7 @@ pub async fn segment_changes(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this seq (the `Last-Event-ID` header does the same);
     /// 0, like none, is from the first change (seq 1).

@@ -14,6 +14,7 @@ pub fn field_json(def: &FieldDef) -> Json {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FieldsQuery {
     cursor: Option<String>,
     limit: Option<usize>,

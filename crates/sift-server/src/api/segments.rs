@@ -84,6 +84,7 @@ fn check_keys(body: &Json, allowed: &[&str]) -> Result<(), ApiError> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Part of the name, without case.
     q: Option<String>,
@@ -295,6 +296,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespon
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     cursor: Option<String>,
     limit: Option<usize>,

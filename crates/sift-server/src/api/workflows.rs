@@ -246,6 +246,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// `done`, `failed`, `filtered`, `skipped` or `stopped`.
     status: Option<String>,

@@ -273,3 +273,38 @@ async fn streams_and_files_declare_their_content_types() {
     );
     assert!(ok("/v1/segments/{id}/export.csv").get("text/csv").is_some());
 }
+
+/// Query parameters were once documented as required path parameters, so a
+/// generated client put `?limit=` into the path and demanded every filter.
+#[tokio::test]
+async fn parameters_are_in_the_path_only_when_the_path_names_them() {
+    let (_, operations) = operations().await;
+    for (method, path, operation) in &operations {
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for parameter in &parameters {
+            let name = parameter["name"].as_str().unwrap();
+            let in_path = path.contains(&format!("{{{name}}}"));
+            let location = if in_path { "path" } else { "query" };
+            assert_eq!(parameter["in"], location, "{method} {path} {name}");
+        }
+        for template in path.split('/').filter(|p| p.starts_with('{')) {
+            let name = template.trim_matches(|c| c == '{' || c == '}');
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == name && p["in"] == "path"),
+                "{method} {path}: {name} is not documented"
+            );
+        }
+    }
+    let list = operations
+        .iter()
+        .find(|(_, _, op)| op["operationId"] == "contacts_list")
+        .unwrap();
+    for parameter in list.2["parameters"].as_array().unwrap() {
+        assert_ne!(parameter["required"], true, "{parameter}");
+    }
+}
