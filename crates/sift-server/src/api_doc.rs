@@ -97,20 +97,31 @@ fn add_shared_errors(operation: &mut Operation) {
     let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let admin = operation
+        .tags
+        .as_ref()
+        .is_some_and(|tags| tags.iter().any(|t| t == "admin"));
     let mut shared: Vec<(&str, &str)> = Vec::new();
-    if has_body || has_parameters {
-        shared.push((
+    match (has_body, has_parameters) {
+        (true, true) => shared.push((
             "400",
-            "the body is not valid JSON for this request, or a path or query parameter is malformed",
-        ));
+            "the body is not valid JSON for this request, or a parameter is malformed",
+        )),
+        (true, false) => shared.push(("400", "the body is not valid JSON for this request")),
+        (false, true) => shared.push(("400", "a path or query parameter is malformed")),
+        (false, false) => {}
     }
     if authenticated {
         shared.push(("401", "no key, or an unknown or revoked key"));
-        shared.push((
-            "403",
-            "a key of the wrong kind: the admin key on a workspace route, a workspace key on an \
-             admin route, or a session-cookie request that changes data without `Sift-UI: 1`",
-        ));
+        shared.push(if admin {
+            ("403", "a workspace key: this route needs the admin key")
+        } else {
+            (
+                "403",
+                "the admin key, which manages workspaces only; or a request signed in by the web \
+                 UI's session cookie that changes data without `Sift-UI: 1`",
+            )
+        });
     }
     if has_body {
         shared.push((
