@@ -9,72 +9,54 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
-/// Stable error codes, each with its HTTP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Code {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    NameTaken,
-    SegmentInUse,
-    FieldTypeConflict,
-    WrongSegmentKind,
-    KnownContact,
-    AlreadyIdentified,
-    PayloadTooLarge,
-    RequestTimeout,
-    FieldLimitExceeded,
-    ValidationFailed,
-    InvalidCondition,
-    Internal,
-    Unavailable,
+/// Declares [`Code`] from one table: each code's variant, wire name and
+/// status, so the enum, [`Code::as_str`], [`Code::status`] and [`Code::ALL`]
+/// (which the OpenAPI document's `Error` schema lists) cannot disagree.
+macro_rules! codes {
+    ($($variant:ident => $name:literal, $status:ident;)+) => {
+        /// Stable error codes, each with its HTTP status.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Code {
+            $($variant,)+
+        }
+
+        impl Code {
+            /// Every code, in the table's order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)+
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)+
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BadRequest => "bad_request",
-            Code::Unauthorized => "unauthorized",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not_found",
-            Code::NameTaken => "name_taken",
-            Code::SegmentInUse => "segment_in_use",
-            Code::FieldTypeConflict => "field_type_conflict",
-            Code::WrongSegmentKind => "wrong_segment_kind",
-            Code::KnownContact => "known_contact",
-            Code::AlreadyIdentified => "already_identified",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::RequestTimeout => "request_timeout",
-            Code::FieldLimitExceeded => "field_limit_exceeded",
-            Code::ValidationFailed => "validation_failed",
-            Code::InvalidCondition => "invalid_condition",
-            Code::Internal => "internal",
-            Code::Unavailable => "unavailable",
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::BadRequest => StatusCode::BAD_REQUEST,
-            Code::Unauthorized => StatusCode::UNAUTHORIZED,
-            Code::Forbidden => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::NameTaken
-            | Code::SegmentInUse
-            | Code::FieldTypeConflict
-            | Code::WrongSegmentKind
-            | Code::KnownContact
-            | Code::AlreadyIdentified => StatusCode::CONFLICT,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Code::ValidationFailed | Code::InvalidCondition | Code::FieldLimitExceeded => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
+codes! {
+    BadRequest => "bad_request", BAD_REQUEST;
+    Unauthorized => "unauthorized", UNAUTHORIZED;
+    Forbidden => "forbidden", FORBIDDEN;
+    NotFound => "not_found", NOT_FOUND;
+    NameTaken => "name_taken", CONFLICT;
+    SegmentInUse => "segment_in_use", CONFLICT;
+    FieldTypeConflict => "field_type_conflict", CONFLICT;
+    WrongSegmentKind => "wrong_segment_kind", CONFLICT;
+    KnownContact => "known_contact", CONFLICT;
+    AlreadyIdentified => "already_identified", CONFLICT;
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    RequestTimeout => "request_timeout", REQUEST_TIMEOUT;
+    FieldLimitExceeded => "field_limit_exceeded", UNPROCESSABLE_ENTITY;
+    ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY;
+    InvalidCondition => "invalid_condition", UNPROCESSABLE_ENTITY;
+    Internal => "internal", INTERNAL_SERVER_ERROR;
+    Unavailable => "unavailable", SERVICE_UNAVAILABLE;
 }
 
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 //! every workspace writer commit what it has queued.
 
 pub mod api;
+pub mod api_doc;
 mod body;
 pub mod config;
 pub mod csv_export;
@@ -52,7 +53,7 @@ struct ApiDoc;
 /// the document cannot drift from what is served.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use api::*;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(admin::create, admin::list))
         .routes(routes!(admin::add_key, admin::list_keys))
         .routes(routes!(admin::revoke_key))
@@ -92,7 +93,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    api_doc::complete(&mut doc);
+    (router, doc)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

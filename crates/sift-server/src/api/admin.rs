@@ -16,8 +16,9 @@ pub struct NewWorkspace {
 }
 
 /// Creates a workspace and answers its first key (shown only this once).
-#[utoipa::path(post, path = "/v1/workspaces", tag = "admin", request_body = Object,
-    responses((status = 201, description = "{id, name, key}"), (status = 403, description = "not the admin key")))]
+#[utoipa::path(post, path = "/v1/workspaces", operation_id = "workspaces_create", security(("bearer" = [])), tag = "admin", request_body = Object,
+    responses((status = 201, description = "{id, name, key}"), (status = 403, description = "not the admin key"),
+              (status = 422, description = "a name of 1 to 200 characters is needed")))]
 pub async fn create(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -37,7 +38,7 @@ pub async fn create(
 }
 
 /// Lists workspaces.
-#[utoipa::path(get, path = "/v1/workspaces", tag = "admin", responses((status = 200, description = "the workspaces")))]
+#[utoipa::path(get, path = "/v1/workspaces", operation_id = "workspaces_list", security(("bearer" = [])), tag = "admin", responses((status = 200, description = "the workspaces")))]
 pub async fn list(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -58,9 +59,10 @@ fn known(state: &AppState, ws: &str) -> ApiResult<()> {
 }
 
 /// Adds a key to a workspace.
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", tag = "admin",
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_create", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
-    responses((status = 201, description = "{id, key}")))]
+    responses((status = 201, description = "{id, key}"),
+              (status = 404, description = "no such workspace")))]
 pub async fn add_key(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -75,9 +77,10 @@ pub async fn add_key(
 }
 
 /// Lists a workspace's keys by id (the keys themselves are not stored).
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", tag = "admin",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/keys", operation_id = "workspace_keys_list", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id")),
-    responses((status = 200, description = "key ids")))]
+    responses((status = 200, description = "key ids"),
+              (status = 404, description = "no such workspace")))]
 pub async fn list_keys(
     _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -93,7 +96,7 @@ pub async fn list_keys(
 }
 
 /// Revokes a key, named by its id or given whole.
-#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{key}", tag = "admin",
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/keys/{key}", operation_id = "workspace_keys_revoke", security(("bearer" = [])), tag = "admin",
     params(("ws" = String, Path, description = "the workspace's id"), ("key" = String, Path, description = "the key's id or the key")),
     responses((status = 200, description = "revoked"), (status = 404, description = "no such key")))]
 pub async fn revoke_key(

@@ -61,6 +61,7 @@ async fn read_changes(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// Only changes with a greater seq (seqs start at 1: 0, like no
     /// `after`, is from the beginning).
@@ -69,9 +70,10 @@ pub struct ChangesQuery {
 }
 
 /// A segment's entries and exits after a seq, in seq order.
-#[utoipa::path(get, path = "/v1/segments/{id}/changes", tag = "changes",
+#[utoipa::path(get, path = "/v1/segments/{id}/changes", operation_id = "segment_changes_list", security(("bearer" = [])), tag = "changes",
     params(("id" = String, Path, description = "the segment's id"), ChangesQuery),
-    responses((status = 200, description = "a page of changes")))]
+    responses((status = 200, description = "a page of changes"),
+              (status = 404, description = "no such segment")))]
 pub async fn segment_changes(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -97,6 +99,7 @@ pub async fn segment_changes(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this seq (the `Last-Event-ID` header does the same);
     /// 0, like none, is from the first change (seq 1).
@@ -156,8 +159,8 @@ async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>
 /// client has taken it (hyper polls for more only then); it waits on the
 /// durable-seq watch when caught up. It ends when the server stops or the
 /// key (or session) that opened it is revoked.
-#[utoipa::path(get, path = "/v1/changes/stream", tag = "changes", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of changes")))]
+#[utoipa::path(get, path = "/v1/changes/stream", operation_id = "changes_stream", security(("bearer" = [])), tag = "changes", params(StreamQuery),
+    responses((status = 200, description = "the changes after `after` (or `Last-Event-ID`), then each new one as it commits: one `event: change` with `id:` (its seq) and `data:` (the change as JSON) per change", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     Ws(ws): Ws,
     State(app): State<AppState>,

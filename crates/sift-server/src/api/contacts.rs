@@ -53,7 +53,7 @@ fn contact_input(id: String, body: &Json) -> Result<ContactInput, String> {
 }
 
 /// Upserts one contact: given properties are set, `null` removes one.
-#[utoipa::path(put, path = "/v1/contacts/{id}", tag = "contacts",
+#[utoipa::path(put, path = "/v1/contacts/{id}", operation_id = "contacts_upsert", security(("bearer" = [])), tag = "contacts",
     params(("id" = String, Path, description = "the contact's id")),
     request_body = Object,
     responses((status = 200, description = "the contact with its segments"), (status = 422, description = "a value of the wrong type")))]
@@ -80,7 +80,7 @@ pub struct BatchBody {
 }
 
 /// Upserts up to 10,000 contacts, all or nothing.
-#[utoipa::path(post, path = "/v1/contacts:batch", tag = "contacts", request_body = Object,
+#[utoipa::path(post, path = "/v1/contacts:batch", operation_id = "contacts_batch", security(("bearer" = [])), tag = "contacts", request_body = Object,
     responses((status = 200, description = "counts of contacts written and membership changes"),
               (status = 413, description = "more than 10,000 contacts"),
               (status = 422, description = "the failing items, by index")))]
@@ -153,7 +153,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
 }
 
 /// One contact with its segments.
-#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
+#[utoipa::path(get, path = "/v1/contacts/{id}", operation_id = "contacts_get", security(("bearer" = [])), tag = "contacts",
     params(("id" = String, Path, description = "the contact's id")),
     responses((status = 200, description = "the contact"), (status = 404, description = "no such contact")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -163,6 +163,7 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Part of the id or email, without case.
     q: Option<String>,
@@ -200,8 +201,9 @@ pub fn contact_page(
 }
 
 /// Lists and searches contacts, in creation order.
-#[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListQuery),
-    responses((status = 200, description = "a page of contacts")))]
+#[utoipa::path(get, path = "/v1/contacts", operation_id = "contacts_list", security(("bearer" = [])), tag = "contacts", params(ListQuery),
+    responses((status = 200, description = "a page of contacts"),
+              (status = 404, description = "`segment` names no segment")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
     let body = contact_page(
         &ws,
@@ -214,7 +216,7 @@ pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonR
 }
 
 /// Erases a contact and all its data; its exits are recorded.
-#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
+#[utoipa::path(delete, path = "/v1/contacts/{id}", operation_id = "contacts_delete", security(("bearer" = [])), tag = "contacts",
     params(("id" = String, Path, description = "the contact's id")),
     responses((status = 200, description = "deleted, with the number of segments it left"), (status = 404, description = "no such contact")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -227,15 +229,17 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
     /// The segment's id.
     segment: String,
 }
 
 /// Per node of a segment's condition: whether it holds for this contact.
-#[utoipa::path(get, path = "/v1/contacts/{id}/explain", tag = "contacts",
+#[utoipa::path(get, path = "/v1/contacts/{id}/explain", operation_id = "contacts_explain", security(("bearer" = [])), tag = "contacts",
     params(("id" = String, Path, description = "the contact's id"), ExplainQuery),
-    responses((status = 200, description = "the explanation tree")))]
+    responses((status = 200, description = "the explanation tree"),
+              (status = 404, description = "no such contact or segment")))]
 pub async fn explain(
     Ws(ws): Ws,
     Path(id): Path<String>,

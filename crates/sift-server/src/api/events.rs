@@ -171,7 +171,7 @@ fn engine_refusals(engine: &Workspace, inputs: &[EventInput], now: i64) -> Vec<J
 
 /// Accepts one event or `{"events": [...]}` (up to 10,000), all or nothing,
 /// durable before the answer.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = Object,
+#[utoipa::path(post, path = "/v1/events", operation_id = "events_ingest", security(("bearer" = [])), tag = "events", request_body = Object,
     responses((status = 200, description = "{accepted, duplicates, duplicate_indexes, changes}"),
               (status = 413, description = "more than 10,000 events"),
               (status = 422, description = "an invalid event; in a batch, every failing item by index")))]

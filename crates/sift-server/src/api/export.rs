@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Comma-separated columns: `id`, any field name, or a system field.
     /// Default: `id` and every non-system field.
@@ -27,9 +28,10 @@ pub struct ExportQuery {
 }
 
 /// A segment's members as CSV, streamed.
-#[utoipa::path(get, path = "/v1/segments/{id}/export.csv", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/export.csv", operation_id = "segments_export_csv", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), ExportQuery),
-    responses((status = 200, description = "text/csv"), (status = 422, description = "an unknown column")))]
+    responses((status = 200, description = "the members, a header row first", content_type = "text/csv", body = String), (status = 422, description = "an unknown column"),
+              (status = 404, description = "no such segment")))]
 pub async fn export_csv(
     Ws(ws): Ws,
     Path(id): Path<String>,

@@ -205,7 +205,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Starts an export of the segment's members to a Custom Audience.
-#[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", operation_id = "facebook_exports_start", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 202, description = "the job, queued"), (status = 404, description = "no such segment"),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
@@ -245,7 +245,7 @@ pub async fn start(
 }
 
 /// An export job: state, progress, batches, errors.
-#[utoipa::path(get, path = "/v1/exports/{id}", tag = "segments",
+#[utoipa::path(get, path = "/v1/exports/{id}", operation_id = "facebook_exports_get", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job"), (status = 404, description = "no such export")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -255,7 +255,7 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 
 /// Stops an export (a sync stops following the segment; the audience keeps
 /// what was sent).
-#[utoipa::path(delete, path = "/v1/exports/{id}", tag = "segments",
+#[utoipa::path(delete, path = "/v1/exports/{id}", operation_id = "facebook_exports_stop", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job, stopping"), (status = 404, description = "no such export")))]
 pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -272,7 +272,7 @@ pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse>
 }
 
 /// A segment's exports, newest first.
-#[utoipa::path(get, path = "/v1/segments/{id}/exports", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/exports", operation_id = "facebook_exports_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "the jobs"), (status = 404, description = "no such segment")))]
 pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {

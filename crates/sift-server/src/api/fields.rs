@@ -14,6 +14,7 @@ pub fn field_json(def: &FieldDef) -> Json {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FieldsQuery {
     cursor: Option<String>,
     limit: Option<usize>,
@@ -21,7 +22,7 @@ pub struct FieldsQuery {
 
 /// The fields of the workspace, a page at a time: built-in and system ones
 /// first, then declared and inferred ones in creation order.
-#[utoipa::path(get, path = "/v1/fields", tag = "fields", params(FieldsQuery),
+#[utoipa::path(get, path = "/v1/fields", operation_id = "fields_list", security(("bearer" = [])), tag = "fields", params(FieldsQuery),
     responses((status = 200, description = "a page of fields")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<FieldsQuery>) -> ApiResult<JsonResponse> {
     let after = parse_cursor(query.cursor.as_deref())?;
@@ -53,9 +54,10 @@ pub struct Declaration {
 }
 
 /// Declares a field (or relabels one; a type change needs the field to hold no data).
-#[utoipa::path(put, path = "/v1/fields/{name}", tag = "fields", request_body = Object,
+#[utoipa::path(put, path = "/v1/fields/{name}", operation_id = "fields_declare", security(("bearer" = [])), tag = "fields", request_body = Object,
     params(("name" = String, Path, description = "the field's name")),
-    responses((status = 200, description = "the field"), (status = 409, description = "the field holds data of another type")))]
+    responses((status = 200, description = "the field"), (status = 409, description = "the field holds data of another type"),
+              (status = 422, description = "an unknown type, an invalid field name, or past the field limit (field_limit_exceeded)")))]
 pub async fn declare(
     Ws(ws): Ws,
     Path(name): Path<String>,

@@ -50,7 +50,7 @@ fn string(map: &Map<String, Json>, key: &str) -> Result<String, ApiError> {
 }
 
 /// Merges contact `anonymous_id` into `contact_id`.
-#[utoipa::path(post, path = "/v1/identify", tag = "contacts", request_body = Object,
+#[utoipa::path(post, path = "/v1/identify", operation_id = "contacts_identify", security(("bearer" = [])), tag = "contacts", request_body = Object,
     responses((status = 200, description = "{\"contact\", \"merged\", \"evaluation\": {\"entered\", \"exited\"}}"),
               (status = 409, description = "anonymous_id is a known contact, or was merged into another contact"),
               (status = 422, description = "invalid or equal ids")))]

@@ -194,7 +194,7 @@ fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Json {
 }
 
 /// Every scoring rule.
-#[utoipa::path(get, path = "/v1/scoring-rules", tag = "scoring",
+#[utoipa::path(get, path = "/v1/scoring-rules", operation_id = "scoring_rules_list", security(("bearer" = [])), tag = "scoring",
     responses((status = 200, description = "the rules")))]
 pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
     let body = ws.read(|engine| {
@@ -209,7 +209,7 @@ pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
 }
 
 /// Creates a rule and scores past events with it before answering.
-#[utoipa::path(post, path = "/v1/scoring-rules", tag = "scoring", request_body = Object,
+#[utoipa::path(post, path = "/v1/scoring-rules", operation_id = "scoring_rules_create", security(("bearer" = [])), tag = "scoring", request_body = Object,
     responses((status = 201, description = "the rule, with how many contacts were rescored"),
               (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
 pub async fn create(
@@ -246,7 +246,7 @@ pub async fn create(
 }
 
 /// One rule.
-#[utoipa::path(get, path = "/v1/scoring-rules/{id}", tag = "scoring",
+#[utoipa::path(get, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_get", security(("bearer" = [])), tag = "scoring",
     params(("id" = String, Path, description = "the rule's id")),
     responses((status = 200, description = "the rule"), (status = 404, description = "no such rule")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -256,10 +256,11 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 
 /// Edits a rule; `null` removes `where` or `expires_after`. Every contact
 /// with events of the types involved is rescored before answering.
-#[utoipa::path(patch, path = "/v1/scoring-rules/{id}", tag = "scoring", request_body = Object,
+#[utoipa::path(patch, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_update", security(("bearer" = [])), tag = "scoring", request_body = Object,
     params(("id" = String, Path, description = "the rule's id")),
     responses((status = 200, description = "the rule, with how many contacts were rescored"),
-              (status = 404, description = "no such rule")))]
+              (status = 404, description = "no such rule"),
+              (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -293,7 +294,7 @@ pub async fn update(
 }
 
 /// Deletes a rule and takes its points away again.
-#[utoipa::path(delete, path = "/v1/scoring-rules/{id}", tag = "scoring",
+#[utoipa::path(delete, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_delete", security(("bearer" = [])), tag = "scoring",
     params(("id" = String, Path, description = "the rule's id")),
     responses((status = 200, description = "deleted, with how many contacts were rescored"),
               (status = 404, description = "no such rule")))]

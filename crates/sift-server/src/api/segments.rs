@@ -84,13 +84,14 @@ fn check_keys(body: &Json, allowed: &[&str]) -> Result<(), ApiError> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Part of the name, without case.
     q: Option<String>,
 }
 
 /// Lists segments with their sizes; `q` searches names.
-#[utoipa::path(get, path = "/v1/segments", tag = "segments", params(ListQuery),
+#[utoipa::path(get, path = "/v1/segments", operation_id = "segments_list", security(("bearer" = [])), tag = "segments", params(ListQuery),
     responses((status = 200, description = "segments, by name")))]
 pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
     let needle = query.q.unwrap_or_default().to_lowercase();
@@ -111,7 +112,7 @@ pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonR
 }
 
 /// Creates a segment and evaluates it over all contacts before answering.
-#[utoipa::path(post, path = "/v1/segments", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments", operation_id = "segments_create", security(("bearer" = [])), tag = "segments", request_body = Object,
     responses((status = 201, description = "the segment, with its evaluation"), (status = 409, description = "the name is taken"),
               (status = 422, description = "invalid condition")))]
 pub async fn create(
@@ -178,7 +179,7 @@ pub async fn create(
 }
 
 /// One segment with its exact size.
-#[utoipa::path(get, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}", operation_id = "segments_get", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 200, description = "the segment"), (status = 404, description = "no such segment")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -188,9 +189,12 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 }
 
 /// Edits name, description or condition; a new condition is re-evaluated.
-#[utoipa::path(patch, path = "/v1/segments/{id}", tag = "segments", request_body = Object,
+#[utoipa::path(patch, path = "/v1/segments/{id}", operation_id = "segments_update", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the segment, with entered/exited counts")))]
+    responses((status = 200, description = "the segment, with entered/exited counts"),
+              (status = 404, description = "no such segment"),
+              (status = 409, description = "the name is taken"),
+              (status = 422, description = "an invalid condition or key")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -230,9 +234,10 @@ pub async fn update(
 }
 
 /// Deletes a segment; refused with its usages while anything refers to it.
-#[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(delete, path = "/v1/segments/{id}", operation_id = "segments_delete", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages")))]
+    responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages"),
+              (status = 404, description = "no such segment")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     ws.write(|engine, _| Ok((engine.delete_segment(&id)?, ())))
         .await?;
@@ -241,8 +246,10 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 
 /// Size and a sample of the members of an unsaved condition; with
 /// `segment_id`, also how many would enter and leave that segment.
-#[utoipa::path(post, path = "/v1/segments:preview", tag = "segments", request_body = Object,
-    responses((status = 200, description = "size and sample")))]
+#[utoipa::path(post, path = "/v1/segments:preview", operation_id = "segments_preview", security(("bearer" = [])), tag = "segments", request_body = Object,
+    responses((status = 200, description = "size and sample"),
+              (status = 404, description = "`segment_id` names no segment"),
+              (status = 422, description = "an invalid condition or key")))]
 pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonResponse> {
     check_keys(
         &body,
@@ -289,15 +296,17 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespon
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     cursor: Option<String>,
     limit: Option<usize>,
 }
 
 /// The segment's members, a page at a time.
-#[utoipa::path(get, path = "/v1/segments/{id}/contacts", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
-    responses((status = 200, description = "a page of members")))]
+    responses((status = 200, description = "a page of members"),
+              (status = 404, description = "no such segment")))]
 pub async fn contacts(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -333,9 +342,11 @@ async fn set_members(ws: Ws, id: String, body: MembersBody, add: bool) -> ApiRes
 }
 
 /// Adds contacts to a static segment (409 on a dynamic one).
-#[utoipa::path(post, path = "/v1/segments/{id}/contacts", tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_add", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic")))]
+    responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic"),
+              (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
+              (status = 422, description = "an invalid contact id")))]
 pub async fn add_members(
     ws: Ws,
     Path(id): Path<String>,
@@ -345,9 +356,11 @@ pub async fn add_members(
 }
 
 /// Removes contacts from a static segment (409 on a dynamic one).
-#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", tag = "segments", request_body = Object,
+#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_remove", security(("bearer" = [])), tag = "segments", request_body = Object,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic")))]
+    responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic"),
+              (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
+              (status = 422, description = "an invalid contact id")))]
 pub async fn remove_members(
     ws: Ws,
     Path(id): Path<String>,
@@ -357,9 +370,10 @@ pub async fn remove_members(
 }
 
 /// What refers to this segment.
-#[utoipa::path(get, path = "/v1/segments/{id}/usages", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/usages", operation_id = "segments_usages", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the usages")))]
+    responses((status = 200, description = "the usages"),
+              (status = 404, description = "no such segment")))]
 pub async fn usages(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     let usages = ws.read(|engine| engine.usages(&id))??;
     Ok(ok(

@@ -135,7 +135,7 @@ fn check_sends_something(row: &WebhookRow) -> ApiResult<()> {
 }
 
 /// Every webhook, oldest first, each with its delivery status.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks", operation_id = "webhooks_list", security(("bearer" = [])), tag = "webhooks",
     responses((status = 200, description = "the webhooks")))]
 pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
     let items = ws
@@ -150,7 +150,7 @@ pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
 /// Subscribes a URL to membership changes (of the given segments, or all)
 /// and, with `"events": true`, to accepted events. It receives what is
 /// committed from its creation on.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = Object,
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "webhooks_create", security(("bearer" = [])), tag = "webhooks", request_body = Object,
     responses((status = 201, description = "the webhook with its delivery status"),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
 pub async fn create(
@@ -202,7 +202,7 @@ pub async fn create(
 }
 
 /// One webhook with its delivery status.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "webhooks_get", security(("bearer" = [])), tag = "webhooks",
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -216,7 +216,7 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 /// Edits any of url, secret, segments (null: every segment), events,
 /// enabled. A disabled webhook keeps its cursor; enabled again, it sends
 /// what it missed.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = Object,
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "webhooks_update", security(("bearer" = [])), tag = "webhooks", request_body = Object,
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook"),
               (status = 422, description = "an invalid key, named in details.field")))]
@@ -269,7 +269,7 @@ pub async fn update(
 }
 
 /// Deletes a webhook; a delivery in flight is abandoned.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "webhooks_delete", security(("bearer" = [])), tag = "webhooks",
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "deleted"), (status = 404, description = "no such webhook")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {

@@ -134,7 +134,7 @@ pub(crate) fn render_webhooks(records: &mut [Record]) {
 }
 
 /// Every workflow, in creation order.
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "workflows_list", security(("bearer" = [])), tag = "workflows",
     responses((status = 200, description = "the workflows")))]
 pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
     let body = ws.read(|engine| {
@@ -150,7 +150,7 @@ pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
 
 /// Creates a workflow. A `test` or `active` one runs for changes and events
 /// from now on, never for earlier ones.
-#[utoipa::path(post, path = "/v1/workflows", tag = "workflows", request_body = Object,
+#[utoipa::path(post, path = "/v1/workflows", operation_id = "workflows_create", security(("bearer" = [])), tag = "workflows", request_body = Object,
     responses((status = 201, description = "the workflow"),
               (status = 409, description = "the name is taken"),
               (status = 422, description = "an invalid part, named in details.field")))]
@@ -174,7 +174,7 @@ pub async fn create(
 }
 
 /// One workflow.
-#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}", operation_id = "workflows_get", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id")),
     responses((status = 200, description = "the workflow"), (status = 404, description = "no such workflow")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -185,10 +185,11 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
 /// Edits a workflow: the given keys replace the saved ones (`trigger` and
 /// `actions` whole). Pausing takes effect at once: triggers not yet run are
 /// dropped, and resuming does not replay what happened meanwhile.
-#[utoipa::path(patch, path = "/v1/workflows/{id}", tag = "workflows", request_body = Object,
+#[utoipa::path(patch, path = "/v1/workflows/{id}", operation_id = "workflows_update", security(("bearer" = [])), tag = "workflows", request_body = Object,
     params(("id" = String, Path, description = "the workflow's id")),
     responses((status = 200, description = "the workflow"), (status = 404, description = "no such workflow"),
-              (status = 422, description = "an invalid part, named in details.field")))]
+              (status = 422, description = "an invalid part, named in details.field"),
+              (status = 409, description = "the name is taken")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
@@ -230,7 +231,7 @@ pub async fn update(
 
 /// Deletes a workflow and its run history; triggers not yet run are
 /// dropped. Points and memberships its runs gave stay.
-#[utoipa::path(delete, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(delete, path = "/v1/workflows/{id}", operation_id = "workflows_delete", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id")),
     responses((status = 200, description = "deleted"), (status = 404, description = "no such workflow")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
@@ -245,6 +246,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// `done`, `failed`, `filtered`, `skipped` or `stopped`.
     status: Option<String>,
@@ -258,7 +260,7 @@ pub struct RunsQuery {
 
 /// A workflow's runs, newest first: one per trigger (a change, with its
 /// seq, or an event), with what each action did.
-#[utoipa::path(get, path = "/v1/workflows/{id}/runs", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/runs", operation_id = "workflow_runs_list", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id"), RunsQuery),
     responses((status = 200, description = "a page of runs"), (status = 404, description = "no such workflow")))]
 pub async fn runs(

@@ -2,7 +2,7 @@
 //! Prometheus text format, and `/v1/openapi.json` describing every route.
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 use crate::common::{Server, send};
 
@@ -97,5 +97,214 @@ async fn the_openapi_document_lists_every_route() {
         for method in methods {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
+    }
+}
+
+/// The served document, and every operation in it as (method, path, operation).
+async fn operations() -> (Json, Vec<(String, String, Json)>) {
+    let server = Server::new();
+    let (status, doc) = send(&server.app, "GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                operations.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    assert!(operations.len() >= 50, "{} operations", operations.len());
+    (doc, operations)
+}
+
+/// Routes anyone may call; every other one needs a key.
+const PUBLIC: [&str; 2] = ["/healthz", "/metrics"];
+
+fn is_resource_verb(id: &str) -> bool {
+    let words: Vec<&str> = id.split('_').collect();
+    words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+#[tokio::test]
+async fn operation_ids_are_unique_resource_verb_names() {
+    let (_, operations) = operations().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for (method, path, operation) in &operations {
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(
+            is_resource_verb(id),
+            "{method} {path}: operation id {id:?} is not resource_verb"
+        );
+        assert!(seen.insert(id.to_string()), "{id} is used twice");
+    }
+    for id in [
+        "contacts_upsert",
+        "segments_preview",
+        "changes_stream",
+        "workspaces_create",
+    ] {
+        assert!(seen.contains(id), "{id} is missing: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_keyed_operation_declares_bearer_security() {
+    let (doc, operations) = operations().await;
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    for (method, path, operation) in &operations {
+        let security = &operation["security"];
+        if PUBLIC.contains(&path.as_str()) {
+            assert!(
+                security.is_null(),
+                "{method} {path} needs no key: {security}"
+            );
+        } else {
+            assert_eq!(
+                security,
+                &json!([{"bearer": []}]),
+                "{method} {path} needs a key"
+            );
+        }
+    }
+}
+
+/// What the document says about keys is what the server does: without a key
+/// a keyed route answers 401, and with the other kind of key 403.
+#[tokio::test]
+async fn the_documented_security_is_what_the_routes_enforce() {
+    let server = Server::new();
+    let (_, operations) = operations().await;
+    for (method, path, operation) in &operations {
+        let concrete: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = method.to_uppercase();
+        let body = operation.get("requestBody").map(|_| json!({}));
+        let (status, _) = send(&server.app, &method, &concrete, None, body.clone()).await;
+        if operation.get("security").is_none() {
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{method} {path} is documented as needing no key"
+            );
+            continue;
+        }
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a key"
+        );
+        let admin = operation["tags"][0] == "admin";
+        let other_key = if admin {
+            server.key.as_str()
+        } else {
+            crate::common::ADMIN_KEY
+        };
+        let (status, _) = send(&server.app, &method, &concrete, Some(other_key), body).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path} with the wrong kind of key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_operation_documents_the_errors_it_can_answer() {
+    let (_, operations) = operations().await;
+    for (method, path, operation) in &operations {
+        let responses = operation["responses"].as_object().unwrap();
+        let has = |status: &str| responses.contains_key(status);
+        assert!(has("503"), "{method} {path}: 503");
+        if operation.get("requestBody").is_some() {
+            assert!(has("413"), "{method} {path}: 413");
+            assert!(has("408"), "{method} {path}: 408");
+            assert!(has("422") || has("400"), "{method} {path}: 422 or 400");
+        }
+        if operation["security"].is_array() {
+            assert!(has("401"), "{method} {path}: 401");
+            assert!(has("403"), "{method} {path}: 403");
+        }
+        for (status, response) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_error_schema_lists_the_error_table() {
+    let (doc, _) = operations().await;
+    let schema = &doc["components"]["schemas"]["Error"];
+    assert_eq!(schema["required"], json!(["error"]), "{schema:#}");
+    let inner = &schema["properties"]["error"];
+    assert_eq!(
+        inner["required"],
+        json!(["code", "message", "details"]),
+        "{inner:#}"
+    );
+    let codes: Vec<&str> = sift_server::Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(inner["properties"]["code"]["enum"], json!(codes));
+    // A code the handlers answer with is in the table, and so in the schema.
+    assert!(codes.contains(&"field_limit_exceeded"), "{codes:?}");
+    assert_eq!(codes.len(), 17);
+}
+
+#[tokio::test]
+async fn streams_and_files_declare_their_content_types() {
+    let (doc, _) = operations().await;
+    let ok = |path: &str| doc["paths"][path]["get"]["responses"]["200"]["content"].clone();
+    assert!(
+        ok("/v1/changes/stream").get("text/event-stream").is_some(),
+        "{doc:#}"
+    );
+    assert!(ok("/v1/segments/{id}/export.csv").get("text/csv").is_some());
+}
+
+/// Query parameters were once documented as required path parameters, so a
+/// generated client put `?limit=` into the path and demanded every filter.
+#[tokio::test]
+async fn parameters_are_in_the_path_only_when_the_path_names_them() {
+    let (_, operations) = operations().await;
+    for (method, path, operation) in &operations {
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for parameter in &parameters {
+            let name = parameter["name"].as_str().unwrap();
+            let in_path = path.contains(&format!("{{{name}}}"));
+            let location = if in_path { "path" } else { "query" };
+            assert_eq!(parameter["in"], location, "{method} {path} {name}");
+        }
+        for template in path.split('/').filter(|p| p.starts_with('{')) {
+            let name = template.trim_matches(|c| c == '{' || c == '}');
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == name && p["in"] == "path"),
+                "{method} {path}: {name} is not documented"
+            );
+        }
+    }
+    let list = operations
+        .iter()
+        .find(|(_, _, op)| op["operationId"] == "contacts_list")
+        .unwrap();
+    for parameter in list.2["parameters"].as_array().unwrap() {
+        assert_ne!(parameter["required"], true, "{parameter}");
     }
 }

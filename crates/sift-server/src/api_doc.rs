@@ -1,0 +1,159 @@
+//! Completes the OpenAPI document the `#[utoipa::path]` declarations build:
+//! the `bearer` security scheme, the `Error` schema, and the error answers
+//! that every operation of a kind can give.
+//!
+//! Those answers come from code shared by all routes (the key extractors,
+//! the body and query extractors, the body-read deadline, the connection
+//! limit), not from any one handler, so they are added here from what each
+//! operation declares (security, parameters, a request body) instead of being
+//! repeated on fifty attributes. A handler's own errors (404, 409, 422) stay
+//! on its attribute; every error answer, declared or added, gets the `Error`
+//! schema.
+
+use serde_json::json;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
+
+use crate::error::Code;
+
+/// The name of the security scheme operations refer to.
+pub const BEARER: &str = "bearer";
+
+/// The name of the error schema every error answer refers to.
+pub const ERROR: &str = "Error";
+
+/// Adds the security scheme, the `Error` schema and the shared error answers.
+pub fn complete(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Components::new);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    components
+        .schemas
+        .insert(ERROR.to_string(), RefOr::T(error_schema()));
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add_shared_errors(operation);
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "details"}}`, `code` one of [`Code::ALL`].
+fn error_schema() -> Schema {
+    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    let inner = ObjectBuilder::new()
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(codes))
+                .description(Some(
+                    "stable; the HTTP status follows from it (docs/api.md, \"Error codes\")",
+                )),
+        )
+        .required("code")
+        .property(
+            "message",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("for a person: what is wrong and what to do")),
+        )
+        .required("message")
+        .property(
+            "details",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "what the code concerns, e.g. `field`, `limit`, `items` of a batch",
+                )),
+        )
+        .required("details");
+    Schema::Object(
+        ObjectBuilder::new()
+            .property("error", inner)
+            .required("error")
+            .examples([json!({"error": {
+                "code": "not_found",
+                "message": "contact \"c1\" does not exist",
+                "details": {"kind": "contact", "id": "c1"}
+            }})])
+            .build(),
+    )
+}
+
+fn add_shared_errors(operation: &mut Operation) {
+    let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = operation.request_body.is_some();
+    let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let admin = operation
+        .tags
+        .as_ref()
+        .is_some_and(|tags| tags.iter().any(|t| t == "admin"));
+    let mut shared: Vec<(&str, &str)> = Vec::new();
+    match (has_body, has_parameters) {
+        (true, true) => shared.push((
+            "400",
+            "the body is not valid JSON for this request, or a parameter is malformed",
+        )),
+        (true, false) => shared.push(("400", "the body is not valid JSON for this request")),
+        (false, true) => shared.push(("400", "a path or query parameter is malformed")),
+        (false, false) => {}
+    }
+    if authenticated {
+        shared.push(("401", "no key, or an unknown or revoked key"));
+        shared.push(if admin {
+            ("403", "a workspace key: this route needs the admin key")
+        } else {
+            (
+                "403",
+                "the admin key, which manages workspaces only; or a request signed in by the web \
+                 UI's session cookie that changes data without `Sift-UI: 1`",
+            )
+        });
+    }
+    if has_body {
+        shared.push((
+            "408",
+            "the request body did not arrive within the body-read timeout",
+        ));
+        shared.push(("413", "the request body is larger than the body limit"));
+    }
+    if authenticated {
+        shared.push(("500", "an internal error; it has been logged"));
+    }
+    shared.push((
+        "503",
+        "the server is at its connection limit or shutting down, or the workspace is closed",
+    ));
+    let responses = &mut operation.responses.responses;
+    for (status, description) in shared {
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
+    }
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let (true, RefOr::T(response)) = (is_error, response)
+            && response.content.is_empty()
+        {
+            response.content.insert(
+                "application/json".to_string(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(ERROR)))
+                    .build(),
+            );
+        }
+    }
+}
