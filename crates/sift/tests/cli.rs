@@ -408,51 +408,44 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     );
 }
 
+/// Starts `sift ARGS` in `dir`, reads its banner up to the line starting
+/// with `last`, stops it; answers whether it printed a workspace key.
+fn banner_prints_a_key(dir: &std::path::Path, args: &[&str], last: &str) -> bool {
+    let mut child = sift()
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut printed_key = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed_key |= line.starts_with("Workspace key");
+        if line.starts_with(last) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    printed_key
+}
+
 #[test]
 fn the_demo_keeps_its_own_data_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = sift()
-        .current_dir(dir.path())
-        .args(["demo", "--contacts", "50", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut printed_key = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        printed_key |= line.starts_with("Workspace key");
-        if line.starts_with("Web UI") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(printed_key, "the demo's first start prints its key");
+    let demo = ["demo", "--contacts", "50", "--listen", "127.0.0.1:0"];
+    assert!(
+        banner_prints_a_key(dir.path(), &demo, "Web UI"),
+        "the demo's first start prints its key"
+    );
     assert!(dir.path().join("sift-demo-data").is_dir());
     // A later `sift serve` in the same folder starts a shop of its own,
     // with its own key, instead of reopening the demo without one.
-    let mut child = sift()
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut printed_key = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        printed_key |= line.starts_with("Workspace key");
-        if line.starts_with("API:") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
     assert!(
-        printed_key,
+        banner_prints_a_key(dir.path(), &serve, "API:"),
         "serve beside a demo starts its own shop and prints its key"
     );
     assert!(dir.path().join("sift-data").is_dir());
