@@ -312,6 +312,9 @@ const V5_ALIASES: &str = "
     CREATE INDEX aliases_by_contact ON aliases(contact_no);
 ";
 
+/// The size, in bytes, a workspace's WAL file is cut back to once checkpointed.
+pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -321,6 +324,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // 64 MiB of page cache: the change log's index takes inserts all over its
     // pages, and spilling the cache mid-transaction doubles the writer's work.
     conn.pragma_update(None, "cache_size", -65_536)?;
+    // A bulk load (the demo, an import) grows the WAL to hundreds of MB; a
+    // checkpoint copies it back but leaves the file that large. With a
+    // limit, the next write after a full checkpoint truncates it.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
@@ -483,6 +490,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = WorkspaceDb::open(&dir.path().join("ws.db")).unwrap();
         assert_eq!(db.clock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_checkpointed_wal_is_cut_back_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        let conn = open(&path).unwrap();
+        let limit: i64 = conn
+            .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(limit, WAL_SIZE_LIMIT);
+        // A WAL grown past the limit is cut back once checkpointed and
+        // written again (the limit is lowered here to keep the test small).
+        conn.pragma_update(None, "journal_size_limit", 256 * 1024)
+            .unwrap();
+        conn.execute_batch("CREATE TABLE blobs (b BLOB)").unwrap();
+        for _ in 0..40 {
+            conn.execute("INSERT INTO blobs VALUES (zeroblob(65536))", [])
+                .unwrap();
+        }
+        let wal = dir.path().join("ws.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 1024 * 1024);
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        conn.execute("INSERT INTO blobs VALUES (zeroblob(16))", [])
+            .unwrap();
+        assert!(std::fs::metadata(&wal).unwrap().len() <= 256 * 1024);
     }
 
     #[test]
