@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{Cause, ChangeKind, FIRST_SEQ, Record, StoredState, Workspace};
+use sift_engine::{
+    Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, FieldDef, Record,
+    ScoringRule, SegmentDef, StoredState, Workspace,
+};
 use sift_lang::DateTime;
 
 use crate::StoreError;
@@ -143,145 +146,20 @@ fn apply(
     cursor: &mut Option<u64>,
 ) -> Result<(), StoreError> {
     match record {
-        Record::Field(def) => {
-            tx.prepare_cached(
-                "INSERT INTO fields (name, type, label, builtin) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(name) DO UPDATE SET type = excluded.type, label = excluded.label",
-            )?
-            .execute(params![
-                def.name,
-                def.field_type.name(),
-                def.label,
-                def.builtin
-            ])?;
-        }
-        Record::Contact(c) => {
-            tx.prepare_cached(
-                "INSERT INTO contacts (no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(no) DO UPDATE SET id = excluded.id, deleted = 0, anonymous = excluded.anonymous,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at,
-                   last_seen_at = excluded.last_seen_at, lead_score = excluded.lead_score,
-                   properties = excluded.properties",
-            )?
-            .execute(params![
-                c.no,
-                c.id,
-                c.anonymous,
-                c.created_at,
-                c.updated_at,
-                c.last_seen_at,
-                c.lead_score,
-                properties_to_json(&c.properties)
-            ])?;
-        }
-        Record::ContactDeleted { no } => {
-            // The id stays as a tombstone: the change log still names it.
-            tx.prepare_cached("UPDATE contacts SET deleted = 1, properties = NULL WHERE no = ?1")?
-                .execute(params![no])?;
-            tx.prepare_cached("DELETE FROM static_members WHERE no = ?1")?
-                .execute(params![no])?;
-            // Events are erased, but an idempotency key stays accepted so a
-            // replay cannot bring the erased contact back.
-            tx.prepare_cached("DELETE FROM events WHERE contact_no = ?1 AND id IS NULL")?
-                .execute(params![no])?;
-            tx.prepare_cached(
-                "UPDATE events SET type = '', properties = '{}' WHERE contact_no = ?1",
-            )?
-            .execute(params![no])?;
-            workflow_db::contact_deleted(tx, *no)?;
-            alias_db::contact_deleted(tx, *no)?;
-        }
+        Record::Field(def) => write_field(tx, def)?,
+        Record::Contact(c) => write_contact(tx, c)?,
+        Record::ContactDeleted { no } => erase_contact(tx, *no)?,
         Record::Merge { from, into, alias } => alias_db::merge(tx, *from, *into, alias)?,
-        Record::Segment(def) => {
-            let condition = def
-                .condition
-                .as_ref()
-                .map(|c| sift_lang::to_json(c).to_string());
-            tx.prepare_cached(
-                "INSERT INTO segments (id, name, description, kind, condition, test, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description,
-                   condition = excluded.condition, test = excluded.test, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                def.id,
-                def.name,
-                def.description,
-                def.kind.as_str(),
-                condition,
-                def.test,
-                def.created_at,
-                def.updated_at
-            ])?;
-        }
-        Record::SegmentDeleted { id } => {
-            tx.prepare_cached("DELETE FROM segments WHERE id = ?1")?
-                .execute(params![id])?;
-            tx.prepare_cached("DELETE FROM static_members WHERE segment_id = ?1")?
-                .execute(params![id])?;
-        }
+        Record::Segment(def) => write_segment(tx, def)?,
+        Record::SegmentDeleted { id } => delete_segment(tx, id)?,
         Record::StaticMembers {
             segment_id,
             contacts,
             present,
-        } => {
-            let sql = if *present {
-                "INSERT OR IGNORE INTO static_members (segment_id, no) VALUES (?1, ?2)"
-            } else {
-                "DELETE FROM static_members WHERE segment_id = ?1 AND no = ?2"
-            };
-            let mut stmt = tx.prepare_cached(sql)?;
-            for no in contacts {
-                stmt.execute(params![segment_id, no])?;
-            }
-        }
-        Record::Changes(batch) => {
-            tx.prepare_cached(
-                "INSERT INTO changes (seq_start, seq_end, segment_id, kind, cause, at, contacts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                batch.seq_start as i64,
-                batch.seq_end() as i64,
-                batch.segment_id,
-                batch.kind.as_str(),
-                batch.cause.as_str(),
-                batch.at,
-                bitmap_to_blob(&batch.contacts)?
-            ])?;
-        }
-        Record::Event(event) => {
-            // The seq is the rowid SQLite hands out: arrival order.
-            tx.prepare_cached(
-                "INSERT INTO events (id, contact_no, type, at, properties) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                event.id,
-                event.no,
-                event.event_type,
-                event.at,
-                event.properties_json
-            ])?;
-        }
-        Record::ScoringRule(rule) => {
-            tx.prepare_cached(
-                "INSERT INTO scoring_rules (id, event_type, filter, points, expires_after, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(id) DO UPDATE SET event_type = excluded.event_type, filter = excluded.filter,
-                   points = excluded.points, expires_after = excluded.expires_after,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                rule.id,
-                rule.event_type,
-                rule.filter.as_ref().map(filter_to_json),
-                rule.points,
-                rule.expires_after.map(sift_lang::duration_to_json),
-                rule.created_at,
-                rule.updated_at
-            ])?;
-        }
+        } => write_static_members(tx, segment_id, contacts, *present)?,
+        Record::Changes(batch) => write_changes(tx, batch)?,
+        Record::Event(event) => write_event(tx, event)?,
+        Record::ScoringRule(rule) => write_scoring_rule(tx, rule)?,
         Record::ScoringRuleDeleted { id } => {
             tx.prepare_cached("DELETE FROM scoring_rules WHERE id = ?1")?
                 .execute(params![id])?;
@@ -297,6 +175,173 @@ fn apply(
         | Record::Webhook(_)
         | Record::WebhookAttempt(_) => workflow_db::apply(tx, record, cursor)?,
     }
+    Ok(())
+}
+
+/// Upserts a field definition; `builtin` is set once, on insert.
+fn write_field(tx: &rusqlite::Transaction<'_>, def: &FieldDef) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO fields (name, type, label, builtin) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(name) DO UPDATE SET type = excluded.type, label = excluded.label",
+    )?
+    .execute(params![
+        def.name,
+        def.field_type.name(),
+        def.label,
+        def.builtin
+    ])?;
+    Ok(())
+}
+
+/// Upserts a contact's snapshot, reviving its row if it was a tombstone.
+fn write_contact(tx: &rusqlite::Transaction<'_>, c: &ContactSnapshot) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO contacts (no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties)
+         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(no) DO UPDATE SET id = excluded.id, deleted = 0, anonymous = excluded.anonymous,
+           created_at = excluded.created_at, updated_at = excluded.updated_at,
+           last_seen_at = excluded.last_seen_at, lead_score = excluded.lead_score,
+           properties = excluded.properties",
+    )?
+    .execute(params![
+        c.no,
+        c.id,
+        c.anonymous,
+        c.created_at,
+        c.updated_at,
+        c.last_seen_at,
+        c.lead_score,
+        properties_to_json(&c.properties)
+    ])?;
+    Ok(())
+}
+
+/// Erases a deleted contact's data everywhere, keeping what replays need.
+fn erase_contact(tx: &rusqlite::Transaction<'_>, no: u32) -> Result<(), StoreError> {
+    // The id stays as a tombstone: the change log still names it.
+    tx.prepare_cached("UPDATE contacts SET deleted = 1, properties = NULL WHERE no = ?1")?
+        .execute(params![no])?;
+    tx.prepare_cached("DELETE FROM static_members WHERE no = ?1")?
+        .execute(params![no])?;
+    // Events are erased, but an idempotency key stays accepted so a
+    // replay cannot bring the erased contact back.
+    tx.prepare_cached("DELETE FROM events WHERE contact_no = ?1 AND id IS NULL")?
+        .execute(params![no])?;
+    tx.prepare_cached("UPDATE events SET type = '', properties = '{}' WHERE contact_no = ?1")?
+        .execute(params![no])?;
+    workflow_db::contact_deleted(tx, no)?;
+    alias_db::contact_deleted(tx, no)?;
+    Ok(())
+}
+
+/// Upserts a segment's definition; its kind and creation time never change.
+fn write_segment(tx: &rusqlite::Transaction<'_>, def: &SegmentDef) -> Result<(), StoreError> {
+    let condition = def
+        .condition
+        .as_ref()
+        .map(|c| sift_lang::to_json(c).to_string());
+    tx.prepare_cached(
+        "INSERT INTO segments (id, name, description, kind, condition, test, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, description = excluded.description,
+           condition = excluded.condition, test = excluded.test, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        def.id,
+        def.name,
+        def.description,
+        def.kind.as_str(),
+        condition,
+        def.test,
+        def.created_at,
+        def.updated_at
+    ])?;
+    Ok(())
+}
+
+/// Deletes a segment with its static members.
+fn delete_segment(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM segments WHERE id = ?1")?
+        .execute(params![id])?;
+    tx.prepare_cached("DELETE FROM static_members WHERE segment_id = ?1")?
+        .execute(params![id])?;
+    Ok(())
+}
+
+/// Adds contacts to a static segment, or removes them when `present` is false.
+fn write_static_members(
+    tx: &rusqlite::Transaction<'_>,
+    segment_id: &str,
+    contacts: &roaring::RoaringBitmap,
+    present: bool,
+) -> Result<(), StoreError> {
+    let sql = if present {
+        "INSERT OR IGNORE INTO static_members (segment_id, no) VALUES (?1, ?2)"
+    } else {
+        "DELETE FROM static_members WHERE segment_id = ?1 AND no = ?2"
+    };
+    let mut stmt = tx.prepare_cached(sql)?;
+    for no in contacts {
+        stmt.execute(params![segment_id, no])?;
+    }
+    Ok(())
+}
+
+/// Appends a batch of membership changes to the change log.
+fn write_changes(tx: &rusqlite::Transaction<'_>, batch: &ChangeBatch) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO changes (seq_start, seq_end, segment_id, kind, cause, at, contacts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        batch.seq_start as i64,
+        batch.seq_end() as i64,
+        batch.segment_id,
+        batch.kind.as_str(),
+        batch.cause.as_str(),
+        batch.at,
+        bitmap_to_blob(&batch.contacts)?
+    ])?;
+    Ok(())
+}
+
+/// Appends an event to the event log.
+fn write_event(tx: &rusqlite::Transaction<'_>, event: &EventRecord) -> Result<(), StoreError> {
+    // The seq is the rowid SQLite hands out: arrival order.
+    tx.prepare_cached(
+        "INSERT INTO events (id, contact_no, type, at, properties) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.id,
+        event.no,
+        event.event_type,
+        event.at,
+        event.properties_json
+    ])?;
+    Ok(())
+}
+
+/// Upserts a scoring rule.
+fn write_scoring_rule(
+    tx: &rusqlite::Transaction<'_>,
+    rule: &ScoringRule,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO scoring_rules (id, event_type, filter, points, expires_after, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(id) DO UPDATE SET event_type = excluded.event_type, filter = excluded.filter,
+           points = excluded.points, expires_after = excluded.expires_after,
+           created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        rule.id,
+        rule.event_type,
+        rule.filter.as_ref().map(filter_to_json),
+        rule.points,
+        rule.expires_after.map(sift_lang::duration_to_json),
+        rule.created_at,
+        rule.updated_at
+    ])?;
     Ok(())
 }
 

@@ -54,6 +54,26 @@ fn parse(
     settings: &facebook::Settings,
     destinations: &crate::destination::Destinations,
 ) -> ApiResult<Request> {
+    let map = known_object(body)?;
+    let audience_id = parse_audience_id(map)?;
+    let token = parse_access_token(map)?;
+    let keys = parse_identifiers(map, has_gender)?;
+    let sync = parse_sync(map)?;
+    let graph_url = parse_graph_url(map, settings, destinations)?;
+    let version = parse_version(map, settings)?;
+    Ok(Request {
+        segment_id,
+        audience_id,
+        token: Secret::new(token.to_string()),
+        keys,
+        sync,
+        graph_url,
+        version,
+    })
+}
+
+/// Step 1: the body is an object holding only keys an export takes.
+fn known_object(body: &Json) -> ApiResult<&Map<String, Json>> {
     let Json::Object(map) = body else {
         return Err(ApiError::validation(
             "the body must be a JSON object like {\"audience_id\": \"23850000000000000\", \"access_token\": \"EAAB…\"}",
@@ -65,9 +85,14 @@ fn parse(
             format!("unknown key {key:?}; an export takes {}", KEYS.join(", ")),
         ));
     }
+    Ok(map)
+}
+
+/// Step 2: the required numeric `audience_id`.
+fn parse_audience_id(map: &Map<String, Json>) -> ApiResult<String> {
     // Audience ids are numeric; a number is accepted as well as a string.
-    let audience_id = match map.get("audience_id") {
-        Some(Json::Number(n)) if n.is_u64() => n.to_string(),
+    match map.get("audience_id") {
+        Some(Json::Number(n)) if n.is_u64() => Ok(n.to_string()),
         other => {
             let text = string(map, "audience_id", "\"23850000000000000\"")?.unwrap_or_default();
             if text.is_empty() {
@@ -85,9 +110,13 @@ fn parse(
                     ),
                 ));
             }
-            text.to_string()
+            Ok(text.to_string())
         }
-    };
+    }
+}
+
+/// Step 3: the required `access_token`, of a plausible size and shape.
+fn parse_access_token(map: &Map<String, Json>) -> ApiResult<&str> {
     let token = string(map, "access_token", "\"EAAB…\"")?.unwrap_or_default();
     if token.is_empty() {
         return Err(invalid(
@@ -101,57 +130,71 @@ fn parse(
             "\"access_token\" is not a valid token (too long or holding control characters)",
         ));
     }
-    let keys = match map.get("identifiers") {
-        None | Some(Json::Null) => Key::ALL
+    Ok(token)
+}
+
+/// Step 4: the `identifiers` to send; every one the workspace can fill when absent.
+fn parse_identifiers(map: &Map<String, Json>, has_gender: bool) -> ApiResult<Vec<Key>> {
+    match map.get("identifiers") {
+        None | Some(Json::Null) => Ok(Key::ALL
             .into_iter()
             .filter(|k| *k != Key::Gen || has_gender)
-            .collect(),
-        Some(Json::Array(items)) => {
-            let mut keys: Vec<Key> = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                let key = item.as_str().and_then(Key::parse).ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "identifiers[{index}] is {item}, not an identifier Facebook matches on; valid ones: {}",
-                        valid_keys()
-                    ))
-                    .with(json!({"field": "identifiers", "index": index, "valid": Key::ALL.map(Key::name)}))
-                })?;
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
-            if !keys.iter().any(|k| k.hashed()) {
-                return Err(invalid(
-                    "identifiers",
-                    format!(
-                        "\"identifiers\" needs at least one identifier besides EXTERN_ID; valid ones: {}",
-                        valid_keys()
-                    ),
-                ));
-            }
-            keys
+            .collect()),
+        Some(Json::Array(items)) => identifier_list(items),
+        Some(other) => Err(invalid(
+            "identifiers",
+            format!("\"identifiers\" must be an array like [\"EMAIL\", \"PHONE\"], got {other}"),
+        )),
+    }
+}
+
+/// Step 4, given an array: known names, deduplicated, at least one hashed.
+fn identifier_list(items: &[Json]) -> ApiResult<Vec<Key>> {
+    let mut keys: Vec<Key> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = item.as_str().and_then(Key::parse).ok_or_else(|| {
+            ApiError::validation(format!(
+                "identifiers[{index}] is {item}, not an identifier Facebook matches on; valid ones: {}",
+                valid_keys()
+            ))
+            .with(json!({"field": "identifiers", "index": index, "valid": Key::ALL.map(Key::name)}))
+        })?;
+        if !keys.contains(&key) {
+            keys.push(key);
         }
-        Some(other) => {
-            return Err(invalid(
-                "identifiers",
-                format!(
-                    "\"identifiers\" must be an array like [\"EMAIL\", \"PHONE\"], got {other}"
-                ),
-            ));
-        }
-    };
-    let sync = match map.get("sync") {
-        None | Some(Json::Null) => false,
-        Some(Json::Bool(b)) => *b,
-        Some(other) => {
-            return Err(invalid(
-                "sync",
-                format!("\"sync\" must be true or false, got {other}"),
-            ));
-        }
-    };
-    let graph_url = match string(map, "graph_url", "\"https://graph.facebook.com\"")? {
-        None | Some("") => settings.graph_url.clone(),
+    }
+    if !keys.iter().any(|k| k.hashed()) {
+        return Err(invalid(
+            "identifiers",
+            format!(
+                "\"identifiers\" needs at least one identifier besides EXTERN_ID; valid ones: {}",
+                valid_keys()
+            ),
+        ));
+    }
+    Ok(keys)
+}
+
+/// Step 5: whether the export keeps following the segment (`sync`).
+fn parse_sync(map: &Map<String, Json>) -> ApiResult<bool> {
+    match map.get("sync") {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(other) => Err(invalid(
+            "sync",
+            format!("\"sync\" must be true or false, got {other}"),
+        )),
+    }
+}
+
+/// Step 6: where the Graph API is (`graph_url`), checked against the allowed destinations.
+fn parse_graph_url(
+    map: &Map<String, Json>,
+    settings: &facebook::Settings,
+    destinations: &crate::destination::Destinations,
+) -> ApiResult<String> {
+    match string(map, "graph_url", "\"https://graph.facebook.com\"")? {
+        None | Some("") => Ok(settings.graph_url.clone()),
         Some(text) => {
             let parsed = destinations.parse(text).map_err(|why| {
                 invalid(
@@ -165,37 +208,32 @@ fn parse(
                     "\"graph_url\" must be an http(s) address without a query, like https://graph.facebook.com",
                 ));
             }
-            text.trim_end_matches('/').to_string()
+            Ok(text.trim_end_matches('/').to_string())
         }
-    };
-    let version = match string(map, "version", "\"v21.0\"")? {
-        None | Some("") => settings.version.clone(),
-        Some(text) => {
-            let well_formed = text.strip_prefix('v').is_some_and(|rest| {
-                let mut parts = rest.split('.');
-                let (major, minor) = (parts.next(), parts.next());
-                parts.next().is_none()
-                    && [major, minor].iter().all(|p| {
-                        p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-                    })
-            });
-            if !well_formed {
-                return Err(invalid(
-                    "version",
-                    format!("\"version\" must be a Graph API version like v21.0, got {text:?}"),
-                ));
-            }
-            text.to_string()
-        }
-    };
-    Ok(Request {
-        segment_id,
-        audience_id,
-        token: Secret::new(token.to_string()),
-        keys,
-        sync,
-        graph_url,
-        version,
+    }
+}
+
+/// Step 7: the Graph API `version`, shaped like v21.0.
+fn parse_version(map: &Map<String, Json>, settings: &facebook::Settings) -> ApiResult<String> {
+    match string(map, "version", "\"v21.0\"")? {
+        None | Some("") => Ok(settings.version.clone()),
+        Some(text) if is_graph_version(text) => Ok(text.to_string()),
+        Some(text) => Err(invalid(
+            "version",
+            format!("\"version\" must be a Graph API version like v21.0, got {text:?}"),
+        )),
+    }
+}
+
+/// Whether `text` is `v` followed by two dot-separated runs of digits.
+fn is_graph_version(text: &str) -> bool {
+    text.strip_prefix('v').is_some_and(|rest| {
+        let mut parts = rest.split('.');
+        let (major, minor) = (parts.next(), parts.next());
+        parts.next().is_none()
+            && [major, minor]
+                .iter()
+                .all(|p| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
     })
 }
 

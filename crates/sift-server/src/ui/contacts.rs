@@ -4,7 +4,8 @@
 
 use maud::{Markup, html};
 use serde::Deserialize;
-use sift_engine::{ExplainNode, SegmentKind, Value};
+use sift_engine::{ContactView, EventView, ExplainNode, SegmentKind, Value, Workspace};
+use sift_lang::DateTime;
 
 use super::layout::{Nav, field_labels, kind_label, plural, time, url_part};
 use super::segments::{cell, contacts_table};
@@ -86,125 +87,207 @@ struct Explained {
     tree: Option<ExplainNode>,
 }
 
+/// The explanation as the page shows it: segment name, membership, and the
+/// rendered tree (none for a static segment).
+type ExplainedMarkup = (String, bool, Option<Markup>);
+
+/// Everything the contact page shows, read under one engine lock.
+struct ContactPage {
+    view: ContactView,
+    fields: Vec<(String, String)>,
+    events: Vec<EventView>,
+    /// Every segment as (id, name, kind label), by name: the explain picker.
+    segments: Vec<(String, String, &'static str)>,
+    explained: Option<ExplainedMarkup>,
+}
+
 pub async fn show(
     Signed(ws): Signed,
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> UiResult {
     let now = crate::state::now_ms();
-    let (view, fields, events, segments, explained) = ws.read(|engine| {
-        let no = contact_no(engine, &id)?;
-        let view = engine
-            .contact(no)
-            .ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
-        let fields = field_labels(engine);
-        let mut segments: Vec<(String, String, &'static str)> = engine
-            .segments()
-            .iter()
-            .map(|(_, s)| {
-                (
-                    s.def.id.clone(),
-                    s.def.name.clone(),
-                    kind_label(s.def.kind, s.def.test),
-                )
-            })
-            .collect();
-        segments.sort_by_key(|s| s.1.to_lowercase());
-        let explained = match query.explain.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(seg) => {
-                let segment = engine.segment(seg).ok_or_else(|| {
-                    ApiError::not_found(format!("segment {seg:?} does not exist"))
-                })?;
-                let tree = match segment.def.kind {
-                    SegmentKind::Static => None,
-                    SegmentKind::Dynamic => Some(engine.explain(no, seg, now)?),
-                };
-                Some(Explained {
-                    segment_name: segment.def.name.clone(),
-                    member: segment.members.contains(no),
-                    tree,
-                })
-            }
-        };
-        // In words for people, with the condition's text as a tooltip.
-        let schema_text = |node: &ExplainNode| {
-            (
-                super::words::node(&node.condition, engine),
-                sift_lang::to_text(&node.condition, &engine.schema()),
-            )
-        };
-        let explained = explained.map(|e| {
-            (
-                e.segment_name,
-                e.member,
-                e.tree.map(|t| render_tree(&t, &schema_text)),
-            )
-        });
-        Ok::<_, ApiError>((
-            view,
-            fields,
-            engine.recent_events(no, 20),
-            segments,
-            explained,
-        ))
-    })??;
-    let label = |name: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(name.to_string(), |(_, l)| l.clone())
-    };
+    let page =
+        ws.read(|engine| read_contact_page(engine, &id, query.explain.as_deref(), now))??;
     let chosen = query.explain.as_deref().unwrap_or_default();
-    let body = html! {
+    let body = contact_body(&page, chosen);
+    let title = page.view.id.clone();
+    Ok(super::layout::render(&ws, Nav::Contacts, &title, body))
+}
+
+/// Step 1: reads the contact, its events, the segment list and the asked-for
+/// explanation from the engine.
+fn read_contact_page(
+    engine: &Workspace,
+    id: &str,
+    explain: Option<&str>,
+    now: DateTime,
+) -> Result<ContactPage, ApiError> {
+    let no = contact_no(engine, id)?;
+    let view = engine
+        .contact(no)
+        .ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
+    let fields = field_labels(engine);
+    let segments = segment_choices(engine);
+    let explained = explain_segment(engine, no, explain, now)?;
+    // In words for people, with the condition's text as a tooltip.
+    let schema_text = |node: &ExplainNode| {
+        (
+            super::words::node(&node.condition, engine),
+            sift_lang::to_text(&node.condition, &engine.schema()),
+        )
+    };
+    let explained = explained.map(|e| {
+        (
+            e.segment_name,
+            e.member,
+            e.tree.map(|t| render_tree(&t, &schema_text)),
+        )
+    });
+    Ok(ContactPage {
+        view,
+        fields,
+        events: engine.recent_events(no, 20),
+        segments,
+        explained,
+    })
+}
+
+/// Step 1a: every segment as (id, name, kind label), sorted by name.
+fn segment_choices(engine: &Workspace) -> Vec<(String, String, &'static str)> {
+    let mut segments: Vec<(String, String, &'static str)> = engine
+        .segments()
+        .iter()
+        .map(|(_, s)| {
+            (
+                s.def.id.clone(),
+                s.def.name.clone(),
+                kind_label(s.def.kind, s.def.test),
+            )
+        })
+        .collect();
+    segments.sort_by_key(|s| s.1.to_lowercase());
+    segments
+}
+
+/// Step 1b: why contact `no` is or isn't in the segment asked for, if any.
+fn explain_segment(
+    engine: &Workspace,
+    no: u32,
+    explain: Option<&str>,
+    now: DateTime,
+) -> Result<Option<Explained>, ApiError> {
+    let Some(seg) = explain.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let segment = engine
+        .segment(seg)
+        .ok_or_else(|| ApiError::not_found(format!("segment {seg:?} does not exist")))?;
+    let tree = match segment.def.kind {
+        SegmentKind::Static => None,
+        SegmentKind::Dynamic => Some(engine.explain(no, seg, now)?),
+    };
+    Ok(Some(Explained {
+        segment_name: segment.def.name.clone(),
+        member: segment.members.contains(no),
+        tree,
+    }))
+}
+
+/// Step 2: the page body, card by card.
+fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
+    let view = &page.view;
+    html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/ui/contacts" { "All contacts" } " / " }
         div.page-head {
             h1 { (view.id) }
             @if view.anonymous { span.badge { "Anonymous" } }
         }
         div.cards {
-            section.card {
-                h2 { "Properties" }
-                @if view.properties.is_empty() { p.muted { "No properties yet." } }
-                dl.props #properties {
-                    @for (name, value) in &view.properties {
-                        dt title=(name) { (label(name)) }
-                        dd { (value_text(value)) }
-                    }
-                }
-            }
-            section.card {
-                h2 { "System data" }
-                dl.props #system {
-                    dt { "Lead score" } dd #lead-score { (cell(&view, "lead_score")) }
-                    dt { "Created" } dd { (time(view.created_at)) }
-                    dt { "Updated" } dd { (time(view.updated_at)) }
-                    dt { "Last seen" } dd { @match view.last_seen_at { Some(at) => (time(at)), None => span.muted { "never" } } }
-                    dt { "Anonymous" } dd { (if view.anonymous { "yes" } else { "no" }) }
-                }
-            }
-            section.card {
-                h2 { "Segments" }
-                @if view.segments.is_empty() { p.muted #no-segments { "In no segment." } }
-                ul #contact-segments {
-                    @for (sid, name) in &view.segments {
-                        li { a href={ "/ui/segments/" (url_part(sid)) } { (name) } }
-                    }
+            (properties_card(view, &page.fields))
+            (system_card(view))
+            (segments_card(view))
+        }
+        (why_card(view, &page.segments, chosen, page.explained.as_ref()))
+        (events_card(&page.events))
+    }
+}
+
+/// The label of field `name`, or the name itself for a field without one.
+fn field_label(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(name.to_string(), |(_, l)| l.clone())
+}
+
+/// The contact's properties, labelled, with the field name as a tooltip.
+fn properties_card(view: &ContactView, fields: &[(String, String)]) -> Markup {
+    html! {
+        section.card {
+            h2 { "Properties" }
+            @if view.properties.is_empty() { p.muted { "No properties yet." } }
+            dl.props #properties {
+                @for (name, value) in &view.properties {
+                    dt title=(name) { (field_label(fields, name)) }
+                    dd { (value_text(value)) }
                 }
             }
         }
+    }
+}
+
+/// The data Sift keeps itself: lead score, timestamps, anonymity.
+fn system_card(view: &ContactView) -> Markup {
+    html! {
+        section.card {
+            h2 { "System data" }
+            dl.props #system {
+                dt { "Lead score" } dd #lead-score { (cell(view, "lead_score")) }
+                dt { "Created" } dd { (time(view.created_at)) }
+                dt { "Updated" } dd { (time(view.updated_at)) }
+                dt { "Last seen" } dd { @match view.last_seen_at { Some(at) => (time(at)), None => span.muted { "never" } } }
+                dt { "Anonymous" } dd { (if view.anonymous { "yes" } else { "no" }) }
+            }
+        }
+    }
+}
+
+/// The segments the contact is in, each a link.
+fn segments_card(view: &ContactView) -> Markup {
+    html! {
+        section.card {
+            h2 { "Segments" }
+            @if view.segments.is_empty() { p.muted #no-segments { "In no segment." } }
+            ul #contact-segments {
+                @for (sid, name) in &view.segments {
+                    li { a href={ "/ui/segments/" (url_part(sid)) } { (name) } }
+                }
+            }
+        }
+    }
+}
+
+/// The segment picker and, once one is picked, the verdict and its tree.
+fn why_card(
+    view: &ContactView,
+    segments: &[(String, String, &'static str)],
+    chosen: &str,
+    explained: Option<&ExplainedMarkup>,
+) -> Markup {
+    html! {
         section.card #why {
             h2 { "Why is / isn’t this contact in a segment?" }
             form.inline method="get" {
                 label for="explain-segment" { "Segment" }
                 select #explain-segment name="explain" {
-                    @for (sid, name, kind) in &segments {
+                    @for (sid, name, kind) in segments {
                         option value=(sid) selected[sid == chosen] { (name) " (" (kind) ")" }
                     }
                 }
                 button type="submit" { "Explain" }
             }
-            @if let Some((name, member, tree)) = &explained {
+            @if let Some((name, member, tree)) = explained {
                 div #explain data-member=(member) {
                     p.verdict {
                         strong { (view.id) }
@@ -221,6 +304,12 @@ pub async fn show(
                 }
             }
         }
+    }
+}
+
+/// The contact's latest events with their properties.
+fn events_card(events: &[EventView]) -> Markup {
+    html! {
         section.card {
             h2 { "Recent events" }
             @if events.is_empty() {
@@ -230,7 +319,7 @@ pub async fn show(
                     table #events {
                         thead { tr { th { "Event" } th { "At" } th { "Properties" } } }
                         tbody {
-                            @for event in &events {
+                            @for event in events {
                                 tr {
                                     td { (event.event_type) }
                                     td { (time(event.at)) }
@@ -247,9 +336,7 @@ pub async fn show(
                 }
             }
         }
-    };
-    let title = view.id.clone();
-    Ok(super::layout::render(&ws, Nav::Contacts, &title, body))
+    }
 }
 
 fn value_text(value: &Value) -> String {

@@ -16,8 +16,11 @@
 //! With nothing to send the task sleeps until the writer reports a commit
 //! (`WorkspaceHandle::durable`, or `committed` for events); the only timer
 //! is the retry backoff.
+//!
+//! This file holds the pieces (cutting, signing and posting batches,
+//! waiting); `task.rs` is the loop that strings them together.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -32,6 +35,9 @@ use super::{LastError, Settings, State, Subscription};
 use crate::api::changes::change_json;
 use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
+
+mod task;
+pub(super) use task::run;
 
 /// Skipped changes (none for this subscription) are stored as progress once
 /// this many have gone by, so a restart does not read them all again.
@@ -329,226 +335,6 @@ fn advance(row: &WebhookRow, cursor: &WebhookCursor, acked_at: Option<i64>) -> W
         change_seq: cursor.change_seq,
         event_seq: cursor.event_seq,
         acked_at,
-    }
-}
-
-pub(super) async fn run(
-    weak: Weak<WorkspaceHandle>,
-    subscription: Arc<Subscription>,
-    client: reqwest::Client,
-    path: std::path::PathBuf,
-    settings: Settings,
-) {
-    let Some(handle) = weak.upgrade() else {
-        return;
-    };
-    let mut closed = handle.closed.subscribe();
-    let mut durable = handle.durable.subscribe();
-    let mut committed = handle.committed.subscribe();
-    drop(handle);
-    let mut config = subscription.config.subscribe();
-    let reader = match WorkspaceReader::open(&path) {
-        Ok(reader) => Arc::new(Mutex::new(reader)),
-        Err(error) => {
-            tracing::error!(%error, "a webhook cannot read the change log; it stops");
-            return;
-        }
-    };
-    let stored = subscription.status().cursor;
-    let mut cursor = WebhookCursor {
-        pending: None,
-        ..stored
-    };
-    // After a restart, the stored window is finished first, cut into the
-    // same batches as before.
-    let mut window = stored.pending;
-    let mut persisted = cursor;
-    let mut batch: Option<Batch> = None;
-    loop {
-        if *closed.borrow() {
-            return;
-        }
-        let row = config.borrow_and_update().clone();
-        if !row.enabled {
-            subscription.update(|s| {
-                s.state = State::Disabled;
-                s.next_attempt_at = None;
-            });
-            if !wait(&mut closed, &mut config, None, None, None).await {
-                return;
-            }
-            continue;
-        }
-        let Some(handle) = weak.upgrade() else {
-            return;
-        };
-        if batch.is_none() {
-            let open = window
-                .filter(|w| cursor.change_seq < w.change_end || cursor.event_seq < w.event_end);
-            let current = match open {
-                Some(w) => w,
-                None => {
-                    // Marked seen before reading, so a commit after the read wakes us.
-                    let target = *durable.borrow_and_update();
-                    committed.borrow_and_update();
-                    let (probe_row, from) = (row.clone(), cursor);
-                    let probed =
-                        with_reader(&reader, move |r| probe(r, &probe_row, &from, target)).await;
-                    match probed {
-                        Ok((w, true)) => {
-                            let begin = WebhookWrite::Begin {
-                                id: row.id.clone(),
-                                batch: w,
-                            };
-                            let started = Instant::now();
-                            if handle.commit_webhooks(vec![begin]).await.is_err() {
-                                return;
-                            }
-                            metrics::histogram!("sift_webhook_commit_seconds")
-                                .record(started.elapsed().as_secs_f64());
-                            window = Some(w);
-                            w
-                        }
-                        Ok((w, false)) => {
-                            // Nothing for this webhook up to here.
-                            window = None;
-                            cursor.change_seq = w.change_end;
-                            cursor.event_seq = w.event_end;
-                            let skipped = (cursor.change_seq - persisted.change_seq)
-                                + (cursor.event_seq - persisted.event_seq);
-                            if skipped >= SKIP_PERSIST_EVERY {
-                                if handle
-                                    .queue_webhooks(vec![advance(&row, &cursor, None)])
-                                    .is_err()
-                                {
-                                    return;
-                                }
-                                persisted = cursor;
-                            }
-                            subscription.update(|s| {
-                                s.state = State::Idle;
-                                s.cursor.change_seq = cursor.change_seq;
-                                s.cursor.event_seq = cursor.event_seq;
-                                s.cursor.pending = None;
-                                s.delivery_id = None;
-                                s.attempts = 0;
-                                s.next_attempt_at = None;
-                            });
-                            drop(handle);
-                            let events = row.events.then_some(&mut committed);
-                            if !wait(&mut closed, &mut config, Some(&mut durable), events, None)
-                                .await
-                            {
-                                return;
-                            }
-                            continue;
-                        }
-                        Err(message) => {
-                            read_failed(&subscription, &row, &message);
-                            drop(handle);
-                            let pause = Some(settings.retry_max.min(Duration::from_secs(5)));
-                            if !wait(&mut closed, &mut config, None, None, pause).await {
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
-            let (build_handle, build_row, from, max) =
-                (handle.clone(), row.clone(), cursor, settings.batch_max);
-            let started = Instant::now();
-            let built = with_reader(&reader, move |r| {
-                build(&build_handle, r, &build_row, &from, &current, max)
-            })
-            .await;
-            metrics::histogram!("sift_webhook_build_seconds")
-                .record(started.elapsed().as_secs_f64());
-            match built {
-                Ok((end, None)) => {
-                    // Only other segments' changes here: move on.
-                    cursor.change_seq = end.change_end;
-                    cursor.event_seq = end.event_end;
-                    continue;
-                }
-                Ok((_, Some(built))) => {
-                    subscription.update(|s| {
-                        s.state = State::Delivering;
-                        s.delivery_id = Some(built.id.clone());
-                        s.attempts = 0;
-                        s.cursor.pending = window;
-                    });
-                    batch = Some(built);
-                }
-                Err(message) => {
-                    read_failed(&subscription, &row, &message);
-                    drop(handle);
-                    let pause = Some(settings.retry_max.min(Duration::from_secs(5)));
-                    if !wait(&mut closed, &mut config, None, None, pause).await {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some(current) = batch.take() else {
-            continue;
-        };
-        let attempt = subscription.status().attempts + 1;
-        subscription.update(|s| s.attempts = attempt);
-        let result = tokio::select! {
-            biased;
-            _ = closed.changed() => return,
-            result = post(&client, &row, &current, attempt, settings.timeout, &settings.destinations) => result,
-        };
-        match result {
-            Ok(()) => {
-                metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
-                let acked_at = now_ms();
-                cursor.change_seq = current.end.change_end;
-                cursor.event_seq = current.end.event_end;
-                // Queued, not waited for: the next batch of the window goes
-                // out at once; the cursor is in the writer's next commit.
-                if handle
-                    .queue_webhooks(vec![advance(&row, &cursor, Some(acked_at))])
-                    .is_err()
-                {
-                    return;
-                }
-                persisted = cursor;
-                subscription.update(|s| {
-                    s.cursor = WebhookCursor {
-                        acked_at: Some(acked_at),
-                        pending: window,
-                        ..cursor
-                    };
-                    s.state = State::Idle;
-                    s.delivery_id = None;
-                    s.attempts = 0;
-                    s.next_attempt_at = None;
-                    s.delivered_batches += 1;
-                    s.delivered_changes += current.changes;
-                    s.delivered_events += current.events;
-                });
-            }
-            Err(error) => {
-                metrics::counter!("sift_webhook_deliveries_total", "result" => "error")
-                    .increment(1);
-                let delay = backoff(attempt, &settings);
-                tracing::debug!(webhook = %row.id, attempt, message = %error.message, "webhook delivery failed");
-                subscription.update(|s| {
-                    s.state = State::Retrying;
-                    s.next_attempt_at = Some(now_ms() + delay.as_millis() as i64);
-                    s.last_error = Some(error);
-                });
-                batch = Some(current);
-                drop(handle);
-                // A new URL, secret or `enabled` is tried at once.
-                if !wait(&mut closed, &mut config, None, None, Some(delay)).await {
-                    return;
-                }
-            }
-        }
     }
 }
 
