@@ -33,6 +33,8 @@ mod field_limits;
 mod fields;
 #[path = "api/identify.rs"]
 mod identify;
+#[path = "api/names.rs"]
+mod names;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
 #[path = "api/scoring.rs"]
