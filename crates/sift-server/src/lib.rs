@@ -15,6 +15,7 @@ pub mod facebook;
 pub mod listen;
 pub mod outbox;
 pub mod reads;
+pub mod reply;
 mod retention;
 pub mod revoke;
 mod runner;

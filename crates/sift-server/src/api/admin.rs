@@ -4,9 +4,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::contacts::{JsonResponse, ok};
 use super::{Admin, Body, Path};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok};
 use crate::state::{AppState, key_id};
 
 #[derive(Deserialize)]

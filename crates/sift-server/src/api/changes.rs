@@ -16,9 +16,9 @@ use serde_json::{Value as Json, json};
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
 
-use super::contacts::{JsonResponse, ok};
 use super::{Path, Query, Ws, datetime};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok};
 use crate::state::{AppState, WorkspaceHandle};
 
 /// A change as docs/concepts.md shapes it (the stream, the pages and webhook

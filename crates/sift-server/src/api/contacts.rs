@@ -1,21 +1,15 @@
 //! Contacts: upsert (one or a batch), read, list and search, delete, explain.
 
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{ContactInput, ExplainNode, MAX_BATCH};
 
 use super::{
-    Body, Path, Query, Ws, contact_json, contact_no, cursor, limit, page, parse_cursor, raw_value,
+    Body, Path, Query, Ws, contact_json, contact_no, cursor, limit, parse_cursor, raw_value,
     value_json,
 };
 use crate::error::{ApiError, ApiResult, Code};
-
-pub type JsonResponse = (StatusCode, axum::Json<Json>);
-
-pub fn ok(value: Json) -> JsonResponse {
-    (StatusCode::OK, axum::Json(value))
-}
+use crate::reply::{JsonResponse, ok, page};
 
 /// Reads `{"properties": {...}, "anonymous"?}` into an engine input.
 fn contact_input(id: String, body: &Json) -> Result<ContactInput, String> {

@@ -5,9 +5,9 @@
 use serde_json::{Map, Value as Json, json};
 use sift_engine::{EventInput, MAX_BATCH, Workspace};
 
-use super::contacts::{JsonResponse, ok};
 use super::{Body, Ws};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::reply::{JsonResponse, ok};
 
 const EVENT_KEYS: [&str; 6] = ["id", "contact_id", "type", "at", "properties", "anonymous"];
 

@@ -10,12 +10,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Map, Value as Json, json};
 
-use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Ws, page};
+use super::{Body, Path, Ws};
 use crate::error::{ApiError, ApiResult};
 use crate::facebook::graph::Secret;
 use crate::facebook::normalize::GENDER_FIELD;
 use crate::facebook::{self, Key, Request};
+use crate::reply::{JsonResponse, ok, page};
 use crate::state::AppState;
 
 const KEYS: [&str; 6] = [

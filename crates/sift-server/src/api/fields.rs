@@ -5,9 +5,9 @@ use serde_json::{Value as Json, json};
 use sift_engine::FieldDef;
 use sift_lang::FieldType;
 
-use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Query, Ws, cursor, limit, page, parse_cursor};
+use super::{Body, Path, Query, Ws, cursor, limit, parse_cursor};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok, page};
 
 pub fn field_json(def: &FieldDef) -> Json {
     json!({"name": def.name, "type": def.field_type.name(), "label": def.label, "builtin": def.builtin, "system": def.system})

@@ -7,9 +7,9 @@
 use serde_json::{Map, Value as Json, json};
 use sift_engine::ChangeKind;
 
-use super::contacts::{JsonResponse, ok};
 use super::{Body, Ws, contact_json};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok};
 
 /// The two ids of a body, each a string.
 fn ids(body: &Json) -> Result<(String, String), ApiError> {

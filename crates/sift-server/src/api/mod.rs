@@ -248,11 +248,6 @@ pub fn usages_json(usages: &[Usage]) -> Json {
     )
 }
 
-/// `{"items": [...], "next_cursor": ...}` (docs/api.md).
-pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
-    json!({"items": items, "next_cursor": next_cursor})
-}
-
 /// Cursors are opaque to clients: `c` + the last contact number seen.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<u32>, ApiError> {
     match cursor.filter(|c| !c.is_empty()) {

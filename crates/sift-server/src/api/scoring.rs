@@ -13,9 +13,9 @@ use serde_json::{Value as Json, json};
 use sift_engine::{ScoringRule, ScoringRuleInput, ScoringRulePatch, Workspace};
 use sift_lang::{Condition, ConditionError, Duration, Position};
 
-use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Ws, datetime, number, page};
+use super::{Body, Path, Ws, datetime, number};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::reply::{JsonResponse, ok, page};
 
 const RULE_KEYS: [&str; 4] = ["event_type", "where", "points", "expires_after"];
 

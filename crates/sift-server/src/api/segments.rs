@@ -8,9 +8,9 @@ use serde_json::{Value as Json, json};
 use sift_engine::{Segment, SegmentInput, SegmentKind, SegmentPatch, Workspace};
 use sift_lang::Condition;
 
-use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Query, Ws, contact_json, datetime, page, usages_json};
+use super::{Body, Path, Query, Ws, contact_json, datetime, usages_json};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok, page};
 
 pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
     let def = &segment.def;

@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 use sift_store::WebhookRow;
 
-use super::contacts::{JsonResponse, ok};
-use super::{Body, Path, Ws, page};
+use super::{Body, Path, Ws};
 use crate::destination::Destinations;
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok, page};
 use crate::state::now_ms;
 use crate::webhooks;
 

@@ -11,12 +11,12 @@ use sift_engine::{
 };
 use sift_store::{Delivery, RunFilter};
 
-use super::contacts::{JsonResponse, ok};
 use super::workflow_body::{
     WORKFLOW_KEYS, body_of, check_destinations, keep_secrets, mask_secrets, workflow_input,
 };
-use super::{Body, Path, Query, Ws, contact_json, datetime, limit, page};
+use super::{Body, Path, Query, Ws, contact_json, datetime, limit};
 use crate::error::{ApiError, ApiResult};
+use crate::reply::{JsonResponse, ok, page};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("workflow {id:?} does not exist"))
