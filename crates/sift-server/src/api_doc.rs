@@ -1,5 +1,6 @@
 //! Completes the OpenAPI document the `#[utoipa::path]` declarations build:
-//! the `bearer` security scheme, the `Error` schema, and the error answers
+//! the `bearer` security scheme, the `Error` schema (with `ItemError`, a
+//! batch's failing item), and the error answers
 //! that every operation of a kind can give.
 //!
 //! Those answers come from code shared by all routes (the key extractors,
@@ -11,18 +12,22 @@
 //! schema.
 
 use serde_json::json;
+use utoipa::PartialSchema;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
-use crate::error::Code;
+use crate::error::{Code, ItemError};
 
 /// The name of the security scheme operations refer to.
 pub const BEARER: &str = "bearer";
 
 /// The name of the error schema every error answer refers to.
 pub const ERROR: &str = "Error";
+
+/// The name of the schema of one failing item of a batch.
+pub const ITEM_ERROR: &str = "ItemError";
 
 /// Adds the security scheme, the `Error` schema and the shared error answers.
 pub fn complete(doc: &mut OpenApi) {
@@ -34,6 +39,9 @@ pub fn complete(doc: &mut OpenApi) {
     components
         .schemas
         .insert(ERROR.to_string(), RefOr::T(error_schema()));
+    components
+        .schemas
+        .insert(ITEM_ERROR.to_string(), ItemError::schema());
     for item in doc.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -77,7 +85,16 @@ fn error_schema() -> Schema {
                 .schema_type(Type::Object)
                 .description(Some(
                     "what the code concerns, e.g. `field`, `limit`, `items` of a batch",
-                )),
+                ))
+                .property(
+                    "items",
+                    ArrayBuilder::new()
+                        .items(Ref::from_schema_name(ITEM_ERROR))
+                        .description(Some(
+                            "a batch's 422 (`POST /v1/contacts:batch`, `POST /v1/events`): \
+                             every failing item, by index",
+                        )),
+                ),
         )
         .required("details");
     Schema::Object(

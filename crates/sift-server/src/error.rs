@@ -6,6 +6,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
@@ -108,6 +109,51 @@ impl ApiError {
     }
 }
 
+/// One failing item of a batch, as the 422 answer of `POST /v1/contacts:batch`
+/// and `POST /v1/events` lists them in `details.items`: the item's index in
+/// the request and the error it would get on its own.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "code": "validation_failed",
+    "details": {"field": "plan", "expected": "string", "given": "42"},
+    "index": 3,
+    "message": "field \"plan\" expects a string value, got 42"
+}))]
+pub struct ItemError {
+    // Keys in alphabetical order: the order the untyped answers had.
+    /// One of the error codes of the `Error` schema.
+    #[serde(serialize_with = "code_name")]
+    #[schema(value_type = String, example = "validation_failed")]
+    pub code: Code,
+    /// What the code concerns, as in the `Error` schema.
+    #[schema(value_type = Object)]
+    pub details: Json,
+    /// The item's position in the request's list, from 0.
+    pub index: usize,
+    /// For a person: what is wrong with this item.
+    pub message: String,
+}
+
+impl ItemError {
+    pub fn new(index: usize, error: ApiError) -> ItemError {
+        ItemError {
+            code: error.code,
+            details: error.details,
+            index,
+            message: error.message,
+        }
+    }
+
+    /// `{"items": [...]}`, the details of a batch's 422.
+    pub fn details(items: &[ItemError]) -> Json {
+        json!({ "items": items })
+    }
+}
+
+fn code_name<S: serde::Serializer>(code: &Code, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(code.as_str())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code.status(), axum::Json(self.to_json())).into_response()
@@ -142,14 +188,11 @@ impl From<EngineError> for ApiError {
             } => ApiError::validation(message)
                 .with(json!({"field": field, "expected": expected.name(), "given": given})),
             EngineError::BatchInvalid { failures, .. } => {
-                let items: Vec<Json> = failures
+                let items: Vec<ItemError> = failures
                     .into_iter()
-                    .map(|(index, e)| {
-                        let item = ApiError::from(e);
-                        json!({"index": index, "code": item.code.as_str(), "message": item.message, "details": item.details})
-                    })
+                    .map(|(index, e)| ItemError::new(index, ApiError::from(e)))
                     .collect();
-                ApiError::validation(message).with(json!({"items": items}))
+                ApiError::validation(message).with(ItemError::details(&items))
             }
             EngineError::FieldTypeConflict { field, .. } => {
                 ApiError::new(Code::FieldTypeConflict, message).with(json!({"field": field}))

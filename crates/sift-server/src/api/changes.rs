@@ -7,31 +7,61 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json as Reply;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
+use utoipa::ToSchema;
 
-use super::{Path, Query, Ws, datetime};
+use super::{Path, Query, Ws};
 use crate::error::{ApiError, ApiResult};
-use crate::reply::{JsonResponse, ok};
+use crate::reply::Page;
 use crate::state::{AppState, WorkspaceHandle};
 
-/// A change as docs/concepts.md shapes it (the stream, the pages and webhook
-/// deliveries all send this).
+/// A contact's entry into or exit from a segment, as docs/concepts.md
+/// shapes it (the stream, the pages and webhook deliveries all send this).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"at": "2026-11-29T15:00:00Z", "cause": "event", "change": "entered", "contact_id": "ana", "segment_id": "seg_1", "seq": 42}))]
+pub struct Change {
+    // Keys in alphabetical order: the order the untyped JSON was printed in,
+    // and the order `write_event` writes by hand.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// What caused it.
+    #[schema(value_type = String, example = "event")]
+    #[schema(
+        pattern = "^(contact_update|event|time|segment_edit|segment_ref|static_add|static_remove|merge|contact_delete)$"
+    )]
+    pub cause: &'static str,
+    #[schema(value_type = String, pattern = "^(entered|exited)$")]
+    pub change: &'static str,
+    pub contact_id: String,
+    pub segment_id: String,
+    /// Its place in the workspace's change log, from 1.
+    pub seq: u64,
+}
+
+impl Change {
+    pub fn new(change: &StoredChange, contact_id: &str) -> Change {
+        Change {
+            at: format_datetime(change.at),
+            cause: change.cause.as_str(),
+            change: change.kind.as_str(),
+            contact_id: contact_id.to_string(),
+            segment_id: change.segment_id.clone(),
+            seq: change.seq,
+        }
+    }
+}
+
+/// A change as untyped JSON, as webhook deliveries send it.
 pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
-    json!({
-        "seq": change.seq,
-        "segment_id": change.segment_id,
-        "contact_id": contact_id,
-        "change": change.kind.as_str(),
-        "at": datetime(change.at),
-        "cause": change.cause.as_str(),
-    })
+    serde_json::to_value(Change::new(change, contact_id)).unwrap_or_default()
 }
 
 /// Changes after a seq, with their contacts' ids, read on a blocking
@@ -42,7 +72,7 @@ async fn read_changes(
     after: u64,
     segment: Option<String>,
     limit: usize,
-) -> ApiResult<Vec<Json>> {
+) -> ApiResult<Vec<Change>> {
     let handle = ws.clone();
     ws.reads
         .clone()
@@ -53,7 +83,7 @@ async fn read_changes(
             handle.read(|engine| {
                 changes
                     .iter()
-                    .map(|c| change_json(c, engine.contacts().id(c.no)))
+                    .map(|c| Change::new(c, engine.contacts().id(c.no)))
                     .collect()
             })
         })
@@ -72,13 +102,13 @@ pub struct ChangesQuery {
 /// A segment's entries and exits after a seq, in seq order.
 #[utoipa::path(get, path = "/v1/segments/{id}/changes", operation_id = "segment_changes_list", security(("bearer" = [])), tag = "changes",
     params(("id" = String, Path, description = "the segment's id"), ChangesQuery),
-    responses((status = 200, description = "a page of changes"),
+    responses((status = 200, description = "a page of changes; `next_cursor` is the seq to pass as `after` for the next", body = Page<Change>),
               (status = 404, description = "no such segment")))]
 pub async fn segment_changes(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Query(query): Query<ChangesQuery>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<Reply<Page<Change>>> {
     let limit = super::limit(query.limit)?;
     let known = ws.read(|engine| engine.segment(&id).is_some())?;
     let items = read_changes(&ws, query.after.unwrap_or(0), Some(id.clone()), limit).await?;
@@ -88,14 +118,14 @@ pub async fn segment_changes(
         )));
     }
     let next = if items.len() == limit {
-        items
-            .last()
-            .and_then(|c| c["seq"].as_u64())
-            .map(|s| s.to_string())
+        items.last().map(|c| c.seq.to_string())
     } else {
         None
     };
-    Ok(ok(json!({"items": items, "next_cursor": next})))
+    Ok(Reply(Page {
+        items,
+        next_cursor: next,
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

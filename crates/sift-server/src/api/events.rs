@@ -2,33 +2,120 @@
 //! up to 10,000, all or nothing. An `id` is an idempotency key: a replayed
 //! event is acknowledged (counted in `duplicates`) and not applied again.
 
+use axum::Json as Reply;
+use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 use sift_engine::{EventInput, MAX_BATCH, Workspace};
+use utoipa::ToSchema;
 
-use super::{Body, Ws};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::reply::{JsonResponse, ok};
+use super::{Body, Ws, unknown_key};
+use crate::error::{ApiError, ApiResult, Code, ItemError};
 
 const EVENT_KEYS: [&str; 6] = ["id", "contact_id", "type", "at", "properties", "anonymous"];
 
+/// One event, the body of `POST /v1/events` (or an item of a batch).
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({"id": "ord_1001", "contact_id": "ana", "type": "purchase", "at": "2026-11-29T15:00:00Z", "properties": {"amount": 60}}))]
+pub struct Event {
+    /// An idempotency key: an event whose id was seen before is
+    /// acknowledged (as a duplicate) and not applied again. Not empty.
+    pub id: Option<String>,
+    /// The contact it happened to; created if it does not exist yet.
+    pub contact_id: String,
+    /// What happened, like `purchase`; not empty.
+    #[schema(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339; from 0001-01-01 to 9999-12-31 UTC, and
+    /// not too far ahead of the server's clock); the server's time if absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub at: Option<i64>,
+    /// Names to values; conditions read strings, numbers, booleans and
+    /// lists of strings, and every value is kept as sent.
+    #[schema(value_type = Option<Object>, additional_properties)]
+    pub properties: Map<String, Json>,
+    /// Whether a contact this event creates is an anonymous visitor.
+    pub anonymous: Option<bool>,
+}
+
+/// A batch: up to 10,000 events, applied all or nothing.
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({"events": [
+    {"id": "ord_1001", "contact_id": "ana", "type": "purchase", "properties": {"amount": 60}},
+    {"contact_id": "ben", "type": "page_view"}
+]}))]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+/// The body of `POST /v1/events`: one [`Event`], or an [`EventBatch`]. The
+/// handler tells them apart by the `events` key.
+pub struct EventsBody;
+
+impl utoipa::PartialSchema for EventsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::{Ref, RefOr};
+        let one = RefOr::Ref(Ref::from_schema_name("Event"));
+        let batch = RefOr::Ref(Ref::from_schema_name("EventBatch"));
+        OneOfBuilder::new()
+            .item(one)
+            .item(batch)
+            .description(Some("one event, or `{\"events\": [...]}`"))
+            .examples([
+                json!({"contact_id": "ana", "type": "purchase", "properties": {"amount": 60}}),
+            ])
+            .into()
+    }
+}
+
+impl ToSchema for EventsBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "Event".to_string(),
+            <Event as utoipa::PartialSchema>::schema(),
+        ));
+        schemas.push((
+            "EventBatch".to_string(),
+            <EventBatch as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"accepted": 2, "changes": 1, "duplicate_indexes": [1], "duplicates": 1}))]
+pub struct Ingested {
+    // Keys in alphabetical order: the order the untyped answer had.
+    /// Events applied (duplicates excluded).
+    pub accepted: u64,
+    /// Segment entries and exits they caused.
+    pub changes: u64,
+    /// The positions (from 0) of the events acknowledged as duplicates.
+    pub duplicate_indexes: Vec<usize>,
+    /// How many were duplicates: ids seen before, or repeated in the batch.
+    pub duplicates: usize,
+}
+
 /// Why one item cannot become an event, with the key at fault.
-struct ItemError {
+struct Refusal {
     message: String,
     field: &'static str,
 }
 
-fn item_error(field: &'static str, message: impl Into<String>) -> ItemError {
-    ItemError {
+fn item_error(field: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
         message: message.into(),
         field,
     }
 }
 
 /// An optional string; `null` counts as absent.
-fn optional_string(
-    map: &Map<String, Json>,
-    key: &'static str,
-) -> Result<Option<String>, ItemError> {
+fn optional_string(map: &Map<String, Json>, key: &'static str) -> Result<Option<String>, Refusal> {
     match map.get(key) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.clone())),
@@ -53,7 +140,11 @@ fn kind_of(value: &Json) -> &'static str {
 /// Reads `{id?, contact_id, type, at?, properties?, anonymous?}`. What only
 /// the engine can check (the contact id's form, `at` too far ahead) is left
 /// to it.
-fn event_input(item: &Json) -> Result<EventInput, ItemError> {
+fn event_input(item: &Json) -> Result<EventInput, Refusal> {
+    parse_event(item).map(Event::input)
+}
+
+fn parse_event(item: &Json) -> Result<Event, Refusal> {
     let Json::Object(map) = item else {
         return Err(item_error(
             "event",
@@ -63,7 +154,7 @@ fn event_input(item: &Json) -> Result<EventInput, ItemError> {
             ),
         ));
     };
-    if let Some(key) = map.keys().find(|k| !EVENT_KEYS.contains(&k.as_str())) {
+    if let Some(key) = unknown_key(map, &EVENT_KEYS) {
         return Err(item_error(
             "event",
             format!(
@@ -103,15 +194,9 @@ fn event_input(item: &Json) -> Result<EventInput, ItemError> {
             item_error("at", message)
         })?),
     };
-    let (properties, properties_json) = match map.get("properties") {
-        None | Some(Json::Null) => (Vec::new(), "{}".to_string()),
-        Some(Json::Object(properties)) => (
-            // The store rebuilds stored events with the same mapping; values
-            // a condition cannot read (objects, lists of numbers) stay only
-            // in the JSON.
-            sift_store::event_properties(properties),
-            serde_json::to_string(properties).unwrap_or_else(|_| "{}".to_string()),
-        ),
+    let properties = match map.get("properties") {
+        None | Some(Json::Null) => Map::new(),
+        Some(Json::Object(properties)) => properties.clone(),
         Some(other) => {
             return Err(item_error(
                 "properties",
@@ -135,50 +220,65 @@ fn event_input(item: &Json) -> Result<EventInput, ItemError> {
             ));
         }
     };
-    Ok(EventInput {
+    Ok(Event {
         id,
         contact_id,
         event_type,
         at,
         properties,
-        properties_json,
         anonymous,
     })
 }
 
-/// One failing item of a batch, as `details.items` lists them.
-fn failure(index: usize, error: &ApiError) -> Json {
-    json!({"index": index, "code": error.code.as_str(), "message": error.message, "details": error.details})
+impl Event {
+    fn input(self) -> EventInput {
+        // The store rebuilds stored events with the same mapping; values a
+        // condition cannot read (objects, lists of numbers) stay only in
+        // the JSON.
+        let properties_json =
+            serde_json::to_string(&self.properties).unwrap_or_else(|_| "{}".to_string());
+        EventInput {
+            id: self.id,
+            contact_id: self.contact_id,
+            event_type: self.event_type,
+            at: self.at,
+            properties: sift_store::event_properties(&self.properties),
+            properties_json,
+            anonymous: self.anonymous,
+        }
+    }
 }
 
-fn batch_error(mut failures: Vec<Json>, total: usize) -> ApiError {
-    failures.sort_by_key(|f| f["index"].as_u64());
+fn batch_error(mut failures: Vec<ItemError>, total: usize) -> ApiError {
+    failures.sort_by_key(|f| f.index);
     ApiError::validation(format!(
         "{} of the {total} events are invalid",
         failures.len()
     ))
-    .with(json!({"items": failures}))
+    .with(ItemError::details(&failures))
 }
 
 /// Every item the engine refuses, by index, as one error.
-fn engine_refusals(engine: &Workspace, inputs: &[EventInput], now: i64) -> Vec<Json> {
+fn engine_refusals(engine: &Workspace, inputs: &[EventInput], now: i64) -> Vec<ItemError> {
     engine
         .check_events(inputs, now)
         .into_iter()
-        .map(|(index, error)| failure(index, &ApiError::from(error)))
+        .map(|(index, error)| ItemError::new(index, ApiError::from(error)))
         .collect()
 }
 
 /// Accepts one event or `{"events": [...]}` (up to 10,000), all or nothing,
 /// durable before the answer.
-#[utoipa::path(post, path = "/v1/events", operation_id = "events_ingest", security(("bearer" = [])), tag = "events", request_body = Object,
-    responses((status = 200, description = "{accepted, duplicates, duplicate_indexes, changes}"),
+#[utoipa::path(post, path = "/v1/events", operation_id = "events_ingest", security(("bearer" = [])), tag = "events", request_body = EventsBody,
+    responses((status = 200, description = "what was applied", body = Ingested),
               (status = 413, description = "more than 10,000 events"),
-              (status = 422, description = "an invalid event; in a batch, every failing item by index")))]
-pub async fn ingest(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonResponse> {
+              (status = 422, description = "an invalid event (`details.field` names the key at fault); in a batch, every failing item by index in `details.items` (a list of `ItemError`)",
+                  example = json!({"error": {"code": "validation_failed", "message": "1 of the 2 events are invalid", "details": {"items": [
+                      {"code": "validation_failed", "details": {"field": "type"}, "index": 1, "message": "an event needs a \"type\": a non-empty string like \"purchase\""}]}}}))))]
+pub async fn ingest(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<Reply<Ingested>> {
     let batch = match &body {
         Json::Object(map) if map.contains_key("events") => {
-            if let Some(key) = map.keys().find(|k| *k != "events") {
+            if let Some(key) = unknown_key(map, &["events"]) {
                 return Err(ApiError::validation(format!(
                     "unknown key {key:?} beside \"events\": send one event, or {{\"events\": [...]}}"
                 )));
@@ -201,19 +301,19 @@ pub async fn ingest(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespons
     }
 }
 
-async fn ingest_one(ws: &crate::state::WorkspaceHandle, body: &Json) -> ApiResult<JsonResponse> {
+async fn ingest_one(ws: &crate::state::WorkspaceHandle, body: &Json) -> ApiResult<Reply<Ingested>> {
     let input = event_input(body)
         .map_err(|e| ApiError::validation(e.message).with(json!({"field": e.field})))?;
     let (write, ()) = ws
         .write(|engine, now| Ok((engine.ingest(vec![input], now)?, ())))
         .await?;
-    Ok(ok(answer(&write)))
+    Ok(answer(&write))
 }
 
 async fn ingest_batch(
     ws: &crate::state::WorkspaceHandle,
     items: &[Json],
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<Reply<Ingested>> {
     if items.len() > MAX_BATCH {
         return Err(ApiError::new(
             Code::PayloadTooLarge,
@@ -232,15 +332,17 @@ async fn ingest_batch(
                 inputs.push(input);
                 indexes.push(index);
             }
-            Err(e) => failures.push(json!({"index": index, "code": Code::ValidationFailed.as_str(), "message": e.message, "details": {"field": e.field}})),
+            Err(e) => failures.push(ItemError::new(
+                index,
+                ApiError::validation(e.message).with(json!({"field": e.field})),
+            )),
         }
     }
     if !failures.is_empty() {
         // Report every failing item, not only the malformed ones (docs/concepts.md "Guarantees").
         let refused = ws.read(|engine| engine_refusals(engine, &inputs, crate::state::now_ms()))?;
         for mut item in refused {
-            let at = item["index"].as_u64().unwrap_or(0) as usize;
-            item["index"] = json!(indexes.get(at).copied().unwrap_or(at));
+            item.index = indexes.get(item.index).copied().unwrap_or(item.index);
             failures.push(item);
         }
         return Err(batch_error(failures, items.len()));
@@ -257,15 +359,15 @@ async fn ingest_batch(
             Ok((engine.ingest(inputs, now)?, ()))
         })
         .await?;
-    Ok(ok(answer(&write)))
+    Ok(answer(&write))
 }
 
-fn answer(write: &sift_engine::Write) -> Json {
-    json!({
-        "accepted": write.accepted,
-        "duplicates": write.duplicates.len(),
-        "duplicate_indexes": write.duplicates,
-        "changes": write.change_count(),
+fn answer(write: &sift_engine::Write) -> Reply<Ingested> {
+    Reply(Ingested {
+        accepted: write.accepted,
+        changes: write.change_count(),
+        duplicate_indexes: write.duplicates.clone(),
+        duplicates: write.duplicates.len(),
     })
 }
 

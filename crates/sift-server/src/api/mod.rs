@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod changes;
+pub mod contact_types;
 pub mod contacts;
 pub mod events;
 pub mod export;
@@ -215,22 +216,24 @@ pub fn number(n: f64) -> Json {
 /// events with the same mapping.
 pub use sift_store::raw_value;
 
+/// A number as [`number`] prints it, for typed answers.
+pub fn serialize_number<S: serde::Serializer>(n: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&number(*n), serializer)
+}
+
+/// The first key of `map` that is not in `allowed`: each caller words its
+/// own refusal, naming what its body does take.
+pub fn unknown_key<'a>(map: &'a Map<String, Json>, allowed: &[&str]) -> Option<&'a str> {
+    map.keys()
+        .map(String::as_str)
+        .find(|key| !allowed.contains(key))
+}
+
+pub use contact_types::Contact;
+
+/// A contact as untyped JSON, for answers not yet typed.
 pub fn contact_json(view: &ContactView) -> Json {
-    let properties: Map<String, Json> = view
-        .properties
-        .iter()
-        .map(|(k, v)| (k.clone(), value_json(v)))
-        .collect();
-    json!({
-        "id": view.id,
-        "anonymous": view.anonymous,
-        "properties": properties,
-        "lead_score": number(view.lead_score),
-        "created_at": datetime(view.created_at),
-        "updated_at": datetime(view.updated_at),
-        "last_seen_at": view.last_seen_at.map(datetime),
-        "segments": view.segments.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(Contact::new(view)).unwrap_or_default()
 }
 
 pub fn usages_json(usages: &[Usage]) -> Json {

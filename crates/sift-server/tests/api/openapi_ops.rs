@@ -308,3 +308,441 @@ async fn parameters_are_in_the_path_only_when_the_path_names_them() {
         assert_ne!(parameter["required"], true, "{parameter}");
     }
 }
+
+/// The contact, event, field, change and admin operations: (method, path,
+/// whether it takes a JSON body, whether its 2xx answer is JSON).
+const TYPED_OPERATIONS: [(&str, &str, bool, bool); 20] = [
+    ("put", "/v1/contacts/{id}", true, true),
+    ("post", "/v1/contacts:batch", true, true),
+    ("get", "/v1/contacts/{id}", false, true),
+    ("get", "/v1/contacts", false, true),
+    ("delete", "/v1/contacts/{id}", false, true),
+    ("get", "/v1/contacts/{id}/explain", false, true),
+    ("post", "/v1/events", true, true),
+    ("post", "/v1/identify", true, true),
+    ("get", "/v1/fields", false, true),
+    ("put", "/v1/fields/{name}", true, true),
+    ("get", "/v1/segments/{id}/changes", false, true),
+    ("get", "/v1/changes/stream", false, false),
+    ("get", "/v1/segments/{id}/export.csv", false, false),
+    ("post", "/v1/workspaces", true, true),
+    ("get", "/v1/workspaces", false, true),
+    ("post", "/v1/workspaces/{ws}/keys", false, true),
+    ("get", "/v1/workspaces/{ws}/keys", false, true),
+    ("delete", "/v1/workspaces/{ws}/keys/{key}", false, true),
+    ("get", "/healthz", false, false),
+    ("get", "/metrics", false, false),
+];
+
+/// `schema` with a `$ref` followed to its component.
+fn resolve<'a>(doc: &'a Json, schema: &'a Json) -> &'a Json {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{reference} is not a component"));
+            let target = &doc["components"]["schemas"][name];
+            assert!(target.is_object(), "{reference} resolves to nothing");
+            resolve(doc, target)
+        }
+        None => schema,
+    }
+}
+
+/// Whether a schema says what a value is: properties, a type, or a choice.
+fn describes_something(schema: &Json) -> bool {
+    schema.get("properties").is_some()
+        || schema.get("type").is_some()
+        || schema.get("oneOf").is_some()
+}
+
+#[tokio::test]
+async fn contact_event_field_change_and_admin_operations_have_typed_bodies_and_answers() {
+    let (doc, _) = operations().await;
+    for (method, path, takes_body, answers_json) in TYPED_OPERATIONS {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is missing");
+        if takes_body {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            assert!(
+                schema["$ref"].is_string(),
+                "{method} {path}: the body is a named type: {schema}"
+            );
+            let body = resolve(&doc, schema);
+            assert!(describes_something(body), "{method} {path}: {body}");
+            assert!(
+                body.get("examples").is_some() || body.get("example").is_some(),
+                "{method} {path}: the body has no example: {body}"
+            );
+        } else {
+            assert!(
+                operation.get("requestBody").is_none(),
+                "{method} {path} takes no body"
+            );
+        }
+        let responses = operation["responses"].as_object().unwrap();
+        let (status, answer) = responses
+            .iter()
+            .find(|(status, _)| status.starts_with('2'))
+            .unwrap_or_else(|| panic!("{method} {path}: no 2xx answer"));
+        let content = answer["content"].as_object().unwrap();
+        if answers_json {
+            let schema = &content["application/json"]["schema"];
+            let body = resolve(&doc, schema);
+            assert!(
+                body.get("properties").is_some(),
+                "{method} {path} {status}: no schema for the answer: {answer}"
+            );
+            assert!(body["required"].is_array(), "{method} {path}: {body}");
+        } else {
+            assert!(
+                !content.contains_key("application/json"),
+                "{method} {path} answers text, not JSON"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    fn walk(doc: &Json, value: &Json, at: &str, count: &mut usize) {
+        match value {
+            Json::Object(map) => {
+                if let Some(Json::String(reference)) = map.get("$ref") {
+                    resolve(doc, value);
+                    assert!(reference.starts_with("#/components/schemas/"), "{at}");
+                    *count += 1;
+                }
+                for (key, inner) in map {
+                    walk(doc, inner, &format!("{at}/{key}"), count);
+                }
+            }
+            Json::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(doc, inner, &format!("{at}/{i}"), count);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (doc, _) = operations().await;
+    let mut count = 0;
+    walk(&doc, &doc, "", &mut count);
+    assert!(count > 100, "only {count} references");
+    for name in [
+        "Contact",
+        "Event",
+        "EventBatch",
+        "ItemError",
+        "Field",
+        "Change",
+    ] {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{name} is not a component"
+        );
+    }
+}
+
+fn has_type(value: &Json, name: &str) -> bool {
+    match name {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// Checks a real answer against its documented schema, as a response-schema
+/// check of a client or a fuzzer would: the type of every value, the
+/// required keys, and (for the typed shapes, which list their keys) no key
+/// the schema does not declare.
+fn conforms(doc: &Json, schema: &Json, value: &Json, at: &str) {
+    let schema = resolve(doc, schema);
+    let types: Vec<&str> = match &schema["type"] {
+        Json::String(name) => vec![name.as_str()],
+        Json::Array(names) => names.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    };
+    assert!(
+        types.is_empty() || types.iter().any(|t| has_type(value, t)),
+        "{at}: {value} is not {types:?}"
+    );
+    if let Some(allowed) = schema["enum"].as_array() {
+        assert!(
+            allowed.contains(value),
+            "{at}: {value} is not one of {allowed:?}"
+        );
+    }
+    match value {
+        Json::Object(map) => {
+            let Some(properties) = schema["properties"].as_object() else {
+                return;
+            };
+            for key in schema["required"].as_array().into_iter().flatten() {
+                let key = key.as_str().unwrap();
+                assert!(map.contains_key(key), "{at}: {key} is required: {value}");
+            }
+            for (key, inner) in map {
+                match properties.get(key) {
+                    Some(property) => conforms(doc, property, inner, &format!("{at}/{key}")),
+                    None => assert!(
+                        schema.get("required").is_none(),
+                        "{at}: {key} is not in the schema: {value}"
+                    ),
+                }
+            }
+        }
+        Json::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, inner) in items.iter().enumerate() {
+                    conforms(doc, item, inner, &format!("{at}/{i}"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sends a request and checks its answer against what the document says
+/// the operation answers with that status.
+async fn documented(
+    server: &Server,
+    doc: &Json,
+    (method, path): (&str, &str),
+    uri: &str,
+    key: &str,
+    body: Option<Json>,
+) -> (StatusCode, Json) {
+    let (status, answer) = send(&server.app, &method.to_uppercase(), uri, Some(key), body).await;
+    let response = &doc["paths"][path][method]["responses"][status.as_str()];
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {uri} answered {status}, which is not documented: {answer}"
+    );
+    conforms(doc, schema, &answer, &format!("{method} {uri} {status}"));
+    (status, answer)
+}
+
+#[tokio::test]
+async fn real_answers_of_contact_event_field_change_and_admin_operations_match_their_schemas() {
+    let server = Server::new();
+    let (doc, _) = operations().await;
+    let admin = crate::common::ADMIN_KEY;
+    let key = server.key.clone();
+    let key = key.as_str();
+
+    let (status, created) = documented(
+        &server,
+        &doc,
+        ("post", "/v1/workspaces"),
+        "/v1/workspaces",
+        admin,
+        Some(json!({"name": "Second"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ws = created["id"].as_str().unwrap().to_string();
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/workspaces"),
+        "/v1/workspaces",
+        admin,
+        None,
+    )
+    .await;
+    let keys = format!("/v1/workspaces/{ws}/keys");
+    let (_, new_key) = documented(
+        &server,
+        &doc,
+        ("post", "/v1/workspaces/{ws}/keys"),
+        &keys,
+        admin,
+        None,
+    )
+    .await;
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/workspaces/{ws}/keys"),
+        &keys,
+        admin,
+        None,
+    )
+    .await;
+    let revoke = format!("{keys}/{}", new_key["id"].as_str().unwrap());
+    let (status, _) = documented(
+        &server,
+        &doc,
+        ("delete", "/v1/workspaces/{ws}/keys/{key}"),
+        &revoke,
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    documented(
+        &server,
+        &doc,
+        ("post", "/v1/workspaces"),
+        "/v1/workspaces",
+        admin,
+        Some(json!({"name": ""})),
+    )
+    .await;
+
+    documented(
+        &server,
+        &doc,
+        ("put", "/v1/fields/{name}"),
+        "/v1/fields/plan",
+        key,
+        Some(json!({"type": "string", "label": "Plan"})),
+    )
+    .await;
+    documented(
+        &server,
+        &doc,
+        ("put", "/v1/fields/{name}"),
+        "/v1/fields/plan",
+        key,
+        Some(json!({"type": "colour"})),
+    )
+    .await;
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/fields"),
+        "/v1/fields?limit=3",
+        key,
+        None,
+    )
+    .await;
+
+    let segment = server
+        .segment("Spain", "country = \"ES\" and performed purchase")
+        .await;
+    let contact = ("put", "/v1/contacts/{id}");
+    let (status, _) = documented(
+        &server,
+        &doc,
+        contact,
+        "/v1/contacts/ana",
+        key,
+        Some(json!({"properties": {"country": "ES", "tags": ["a"], "seen": "2026-11-29"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    documented(
+        &server,
+        &doc,
+        contact,
+        "/v1/contacts/ana",
+        key,
+        Some(json!({"properties": {"plan": 42}})),
+    )
+    .await;
+    let batch = ("post", "/v1/contacts:batch");
+    let (status, _) = documented(&server, &doc, batch, "/v1/contacts:batch", key, Some(json!({"contacts": [{"id": "ben", "anonymous": true}, {"id": "cy", "properties": {"country": "FR"}}]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) = documented(
+        &server,
+        &doc,
+        batch,
+        "/v1/contacts:batch",
+        key,
+        Some(json!({"contacts": [{"properties": {}}, {"id": "dee", "properties": {"plan": 1}}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused["error"]["details"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{refused}"
+    );
+
+    let events = ("post", "/v1/events");
+    let (status, _) = documented(&server, &doc, events, "/v1/events", key, Some(json!({"id": "e1", "contact_id": "ana", "type": "purchase", "properties": {"amount": 5}}))).await;
+    assert_eq!(status, StatusCode::OK);
+    documented(&server, &doc, events, "/v1/events", key, Some(json!({"events": [{"id": "e1", "contact_id": "ana", "type": "purchase"}, {"contact_id": "ben", "type": "view"}]}))).await;
+    let (status, _) = documented(&server, &doc, events, "/v1/events", key, Some(json!({"events": [{"contact_id": "ana"}, {"contact_id": "ana", "type": "x", "at": "soon"}]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    documented(
+        &server,
+        &doc,
+        ("post", "/v1/identify"),
+        "/v1/identify",
+        key,
+        Some(json!({"anonymous_id": "ben", "contact_id": "ana"})),
+    )
+    .await;
+
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/contacts/{id}"),
+        "/v1/contacts/ana",
+        key,
+        None,
+    )
+    .await;
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/contacts/{id}"),
+        "/v1/contacts/nobody",
+        key,
+        None,
+    )
+    .await;
+    documented(
+        &server,
+        &doc,
+        ("get", "/v1/contacts"),
+        "/v1/contacts?limit=1",
+        key,
+        None,
+    )
+    .await;
+    let explain = format!("/v1/contacts/ana/explain?segment={segment}");
+    let (_, explained) = documented(
+        &server,
+        &doc,
+        ("get", "/v1/contacts/{id}/explain"),
+        &explain,
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(explained["member"], true, "{explained}");
+    let changes = format!("/v1/segments/{segment}/changes?limit=1");
+    let (_, page) = documented(
+        &server,
+        &doc,
+        ("get", "/v1/segments/{id}/changes"),
+        &changes,
+        key,
+        None,
+    )
+    .await;
+    assert!(page["next_cursor"].is_string(), "{page}");
+    let (_, deleted) = documented(
+        &server,
+        &doc,
+        ("delete", "/v1/contacts/{id}"),
+        "/v1/contacts/ana",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(deleted["exited"], 1, "{deleted}");
+}
