@@ -29,6 +29,23 @@ pub const ERROR: &str = "Error";
 /// The name of the schema of one failing item of a batch.
 pub const ITEM_ERROR: &str = "ItemError";
 
+/// The `Error` schema as a type, so that an operation's attribute can name it
+/// to give an error answer its own example (`body = ErrorBody, example = ...`);
+/// the reference it makes is to `Error`.
+pub struct ErrorBody;
+
+impl utoipa::PartialSchema for ErrorBody {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(error_schema())
+    }
+}
+
+impl utoipa::ToSchema for ErrorBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(ERROR)
+    }
+}
+
 /// Adds the security scheme, the `Error` schema and the shared error answers.
 pub fn complete(doc: &mut OpenApi) {
     let components = doc.components.get_or_insert_with(Components::new);

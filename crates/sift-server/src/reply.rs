@@ -24,5 +24,7 @@ pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    // Always sent, `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }

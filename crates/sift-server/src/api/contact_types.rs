@@ -73,7 +73,6 @@ impl ContactBody {
                 .map(|(k, v)| (k.clone(), raw_value(v)))
                 .collect(),
             anonymous: self.anonymous,
-            ..ContactInput::default()
         }
     }
 }
@@ -131,7 +130,7 @@ pub struct Contact {
     pub created_at: String,
     pub id: String,
     /// When its latest event happened; `null` before its first event.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub last_seen_at: Option<String>,
     /// The sum of the points of the scoring rules it matches.
     #[serde(serialize_with = "serialize_number")]
@@ -233,7 +232,7 @@ pub struct ExplainStep {
     pub condition: String,
     /// When the result will next change by the passing of time alone;
     /// `null` if it will not.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_change: Option<String>,
     /// Whether the node holds for the contact.
     pub result: bool,

@@ -394,12 +394,52 @@ async fn contact_event_field_change_and_admin_operations_have_typed_bodies_and_a
                 "{method} {path} {status}: no schema for the answer: {answer}"
             );
             assert!(body["required"].is_array(), "{method} {path}: {body}");
+            if body["properties"].get("next_cursor").is_some() {
+                // A page always sends it, `null` on the last page.
+                assert!(
+                    body["required"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!("next_cursor")),
+                    "{method} {path}: {body}"
+                );
+            }
         } else {
             assert!(
                 !content.contains_key("application/json"),
                 "{method} {path} answers text, not JSON"
             );
         }
+    }
+}
+
+/// The 422 of a batch lists its failing items as `ItemError`s, and shows one.
+#[tokio::test]
+async fn batch_refusals_document_their_items() {
+    let (doc, _) = operations().await;
+    let items = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["details"]
+        ["properties"]["items"];
+    assert_eq!(
+        items["items"]["$ref"], "#/components/schemas/ItemError",
+        "{items}"
+    );
+    let item = &doc["components"]["schemas"]["ItemError"];
+    assert_eq!(
+        item["required"],
+        json!(["code", "details", "index", "message"])
+    );
+    for path in ["/v1/contacts:batch", "/v1/events"] {
+        let refusal = &doc["paths"][path]["post"]["responses"]["422"];
+        let content = &refusal["content"]["application/json"];
+        let example = &content["example"]["error"]["details"]["items"][0];
+        conforms(&doc, item, example, path);
+        assert!(
+            refusal["description"]
+                .as_str()
+                .unwrap()
+                .contains("ItemError"),
+            "{refusal}"
+        );
     }
 }
 
