@@ -115,9 +115,9 @@ impl ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "code": "validation_failed",
-    "details": {"field": "plan", "expected": "string", "given": "42"},
+    "details": {"expected": "string", "field": "plan", "given": "42 (a number)"},
     "index": 3,
-    "message": "field \"plan\" expects a string value, got 42"
+    "message": "field \"plan\" expects a string value, got 42 (a number)"
 }))]
 pub struct ItemError {
     // Keys in alphabetical order: the order the untyped answers had.
