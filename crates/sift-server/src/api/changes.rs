@@ -33,17 +33,40 @@ pub struct Change {
     #[schema(format = DateTime)]
     pub at: String,
     /// What caused it.
-    #[schema(value_type = String, example = "event")]
-    #[schema(
-        pattern = "^(contact_update|event|time|segment_edit|segment_ref|static_add|static_remove|merge|contact_delete)$"
-    )]
+    #[schema(value_type = CauseName)]
     pub cause: &'static str,
-    #[schema(value_type = String, pattern = "^(entered|exited)$")]
+    #[schema(value_type = ChangeName)]
     pub change: &'static str,
     pub contact_id: String,
     pub segment_id: String,
     /// Its place in the workspace's change log, from 1.
     pub seq: u64,
+}
+
+/// What caused a change: the names of the engine's `Cause`, for the
+/// document (a test keeps the two lists equal).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum CauseName {
+    ContactUpdate,
+    Event,
+    Time,
+    SegmentEdit,
+    SegmentRef,
+    StaticAdd,
+    StaticRemove,
+    Merge,
+    ContactDelete,
+}
+
+/// A change's direction: the names of the engine's `ChangeKind`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ChangeName {
+    Entered,
+    Exited,
 }
 
 impl Change {
@@ -257,6 +280,19 @@ mod tests {
     use sift_engine::{Cause, ChangeKind};
 
     use super::*;
+
+    #[test]
+    fn the_documented_names_are_the_engines() {
+        use serde_json::json;
+        use utoipa::PartialSchema;
+        let names = |schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+            serde_json::to_value(schema).unwrap()["enum"].clone()
+        };
+        let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names(CauseName::schema()), json!(causes));
+        let kinds = [ChangeKind::Entered, ChangeKind::Exited].map(ChangeKind::as_str);
+        assert_eq!(names(ChangeName::schema()), json!(kinds));
+    }
 
     #[test]
     fn an_event_carries_exactly_the_json_of_the_change() {

@@ -786,3 +786,67 @@ async fn real_answers_of_contact_event_field_change_and_admin_operations_match_t
     .await;
     assert_eq!(deleted["exited"], 1, "{deleted}");
 }
+
+/// Every example of these operations' schemas is an instance of its schema,
+/// so a generated client's docs or a mock server built from them are right.
+#[tokio::test]
+async fn the_examples_of_the_typed_schemas_are_valid_against_them() {
+    let (doc, _) = operations().await;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut checked = 0;
+    for name in [
+        "ContactBody",
+        "BatchContact",
+        "ContactBatch",
+        "Contact",
+        "BatchWritten",
+        "ContactDeleted",
+        "ContactExplanation",
+        "Event",
+        "EventBatch",
+        "EventsBody",
+        "Ingested",
+        "IdentifyBody",
+        "Identified",
+        "Declaration",
+        "Field",
+        "Change",
+        "NewWorkspace",
+        "CreatedWorkspace",
+        "WorkspaceSummary",
+        "NewKey",
+        "KeyInfo",
+        "KeyRevoked",
+        "ItemError",
+    ] {
+        let schema = &schemas[name];
+        let examples: Vec<&Json> = schema
+            .get("example")
+            .into_iter()
+            .chain(schema["examples"].as_array().into_iter().flatten())
+            .collect();
+        assert!(!examples.is_empty(), "{name} has no example");
+        for example in examples {
+            if let Some(choices) = schema["oneOf"].as_array() {
+                // An instance of one of the choices: the first whose
+                // required keys it has.
+                let choice = choices
+                    .iter()
+                    .map(|c| resolve(&doc, c))
+                    .find(|c| {
+                        c["required"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .all(|k| example.get(k.as_str().unwrap()).is_some())
+                    })
+                    .unwrap_or_else(|| panic!("{name}: {example} is none of its choices"));
+                conforms(&doc, choice, example, name);
+            } else {
+                conforms(&doc, schema, example, name);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 23, "{checked}");
+}
