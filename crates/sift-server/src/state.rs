@@ -255,7 +255,8 @@ impl WorkspaceHandle {
                     self.outbox_wake.notify_one();
                 }
                 metrics::counter!("sift_writes_total").increment(1);
-                metrics::counter!("sift_membership_changes_total").increment(write.changes);
+                metrics::counter!("sift_membership_changes_total")
+                    .increment(write.membership_changes);
                 Ok(Some((write, value)))
             }
             Ok(Err(error)) => Err(ApiError::internal(error)),

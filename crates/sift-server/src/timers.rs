@@ -79,7 +79,7 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
         match handle.advance().await {
             Ok(Some(write)) => {
                 metrics::counter!("sift_timers_fired_total").increment(1);
-                metrics::counter!("sift_time_changes_total").increment(write.changes);
+                metrics::counter!("sift_time_changes_total").increment(write.membership_changes);
             }
             Ok(None) => {}
             Err(error) if error.code == Code::Unavailable => return,

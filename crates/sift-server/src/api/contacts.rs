@@ -142,7 +142,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<BatchBody>) -> ApiResult<JsonRes
         })
         .await?;
     Ok(ok(
-        json!({"written": count, "changes": write.change_count()}),
+        json!({"written": count, "changes": write.membership_changes}),
     ))
 }
 
@@ -218,7 +218,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
         .write(|engine, now| Ok((engine.delete_contact(&id, now)?, ())))
         .await?;
     Ok(ok(
-        json!({"id": id, "deleted": true, "exited": write.change_count()}),
+        json!({"id": id, "deleted": true, "exited": write.membership_changes}),
     ))
 }
 

@@ -265,7 +265,7 @@ fn answer(write: &sift_engine::Write) -> Json {
         "accepted": write.accepted,
         "duplicates": write.duplicates.len(),
         "duplicate_indexes": write.duplicates,
-        "changes": write.change_count(),
+        "changes": write.membership_changes,
     })
 }
 
