@@ -98,6 +98,9 @@ pub struct Config {
     pub read_pool_size: usize,
     /// Custom fields per workspace, and new fields per write.
     pub field_limits: sift_engine::FieldLimits,
+    /// Business time for every workspace (`clock.rs`): the system clock,
+    /// or a manual one that tests move.
+    pub clock: crate::clock::Clock,
 }
 
 impl Config {
@@ -126,6 +129,7 @@ impl Config {
             max_connections: 1024,
             read_pool_size: 2,
             field_limits: sift_engine::FieldLimits::default(),
+            clock: crate::clock::Clock::System,
         }
     }
 

@@ -237,7 +237,7 @@ async fn ingest_batch(
     }
     if !failures.is_empty() {
         // Report every failing item, not only the malformed ones (docs/concepts.md "Guarantees").
-        let refused = ws.read(|engine| engine_refusals(engine, &inputs, crate::state::now_ms()))?;
+        let refused = ws.read(|engine| engine_refusals(engine, &inputs, ws.clock.now_ms()))?;
         for mut item in refused {
             let at = item["index"].as_u64().unwrap_or(0) as usize;
             item["index"] = json!(indexes.get(at).copied().unwrap_or(at));
