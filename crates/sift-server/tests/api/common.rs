@@ -99,11 +99,12 @@ impl Server {
         }
     }
 
-    /// Stops the server, stays down for `pause` (time passes for its
-    /// timers meanwhile), then opens its data directory again.
-    pub async fn restart_after(self, pause: std::time::Duration) -> Server {
+    /// Stops the server, moves its manual clock `by` while it is down, then
+    /// opens its data directory again: time passes for its timers while it
+    /// is down, without the test waiting for it.
+    pub fn restart_advanced(self, by: std::time::Duration) -> Server {
         self.state.close();
-        tokio::time::sleep(pause).await;
+        self.advance(by);
         self.restart()
     }
 
