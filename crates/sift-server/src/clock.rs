@@ -45,13 +45,6 @@ impl Clock {
             Clock::Manual(manual) => manual.reached(at_ms).await,
         }
     }
-
-    /// Resolves once `wait` of business time has passed.
-    pub async fn sleep(&self, wait: Duration) {
-        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-        self.sleep_until(self.now_ms().saturating_add(wait_ms))
-            .await;
-    }
 }
 
 /// A clock that moves only when told to. Clones share one time.
