@@ -4,19 +4,59 @@
 use sift_lang::{ConditionError, FieldType};
 
 use crate::changes::SegmentKind;
+use crate::workflows::WorkflowStatus;
 
 /// Something that refers to a segment (docs/concepts.md "usages").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Usage {
-    /// `segment` (a segment's condition refers to it) or `workflow`.
-    pub kind: &'static str,
+    pub kind: UsageKind,
     pub id: String,
     pub name: String,
-    /// `condition` for a segment; `trigger`, `filter`, `action_target` or
-    /// `test_segment` for a workflow.
-    pub role: &'static str,
+    pub role: UsageRole,
     /// A workflow's status (every status counts as a usage).
-    pub status: Option<&'static str>,
+    pub status: Option<WorkflowStatus>,
+}
+
+/// What refers to the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageKind {
+    /// A segment whose condition refers to it.
+    Segment,
+    Workflow,
+}
+
+impl UsageKind {
+    /// The name clients see (`type` of a usage).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageKind::Segment => "segment",
+            UsageKind::Workflow => "workflow",
+        }
+    }
+}
+
+/// Where the segment is referred to: a segment's `condition`; a workflow's
+/// `trigger`, `filter`, an action's target or its `test_segment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageRole {
+    Condition,
+    Trigger,
+    Filter,
+    ActionTarget,
+    TestSegment,
+}
+
+impl UsageRole {
+    /// The name clients see (`role` of a usage).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageRole::Condition => "condition",
+            UsageRole::Trigger => "trigger",
+            UsageRole::Filter => "filter",
+            UsageRole::ActionTarget => "action_target",
+            UsageRole::TestSegment => "test_segment",
+        }
+    }
 }
 
 /// Why a write or a read was refused. Deliberately not `non_exhaustive`:

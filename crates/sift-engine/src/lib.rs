@@ -33,7 +33,7 @@ pub use changes::{
     SegmentKind,
 };
 pub use contacts::Contacts;
-pub use error::{Error, Usage};
+pub use error::{Error, Usage, UsageKind, UsageRole};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
@@ -44,9 +44,9 @@ pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};
 pub use workflows::{
-    Action, ActionDone, DEFAULT_MAX_QUEUED, DroppedTriggers, MAX_ACTIONS, MAX_CASCADE_DEPTH,
-    QueueBatch, QueuedItem, RunRecord, RunStatus, ScoreGrant, Trigger, TriggerKind, WebhookAttempt,
-    WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
+    Action, ActionDone, ActionResult, ActionType, DEFAULT_MAX_QUEUED, DroppedTriggers, MAX_ACTIONS,
+    MAX_CASCADE_DEPTH, QueueBatch, QueuedItem, RunRecord, RunStatus, ScoreGrant, Trigger,
+    TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
     ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,

@@ -127,14 +127,96 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn type_name(&self) -> &'static str {
+    pub fn action_type(&self) -> ActionType {
         match self {
-            Action::AddToSegment(_) => "add_to_segment",
-            Action::RemoveFromSegment(_) => "remove_from_segment",
-            Action::AddScore { .. } => "add_score",
-            Action::SetProperty { .. } => "set_property",
-            Action::Webhook { .. } => "webhook",
+            Action::AddToSegment(_) => ActionType::AddToSegment,
+            Action::RemoveFromSegment(_) => ActionType::RemoveFromSegment,
+            Action::AddScore { .. } => ActionType::AddScore,
+            Action::SetProperty { .. } => ActionType::SetProperty,
+            Action::Webhook { .. } => ActionType::Webhook,
         }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.action_type().as_str()
+    }
+}
+
+/// An action's type without its settings: what a run's history keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionType {
+    AddToSegment,
+    RemoveFromSegment,
+    AddScore,
+    SetProperty,
+    Webhook,
+}
+
+impl ActionType {
+    pub const ALL: [ActionType; 5] = [
+        ActionType::AddToSegment,
+        ActionType::RemoveFromSegment,
+        ActionType::AddScore,
+        ActionType::SetProperty,
+        ActionType::Webhook,
+    ];
+
+    /// The name clients write and see (`type` of an action).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionType::AddToSegment => "add_to_segment",
+            ActionType::RemoveFromSegment => "remove_from_segment",
+            ActionType::AddScore => "add_score",
+            ActionType::SetProperty => "set_property",
+            ActionType::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ActionType> {
+        ActionType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// What an applied action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionResult {
+    /// The contact joined the static segment, or got the points.
+    Added,
+    /// `add_to_segment` for a contact already in the segment.
+    AlreadyMember,
+    Removed,
+    /// `remove_from_segment` for a contact not in the segment.
+    NotMember,
+    /// The property was written.
+    Set,
+    /// The webhook was queued for delivery.
+    Queued,
+}
+
+impl ActionResult {
+    pub const ALL: [ActionResult; 6] = [
+        ActionResult::Added,
+        ActionResult::AlreadyMember,
+        ActionResult::Removed,
+        ActionResult::NotMember,
+        ActionResult::Set,
+        ActionResult::Queued,
+    ];
+
+    /// The name clients see (`result` of a run's action).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionResult::Added => "added",
+            ActionResult::AlreadyMember => "already_member",
+            ActionResult::Removed => "removed",
+            ActionResult::NotMember => "not_member",
+            ActionResult::Set => "set",
+            ActionResult::Queued => "queued",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ActionResult> {
+        ActionResult::ALL.into_iter().find(|r| r.as_str() == text)
     }
 }
 
@@ -254,13 +336,12 @@ impl RunStatus {
 }
 
 /// One applied action of a run: its position in the workflow, its type and
-/// what it did (`added`, `already_member`, `removed`, `not_member`, `set`,
-/// `queued`).
-#[derive(Clone, Debug, PartialEq)]
+/// what it did.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ActionDone {
     pub index: u32,
-    pub kind: String,
-    pub result: String,
+    pub kind: ActionType,
+    pub result: ActionResult,
 }
 
 /// A run as its history keeps it. Runs are written, never read back by the
@@ -434,5 +515,24 @@ impl Workflows {
                 .iter()
                 .any(|a| matches!(a, Action::SetProperty { field, .. } if field == name))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ActionResult, ActionType};
+
+    // The store keeps these names in run history and reads them back with
+    // `parse`: every name must come back as the value that wrote it.
+    #[test]
+    fn action_types_and_results_read_back_their_names() {
+        for kind in ActionType::ALL {
+            assert_eq!(ActionType::parse(kind.as_str()), Some(kind));
+        }
+        for result in ActionResult::ALL {
+            assert_eq!(ActionResult::parse(result.as_str()), Some(result));
+        }
+        assert_eq!(ActionType::parse("Webhook"), None);
+        assert_eq!(ActionResult::parse(""), None);
     }
 }

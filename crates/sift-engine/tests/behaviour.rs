@@ -274,13 +274,13 @@ fn the_first_change_of_a_fresh_workspace_is_seq_1() {
             .upsert_contacts(&[subscriber("ana")], now)
             .expect("upsert");
         keep(&mut store, &write);
-        let first: Vec<u64> = write.changes().map(|b| b.seq_start).collect();
+        let first: Vec<u64> = write.change_batches().map(|b| b.seq_start).collect();
         assert_eq!(first, [1], "restored: {restored}");
         let write = ws
             .upsert_contacts(&[subscriber("luis")], now)
             .expect("upsert");
         keep(&mut store, &write);
-        assert_eq!(write.changes().next().map(|b| b.seq_start), Some(2));
+        assert_eq!(write.change_batches().next().map(|b| b.seq_start), Some(2));
         assert_eq!(store.load().expect("memory store").next_seq(), 3);
     }
 }

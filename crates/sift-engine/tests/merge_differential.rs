@@ -311,7 +311,10 @@ impl Run {
             self.merges += 1;
             self.now += 1_000;
             match self.ws.identify(&a, &k, self.now) {
-                Ok(write) if write.records.is_empty() && write.changes == 0 && !write.merged => {}
+                Ok(write)
+                    if write.records.is_empty()
+                        && write.membership_changes == 0
+                        && !write.merged => {}
                 Ok(write) => self.fail(format!(
                     "identify {a} -> {k} again wrote {} records",
                     write.records.len()
@@ -442,7 +445,7 @@ impl Run {
     fn restore_check(&mut self) {
         let Ok(mut restored) = self.store.load();
         let write = restored.advance(self.now);
-        if write.changes().next().is_some() {
+        if write.change_batches().next().is_some() {
             self.fail("a restored workspace recorded changes again".into());
         }
         if Run::memberships(&restored) != Run::memberships(&self.ws)
@@ -503,7 +506,7 @@ fn identify_flips_anonymous_for_conditions_on_it() {
     // anon_0 leaves Anonymous and Seen lately; k0 enters Seen lately with
     // the visit it inherited.
     let mut changes: Vec<(String, ChangeKind, Cause)> = write
-        .changes()
+        .change_batches()
         .map(|b| (b.segment_id.clone(), b.kind, b.cause))
         .collect();
     changes.sort_by_key(|c| format!("{c:?}"));

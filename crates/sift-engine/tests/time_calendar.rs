@@ -93,7 +93,7 @@ type Change = (String, ChangeKind, Cause, String, Vec<String>);
 /// record simultaneous flips of several contacts as one batch each.
 fn changes(ws: &Workspace, write: &Write) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
-    for b in write.changes() {
+    for b in write.change_batches() {
         let at = jiff::Timestamp::from_millisecond(b.at).unwrap().to_string();
         let mut ids: Vec<String> = b
             .contacts
@@ -173,7 +173,7 @@ fn leap_day_birthdays_come_of_age_on_february_28th_in_one_big_step() {
         ]
     );
     let seqs: Vec<(u64, u64)> = write
-        .changes()
+        .change_batches()
         .map(|b| (b.seq_start, b.seq_end()))
         .collect();
     assert!(
@@ -267,7 +267,7 @@ fn month_windows_end_on_the_last_day_of_february() {
             assert_eq!(ws.next_timer(), Some(t(leaves)), "{year}");
             if !big_step {
                 let write = ws.advance(t(leaves) - 1);
-                assert_eq!(write.changes().count(), 0, "{year}");
+                assert_eq!(write.change_batches().count(), 0, "{year}");
                 assert_eq!(members(&ws, "recent"), ["a"], "{year}");
             }
             let until = if big_step {
@@ -352,7 +352,7 @@ fn last_seen_at_in_last_7_days_follows_late_and_early_events() {
     let next = ws.next_timer().unwrap();
     assert!(next <= t("2026-03-17T12:04:00.001Z"));
     if next < t("2026-03-17T12:04:00.001Z") {
-        assert_eq!(ws.advance(next).changes().count(), 0);
+        assert_eq!(ws.advance(next).change_batches().count(), 0);
         assert_eq!(members(&ws, "active"), ["a", "b"]);
     }
     assert_eq!(ws.next_timer(), Some(t("2026-03-17T12:04:00.001Z")));
@@ -396,7 +396,7 @@ fn after_30_days_ago_on_a_datetime_ends_at_the_instant() {
     // a: 2026-01-15T08:30Z + 1 month = 2026-02-15T08:30Z; + 30 days = 02-14.
     assert_eq!(ws.next_timer(), Some(t("2026-02-14T08:30:00Z")));
     let write = ws.advance(t("2026-02-14T08:29:59.999Z"));
-    assert_eq!(write.changes().count(), 0);
+    assert_eq!(write.change_batches().count(), 0);
     let write = ws.advance(t("2026-02-14T08:30:00Z"));
     assert_eq!(
         changes(&ws, &write),
@@ -459,8 +459,8 @@ fn a_window_closes_at_its_instant_across_a_restart() {
     assert_eq!(changes(&restored, &w), expected);
     assert_eq!(live_changes, expected);
     assert_eq!(
-        w.changes().next().unwrap().seq_start,
-        live.changes().next().unwrap().seq_start
+        w.change_batches().next().unwrap().seq_start,
+        live.change_batches().next().unwrap().seq_start
     );
     commit(&w, &mut store);
 
@@ -468,7 +468,10 @@ fn a_window_closes_at_its_instant_across_a_restart() {
     let Ok(mut again) = store.load();
     assert!(members(&again, "recent").is_empty());
     assert_eq!(
-        again.advance(t("2026-03-20T00:00:00Z")).changes().count(),
+        again
+            .advance(t("2026-03-20T00:00:00Z"))
+            .change_batches()
+            .count(),
         0
     );
     assert_eq!(again.next_seq(), restored.next_seq());

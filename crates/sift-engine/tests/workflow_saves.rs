@@ -138,7 +138,7 @@ fn usages_list_workflows_by_role_and_refuse_the_delete() {
         ws.usages(id)
             .unwrap()
             .into_iter()
-            .map(|u| (u.id, u.role, u.status))
+            .map(|u| (u.id, u.role.as_str(), u.status.map(WorkflowStatus::as_str)))
             .collect()
     };
     assert_eq!(

@@ -39,7 +39,7 @@ fn entering_vip_adds_to_gifted_and_gives_points_once_per_entry() {
         runs.iter()
             .all(|r| r.status == RunStatus::Done && r.depth == 0)
     );
-    assert_eq!(runs[1].actions[0].result, "already_member");
+    assert_eq!(runs[1].actions[0].result.as_str(), "already_member");
     // The points are part of the stored score: a restart keeps them.
     let restored = bench.store.load().unwrap();
     let ana = restored.lookup("ana").unwrap();
@@ -293,14 +293,14 @@ fn workflow_points_expire_at_their_exact_instant() {
     let write = bench.ws.advance(expiry);
     assert_eq!(bench.score("ana"), 0.0);
     let exits: Vec<_> = write
-        .changes()
+        .change_batches()
         .filter(|b| b.segment_id == "hot" && b.kind == ChangeKind::Exited)
         .map(|b| b.at)
         .collect();
     assert_eq!(exits, vec![expiry]);
     let replayed = restored.advance(expiry + 5);
     assert_eq!(
-        replayed.changes().map(|b| b.at).collect::<Vec<_>>(),
+        replayed.change_batches().map(|b| b.at).collect::<Vec<_>>(),
         vec![expiry]
     );
 }

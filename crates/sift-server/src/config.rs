@@ -46,8 +46,9 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Webhook deliveries: the first retry's delay (it doubles, with
-    /// jitter, up to `webhook_retry_max_ms`).
+    /// Webhook subscriptions (`webhooks/`; not workflow webhook actions,
+    /// whose settings are the `action_*` below): the first retry's delay
+    /// (it doubles, with jitter, up to `webhook_retry_max_ms`).
     pub webhook_retry_base_ms: u64,
     pub webhook_retry_max_ms: u64,
     /// How long one delivery attempt may take before it counts as failed.
@@ -98,6 +99,9 @@ pub struct Config {
     pub read_pool_size: usize,
     /// Custom fields per workspace, and new fields per write.
     pub field_limits: sift_engine::FieldLimits,
+    /// Business time for every workspace (`clock.rs`): the system clock,
+    /// or a manual one that tests move.
+    pub clock: crate::clock::Clock,
 }
 
 impl Config {
@@ -126,6 +130,7 @@ impl Config {
             max_connections: 1024,
             read_pool_size: 2,
             field_limits: sift_engine::FieldLimits::default(),
+            clock: crate::clock::Clock::System,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod api_doc;
 mod body;
+pub mod clock;
 pub mod config;
 pub mod csv_export;
 pub mod destination;

@@ -19,7 +19,8 @@ use sift_engine::WebhookAttempt;
 use sift_store::Delivery;
 use tokio::sync::{Semaphore, watch};
 
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::clock::Clock;
+use crate::state::WorkspaceHandle;
 
 /// Attempts before a delivery is given up (the last waits about 4 minutes
 /// at the default base of 1 s).
@@ -84,7 +85,8 @@ async fn run(
             return;
         };
         let busy = in_flight.lock().map_or(0, |set| set.len());
-        let now = now_ms();
+        let clock = handle.clock.clone();
+        let now = clock.now_ms();
         let rows = match handle
             .reader()
             .map(|r| r.due_deliveries(i64::MAX, busy + 64))
@@ -124,10 +126,11 @@ async fn run(
             tokio::spawn(task);
         }
         drop(handle);
-        let wait = next_due.map(|t| Duration::from_millis((t - now_ms()).max(0) as u64));
+        // A retry's instant is business time: a test's manual clock
+        // reaching it wakes the task.
         let sleep = async {
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
+            match next_due {
+                Some(at) => clock.sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -154,11 +157,14 @@ async fn deliver(
     let Ok(_slot) = slots.acquire_owned().await else {
         return;
     };
-    let outcome = match weak.upgrade() {
-        Some(handle) => send(&client, &delivery, &handle.destinations).await,
+    let (outcome, clock) = match weak.upgrade() {
+        Some(handle) => (
+            send(&client, &delivery, &handle.destinations).await,
+            handle.clock.clone(),
+        ),
         None => return,
     };
-    record(weak, delivery, outcome, retry_base, in_flight).await;
+    record(weak, delivery, outcome, retry_base, in_flight, &clock).await;
 }
 
 /// One attempt: the URL checked against the destination policy again (it
@@ -214,9 +220,10 @@ async fn record(
     outcome: Result<(), String>,
     retry_base: Duration,
     in_flight: Arc<Mutex<HashSet<String>>>,
+    clock: &Clock,
 ) {
     let attempts = delivery.attempts + 1;
-    let now = now_ms();
+    let now = clock.now_ms();
     let delivered = outcome.is_ok();
     let given_up = !delivered && attempts >= MAX_ATTEMPTS;
     let attempt = WebhookAttempt {

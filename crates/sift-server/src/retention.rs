@@ -17,12 +17,18 @@ use sift_store::Prune;
 use tokio::sync::watch;
 
 use crate::error::Code;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 
 /// Rows of each table deleted per commit.
 pub const CHUNK: usize = 1_000;
 /// The wait after a failed read, so that a broken database is not polled.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+enum Wait {
+    /// Until the clock reads this instant.
+    Until(i64),
+    Pause(Duration),
+}
 
 pub fn spawn(handle: &Arc<WorkspaceHandle>, retention: Duration) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -46,8 +52,11 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, ret
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => return,
         };
-        let now = now_ms();
+        let clock = handle.clock.clone();
+        let now = clock.now_ms();
         let cutoff = now.saturating_sub(retention_ms);
+        // Business time until a row falls due (a test's manual clock moves
+        // it), real time for the pause after a failed read.
         let wait = match oldest {
             Ok(Some(at)) if at < cutoff => {
                 let prune = Prune {
@@ -71,20 +80,24 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, ret
             }
             // The oldest row falls due at its instant plus the retention;
             // rows written later fall due later.
-            Ok(Some(at)) => Duration::from_millis(
-                at.saturating_add(retention_ms).saturating_sub(now).max(1) as u64,
-            ),
-            Ok(None) => retention,
+            Ok(Some(at)) => Wait::Until(at.saturating_add(retention_ms).max(now + 1)),
+            Ok(None) => Wait::Until(now.saturating_add(retention_ms)),
             Err(error) => {
                 tracing::warn!(workspace = %handle.id, %error, "reading the workflow history's age failed; retrying in a minute");
-                RETRY_AFTER
+                Wait::Pause(RETRY_AFTER)
             }
         };
         drop(handle);
+        let sleep = async {
+            match wait {
+                Wait::Until(at) => clock.sleep_until(at).await,
+                Wait::Pause(pause) => tokio::time::sleep(pause).await,
+            }
+        };
         tokio::select! {
             biased;
             _ = closed.changed() => return,
-            () = tokio::time::sleep(wait) => {}
+            () = sleep => {}
         }
     }
 }

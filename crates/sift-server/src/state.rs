@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use sift_engine::{Workspace, Write};
 use sift_store::{
@@ -16,12 +16,6 @@ pub use crate::config::Config;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::written::WRITTEN_CAPACITY;
 pub use crate::written::Written;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// One open workspace.
 pub struct WorkspaceHandle {
@@ -60,6 +54,8 @@ pub struct WorkspaceHandle {
     /// Where webhooks, workflow webhooks and Facebook exports may send
     /// (`destination.rs`).
     pub destinations: crate::destination::Destinations,
+    /// Business time (`clock.rs`): the server's configured clock.
+    pub clock: crate::clock::Clock,
 }
 
 impl WorkspaceHandle {
@@ -73,7 +69,7 @@ impl WorkspaceHandle {
         // The workspace comes back at its stored clock; timers that fell due
         // while it was closed fire now, and their changes are made durable
         // before it serves anyone.
-        let caught_up = engine.advance(now_ms());
+        let caught_up = engine.advance(config.clock.now_ms());
         db.commit(std::iter::once(caught_up.records.as_slice()))?;
         tracing::info!(
             workspace = %row.id,
@@ -111,8 +107,9 @@ impl WorkspaceHandle {
             runs_wake: tokio::sync::Notify::new(),
             outbox_wake: tokio::sync::Notify::new(),
             written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
-            exports: crate::facebook::Registry::restore(stored_exports),
+            exports: crate::facebook::Registry::restore(stored_exports, config.clock.now_ms()),
             destinations: config.destinations(),
+            clock: config.clock.clone(),
         });
         crate::timers::spawn(&handle);
         crate::webhooks::start(&handle)?;
@@ -193,7 +190,7 @@ impl WorkspaceHandle {
                 .write()
                 .map_err(|_| ApiError::internal("engine lock poisoned"))?;
             let armed = ws.next_timer();
-            let (mut write, value) = f(&mut ws, now_ms())?;
+            let (mut write, value) = f(&mut ws, self.clock.now_ms())?;
             // A client write may have scheduled a timer earlier than the one
             // the timer task sleeps towards; only then is it woken (waking it
             // on every write would take the engine lock thousands of times a
@@ -255,7 +252,8 @@ impl WorkspaceHandle {
                     self.outbox_wake.notify_one();
                 }
                 metrics::counter!("sift_writes_total").increment(1);
-                metrics::counter!("sift_membership_changes_total").increment(write.changes);
+                metrics::counter!("sift_membership_changes_total")
+                    .increment(write.membership_changes);
                 Ok(Some((write, value)))
             }
             Ok(Err(error)) => Err(ApiError::internal(error)),
@@ -492,14 +490,14 @@ impl AppState {
         let row = WorkspaceRow {
             id: id.clone(),
             name: name.to_string(),
-            created_at: now_ms(),
+            created_at: self.config.clock.now_ms(),
         };
         let handle = WorkspaceHandle::open(&self.config, &row)?;
         let key = new_key();
         {
             let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
             catalog.create_workspace(&row)?;
-            catalog.add_key(&id, &key_id(&key), &key, now_ms())?;
+            catalog.add_key(&id, &key_id(&key), &key, self.config.clock.now_ms())?;
         }
         write_lock(&self.keys).insert(hash_key(&key), id.clone());
         write_lock(&self.workspaces).insert(id.clone(), handle);
@@ -509,7 +507,12 @@ impl AppState {
     pub fn add_key(&self, workspace_id: &str) -> Result<String, StoreError> {
         let key = new_key();
         let mut catalog = self.catalog.lock().unwrap_or_else(PoisonError::into_inner);
-        catalog.add_key(workspace_id, &key_id(&key), &key, now_ms())?;
+        catalog.add_key(
+            workspace_id,
+            &key_id(&key),
+            &key,
+            self.config.clock.now_ms(),
+        )?;
         write_lock(&self.keys).insert(hash_key(&key), workspace_id.to_string());
         Ok(key)
     }

@@ -8,7 +8,9 @@
 //! [`WorkspaceHandle::advance`], the same durable path as any client write;
 //! the engine records each flip at its due instant with cause `time`. When no
 //! timer is pending it sleeps until a write wakes it: every write signals
-//! `timer_wake`, since it may have scheduled an earlier timer.
+//! `timer_wake`, since it may have scheduled an earlier timer. It waits on
+//! the workspace's clock (`clock.rs`), so a test's manual clock reaching a
+//! timer's instant fires it at once.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::Code;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 
 /// How long to wait before retrying a timer the engine reported due but did
 /// not consume. That would be an engine bug; the pause keeps it from turning
@@ -49,17 +51,17 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
         let Ok(next) = handle.read(|ws| ws.next_timer()) else {
             return;
         };
-        let wait = match next {
-            Some(at) if Some(at) == fired_for => {
-                tracing::warn!(workspace = %handle.id, at, "a fired timer is still pending; retrying");
-                Some(STUCK_TIMER_PAUSE)
-            }
-            Some(at) => Some(Duration::from_millis((at - now_ms()).max(0) as u64)),
-            None => None,
-        };
+        let clock = handle.clock.clone();
         let sleep = async {
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
+            match next {
+                // Real time: the pause is about the server's own load, and
+                // a manual clock that never moves must not turn it into a
+                // busy loop.
+                Some(at) if Some(at) == fired_for => {
+                    tracing::warn!(workspace = %handle.id, at, "a fired timer is still pending; retrying");
+                    tokio::time::sleep(STUCK_TIMER_PAUSE).await;
+                }
+                Some(at) => clock.sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -75,11 +77,11 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
                 continue;
             }
         }
-        let started = now_ms();
+        let started = handle.clock.now_ms();
         match handle.advance().await {
             Ok(Some(write)) => {
                 metrics::counter!("sift_timers_fired_total").increment(1);
-                metrics::counter!("sift_time_changes_total").increment(write.changes);
+                metrics::counter!("sift_time_changes_total").increment(write.membership_changes);
             }
             Ok(None) => {}
             Err(error) if error.code == Code::Unavailable => return,

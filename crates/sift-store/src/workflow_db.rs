@@ -5,8 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::{Value as Json, json};
 use sift_engine::{
-    Action, ActionDone, ChangeKind, DroppedTriggers, QueueBatch, QueuedItem, RawValue, Record,
-    RunRecord, RunStatus, ScoreGrant, Trigger, TriggerKind, WorkflowDef, WorkflowStatus,
+    Action, ActionDone, ActionResult, ActionType, ChangeKind, DroppedTriggers, QueueBatch,
+    QueuedItem, RawValue, Record, RunRecord, RunStatus, ScoreGrant, Trigger, TriggerKind,
+    WorkflowDef, WorkflowStatus,
 };
 use sift_lang::Schema;
 
@@ -38,6 +39,21 @@ pub(crate) fn trigger_kind_to_json(trigger: &TriggerKind) -> Json {
             json!({"type": name, "segment": segment_id})
         }
         TriggerKind::Event { event_type } => json!({"type": "event", "event_type": event_type}),
+    }
+}
+
+/// One action of a stored run, as [`Record::Run`] wrote it.
+fn action_done_from_json(json: &Json) -> Result<ActionDone, StoreError> {
+    let index = json["index"].as_u64().and_then(|i| u32::try_from(i).ok());
+    let kind = json["type"].as_str().and_then(ActionType::parse);
+    let result = json["result"].as_str().and_then(ActionResult::parse);
+    match (index, kind, result) {
+        (Some(index), Some(kind), Some(result)) => Ok(ActionDone {
+            index,
+            kind,
+            result,
+        }),
+        _ => Err(corrupt(format!("run action {json}"))),
     }
 }
 
@@ -261,7 +277,7 @@ pub(crate) fn apply(
             let actions: Vec<Json> = run
                 .actions
                 .iter()
-                .map(|a| json!({"index": a.index, "type": a.kind, "result": a.result}))
+                .map(|a| json!({"index": a.index, "type": a.kind.as_str(), "result": a.result.as_str()}))
                 .collect();
             tx.prepare_cached(
                 "INSERT INTO workflow_runs (id, workflow_id, contact_no, contact_id, trigger, seq,
@@ -565,12 +581,8 @@ impl WorkspaceReader {
                     .ok_or_else(|| corrupt(format!("run status {status:?}")))?,
                 actions: actions
                     .iter()
-                    .map(|a| ActionDone {
-                        index: a["index"].as_u64().unwrap_or_default() as u32,
-                        kind: a["type"].as_str().unwrap_or_default().to_string(),
-                        result: a["result"].as_str().unwrap_or_default().to_string(),
-                    })
-                    .collect(),
+                    .map(action_done_from_json)
+                    .collect::<Result<_, _>>()?,
                 error: row.get(12)?,
                 at: row.get(13)?,
             });

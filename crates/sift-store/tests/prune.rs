@@ -3,12 +3,14 @@
 //! given up), never a pending delivery, the queue or the dropped-trigger
 //! counts; `oldest_history` says when the next row falls due. Runs and
 //! deliveries are made by the engine and committed as a server would.
+//! Runs also read back with what each action did, and a stored action the
+//! store does not know is reported, not read as an empty name.
 
 use sift_engine::{
-    Action, ContactInput, RawValue, Record, SegmentInput, SegmentKind, Trigger, WebhookAttempt,
-    WorkflowInput, WorkflowStatus, Workspace, Write,
+    Action, ActionDone, ActionResult, ActionType, ContactInput, RawValue, Record, SegmentInput,
+    SegmentKind, Trigger, WebhookAttempt, WorkflowInput, WorkflowStatus, Workspace, Write,
 };
-use sift_store::{Pending, Prune, RunFilter, WorkspaceDb};
+use sift_store::{Pending, Prune, RunFilter, StoreError, WorkspaceDb};
 
 const T0: i64 = 1_790_000_000_000;
 
@@ -186,4 +188,46 @@ fn dropped_trigger_counts_are_stored_and_restored() {
         .query_row("SELECT COUNT(*) FROM workflow_dropped", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0);
+}
+
+#[test]
+fn runs_read_back_their_actions_and_a_damaged_action_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ws.db");
+    let mut db = WorkspaceDb::open(&path).unwrap();
+    let mut ws = set_up(&mut db, 1);
+    let write = ws
+        .set_static_members("picked", &ids(0..1), true, T0)
+        .unwrap();
+    commit(&mut db, &write);
+    commit(&mut db, &ws.run_workflows(T0 + 1, 10));
+    let reader = sift_store::WorkspaceReader::open(&path).unwrap();
+    let runs = reader.runs("wf", &RunFilter::default(), 10).unwrap();
+    assert_eq!(
+        runs[0].actions,
+        [
+            ActionDone {
+                index: 0,
+                kind: ActionType::AddScore,
+                result: ActionResult::Added,
+            },
+            ActionDone {
+                index: 1,
+                kind: ActionType::Webhook,
+                result: ActionResult::Queued,
+            },
+        ]
+    );
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE workflow_runs SET actions = '[{\"index\": 0, \"type\": \"teleport\", \"result\": \"added\"}]'",
+            [],
+        )
+        .unwrap();
+    match reader.runs("wf", &RunFilter::default(), 10) {
+        Err(StoreError::Corrupt(what)) => assert!(what.contains("teleport"), "{what}"),
+        other => panic!("a damaged action read back as {other:?}"),
+    }
 }

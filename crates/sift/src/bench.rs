@@ -147,7 +147,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         changes += ws
             .upsert_contacts(std::slice::from_ref(update), NOW + 1)
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .change_count();
+            .membership_changes;
     }
     let took = t.elapsed();
     println!(
@@ -172,7 +172,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         rename_changes += ws
             .upsert_contacts(std::slice::from_ref(update), NOW + 2)
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .change_count();
+            .membership_changes;
     }
     println!(
         "updates (phone): {:>10.0} updates/s in-process, a field only the demo's \"No phone\"-style segments test ({rename_changes} changes)",

@@ -112,7 +112,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
             .map(|i| generator.event((i * 7_919) % n_contacts.max(1), NOW, 90))
             .collect();
         clock += 1;
-        changes += ws.ingest(batch, clock).map_err(fail)?.change_count();
+        changes += ws.ingest(batch, clock).map_err(fail)?.membership_changes;
     }
     let took = t.elapsed();
     println!(
@@ -135,7 +135,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
                 e
             })
             .collect();
-        changes += ws.ingest(batch, clock).map_err(fail)?.change_count();
+        changes += ws.ingest(batch, clock).map_err(fail)?.membership_changes;
     }
     let took = t.elapsed();
     println!(
@@ -150,7 +150,10 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         clock += 10;
         let mut event = generator.event((i * 15_485_863) % n_contacts.max(1), clock, 1);
         event.at = Some(clock);
-        single_changes += ws.ingest(vec![event], clock).map_err(fail)?.change_count();
+        single_changes += ws
+            .ingest(vec![event], clock)
+            .map_err(fail)?
+            .membership_changes;
     }
     println!(
         "ingest single:   {:>10.0} events/s in-process, one per call, happening now ({:.2} changes per event)",
@@ -194,7 +197,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     let write = ws.advance(due);
     let took = t.elapsed();
     let exits: u64 = write
-        .changes()
+        .change_batches()
         .filter(|b| b.segment_id == "ping")
         .map(|b| b.len())
         .sum();
@@ -202,7 +205,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         "timers:          {:>10.0} timers/s: {exits} of {size} windows expired at one instant, applied in {:.2} s ({} changes in all)",
         exits as f64 / took.as_secs_f64(),
         took.as_secs_f64(),
-        write.change_count()
+        write.membership_changes
     );
     drop(ws);
 

@@ -183,7 +183,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
             let started = Instant::now();
             let write = engine.0.identify(&anonymous, &known, NOW).map_err(fail)?;
             latencies.push(started.elapsed());
-            changes += write.changes;
+            changes += write.membership_changes;
         }
         report("merge engine:   ", latencies, t.elapsed(), "identifies");
         println!("                 {changes} membership changes recorded");

@@ -195,7 +195,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
         }
         runs += write.runs;
         actions += write.actions;
-        changes += write.change_count();
+        changes += write.membership_changes;
         writes.push(write.records);
     }
     let took = t.elapsed();

@@ -65,7 +65,7 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
     let mut engine = db.load()?;
     // Timers that fell due since the stored clock fire here, in memory only:
     // the server makes them durable itself.
-    let _ = engine.advance(sift_server::state::now_ms());
+    let _ = engine.advance(sift_server::clock::system_now_ms());
     drop(db);
     let loaded = started.elapsed();
 

@@ -314,7 +314,7 @@ impl Workspace {
                     ChangeKind::Exited
                 };
                 let cause = if direct { cause } else { Cause::SegmentRef };
-                write.changes += 1;
+                write.membership_changes += 1;
                 write.staged.one(slot, &segment.def.id, kind, cause, at, no);
                 self.set_member(slot, no, now_in);
             }
@@ -352,7 +352,7 @@ impl Workspace {
         if contacts.is_empty() {
             return;
         }
-        write.changes += contacts.len();
+        write.membership_changes += contacts.len();
         write.staged.many(segment_id, kind, cause, at, contacts);
     }
 
@@ -385,7 +385,7 @@ impl Workspace {
         write.records.push(Record::ContactDeleted { no });
         for (slot, segment_id) in member_of {
             self.set_member(slot, no, false);
-            write.changes += 1;
+            write.membership_changes += 1;
             write.staged.one(
                 slot,
                 &segment_id,

@@ -126,7 +126,7 @@ impl Workspace {
                 });
             }
             self.set_member(*slot, from, false);
-            write.changes += 1;
+            write.membership_changes += 1;
             write.staged.one(
                 *slot,
                 segment_id,
@@ -147,7 +147,7 @@ impl Workspace {
                     present: true,
                 });
                 self.set_member(*slot, into, true);
-                write.changes += 1;
+                write.membership_changes += 1;
                 write.staged.one(
                     *slot,
                     segment_id,

@@ -81,8 +81,9 @@ pub struct Write {
     /// Entries and exits of the segment a segment write was about.
     pub entered: u64,
     pub exited: u64,
-    /// Membership changes recorded (entries and exits of every segment).
-    pub changes: u64,
+    /// Membership changes recorded (entries and exits of every segment);
+    /// the changes themselves are in [`Write::change_batches`].
+    pub membership_changes: u64,
     /// Events applied by an event write.
     pub accepted: u64,
     /// Indexes of the items of an event write whose id was already accepted.
@@ -112,15 +113,13 @@ pub struct Write {
 }
 
 impl Write {
-    pub fn changes(&self) -> impl Iterator<Item = &ChangeBatch> {
+    /// The numbered membership changes among the records, a batch per
+    /// commit point.
+    pub fn change_batches(&self) -> impl Iterator<Item = &ChangeBatch> {
         self.records.iter().filter_map(|r| match r {
             Record::Changes(batch) => Some(batch),
             _ => None,
         })
-    }
-
-    pub fn change_count(&self) -> u64 {
-        self.changes
     }
 }
 

@@ -11,8 +11,8 @@ use crate::changes::{Cause, Record};
 use crate::fields::LEAD_SCORE;
 use crate::time::add;
 use crate::workflows::{
-    Action, ActionDone, MAX_CASCADE_DEPTH, QueueHead, QueuedItem, RunRecord, RunStatus, ScoreGrant,
-    WebhookCall, WorkflowStatus,
+    Action, ActionDone, ActionResult, MAX_CASCADE_DEPTH, QueueHead, QueuedItem, RunRecord,
+    RunStatus, ScoreGrant, WebhookCall, WorkflowStatus,
 };
 
 impl Workspace {
@@ -52,7 +52,7 @@ impl Workspace {
     /// changes, numbered, and the triggers they queue one level deeper.
     fn seal_part(&mut self, part: &mut Write, out: &mut Write) {
         out.records.append(&mut part.records);
-        out.changes += std::mem::take(&mut part.changes);
+        out.membership_changes += std::mem::take(&mut part.membership_changes);
         out.actions += std::mem::take(&mut part.actions);
         out.webhooks += std::mem::take(&mut part.webhooks);
         let staged = std::mem::take(&mut part.staged);
@@ -149,8 +149,8 @@ impl Workspace {
                     }
                     run.actions.push(ActionDone {
                         index: i as u32,
-                        kind: action.type_name().to_string(),
-                        result: result.to_string(),
+                        kind: action.action_type(),
+                        result,
                     })
                 }
                 Err(message) => {
@@ -166,7 +166,8 @@ impl Workspace {
         write.records.push(Record::Run(run));
     }
 
-    /// Applies one action for the run's contact; answers what it did.
+    /// Applies one action for the run's contact; answers what it did, or why
+    /// it failed (the run's `error`, for a person to read).
     fn apply_action(
         &mut self,
         action: &Action,
@@ -174,7 +175,7 @@ impl Workspace {
         run: &RunRecord,
         now: DateTime,
         write: &mut Write,
-    ) -> Result<&'static str, String> {
+    ) -> Result<ActionResult, String> {
         let no = run.no;
         match action {
             Action::AddToSegment(id) | Action::RemoveFromSegment(id) => {
@@ -186,10 +187,18 @@ impl Workspace {
                     .members
                     .contains(no);
                 if member == add {
-                    return Ok(if add { "already_member" } else { "not_member" });
+                    return Ok(if add {
+                        ActionResult::AlreadyMember
+                    } else {
+                        ActionResult::NotMember
+                    });
                 }
                 self.apply_static(id, RoaringBitmap::from_iter([no]), add, now, write);
-                Ok(if add { "added" } else { "removed" })
+                Ok(if add {
+                    ActionResult::Added
+                } else {
+                    ActionResult::Removed
+                })
             }
             Action::AddScore {
                 points,
@@ -213,7 +222,7 @@ impl Workspace {
                     expires_at,
                 }));
                 self.propagate_contact(no, slots, None, Cause::ContactUpdate, now, write);
-                Ok("added")
+                Ok(ActionResult::Added)
             }
             Action::SetProperty { field, value } => {
                 let input = ContactInput {
@@ -227,7 +236,7 @@ impl Workspace {
                     return Err(format!("field {field:?} no longer exists"));
                 }
                 self.apply_input(&input, now, Cause::ContactUpdate, write);
-                Ok("set")
+                Ok(ActionResult::Set)
             }
             Action::Webhook { url, secret } => {
                 let contact = self
@@ -246,7 +255,7 @@ impl Workspace {
                     at: now,
                     body: String::new(),
                 }));
-                Ok("queued")
+                Ok(ActionResult::Queued)
             }
         }
     }

@@ -108,7 +108,7 @@ impl Workspace {
         write.queued += queued;
         write.dropped += dropped;
         records.push(Record::Clock(self.clock));
-        write.changes += pending.changes;
+        write.membership_changes += pending.membership_changes;
         records.append(&mut write.records);
         let staged = mem::take(&mut write.staged);
         let hits = mem::take(&mut write.event_hits);

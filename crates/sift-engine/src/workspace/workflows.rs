@@ -10,7 +10,7 @@ use sift_lang::{Condition, DateTime};
 
 use super::*;
 use crate::changes::{Cause, Record};
-use crate::error::{Error, Usage};
+use crate::error::{Error, Usage, UsageKind, UsageRole};
 use crate::fields::{self, FieldDef};
 use crate::workflows::{
     Action, MAX_ACTIONS, QueuedItem, Trigger, TriggerKind, WorkflowDef, WorkflowInput,
@@ -76,39 +76,39 @@ impl Workspace {
             .iter()
             .filter_map(|slot| self.segments.at(*slot))
             .map(|s| Usage {
-                kind: "segment",
+                kind: UsageKind::Segment,
                 id: s.def.id.clone(),
                 name: s.def.name.clone(),
-                role: "condition",
+                role: UsageRole::Condition,
                 status: None,
             })
             .collect();
         for def in self.workflows.all() {
             let mut roles = Vec::new();
             if def.trigger.segment() == Some(id) {
-                roles.push("trigger");
+                roles.push(UsageRole::Trigger);
             }
             if def
                 .filter
                 .as_ref()
                 .is_some_and(|f| f.segment_refs().contains(&id))
             {
-                roles.push("filter");
+                roles.push(UsageRole::Filter);
             }
             if def.actions.iter().any(
                 |a| matches!(a, Action::AddToSegment(s) | Action::RemoveFromSegment(s) if s == id),
             ) {
-                roles.push("action_target");
+                roles.push(UsageRole::ActionTarget);
             }
             if def.test_segment.as_deref() == Some(id) {
-                roles.push("test_segment");
+                roles.push(UsageRole::TestSegment);
             }
             out.extend(roles.into_iter().map(|role| Usage {
-                kind: "workflow",
+                kind: UsageKind::Workflow,
                 id: def.id.clone(),
                 name: def.name.clone(),
                 role,
-                status: Some(def.status.as_str()),
+                status: Some(def.status),
             }));
         }
         Ok(out)
@@ -181,7 +181,7 @@ impl Workspace {
         write.records = before.records;
         write.queued += before.queued;
         write.dropped += before.dropped;
-        write.changes += before.changes;
+        write.membership_changes += before.membership_changes;
         Ok(write)
     }
 

@@ -108,7 +108,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<ContactBatch>) -> ApiResult<Repl
         })
         .await?;
     Ok(Reply(BatchWritten {
-        changes: write.change_count(),
+        changes: write.membership_changes,
         written: count,
     }))
 }
@@ -201,7 +201,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<Reply<Conta
         .await?;
     Ok(Reply(ContactDeleted {
         deleted: true,
-        exited: write.change_count(),
+        exited: write.membership_changes,
         id,
     }))
 }
@@ -225,7 +225,7 @@ pub async fn explain(
 ) -> ApiResult<Reply<ContactExplanation>> {
     let body = ws.read(|engine| {
         let no = contact_no(engine, &id)?;
-        let node = engine.explain(no, &query.segment, crate::state::now_ms())?;
+        let node = engine.explain(no, &query.segment, ws.clock.now_ms())?;
         let member = engine
             .segment(&query.segment)
             .is_some_and(|s| s.members.contains(no));

@@ -101,7 +101,7 @@ pub async fn identify(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<Reply<Ide
             let view = engine.lookup(&contact_id).and_then(|no| engine.contact(no));
             // Counted before the records leave for the writer.
             let (mut entered, mut exited) = (0u64, 0u64);
-            for batch in write.changes() {
+            for batch in write.change_batches() {
                 match batch.kind {
                     ChangeKind::Entered => entered += batch.len(),
                     ChangeKind::Exited => exited += batch.len(),

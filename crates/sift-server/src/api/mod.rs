@@ -241,9 +241,9 @@ pub fn usages_json(usages: &[Usage]) -> Json {
         usages
             .iter()
             .map(|u| {
-                let mut usage = json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role});
+                let mut usage = json!({"type": u.kind.as_str(), "id": u.id, "name": u.name, "role": u.role.as_str()});
                 if let Some(status) = u.status {
-                    usage["status"] = json!(status);
+                    usage["status"] = json!(status.as_str());
                 }
                 usage
             })

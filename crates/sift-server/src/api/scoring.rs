@@ -189,7 +189,7 @@ fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Json {
         .scoring_rule(id)
         .map_or(Json::Null, |rule| rule_json(engine, rule));
     out["rescored"] = json!(write.rescored);
-    out["changes"] = json!(write.change_count());
+    out["changes"] = json!(write.membership_changes);
     out
 }
 
@@ -311,7 +311,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
         "id": id,
         "deleted": true,
         "rescored": write.rescored,
-        "changes": write.change_count(),
+        "changes": write.membership_changes,
     })))
 }
 

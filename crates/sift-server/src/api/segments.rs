@@ -267,7 +267,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespon
     let out = ws.read(|engine| {
         let condition = condition_of(&body, engine)?.unwrap_or(Condition::All(Vec::new()));
         let started = Instant::now();
-        let members = engine.preview(&condition, crate::state::now_ms())?;
+        let members = engine.preview(&condition, ws.clock.now_ms())?;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         record_evaluation("preview", took_ms);
         let sample: Vec<Json> = members

@@ -12,7 +12,6 @@ use super::{Body, Path, Ws};
 use crate::destination::Destinations;
 use crate::error::{ApiError, ApiResult};
 use crate::reply::{JsonResponse, ok, page};
-use crate::state::now_ms;
 use crate::webhooks;
 
 const KEYS: [&str; 5] = ["url", "secret", "segments", "events", "enabled"];
@@ -184,7 +183,7 @@ pub async fn create(
         .map(|v| bool_of(v, "enabled"))
         .transpose()?
         .unwrap_or(true);
-    let now = now_ms();
+    let now = ws.clock.now_ms();
     let row = WebhookRow {
         id: format!("wh_{}", ulid::Ulid::new().to_string().to_lowercase()),
         url,

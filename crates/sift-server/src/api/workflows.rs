@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{
-    QueuedItem, Record, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef, Workspace,
+    ActionType, QueuedItem, Record, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef,
+    Workspace,
 };
 use sift_store::{Delivery, RunFilter};
 
@@ -89,7 +90,7 @@ pub fn run_json(run: &RunRecord, deliveries: &[Delivery]) -> Json {
         .iter()
         .map(|action| {
             let mut out =
-                json!({"index": action.index, "type": action.kind, "result": action.result});
+                json!({"index": action.index, "type": action.kind.as_str(), "result": action.result.as_str()});
             let id = format!("{}_{}", run_id(run.id), action.index);
             if let Some(delivery) = deliveries.iter().find(|d| d.id == id) {
                 out["delivery"] = delivery_json(delivery);
@@ -313,7 +314,7 @@ pub async fn runs(
             .map_err(ApiError::internal)?;
         let with_webhooks: Vec<u64> = runs
             .iter()
-            .filter(|r| r.actions.iter().any(|a| a.kind == "webhook"))
+            .filter(|r| r.actions.iter().any(|a| a.kind == ActionType::Webhook))
             .map(|r| r.id)
             .collect();
         let deliveries = reader

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use sift_store::{ExportRow, ExportWrite};
 
 use crate::api::datetime;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 pub use normalize::Key;
 pub use resume::{resumable, resume};
 
@@ -140,11 +140,11 @@ impl Progress {
         self.batches.push_back(batch);
     }
 
-    pub fn record_error(&mut self, message: String) {
+    pub fn record_error(&mut self, at: i64, message: String) {
         if self.errors.len() == KEPT_ERRORS {
             self.errors.pop_front();
         }
-        self.errors.push_back((now_ms(), message));
+        self.errors.push_back((at, message));
     }
 }
 
@@ -240,8 +240,9 @@ pub struct Registry {
 
 impl Registry {
     /// The registry of a workspace that opens with these stored jobs; those
-    /// that had not finished are shown failed, asking to start again.
-    pub fn restore(rows: Vec<ExportRow>) -> Registry {
+    /// that had not finished are shown failed at `now`, asking to start
+    /// again.
+    pub fn restore(rows: Vec<ExportRow>, now: i64) -> Registry {
         let stored = rows
             .into_iter()
             .filter_map(|row| {
@@ -252,7 +253,7 @@ impl Registry {
                         job["phase"] = json!("stopped");
                     }
                     if let Some(errors) = job["errors"].as_array_mut() {
-                        errors.push(json!({"at": datetime(now_ms()), "message": RESTARTED}));
+                        errors.push(json!({"at": datetime(now), "message": RESTARTED}));
                     }
                 }
                 Some(job)
@@ -327,7 +328,7 @@ pub fn start(
     settings: &Settings,
     sealer: Option<&crate::secrets::Sealer>,
 ) -> Result<Arc<Job>, String> {
-    let now = now_ms();
+    let now = ws.clock.now_ms();
     let job = Arc::new(Job {
         id: format!("fbx_{}", ulid::Ulid::new().to_string().to_lowercase()),
         segment_id: request.segment_id.clone(),

@@ -18,7 +18,7 @@ use super::graph::Secret;
 use super::{Job, Key, Progress, State, save, task};
 use crate::config::Config;
 use crate::secrets::Sealer;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 
 /// A sync to start again, with its sealed token.
 pub struct Resumable {
@@ -64,7 +64,7 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
     }
     let sealer = Sealer::load(config.secret_key.as_ref(), &config.data_dir, false);
     for sync in syncs {
-        let job = Arc::new(job_of(&sync.row, &sync.job));
+        let job = Arc::new(job_of(&sync.row, &sync.job, handle.clock.now_ms()));
         handle.exports.add(job.clone());
         let token = sealer
             .as_ref()
@@ -88,10 +88,11 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
                 job.progress.send_modify(|p| {
                     p.state = State::Failed;
                     p.phase = Some("stopped");
-                    p.record_error(format!(
+                    let now = handle.clock.now_ms();
+                    p.record_error(now, format!(
                         "the sync cannot resume after the restart: {why}. Nothing was sent; start the export again with an access token"
                     ));
-                    p.updated_at = now_ms();
+                    p.updated_at = now;
                 });
                 save(handle, &job);
                 super::forget(handle, &job);
@@ -134,8 +135,8 @@ fn stored_row(text: &str) -> Option<(Vec<String>, bool)> {
     }
 }
 
-/// The job as it was stored, running again.
-fn job_of(row: &ExportRow, stored: &Json) -> Job {
+/// The job as it was stored, running again from `now`.
+fn job_of(row: &ExportRow, stored: &Json, now: i64) -> Job {
     let text = |key: &str| stored[key].as_str().unwrap_or_default().to_string();
     let count = |key: &str| stored[key].as_u64().unwrap_or(0);
     let list = |key: &str| stored[key].as_array().cloned().unwrap_or_default();
@@ -174,7 +175,7 @@ fn job_of(row: &ExportRow, stored: &Json) -> Job {
             errors: VecDeque::new(),
             earlier_batches: list("batches"),
             earlier_errors: list("errors"),
-            updated_at: now_ms(),
+            updated_at: now,
         })
         .0,
         stop: watch::channel(false).0,

@@ -34,7 +34,7 @@ use sift_store::ExportWrite;
 use super::graph::{self, Method, Secret, Target};
 use super::normalize::{Outcome, outcome};
 use super::{BatchInfo, Job, MAX_ROWS, Request, Settings, State};
-use crate::state::{WorkspaceHandle, Written, now_ms};
+use crate::state::{WorkspaceHandle, Written};
 
 /// Contacts read per engine lock, so an export never holds up writes long.
 const READ_CHUNK: usize = 2_000;
@@ -144,7 +144,7 @@ impl Exporter {
         let job = self.job.clone();
         job.progress.send_modify(|p| {
             p.state = State::Running;
-            p.updated_at = now_ms();
+            p.updated_at = self.ws.clock.now_ms();
         });
         super::save(&self.ws, &job);
         let mut result = if resumed {
@@ -161,7 +161,7 @@ impl Exporter {
         {
             job.progress.send_modify(|p| {
                 p.phase = Some("syncing");
-                p.updated_at = now_ms();
+                p.updated_at = self.ws.clock.now_ms();
             });
             super::save(&self.ws, &job);
             result = self.follow(written).await;
@@ -179,13 +179,13 @@ impl Exporter {
                 Ok(()) => p.state = State::Done,
                 Err(message) => {
                     p.state = State::Failed;
-                    p.record_error(message);
+                    p.record_error(self.ws.clock.now_ms(), message);
                 }
             }
             if job.sync || *job.stop.borrow() {
                 p.phase = Some("stopped");
             }
-            p.updated_at = now_ms();
+            p.updated_at = self.ws.clock.now_ms();
         });
         super::save(&self.ws, &job);
         metrics::counter!("sift_facebook_jobs_total", "state" => job.progress.borrow().state.as_str())
@@ -209,7 +209,7 @@ impl Exporter {
             .ok_or_else(|| format!("segment {segment_id:?} was deleted"))?;
         self.job.progress.send_modify(|p| {
             p.total = members.len();
-            p.updated_at = now_ms();
+            p.updated_at = self.ws.clock.now_ms();
         });
         let numbers: Vec<u32> = members.iter().collect();
         let mut pending: Vec<(u32, Vec<String>)> = Vec::new();
@@ -257,7 +257,7 @@ impl Exporter {
             if fresh && *outcome == Outcome::Unsubscribed {
                 p.unsubscribed += 1;
             }
-            p.updated_at = now_ms();
+            p.updated_at = self.ws.clock.now_ms();
         });
     }
 
@@ -292,12 +292,15 @@ impl Exporter {
         let result = graph::send(&client, &self.target, method, body, |attempt, message| {
             job.progress.send_modify(|p| {
                 p.retries += 1;
-                p.record_error(format!(
-                    "batch {n} ({}, {} rows), attempt {attempt}: {message}; retrying",
-                    method.http(),
-                    rows.len()
-                ));
-                p.updated_at = now_ms();
+                p.record_error(
+                    self.ws.clock.now_ms(),
+                    format!(
+                        "batch {n} ({}, {} rows), attempt {attempt}: {message}; retrying",
+                        method.http(),
+                        rows.len()
+                    ),
+                );
+                p.updated_at = self.ws.clock.now_ms();
             });
         })
         .await;
@@ -311,7 +314,7 @@ impl Exporter {
             num_invalid_entries: None,
             session_id: None,
             attempts,
-            at: now_ms(),
+            at: self.ws.clock.now_ms(),
         };
         match result {
             Ok(accepted) => {
@@ -325,7 +328,7 @@ impl Exporter {
                         Method::Add => p.sent += count as u64,
                         Method::Remove => p.removed += count as u64,
                     }
-                    p.updated_at = now_ms();
+                    p.updated_at = self.ws.clock.now_ms();
                 });
                 super::save(&self.ws, &self.job);
                 if self.job.sync {

@@ -90,7 +90,8 @@ pub async fn sizes(
                 if changed.is_empty() && !first {
                     continue;
                 }
-                let data = json!({"sizes": changed, "split": split, "at": datetime(crate::state::now_ms())});
+                let data =
+                    json!({"sizes": changed, "split": split, "at": datetime(ws.clock.now_ms())});
                 let event = Event::default().event("sizes").data(data.to_string());
                 return Some((Ok(event), (ws, durable, stopping, sent, false)));
             }

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use sift_engine::{SegmentKind, Workspace};
+use sift_engine::{SegmentKind, UsageKind, Workspace};
 
 use super::layout::{
     Nav, Page, count, data_json, field_labels, kind_label, plural, segment_crumbs, time, url_part,
@@ -388,14 +388,15 @@ pub async fn usages(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
             ul #usages {
                 @for u in &usages {
                     li {
-                        @if u.kind == "segment" {
-                            "Segment " a href={ "/ui/segments/" (url_part(&u.id)) } { (u.name) }
-                        } @else if u.kind == "workflow" {
-                            "Workflow " a href={ "/ui/workflows/" (url_part(&u.id)) } { (u.name) }
-                        } @else {
-                            (u.kind) " " (u.name)
+                        @match u.kind {
+                            UsageKind::Segment => {
+                                "Segment " a href={ "/ui/segments/" (url_part(&u.id)) } { (u.name) }
+                            }
+                            UsageKind::Workflow => {
+                                "Workflow " a href={ "/ui/workflows/" (url_part(&u.id)) } { (u.name) }
+                            }
                         }
-                        " — " span.muted { (u.role.replace('_', " ")) }
+                        " — " span.muted { (u.role.as_str().replace('_', " ")) }
                     }
                 }
             }

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use super::{LastError, Settings, State, Subscription};
 use crate::api::changes::change_json;
 use crate::api::datetime;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 
 mod task;
 pub(super) use task::run;
@@ -217,11 +217,11 @@ async fn post(
     row: &WebhookRow,
     batch: &Batch,
     attempt: u32,
-    timeout: Duration,
-    destinations: &crate::destination::Destinations,
+    settings: &Settings,
 ) -> Result<(), LastError> {
+    let (timeout, destinations) = (settings.timeout, &settings.destinations);
     let failure = |message: String, status: Option<u16>| LastError {
-        at: now_ms(),
+        at: settings.clock.now_ms(),
         message,
         status,
     };
@@ -338,11 +338,11 @@ fn advance(row: &WebhookRow, cursor: &WebhookCursor, acked_at: Option<i64>) -> W
     }
 }
 
-fn read_failed(subscription: &Subscription, row: &WebhookRow, message: &str) {
+fn read_failed(subscription: &Subscription, row: &WebhookRow, message: &str, at: i64) {
     tracing::error!(webhook = %row.id, %message, "reading a webhook batch failed");
     subscription.update(|s| {
         s.last_error = Some(LastError {
-            at: now_ms(),
+            at,
             message: "Sift could not read the change log; see its log".into(),
             status: None,
         })

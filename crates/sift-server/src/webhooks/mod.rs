@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::api::datetime;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{Config, WorkspaceHandle, now_ms};
+use crate::state::{Config, WorkspaceHandle};
 
 pub use deliver::{delivery_id, sign};
 
@@ -36,6 +36,9 @@ pub struct Settings {
     pub timeout: Duration,
     pub batch_max: usize,
     pub destinations: crate::destination::Destinations,
+    /// Stamps attempts and errors; retry waits stay on real time (a
+    /// subscription's task retries in memory, nothing is stored as due).
+    pub clock: crate::clock::Clock,
 }
 
 /// Where a subscription's deliveries stand.
@@ -166,6 +169,7 @@ impl Registry {
             timeout: Duration::from_millis(config.webhook_timeout_ms.max(1)),
             batch_max: config.webhook_batch_max.max(1),
             destinations: config.destinations(),
+            clock: config.clock.clone(),
         };
         let stored = WorkspaceReader::open(path)?.webhooks()?;
         let subscriptions = stored
@@ -270,7 +274,7 @@ pub async fn update(
     let subscription = handle.webhooks.get(id).ok_or_else(|| not_found(id))?;
     let mut row = subscription.row();
     edit(&mut row)?;
-    row.updated_at = now_ms().max(row.updated_at);
+    row.updated_at = handle.clock.now_ms().max(row.updated_at);
     handle
         .commit_webhooks(vec![WebhookWrite::Update(row.clone())])
         .await?;
@@ -340,7 +344,9 @@ pub fn lag(handle: &WorkspaceHandle, row: &WebhookRow, status: &Status) -> ApiRe
     };
     Ok(Lag {
         seqs: durable.saturating_sub(from),
-        ms: oldest.first().map(|c| (now_ms() - c.at).max(0)),
+        ms: oldest
+            .first()
+            .map(|c| (handle.clock.now_ms() - c.at).max(0)),
         events,
     })
 }

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value as Json, json};
+use sift_server::clock::{Clock, ManualClock};
 use sift_server::{AppState, Config};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -47,6 +48,34 @@ impl Server {
         }
     }
 
+    /// A server on a manual clock (`clock.rs`), standing at the wall clock's
+    /// present until the test moves it with [`Server::advance`]: business
+    /// time passes without waiting for it.
+    pub fn on_manual_clock(configure: impl FnOnce(&mut Config)) -> Server {
+        Server::with(|config| {
+            config.clock = ManualClock::starting_now().into();
+            configure(config);
+        })
+    }
+
+    /// The manual clock of a server made by [`Server::on_manual_clock`].
+    pub fn manual_clock(&self) -> ManualClock {
+        match &self.state.config.clock {
+            Clock::Manual(manual) => manual.clone(),
+            Clock::System => panic!("the server runs on the system clock"),
+        }
+    }
+
+    /// Moves the manual clock forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.manual_clock().advance(by);
+    }
+
+    /// The server's clock, in ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.state.config.clock.now_ms()
+    }
+
     /// Stops the server (every queued write committed) and opens its data
     /// directory again, as a restart of the process would.
     pub fn restart(self) -> Server {
@@ -70,11 +99,12 @@ impl Server {
         }
     }
 
-    /// Stops the server, stays down for `pause` (time passes for its
-    /// timers meanwhile), then opens its data directory again.
-    pub async fn restart_after(self, pause: std::time::Duration) -> Server {
+    /// Stops the server, moves its manual clock `by` while it is down, then
+    /// opens its data directory again: time passes for its timers while it
+    /// is down, without the test waiting for it.
+    pub fn restart_advanced(self, by: std::time::Duration) -> Server {
         self.state.close();
-        tokio::time::sleep(pause).await;
+        self.advance(by);
         self.restart()
     }
 
@@ -305,9 +335,10 @@ pub fn ids(list: &Json) -> Vec<String> {
         .collect()
 }
 
-/// The server's clock, in ms since the epoch.
+/// The wall clock, in ms since the epoch: the server's clock unless the
+/// test gave it a manual one (then [`Server::now_ms`]).
 pub fn now_ms() -> i64 {
-    sift_server::state::now_ms()
+    sift_server::clock::system_now_ms()
 }
 
 /// RFC 3339 text of `ms`, as the API writes datetimes.

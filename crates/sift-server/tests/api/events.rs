@@ -335,15 +335,15 @@ fn counter(rendered: &str, name: &str) -> Option<u64> {
 /// `at + 1 min >= now`, so it closes at `at + 60 s + 1 ms`.
 const MINUTE: i64 = 60_000;
 
-/// A server with the segment `performed ping in last 1 minute` and Ana in
-/// it through a ping whose window closes `closes_in` ms from now. Returns the
-/// server, the segment's id and the instant the window closes.
-async fn ana_pinged(closes_in: i64) -> (Server, String, i64) {
-    let server = Server::new();
+/// `server` with the segment `performed ping in last 1 minute` and Ana in
+/// it through a ping whose window closes `closes_in` ms from the server's
+/// now. Returns the server, the segment's id and the instant the window
+/// closes.
+async fn ana_pinged(server: Server, closes_in: i64) -> (Server, String, i64) {
     let recent = server
         .segment("Pinged lately", "performed ping in last 1 minute")
         .await;
-    let at = now_ms() - MINUTE + closes_in;
+    let at = server.now_ms() - MINUTE + closes_in;
     server
         .events(json!({"contact_id": "ana", "type": "ping", "at": iso(at)}))
         .await;
@@ -351,6 +351,8 @@ async fn ana_pinged(closes_in: i64) -> (Server, String, i64) {
     (server, recent, at + MINUTE + 1)
 }
 
+// On the real clock, end to end: the timer task's sleep, the firing and
+// its latency (docs/concepts.md "Exactness": visible within 1 s).
 #[tokio::test]
 async fn a_window_closes_on_time_with_cause_time() {
     // The process-wide recorder is shared with every other test's timers; a
@@ -359,7 +361,7 @@ async fn a_window_closes_on_time_with_cause_time() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let counted = recorder.handle();
     let _local = metrics::set_default_local_recorder(&recorder);
-    let (server, recent, closes) = ana_pinged(3_000).await;
+    let (server, recent, closes) = ana_pinged(Server::new(), 3_000).await;
     let explained = server
         .get(&format!("/v1/contacts/ana/explain?segment={recent}"))
         .await;
@@ -405,12 +407,32 @@ async fn a_window_closes_on_time_with_cause_time() {
 }
 
 #[tokio::test]
-async fn a_window_that_closes_while_the_server_is_down_exits_at_its_instant() {
-    let (server, recent, closes) = ana_pinged(1_500).await;
+async fn a_window_closes_when_a_manual_clock_reaches_its_instant() {
+    let (server, recent, closes) = ana_pinged(Server::on_manual_clock(|_| {}), 60_000).await;
+    // A millisecond early: the timer task must not fire.
+    server.manual_clock().set(closes - 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.members(&recent, 10).await, ["ana"]);
 
-    let down_for = (closes - now_ms() + 1_000).max(0) as u64;
-    let server = server.restart_after(Duration::from_millis(down_for)).await;
-    assert!(now_ms() > closes);
+    server.manual_clock().set(closes);
+    let (exit, _) = wait_for_exit(&server, &recent, "ana", now_ms() + 10_000)
+        .await
+        .expect("the timer task did not wake when the clock moved");
+    assert_eq!(exit["cause"], "time", "{exit:#}");
+    assert_eq!(ms_of(&exit["at"]), closes, "{exit:#}");
+    let explained = server
+        .get(&format!("/v1/contacts/ana/explain?segment={recent}"))
+        .await;
+    assert_eq!(explained["explanation"]["next_change"], Json::Null);
+}
+
+#[tokio::test]
+async fn a_window_that_closes_while_the_server_is_down_exits_at_its_instant() {
+    let (server, recent, closes) = ana_pinged(Server::on_manual_clock(|_| {}), 1_500).await;
+
+    let down_for = (closes - server.now_ms() + 1_000).max(0) as u64;
+    let server = server.restart_advanced(Duration::from_millis(down_for));
+    assert!(server.now_ms() > closes);
     // Timers that fell due while the server was down fire before it serves.
     assert!(server.members(&recent, 10).await.is_empty());
     let changes = server.changes(&recent).await;

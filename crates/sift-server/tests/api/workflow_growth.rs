@@ -155,8 +155,8 @@ async fn a_full_workflow_queue_drops_and_reports_triggers_then_runs_normally() {
 
 #[tokio::test]
 async fn finished_runs_are_pruned_after_the_retention_and_pending_deliveries_stay() {
-    let server = Server::with(|c| {
-        c.workflow_retention = Duration::from_secs(3);
+    // The default retention, 30 days, passes on a manual clock.
+    let server = Server::on_manual_clock(|c| {
         // A delivery that fails once then waits an hour stays pending.
         c.action_retry_base = Duration::from_secs(3600);
         c.action_timeout = Duration::from_millis(500);
@@ -189,7 +189,20 @@ async fn finished_runs_are_pruned_after_the_retention_and_pending_deliveries_sta
             .len()
     };
     assert_eq!(pending(), 5);
+    let runs = server.get(&format!("/v1/workflows/{wf}/runs")).await;
+    assert_eq!(runs["items"].as_array().unwrap().len(), 5);
 
+    // A day short of the retention, nothing is history yet.
+    server.advance(Duration::from_secs(29 * 86_400));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let runs = server.get(&format!("/v1/workflows/{wf}/runs")).await;
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        5,
+        "pruned too early"
+    );
+
+    server.advance(Duration::from_secs(2 * 86_400));
     let mut left = 5;
     for _ in 0..150 {
         let page = server.get(&format!("/v1/workflows/{wf}/runs")).await;

@@ -338,7 +338,7 @@ impl Run {
         let Ok(mut back) = lag.store.load();
         let write = back.advance(self.now);
         let mut got: Vec<(String, ChangeKind, Cause, i64, u32)> = write
-            .changes()
+            .change_batches()
             .flat_map(|b| {
                 b.contacts
                     .iter()
@@ -389,7 +389,7 @@ impl Run {
         let Ok(mut restored) = self.store.load();
         let write = restored.advance(self.now);
         self.stats.restores += 1;
-        if let Some(b) = write.changes().next() {
+        if let Some(b) = write.change_batches().next() {
             self.fail(format!(
                 "a workspace loaded from the store recorded changes the live one had already recorded when advanced to now: {b:?}"
             ));

@@ -14,7 +14,7 @@ use super::{
     Batch, LastError, SKIP_PERSIST_EVERY, Settings, State, Subscription, advance, backoff, build,
     post, probe, read_failed, wait, with_reader,
 };
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::state::WorkspaceHandle;
 
 /// What the task does once a step is over and it has let go of the
 /// workspace (a task waiting must not keep a closed workspace alive).
@@ -293,7 +293,12 @@ impl Task {
 
     /// A failed read is noted on the subscription and tried again after a pause.
     fn read_failed(&self, row: &WebhookRow, message: &str) -> Next {
-        read_failed(&self.subscription, row, message);
+        read_failed(
+            &self.subscription,
+            row,
+            message,
+            self.settings.clock.now_ms(),
+        );
         Next::Wait(Wake::After(
             self.settings.retry_max.min(Duration::from_secs(5)),
         ))
@@ -307,7 +312,7 @@ impl Task {
         let result = tokio::select! {
             biased;
             _ = self.closed.changed() => return Next::Stop,
-            result = post(&self.client, row, &batch, attempt, settings.timeout, &settings.destinations) => result,
+            result = post(&self.client, row, &batch, attempt, settings) => result,
         };
         match result {
             Ok(()) => self.delivered(handle, row, &batch),
@@ -318,7 +323,7 @@ impl Task {
     /// The endpoint took `batch`: the cursor moves past it.
     fn delivered(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, batch: &Batch) -> Next {
         metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
-        let acked_at = now_ms();
+        let acked_at = self.settings.clock.now_ms();
         self.cursor.change_seq = batch.end.change_end;
         self.cursor.event_seq = batch.end.event_end;
         let (cursor, window) = (self.cursor, self.window);
@@ -352,10 +357,11 @@ impl Task {
     fn failed(&mut self, row: &WebhookRow, batch: Batch, attempt: u32, error: LastError) -> Next {
         metrics::counter!("sift_webhook_deliveries_total", "result" => "error").increment(1);
         let delay = backoff(attempt, &self.settings);
+        let now = self.settings.clock.now_ms();
         tracing::debug!(webhook = %row.id, attempt, message = %error.message, "webhook delivery failed");
         self.subscription.update(|s| {
             s.state = State::Retrying;
-            s.next_attempt_at = Some(now_ms() + delay.as_millis() as i64);
+            s.next_attempt_at = Some(now + delay.as_millis() as i64);
             s.last_error = Some(error);
         });
         self.batch = Some(batch);
