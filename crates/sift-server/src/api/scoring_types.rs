@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sift_engine::{ScoringRule as EngineRule, Workspace};
+use sift_engine::{ScoringRule as EngineRule, Workspace, format_datetime};
 use utoipa::ToSchema;
 
-use super::{datetime, number};
+use super::number;
 
 /// A scoring rule: each matching event adds `points` to its contact's
 /// `lead_score`, taken away again `expires_after` after the event.
@@ -52,23 +52,16 @@ impl ScoringRule {
         let schema = engine.schema();
         ScoringRule {
             changes: None,
-            created_at: text(datetime(rule.created_at)),
+            created_at: format_datetime(rule.created_at),
             event_type: rule.event_type.clone(),
             expires_after: rule.expires_after.map(sift_lang::duration_to_json),
             id: rule.id.clone(),
             points: number(rule.points),
             rescored: None,
-            updated_at: text(datetime(rule.updated_at)),
+            updated_at: format_datetime(rule.updated_at),
             filter: rule.filter.as_ref().map(sift_lang::to_json),
             where_text: rule.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)),
         }
-    }
-}
-
-fn text(value: Json) -> String {
-    match value {
-        Json::String(text) => text,
-        other => other.to_string(),
     }
 }
 

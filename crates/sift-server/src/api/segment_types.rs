@@ -6,10 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sift_engine::{Segment as EngineSegment, SegmentKind, Usage, Workspace};
+use sift_engine::{Segment as EngineSegment, SegmentKind, Usage, Workspace, format_datetime};
 use utoipa::ToSchema;
-
-use super::datetime;
 
 /// `dynamic` (members follow the condition) or `static` (members are added
 /// and removed by hand).
@@ -76,7 +74,7 @@ impl Segment {
                 .as_ref()
                 .map(|c| sift_lang::to_text(c, &schema)),
             condition_tree: def.condition.as_ref().map(sift_lang::to_json),
-            created_at: datetime_text(def.created_at),
+            created_at: format_datetime(def.created_at),
             description: def.description.clone(),
             evaluation: None,
             id: def.id.clone(),
@@ -86,15 +84,8 @@ impl Segment {
             size_anonymous: anonymous,
             size_known: size - anonymous,
             test: def.test,
-            updated_at: datetime_text(def.updated_at),
+            updated_at: format_datetime(def.updated_at),
         }
-    }
-}
-
-fn datetime_text(ms: i64) -> String {
-    match datetime(ms) {
-        Json::String(text) => text,
-        other => other.to_string(),
     }
 }
 
