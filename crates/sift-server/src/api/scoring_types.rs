@@ -29,6 +29,7 @@ pub struct ScoringRule {
     pub created_at: String,
     pub event_type: String,
     /// How long the points count, like `30d`; null: for ever.
+    #[schema(required = true)]
     pub expires_after: Option<String>,
     pub id: String,
     /// Integral points print without a fraction.
@@ -41,9 +42,10 @@ pub struct ScoringRule {
     pub updated_at: String,
     /// The filter over the event's properties as a JSON tree; null: every event of the type.
     #[serde(rename = "where")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub filter: Option<Json>,
     /// The filter as text.
+    #[schema(required = true)]
     pub where_text: Option<String>,
 }
 
@@ -74,6 +76,7 @@ pub struct ScoringRuleCreate {
     /// A condition over the event's properties, as text (`amount > 50`) or
     /// as a JSON tree; absent or null: every event of the type.
     #[serde(default, rename = "where")]
+    #[schema(value_type = Value)]
     pub filter: Option<Json>,
     pub points: f64,
     /// `30d` or `30 days`; absent or null: the points never expire.
@@ -91,6 +94,7 @@ pub struct ScoringRuleUpdate {
     pub event_type: Option<String>,
     /// As text or a JSON tree; null removes the filter.
     #[serde(default, rename = "where", deserialize_with = "super::present")]
+    #[schema(value_type = Value)]
     pub filter: Option<Json>,
     #[serde(default)]
     pub points: Option<f64>,

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 /// and removed by hand).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = SegmentKind)]
 pub enum Kind {
     Dynamic,
     Static,
@@ -38,8 +39,10 @@ impl From<SegmentKind> for Kind {
 }))]
 pub struct Segment {
     /// The condition as text; null for a static segment.
+    #[schema(required = true)]
     pub condition: Option<String>,
     /// The condition as a JSON tree (docs/conditions.md); null for a static segment.
+    #[schema(value_type = Option<Object>, required = true)]
     pub condition_tree: Option<Json>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -92,6 +95,7 @@ impl Segment {
 /// How many contacts a create or an update moved, and how long the
 /// evaluation took.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SegmentEvaluation)]
 pub struct Evaluation {
     pub entered: u64,
     pub exited: u64,
@@ -144,6 +148,7 @@ pub struct SegmentUpdate {
 /// `POST /v1/segments:preview`: an unsaved condition (none: every contact).
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"condition": "lead_score >= 50", "segment_id": "seg_01j9zq3v4k5m6n7p8q9r0s1t2v", "sample": 5}))]
+#[schema(as = SegmentPreviewRequest)]
 pub struct PreviewRequest {
     /// The condition as text.
     #[serde(default, deserialize_with = "super::present")]
@@ -168,6 +173,7 @@ pub struct PreviewRequest {
     "size": 1, "sample": [], "condition": "lead_score >= 50",
     "condition_tree": {"field": "lead_score", "op": "gte", "value": 50}, "took_ms": 0.2
 }))]
+#[schema(as = SegmentPreview)]
 pub struct Preview {
     /// The condition, printed canonically.
     pub condition: String,
@@ -187,6 +193,7 @@ pub struct Preview {
 /// The contacts to add to or remove from a static segment.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"contact_ids": ["c1", "c2"]}))]
+#[schema(as = SegmentMembers)]
 pub struct MembersBody {
     /// At most 1,000 contact ids.
     pub contact_ids: Vec<String>,
@@ -195,6 +202,7 @@ pub struct MembersBody {
 /// What an add or a remove changed.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"added": 2, "removed": 0, "size": 2}))]
+#[schema(as = SegmentMembersChanged)]
 pub struct MembersChanged {
     pub added: u64,
     pub removed: u64,

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 /// `active`, or `paused`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = WorkflowStatus)]
 pub enum Status {
     Draft,
     Test,
@@ -28,6 +29,7 @@ pub enum Status {
 /// event of a type (optionally filtered on its properties).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = WorkflowTrigger)]
 pub enum Trigger {
     SegmentEntered {
         /// The segment's id (or its name, when no id matches).
@@ -41,6 +43,7 @@ pub enum Trigger {
         /// A condition over the event's properties, as text or a JSON
         /// tree; answers give the tree (or null).
         #[serde(rename = "where", default)]
+        #[schema(value_type = Value)]
         filter: Option<Json>,
         /// In answers only: `where` as text, when there is one.
         #[serde(default)]
@@ -51,6 +54,7 @@ pub enum Trigger {
 /// One step of a run, in order.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = WorkflowAction)]
 pub enum Action {
     AddToSegment {
         /// A static segment's id (or name).
@@ -103,6 +107,7 @@ pub struct WorkflowBody {
     pub trigger: Trigger,
     /// A contact condition (text or JSON tree) a contact must meet to run.
     #[serde(default)]
+    #[schema(value_type = Value)]
     pub filter: Option<Json>,
     pub actions: Vec<Action>,
 }
@@ -121,6 +126,7 @@ pub struct WorkflowPatch {
     #[serde(default)]
     pub trigger: Option<Trigger>,
     #[serde(default)]
+    #[schema(value_type = Value)]
     pub filter: Option<Json>,
     #[serde(default)]
     pub actions: Option<Vec<Action>>,
@@ -144,19 +150,22 @@ pub struct Workflow {
     pub created_at: String,
     /// Triggers dropped (queue full, or the workflow paused) since `dropped_since`.
     pub dropped: u64,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub dropped_since: Option<String>,
     /// The contact condition as a JSON tree.
+    #[schema(value_type = Option<Object>, required = true)]
     pub filter: Option<Json>,
+    #[schema(required = true)]
     pub filter_text: Option<String>,
     pub id: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub last_dropped_at: Option<String>,
     pub name: String,
     /// Triggers waiting to run.
     pub queued: u64,
     #[schema(value_type = Status)]
     pub status: String,
+    #[schema(required = true)]
     pub test_segment: Option<String>,
     #[schema(value_type = Trigger)]
     pub trigger: Json,
@@ -173,6 +182,7 @@ pub struct Workflow {
     "actions": [{"index": 0, "type": "add_score", "result": "added 5 points"}],
     "error": null, "at": "2026-01-05T10:00:00.010Z"
 }))]
+#[schema(as = WorkflowRun)]
 pub struct Run {
     pub actions: Vec<RunAction>,
     #[schema(format = DateTime)]
@@ -181,6 +191,7 @@ pub struct Run {
     /// How many runs led to this one (a run's writes can trigger others).
     pub depth: u32,
     /// Why the run stopped, when it did.
+    #[schema(required = true)]
     pub error: Option<String>,
     pub id: String,
     /// `test` or `active`: the mode the workflow ran in.
@@ -195,6 +206,7 @@ pub struct Run {
 /// `segment` and `seq`) or an event (`event`, with `event_type` and
 /// `event_id`).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WorkflowRunTrigger)]
 pub struct RunTrigger {
     #[schema(format = DateTime)]
     pub at: String,
@@ -214,6 +226,7 @@ pub struct RunTrigger {
 
 /// What one action of a run did.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WorkflowRunAction)]
 pub struct RunAction {
     /// A webhook action's delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,14 +239,16 @@ pub struct RunAction {
 
 /// Where a webhook action's request stands.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WorkflowRunDelivery)]
 pub struct RunDelivery {
     pub attempts: u32,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub delivered_at: Option<String>,
     pub id: String,
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// While `pending`.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
     /// `pending`, `delivered` or `failed` (retries given up).
     pub state: String,

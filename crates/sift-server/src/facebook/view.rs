@@ -37,6 +37,7 @@ pub struct ExportJob {
     pub num_invalid_entries: u64,
     pub num_received: u64,
     /// A sync's phase: `initial`, `syncing` or `stopped`; null for a one-off export.
+    #[schema(required = true)]
     pub phase: Option<String>,
     pub removed: u64,
     pub retries: u64,
@@ -62,11 +63,15 @@ pub struct ExportBatch {
     /// `POST` adds rows, `DELETE` removes them.
     pub method: String,
     pub n: u64,
+    #[schema(required = true)]
     pub num_invalid_entries: Option<u64>,
+    #[schema(required = true)]
     pub num_received: Option<u64>,
     pub rows: u64,
+    #[schema(required = true)]
     pub session_id: Option<String>,
     /// Facebook's HTTP status, when it answered.
+    #[schema(required = true)]
     pub status: Option<u16>,
 }
 

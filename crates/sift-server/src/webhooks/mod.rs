@@ -42,6 +42,7 @@ pub struct Settings {
 /// Where a subscription's deliveries stand.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = WebhookState)]
 pub enum State {
     /// Everything durable has been acknowledged; waiting for commits.
     #[default]

@@ -38,6 +38,7 @@ pub struct Webhook {
     /// The end of the signing secret, to tell secrets apart.
     pub secret_hint: String,
     /// The segments whose changes are sent; null: every segment.
+    #[schema(required = true)]
     pub segments: Option<Vec<String>>,
     #[schema(format = DateTime)]
     pub updated_at: String,
@@ -56,6 +57,7 @@ pub struct WebhookDelivery {
     pub delivered_changes: u64,
     pub delivered_events: u64,
     /// The batch being delivered.
+    #[schema(required = true)]
     pub delivery_id: Option<String>,
     /// Every event with this seq or a lower one has been acknowledged.
     pub event_cursor: u64,
@@ -63,21 +65,24 @@ pub struct WebhookDelivery {
     /// How old the oldest unsent change is, 0 when none waits.
     pub lag_ms: i64,
     pub lag_seqs: u64,
+    #[schema(required = true)]
     pub last_error: Option<DeliveryError>,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub last_success_at: Option<String>,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
     pub status: State,
 }
 
 /// The last failed attempt.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookDeliveryError)]
 pub struct DeliveryError {
     #[schema(format = DateTime)]
     pub at: String,
     pub message: String,
     /// The endpoint's HTTP status, when it answered.
+    #[schema(required = true)]
     pub status: Option<u16>,
 }
 
