@@ -37,6 +37,8 @@ mod identify;
 mod names;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
+#[path = "api/openapi_schemas.rs"]
+mod openapi_schemas;
 #[path = "api/scoring.rs"]
 mod scoring;
 #[path = "api/segments.rs"]

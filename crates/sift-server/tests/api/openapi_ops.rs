@@ -308,13 +308,3 @@ async fn parameters_are_in_the_path_only_when_the_path_names_them() {
         assert_ne!(parameter["required"], true, "{parameter}");
     }
 }
-
-#[tokio::test]
-async fn tmp_dump_document() {
-    let (doc, _) = operations().await;
-    std::fs::write(
-        "/tmp/b-openapi.json",
-        serde_json::to_string_pretty(&doc).unwrap(),
-    )
-    .unwrap();
-}
