@@ -271,7 +271,7 @@ const PREVIEW_KEYS: [&str; 4] = ["condition", "condition_tree", "segment_id", "s
 pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json<Preview>> {
     check_keys(&body, &PREVIEW_KEYS)?;
     if let Some(n) = body.get("sample").filter(|n| !n.is_null())
-        && !n.as_u64().is_some_and(|n| n <= 100)
+        && n.as_u64().is_none_or(|n| n > 100)
     {
         return Err(ApiError::validation(
             "\"sample\" must be a number from 0 to 100",
