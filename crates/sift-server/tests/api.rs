@@ -35,6 +35,8 @@ mod fields;
 mod identify;
 #[path = "api/names.rs"]
 mod names;
+#[path = "api/openapi_answers.rs"]
+mod openapi_answers;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
 #[path = "api/openapi_schemas.rs"]

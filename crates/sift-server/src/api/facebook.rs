@@ -8,14 +8,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Map, Value as Json, json};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use utoipa::ToSchema;
 
-use super::{Body, Path, Ws};
+use super::{Body, Path, Ws, checked, present, unknown_key};
 use crate::error::{ApiError, ApiResult};
 use crate::facebook::graph::Secret;
 use crate::facebook::normalize::GENDER_FIELD;
-use crate::facebook::{self, Key, Request};
-use crate::reply::{JsonResponse, ok, page};
+use crate::facebook::{self, ExportJob, Key, Request};
+use crate::reply::Page;
 use crate::state::AppState;
 
 const KEYS: [&str; 6] = [
@@ -27,6 +29,42 @@ const KEYS: [&str; 6] = [
     "version",
 ];
 
+/// `POST /v1/segments/{id}/exports/facebook`. Each key is read as any JSON
+/// (`None` when absent, `Some(Null)` when null) and checked by the steps
+/// below, which name the key at fault; the schema says what a valid body
+/// holds.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"audience_id": "23850000000000000", "access_token": "EAAB...", "identifiers": ["EMAIL", "PHONE"], "sync": true}))]
+pub struct FacebookExport {
+    /// The Custom Audience's numeric id (a string, or a number).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = true, pattern = "^[0-9]{1,32}$")]
+    pub audience_id: Option<Json>,
+    /// A token with `ads_management` permission for the ad account; never
+    /// answered back or logged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = true, max_length = 4096)]
+    pub access_token: Option<Json>,
+    /// Identifiers to send (`EMAIL`, `PHONE`, `FN`, `LN`, `COUNTRY`,
+    /// `DOBY`, `DOBM`, `DOBD`, `GEN`, `EXTERN_ID`, in any case); absent or
+    /// null: every one the workspace can fill.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub identifiers: Option<Json>,
+    /// Keep the audience equal to the segment afterwards; false unless given.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    pub sync: Option<Json>,
+    /// Where the Graph API is; the server's setting unless given.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub graph_url: Option<Json>,
+    /// The Graph API version, like `v21.0`; the server's setting unless given.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub version: Option<Json>,
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(message).with(json!({"field": field}))
 }
@@ -35,8 +73,8 @@ fn valid_keys() -> String {
     Key::ALL.map(Key::name).join(", ")
 }
 
-fn string<'a>(map: &'a Map<String, Json>, key: &str, example: &str) -> ApiResult<Option<&'a str>> {
-    match map.get(key) {
+fn string<'a>(value: Option<&'a Json>, key: &str, example: &str) -> ApiResult<Option<&'a str>> {
+    match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.trim())),
         Some(other) => Err(invalid(
@@ -54,13 +92,14 @@ fn parse(
     settings: &facebook::Settings,
     destinations: &crate::destination::Destinations,
 ) -> ApiResult<Request> {
-    let map = known_object(body)?;
-    let audience_id = parse_audience_id(map)?;
-    let token = parse_access_token(map)?;
-    let keys = parse_identifiers(map, has_gender)?;
-    let sync = parse_sync(map)?;
-    let graph_url = parse_graph_url(map, settings, destinations)?;
-    let version = parse_version(map, settings)?;
+    known_object(body)?;
+    let body: FacebookExport = checked(body.clone())?;
+    let audience_id = parse_audience_id(body.audience_id.as_ref())?;
+    let token = parse_access_token(body.access_token.as_ref())?;
+    let keys = parse_identifiers(body.identifiers.as_ref(), has_gender)?;
+    let sync = parse_sync(body.sync.as_ref())?;
+    let graph_url = parse_graph_url(body.graph_url.as_ref(), settings, destinations)?;
+    let version = parse_version(body.version.as_ref(), settings)?;
     Ok(Request {
         segment_id,
         audience_id,
@@ -73,28 +112,28 @@ fn parse(
 }
 
 /// Step 1: the body is an object holding only keys an export takes.
-fn known_object(body: &Json) -> ApiResult<&Map<String, Json>> {
+fn known_object(body: &Json) -> ApiResult<()> {
     let Json::Object(map) = body else {
         return Err(ApiError::validation(
             "the body must be a JSON object like {\"audience_id\": \"23850000000000000\", \"access_token\": \"EAAB…\"}",
         ));
     };
-    if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+    if let Some(key) = unknown_key(map, &KEYS) {
         return Err(invalid(
             key,
             format!("unknown key {key:?}; an export takes {}", KEYS.join(", ")),
         ));
     }
-    Ok(map)
+    Ok(())
 }
 
 /// Step 2: the required numeric `audience_id`.
-fn parse_audience_id(map: &Map<String, Json>) -> ApiResult<String> {
+fn parse_audience_id(value: Option<&Json>) -> ApiResult<String> {
     // Audience ids are numeric; a number is accepted as well as a string.
-    match map.get("audience_id") {
+    match value {
         Some(Json::Number(n)) if n.is_u64() => Ok(n.to_string()),
         other => {
-            let text = string(map, "audience_id", "\"23850000000000000\"")?.unwrap_or_default();
+            let text = string(other, "audience_id", "\"23850000000000000\"")?.unwrap_or_default();
             if text.is_empty() {
                 return Err(invalid(
                     "audience_id",
@@ -116,8 +155,8 @@ fn parse_audience_id(map: &Map<String, Json>) -> ApiResult<String> {
 }
 
 /// Step 3: the required `access_token`, of a plausible size and shape.
-fn parse_access_token(map: &Map<String, Json>) -> ApiResult<&str> {
-    let token = string(map, "access_token", "\"EAAB…\"")?.unwrap_or_default();
+fn parse_access_token(value: Option<&Json>) -> ApiResult<&str> {
+    let token = string(value, "access_token", "\"EAAB…\"")?.unwrap_or_default();
     if token.is_empty() {
         return Err(invalid(
             "access_token",
@@ -134,8 +173,8 @@ fn parse_access_token(map: &Map<String, Json>) -> ApiResult<&str> {
 }
 
 /// Step 4: the `identifiers` to send; every one the workspace can fill when absent.
-fn parse_identifiers(map: &Map<String, Json>, has_gender: bool) -> ApiResult<Vec<Key>> {
-    match map.get("identifiers") {
+fn parse_identifiers(value: Option<&Json>, has_gender: bool) -> ApiResult<Vec<Key>> {
+    match value {
         None | Some(Json::Null) => Ok(Key::ALL
             .into_iter()
             .filter(|k| *k != Key::Gen || has_gender)
@@ -176,8 +215,8 @@ fn identifier_list(items: &[Json]) -> ApiResult<Vec<Key>> {
 }
 
 /// Step 5: whether the export keeps following the segment (`sync`).
-fn parse_sync(map: &Map<String, Json>) -> ApiResult<bool> {
-    match map.get("sync") {
+fn parse_sync(value: Option<&Json>) -> ApiResult<bool> {
+    match value {
         None | Some(Json::Null) => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
         Some(other) => Err(invalid(
@@ -189,11 +228,11 @@ fn parse_sync(map: &Map<String, Json>) -> ApiResult<bool> {
 
 /// Step 6: where the Graph API is (`graph_url`), checked against the allowed destinations.
 fn parse_graph_url(
-    map: &Map<String, Json>,
+    value: Option<&Json>,
     settings: &facebook::Settings,
     destinations: &crate::destination::Destinations,
 ) -> ApiResult<String> {
-    match string(map, "graph_url", "\"https://graph.facebook.com\"")? {
+    match string(value, "graph_url", "\"https://graph.facebook.com\"")? {
         None | Some("") => Ok(settings.graph_url.clone()),
         Some(text) => {
             let parsed = destinations.parse(text).map_err(|why| {
@@ -214,8 +253,8 @@ fn parse_graph_url(
 }
 
 /// Step 7: the Graph API `version`, shaped like v21.0.
-fn parse_version(map: &Map<String, Json>, settings: &facebook::Settings) -> ApiResult<String> {
-    match string(map, "version", "\"v21.0\"")? {
+fn parse_version(value: Option<&Json>, settings: &facebook::Settings) -> ApiResult<String> {
+    match string(value, "version", "\"v21.0\"")? {
         None | Some("") => Ok(settings.version.clone()),
         Some(text) if is_graph_version(text) => Ok(text.to_string()),
         Some(text) => Err(invalid(
@@ -242,17 +281,22 @@ fn not_found(id: &str) -> ApiError {
         .with(json!({"kind": "export", "id": id}))
 }
 
+/// A job's JSON (running or stored) as its typed answer.
+fn view(json: Json) -> ApiResult<ExportJob> {
+    ExportJob::from_json(json).map_err(ApiError::internal)
+}
+
 /// Starts an export of the segment's members to a Custom Audience.
-#[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", operation_id = "facebook_exports_start", security(("bearer" = [])), tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", operation_id = "facebook_exports_start", security(("bearer" = [])), tag = "segments", request_body = FacebookExport,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 202, description = "the job, queued"), (status = 404, description = "no such segment"),
+    responses((status = 202, description = "the job, queued", body = ExportJob), (status = 404, description = "no such segment"),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
 pub async fn start(
     State(state): State<AppState>,
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+) -> ApiResult<(StatusCode, axum::Json<ExportJob>)> {
     let has_gender = ws.read(|e| {
         e.segment(&id).ok_or_else(|| {
             ApiError::not_found(format!("segment {id:?} does not exist"))
@@ -279,47 +323,52 @@ pub async fn start(
     };
     let job =
         facebook::start(&ws, request, &settings, sealer.as_ref()).map_err(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(job.to_json())))
+    Ok((StatusCode::ACCEPTED, axum::Json(view(job.to_json())?)))
 }
 
 /// An export job: state, progress, batches, errors.
 #[utoipa::path(get, path = "/v1/exports/{id}", operation_id = "facebook_exports_get", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the export's id")),
-    responses((status = 200, description = "the job"), (status = 404, description = "no such export")))]
-pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "the job", body = ExportJob), (status = 404, description = "no such export")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<ExportJob>> {
     let job = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
-    Ok(ok(job))
+    Ok(axum::Json(view(job)?))
 }
 
 /// Stops an export (a sync stops following the segment; the audience keeps
 /// what was sent).
 #[utoipa::path(delete, path = "/v1/exports/{id}", operation_id = "facebook_exports_stop", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the export's id")),
-    responses((status = 200, description = "the job, stopping"), (status = 404, description = "no such export")))]
-pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "the job, stopping", body = ExportJob), (status = 404, description = "no such export")))]
+pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<ExportJob>> {
     // A job of an earlier run of the server has nothing left to stop.
     let Some(job) = ws.exports.get(&id) else {
-        return ws
-            .exports
-            .job_json(&id)
-            .map(ok)
-            .ok_or_else(|| not_found(&id));
+        let stored = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+        return Ok(axum::Json(view(stored)?));
     };
     job.stop.send_replace(true);
-    Ok(ok(job.to_json()))
+    Ok(axum::Json(view(job.to_json())?))
 }
 
 /// A segment's exports, newest first.
 #[utoipa::path(get, path = "/v1/segments/{id}/exports", operation_id = "facebook_exports_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the jobs"), (status = 404, description = "no such segment")))]
-pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "the jobs", body = Page<ExportJob>), (status = 404, description = "no such segment")))]
+pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Page<ExportJob>>> {
     ws.read(|e| {
         e.segment(&id).map(|_| ()).ok_or_else(|| {
             ApiError::not_found(format!("segment {id:?} does not exist"))
                 .with(json!({"kind": "segment", "id": id}))
         })
     })??;
-    let items = ws.exports.list_json(&id);
-    Ok(ok(page(items, None)))
+    let items = ws
+        .exports
+        .list_json(&id)
+        .into_iter()
+        .map(view)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -13,15 +13,20 @@ pub mod fields;
 pub mod identify;
 pub mod ops;
 pub mod scoring;
+pub mod scoring_types;
+pub mod segment_types;
 pub mod segments;
+pub mod webhook_types;
 pub mod webhooks;
 pub mod workflow_body;
+pub mod workflow_types;
 pub mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
 use sift_engine::{ContactView, Usage, Value, Workspace, format_date, format_datetime};
@@ -221,8 +226,10 @@ pub fn serialize_number<S: serde::Serializer>(n: &f64, serializer: S) -> Result<
     serde::Serialize::serialize(&number(*n), serializer)
 }
 
-/// The first key of `map` that is not in `allowed`: each caller words its
-/// own refusal, naming what its body does take.
+/// The first key of `map` that is not in `allowed`. Bodies are checked by
+/// hand before they are read into their types so that each resource keeps
+/// its own message (and a 422) where serde's `deny_unknown_fields` would
+/// answer a generic 400; each caller words its own refusal.
 pub fn unknown_key<'a>(map: &'a Map<String, Json>, allowed: &[&str]) -> Option<&'a str> {
     map.keys()
         .map(String::as_str)
@@ -286,4 +293,19 @@ pub fn contact_no(ws: &Workspace, id: &str) -> Result<u32, ApiError> {
         ApiError::not_found(format!("contact {id:?} does not exist"))
             .with(json!({"kind": "contact", "id": id}))
     })
+}
+
+/// A body already checked by hand, read into its typed form. The checks
+/// come first because they name the part at fault in the API's words; a
+/// failure here means a check is missing, so it still answers 422.
+pub fn checked<T: DeserializeOwned>(body: Json) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::validation(format!("the body does not have the documented shape: {e}"))
+    })
+}
+
+/// For a `PATCH` key where `null` (remove) differs from absent (keep):
+/// with `#[serde(default)]`, absent is `None` and `null` is `Some(Null)`.
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json>, D::Error> {
+    Json::deserialize(d).map(Some)
 }

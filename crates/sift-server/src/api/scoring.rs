@@ -10,28 +10,17 @@
 
 use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
-use sift_engine::{ScoringRule, ScoringRuleInput, ScoringRulePatch, Workspace};
+use sift_engine::{ScoringRuleInput, ScoringRulePatch, Workspace};
 use sift_lang::{Condition, ConditionError, Duration, Position};
 
-use super::{Body, Path, Ws, datetime, number};
+use super::scoring_types::{
+    ScoringRule as RuleView, ScoringRuleCreate, ScoringRuleDeleted, ScoringRuleUpdate,
+};
+use super::{Body, Path, Ws, checked, unknown_key};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::reply::{JsonResponse, ok, page};
+use crate::reply::Page;
 
 const RULE_KEYS: [&str; 4] = ["event_type", "where", "points", "expires_after"];
-
-pub fn rule_json(engine: &Workspace, rule: &ScoringRule) -> Json {
-    let schema = engine.schema();
-    json!({
-        "id": rule.id,
-        "event_type": rule.event_type,
-        "where": rule.filter.as_ref().map(sift_lang::to_json),
-        "where_text": rule.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)),
-        "points": number(rule.points),
-        "expires_after": rule.expires_after.map(sift_lang::duration_to_json),
-        "created_at": datetime(rule.created_at),
-        "updated_at": datetime(rule.updated_at),
-    })
-}
 
 fn check_keys(body: &Json) -> Result<(), ApiError> {
     let Json::Object(map) = body else {
@@ -39,7 +28,7 @@ fn check_keys(body: &Json) -> Result<(), ApiError> {
             "the body must be a JSON object like {\"event_type\": \"purchase\", \"points\": 10}",
         ));
     };
-    match map.keys().find(|k| !RULE_KEYS.contains(&k.as_str())) {
+    match unknown_key(map, &RULE_KEYS) {
         Some(key) => Err(ApiError::validation(format!(
             "unknown key {key:?}; a scoring rule has {}",
             RULE_KEYS.join(", ")
@@ -184,121 +173,130 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The rule after a write, with what the write did.
-fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Json {
-    let mut out = engine
-        .scoring_rule(id)
-        .map_or(Json::Null, |rule| rule_json(engine, rule));
-    out["rescored"] = json!(write.rescored);
-    out["changes"] = json!(write.membership_changes);
-    out
+fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Result<RuleView, ApiError> {
+    let rule = engine.scoring_rule(id).ok_or_else(|| {
+        ApiError::internal(format!("scoring rule {id} is missing after its write"))
+    })?;
+    let mut view = RuleView::of(engine, rule);
+    view.rescored = Some(write.rescored);
+    view.changes = Some(write.membership_changes);
+    Ok(view)
 }
 
 /// Every scoring rule.
 #[utoipa::path(get, path = "/v1/scoring-rules", operation_id = "scoring_rules_list", security(("bearer" = [])), tag = "scoring",
-    responses((status = 200, description = "the rules")))]
-pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
-    let body = ws.read(|engine| {
-        let items = engine
+    responses((status = 200, description = "the rules", body = Page<RuleView>)))]
+pub async fn list(Ws(ws): Ws) -> ApiResult<axum::Json<Page<RuleView>>> {
+    let items = ws.read(|engine| {
+        engine
             .scoring_rules()
             .iter()
-            .map(|rule| rule_json(engine, rule))
-            .collect();
-        page(items, None)
+            .map(|rule| RuleView::of(engine, rule))
+            .collect()
     })?;
-    Ok(ok(body))
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// Creates a rule and scores past events with it before answering.
-#[utoipa::path(post, path = "/v1/scoring-rules", operation_id = "scoring_rules_create", security(("bearer" = [])), tag = "scoring", request_body = Object,
-    responses((status = 201, description = "the rule, with how many contacts were rescored"),
+#[utoipa::path(post, path = "/v1/scoring-rules", operation_id = "scoring_rules_create", security(("bearer" = [])), tag = "scoring", request_body = ScoringRuleCreate,
+    responses((status = 201, description = "the rule, with how many contacts were rescored", body = RuleView),
               (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
 pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
-) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+) -> ApiResult<(StatusCode, axum::Json<RuleView>)> {
     check_keys(&body)?;
-    let event_type = event_type_of(body.get("event_type").unwrap_or(&Json::Null))?;
-    let points = match body.get("points") {
+    event_type_of(body.get("event_type").unwrap_or(&Json::Null))?;
+    match body.get("points") {
         None => {
             return Err(ApiError::validation("a scoring rule needs \"points\"")
                 .with(json!({"field": "points"})));
         }
         Some(value) => points_of(value)?,
     };
-    let expires_after = expires_of(body.get("expires_after").unwrap_or(&Json::Null))?;
+    let body: ScoringRuleCreate = checked(body)?;
+    let expires_after = expires_of(body.expires_after.as_ref().unwrap_or(&Json::Null))?;
     let id = format!("rule_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let (_, json) = ws
+    let (_, view) = ws
         .write(|engine, now| {
-            let filter = filter_of(body.get("where").unwrap_or(&Json::Null), engine)?;
+            let filter = filter_of(body.filter.as_ref().unwrap_or(&Json::Null), engine)?;
             let input = ScoringRuleInput {
                 id: id.clone(),
-                event_type,
+                event_type: body.event_type,
                 filter,
-                points,
+                points: body.points,
                 expires_after,
             };
             let write = engine.create_scoring_rule(input, now)?;
-            let json = written(engine, &id, &write);
-            Ok((write, json))
+            let view = written(engine, &id, &write)?;
+            Ok((write, view))
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(json)))
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// One rule.
 #[utoipa::path(get, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_get", security(("bearer" = [])), tag = "scoring",
     params(("id" = String, Path, description = "the rule's id")),
-    responses((status = 200, description = "the rule"), (status = 404, description = "no such rule")))]
-pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let body = ws.read(|engine| engine.scoring_rule(&id).map(|r| rule_json(engine, r)))?;
-    body.map(ok).ok_or_else(|| not_found(&id))
+    responses((status = 200, description = "the rule", body = RuleView), (status = 404, description = "no such rule")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<RuleView>> {
+    let view = ws.read(|engine| engine.scoring_rule(&id).map(|r| RuleView::of(engine, r)))?;
+    view.map(axum::Json).ok_or_else(|| not_found(&id))
 }
 
 /// Edits a rule; `null` removes `where` or `expires_after`. Every contact
 /// with events of the types involved is rescored before answering.
-#[utoipa::path(patch, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_update", security(("bearer" = [])), tag = "scoring", request_body = Object,
+#[utoipa::path(patch, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_update", security(("bearer" = [])), tag = "scoring", request_body = ScoringRuleUpdate,
     params(("id" = String, Path, description = "the rule's id")),
-    responses((status = 200, description = "the rule, with how many contacts were rescored"),
+    responses((status = 200, description = "the rule, with how many contacts were rescored", body = RuleView),
               (status = 404, description = "no such rule"),
               (status = 422, description = "a missing or invalid part; an invalid \"where\" is invalid_condition")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<RuleView>> {
     check_keys(&body)?;
-    let event_type = body.get("event_type").map(event_type_of).transpose()?;
-    let points = body.get("points").map(points_of).transpose()?;
-    let expires_after = body.get("expires_after").map(expires_of).transpose()?;
-    let (_, json) = ws
+    body.get("event_type").map(event_type_of).transpose()?;
+    body.get("points").map(points_of).transpose()?;
+    let body: ScoringRuleUpdate = checked(body)?;
+    let expires_after = body.expires_after.as_ref().map(expires_of).transpose()?;
+    let (_, view) = ws
         .write(|engine, now| {
             if engine.scoring_rule(&id).is_none() {
                 return Err(not_found(&id));
             }
             let filter = body
-                .get("where")
+                .filter
+                .as_ref()
                 .map(|value| filter_of(value, engine))
                 .transpose()?;
             let patch = ScoringRulePatch {
-                event_type,
+                event_type: body.event_type,
                 filter,
-                points,
+                points: body.points,
                 expires_after,
             };
             let write = engine.update_scoring_rule(&id, patch, now)?;
-            let json = written(engine, &id, &write);
-            Ok((write, json))
+            let view = written(engine, &id, &write)?;
+            Ok((write, view))
         })
         .await?;
-    Ok(ok(json))
+    Ok(axum::Json(view))
 }
 
 /// Deletes a rule and takes its points away again.
 #[utoipa::path(delete, path = "/v1/scoring-rules/{id}", operation_id = "scoring_rules_delete", security(("bearer" = [])), tag = "scoring",
     params(("id" = String, Path, description = "the rule's id")),
-    responses((status = 200, description = "deleted, with how many contacts were rescored"),
+    responses((status = 200, description = "deleted, with how many contacts were rescored", body = ScoringRuleDeleted),
               (status = 404, description = "no such rule")))]
-pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+pub async fn delete(
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ScoringRuleDeleted>> {
     let (write, ()) = ws
         .write(|engine, now| {
             if engine.scoring_rule(&id).is_none() {
@@ -307,12 +305,12 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
             Ok((engine.delete_scoring_rule(&id, now)?, ()))
         })
         .await?;
-    Ok(ok(json!({
-        "id": id,
-        "deleted": true,
-        "rescored": write.rescored,
-        "changes": write.membership_changes,
-    })))
+    Ok(axum::Json(ScoringRuleDeleted {
+        changes: write.membership_changes,
+        deleted: true,
+        id,
+        rescored: write.rescored,
+    }))
 }
 
 #[cfg(test)]

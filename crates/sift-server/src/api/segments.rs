@@ -1,38 +1,21 @@
 //! Segments: create, list and search, read, edit, delete, preview, members,
-//! static add/remove, usages.
+//! static add/remove, usages. The bodies are in `segment_types`.
 
 use std::time::Instant;
 
+use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use sift_engine::{Segment, SegmentInput, SegmentKind, SegmentPatch, Workspace};
 use sift_lang::Condition;
 
-use super::{Body, Path, Query, Ws, contact_json, datetime, usages_json};
+use super::segment_types::{
+    Deleted, Evaluation, Kind, MembersBody, MembersChanged, Preview, PreviewRequest,
+    Segment as SegmentView, SegmentCreate, SegmentUpdate, SegmentUsage,
+};
+use super::{Body, Path, Query, Ws, checked, contact_json, unknown_key};
 use crate::error::{ApiError, ApiResult};
-use crate::reply::{JsonResponse, ok, page};
-
-pub fn segment_json(engine: &Workspace, segment: &Segment) -> Json {
-    let def = &segment.def;
-    let schema = engine.schema();
-    let anonymous = segment
-        .members
-        .intersection_len(engine.contacts().anonymous());
-    json!({
-        "id": def.id,
-        "name": def.name,
-        "description": def.description,
-        "kind": def.kind.as_str(),
-        "condition": def.condition.as_ref().map(|c| sift_lang::to_text(c, &schema)),
-        "condition_tree": def.condition.as_ref().map(sift_lang::to_json),
-        "test": def.test,
-        "size": segment.members.len(),
-        "size_known": segment.members.len() - anonymous,
-        "size_anonymous": anonymous,
-        "created_at": datetime(def.created_at),
-        "updated_at": datetime(def.updated_at),
-    })
-}
+use crate::reply::Page;
 
 /// Whole-segment evaluations: how many, and how long each took.
 fn record_evaluation(kind: &'static str, took_ms: f64) {
@@ -40,10 +23,15 @@ fn record_evaluation(kind: &'static str, took_ms: f64) {
     metrics::histogram!("sift_segment_evaluation_seconds", "kind" => kind).record(took_ms / 1000.0);
 }
 
-/// The condition of a body: `condition` (text) or `condition_tree` (JSON), not both.
-fn condition_of(body: &Json, engine: &Workspace) -> Result<Option<Condition>, ApiError> {
+/// The condition of a body: `condition` (text) or `condition_tree` (JSON),
+/// not both. Each is `None` when absent and `Some(Null)` when null.
+fn condition_of(
+    condition: Option<&Json>,
+    tree: Option<&Json>,
+    engine: &Workspace,
+) -> Result<Option<Condition>, ApiError> {
     let schema = engine.schema();
-    match (body.get("condition"), body.get("condition_tree")) {
+    match (condition, tree) {
         (Some(Json::String(_)), Some(tree)) | (Some(Json::Null), Some(tree)) if !tree.is_null() => {
             Err(ApiError::validation(
                 "give either \"condition\" (text) or \"condition_tree\" (JSON), not both",
@@ -72,15 +60,13 @@ fn check_keys(body: &Json, allowed: &[&str]) -> Result<(), ApiError> {
     let Json::Object(map) = body else {
         return Err(ApiError::validation("the body must be a JSON object"));
     };
-    for key in map.keys() {
-        if !allowed.contains(&key.as_str()) {
-            return Err(ApiError::validation(format!(
-                "unknown key {key:?}; expected one of {}",
-                allowed.join(", ")
-            )));
-        }
+    match unknown_key(map, allowed) {
+        Some(key) => Err(ApiError::validation(format!(
+            "unknown key {key:?}; expected one of {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -92,10 +78,13 @@ pub struct ListQuery {
 
 /// Lists segments with their sizes; `q` searches names.
 #[utoipa::path(get, path = "/v1/segments", operation_id = "segments_list", security(("bearer" = [])), tag = "segments", params(ListQuery),
-    responses((status = 200, description = "segments, by name")))]
-pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "segments, by name", body = Page<SegmentView>)))]
+pub async fn list(
+    Ws(ws): Ws,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<SegmentView>>> {
     let needle = query.q.unwrap_or_default().to_lowercase();
-    let body = ws.read(|engine| {
+    let items = ws.read(|engine| {
         let mut segments: Vec<&Segment> = engine
             .segments()
             .iter()
@@ -103,51 +92,86 @@ pub async fn list(Ws(ws): Ws, Query(query): Query<ListQuery>) -> ApiResult<JsonR
             .filter(|s| s.def.name.to_lowercase().contains(&needle))
             .collect();
         segments.sort_by_key(|s| s.def.name.to_lowercase());
-        page(
-            segments.iter().map(|s| segment_json(engine, s)).collect(),
-            None,
-        )
+        segments
+            .iter()
+            .map(|s| SegmentView::of(engine, s))
+            .collect()
     })?;
-    Ok(ok(body))
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+const CREATE_KEYS: [&str; 6] = [
+    "name",
+    "description",
+    "kind",
+    "condition",
+    "condition_tree",
+    "test",
+];
+
+/// The checks of a create body that need no workspace, with their messages.
+fn check_create(body: &Json) -> Result<(), ApiError> {
+    check_keys(body, &CREATE_KEYS)?;
+    string_field(body, "name")?
+        .ok_or_else(|| ApiError::validation("a segment needs a \"name\""))?;
+    string_field(body, "description")?;
+    if let Some(kind_text) = string_field(body, "kind")?
+        && SegmentKind::parse(&kind_text).is_none()
+    {
+        return Err(ApiError::validation(format!(
+            "\"kind\" must be \"dynamic\" or \"static\", got {kind_text:?}"
+        )));
+    }
+    match body.get("test") {
+        None | Some(Json::Null) | Some(Json::Bool(_)) => Ok(()),
+        Some(_) => Err(ApiError::validation("\"test\" must be true or false")),
+    }
+}
+
+/// The segment after a create or an update, with what the write did.
+fn evaluated(
+    engine: &Workspace,
+    id: &str,
+    write: &sift_engine::Write,
+    took_ms: f64,
+) -> Result<SegmentView, ApiError> {
+    let segment = engine
+        .segment(id)
+        .ok_or_else(|| ApiError::internal(format!("segment {id} is missing after its write")))?;
+    let mut view = SegmentView::of(engine, segment);
+    view.evaluation = Some(Evaluation {
+        entered: write.entered,
+        exited: write.exited,
+        took_ms,
+    });
+    Ok(view)
 }
 
 /// Creates a segment and evaluates it over all contacts before answering.
-#[utoipa::path(post, path = "/v1/segments", operation_id = "segments_create", security(("bearer" = [])), tag = "segments", request_body = Object,
-    responses((status = 201, description = "the segment, with its evaluation"), (status = 409, description = "the name is taken"),
+#[utoipa::path(post, path = "/v1/segments", operation_id = "segments_create", security(("bearer" = [])), tag = "segments", request_body = SegmentCreate,
+    responses((status = 201, description = "the segment, with its evaluation", body = SegmentView), (status = 409, description = "the name is taken"),
               (status = 422, description = "invalid condition")))]
 pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
-) -> ApiResult<(axum::http::StatusCode, axum::Json<Json>)> {
-    check_keys(
-        &body,
-        &[
-            "name",
-            "description",
-            "kind",
-            "condition",
-            "condition_tree",
-            "test",
-        ],
-    )?;
-    let name = string_field(&body, "name")?
-        .ok_or_else(|| ApiError::validation("a segment needs a \"name\""))?;
-    let description = string_field(&body, "description")?.unwrap_or_default();
-    let kind_text = string_field(&body, "kind")?.unwrap_or_else(|| "dynamic".into());
-    let kind = SegmentKind::parse(&kind_text).ok_or_else(|| {
-        ApiError::validation(format!(
-            "\"kind\" must be \"dynamic\" or \"static\", got {kind_text:?}"
-        ))
-    })?;
-    let test = match body.get("test") {
-        None | Some(Json::Null) => false,
-        Some(Json::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::validation("\"test\" must be true or false")),
+) -> ApiResult<(StatusCode, axum::Json<SegmentView>)> {
+    check_create(&body)?;
+    let body: SegmentCreate = checked(body)?;
+    let kind = match body.kind.unwrap_or(Kind::Dynamic) {
+        Kind::Dynamic => SegmentKind::Dynamic,
+        Kind::Static => SegmentKind::Static,
     };
     let id = format!("seg_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let (write, (json, took_ms)) = ws
+    let (_, view) = ws
         .write(|engine, now| {
-            let condition = condition_of(&body, engine)?;
+            let condition = condition_of(
+                body.condition.as_ref(),
+                body.condition_tree.as_ref(),
+                engine,
+            )?;
             if kind == SegmentKind::Dynamic && condition.is_none() {
                 return Err(ApiError::validation(
                     "a dynamic segment needs a \"condition\" or \"condition_tree\"",
@@ -156,42 +180,41 @@ pub async fn create(
             let started = Instant::now();
             let input = SegmentInput {
                 id: id.clone(),
-                name,
-                description,
+                name: body.name,
+                description: body.description.unwrap_or_default(),
                 kind,
                 condition,
-                test,
+                test: body.test.unwrap_or(false),
             };
             let write = engine.create_segment(input, now)?;
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
             record_evaluation("create", took_ms);
-            let json = engine
-                .segment(&id)
-                .map(|s| segment_json(engine, s))
-                .unwrap_or(Json::Null);
-            Ok((write, (json, took_ms)))
+            let view = evaluated(engine, &id, &write, took_ms)?;
+            Ok((write, view))
         })
         .await?;
-    let mut json = json;
-    json["evaluation"] =
-        json!({"entered": write.entered, "exited": write.exited, "took_ms": took_ms});
-    Ok((axum::http::StatusCode::CREATED, axum::Json(json)))
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+fn no_segment(id: &str) -> ApiError {
+    ApiError::not_found(format!("segment {id:?} does not exist"))
 }
 
 /// One segment with its exact size.
 #[utoipa::path(get, path = "/v1/segments/{id}", operation_id = "segments_get", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the segment"), (status = 404, description = "no such segment")))]
-pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let body = ws.read(|engine| engine.segment(&id).map(|s| segment_json(engine, s)))?;
-    body.map(ok)
-        .ok_or_else(|| ApiError::not_found(format!("segment {id:?} does not exist")))
+    responses((status = 200, description = "the segment", body = SegmentView), (status = 404, description = "no such segment")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<SegmentView>> {
+    let view = ws.read(|engine| engine.segment(&id).map(|s| SegmentView::of(engine, s)))?;
+    view.map(axum::Json).ok_or_else(|| no_segment(&id))
 }
 
+const UPDATE_KEYS: [&str; 4] = ["name", "description", "condition", "condition_tree"];
+
 /// Edits name, description or condition; a new condition is re-evaluated.
-#[utoipa::path(patch, path = "/v1/segments/{id}", operation_id = "segments_update", security(("bearer" = [])), tag = "segments", request_body = Object,
+#[utoipa::path(patch, path = "/v1/segments/{id}", operation_id = "segments_update", security(("bearer" = [])), tag = "segments", request_body = SegmentUpdate,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the segment, with entered/exited counts"),
+    responses((status = 200, description = "the segment, with entered/exited counts", body = SegmentView),
               (status = 404, description = "no such segment"),
               (status = 409, description = "the name is taken"),
               (status = 422, description = "an invalid condition or key")))]
@@ -199,73 +222,71 @@ pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<JsonResponse> {
-    check_keys(
-        &body,
-        &["name", "description", "condition", "condition_tree"],
-    )?;
-    let name = string_field(&body, "name")?;
-    let description = string_field(&body, "description")?;
-    let (write, (json, took_ms)) = ws
+) -> ApiResult<axum::Json<SegmentView>> {
+    check_keys(&body, &UPDATE_KEYS)?;
+    string_field(&body, "name")?;
+    string_field(&body, "description")?;
+    let body: SegmentUpdate = checked(body)?;
+    let (_, view) = ws
         .write(|engine, now| {
-            let condition = condition_of(&body, engine)?;
-            let started = Instant::now();
-            let write = engine.update_segment(
-                &id,
-                SegmentPatch {
-                    name,
-                    description,
-                    condition,
-                },
-                now,
+            let condition = condition_of(
+                body.condition.as_ref(),
+                body.condition_tree.as_ref(),
+                engine,
             )?;
+            let started = Instant::now();
+            let patch = SegmentPatch {
+                name: body.name,
+                description: body.description,
+                condition,
+            };
+            let write = engine.update_segment(&id, patch, now)?;
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let json = engine
-                .segment(&id)
-                .map(|s| segment_json(engine, s))
-                .unwrap_or(Json::Null);
-            Ok((write, (json, took_ms)))
+            let view = evaluated(engine, &id, &write, took_ms)?;
+            Ok((write, view))
         })
         .await?;
-    let mut json = json;
-    json["evaluation"] =
-        json!({"entered": write.entered, "exited": write.exited, "took_ms": took_ms});
-    Ok(ok(json))
+    Ok(axum::Json(view))
 }
 
 /// Deletes a segment; refused with its usages while anything refers to it.
 #[utoipa::path(delete, path = "/v1/segments/{id}", operation_id = "segments_delete", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "deleted"), (status = 409, description = "in use; details list the usages"),
+    responses((status = 200, description = "deleted", body = Deleted), (status = 409, description = "in use; details list the usages"),
               (status = 404, description = "no such segment")))]
-pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
     ws.write(|engine, _| Ok((engine.delete_segment(&id)?, ())))
         .await?;
-    Ok(ok(json!({"id": id, "deleted": true})))
+    Ok(axum::Json(Deleted::new(id)))
 }
+
+const PREVIEW_KEYS: [&str; 4] = ["condition", "condition_tree", "segment_id", "sample"];
 
 /// Size and a sample of the members of an unsaved condition; with
 /// `segment_id`, also how many would enter and leave that segment.
-#[utoipa::path(post, path = "/v1/segments:preview", operation_id = "segments_preview", security(("bearer" = [])), tag = "segments", request_body = Object,
-    responses((status = 200, description = "size and sample"),
+#[utoipa::path(post, path = "/v1/segments:preview", operation_id = "segments_preview", security(("bearer" = [])), tag = "segments", request_body = PreviewRequest,
+    responses((status = 200, description = "size and sample", body = Preview),
               (status = 404, description = "`segment_id` names no segment"),
               (status = 422, description = "an invalid condition or key")))]
-pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonResponse> {
-    check_keys(
-        &body,
-        &["condition", "condition_tree", "segment_id", "sample"],
-    )?;
-    let sample_size = match body.get("sample") {
-        None | Some(Json::Null) => 10,
-        Some(n) => n
-            .as_u64()
-            .filter(|n| *n <= 100)
-            .ok_or_else(|| ApiError::validation("\"sample\" must be a number from 0 to 100"))?
-            as usize,
-    };
-    let segment_id = string_field(&body, "segment_id")?;
+pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json<Preview>> {
+    check_keys(&body, &PREVIEW_KEYS)?;
+    if let Some(n) = body.get("sample").filter(|n| !n.is_null())
+        && n.as_u64().is_none_or(|n| n > 100)
+    {
+        return Err(ApiError::validation(
+            "\"sample\" must be a number from 0 to 100",
+        ));
+    }
+    string_field(&body, "segment_id")?;
+    let body: PreviewRequest = checked(body)?;
+    let sample_size = body.sample.map_or(10, |n| n as usize);
     let out = ws.read(|engine| {
-        let condition = condition_of(&body, engine)?.unwrap_or(Condition::All(Vec::new()));
+        let condition = condition_of(
+            body.condition.as_ref(),
+            body.condition_tree.as_ref(),
+            engine,
+        )?
+        .unwrap_or(Condition::All(Vec::new()));
         let started = Instant::now();
         let members = engine.preview(&condition, ws.clock.now_ms())?;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -276,23 +297,23 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<JsonRespon
             .filter_map(|no| engine.contact(no))
             .map(|view| contact_json(&view))
             .collect();
-        let mut out = json!({
-            "size": members.len(),
-            "sample": sample,
-            "condition": sift_lang::to_text(&condition, &engine.schema()),
-            "condition_tree": sift_lang::to_json(&condition),
-            "took_ms": took_ms,
-        });
-        if let Some(id) = &segment_id {
-            let segment = engine
-                .segment(id)
-                .ok_or_else(|| ApiError::not_found(format!("segment {id:?} does not exist")))?;
-            out["entering"] = json!((&members - &segment.members).len());
-            out["leaving"] = json!((&segment.members - &members).len());
+        let mut out = Preview {
+            condition: sift_lang::to_text(&condition, &engine.schema()),
+            condition_tree: sift_lang::to_json(&condition),
+            entering: None,
+            leaving: None,
+            sample,
+            size: members.len(),
+            took_ms,
+        };
+        if let Some(id) = &body.segment_id {
+            let segment = engine.segment(id).ok_or_else(|| no_segment(id))?;
+            out.entering = Some((&members - &segment.members).len());
+            out.leaving = Some((&segment.members - &members).len());
         }
         Ok::<_, ApiError>(out)
     })??;
-    Ok(ok(out))
+    Ok(axum::Json(out))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -305,24 +326,24 @@ pub struct PageQuery {
 /// The segment's members, a page at a time.
 #[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
-    responses((status = 200, description = "a page of members"),
+    responses((status = 200, description = "a page of members, each a contact as `GET /v1/contacts/{id}` answers it", body = Page<Json>),
               (status = 404, description = "no such segment")))]
 pub async fn contacts(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<Json>> {
     let body =
         super::contacts::contact_page(&ws, None, Some(&id), query.cursor.as_deref(), query.limit)?;
-    Ok(ok(body))
+    Ok(axum::Json(body))
 }
 
-#[derive(Deserialize)]
-pub struct MembersBody {
-    contact_ids: Vec<String>,
-}
-
-async fn set_members(ws: Ws, id: String, body: MembersBody, add: bool) -> ApiResult<JsonResponse> {
+async fn set_members(
+    ws: Ws,
+    id: String,
+    body: MembersBody,
+    add: bool,
+) -> ApiResult<axum::Json<MembersChanged>> {
     if body.contact_ids.len() > sift_engine::MAX_BATCH {
         return Err(ApiError::new(
             crate::error::Code::PayloadTooLarge,
@@ -336,47 +357,53 @@ async fn set_members(ws: Ws, id: String, body: MembersBody, add: bool) -> ApiRes
             Ok((write, size))
         })
         .await?;
-    Ok(ok(
-        json!({"added": write.entered, "removed": write.exited, "size": size}),
-    ))
+    Ok(axum::Json(MembersChanged {
+        added: write.entered,
+        removed: write.exited,
+        size,
+    }))
 }
 
 /// Adds contacts to a static segment (409 on a dynamic one).
-#[utoipa::path(post, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_add", security(("bearer" = [])), tag = "segments", request_body = Object,
+#[utoipa::path(post, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_add", security(("bearer" = [])), tag = "segments", request_body = MembersBody,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were added"), (status = 409, description = "the segment is dynamic"),
+    responses((status = 200, description = "how many were added", body = MembersChanged), (status = 409, description = "the segment is dynamic"),
               (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
               (status = 422, description = "an invalid contact id")))]
 pub async fn add_members(
     ws: Ws,
     Path(id): Path<String>,
     Body(body): Body<MembersBody>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<MembersChanged>> {
     set_members(ws, id, body, true).await
 }
 
 /// Removes contacts from a static segment (409 on a dynamic one).
-#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_remove", security(("bearer" = [])), tag = "segments", request_body = Object,
+#[utoipa::path(delete, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_remove", security(("bearer" = [])), tag = "segments", request_body = MembersBody,
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "how many were removed"), (status = 409, description = "the segment is dynamic"),
+    responses((status = 200, description = "how many were removed", body = MembersChanged), (status = 409, description = "the segment is dynamic"),
               (status = 404, description = "no such segment, or unknown contacts (listed in details.contact_ids)"),
               (status = 422, description = "an invalid contact id")))]
 pub async fn remove_members(
     ws: Ws,
     Path(id): Path<String>,
     Body(body): Body<MembersBody>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<MembersChanged>> {
     set_members(ws, id, body, false).await
 }
 
 /// What refers to this segment.
 #[utoipa::path(get, path = "/v1/segments/{id}/usages", operation_id = "segments_usages", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id")),
-    responses((status = 200, description = "the usages"),
+    responses((status = 200, description = "the usages", body = Page<SegmentUsage>),
               (status = 404, description = "no such segment")))]
-pub async fn usages(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+pub async fn usages(
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Page<SegmentUsage>>> {
     let usages = ws.read(|engine| engine.usages(&id))??;
-    Ok(ok(
-        json!({"items": usages_json(&usages), "next_cursor": null}),
-    ))
+    Ok(axum::Json(Page {
+        items: SegmentUsage::list(&usages)?,
+        next_cursor: None,
+    }))
 }

@@ -8,11 +8,13 @@ use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 use sift_store::WebhookRow;
 
-use super::{Body, Path, Ws};
+use super::segment_types::Deleted;
+use super::webhook_types::{WebhookCreate, WebhookUpdate};
+use super::{Body, Path, Ws, checked, unknown_key};
 use crate::destination::Destinations;
 use crate::error::{ApiError, ApiResult};
-use crate::reply::{JsonResponse, ok, page};
-use crate::webhooks;
+use crate::reply::Page;
+use crate::webhooks::{self, Webhook};
 
 const KEYS: [&str; 5] = ["url", "secret", "segments", "events", "enabled"];
 const MAX_URL_BYTES: usize = 2048;
@@ -22,18 +24,18 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(message).with(json!({"field": field}))
 }
 
-fn check_keys(body: &Json) -> ApiResult<&serde_json::Map<String, Json>> {
+fn check_keys(body: &Json) -> ApiResult<()> {
     let Json::Object(map) = body else {
         return Err(ApiError::validation(
             "the body must be a JSON object like {\"url\": \"https://example.com/hooks/sift\", \"secret\": \"…\"}",
         ));
     };
-    match map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+    match unknown_key(map, &KEYS) {
         Some(key) => Err(invalid(
             key,
             format!("unknown key {key:?}; a webhook has {}", KEYS.join(", ")),
         )),
-        None => Ok(map),
+        None => Ok(()),
     }
 }
 
@@ -135,30 +137,34 @@ fn check_sends_something(row: &WebhookRow) -> ApiResult<()> {
 
 /// Every webhook, oldest first, each with its delivery status.
 #[utoipa::path(get, path = "/v1/webhooks", operation_id = "webhooks_list", security(("bearer" = [])), tag = "webhooks",
-    responses((status = 200, description = "the webhooks")))]
-pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "the webhooks", body = Page<Webhook>)))]
+pub async fn list(Ws(ws): Ws) -> ApiResult<axum::Json<Page<Webhook>>> {
     let items = ws
         .webhooks
         .list()
         .iter()
-        .map(|s| webhooks::webhook_json(&ws, s))
-        .collect::<ApiResult<Vec<Json>>>()?;
-    Ok(ok(page(items, None)))
+        .map(|s| Webhook::of(&ws, s))
+        .collect::<ApiResult<Vec<Webhook>>>()?;
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// Subscribes a URL to membership changes (of the given segments, or all)
 /// and, with `"events": true`, to accepted events. It receives what is
 /// committed from its creation on.
-#[utoipa::path(post, path = "/v1/webhooks", operation_id = "webhooks_create", security(("bearer" = [])), tag = "webhooks", request_body = Object,
-    responses((status = 201, description = "the webhook with its delivery status"),
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "webhooks_create", security(("bearer" = [])), tag = "webhooks", request_body = WebhookCreate,
+    responses((status = 201, description = "the webhook with its delivery status", body = Webhook),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
 pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
-) -> ApiResult<(StatusCode, axum::Json<Json>)> {
-    let map = check_keys(&body)?;
+) -> ApiResult<(StatusCode, axum::Json<Webhook>)> {
+    check_keys(&body)?;
+    let body: WebhookCreate = checked(body)?;
     let url = url_of(
-        map.get("url").ok_or_else(|| {
+        body.url.as_ref().ok_or_else(|| {
             invalid(
                 "url",
                 "a webhook needs \"url\", like https://example.com/hooks/sift",
@@ -166,20 +172,22 @@ pub async fn create(
         })?,
         &ws.destinations,
     )?;
-    let secret = secret_of(map.get("secret").ok_or_else(|| {
+    let secret = secret_of(body.secret.as_ref().ok_or_else(|| {
         invalid(
             "secret",
             "a webhook needs \"secret\": deliveries are signed with it",
         )
     })?)?;
-    let segments = segments_of(map.get("segments").unwrap_or(&Json::Null), &ws)?;
-    let events = map
-        .get("events")
+    let segments = segments_of(body.segments.as_ref().unwrap_or(&Json::Null), &ws)?;
+    let events = body
+        .events
+        .as_ref()
         .map(|v| bool_of(v, "events"))
         .transpose()?
         .unwrap_or(false);
-    let enabled = map
-        .get("enabled")
+    let enabled = body
+        .enabled
+        .as_ref()
         .map(|v| bool_of(v, "enabled"))
         .transpose()?
         .unwrap_or(true);
@@ -196,53 +204,60 @@ pub async fn create(
     };
     check_sends_something(&row)?;
     let subscription = webhooks::create(&ws, row).await?;
-    let json = webhooks::webhook_json(&ws, &subscription)?;
-    Ok((StatusCode::CREATED, axum::Json(json)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Webhook::of(&ws, &subscription)?),
+    ))
 }
 
 /// One webhook with its delivery status.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "webhooks_get", security(("bearer" = [])), tag = "webhooks",
     params(("id" = String, Path, description = "the webhook's id")),
-    responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook")))]
-pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "the webhook", body = Webhook), (status = 404, description = "no such webhook")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Webhook>> {
     let subscription = ws
         .webhooks
         .get(&id)
         .ok_or_else(|| webhooks::not_found(&id))?;
-    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+    Ok(axum::Json(Webhook::of(&ws, &subscription)?))
 }
 
 /// Edits any of url, secret, segments (null: every segment), events,
 /// enabled. A disabled webhook keeps its cursor; enabled again, it sends
 /// what it missed.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "webhooks_update", security(("bearer" = [])), tag = "webhooks", request_body = Object,
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "webhooks_update", security(("bearer" = [])), tag = "webhooks", request_body = WebhookUpdate,
     params(("id" = String, Path, description = "the webhook's id")),
-    responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook"),
+    responses((status = 200, description = "the webhook", body = Webhook), (status = 404, description = "no such webhook"),
               (status = 422, description = "an invalid key, named in details.field")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<JsonResponse> {
-    let map = check_keys(&body)?;
+) -> ApiResult<axum::Json<Webhook>> {
+    check_keys(&body)?;
+    let body: WebhookUpdate = checked(body)?;
     if ws.webhooks.get(&id).is_none() {
         return Err(webhooks::not_found(&id));
     }
-    let url = map
-        .get("url")
+    let url = body
+        .url
+        .as_ref()
         .map(|v| url_of(v, &ws.destinations))
         .transpose()?;
-    let secret = map.get("secret").map(secret_of).transpose()?;
-    let segments = map
-        .get("segments")
+    let secret = body.secret.as_ref().map(secret_of).transpose()?;
+    let segments = body
+        .segments
+        .as_ref()
         .map(|v| segments_of(v, &ws))
         .transpose()?;
-    let events = map
-        .get("events")
+    let events = body
+        .events
+        .as_ref()
         .map(|v| bool_of(v, "events"))
         .transpose()?;
-    let enabled = map
-        .get("enabled")
+    let enabled = body
+        .enabled
+        .as_ref()
         .map(|v| bool_of(v, "enabled"))
         .transpose()?;
     let subscription = webhooks::update(&ws, &id, |row| {
@@ -264,14 +279,14 @@ pub async fn update(
         check_sends_something(row)
     })
     .await?;
-    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+    Ok(axum::Json(Webhook::of(&ws, &subscription)?))
 }
 
 /// Deletes a webhook; a delivery in flight is abandoned.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "webhooks_delete", security(("bearer" = [])), tag = "webhooks",
     params(("id" = String, Path, description = "the webhook's id")),
-    responses((status = 200, description = "deleted"), (status = 404, description = "no such webhook")))]
-pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "no such webhook")))]
+pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
     webhooks::delete(&ws, &id).await?;
-    Ok(ok(json!({"id": id, "deleted": true})))
+    Ok(axum::Json(Deleted::new(id)))
 }

@@ -49,10 +49,10 @@ fn object<'a>(
 }
 
 fn only_keys(map: &Map<String, Json>, field: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+    match super::unknown_key(map, allowed) {
         Some(key) => {
             let at = if field.is_empty() {
-                key.clone()
+                key.to_string()
             } else {
                 format!("{field}.{key}")
             };

@@ -8,16 +8,20 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{
     ActionType, QueuedItem, Record, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef,
-    Workspace,
+    Workspace, format_datetime,
 };
 use sift_store::{Delivery, RunFilter};
 
+use super::segment_types::Deleted;
 use super::workflow_body::{
     WORKFLOW_KEYS, body_of, check_destinations, keep_secrets, mask_secrets, workflow_input,
 };
-use super::{Body, Path, Query, Ws, contact_json, datetime, limit};
+use super::workflow_types::{
+    Run, RunAction, RunDelivery, RunTrigger, Workflow, WorkflowBody, WorkflowPatch,
+};
+use super::{Body, Path, Query, Ws, contact_json, datetime, limit, unknown_key};
 use crate::error::{ApiError, ApiResult};
-use crate::reply::{JsonResponse, ok, page};
+use crate::reply::Page;
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("workflow {id:?} does not exist"))
@@ -26,56 +30,68 @@ fn not_found(id: &str) -> ApiError {
 
 /// A workflow as the API answers it: the body's form, plus its id, the
 /// text forms of its conditions, the triggers waiting to run and times.
-pub fn workflow_json(engine: &Workspace, def: &WorkflowDef) -> Json {
+pub fn workflow_view(engine: &Workspace, def: &WorkflowDef) -> Workflow {
     let schema = engine.schema();
-    let mut out = body_of(def);
-    mask_secrets(&mut out);
-    out["id"] = json!(def.id);
-    out["filter_text"] = json!(def.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)));
+    let mut body = body_of(def);
+    mask_secrets(&mut body);
     if let Trigger::Event {
         filter: Some(filter),
         ..
     } = &def.trigger
     {
-        out["trigger"]["where_text"] = json!(sift_lang::to_text(filter, &schema));
+        body["trigger"]["where_text"] = json!(sift_lang::to_text(filter, &schema));
     }
-    out["queued"] = json!(engine.queued_runs_for(&def.id));
     let dropped = engine.dropped_runs_for(&def.id);
-    out["dropped"] = json!(dropped.map_or(0, |d| d.count));
-    out["dropped_since"] = dropped.map_or(Json::Null, |d| datetime(d.since));
-    out["last_dropped_at"] = dropped.map_or(Json::Null, |d| datetime(d.last_at));
-    out["created_at"] = datetime(def.created_at);
-    out["updated_at"] = datetime(def.updated_at);
-    out
-}
-
-fn trigger_json(trigger: &TriggerKind, item: &QueuedItem) -> Json {
-    match trigger {
-        TriggerKind::Change { segment_id, kind } => json!({
-            "type": format!("segment_{}", kind.as_str()),
-            "segment": segment_id,
-            "seq": item.seq,
-            "at": datetime(item.at),
-        }),
-        TriggerKind::Event { event_type } => json!({
-            "type": "event",
-            "event_type": event_type,
-            "event_id": item.event_id,
-            "at": datetime(item.at),
-        }),
+    Workflow {
+        actions: body["actions"].take(),
+        created_at: format_datetime(def.created_at),
+        dropped: dropped.map_or(0, |d| d.count),
+        dropped_since: dropped.map(|d| format_datetime(d.since)),
+        filter: def.filter.as_ref().map(sift_lang::to_json),
+        filter_text: def.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)),
+        id: def.id.clone(),
+        last_dropped_at: dropped.map(|d| format_datetime(d.last_at)),
+        name: def.name.clone(),
+        queued: engine.queued_runs_for(&def.id),
+        status: def.status.as_str().to_string(),
+        test_segment: def.test_segment.clone(),
+        trigger: body["trigger"].take(),
+        updated_at: format_datetime(def.updated_at),
     }
 }
 
-fn delivery_json(delivery: &Delivery) -> Json {
-    json!({
-        "id": delivery.id,
-        "url": delivery.url,
-        "state": delivery.state,
-        "attempts": delivery.attempts,
-        "last_error": delivery.last_error,
-        "next_attempt_at": (delivery.state == "pending").then(|| datetime(delivery.next_attempt_at)),
-        "delivered_at": delivery.delivered_at.map(datetime),
-    })
+fn run_trigger(trigger: &TriggerKind, item: &QueuedItem) -> RunTrigger {
+    match trigger {
+        TriggerKind::Change { segment_id, kind } => RunTrigger {
+            at: format_datetime(item.at),
+            event_id: None,
+            event_type: None,
+            segment: Some(segment_id.clone()),
+            seq: Some(json!(item.seq)),
+            kind: format!("segment_{}", kind.as_str()),
+        },
+        TriggerKind::Event { event_type } => RunTrigger {
+            at: format_datetime(item.at),
+            event_id: Some(json!(item.event_id)),
+            event_type: Some(event_type.clone()),
+            segment: None,
+            seq: None,
+            kind: "event".to_string(),
+        },
+    }
+}
+
+fn delivery_view(delivery: &Delivery) -> RunDelivery {
+    RunDelivery {
+        attempts: delivery.attempts,
+        delivered_at: delivery.delivered_at.map(format_datetime),
+        id: delivery.id.clone(),
+        last_error: delivery.last_error.clone(),
+        next_attempt_at: (delivery.state == "pending")
+            .then(|| format_datetime(delivery.next_attempt_at)),
+        state: delivery.state.clone(),
+        url: delivery.url.clone(),
+    }
 }
 
 pub fn run_id(id: u64) -> String {
@@ -84,32 +100,32 @@ pub fn run_id(id: u64) -> String {
 
 /// One run: what set it off, in which mode, what each action did (a
 /// webhook with its delivery state), and why it stopped if it did.
-pub fn run_json(run: &RunRecord, deliveries: &[Delivery]) -> Json {
-    let actions: Vec<Json> = run
+pub fn run_view(run: &RunRecord, deliveries: &[Delivery]) -> Run {
+    let actions = run
         .actions
         .iter()
         .map(|action| {
-            let mut out =
-                json!({"index": action.index, "type": action.kind.as_str(), "result": action.result.as_str()});
             let id = format!("{}_{}", run_id(run.id), action.index);
-            if let Some(delivery) = deliveries.iter().find(|d| d.id == id) {
-                out["delivery"] = delivery_json(delivery);
+            RunAction {
+                delivery: deliveries.iter().find(|d| d.id == id).map(delivery_view),
+                index: action.index,
+                result: action.result.as_str().to_string(),
+                kind: action.kind.as_str().to_string(),
             }
-            out
         })
         .collect();
-    json!({
-        "id": run_id(run.id),
-        "workflow_id": run.workflow_id,
-        "contact_id": run.contact_id,
-        "trigger": trigger_json(&run.trigger, &run.item),
-        "mode": if run.test { "test" } else { "active" },
-        "status": run.status.as_str(),
-        "depth": run.depth,
-        "actions": actions,
-        "error": run.error,
-        "at": datetime(run.at),
-    })
+    Run {
+        actions,
+        at: format_datetime(run.at),
+        contact_id: run.contact_id.clone(),
+        depth: run.depth,
+        error: run.error.clone(),
+        id: run_id(run.id),
+        mode: if run.test { "test" } else { "active" }.to_string(),
+        status: run.status.as_str().to_string(),
+        trigger: run_trigger(&run.trigger, &run.item),
+        workflow_id: run.workflow_id.clone(),
+    }
 }
 
 /// Renders the body of every webhook a run write queued (the engine knows
@@ -127,7 +143,7 @@ pub(crate) fn render_webhooks(records: &mut [Record]) {
                     "at": datetime(call.at),
                 },
                 "contact": contact_json(&call.contact),
-                "trigger": trigger_json(&call.trigger, &call.item),
+                "trigger": run_trigger(&call.trigger, &call.item),
             });
             call.body = body.to_string();
         }
@@ -136,77 +152,85 @@ pub(crate) fn render_webhooks(records: &mut [Record]) {
 
 /// Every workflow, in creation order.
 #[utoipa::path(get, path = "/v1/workflows", operation_id = "workflows_list", security(("bearer" = [])), tag = "workflows",
-    responses((status = 200, description = "the workflows")))]
-pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
-    let body = ws.read(|engine| {
-        let items = engine
+    responses((status = 200, description = "the workflows", body = Page<Workflow>)))]
+pub async fn list(Ws(ws): Ws) -> ApiResult<axum::Json<Page<Workflow>>> {
+    let items = ws.read(|engine| {
+        engine
             .workflows()
             .iter()
-            .map(|def| workflow_json(engine, def))
-            .collect();
-        page(items, None)
+            .map(|def| workflow_view(engine, def))
+            .collect()
     })?;
-    Ok(ok(body))
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// The workflow after a write.
+fn written(engine: &Workspace, id: &str) -> Result<Workflow, ApiError> {
+    engine
+        .workflow(id)
+        .map(|def| workflow_view(engine, def))
+        .ok_or_else(|| ApiError::internal(format!("workflow {id} is missing after its write")))
 }
 
 /// Creates a workflow. A `test` or `active` one runs for changes and events
 /// from now on, never for earlier ones.
-#[utoipa::path(post, path = "/v1/workflows", operation_id = "workflows_create", security(("bearer" = [])), tag = "workflows", request_body = Object,
-    responses((status = 201, description = "the workflow"),
+#[utoipa::path(post, path = "/v1/workflows", operation_id = "workflows_create", security(("bearer" = [])), tag = "workflows", request_body = WorkflowBody,
+    responses((status = 201, description = "the workflow", body = Workflow),
               (status = 409, description = "the name is taken"),
               (status = 422, description = "an invalid part, named in details.field")))]
 pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
-) -> ApiResult<(StatusCode, axum::Json<Json>)> {
+) -> ApiResult<(StatusCode, axum::Json<Workflow>)> {
     let id = format!("wf_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let (_, json) = ws
+    let (_, view) = ws
         .write(|engine, now| {
             let input = workflow_input(id.clone(), &body, engine)?;
             check_destinations(&input.actions, &ws.destinations)?;
             let write = engine.create_workflow(input, now)?;
-            let json = engine
-                .workflow(&id)
-                .map_or(Json::Null, |def| workflow_json(engine, def));
-            Ok((write, json))
+            let view = written(engine, &id)?;
+            Ok((write, view))
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(json)))
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// One workflow.
 #[utoipa::path(get, path = "/v1/workflows/{id}", operation_id = "workflows_get", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id")),
-    responses((status = 200, description = "the workflow"), (status = 404, description = "no such workflow")))]
-pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let body = ws.read(|engine| engine.workflow(&id).map(|def| workflow_json(engine, def)))?;
-    body.map(ok).ok_or_else(|| not_found(&id))
+    responses((status = 200, description = "the workflow", body = Workflow), (status = 404, description = "no such workflow")))]
+pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Workflow>> {
+    let view = ws.read(|engine| engine.workflow(&id).map(|def| workflow_view(engine, def)))?;
+    view.map(axum::Json).ok_or_else(|| not_found(&id))
 }
 
 /// Edits a workflow: the given keys replace the saved ones (`trigger` and
 /// `actions` whole). Pausing takes effect at once: triggers not yet run are
 /// dropped, and resuming does not replay what happened meanwhile.
-#[utoipa::path(patch, path = "/v1/workflows/{id}", operation_id = "workflows_update", security(("bearer" = [])), tag = "workflows", request_body = Object,
+#[utoipa::path(patch, path = "/v1/workflows/{id}", operation_id = "workflows_update", security(("bearer" = [])), tag = "workflows", request_body = WorkflowPatch,
     params(("id" = String, Path, description = "the workflow's id")),
-    responses((status = 200, description = "the workflow"), (status = 404, description = "no such workflow"),
+    responses((status = 200, description = "the workflow", body = Workflow), (status = 404, description = "no such workflow"),
               (status = 422, description = "an invalid part, named in details.field"),
               (status = 409, description = "the name is taken")))]
 pub async fn update(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<Workflow>> {
     let Json::Object(patch) = &body else {
         return Err(ApiError::validation("the body must be a JSON object"));
     };
-    if let Some(key) = patch.keys().find(|k| !WORKFLOW_KEYS.contains(&k.as_str())) {
+    if let Some(key) = unknown_key(patch, &WORKFLOW_KEYS) {
         return Err(ApiError::validation(format!(
             "unknown key {key:?}; expected {}",
             WORKFLOW_KEYS.join(", ")
         ))
         .with(json!({"field": key})));
     }
-    let (_, json) = ws
+    let (_, view) = ws
         .write(|engine, now| {
             let def = engine.workflow(&id).ok_or_else(|| not_found(&id))?;
             let mut merged = body_of(def);
@@ -221,21 +245,19 @@ pub async fn update(
                 check_destinations(&input.actions, &ws.destinations)?;
             }
             let write = engine.update_workflow(input, now)?;
-            let json = engine
-                .workflow(&id)
-                .map_or(Json::Null, |def| workflow_json(engine, def));
-            Ok((write, json))
+            let view = written(engine, &id)?;
+            Ok((write, view))
         })
         .await?;
-    Ok(ok(json))
+    Ok(axum::Json(view))
 }
 
 /// Deletes a workflow and its run history; triggers not yet run are
 /// dropped. Points and memberships its runs gave stay.
 #[utoipa::path(delete, path = "/v1/workflows/{id}", operation_id = "workflows_delete", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id")),
-    responses((status = 200, description = "deleted"), (status = 404, description = "no such workflow")))]
-pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
+    responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "no such workflow")))]
+pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
     ws.write(|engine, now| {
         if engine.workflow(&id).is_none() {
             return Err(not_found(&id));
@@ -243,7 +265,7 @@ pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonRespons
         Ok((engine.delete_workflow(&id, now)?, ()))
     })
     .await?;
-    Ok(ok(json!({"id": id, "deleted": true})))
+    Ok(axum::Json(Deleted::new(id)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -263,12 +285,12 @@ pub struct RunsQuery {
 /// seq, or an event), with what each action did.
 #[utoipa::path(get, path = "/v1/workflows/{id}/runs", operation_id = "workflow_runs_list", security(("bearer" = [])), tag = "workflows",
     params(("id" = String, Path, description = "the workflow's id"), RunsQuery),
-    responses((status = 200, description = "a page of runs"), (status = 404, description = "no such workflow")))]
+    responses((status = 200, description = "a page of runs", body = Page<Run>), (status = 404, description = "no such workflow")))]
 pub async fn runs(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Query(query): Query<RunsQuery>,
-) -> ApiResult<JsonResponse> {
+) -> ApiResult<axum::Json<Page<Run>>> {
     if ws.read(|engine| engine.workflow(&id).is_none())? {
         return Err(not_found(&id));
     }
@@ -327,6 +349,9 @@ pub async fn runs(
     let next = more
         .then(|| runs.last().map(|r| format!("r{}", r.id)))
         .flatten();
-    let items = runs.iter().map(|r| run_json(r, &deliveries)).collect();
-    Ok(ok(page(items, next)))
+    let items = runs.iter().map(|r| run_view(r, &deliveries)).collect();
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: next,
+    }))
 }

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod normalize;
 mod resume;
 mod task;
+mod view;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use crate::api::datetime;
 use crate::state::WorkspaceHandle;
 pub use normalize::Key;
 pub use resume::{resumable, resume};
+pub use view::{ExportBatch, ExportError, ExportJob};
 
 /// Facebook's limit of rows per request to the `users` edge.
 pub const MAX_ROWS: usize = 10_000;

@@ -10,23 +10,24 @@
 //! follows) and its delivery status (in memory; the cursor is also stored).
 
 mod deliver;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use sift_store::{
     StoreError, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite, WorkspaceReader,
 };
 use tokio::sync::watch;
 
-use crate::api::datetime;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{Config, WorkspaceHandle};
 
 pub use deliver::{delivery_id, sign};
+pub use view::{DeliveryError, Webhook, WebhookDelivery, webhook_json};
 
 /// Delivery settings, from [`Config`].
 #[derive(Clone, Debug)]
@@ -42,7 +43,9 @@ pub struct Settings {
 }
 
 /// Where a subscription's deliveries stand.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = WebhookState)]
 pub enum State {
     /// Everything durable has been acknowledged; waiting for commits.
     #[default]
@@ -349,46 +352,4 @@ pub fn lag(handle: &WorkspaceHandle, row: &WebhookRow, status: &Status) -> ApiRe
             .map(|c| (handle.clock.now_ms() - c.at).max(0)),
         events,
     })
-}
-
-/// A subscription as the API answers it (the secret is never sent back).
-pub fn webhook_json(handle: &WorkspaceHandle, subscription: &Subscription) -> ApiResult<Json> {
-    let row = subscription.row();
-    let status = subscription.status();
-    let lag = lag(handle, &row, &status)?;
-    let state = if row.enabled {
-        status.state
-    } else {
-        State::Disabled
-    };
-    Ok(json!({
-        "id": row.id,
-        "url": row.url,
-        "segments": row.segments,
-        "events": row.events,
-        "enabled": row.enabled,
-        "secret_hint": secret_hint(&row.secret),
-        "created_at": datetime(row.created_at),
-        "updated_at": datetime(row.updated_at),
-        "delivery": {
-            "status": state.as_str(),
-            "change_cursor": status.cursor.change_seq,
-            "event_cursor": status.cursor.event_seq,
-            "lag_seqs": lag.seqs,
-            "lag_ms": lag.ms.unwrap_or(0),
-            "lag_events": lag.events,
-            "delivery_id": status.delivery_id,
-            "attempts": status.attempts,
-            "next_attempt_at": status.next_attempt_at.map(datetime),
-            "last_success_at": status.cursor.acked_at.map(datetime),
-            "last_error": status.last_error.as_ref().map(|e| json!({
-                "at": datetime(e.at),
-                "message": e.message,
-                "status": e.status,
-            })),
-            "delivered_batches": status.delivered_batches,
-            "delivered_changes": status.delivered_changes,
-            "delivered_events": status.delivered_events,
-        },
-    }))
 }
