@@ -19,7 +19,8 @@
 #   scripts/api-test.sh
 #
 # Environment: CARGO_TARGET_DIR (where the binary is built), SIFT_API_TEST_EXAMPLES
-# (schemathesis' examples per operation), SIFT_API_TEST_SERVER_LOG=1 (print the
+# (schemathesis' examples per operation), SIFT_API_TEST_CHECKS (its checks, comma-
+# separated, or `all`; the default is below), SIFT_API_TEST_SERVER_LOG=1 (print the
 # server's log even when everything passes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -184,6 +185,7 @@ EXAMPLES="${SIFT_API_TEST_EXAMPLES:-20}"
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance"
 CHECKS+=",response_headers_conformance,response_schema_conformance"
 CHECKS+=",missing_required_header,unsupported_method,ignored_auth"
+CHECKS="${SIFT_API_TEST_CHECKS:-$CHECKS}"
 schemathesis() {
   local label=$1
   shift
