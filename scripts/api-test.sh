@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 START=$(date +%s)
+INSTALLED=$START
 
 # --- What is missing gets installed (CI runs as root; sudo otherwise). -----------------
 SUDO=""
@@ -145,22 +146,25 @@ field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])
 # the machine.
 created=$(call "$ADMIN_KEY" POST /v1/workspaces '{"name": "schemathesis"}')
 WS_KEY=$(printf '%s' "$created" | field key)
-export SIFT_TEST_WORKSPACE=$(printf '%s' "$created" | field id)
-export SIFT_TEST_CONTACT=ana
+SIFT_TEST_WORKSPACE=$(printf '%s' "$created" | field id)
+SIFT_TEST_CONTACT=ana
 call "$WS_KEY" PUT /v1/contacts/ana \
   '{"properties": {"email": "ana@example.com", "newsletter": true, "interests": ["shoes"]}}' >/dev/null
-export SIFT_TEST_SEGMENT=$(call "$WS_KEY" POST /v1/segments \
+SIFT_TEST_SEGMENT=$(call "$WS_KEY" POST /v1/segments \
   '{"name": "Newsletter", "kind": "dynamic", "condition": "newsletter = true"}' | field id)
-export SIFT_TEST_STATIC_SEGMENT=$(call "$WS_KEY" POST /v1/segments \
+SIFT_TEST_STATIC_SEGMENT=$(call "$WS_KEY" POST /v1/segments \
   '{"name": "Picked", "kind": "static"}' | field id)
-export SIFT_TEST_RULE=$(call "$WS_KEY" POST /v1/scoring-rules \
+SIFT_TEST_RULE=$(call "$WS_KEY" POST /v1/scoring-rules \
   '{"event_type": "purchase", "where": "amount > 50", "points": 10}' | field id)
-export SIFT_TEST_WEBHOOK=$(call "$WS_KEY" POST /v1/webhooks \
+SIFT_TEST_WEBHOOK=$(call "$WS_KEY" POST /v1/webhooks \
   '{"url": "https://example.com/hooks/sift", "secret": "a-long-random-secret", "enabled": false}' | field id)
-export SIFT_TEST_WORKFLOW=$(call "$WS_KEY" POST /v1/workflows \
+SIFT_TEST_WORKFLOW=$(call "$WS_KEY" POST /v1/workflows \
   "{\"name\": \"Pick subscribers\", \"status\": \"draft\",
     \"trigger\": {\"type\": \"segment_entered\", \"segment\": \"$SIFT_TEST_SEGMENT\"},
     \"actions\": [{\"type\": \"add_to_segment\", \"segment\": \"$SIFT_TEST_STATIC_SEGMENT\"}]}" | field id)
+# Exported apart from the assignments, whose failure would otherwise go unnoticed.
+export SIFT_TEST_WORKSPACE SIFT_TEST_CONTACT SIFT_TEST_SEGMENT SIFT_TEST_STATIC_SEGMENT
+export SIFT_TEST_RULE SIFT_TEST_WEBHOOK SIFT_TEST_WORKFLOW
 
 # --- The generated client and the README's walk-through. ----------------------------------
 echo
