@@ -203,8 +203,13 @@ schemathesis() {
     echo "error: schemathesis ($label) found failures (exit $status)" >&2
     return "$status"
   fi
-  # The run's own summary: operations tested, phases, test cases, failures.
-  sed -n '/= SUMMARY =/,$p' "$report"
+  # The run's own warnings (operations it could not reach) and summary:
+  # operations tested, phases, test cases, failures.
+  if grep -q '= WARNINGS =' "$report"; then
+    sed -n '/= WARNINGS =/,$p' "$report"
+  else
+    sed -n '/= SUMMARY =/,$p' "$report"
+  fi
 }
 # The change stream never ends, so a generated request would wait for its
 # timeout; the walk-through reads it instead.
