@@ -19,3 +19,7 @@ fi
 cargo test --workspace --locked
 # The web UI in a real browser (installs Node.js and chromium when missing; see the script).
 ./scripts/ui-test.sh
+# The HTTP API through its OpenAPI document: a generated TypeScript client runs
+# README's walk-through, schemathesis checks every operation's answers (installs
+# Node.js, python3-venv, npm and pip packages when missing; see the script).
+./scripts/api-test.sh

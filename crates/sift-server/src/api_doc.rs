@@ -1,7 +1,7 @@
 //! Completes the OpenAPI document the `#[utoipa::path]` declarations build:
 //! the `bearer` security scheme, the `Error` schema (with `ItemError`, a
-//! batch's failing item), and the error answers
-//! that every operation of a kind can give.
+//! batch's failing item), the error answers that every operation of a kind
+//! can give, and the bounds of every `limit`.
 //!
 //! Those answers come from code shared by all routes (the key extractors,
 //! the body and query extractors, the body-read deadline, the connection
@@ -9,15 +9,17 @@
 //! operation declares (security, parameters, a request body) instead of being
 //! repeated on fifty attributes. A handler's own errors (404, 409, 422) stay
 //! on its attribute; every error answer, declared or added, gets the `Error`
-//! schema.
+//! schema. Likewise every `limit` query parameter is checked by the one
+//! [`crate::api::limit`], whose bounds no handler's declaration repeats.
 
 use serde_json::json;
 use utoipa::PartialSchema;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
+use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::error::{Code, ItemError};
 
 /// The name of the security scheme operations refer to.
@@ -71,6 +73,7 @@ pub fn complete(doc: &mut OpenApi) {
         .flatten()
         {
             add_shared_errors(operation);
+            bound_limits(operation);
         }
     }
 }
@@ -188,6 +191,21 @@ fn add_shared_errors(operation: &mut Operation) {
                     .schema(Some(Ref::from_schema_name(ERROR)))
                     .build(),
             );
+        }
+    }
+}
+
+/// `limit` is 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent; the schema
+/// derived from `Option<usize>` says only "at least 0".
+fn bound_limits(operation: &mut Operation) {
+    let parameters = operation.parameters.iter_mut().flatten();
+    for parameter in
+        parameters.filter(|p| p.name == "limit" && p.parameter_in == ParameterIn::Query)
+    {
+        if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+            schema.minimum = Some(1.into());
+            schema.maximum = Some(MAX_LIMIT.into());
+            schema.default = Some(json!(DEFAULT_LIMIT));
         }
     }
 }

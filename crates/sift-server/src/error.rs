@@ -45,6 +45,7 @@ codes! {
     Unauthorized => "unauthorized", UNAUTHORIZED;
     Forbidden => "forbidden", FORBIDDEN;
     NotFound => "not_found", NOT_FOUND;
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED;
     NameTaken => "name_taken", CONFLICT;
     SegmentInUse => "segment_in_use", CONFLICT;
     FieldTypeConflict => "field_type_conflict", CONFLICT;

@@ -114,10 +114,12 @@ pub fn app(state: AppState) -> Router {
             axum::routing::get(move || async move { doc }),
         )
         .fallback(|| async { ApiError::not_found("no such route; see GET /v1/openapi.json") })
+        // axum adds the route's `Allow` header to whatever this answers.
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                Code::BadRequest,
-                "this route does not take that method; see GET /v1/openapi.json",
+                Code::MethodNotAllowed,
+                "this route does not take that method; the Allow header lists those it does, \
+                 and GET /v1/openapi.json every route",
             )
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -276,13 +276,21 @@ pub fn cursor(no: u32) -> String {
     format!("c{no}")
 }
 
-/// `limit` between 1 and 1,000, 100 by default.
+/// A list's page size when `limit` is absent.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The largest `limit` a list takes.
+pub const MAX_LIMIT: usize = 1000;
+
+/// `limit` between 1 and [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent. Every
+/// list's `limit` goes through here, so the OpenAPI document states these
+/// bounds for every parameter of that name (`api_doc::complete`).
 pub fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
-        None => Ok(100),
-        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         Some(n) => Err(ApiError::bad_request(format!(
-            "limit must be between 1 and 1000, got {n}"
+            "limit must be between 1 and {MAX_LIMIT}, got {n}"
         ))),
     }
 }

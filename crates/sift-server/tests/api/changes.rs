@@ -542,3 +542,38 @@ async fn the_stream_resumes_with_last_event_id_after_a_restart() {
     let mut both = Stream::open(&server, &key, "?after=0", Some(&last.to_string())).await;
     assert_eq!(both.next().await, resumed[0]);
 }
+
+/// Seqs are stored as i64 and the document gives `after` as an int64 (found
+/// by schemathesis in scripts/api-test.sh): a larger one is refused. The
+/// largest u64 overflowed `after + 1` in the stream, a panic in debug builds
+/// (an empty reply), a wrap to "from the beginning" in release ones.
+#[tokio::test]
+#[ignore = "known gap in api/changes.rs (`after` read as u64, `after + 1` unchecked); \
+            un-ignore with its fix"]
+async fn an_after_past_the_largest_seq_is_refused_and_never_overflows() {
+    let server = Server::new();
+    server.put_contact("c1", json!({"newsletter": true})).await;
+    let segment = server.segment("Subscribers", "newsletter = true").await;
+    for after in ["9223372036854775808", "18446744073709551615"] {
+        for path in [
+            format!("/v1/segments/{segment}/changes?after={after}"),
+            format!("/v1/changes/stream?after={after}"),
+        ] {
+            let (status, answer) = server.send("GET", &path, None).await;
+            error_of(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+        }
+        let mut stream = request("GET", "/v1/changes/stream", Some(&server.key), Vec::new());
+        stream
+            .headers_mut()
+            .insert("last-event-id", after.parse().unwrap());
+        let response = server.app.clone().oneshot(stream).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "Last-Event-ID {after}"
+        );
+    }
+    // The largest seq there can be: nothing comes after it.
+    let mut stream = Stream::open(&server, &server.key, "?after=9223372036854775807", None).await;
+    assert_eq!(stream.next_within(Duration::from_millis(300)).await, None);
+}

@@ -526,3 +526,53 @@ async fn query_and_path_parameters_of_the_wrong_type_answer_the_error_shape() {
     }
     let _: Json = server.get("/v1/contacts").await;
 }
+
+/// A method a route does not take is 405 with `Allow` (RFC 9110 §15.5.6), as
+/// generated clients and conformance checkers expect; it once answered 400.
+#[tokio::test]
+async fn a_method_the_route_does_not_take_is_405_with_allow() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let server = Server::new();
+    for (method, path, allowed) in [
+        ("POST", "/v1/contacts/c1", "GET,HEAD,PUT,DELETE"),
+        ("TRACE", "/v1/segments", "GET,HEAD,POST"),
+        ("PUT", "/healthz", "GET,HEAD"),
+    ] {
+        let response = server
+            .app
+            .clone()
+            .oneshot(crate::common::request(
+                method,
+                path,
+                Some(&server.key),
+                Vec::new(),
+            ))
+            .await
+            .unwrap();
+        let status = response.status();
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answer: Json = serde_json::from_slice(&bytes).unwrap();
+        error_of(
+            status,
+            &answer,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        );
+        let mut got: Vec<&str> = allow.split(',').collect();
+        let mut want: Vec<&str> = allowed.split(',').collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{method} {path}");
+    }
+    // Nothing was written by the refused POST.
+    let (status, _) = server.send("GET", "/v1/contacts/c1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -260,7 +260,7 @@ async fn the_error_schema_lists_the_error_table() {
     assert_eq!(inner["properties"]["code"]["enum"], json!(codes));
     // A code the handlers answer with is in the table, and so in the schema.
     assert!(codes.contains(&"field_limit_exceeded"), "{codes:?}");
-    assert_eq!(codes.len(), 17);
+    assert_eq!(codes.len(), 18);
 }
 
 #[tokio::test]
@@ -306,5 +306,39 @@ async fn parameters_are_in_the_path_only_when_the_path_names_them() {
         .unwrap();
     for parameter in list.2["parameters"].as_array().unwrap() {
         assert_ne!(parameter["required"], true, "{parameter}");
+    }
+}
+
+/// Every list's `limit` is checked by one function (1 to 1,000, 100 when
+/// absent); the document once said any integer from 0 would do, so a client
+/// following it got a 400 for `limit=0` (schemathesis' positive-data check).
+#[tokio::test]
+async fn every_limit_parameter_documents_the_bounds_the_server_enforces() {
+    let server = Server::new();
+    let (_, operations) = operations().await;
+    let mut seen = 0;
+    for (method, path, operation) in &operations {
+        let Some(parameters) = operation["parameters"].as_array() else {
+            continue;
+        };
+        for parameter in parameters.iter().filter(|p| p["name"] == "limit") {
+            seen += 1;
+            let schema = &parameter["schema"];
+            assert_eq!(schema["minimum"], 1, "{method} {path}: {schema}");
+            assert_eq!(schema["maximum"], 1000, "{method} {path}: {schema}");
+            assert_eq!(schema["default"], 100, "{method} {path}: {schema}");
+        }
+    }
+    assert!(seen >= 4, "only {seen} limit parameters");
+    // What the server does at and beyond the documented bounds.
+    for (limit, status) in [
+        (0, StatusCode::BAD_REQUEST),
+        (1, StatusCode::OK),
+        (1000, StatusCode::OK),
+        (1001, StatusCode::BAD_REQUEST),
+    ] {
+        let path = format!("/v1/contacts?limit={limit}");
+        let (got, body) = send(&server.app, "GET", &path, Some(&server.key), None).await;
+        assert_eq!(got, status, "{path}: {body}");
     }
 }
