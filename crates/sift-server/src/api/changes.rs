@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
 use utoipa::ToSchema;
@@ -122,6 +122,21 @@ pub struct ChangesQuery {
     limit: Option<usize>,
 }
 
+/// Seqs are stored as SQLite integers (i64) and documented as int64: a
+/// larger `after` names no change there can be, and is refused rather than
+/// wrapped (a wrap would read the log from the beginning).
+fn seq_after(after: Option<u64>, what: &str) -> Result<u64, ApiError> {
+    match after {
+        Some(seq) if seq > i64::MAX as u64 => Err(ApiError::bad_request(format!(
+            "{what} must be a seq between 0 and {}, got {seq}",
+            i64::MAX
+        ))
+        .with(json!({"field": "after"}))),
+        Some(seq) => Ok(seq),
+        None => Ok(0),
+    }
+}
+
 /// A segment's entries and exits after a seq, in seq order.
 #[utoipa::path(get, path = "/v1/segments/{id}/changes", operation_id = "segment_changes_list", security(("bearer" = [])), tag = "changes",
     params(("id" = String, Path, description = "the segment's id"), ChangesQuery),
@@ -134,7 +149,8 @@ pub async fn segment_changes(
 ) -> ApiResult<Reply<Page<Change>>> {
     let limit = super::limit(query.limit)?;
     let known = ws.read(|engine| engine.segment(&id).is_some())?;
-    let items = read_changes(&ws, query.after.unwrap_or(0), Some(id.clone()), limit).await?;
+    let after = seq_after(query.after, "after")?;
+    let items = read_changes(&ws, after, Some(id.clone()), limit).await?;
     if !known && items.is_empty() {
         return Err(ApiError::not_found(format!(
             "segment {id:?} does not exist"
@@ -224,7 +240,10 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let after = last_event_id.or(query.after).unwrap_or(0);
+    let after = match last_event_id {
+        Some(id) => seq_after(Some(id), "the Last-Event-ID header")?,
+        None => seq_after(query.after, "after")?,
+    };
     let durable = ws.durable.subscribe();
     let stopping = app.stopping.subscribe();
     let pages = futures_util::stream::unfold(
@@ -235,7 +254,7 @@ pub async fn stream(
                     return None;
                 }
                 let next = *durable.borrow_and_update();
-                let from = after + 1;
+                let from = after.saturating_add(1);
                 if from < next {
                     let (text, last) = match stream_page(&ws, after).await {
                         Ok(page) => page,
