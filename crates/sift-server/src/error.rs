@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
+use crate::workspace::WorkspaceError;
+
 /// Declares [`Code`] from one table: each code's variant, wire name and
 /// status, so the enum, [`Code::as_str`], [`Code::status`] and [`Code::ALL`]
 /// (which the OpenAPI document's `Error` schema lists) cannot disagree.
@@ -111,6 +113,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code.status(), axum::Json(self.to_json())).into_response()
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> ApiError {
+        match error {
+            WorkspaceError::Closed => ApiError::new(Code::Unavailable, error.to_string()),
+            WorkspaceError::WriterStopped
+            | WorkspaceError::CommitFailed(_)
+            | WorkspaceError::LockPoisoned(_)
+            | WorkspaceError::Store(_) => ApiError::internal(error),
+        }
     }
 }
 

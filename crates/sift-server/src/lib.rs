@@ -24,7 +24,7 @@ pub mod state;
 mod timers;
 pub mod ui;
 pub mod webhooks;
-mod writer;
+pub mod workspace;
 pub mod written;
 
 use std::time::Instant;

@@ -57,14 +57,14 @@ pub fn spawn(handle: &Arc<WorkspaceHandle>, retry_base: Duration, timeout: Durat
     let _ = rustls::crypto::ring::default_provider().install_default();
     // No redirects: a 3xx is a failed attempt, so a body is never re-sent
     // to an address the workflow did not name.
-    let client = match handle.destinations.client().timeout(timeout).build() {
+    let client = match handle.tasks.destinations.client().timeout(timeout).build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no HTTP client: workflow webhooks are not delivered");
             return;
         }
     };
-    let closed = handle.closed.subscribe();
+    let closed = handle.signals().closed.subscribe();
     runtime.spawn(run(Arc::downgrade(handle), closed, client, retry_base));
 }
 
@@ -137,7 +137,7 @@ async fn run(
         tokio::select! {
             biased;
             _ = closed.changed() => return,
-            () = handle.outbox_wake.notified() => {}
+            () = handle.signals().outbox_wake.notified() => {}
             () = sleep => {}
         }
     }
@@ -155,7 +155,7 @@ async fn deliver(
         return;
     };
     let outcome = match weak.upgrade() {
-        Some(handle) => send(&client, &delivery, &handle.destinations).await,
+        Some(handle) => send(&client, &delivery, &handle.tasks.destinations).await,
         None => return,
     };
     record(weak, delivery, outcome, retry_base, in_flight).await;
@@ -241,6 +241,6 @@ async fn record(
         if let Ok(mut set) = in_flight.lock() {
             set.remove(&delivery.id);
         }
-        handle.outbox_wake.notify_one();
+        handle.signals().outbox_wake.notify_one();
     }
 }

@@ -44,18 +44,19 @@ async fn read_changes(
     limit: usize,
 ) -> ApiResult<Vec<Json>> {
     let handle = ws.clone();
-    ws.reads
+    ws.service
+        .reads
         .clone()
         .run(move |reader| {
             let changes = reader
                 .changes(after, segment.as_deref(), limit)
                 .map_err(ApiError::internal)?;
-            handle.read(|engine| {
+            Ok(handle.read(|engine| {
                 changes
                     .iter()
                     .map(|c| change_json(c, engine.contacts().id(c.no)))
                     .collect()
-            })
+            })?)
         })
         .await
 }
@@ -135,7 +136,8 @@ pub fn write_event(out: &mut Vec<u8>, change: &StoredChange, contact_id: &str) {
 /// last change.
 async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>)> {
     let handle = ws.clone();
-    ws.reads
+    ws.service
+        .reads
         .clone()
         .run(move |reader| {
             let changes = reader
@@ -172,7 +174,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let after = last_event_id.or(query.after).unwrap_or(0);
-    let durable = ws.durable.subscribe();
+    let durable = ws.signals().durable.subscribe();
     let stopping = app.stopping.subscribe();
     let pages = futures_util::stream::unfold(
         (ws, after, durable, stopping),

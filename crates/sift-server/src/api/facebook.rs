@@ -263,7 +263,7 @@ pub async fn start(
     // Retries and timeouts are the server's; the body may only pick where
     // to send.
     let settings = state.config.facebook.clone();
-    let request = parse(&body, id, has_gender, &settings, &ws.destinations)?;
+    let request = parse(&body, id, has_gender, &settings, &ws.tasks.destinations)?;
     let sealer = if request.sync {
         let config = &state.config;
         Some(
@@ -287,7 +287,11 @@ pub async fn start(
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job"), (status = 404, description = "no such export")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    let job = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+    let job = ws
+        .tasks
+        .exports
+        .job_json(&id)
+        .ok_or_else(|| not_found(&id))?;
     Ok(ok(job))
 }
 
@@ -298,8 +302,9 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
     responses((status = 200, description = "the job, stopping"), (status = 404, description = "no such export")))]
 pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     // A job of an earlier run of the server has nothing left to stop.
-    let Some(job) = ws.exports.get(&id) else {
+    let Some(job) = ws.tasks.exports.get(&id) else {
         return ws
+            .tasks
             .exports
             .job_json(&id)
             .map(ok)
@@ -320,6 +325,6 @@ pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse>
                 .with(json!({"kind": "segment", "id": id}))
         })
     })??;
-    let items = ws.exports.list_json(&id);
+    let items = ws.tasks.exports.list_json(&id);
     Ok(ok(page(items, None)))
 }

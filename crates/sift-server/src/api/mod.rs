@@ -22,8 +22,8 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value as Json, json};
-use sift_engine::{ContactView, Usage, Value, Workspace, format_date, format_datetime};
+use serde_json::{Value as Json, json};
+use sift_engine::{Usage, Workspace};
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, WorkspaceHandle};
@@ -187,51 +187,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-pub fn datetime(ms: i64) -> Json {
-    Json::String(format_datetime(ms))
-}
-
-pub fn value_json(value: &Value) -> Json {
-    match value {
-        Value::String(s) => Json::String(s.clone()),
-        Value::Number(n) => number(*n),
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Date(d) => Json::String(format_date(*d)),
-        Value::DateTime(t) => datetime(*t),
-        Value::StringList(items) => json!(items),
-    }
-}
-
-/// Integral numbers print without a fraction (50, not 50.0).
-pub fn number(n: f64) -> Json {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        json!(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
-    }
-}
+/// The shapes the store also writes (a workflow webhook's body holds a
+/// contact): one definition for both.
+pub use sift_store::json::{contact_json, datetime, number, run_id, trigger_json, value_json};
 
 /// A client's JSON value as the engine reads it; the store rebuilds stored
 /// events with the same mapping.
 pub use sift_store::raw_value;
-
-pub fn contact_json(view: &ContactView) -> Json {
-    let properties: Map<String, Json> = view
-        .properties
-        .iter()
-        .map(|(k, v)| (k.clone(), value_json(v)))
-        .collect();
-    json!({
-        "id": view.id,
-        "anonymous": view.anonymous,
-        "properties": properties,
-        "lead_score": number(view.lead_score),
-        "created_at": datetime(view.created_at),
-        "updated_at": datetime(view.updated_at),
-        "last_seen_at": view.last_seen_at.map(datetime),
-        "segments": view.segments.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
-    })
-}
 
 pub fn usages_json(usages: &[Usage]) -> Json {
     json!(

@@ -139,6 +139,7 @@ fn check_sends_something(row: &WebhookRow) -> ApiResult<()> {
     responses((status = 200, description = "the webhooks")))]
 pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
     let items = ws
+        .tasks
         .webhooks
         .list()
         .iter()
@@ -165,7 +166,7 @@ pub async fn create(
                 "a webhook needs \"url\", like https://example.com/hooks/sift",
             )
         })?,
-        &ws.destinations,
+        &ws.tasks.destinations,
     )?;
     let secret = secret_of(map.get("secret").ok_or_else(|| {
         invalid(
@@ -207,6 +208,7 @@ pub async fn create(
     responses((status = 200, description = "the webhook"), (status = 404, description = "no such webhook")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
     let subscription = ws
+        .tasks
         .webhooks
         .get(&id)
         .ok_or_else(|| webhooks::not_found(&id))?;
@@ -226,12 +228,12 @@ pub async fn update(
     Body(body): Body<Json>,
 ) -> ApiResult<JsonResponse> {
     let map = check_keys(&body)?;
-    if ws.webhooks.get(&id).is_none() {
+    if ws.tasks.webhooks.get(&id).is_none() {
         return Err(webhooks::not_found(&id));
     }
     let url = map
         .get("url")
-        .map(|v| url_of(v, &ws.destinations))
+        .map(|v| url_of(v, &ws.tasks.destinations))
         .transpose()?;
     let secret = map.get("secret").map(secret_of).transpose()?;
     let segments = map

@@ -6,15 +6,13 @@
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use sift_engine::{
-    QueuedItem, Record, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef, Workspace,
-};
+use sift_engine::{RunRecord, RunStatus, Trigger, WorkflowDef, Workspace};
 use sift_store::{Delivery, RunFilter};
 
 use super::workflow_body::{
     WORKFLOW_KEYS, body_of, check_destinations, keep_secrets, mask_secrets, workflow_input,
 };
-use super::{Body, Path, Query, Ws, contact_json, datetime, limit};
+use super::{Body, Path, Query, Ws, datetime, limit, run_id, trigger_json};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::{JsonResponse, ok, page};
 
@@ -48,23 +46,6 @@ pub fn workflow_json(engine: &Workspace, def: &WorkflowDef) -> Json {
     out
 }
 
-fn trigger_json(trigger: &TriggerKind, item: &QueuedItem) -> Json {
-    match trigger {
-        TriggerKind::Change { segment_id, kind } => json!({
-            "type": format!("segment_{}", kind.as_str()),
-            "segment": segment_id,
-            "seq": item.seq,
-            "at": datetime(item.at),
-        }),
-        TriggerKind::Event { event_type } => json!({
-            "type": "event",
-            "event_type": event_type,
-            "event_id": item.event_id,
-            "at": datetime(item.at),
-        }),
-    }
-}
-
 fn delivery_json(delivery: &Delivery) -> Json {
     json!({
         "id": delivery.id,
@@ -75,10 +56,6 @@ fn delivery_json(delivery: &Delivery) -> Json {
         "next_attempt_at": (delivery.state == "pending").then(|| datetime(delivery.next_attempt_at)),
         "delivered_at": delivery.delivered_at.map(datetime),
     })
-}
-
-pub fn run_id(id: u64) -> String {
-    format!("run_{id}")
 }
 
 /// One run: what set it off, in which mode, what each action did (a
@@ -111,28 +88,6 @@ pub fn run_json(run: &RunRecord, deliveries: &[Delivery]) -> Json {
     })
 }
 
-/// Renders the body of every webhook a run write queued (the engine knows
-/// no JSON): `{workflow_id, run, contact, trigger}`, sent byte for byte on
-/// every attempt.
-pub(crate) fn render_webhooks(records: &mut [Record]) {
-    for record in records {
-        if let Record::Webhook(call) = record {
-            let body = json!({
-                "workflow_id": call.workflow_id,
-                "run": {
-                    "id": run_id(call.run_id),
-                    "delivery_id": call.id,
-                    "mode": if call.test { "test" } else { "active" },
-                    "at": datetime(call.at),
-                },
-                "contact": contact_json(&call.contact),
-                "trigger": trigger_json(&call.trigger, &call.item),
-            });
-            call.body = body.to_string();
-        }
-    }
-}
-
 /// Every workflow, in creation order.
 #[utoipa::path(get, path = "/v1/workflows", operation_id = "workflows_list", security(("bearer" = [])), tag = "workflows",
     responses((status = 200, description = "the workflows")))]
@@ -162,7 +117,7 @@ pub async fn create(
     let (_, json) = ws
         .write(|engine, now| {
             let input = workflow_input(id.clone(), &body, engine)?;
-            check_destinations(&input.actions, &ws.destinations)?;
+            check_destinations(&input.actions, &ws.tasks.destinations)?;
             let write = engine.create_workflow(input, now)?;
             let json = engine
                 .workflow(&id)
@@ -217,7 +172,7 @@ pub async fn update(
             // Only new actions are checked: pausing a workflow saved before
             // the policy must not fail (its deliveries are refused anyway).
             if patch.contains_key("actions") {
-                check_destinations(&input.actions, &ws.destinations)?;
+                check_destinations(&input.actions, &ws.tasks.destinations)?;
             }
             let write = engine.update_workflow(input, now)?;
             let json = engine

@@ -29,7 +29,7 @@ use sift_store::{ExportRow, ExportWrite};
 use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
 pub use normalize::Key;
-pub use resume::{resumable, resume};
+pub use resume::{Resumable, resumable, resume};
 
 /// Facebook's limit of rows per request to the `users` edge.
 pub const MAX_ROWS: usize = 10_000;
@@ -363,10 +363,10 @@ pub fn start(
         (true, None) => return Err("a sync needs the key for secrets at rest".to_string()),
         (false, _) => None,
     };
-    ws.exports.add(job.clone());
+    ws.tasks.exports.add(job.clone());
     save(ws, &job);
     if let Some(sealed) = token {
-        let _ = ws.queue_exports(vec![ExportWrite::Token {
+        let _ = ws.service.queue_exports(vec![ExportWrite::Token {
             job_id: job.id.clone(),
             sealed,
         }]);
@@ -386,12 +386,12 @@ pub fn save(ws: &WorkspaceHandle, job: &Job) {
     };
     // A closed writer only means this last state is not stored; the job
     // then reads as interrupted after the restart, which it was.
-    let _ = ws.queue_exports(vec![ExportWrite::Job(row)]);
+    let _ = ws.service.queue_exports(vec![ExportWrite::Job(row)]);
 }
 
 /// Drops a sync's stored token and rows once it ended for good.
 pub fn forget(ws: &WorkspaceHandle, job: &Job) {
-    let _ = ws.queue_exports(vec![ExportWrite::Forget {
+    let _ = ws.service.queue_exports(vec![ExportWrite::Forget {
         job_id: job.id.clone(),
     }]);
 }

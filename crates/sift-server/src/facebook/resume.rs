@@ -65,7 +65,7 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
     let sealer = Sealer::load(config.secret_key.as_ref(), &config.data_dir, false);
     for sync in syncs {
         let job = Arc::new(job_of(&sync.row, &sync.job));
-        handle.exports.add(job.clone());
+        handle.tasks.exports.add(job.clone());
         let token = sealer
             .as_ref()
             .map_err(Clone::clone)
@@ -76,7 +76,7 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
         let sent = token.and_then(|token| {
             let rows = handle
                 .reader()
-                .map_err(|e| e.message)?
+                .map_err(|e| e.to_string())?
                 .export_sent(&job.id)
                 .map_err(|e| format!("its stored rows cannot be read ({e})"))?;
             Ok((Secret::new(token), rows))

@@ -42,7 +42,7 @@ const READ_CHUNK: usize = 2_000;
 pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, settings: &Settings) {
     // Subscribed before the members are read, so no write after that
     // snapshot goes unseen.
-    let written = job.sync.then(|| ws.written.subscribe());
+    let written = job.sync.then(|| ws.signals().written.subscribe());
     let exporter = exporter(ws, job, request.token, settings, HashMap::new());
     tokio::spawn(exporter.run(written, false));
 }
@@ -56,7 +56,7 @@ pub fn spawn_resumed(
     sent_rows: HashMap<u32, Vec<String>>,
     pending: RoaringBitmap,
 ) {
-    let written = Some(ws.written.subscribe());
+    let written = Some(ws.signals().written.subscribe());
     let mut exporter = exporter(ws, job, token, settings, sent_rows);
     exporter.pending = pending;
     tokio::spawn(exporter.run(written, true));
@@ -80,14 +80,14 @@ fn exporter(
         retry_base: Duration::from_millis(settings.retry_base_ms),
         retry_max: Duration::from_millis(settings.retry_max_ms),
         max_attempts: settings.max_attempts,
-        destinations: ws.destinations.clone(),
+        destinations: ws.tasks.destinations.clone(),
     };
     let batch_n = job.progress.borrow().batch_count;
     Exporter {
         ws: ws.clone(),
         job,
         target,
-        client: client(settings, &ws.destinations),
+        client: client(settings, &ws.tasks.destinations),
         sent_rows,
         pending: RoaringBitmap::new(),
         skipped_now: RoaringBitmap::new(),
@@ -197,7 +197,7 @@ impl Exporter {
     }
 
     fn closed(&self) -> bool {
-        *self.ws.closed.borrow()
+        *self.ws.signals().closed.borrow()
     }
 
     async fn initial(&mut self) -> Result<Flow, String> {
@@ -205,7 +205,7 @@ impl Exporter {
         let members = self
             .ws
             .read(|e| e.segment(&segment_id).map(|s| s.members.clone()))
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("segment {segment_id:?} was deleted"))?;
         self.job.progress.send_modify(|p| {
             p.total = members.len();
@@ -228,7 +228,7 @@ impl Exporter {
                         .filter_map(|&no| e.contact_data(no))
                         .collect::<Vec<_>>()
                 })
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.to_string())?;
             for (no, outcome) in self.outcomes(views).await? {
                 match outcome {
                     Outcome::Row(row) => pending.push((no, row)),
@@ -371,8 +371,9 @@ impl Exporter {
         };
         let done = self
             .ws
+            .service
             .queue_exports(vec![write])
-            .map_err(|e| format!("the sync could not store its rows: {}", e.message))?;
+            .map_err(|e| format!("the sync could not store its rows: {e}"))?;
         if stored == Stored::Pending {
             match done.await {
                 Ok(Ok(())) => {}
@@ -393,7 +394,7 @@ impl Exporter {
         &mut self,
         mut written: tokio::sync::broadcast::Receiver<Arc<Written>>,
     ) -> Result<Flow, String> {
-        let mut closed = self.ws.closed.subscribe();
+        let mut closed = self.ws.signals().closed.subscribe();
         let mut stop = self.job.stop.subscribe();
         let segment_id = self.job.segment_id.clone();
         let absorb = |w: &Written, touched: &mut RoaringBitmap| {
@@ -472,7 +473,7 @@ impl Exporter {
                     .collect();
                 Some((candidates, views))
             })
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .ok_or_else(|| {
                 format!("segment {segment_id:?} was deleted: the sync stopped (the audience keeps what was sent)")
             })?;

@@ -223,6 +223,12 @@ impl From<crate::error::ApiError> for UiError {
     }
 }
 
+impl From<crate::workspace::WorkspaceError> for UiError {
+    fn from(error: crate::workspace::WorkspaceError) -> UiError {
+        UiError(error.into())
+    }
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let status = self.0.code.status();

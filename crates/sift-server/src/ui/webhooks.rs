@@ -105,6 +105,7 @@ fn row(hook: &Json, names: &[(String, String)]) -> Markup {
 
 pub async fn list(Signed(ws): Signed) -> UiResult {
     let hooks: Vec<Json> = ws
+        .tasks
         .webhooks
         .list()
         .iter()

@@ -147,7 +147,7 @@ fn build(
                 .collect();
             (changes, events)
         })
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.to_string())?;
     // Written by hand so that delivery_id comes first.
     let mut body = Vec::with_capacity(64 + changes.len() * 160);
     body.extend_from_slice(b"{\"delivery_id\":");

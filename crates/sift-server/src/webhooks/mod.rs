@@ -204,11 +204,10 @@ impl Registry {
 }
 
 /// Starts the delivery task of every stored subscription.
-pub fn start(handle: &Arc<WorkspaceHandle>) -> Result<(), StoreError> {
-    for subscription in handle.webhooks.list() {
+pub fn start(handle: &Arc<WorkspaceHandle>) {
+    for subscription in handle.tasks.webhooks.list() {
         spawn(handle, &subscription);
     }
-    Ok(())
 }
 
 fn spawn(handle: &Arc<WorkspaceHandle>, subscription: &Arc<Subscription>) {
@@ -216,15 +215,15 @@ fn spawn(handle: &Arc<WorkspaceHandle>, subscription: &Arc<Subscription>) {
         tracing::warn!(workspace = %handle.id, "no async runtime: webhooks are not delivered");
         return;
     };
-    let Some(client) = handle.webhooks.client() else {
+    let Some(client) = handle.tasks.webhooks.client() else {
         return;
     };
     let task = runtime.spawn(deliver::run(
         Arc::downgrade(handle),
         subscription.clone(),
         client,
-        handle.webhooks.path.clone(),
-        handle.webhooks.settings.clone(),
+        handle.tasks.webhooks.path.clone(),
+        handle.tasks.webhooks.settings.clone(),
     ));
     if let Ok(mut slot) = subscription.task.lock() {
         *slot = Some(task.abort_handle());
@@ -237,9 +236,10 @@ pub async fn create(
     handle: &Arc<WorkspaceHandle>,
     row: WebhookRow,
 ) -> ApiResult<Arc<Subscription>> {
-    let _edit = handle.webhooks.edits.lock().await;
+    let _edit = handle.tasks.webhooks.edits.lock().await;
     let id = row.id.clone();
     handle
+        .service
         .commit_webhooks(vec![WebhookWrite::Create(row)])
         .await?;
     let stored = handle
@@ -249,6 +249,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::internal(format!("webhook {id} vanished after its create")))?;
     let subscription = Subscription::new(stored);
     handle
+        .tasks
         .webhooks
         .subscriptions
         .lock()
@@ -266,12 +267,13 @@ pub async fn update(
     id: &str,
     edit: impl FnOnce(&mut WebhookRow) -> ApiResult<()>,
 ) -> ApiResult<Arc<Subscription>> {
-    let _edit = handle.webhooks.edits.lock().await;
-    let subscription = handle.webhooks.get(id).ok_or_else(|| not_found(id))?;
+    let _edit = handle.tasks.webhooks.edits.lock().await;
+    let subscription = handle.tasks.webhooks.get(id).ok_or_else(|| not_found(id))?;
     let mut row = subscription.row();
     edit(&mut row)?;
     row.updated_at = now_ms().max(row.updated_at);
     handle
+        .service
         .commit_webhooks(vec![WebhookWrite::Update(row.clone())])
         .await?;
     subscription.config.send_replace(row);
@@ -281,14 +283,16 @@ pub async fn update(
 /// Deletes a subscription and stops its task (an attempt in flight is
 /// abandoned).
 pub async fn delete(handle: &Arc<WorkspaceHandle>, id: &str) -> ApiResult<()> {
-    let _edit = handle.webhooks.edits.lock().await;
-    if handle.webhooks.get(id).is_none() {
+    let _edit = handle.tasks.webhooks.edits.lock().await;
+    if handle.tasks.webhooks.get(id).is_none() {
         return Err(not_found(id));
     }
     handle
+        .service
         .commit_webhooks(vec![WebhookWrite::Delete { id: id.to_string() }])
         .await?;
     let removed = handle
+        .tasks
         .webhooks
         .subscriptions
         .lock()
@@ -324,7 +328,7 @@ pub struct Lag {
 }
 
 pub fn lag(handle: &WorkspaceHandle, row: &WebhookRow, status: &Status) -> ApiResult<Lag> {
-    let durable = *handle.durable.borrow();
+    let durable = *handle.signals().durable.borrow();
     let from = status.cursor.change_seq;
     let reader = handle.reader()?;
     let oldest = reader

@@ -80,9 +80,9 @@ impl Task {
         settings: Settings,
     ) -> Option<Task> {
         let handle = weak.upgrade()?;
-        let closed = handle.closed.subscribe();
-        let durable = handle.durable.subscribe();
-        let committed = handle.committed.subscribe();
+        let closed = handle.signals().closed.subscribe();
+        let durable = handle.signals().durable.subscribe();
+        let committed = handle.signals().committed.subscribe();
         drop(handle);
         let config = subscription.config.subscribe();
         let reader = match WorkspaceReader::open(path) {
@@ -225,7 +225,7 @@ impl Task {
                     batch: w,
                 };
                 let started = Instant::now();
-                if handle.commit_webhooks(vec![begin]).await.is_err() {
+                if handle.service.commit_webhooks(vec![begin]).await.is_err() {
                     return Err(Next::Stop);
                 }
                 metrics::histogram!("sift_webhook_commit_seconds")
@@ -249,6 +249,7 @@ impl Task {
             + (cursor.event_seq - self.persisted.event_seq);
         if skipped >= SKIP_PERSIST_EVERY {
             if handle
+                .service
                 .queue_webhooks(vec![advance(row, &cursor, None)])
                 .is_err()
             {
@@ -325,6 +326,7 @@ impl Task {
         // Queued, not waited for: the next batch of the window goes
         // out at once; the cursor is in the writer's next commit.
         if handle
+            .service
             .queue_webhooks(vec![advance(row, &cursor, Some(acked_at))])
             .is_err()
         {
