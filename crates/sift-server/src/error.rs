@@ -192,7 +192,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::NameTaken, message).with(json!({"field": "name", "name": name}))
             }
             EngineError::InUse { usages, .. } => ApiError::new(Code::SegmentInUse, message)
-                .with(json!({"usages": crate::api::usages_json(&usages)})),
+                .with(json!({"usages": crate::reply::usages_json(&usages)})),
             EngineError::WrongKind { .. } => ApiError::new(Code::WrongSegmentKind, message),
             EngineError::Unsupported(_) => ApiError::new(Code::InvalidCondition, message),
             EngineError::UnknownContacts(ids) => {

@@ -20,6 +20,7 @@ mod retention;
 pub mod revoke;
 mod runner;
 pub mod secrets;
+pub mod session;
 pub mod state;
 mod timers;
 pub mod ui;

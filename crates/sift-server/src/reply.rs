@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
+use sift_engine::Usage;
 
 /// An answer whose body was built as untyped JSON.
 pub type JsonResponse = (StatusCode, axum::Json<Json>);
@@ -25,4 +26,21 @@ pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// Where a segment is used (a segment's `usages` and the `segment_in_use`
+/// error both list them).
+pub fn usages_json(usages: &[Usage]) -> Json {
+    json!(
+        usages
+            .iter()
+            .map(|u| {
+                let mut usage = json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role});
+                if let Some(status) = u.status {
+                    usage["status"] = json!(status);
+                }
+                usage
+            })
+            .collect::<Vec<_>>()
+    )
 }

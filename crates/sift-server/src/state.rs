@@ -22,7 +22,7 @@ pub struct Inner {
     /// never end by themselves (the change stream) end on it, so that a
     /// graceful shutdown does not wait for their clients forever.
     pub stopping: watch::Sender<bool>,
-    pub sessions: crate::ui::Sessions,
+    pub sessions: crate::session::Sessions,
     /// Bumped by every key revocation and sign-out; long-lived responses
     /// re-check their credential on it (`revoke.rs`).
     pub revocations: watch::Sender<u64>,
@@ -100,7 +100,7 @@ impl AppState {
             workspaces: RwLock::new(workspaces),
             metrics: prometheus(),
             stopping: watch::channel(false).0,
-            sessions: crate::ui::Sessions::default(),
+            sessions: crate::session::Sessions::default(),
             revocations: watch::channel(0).0,
             mode,
         })))

@@ -16,23 +16,13 @@ use serde_json::{Value as Json, json};
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
 
-use super::{Path, Query, Ws, datetime};
+use super::{Path, Query, Ws};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::{JsonResponse, ok};
 use crate::state::{AppState, WorkspaceHandle};
 
-/// A change as docs/concepts.md shapes it (the stream, the pages and webhook
-/// deliveries all send this).
-pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
-    json!({
-        "seq": change.seq,
-        "segment_id": change.segment_id,
-        "contact_id": contact_id,
-        "change": change.kind.as_str(),
-        "at": datetime(change.at),
-        "cause": change.cause.as_str(),
-    })
-}
+/// The shape of a change, shared with webhook deliveries.
+pub use sift_store::json::change_json;
 
 /// Changes after a seq, with their contacts' ids, read on a blocking
 /// thread with a connection of the read pool. The engine lock is taken

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::{Value as Json, json};
-use sift_engine::{Usage, Workspace};
+use serde_json::json;
+use sift_engine::Workspace;
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, WorkspaceHandle};
@@ -195,20 +195,7 @@ pub use sift_store::json::{contact_json, datetime, number, run_id, trigger_json,
 /// events with the same mapping.
 pub use sift_store::raw_value;
 
-pub fn usages_json(usages: &[Usage]) -> Json {
-    json!(
-        usages
-            .iter()
-            .map(|u| {
-                let mut usage = json!({"type": u.kind, "id": u.id, "name": u.name, "role": u.role});
-                if let Some(status) = u.status {
-                    usage["status"] = json!(status);
-                }
-                usage
-            })
-            .collect::<Vec<_>>()
-    )
-}
+pub use crate::reply::usages_json;
 
 /// Cursors are opaque to clients: `c` + the last contact number seen.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<u32>, ApiError> {

@@ -26,10 +26,10 @@ use tokio::sync::watch;
 
 use sift_store::{ExportRow, ExportWrite};
 
-use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
 pub use normalize::Key;
 pub use resume::{Resumable, resumable, resume};
+use sift_store::json::datetime;
 
 /// Facebook's limit of rows per request to the `users` edge.
 pub const MAX_ROWS: usize = 10_000;

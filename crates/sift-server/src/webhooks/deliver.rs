@@ -32,9 +32,8 @@ use sift_store::{
 use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
-use crate::api::changes::change_json;
-use crate::api::datetime;
 use crate::state::{WorkspaceHandle, now_ms};
+use sift_store::json::{change_json, datetime};
 
 mod task;
 pub(super) use task::run;

@@ -22,9 +22,9 @@ use sift_store::{
 };
 use tokio::sync::watch;
 
-use crate::api::datetime;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{Config, WorkspaceHandle, now_ms};
+use sift_store::json::datetime;
 
 pub use deliver::{delivery_id, sign};
 
