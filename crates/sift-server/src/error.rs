@@ -123,6 +123,7 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::WriterStopped
             | WorkspaceError::CommitFailed(_)
             | WorkspaceError::LockPoisoned(_)
+            | WorkspaceError::ReadFailed(_)
             | WorkspaceError::Store(_) => ApiError::internal(error),
         }
     }

@@ -14,7 +14,6 @@ pub mod error;
 pub mod facebook;
 pub mod listen;
 pub mod outbox;
-pub mod reads;
 pub mod reply;
 mod retention;
 pub mod revoke;

@@ -11,6 +11,7 @@ pub enum Lock {
     Engine,
     Writer,
     Reader,
+    ReadPool,
 }
 
 impl std::fmt::Display for Lock {
@@ -19,6 +20,7 @@ impl std::fmt::Display for Lock {
             Lock::Engine => "engine",
             Lock::Writer => "writer",
             Lock::Reader => "reader",
+            Lock::ReadPool => "read pool",
         })
     }
 }
@@ -39,6 +41,10 @@ pub enum WorkspaceError {
     /// A panic while the lock was held; what it guards may be half-changed.
     #[error("the workspace's {0} lock is poisoned")]
     LockPoisoned(Lock),
+    /// A read on a blocking thread panicked, or found the read pool in a
+    /// state it cannot be in.
+    #[error("a read failed: {0}")]
+    ReadFailed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

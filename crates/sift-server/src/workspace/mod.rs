@@ -11,6 +11,7 @@
 //! Facebook syncs that resume; `sift serve` does both.
 
 mod error;
+pub mod reads;
 mod service;
 pub mod tasks;
 mod writer;

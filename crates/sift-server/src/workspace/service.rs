@@ -14,9 +14,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::error::{Lock, WorkspaceError, WorkspaceResult};
 use super::now_ms;
+use super::reads::ReadPool;
 use super::writer::{self, Job};
 use crate::config::Config;
-use crate::reads::ReadPool;
 use crate::written::{WRITTEN_CAPACITY, Written};
 
 /// Triggers run per write: large enough to share a commit, small enough
