@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for Ws {
         if !parts
             .headers
             .contains_key(axum::http::header::AUTHORIZATION)
-            && let Some(cookie) = crate::ui::session_cookie(&parts.headers)
+            && let Some(cookie) = crate::session::cookie(&parts.headers)
         {
             return session_workspace(parts, state, cookie).map(Ws);
         }

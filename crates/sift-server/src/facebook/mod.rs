@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use sift_store::{ExportRow, ExportWrite};
 
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::workspace::{WorkspaceHandle, now_ms};
 pub use normalize::Key;
 pub use resume::{Resumable, resumable, resume};
 use sift_store::json::datetime;

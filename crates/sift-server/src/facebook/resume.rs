@@ -18,7 +18,7 @@ use super::graph::Secret;
 use super::{Job, Key, Progress, State, save, task};
 use crate::config::Config;
 use crate::secrets::Sealer;
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::workspace::{WorkspaceHandle, now_ms};
 
 /// A sync to start again, with its sealed token.
 pub struct Resumable {

@@ -34,7 +34,8 @@ use sift_store::ExportWrite;
 use super::graph::{self, Method, Secret, Target};
 use super::normalize::{Outcome, outcome};
 use super::{BatchInfo, Job, MAX_ROWS, Request, Settings, State};
-use crate::state::{WorkspaceHandle, Written, now_ms};
+use crate::workspace::{WorkspaceHandle, now_ms};
+use crate::written::Written;
 
 /// Contacts read per engine lock, so an export never holds up writes long.
 const READ_CHUNK: usize = 2_000;

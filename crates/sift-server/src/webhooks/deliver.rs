@@ -14,7 +14,7 @@
 //! without waiting for the disk in between.
 //!
 //! With nothing to send the task sleeps until the writer reports a commit
-//! (`WorkspaceHandle::durable`, or `committed` for events); the only timer
+//! (`WorkspaceService::signals`, or `committed` for events); the only timer
 //! is the retry backoff.
 //!
 //! This file holds the pieces (cutting, signing and posting batches,
@@ -32,7 +32,7 @@ use sift_store::{
 use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::workspace::{WorkspaceService, now_ms};
 use sift_store::json::{change_json, datetime};
 
 mod task;
@@ -85,7 +85,7 @@ fn erased(event: &StoredEvent) -> bool {
 /// nothing to send (changes of other segments, erased events): the cursor
 /// then moves to `end` without a delivery.
 fn build(
-    handle: &WorkspaceHandle,
+    handle: &WorkspaceService,
     reader: &WorkspaceReader,
     row: &WebhookRow,
     cursor: &WebhookCursor,

@@ -22,8 +22,9 @@ use sift_store::{
 };
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{Config, WorkspaceHandle, now_ms};
+use crate::workspace::{WorkspaceHandle, now_ms};
 use sift_store::json::datetime;
 
 pub use deliver::{delivery_id, sign};
@@ -219,7 +220,7 @@ fn spawn(handle: &Arc<WorkspaceHandle>, subscription: &Arc<Subscription>) {
         return;
     };
     let task = runtime.spawn(deliver::run(
-        Arc::downgrade(handle),
+        Arc::downgrade(&handle.service),
         subscription.clone(),
         client,
         handle.tasks.webhooks.path.clone(),

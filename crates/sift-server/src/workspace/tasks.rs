@@ -87,7 +87,12 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
         crate::runner::spawn(&handle.service);
         tasks.record(Task::Runner);
     }
-    crate::outbox::spawn(handle, config.action_retry_base, config.action_timeout);
+    crate::outbox::spawn(
+        &handle.service,
+        &tasks.destinations,
+        config.action_retry_base,
+        config.action_timeout,
+    );
     tasks.record(Task::Outbox);
     crate::retention::spawn(&handle.service, config.workflow_retention);
     tasks.record(Task::Retention);

@@ -14,7 +14,7 @@ use super::{
     Batch, LastError, SKIP_PERSIST_EVERY, Settings, State, Subscription, advance, backoff, build,
     post, probe, read_failed, wait, with_reader,
 };
-use crate::state::{WorkspaceHandle, now_ms};
+use crate::workspace::{WorkspaceService, now_ms};
 
 /// What the task does once a step is over and it has let go of the
 /// workspace (a task waiting must not keep a closed workspace alive).
@@ -39,7 +39,7 @@ enum Wake {
 
 /// One subscription's delivery loop and what it carries between batches.
 struct Task {
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     subscription: Arc<Subscription>,
     client: reqwest::Client,
     settings: Settings,
@@ -58,7 +58,7 @@ struct Task {
 }
 
 pub(in crate::webhooks) async fn run(
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     subscription: Arc<Subscription>,
     client: reqwest::Client,
     path: std::path::PathBuf,
@@ -73,16 +73,16 @@ impl Task {
     /// Setup: subscribes to the workspace's signals, opens the reader and
     /// resumes from the stored cursor. `None` when there is nothing to run.
     fn start(
-        weak: Weak<WorkspaceHandle>,
+        weak: Weak<WorkspaceService>,
         subscription: Arc<Subscription>,
         client: reqwest::Client,
         path: &std::path::Path,
         settings: Settings,
     ) -> Option<Task> {
         let handle = weak.upgrade()?;
-        let closed = handle.signals().closed.subscribe();
-        let durable = handle.signals().durable.subscribe();
-        let committed = handle.signals().committed.subscribe();
+        let closed = handle.signals.closed.subscribe();
+        let durable = handle.signals.durable.subscribe();
+        let committed = handle.signals.committed.subscribe();
         drop(handle);
         let config = subscription.config.subscribe();
         let reader = match WorkspaceReader::open(path) {
@@ -174,7 +174,7 @@ impl Task {
     /// `Err` says what to do when there is no batch to send now.
     async fn next_batch(
         &mut self,
-        handle: &Arc<WorkspaceHandle>,
+        handle: &Arc<WorkspaceService>,
         row: &WebhookRow,
     ) -> Result<Batch, Next> {
         let cursor = self.cursor;
@@ -210,7 +210,7 @@ impl Task {
     /// before its first attempt.
     async fn open_window(
         &mut self,
-        handle: &WorkspaceHandle,
+        handle: &WorkspaceService,
         row: &WebhookRow,
     ) -> Result<PendingBatch, Next> {
         // Marked seen before reading, so a commit after the read wakes us.
@@ -225,7 +225,7 @@ impl Task {
                     batch: w,
                 };
                 let started = Instant::now();
-                if handle.service.commit_webhooks(vec![begin]).await.is_err() {
+                if handle.commit_webhooks(vec![begin]).await.is_err() {
                     return Err(Next::Stop);
                 }
                 metrics::histogram!("sift_webhook_commit_seconds")
@@ -240,7 +240,7 @@ impl Task {
 
     /// Nothing for this webhook up to `w`: the cursor moves there (stored
     /// now and then) and the task sleeps until the next commit.
-    fn skip_to(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, w: PendingBatch) -> Next {
+    fn skip_to(&mut self, handle: &WorkspaceService, row: &WebhookRow, w: PendingBatch) -> Next {
         self.window = None;
         self.cursor.change_seq = w.change_end;
         self.cursor.event_seq = w.event_end;
@@ -249,7 +249,6 @@ impl Task {
             + (cursor.event_seq - self.persisted.event_seq);
         if skipped >= SKIP_PERSIST_EVERY {
             if handle
-                .service
                 .queue_webhooks(vec![advance(row, &cursor, None)])
                 .is_err()
             {
@@ -273,7 +272,7 @@ impl Task {
     /// blocking thread.
     async fn build_batch(
         &self,
-        handle: &Arc<WorkspaceHandle>,
+        handle: &Arc<WorkspaceService>,
         row: &WebhookRow,
         window: PendingBatch,
     ) -> Result<(PendingBatch, Option<Batch>), String> {
@@ -301,7 +300,7 @@ impl Task {
     }
 
     /// POSTs `batch` once, unless the workspace closes meanwhile.
-    async fn attempt(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, batch: Batch) -> Next {
+    async fn attempt(&mut self, handle: &WorkspaceService, row: &WebhookRow, batch: Batch) -> Next {
         let attempt = self.subscription.status().attempts + 1;
         self.subscription.update(|s| s.attempts = attempt);
         let settings = &self.settings;
@@ -317,7 +316,7 @@ impl Task {
     }
 
     /// The endpoint took `batch`: the cursor moves past it.
-    fn delivered(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, batch: &Batch) -> Next {
+    fn delivered(&mut self, handle: &WorkspaceService, row: &WebhookRow, batch: &Batch) -> Next {
         metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
         let acked_at = now_ms();
         self.cursor.change_seq = batch.end.change_end;
@@ -326,7 +325,6 @@ impl Task {
         // Queued, not waited for: the next batch of the window goes
         // out at once; the cursor is in the writer's next commit.
         if handle
-            .service
             .queue_webhooks(vec![advance(row, &cursor, Some(acked_at))])
             .is_err()
         {
