@@ -101,3 +101,58 @@ pub fn webhook_body(call: &WebhookCall) -> String {
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sift_engine::ChangeKind;
+
+    /// The body is stored and signed byte for byte: its bytes must not
+    /// change when the code that renders it moves.
+    #[test]
+    fn a_webhook_body_keeps_its_bytes() {
+        let call = WebhookCall {
+            id: "run_7_0".into(),
+            run_id: 7,
+            workflow_id: "wf_1".into(),
+            url: "https://example.com/hook".into(),
+            secret: None,
+            contact: ContactView {
+                no: 3,
+                id: "c\"3".into(),
+                anonymous: false,
+                created_at: 0,
+                updated_at: 1_500,
+                last_seen_at: None,
+                lead_score: 12.0,
+                properties: vec![
+                    ("plan".into(), Value::String("pro".into())),
+                    ("spend".into(), Value::Number(19.5)),
+                ],
+                segments: vec![("seg_vip".into(), "VIP".into())],
+            },
+            trigger: TriggerKind::Change {
+                segment_id: "seg_vip".into(),
+                kind: ChangeKind::Entered,
+            },
+            item: QueuedItem {
+                no: 3,
+                seq: Some(4),
+                event_id: None,
+                at: 1_000,
+            },
+            test: true,
+            at: 2_000,
+        };
+        assert_eq!(
+            webhook_body(&call),
+            concat!(
+                r#"{"contact":{"anonymous":false,"created_at":"1970-01-01T00:00:00Z","id":"c\"3","last_seen_at":null,"#,
+                r#""lead_score":12,"properties":{"plan":"pro","spend":19.5},"segments":[{"id":"seg_vip","name":"VIP"}],"#,
+                r#""updated_at":"1970-01-01T00:00:01.500Z"},"run":{"at":"1970-01-01T00:00:02Z","delivery_id":"run_7_0","#,
+                r#""id":"run_7","mode":"test"},"trigger":{"at":"1970-01-01T00:00:01Z","segment":"seg_vip","seq":4,"#,
+                r#""type":"segment_entered"},"workflow_id":"wf_1"}"#
+            )
+        );
+    }
+}
