@@ -4,13 +4,30 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use sift_engine::{Workspace, Write};
 use sift_store::{Catalog, StoreError, WorkspaceRow, hash_key};
 use tokio::sync::watch;
 
 pub use crate::config::Config;
+use crate::error::ApiError;
 use crate::workspace::WorkspaceResult;
 pub use crate::workspace::{WorkspaceHandle, now_ms};
 pub use crate::written::Written;
+
+/// The handlers' face of a workspace: here, above the service, since it
+/// speaks the API's errors and the service does not.
+impl WorkspaceHandle {
+    /// [`WorkspaceService::write`](crate::workspace::WorkspaceService::write)
+    /// for closures that fail with the API's errors: naming the type once
+    /// here spares every handler from spelling it out (inference cannot
+    /// find it through the two `?`s of a handler).
+    pub async fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), ApiError>,
+    ) -> Result<(Write, T), ApiError> {
+        self.service.write(f).await
+    }
+}
 
 pub struct Inner {
     pub config: Config,

@@ -19,7 +19,7 @@ mod writer;
 use std::sync::{Arc, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sift_engine::{Workspace, Write};
+use sift_engine::Workspace;
 use sift_store::{WorkspaceReader, WorkspaceRow};
 
 pub use error::{Lock, WorkspaceError, WorkspaceResult};
@@ -27,7 +27,6 @@ pub use service::{RUN_BATCH, Signals, WorkspaceService};
 pub use tasks::{Startup, TaskState};
 
 use crate::config::Config;
-use crate::error::ApiError;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -76,16 +75,6 @@ impl WorkspaceHandle {
 
     pub fn reader(&self) -> WorkspaceResult<MutexGuard<'_, WorkspaceReader>> {
         self.service.reader()
-    }
-
-    /// [`WorkspaceService::write`] for the handlers, whose closures fail
-    /// with the API's errors: naming the type here spares every handler
-    /// from spelling it out (inference cannot find it through two `?`s).
-    pub async fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), ApiError>,
-    ) -> Result<(Write, T), ApiError> {
-        self.service.write(f).await
     }
 
     /// Stops taking writes (every task ends) and waits until every queued

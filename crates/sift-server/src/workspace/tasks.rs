@@ -76,8 +76,13 @@ impl TaskState {
 }
 
 /// Starts a loaded workspace's background tasks on the current tokio
-/// runtime (each one logs and does without when there is none).
+/// runtime. Without one (a synchronous caller) none starts: timers then
+/// fire only as part of the next write, which advances the engine first.
 pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::warn!(workspace = %handle.id, "no async runtime: no background task starts");
+        return;
+    }
     let tasks = &handle.tasks;
     crate::timers::spawn(&handle.service);
     tasks.record(Task::Timers);
@@ -100,4 +105,5 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
         crate::facebook::resume(handle, startup.resumable, config);
         tasks.record(Task::FacebookResume);
     }
+    tracing::debug!(workspace = %handle.id, tasks = ?tasks.started(), "background tasks started");
 }
