@@ -143,7 +143,7 @@ pub async fn list(Ws(ws): Ws) -> ApiResult<JsonResponse> {
         .webhooks
         .list()
         .iter()
-        .map(|s| webhooks::webhook_json(&ws, s))
+        .map(|s| webhooks::webhook_json(&ws.service, s))
         .collect::<ApiResult<Vec<Json>>>()?;
     Ok(ok(page(items, None)))
 }
@@ -197,8 +197,8 @@ pub async fn create(
         updated_at: now,
     };
     check_sends_something(&row)?;
-    let subscription = webhooks::create(&ws, row).await?;
-    let json = webhooks::webhook_json(&ws, &subscription)?;
+    let subscription = ws.tasks.webhooks.create(&ws.service, row).await?;
+    let json = webhooks::webhook_json(&ws.service, &subscription)?;
     Ok((StatusCode::CREATED, axum::Json(json)))
 }
 
@@ -212,7 +212,7 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> 
         .webhooks
         .get(&id)
         .ok_or_else(|| webhooks::not_found(&id))?;
-    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+    Ok(ok(webhooks::webhook_json(&ws.service, &subscription)?))
 }
 
 /// Edits any of url, secret, segments (null: every segment), events,
@@ -248,26 +248,29 @@ pub async fn update(
         .get("enabled")
         .map(|v| bool_of(v, "enabled"))
         .transpose()?;
-    let subscription = webhooks::update(&ws, &id, |row| {
-        if let Some(url) = url {
-            row.url = url;
-        }
-        if let Some(secret) = secret {
-            row.secret = secret;
-        }
-        if let Some(segments) = segments {
-            row.segments = segments;
-        }
-        if let Some(events) = events {
-            row.events = events;
-        }
-        if let Some(enabled) = enabled {
-            row.enabled = enabled;
-        }
-        check_sends_something(row)
-    })
-    .await?;
-    Ok(ok(webhooks::webhook_json(&ws, &subscription)?))
+    let subscription = ws
+        .tasks
+        .webhooks
+        .update(&ws.service, &id, |row| {
+            if let Some(url) = url {
+                row.url = url;
+            }
+            if let Some(secret) = secret {
+                row.secret = secret;
+            }
+            if let Some(segments) = segments {
+                row.segments = segments;
+            }
+            if let Some(events) = events {
+                row.events = events;
+            }
+            if let Some(enabled) = enabled {
+                row.enabled = enabled;
+            }
+            check_sends_something(row)
+        })
+        .await?;
+    Ok(ok(webhooks::webhook_json(&ws.service, &subscription)?))
 }
 
 /// Deletes a webhook; a delivery in flight is abandoned.
@@ -275,6 +278,6 @@ pub async fn update(
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "deleted"), (status = 404, description = "no such webhook")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<JsonResponse> {
-    webhooks::delete(&ws, &id).await?;
+    ws.tasks.webhooks.delete(&ws.service, &id).await?;
     Ok(ok(json!({"id": id, "deleted": true})))
 }

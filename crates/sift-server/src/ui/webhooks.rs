@@ -109,7 +109,7 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
         .webhooks
         .list()
         .iter()
-        .map(|s| webhook_json(&ws, s))
+        .map(|s| webhook_json(&ws.service, s))
         .collect::<Result<_, _>>()?;
     let mut names: Vec<(String, String)> = ws.read(|engine| {
         engine

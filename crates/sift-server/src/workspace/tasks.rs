@@ -86,7 +86,7 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     let tasks = &handle.tasks;
     crate::timers::spawn(&handle.service);
     tasks.record(Task::Timers);
-    crate::webhooks::start(handle);
+    tasks.webhooks.start(&handle.service);
     tasks.record(Task::Webhooks);
     if config.run_workflows {
         crate::runner::spawn(&handle.service);
