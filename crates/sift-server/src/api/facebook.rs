@@ -277,8 +277,15 @@ pub async fn start(
     } else {
         None
     };
-    let job =
-        facebook::start(&ws, request, &settings, sealer.as_ref()).map_err(ApiError::internal)?;
+    let job = facebook::start(
+        &ws.service,
+        &ws.tasks.exports,
+        &ws.tasks.destinations,
+        request,
+        &settings,
+        sealer.as_ref(),
+    )
+    .map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, axum::Json(job.to_json())))
 }
 

@@ -26,7 +26,8 @@ use tokio::sync::watch;
 
 use sift_store::{ExportRow, ExportWrite};
 
-use crate::workspace::{WorkspaceHandle, now_ms};
+use crate::destination::Destinations;
+use crate::workspace::{WorkspaceService, now_ms};
 pub use normalize::Key;
 pub use resume::{Resumable, resumable, resume};
 use sift_store::json::datetime;
@@ -322,7 +323,9 @@ impl Registry {
 /// Creates the job and starts its task. A sync's token is stored sealed
 /// with `sealer` first, so that the sync can resume after a restart.
 pub fn start(
-    ws: &Arc<WorkspaceHandle>,
+    ws: &Arc<WorkspaceService>,
+    exports: &Registry,
+    destinations: &Destinations,
     request: Request,
     settings: &Settings,
     sealer: Option<&crate::secrets::Sealer>,
@@ -363,21 +366,21 @@ pub fn start(
         (true, None) => return Err("a sync needs the key for secrets at rest".to_string()),
         (false, _) => None,
     };
-    ws.tasks.exports.add(job.clone());
+    exports.add(job.clone());
     save(ws, &job);
     if let Some(sealed) = token {
-        let _ = ws.service.queue_exports(vec![ExportWrite::Token {
+        let _ = ws.queue_exports(vec![ExportWrite::Token {
             job_id: job.id.clone(),
             sealed,
         }]);
     }
-    task::spawn(ws, job.clone(), request, settings);
+    task::spawn(ws, destinations, job.clone(), request, settings);
     Ok(job)
 }
 
 /// Stores the job's state (never its token) in the writer's next group
 /// commit, so `GET /v1/exports/{id}` answers after a restart.
-pub fn save(ws: &WorkspaceHandle, job: &Job) {
+pub fn save(ws: &WorkspaceService, job: &Job) {
     let row = ExportRow {
         id: job.id.clone(),
         segment_id: job.segment_id.clone(),
@@ -386,12 +389,12 @@ pub fn save(ws: &WorkspaceHandle, job: &Job) {
     };
     // A closed writer only means this last state is not stored; the job
     // then reads as interrupted after the restart, which it was.
-    let _ = ws.service.queue_exports(vec![ExportWrite::Job(row)]);
+    let _ = ws.queue_exports(vec![ExportWrite::Job(row)]);
 }
 
 /// Drops a sync's stored token and rows once it ended for good.
-pub fn forget(ws: &WorkspaceHandle, job: &Job) {
-    let _ = ws.service.queue_exports(vec![ExportWrite::Forget {
+pub fn forget(ws: &WorkspaceService, job: &Job) {
+    let _ = ws.queue_exports(vec![ExportWrite::Forget {
         job_id: job.id.clone(),
     }]);
 }

@@ -102,7 +102,13 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     crate::retention::spawn(&handle.service, config.workflow_retention);
     tasks.record(Task::Retention);
     if !startup.resumable.is_empty() {
-        crate::facebook::resume(handle, startup.resumable, config);
+        crate::facebook::resume(
+            &handle.service,
+            &tasks.exports,
+            &tasks.destinations,
+            startup.resumable,
+            config,
+        );
         tasks.record(Task::FacebookResume);
     }
     tracing::debug!(workspace = %handle.id, tasks = ?tasks.started(), "background tasks started");
