@@ -5,10 +5,10 @@
 //! The sync is state-based: it keeps, per contact, the exact row it sent.
 //! After each durable commit the workspace service publishes the contacts
 //! that commit wrote and the membership changes it recorded
-//! (`Signals::written`); the task gathers them for a short debounce, then compares each touched
-//! contact's current row (none when it is not a member, was deleted, lost
-//! every identifier or unsubscribed) with the row it sent: a different row
-//! is removed (`DELETE` with the old identifiers) and the new one added. A
+//! (`Signals::written`); the task gathers them for a short debounce, then
+//! compares each touched contact's current row (none when it is not a
+//! member, was deleted, lost every identifier or unsubscribed) with the row
+//! it sent: a different row is removed (`DELETE` with the old identifiers) and the new one added. A
 //! lagging receiver compares every member and every sent row instead.
 //!
 //! A sync stores those rows through the writer: added rows durably before
