@@ -8,8 +8,9 @@
 //! (`Signals::written`); the task gathers them for a short debounce, then
 //! compares each touched contact's current row (none when it is not a
 //! member, was deleted, lost every identifier or unsubscribed) with the row
-//! it sent: a different row is removed (`DELETE` with the old identifiers) and the new one added. A
-//! lagging receiver compares every member and every sent row instead.
+//! it sent: a different row is removed (`DELETE` with the old identifiers)
+//! and the new one added. A lagging receiver compares every member and
+//! every sent row instead.
 //!
 //! A sync stores those rows through the writer: added rows durably before
 //! they are sent, as pending, and marked held once Facebook accepted them;
