@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
-use crate::workspace::WorkspaceError;
+use crate::workspace::error::WorkspaceError;
 
 /// Declares [`Code`] from one table: each code's variant, wire name and
 /// status, so the enum, [`Code::as_str`], [`Code::status`] and [`Code::ALL`]

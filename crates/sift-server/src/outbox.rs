@@ -20,7 +20,8 @@ use sift_store::Delivery;
 use tokio::sync::{Semaphore, watch};
 
 use crate::destination::Destinations;
-use crate::workspace::{WorkspaceError, WorkspaceService, now_ms};
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::{WorkspaceService, now_ms};
 
 /// Attempts before a delivery is given up (the last waits about 4 minutes
 /// at the default base of 1 s).

@@ -16,7 +16,8 @@ use std::time::Duration;
 use sift_store::Prune;
 use tokio::sync::watch;
 
-use crate::workspace::{WorkspaceError, WorkspaceService, now_ms};
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::{WorkspaceService, now_ms};
 
 /// Rows of each table deleted per commit.
 pub const CHUNK: usize = 1_000;

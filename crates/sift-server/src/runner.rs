@@ -9,7 +9,7 @@
 //! `--workflow-queue-max` triggers (the engine drops and counts the rest,
 //! in the causing write), so no write queues more than that per workflow,
 //! however many contacts it moves. And the runner takes
-//! [`RUN_BATCH`](crate::workspace::RUN_BATCH)
+//! [`RUN_BATCH`](crate::workspace::service::RUN_BATCH)
 //! triggers per write and waits for that write to be durable before the
 //! next, so a backlog delays a client write by at most one batch's engine
 //! time and one commit: the writer interleaves client writes between
@@ -19,7 +19,8 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 
-use crate::workspace::{WorkspaceError, WorkspaceService};
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::WorkspaceService;
 
 /// Starts the runner of `handle` on the current tokio runtime (none without
 /// one: the queue then waits for the next start).

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::workspace::{WorkspaceError, WorkspaceService, now_ms};
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::{WorkspaceService, now_ms};
 
 /// How long to wait before retrying a timer the engine reported due but did
 /// not consume. That would be an engine bug; the pause keeps it from turning

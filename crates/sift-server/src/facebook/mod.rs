@@ -16,6 +16,7 @@
 pub mod graph;
 pub mod normalize;
 mod resume;
+pub mod settings;
 mod task;
 
 use std::collections::VecDeque;
@@ -27,9 +28,10 @@ use tokio::sync::watch;
 use sift_store::{ExportRow, ExportWrite};
 
 use crate::destination::Destinations;
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 pub use normalize::Key;
 pub use resume::{Resumable, resumable, resume};
+pub use settings::Settings;
 use sift_store::json::datetime;
 
 /// Facebook's limit of rows per request to the `users` edge.
@@ -39,40 +41,6 @@ const KEPT_BATCHES: usize = 100;
 const KEPT_ERRORS: usize = 100;
 /// Finished jobs kept per workspace for the lists.
 const KEPT_JOBS: usize = 200;
-
-/// Server-wide Facebook settings (from `Config`).
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub graph_url: String,
-    pub version: String,
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    /// How long a sync waits after the last change before it sends.
-    pub debounce_ms: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        let env_u64 = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        Settings {
-            graph_url: std::env::var("SIFT_FACEBOOK_GRAPH_URL")
-                .unwrap_or_else(|_| "https://graph.facebook.com".to_string()),
-            version: std::env::var("SIFT_FACEBOOK_VERSION").unwrap_or_else(|_| "v21.0".to_string()),
-            retry_base_ms: env_u64("SIFT_FACEBOOK_RETRY_BASE_MS", 1_000),
-            retry_max_ms: env_u64("SIFT_FACEBOOK_RETRY_MAX_MS", 60_000),
-            max_attempts: env_u64("SIFT_FACEBOOK_MAX_ATTEMPTS", 6).clamp(1, 100) as u32,
-            timeout_ms: env_u64("SIFT_FACEBOOK_TIMEOUT_MS", 60_000),
-            debounce_ms: env_u64("SIFT_FACEBOOK_DEBOUNCE_MS", 1_000),
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {

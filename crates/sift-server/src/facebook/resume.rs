@@ -19,7 +19,7 @@ use super::{Job, Key, Progress, State, save, task};
 use crate::config::Config;
 use crate::destination::Destinations;
 use crate::secrets::Sealer;
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 
 /// A sync to start again, with its sealed token.
 pub struct Resumable {

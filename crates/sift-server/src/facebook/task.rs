@@ -36,7 +36,7 @@ use super::graph::{self, Method, Secret, Target};
 use super::normalize::{Outcome, outcome};
 use super::{BatchInfo, Job, MAX_ROWS, Request, Settings, State};
 use crate::destination::Destinations;
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 use crate::written::Written;
 
 /// Contacts read per engine lock, so an export never holds up writes long.

@@ -32,7 +32,7 @@ use sift_store::{
 use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 use sift_store::json::{change_json, datetime};
 
 mod task;

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 use sift_store::json::datetime;
 
 pub use deliver::{delivery_id, sign};

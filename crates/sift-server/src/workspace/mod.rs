@@ -10,29 +10,22 @@
 //! delivery, the workflow runner, the outbox, history retention and the
 //! Facebook syncs that resume; `sift serve` does both.
 
-mod error;
+pub mod error;
 pub mod reads;
-mod service;
+pub mod service;
 pub mod tasks;
 mod writer;
 
 use std::sync::{Arc, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sift_engine::Workspace;
 use sift_store::{WorkspaceReader, WorkspaceRow};
 
 pub use error::{Lock, WorkspaceError, WorkspaceResult};
-pub use service::{RUN_BATCH, Signals, WorkspaceService};
+pub use service::{RUN_BATCH, Signals, WorkspaceService, now_ms};
 pub use tasks::{Startup, TaskState};
 
 use crate::config::Config;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// One open workspace.
 pub struct WorkspaceHandle {

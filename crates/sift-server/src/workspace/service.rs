@@ -6,18 +6,23 @@
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sift_engine::{Record, Workspace, Write};
 use sift_store::{ExportWrite, Prune, WebhookWrite, WorkspaceDb, WorkspaceReader};
 use tokio::sync::{oneshot, watch};
 
 use super::error::{Lock, WorkspaceError, WorkspaceResult};
-use super::now_ms;
 use super::reads::ReadPool;
 use super::writer::{self, Job};
 use crate::config::Config;
 use crate::written::{WRITTEN_CAPACITY, Written};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Triggers run per write: large enough to share a commit, small enough
 /// to keep the engine's lock short (see `runner.rs`).

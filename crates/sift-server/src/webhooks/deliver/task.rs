@@ -14,7 +14,7 @@ use super::{
     Batch, LastError, SKIP_PERSIST_EVERY, Settings, State, Subscription, advance, backoff, build,
     post, probe, read_failed, wait, with_reader,
 };
-use crate::workspace::{WorkspaceService, now_ms};
+use crate::workspace::service::{WorkspaceService, now_ms};
 
 /// What the task does once a step is over and it has let go of the
 /// workspace (a task waiting must not keep a closed workspace alive).
