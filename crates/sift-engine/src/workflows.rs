@@ -391,9 +391,6 @@ pub struct WebhookCall {
     pub item: QueuedItem,
     pub test: bool,
     pub at: DateTime,
-    /// The JSON body, rendered by the caller before it commits the write
-    /// (the engine knows no JSON); empty until then.
-    pub body: String,
 }
 
 /// The outcome of one delivery attempt of a [`WebhookCall`].

@@ -72,7 +72,7 @@ pub struct Config {
     pub workflow_queue_max: u64,
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
-    pub facebook: crate::facebook::Settings,
+    pub facebook: crate::facebook::settings::Settings,
     /// Lets webhooks, workflow webhooks and Facebook exports reach
     /// loopback, private and other non-public addresses (`destination.rs`).
     pub allow_private_destinations: bool,
@@ -119,7 +119,7 @@ impl Config {
             action_timeout: std::time::Duration::from_secs(10),
             workflow_retention: DEFAULT_WORKFLOW_RETENTION,
             workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
-            facebook: crate::facebook::Settings::default(),
+            facebook: crate::facebook::settings::Settings::default(),
             allow_private_destinations: false,
             destination_hosts: std::collections::HashMap::new(),
             secret_key: None,

@@ -161,8 +161,8 @@ pub fn chunk(
 /// A column's value as text: `id`, a system field or a property; lists
 /// are joined with `separator`, a missing value is empty.
 pub fn cell(view: &ContactView, column: &str, separator: &str) -> String {
-    use crate::api::{datetime, number, value_json};
     use serde_json::Value as Json;
+    use sift_store::json::{datetime, number, value_json};
     let value = match column {
         "id" => return view.id.clone(),
         "lead_score" => number(view.lead_score),

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
+use crate::workspace::error::WorkspaceError;
+
 /// Declares [`Code`] from one table: each code's variant, wire name and
 /// status, so the enum, [`Code::as_str`], [`Code::status`] and [`Code::ALL`]
 /// (which the OpenAPI document's `Error` schema lists) cannot disagree.
@@ -161,6 +163,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> ApiError {
+        match error {
+            WorkspaceError::Closed => ApiError::new(Code::Unavailable, error.to_string()),
+            WorkspaceError::WriterStopped
+            | WorkspaceError::CommitFailed(_)
+            | WorkspaceError::LockPoisoned(_)
+            | WorkspaceError::ReadFailed(_)
+            | WorkspaceError::Store(_) => ApiError::internal(error),
+        }
+    }
+}
+
 impl From<sift_lang::ConditionError> for ApiError {
     fn from(error: sift_lang::ConditionError) -> ApiError {
         let mut details = serde_json::Map::new();
@@ -222,7 +237,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::NameTaken, message).with(json!({"field": "name", "name": name}))
             }
             EngineError::InUse { usages, .. } => ApiError::new(Code::SegmentInUse, message)
-                .with(json!({"usages": crate::api::usages_json(&usages)})),
+                .with(json!({"usages": crate::reply::usages_json(&usages)})),
             EngineError::WrongKind { .. } => ApiError::new(Code::WrongSegmentKind, message),
             EngineError::Unsupported(_) => ApiError::new(Code::InvalidCondition, message),
             EngineError::UnknownContacts(ids) => {

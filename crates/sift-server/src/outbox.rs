@@ -20,7 +20,9 @@ use sift_store::Delivery;
 use tokio::sync::{Semaphore, watch};
 
 use crate::clock::Clock;
-use crate::state::WorkspaceHandle;
+use crate::destination::Destinations;
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::WorkspaceService;
 
 /// Attempts before a delivery is given up (the last waits about 4 minutes
 /// at the default base of 1 s).
@@ -50,7 +52,12 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
     Duration::from_millis(capped + jitter)
 }
 
-pub fn spawn(handle: &Arc<WorkspaceHandle>, retry_base: Duration, timeout: Duration) {
+pub fn spawn(
+    handle: &Arc<WorkspaceService>,
+    destinations: &Destinations,
+    retry_base: Duration,
+    timeout: Duration,
+) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -58,21 +65,29 @@ pub fn spawn(handle: &Arc<WorkspaceHandle>, retry_base: Duration, timeout: Durat
     let _ = rustls::crypto::ring::default_provider().install_default();
     // No redirects: a 3xx is a failed attempt, so a body is never re-sent
     // to an address the workflow did not name.
-    let client = match handle.destinations.client().timeout(timeout).build() {
+    let client = match destinations.client().timeout(timeout).build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no HTTP client: workflow webhooks are not delivered");
             return;
         }
     };
-    let closed = handle.closed.subscribe();
-    runtime.spawn(run(Arc::downgrade(handle), closed, client, retry_base));
+    let closed = handle.signals.closed.subscribe();
+    let destinations = destinations.clone();
+    runtime.spawn(run(
+        Arc::downgrade(handle),
+        closed,
+        client,
+        destinations,
+        retry_base,
+    ));
 }
 
 async fn run(
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     mut closed: watch::Receiver<bool>,
     client: reqwest::Client,
+    destinations: Destinations,
     retry_base: Duration,
 ) {
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -118,6 +133,7 @@ async fn run(
             let task = deliver(
                 weak.clone(),
                 client.clone(),
+                destinations.clone(),
                 delivery,
                 retry_base,
                 in_flight.clone(),
@@ -140,15 +156,16 @@ async fn run(
         tokio::select! {
             biased;
             _ = closed.changed() => return,
-            () = handle.outbox_wake.notified() => {}
+            () = handle.signals.outbox_wake.notified() => {}
             () = sleep => {}
         }
     }
 }
 
 async fn deliver(
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     client: reqwest::Client,
+    destinations: Destinations,
     delivery: Delivery,
     retry_base: Duration,
     in_flight: Arc<Mutex<HashSet<String>>>,
@@ -157,13 +174,11 @@ async fn deliver(
     let Ok(_slot) = slots.acquire_owned().await else {
         return;
     };
-    let (outcome, clock) = match weak.upgrade() {
-        Some(handle) => (
-            send(&client, &delivery, &handle.destinations).await,
-            handle.clock.clone(),
-        ),
-        None => return,
+    // A workspace that is gone sends nothing more.
+    let Some(clock) = weak.upgrade().map(|service| service.clock.clone()) else {
+        return;
     };
+    let outcome = send(&client, &delivery, &destinations).await;
     record(weak, delivery, outcome, retry_base, in_flight, &clock).await;
 }
 
@@ -215,7 +230,7 @@ async fn send(
 
 /// Records an attempt's outcome through the writer, then frees its slot.
 async fn record(
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     delivery: Delivery,
     outcome: Result<(), String>,
     retry_base: Duration,
@@ -240,14 +255,14 @@ async fn record(
         .increment(1);
     if let Some(handle) = weak.upgrade() {
         let recorded = handle
-            .write(|engine, _| Ok((engine.webhook_attempt(attempt), ())))
+            .write(|engine, _| Ok::<_, WorkspaceError>((engine.webhook_attempt(attempt), ())))
             .await;
         if let Err(error) = recorded {
-            tracing::warn!(delivery = %delivery.id, message = %error.message, "a webhook attempt was not recorded; it will be retried");
+            tracing::warn!(delivery = %delivery.id, %error, "a webhook attempt was not recorded; it will be retried");
         }
         if let Ok(mut set) = in_flight.lock() {
             set.remove(&delivery.id);
         }
-        handle.outbox_wake.notify_one();
+        handle.signals.outbox_wake.notify_one();
     }
 }

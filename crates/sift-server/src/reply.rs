@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
+use sift_engine::Usage;
 
 /// An answer whose body was built as untyped JSON.
 pub type JsonResponse = (StatusCode, axum::Json<Json>);
@@ -27,4 +28,21 @@ pub struct Page<T> {
     // Always sent, `null` on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+/// Where a segment is used (a segment's `usages` and the `segment_in_use`
+/// error both list them).
+pub fn usages_json(usages: &[Usage]) -> Json {
+    json!(
+        usages
+            .iter()
+            .map(|u| {
+                let mut usage = json!({"type": u.kind.as_str(), "id": u.id, "name": u.name, "role": u.role.as_str()});
+                if let Some(status) = u.status {
+                    usage["status"] = json!(status.as_str());
+                }
+                usage
+            })
+            .collect::<Vec<_>>()
+    )
 }

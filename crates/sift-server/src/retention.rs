@@ -16,8 +16,8 @@ use std::time::Duration;
 use sift_store::Prune;
 use tokio::sync::watch;
 
-use crate::error::Code;
-use crate::state::WorkspaceHandle;
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::WorkspaceService;
 
 /// Rows of each table deleted per commit.
 pub const CHUNK: usize = 1_000;
@@ -30,15 +30,15 @@ enum Wait {
     Pause(Duration),
 }
 
-pub fn spawn(handle: &Arc<WorkspaceHandle>, retention: Duration) {
+pub fn spawn(handle: &Arc<WorkspaceService>, retention: Duration) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let closed = handle.closed.subscribe();
+    let closed = handle.signals.closed.subscribe();
     runtime.spawn(run(Arc::downgrade(handle), closed, retention));
 }
 
-async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, retention: Duration) {
+async fn run(weak: Weak<WorkspaceService>, mut closed: watch::Receiver<bool>, retention: Duration) {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     loop {
         if *closed.borrow() {
@@ -66,14 +66,14 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, ret
                 match handle.prune(prune).await {
                     Ok(()) => {
                         metrics::counter!("sift_workflow_history_prunes_total").increment(1);
-                        tracing::debug!(workspace = %handle.id, before = cutoff, "pruned a chunk of workflow history");
+                        tracing::debug!(workspace = %handle.id(), before = cutoff, "pruned a chunk of workflow history");
                         // Let other tasks' writes in before the next chunk.
                         tokio::task::yield_now().await;
                         continue;
                     }
-                    Err(error) if error.code == Code::Unavailable => return,
+                    Err(WorkspaceError::Closed) => return,
                     Err(error) => {
-                        tracing::error!(workspace = %handle.id, message = %error.message, "pruning workflow history failed; it stops");
+                        tracing::error!(workspace = %handle.id(), %error, "pruning workflow history failed; it stops");
                         return;
                     }
                 }
@@ -83,7 +83,7 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>, ret
             Ok(Some(at)) => Wait::Until(at.saturating_add(retention_ms).max(now + 1)),
             Ok(None) => Wait::Until(now.saturating_add(retention_ms)),
             Err(error) => {
-                tracing::warn!(workspace = %handle.id, %error, "reading the workflow history's age failed; retrying in a minute");
+                tracing::warn!(workspace = %handle.id(), %error, "reading the workflow history's age failed; retrying in a minute");
                 Wait::Pause(RETRY_AFTER)
             }
         };

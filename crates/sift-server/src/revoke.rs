@@ -25,7 +25,7 @@ pub enum Credential {
 impl Credential {
     pub fn of(headers: &HeaderMap) -> Option<Credential> {
         match headers.get(header::AUTHORIZATION) {
-            None => crate::ui::session_cookie(headers).map(|c| Credential::Session(c.to_string())),
+            None => crate::session::cookie(headers).map(|c| Credential::Session(c.to_string())),
             Some(value) => {
                 let key = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
                 Some(Credential::Key(hash_key(key)))

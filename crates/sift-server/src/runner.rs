@@ -8,7 +8,8 @@
 //! Fan-out is bounded twice. Each workflow's queue holds at most
 //! `--workflow-queue-max` triggers (the engine drops and counts the rest,
 //! in the causing write), so no write queues more than that per workflow,
-//! however many contacts it moves. And the runner takes [`RUN_BATCH`]
+//! however many contacts it moves. And the runner takes
+//! [`RUN_BATCH`](crate::workspace::service::RUN_BATCH)
 //! triggers per write and waits for that write to be durable before the
 //! next, so a backlog delays a client write by at most one batch's engine
 //! time and one commit: the writer interleaves client writes between
@@ -18,44 +19,21 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 
-use sift_engine::{Record, Workspace};
-
-use crate::error::Code;
-use crate::state::WorkspaceHandle;
-
-/// Logs each workflow whose queue was full in a write, with what it dropped
-/// and how many of its triggers are waiting.
-pub(crate) fn log_dropped(workspace: &str, engine: &Workspace, records: &[Record]) {
-    for record in records {
-        if let Record::TriggersDropped(drop) = record {
-            metrics::counter!("sift_workflow_triggers_dropped_total").increment(drop.count);
-            tracing::warn!(
-                workspace,
-                workflow = %drop.workflow_id,
-                dropped = drop.count,
-                queued = engine.queued_runs_for(&drop.workflow_id),
-                "a workflow's queue is full: triggers were dropped, not run (see --workflow-queue-max)"
-            );
-        }
-    }
-}
-
-/// Triggers run per write: large enough to share a commit, small enough
-/// to keep the engine's lock short.
-pub const RUN_BATCH: usize = 512;
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::WorkspaceService;
 
 /// Starts the runner of `handle` on the current tokio runtime (none without
 /// one: the queue then waits for the next start).
-pub fn spawn(handle: &Arc<WorkspaceHandle>) {
+pub fn spawn(handle: &Arc<WorkspaceService>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(workspace = %handle.id, "no async runtime: workflows do not run");
+        tracing::warn!(workspace = %handle.id(), "no async runtime: workflows do not run");
         return;
     };
-    let closed = handle.closed.subscribe();
+    let closed = handle.signals.closed.subscribe();
     runtime.spawn(run(Arc::downgrade(handle), closed));
 }
 
-async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
+async fn run(weak: Weak<WorkspaceService>, mut closed: watch::Receiver<bool>) {
     loop {
         if *closed.borrow() {
             return;
@@ -72,9 +50,9 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
                     metrics::counter!("sift_workflow_actions_total").increment(write.actions);
                 }
                 Ok(None) => break,
-                Err(error) if error.code == Code::Unavailable => return,
+                Err(WorkspaceError::Closed) => return,
                 Err(error) => {
-                    tracing::error!(workspace = %handle.id, message = %error.message, "the workflow runner stops");
+                    tracing::error!(workspace = %handle.id(), %error, "the workflow runner stops");
                     return;
                 }
             }
@@ -82,7 +60,7 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
         tokio::select! {
             biased;
             _ = closed.changed() => return,
-            () = handle.runs_wake.notified() => {}
+            () = handle.signals.runs_wake.notified() => {}
         }
     }
 }

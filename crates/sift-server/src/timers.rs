@@ -5,7 +5,7 @@
 //! The engine keeps the queue of instants at which some contact's result can
 //! change by the passing of time alone (`Workspace::next_timer`). The task
 //! sleeps until the earliest of them, then fires everything due through
-//! [`WorkspaceHandle::advance`], the same durable path as any client write;
+//! [`WorkspaceService::advance`], the same durable path as any client write;
 //! the engine records each flip at its due instant with cause `time`. When no
 //! timer is pending it sleeps until a write wakes it: every write signals
 //! `timer_wake`, since it may have scheduled an earlier timer. It waits on
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::Code;
-use crate::state::WorkspaceHandle;
+use crate::workspace::error::WorkspaceError;
+use crate::workspace::service::WorkspaceService;
 
 /// How long to wait before retrying a timer the engine reported due but did
 /// not consume. That would be an engine bug; the pause keeps it from turning
@@ -28,16 +28,16 @@ const STUCK_TIMER_PAUSE: Duration = Duration::from_secs(1);
 /// Starts the timer task of `handle` on the current tokio runtime. Without
 /// one (a synchronous caller) there is no task, and timers fire only as part
 /// of the next write, which advances the engine first.
-pub fn spawn(handle: &Arc<WorkspaceHandle>) {
+pub fn spawn(handle: &Arc<WorkspaceService>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(workspace = %handle.id, "no async runtime: timers fire only with writes");
+        tracing::warn!(workspace = %handle.id(), "no async runtime: timers fire only with writes");
         return;
     };
-    let closed = handle.closed.subscribe();
+    let closed = handle.signals.closed.subscribe();
     runtime.spawn(run(Arc::downgrade(handle), closed));
 }
 
-async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
+async fn run(weak: Weak<WorkspaceService>, mut closed: watch::Receiver<bool>) {
     // The instant the last firing was for, to notice a timer that stays due.
     let mut fired_for: Option<i64> = None;
     loop {
@@ -58,7 +58,7 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
                 // a manual clock that never moves must not turn it into a
                 // busy loop.
                 Some(at) if Some(at) == fired_for => {
-                    tracing::warn!(workspace = %handle.id, at, "a fired timer is still pending; retrying");
+                    tracing::warn!(workspace = %handle.id(), at, "a fired timer is still pending; retrying");
                     tokio::time::sleep(STUCK_TIMER_PAUSE).await;
                 }
                 Some(at) => clock.sleep_until(at).await,
@@ -72,7 +72,7 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
             // Before the wake-up, so a steady stream of writes cannot starve
             // a due timer.
             () = sleep => {}
-            () = handle.timer_wake.notified() => {
+            () = handle.signals.timer_wake.notified() => {
                 fired_for = None;
                 continue;
             }
@@ -84,11 +84,11 @@ async fn run(weak: Weak<WorkspaceHandle>, mut closed: watch::Receiver<bool>) {
                 metrics::counter!("sift_time_changes_total").increment(write.membership_changes);
             }
             Ok(None) => {}
-            Err(error) if error.code == Code::Unavailable => return,
+            Err(WorkspaceError::Closed) => return,
             Err(error) => {
-                // The cause is already logged; the writer has stopped or a
-                // lock is poisoned, so later firings would fail the same way.
-                tracing::error!(workspace = %handle.id, message = %error.message, "the timer task stops");
+                // The writer has stopped or a lock is poisoned, so later
+                // firings would fail the same way.
+                tracing::error!(workspace = %handle.id(), %error, "the timer task stops");
                 return;
             }
         }

@@ -1,6 +1,6 @@
-//! What each durable commit wrote, published on `WorkspaceHandle::written`
-//! for followers that must know which contacts changed without scanning
-//! (the Facebook sync, `facebook/task.rs`).
+//! What each durable commit wrote, published on the workspace service's
+//! `Signals::written` for followers that must know which contacts changed
+//! without scanning (the Facebook sync, `facebook/task.rs`).
 
 use sift_engine::Record;
 

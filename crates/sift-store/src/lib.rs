@@ -15,6 +15,7 @@ mod catalog;
 mod codec;
 mod error;
 mod exports;
+pub mod json;
 mod load;
 mod prune;
 mod schema;

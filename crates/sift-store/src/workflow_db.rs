@@ -327,7 +327,7 @@ pub(crate) fn apply(
                 call.workflow_id,
                 call.url,
                 call.secret,
-                call.body,
+                crate::json::webhook_body(call),
                 call.at
             ])?;
         }

@@ -204,7 +204,7 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let paced_bodies = bodies(&mut generator, n_contacts, clients, per_client, batch);
         let (latencies, took) = paced(&client, &key, addr, paced_bodies, interval).await?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        let changes = handle.durable.borrow().saturating_sub(first_seq);
+        let changes = handle.signals().durable.borrow().saturating_sub(first_seq);
         while seen
             .lock()
             .map(|s| s.events < total || s.changes < changes)

@@ -248,8 +248,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         crate::bench::fill_server(&handle, &mut generator, n_contacts, n_segments, condition)
             .await?;
         let (targets, inputs) = handle
-            .read(|ws| workflows(ws, n_segments))
-            .map_err(|e| anyhow::anyhow!(e.message))??;
+            .read(|ws| workflows(ws, n_segments))??;
         for target in targets {
             handle
                 .write(|ws, now| Ok((ws.create_segment(target, now)?, ())))
@@ -303,10 +302,10 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let during = state.metrics.render();
         let actions_during = counter(&during, "sift_workflow_actions_total") - actions_before;
         let runs_during = counter(&during, "sift_workflow_runs_total") - runs_before;
-        let backlog = handle.read(|ws| ws.queued_runs()).map_err(|e| anyhow::anyhow!(e.message))?;
+        let backlog = handle.read(|ws| ws.queued_runs())?;
         // Then until the runner has caught up.
         loop {
-            let left = handle.read(|ws| ws.queued_runs()).map_err(|e| anyhow::anyhow!(e.message))?;
+            let left = handle.read(|ws| ws.queued_runs())?;
             if left == 0 {
                 break;
             }
@@ -355,9 +354,9 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let actions_start = counter(&start, "sift_workflow_actions_total");
         let t = Instant::now();
         let (_, took) = paced(&client, &key, addr, bodies, Duration::from_micros(1)).await?;
-        let backlog = handle.read(|ws| ws.queued_runs()).map_err(|e| anyhow::anyhow!(e.message))?;
+        let backlog = handle.read(|ws| ws.queued_runs())?;
         loop {
-            let left = handle.read(|ws| ws.queued_runs()).map_err(|e| anyhow::anyhow!(e.message))?;
+            let left = handle.read(|ws| ws.queued_runs())?;
             if left == 0 {
                 break;
             }

@@ -142,19 +142,19 @@ pub fn import_contacts(
     })
 }
 
-/// Opens the data directory (whose workspaces are restored and caught up
-/// with time) and picks the workspace to import into: the one named, or the
-/// only one there is.
+/// Opens the data directory offline (its workspaces are restored and
+/// caught up with time; no background task starts) and picks the workspace
+/// to import into: the one named, or the only one there is.
 pub(crate) fn open_workspace(
     data: &Path,
     workspace: Option<&str>,
     limits: sift_engine::FieldLimits,
 ) -> anyhow::Result<(AppState, String, Arc<WorkspaceHandle>)> {
     let mut config = Config::new(data, None);
-    // Audiences are synced by the server, not by an import beside it.
-    config.resume_syncs = false;
     config.field_limits = limits;
-    let state = AppState::open(config)?;
+    // Webhooks, workflow runs and audience syncs are the server's: an
+    // import beside it starts none of them.
+    let state = AppState::open_offline(config)?;
     let rows = state.workspace_rows();
     let id = match (workspace, rows.as_slice()) {
         (Some(id), _) => id.to_string(),
@@ -298,5 +298,35 @@ async fn flush(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sift_server::workspace::tasks::Task;
+
+    /// An import runs beside a stopped server and must send nothing: its
+    /// open once started webhook delivery, the workflow runner, the outbox
+    /// and the rest, which then worked from the import's writes.
+    #[test]
+    fn an_import_opens_its_workspace_without_starting_any_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime().unwrap();
+        rt.block_on(async {
+            let served = AppState::open(Config::new(dir.path(), None)).unwrap();
+            let (id, _) = served.create_workspace("Shop").unwrap();
+            // A served workspace does start them, so the check below can fail.
+            let started = served.workspace(&id).unwrap().tasks.started();
+            assert!(started.contains(&Task::Timers), "{started:?}");
+            assert!(started.contains(&Task::Outbox), "{started:?}");
+            served.close();
+
+            let (state, found, handle) =
+                open_workspace(dir.path(), None, sift_engine::FieldLimits::default()).unwrap();
+            assert_eq!(found, id);
+            assert_eq!(handle.tasks.started(), Vec::<Task>::new());
+            state.close();
+        });
     }
 }

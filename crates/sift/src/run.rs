@@ -289,7 +289,7 @@ async fn generate_demo(state: &AppState, workspace_id: &str, n: u64) -> anyhow::
         ProgressStyle::with_template("generating demo events   {bar:40} {pos}/{len} ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let now = handle.clock.now_ms();
+    let now = handle.clock().now_ms();
     let mut next = 0;
     while next < n_events {
         let end = (next + 10_000).min(n_events);

@@ -253,7 +253,6 @@ impl Workspace {
                     item: run.item.clone(),
                     test: run.test,
                     at: now,
-                    body: String::new(),
                 }));
                 Ok(ActionResult::Queued)
             }

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
 use utoipa::ToSchema;
@@ -82,10 +82,9 @@ impl Change {
     }
 }
 
-/// A change as untyped JSON, as webhook deliveries send it.
-pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
-    serde_json::to_value(Change::new(change, contact_id)).unwrap_or_default()
-}
+/// The same shape untyped, shared with webhook deliveries (a test keeps
+/// the two equal).
+pub use sift_store::json::change_json;
 
 /// Changes after a seq, with their contacts' ids, read on a blocking
 /// thread with a connection of the read pool. The engine lock is taken
@@ -97,18 +96,19 @@ async fn read_changes(
     limit: usize,
 ) -> ApiResult<Vec<Change>> {
     let handle = ws.clone();
-    ws.reads
+    ws.service
+        .reads
         .clone()
         .run(move |reader| {
             let changes = reader
                 .changes(after, segment.as_deref(), limit)
                 .map_err(ApiError::internal)?;
-            handle.read(|engine| {
+            Ok(handle.read(|engine| {
                 changes
                     .iter()
                     .map(|c| Change::new(c, engine.contacts().id(c.no)))
                     .collect()
-            })
+            })?)
         })
         .await
 }
@@ -204,7 +204,8 @@ pub fn write_event(out: &mut Vec<u8>, change: &StoredChange, contact_id: &str) {
 /// last change.
 async fn stream_page(ws: &Handle, after: u64) -> ApiResult<(Vec<u8>, Option<u64>)> {
     let handle = ws.clone();
-    ws.reads
+    ws.service
+        .reads
         .clone()
         .run(move |reader| {
             let changes = reader
@@ -244,7 +245,7 @@ pub async fn stream(
         Some(id) => seq_after(Some(id), "the Last-Event-ID header")?,
         None => seq_after(query.after, "after")?,
     };
-    let durable = ws.durable.subscribe();
+    let durable = ws.signals().durable.subscribe();
     let stopping = app.stopping.subscribe();
     let pages = futures_util::stream::unfold(
         (ws, after, durable, stopping),

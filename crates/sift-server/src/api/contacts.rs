@@ -225,7 +225,7 @@ pub async fn explain(
 ) -> ApiResult<Reply<ContactExplanation>> {
     let body = ws.read(|engine| {
         let no = contact_no(engine, &id)?;
-        let node = engine.explain(no, &query.segment, ws.clock.now_ms())?;
+        let node = engine.explain(no, &query.segment, ws.clock().now_ms())?;
         let member = engine
             .segment(&query.segment)
             .is_some_and(|s| s.members.contains(no));

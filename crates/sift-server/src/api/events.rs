@@ -340,7 +340,7 @@ async fn ingest_batch(
     }
     if !failures.is_empty() {
         // Report every failing item, not only the malformed ones (docs/concepts.md "Guarantees").
-        let refused = ws.read(|engine| engine_refusals(engine, &inputs, ws.clock.now_ms()))?;
+        let refused = ws.read(|engine| engine_refusals(engine, &inputs, ws.clock().now_ms()))?;
         for mut item in refused {
             item.index = indexes.get(item.index).copied().unwrap_or(item.index);
             failures.push(item);

@@ -307,7 +307,7 @@ pub async fn start(
     // Retries and timeouts are the server's; the body may only pick where
     // to send.
     let settings = state.config.facebook.clone();
-    let request = parse(&body, id, has_gender, &settings, &ws.destinations)?;
+    let request = parse(&body, id, has_gender, &settings, &ws.tasks.destinations)?;
     let sealer = if request.sync {
         let config = &state.config;
         Some(
@@ -321,8 +321,15 @@ pub async fn start(
     } else {
         None
     };
-    let job =
-        facebook::start(&ws, request, &settings, sealer.as_ref()).map_err(ApiError::internal)?;
+    let job = facebook::start(
+        &ws.service,
+        &ws.tasks.exports,
+        &ws.tasks.destinations,
+        request,
+        &settings,
+        sealer.as_ref(),
+    )
+    .map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, axum::Json(view(job.to_json())?)))
 }
 
@@ -331,7 +338,11 @@ pub async fn start(
     params(("id" = String, Path, description = "the export's id")),
     responses((status = 200, description = "the job", body = ExportJob), (status = 404, description = "no such export")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<ExportJob>> {
-    let job = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+    let job = ws
+        .tasks
+        .exports
+        .job_json(&id)
+        .ok_or_else(|| not_found(&id))?;
     Ok(axum::Json(view(job)?))
 }
 
@@ -342,8 +353,12 @@ pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Exp
     responses((status = 200, description = "the job, stopping", body = ExportJob), (status = 404, description = "no such export")))]
 pub async fn stop(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<ExportJob>> {
     // A job of an earlier run of the server has nothing left to stop.
-    let Some(job) = ws.exports.get(&id) else {
-        let stored = ws.exports.job_json(&id).ok_or_else(|| not_found(&id))?;
+    let Some(job) = ws.tasks.exports.get(&id) else {
+        let stored = ws
+            .tasks
+            .exports
+            .job_json(&id)
+            .ok_or_else(|| not_found(&id))?;
         return Ok(axum::Json(view(stored)?));
     };
     job.stop.send_replace(true);
@@ -362,6 +377,7 @@ pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Pa
         })
     })??;
     let items = ws
+        .tasks
         .exports
         .list_json(&id)
         .into_iter()

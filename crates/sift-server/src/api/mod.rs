@@ -29,7 +29,7 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
-use sift_engine::{ContactView, Usage, Value, Workspace, format_date, format_datetime};
+use sift_engine::Workspace;
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, WorkspaceHandle};
@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Ws {
         if !parts
             .headers
             .contains_key(axum::http::header::AUTHORIZATION)
-            && let Some(cookie) = crate::ui::session_cookie(&parts.headers)
+            && let Some(cookie) = crate::session::cookie(&parts.headers)
         {
             return session_workspace(parts, state, cookie).map(Ws);
         }
@@ -193,29 +193,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-pub fn datetime(ms: i64) -> Json {
-    Json::String(format_datetime(ms))
-}
-
-pub fn value_json(value: &Value) -> Json {
-    match value {
-        Value::String(s) => Json::String(s.clone()),
-        Value::Number(n) => number(*n),
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Date(d) => Json::String(format_date(*d)),
-        Value::DateTime(t) => datetime(*t),
-        Value::StringList(items) => json!(items),
-    }
-}
-
-/// Integral numbers print without a fraction (50, not 50.0).
-pub fn number(n: f64) -> Json {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        json!(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
-    }
-}
+/// The shapes the store also writes (a workflow webhook's body holds a
+/// contact): one definition for both.
+pub use sift_store::json::{contact_json, datetime, number, run_id, trigger_json, value_json};
 
 /// A client's JSON value as the engine reads it; the store rebuilds stored
 /// events with the same mapping.
@@ -238,25 +218,7 @@ pub fn unknown_key<'a>(map: &'a Map<String, Json>, allowed: &[&str]) -> Option<&
 
 pub use contact_types::Contact;
 
-/// A contact as untyped JSON, for answers not yet typed.
-pub fn contact_json(view: &ContactView) -> Json {
-    serde_json::to_value(Contact::new(view)).unwrap_or_default()
-}
-
-pub fn usages_json(usages: &[Usage]) -> Json {
-    json!(
-        usages
-            .iter()
-            .map(|u| {
-                let mut usage = json!({"type": u.kind.as_str(), "id": u.id, "name": u.name, "role": u.role.as_str()});
-                if let Some(status) = u.status {
-                    usage["status"] = json!(status.as_str());
-                }
-                usage
-            })
-            .collect::<Vec<_>>()
-    )
-}
+pub use crate::reply::usages_json;
 
 /// Cursors are opaque to clients: `c` + the last contact number seen.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<u32>, ApiError> {

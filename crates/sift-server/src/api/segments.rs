@@ -288,7 +288,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
         )?
         .unwrap_or(Condition::All(Vec::new()));
         let started = Instant::now();
-        let members = engine.preview(&condition, ws.clock.now_ms())?;
+        let members = engine.preview(&condition, ws.clock().now_ms())?;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         record_evaluation("preview", took_ms);
         let sample: Vec<Json> = members

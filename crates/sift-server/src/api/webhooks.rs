@@ -140,10 +140,11 @@ fn check_sends_something(row: &WebhookRow) -> ApiResult<()> {
     responses((status = 200, description = "the webhooks", body = Page<Webhook>)))]
 pub async fn list(Ws(ws): Ws) -> ApiResult<axum::Json<Page<Webhook>>> {
     let items = ws
+        .tasks
         .webhooks
         .list()
         .iter()
-        .map(|s| Webhook::of(&ws, s))
+        .map(|s| Webhook::of(&ws.service, s))
         .collect::<ApiResult<Vec<Webhook>>>()?;
     Ok(axum::Json(Page {
         items,
@@ -170,7 +171,7 @@ pub async fn create(
                 "a webhook needs \"url\", like https://example.com/hooks/sift",
             )
         })?,
-        &ws.destinations,
+        &ws.tasks.destinations,
     )?;
     let secret = secret_of(body.secret.as_ref().ok_or_else(|| {
         invalid(
@@ -191,7 +192,7 @@ pub async fn create(
         .map(|v| bool_of(v, "enabled"))
         .transpose()?
         .unwrap_or(true);
-    let now = ws.clock.now_ms();
+    let now = ws.clock().now_ms();
     let row = WebhookRow {
         id: format!("wh_{}", ulid::Ulid::new().to_string().to_lowercase()),
         url,
@@ -203,10 +204,10 @@ pub async fn create(
         updated_at: now,
     };
     check_sends_something(&row)?;
-    let subscription = webhooks::create(&ws, row).await?;
+    let subscription = ws.tasks.webhooks.create(&ws.service, row).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(Webhook::of(&ws, &subscription)?),
+        axum::Json(Webhook::of(&ws.service, &subscription)?),
     ))
 }
 
@@ -216,10 +217,11 @@ pub async fn create(
     responses((status = 200, description = "the webhook", body = Webhook), (status = 404, description = "no such webhook")))]
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Webhook>> {
     let subscription = ws
+        .tasks
         .webhooks
         .get(&id)
         .ok_or_else(|| webhooks::not_found(&id))?;
-    Ok(axum::Json(Webhook::of(&ws, &subscription)?))
+    Ok(axum::Json(Webhook::of(&ws.service, &subscription)?))
 }
 
 /// Edits any of url, secret, segments (null: every segment), events,
@@ -236,13 +238,13 @@ pub async fn update(
 ) -> ApiResult<axum::Json<Webhook>> {
     check_keys(&body)?;
     let body: WebhookUpdate = checked(body)?;
-    if ws.webhooks.get(&id).is_none() {
+    if ws.tasks.webhooks.get(&id).is_none() {
         return Err(webhooks::not_found(&id));
     }
     let url = body
         .url
         .as_ref()
-        .map(|v| url_of(v, &ws.destinations))
+        .map(|v| url_of(v, &ws.tasks.destinations))
         .transpose()?;
     let secret = body.secret.as_ref().map(secret_of).transpose()?;
     let segments = body
@@ -260,26 +262,29 @@ pub async fn update(
         .as_ref()
         .map(|v| bool_of(v, "enabled"))
         .transpose()?;
-    let subscription = webhooks::update(&ws, &id, |row| {
-        if let Some(url) = url {
-            row.url = url;
-        }
-        if let Some(secret) = secret {
-            row.secret = secret;
-        }
-        if let Some(segments) = segments {
-            row.segments = segments;
-        }
-        if let Some(events) = events {
-            row.events = events;
-        }
-        if let Some(enabled) = enabled {
-            row.enabled = enabled;
-        }
-        check_sends_something(row)
-    })
-    .await?;
-    Ok(axum::Json(Webhook::of(&ws, &subscription)?))
+    let subscription = ws
+        .tasks
+        .webhooks
+        .update(&ws.service, &id, |row| {
+            if let Some(url) = url {
+                row.url = url;
+            }
+            if let Some(secret) = secret {
+                row.secret = secret;
+            }
+            if let Some(segments) = segments {
+                row.segments = segments;
+            }
+            if let Some(events) = events {
+                row.events = events;
+            }
+            if let Some(enabled) = enabled {
+                row.enabled = enabled;
+            }
+            check_sends_something(row)
+        })
+        .await?;
+    Ok(axum::Json(Webhook::of(&ws.service, &subscription)?))
 }
 
 /// Deletes a webhook; a delivery in flight is abandoned.
@@ -287,6 +292,6 @@ pub async fn update(
     params(("id" = String, Path, description = "the webhook's id")),
     responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "no such webhook")))]
 pub async fn delete(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
-    webhooks::delete(&ws, &id).await?;
+    ws.tasks.webhooks.delete(&ws.service, &id).await?;
     Ok(axum::Json(Deleted::new(id)))
 }

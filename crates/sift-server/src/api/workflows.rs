@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use sift_engine::{
-    ActionType, QueuedItem, Record, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef,
-    Workspace, format_datetime,
+    ActionType, QueuedItem, RunRecord, RunStatus, Trigger, TriggerKind, WorkflowDef, Workspace,
+    format_datetime,
 };
 use sift_store::{Delivery, RunFilter};
 
@@ -19,7 +19,7 @@ use super::workflow_body::{
 use super::workflow_types::{
     Run, RunAction, RunDelivery, RunTrigger, Workflow, WorkflowBody, WorkflowPatch,
 };
-use super::{Body, Path, Query, Ws, contact_json, datetime, limit, unknown_key};
+use super::{Body, Path, Query, Ws, limit, run_id, unknown_key};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::Page;
 
@@ -94,10 +94,6 @@ fn delivery_view(delivery: &Delivery) -> RunDelivery {
     }
 }
 
-pub fn run_id(id: u64) -> String {
-    format!("run_{id}")
-}
-
 /// One run: what set it off, in which mode, what each action did (a
 /// webhook with its delivery state), and why it stopped if it did.
 pub fn run_view(run: &RunRecord, deliveries: &[Delivery]) -> Run {
@@ -125,28 +121,6 @@ pub fn run_view(run: &RunRecord, deliveries: &[Delivery]) -> Run {
         status: run.status.as_str().to_string(),
         trigger: run_trigger(&run.trigger, &run.item),
         workflow_id: run.workflow_id.clone(),
-    }
-}
-
-/// Renders the body of every webhook a run write queued (the engine knows
-/// no JSON): `{workflow_id, run, contact, trigger}`, sent byte for byte on
-/// every attempt.
-pub(crate) fn render_webhooks(records: &mut [Record]) {
-    for record in records {
-        if let Record::Webhook(call) = record {
-            let body = json!({
-                "workflow_id": call.workflow_id,
-                "run": {
-                    "id": run_id(call.run_id),
-                    "delivery_id": call.id,
-                    "mode": if call.test { "test" } else { "active" },
-                    "at": datetime(call.at),
-                },
-                "contact": contact_json(&call.contact),
-                "trigger": run_trigger(&call.trigger, &call.item),
-            });
-            call.body = body.to_string();
-        }
     }
 }
 
@@ -189,7 +163,7 @@ pub async fn create(
     let (_, view) = ws
         .write(|engine, now| {
             let input = workflow_input(id.clone(), &body, engine)?;
-            check_destinations(&input.actions, &ws.destinations)?;
+            check_destinations(&input.actions, &ws.tasks.destinations)?;
             let write = engine.create_workflow(input, now)?;
             let view = written(engine, &id)?;
             Ok((write, view))
@@ -242,7 +216,7 @@ pub async fn update(
             // Only new actions are checked: pausing a workflow saved before
             // the policy must not fail (its deliveries are refused anyway).
             if patch.contains_key("actions") {
-                check_destinations(&input.actions, &ws.destinations)?;
+                check_destinations(&input.actions, &ws.tasks.destinations)?;
             }
             let write = engine.update_workflow(input, now)?;
             let view = written(engine, &id)?;

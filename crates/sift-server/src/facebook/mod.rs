@@ -16,6 +16,7 @@
 pub mod graph;
 pub mod normalize;
 mod resume;
+pub mod settings;
 mod task;
 mod view;
 
@@ -27,10 +28,12 @@ use tokio::sync::watch;
 
 use sift_store::{ExportRow, ExportWrite};
 
-use crate::api::datetime;
-use crate::state::WorkspaceHandle;
+use crate::destination::Destinations;
+use crate::workspace::service::WorkspaceService;
 pub use normalize::Key;
-pub use resume::{resumable, resume};
+pub use resume::{Resumable, resumable, resume};
+pub use settings::Settings;
+use sift_store::json::datetime;
 pub use view::{ExportBatch, ExportError, ExportJob};
 
 /// Facebook's limit of rows per request to the `users` edge.
@@ -40,40 +43,6 @@ const KEPT_BATCHES: usize = 100;
 const KEPT_ERRORS: usize = 100;
 /// Finished jobs kept per workspace for the lists.
 const KEPT_JOBS: usize = 200;
-
-/// Server-wide Facebook settings (from `Config`).
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub graph_url: String,
-    pub version: String,
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    /// How long a sync waits after the last change before it sends.
-    pub debounce_ms: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        let env_u64 = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        Settings {
-            graph_url: std::env::var("SIFT_FACEBOOK_GRAPH_URL")
-                .unwrap_or_else(|_| "https://graph.facebook.com".to_string()),
-            version: std::env::var("SIFT_FACEBOOK_VERSION").unwrap_or_else(|_| "v21.0".to_string()),
-            retry_base_ms: env_u64("SIFT_FACEBOOK_RETRY_BASE_MS", 1_000),
-            retry_max_ms: env_u64("SIFT_FACEBOOK_RETRY_MAX_MS", 60_000),
-            max_attempts: env_u64("SIFT_FACEBOOK_MAX_ATTEMPTS", 6).clamp(1, 100) as u32,
-            timeout_ms: env_u64("SIFT_FACEBOOK_TIMEOUT_MS", 60_000),
-            debounce_ms: env_u64("SIFT_FACEBOOK_DEBOUNCE_MS", 1_000),
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -325,7 +294,9 @@ impl Registry {
 /// Creates the job and starts its task. A sync's token is stored sealed
 /// with `sealer` first, so that the sync can resume after a restart.
 pub fn start(
-    ws: &Arc<WorkspaceHandle>,
+    ws: &Arc<WorkspaceService>,
+    exports: &Registry,
+    destinations: &Destinations,
     request: Request,
     settings: &Settings,
     sealer: Option<&crate::secrets::Sealer>,
@@ -366,7 +337,7 @@ pub fn start(
         (true, None) => return Err("a sync needs the key for secrets at rest".to_string()),
         (false, _) => None,
     };
-    ws.exports.add(job.clone());
+    exports.add(job.clone());
     save(ws, &job);
     if let Some(sealed) = token {
         let _ = ws.queue_exports(vec![ExportWrite::Token {
@@ -374,13 +345,13 @@ pub fn start(
             sealed,
         }]);
     }
-    task::spawn(ws, job.clone(), request, settings);
+    task::spawn(ws, destinations, job.clone(), request, settings);
     Ok(job)
 }
 
 /// Stores the job's state (never its token) in the writer's next group
 /// commit, so `GET /v1/exports/{id}` answers after a restart.
-pub fn save(ws: &WorkspaceHandle, job: &Job) {
+pub fn save(ws: &WorkspaceService, job: &Job) {
     let row = ExportRow {
         id: job.id.clone(),
         segment_id: job.segment_id.clone(),
@@ -393,7 +364,7 @@ pub fn save(ws: &WorkspaceHandle, job: &Job) {
 }
 
 /// Drops a sync's stored token and rows once it ended for good.
-pub fn forget(ws: &WorkspaceHandle, job: &Job) {
+pub fn forget(ws: &WorkspaceService, job: &Job) {
     let _ = ws.queue_exports(vec![ExportWrite::Forget {
         job_id: job.id.clone(),
     }]);

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use super::graph::Secret;
 use super::{Job, Key, Progress, State, save, task};
 use crate::config::Config;
+use crate::destination::Destinations;
 use crate::secrets::Sealer;
-use crate::state::WorkspaceHandle;
+use crate::workspace::service::WorkspaceService;
 
 /// A sync to start again, with its sealed token.
 pub struct Resumable {
@@ -58,14 +59,20 @@ pub fn resumable(
 }
 
 /// Starts each resumable sync's task again (or fails it, saying why).
-pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Config) {
+pub fn resume(
+    handle: &Arc<WorkspaceService>,
+    exports: &super::Registry,
+    destinations: &Destinations,
+    syncs: Vec<Resumable>,
+    config: &Config,
+) {
     if syncs.is_empty() {
         return;
     }
     let sealer = Sealer::load(config.secret_key.as_ref(), &config.data_dir, false);
     for sync in syncs {
         let job = Arc::new(job_of(&sync.row, &sync.job, handle.clock.now_ms()));
-        handle.exports.add(job.clone());
+        exports.add(job.clone());
         let token = sealer
             .as_ref()
             .map_err(Clone::clone)
@@ -76,7 +83,7 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
         let sent = token.and_then(|token| {
             let rows = handle
                 .reader()
-                .map_err(|e| e.message)?
+                .map_err(|e| e.to_string())?
                 .export_sent(&job.id)
                 .map_err(|e| format!("its stored rows cannot be read ({e})"))?;
             Ok((Secret::new(token), rows))
@@ -84,7 +91,7 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
         let (token, sent) = match sent {
             Ok(found) => found,
             Err(why) => {
-                tracing::error!(job = %job.id, workspace = %handle.id, reason = %why, "a Facebook sync cannot resume");
+                tracing::error!(job = %job.id, workspace = %handle.id(), reason = %why, "a Facebook sync cannot resume");
                 job.progress.send_modify(|p| {
                     p.state = State::Failed;
                     p.phase = Some("stopped");
@@ -112,13 +119,21 @@ pub fn resume(handle: &Arc<WorkspaceHandle>, syncs: Vec<Resumable>, config: &Con
             .collect();
         tracing::info!(
             job = %job.id,
-            workspace = %handle.id,
+            workspace = %handle.id(),
             segment = %job.segment_id,
             rows = sent_rows.len(),
             pending = pending.len(),
             "resuming a Facebook sync after the restart: the audience is compared with the segment"
         );
-        task::spawn_resumed(handle, job, token, &config.facebook, sent_rows, pending);
+        task::spawn_resumed(
+            handle,
+            destinations,
+            job,
+            token,
+            &config.facebook,
+            sent_rows,
+            pending,
+        );
     }
 }
 

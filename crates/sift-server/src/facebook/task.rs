@@ -3,13 +3,14 @@
 //! to the segment.
 //!
 //! The sync is state-based: it keeps, per contact, the exact row it sent.
-//! After each durable commit the writer publishes the contacts that commit
-//! wrote and the membership changes it recorded (`WorkspaceHandle::written`);
-//! the task gathers them for a short debounce, then compares each touched
-//! contact's current row (none when it is not a member, was deleted, lost
-//! every identifier or unsubscribed) with the row it sent: a different row
-//! is removed (`DELETE` with the old identifiers) and the new one added. A
-//! lagging receiver compares every member and every sent row instead.
+//! After each durable commit the workspace service publishes the contacts
+//! that commit wrote and the membership changes it recorded
+//! (`Signals::written`); the task gathers them for a short debounce, then
+//! compares each touched contact's current row (none when it is not a
+//! member, was deleted, lost every identifier or unsubscribed) with the row
+//! it sent: a different row is removed (`DELETE` with the old identifiers)
+//! and the new one added. A lagging receiver compares every member and
+//! every sent row instead.
 //!
 //! A sync stores those rows through the writer: added rows durably before
 //! they are sent, as pending, and marked held once Facebook accepted them;
@@ -34,36 +35,53 @@ use sift_store::ExportWrite;
 use super::graph::{self, Method, Secret, Target};
 use super::normalize::{Outcome, outcome};
 use super::{BatchInfo, Job, MAX_ROWS, Request, Settings, State};
-use crate::state::{WorkspaceHandle, Written};
+use crate::destination::Destinations;
+use crate::workspace::service::WorkspaceService;
+use crate::written::Written;
 
 /// Contacts read per engine lock, so an export never holds up writes long.
 const READ_CHUNK: usize = 2_000;
 
-pub fn spawn(ws: &Arc<WorkspaceHandle>, job: Arc<Job>, request: Request, settings: &Settings) {
+pub fn spawn(
+    ws: &Arc<WorkspaceService>,
+    destinations: &Destinations,
+    job: Arc<Job>,
+    request: Request,
+    settings: &Settings,
+) {
     // Subscribed before the members are read, so no write after that
     // snapshot goes unseen.
-    let written = job.sync.then(|| ws.written.subscribe());
-    let exporter = exporter(ws, job, request.token, settings, HashMap::new());
+    let written = job.sync.then(|| ws.signals.written.subscribe());
+    let exporter = exporter(
+        ws,
+        destinations,
+        job,
+        request.token,
+        settings,
+        HashMap::new(),
+    );
     tokio::spawn(exporter.run(written, false));
 }
 
 /// Starts a sync again after a restart, with the rows its audience holds.
 pub fn spawn_resumed(
-    ws: &Arc<WorkspaceHandle>,
+    ws: &Arc<WorkspaceService>,
+    destinations: &Destinations,
     job: Arc<Job>,
     token: Secret,
     settings: &Settings,
     sent_rows: HashMap<u32, Vec<String>>,
     pending: RoaringBitmap,
 ) {
-    let written = Some(ws.written.subscribe());
-    let mut exporter = exporter(ws, job, token, settings, sent_rows);
+    let written = Some(ws.signals.written.subscribe());
+    let mut exporter = exporter(ws, destinations, job, token, settings, sent_rows);
     exporter.pending = pending;
     tokio::spawn(exporter.run(written, true));
 }
 
 fn exporter(
-    ws: &Arc<WorkspaceHandle>,
+    ws: &Arc<WorkspaceService>,
+    destinations: &Destinations,
     job: Arc<Job>,
     token: Secret,
     settings: &Settings,
@@ -80,14 +98,14 @@ fn exporter(
         retry_base: Duration::from_millis(settings.retry_base_ms),
         retry_max: Duration::from_millis(settings.retry_max_ms),
         max_attempts: settings.max_attempts,
-        destinations: ws.destinations.clone(),
+        destinations: destinations.clone(),
     };
     let batch_n = job.progress.borrow().batch_count;
     Exporter {
         ws: ws.clone(),
         job,
         target,
-        client: client(settings, &ws.destinations),
+        client: client(settings, destinations),
         sent_rows,
         pending: RoaringBitmap::new(),
         skipped_now: RoaringBitmap::new(),
@@ -120,7 +138,7 @@ fn client(
 }
 
 struct Exporter {
-    ws: Arc<WorkspaceHandle>,
+    ws: Arc<WorkspaceService>,
     job: Arc<Job>,
     target: Target,
     client: Option<reqwest::Client>,
@@ -197,7 +215,7 @@ impl Exporter {
     }
 
     fn closed(&self) -> bool {
-        *self.ws.closed.borrow()
+        *self.ws.signals.closed.borrow()
     }
 
     async fn initial(&mut self) -> Result<Flow, String> {
@@ -205,7 +223,7 @@ impl Exporter {
         let members = self
             .ws
             .read(|e| e.segment(&segment_id).map(|s| s.members.clone()))
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("segment {segment_id:?} was deleted"))?;
         self.job.progress.send_modify(|p| {
             p.total = members.len();
@@ -228,7 +246,7 @@ impl Exporter {
                         .filter_map(|&no| e.contact_data(no))
                         .collect::<Vec<_>>()
                 })
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.to_string())?;
             for (no, outcome) in self.outcomes(views).await? {
                 match outcome {
                     Outcome::Row(row) => pending.push((no, row)),
@@ -375,7 +393,7 @@ impl Exporter {
         let done = self
             .ws
             .queue_exports(vec![write])
-            .map_err(|e| format!("the sync could not store its rows: {}", e.message))?;
+            .map_err(|e| format!("the sync could not store its rows: {e}"))?;
         if stored == Stored::Pending {
             match done.await {
                 Ok(Ok(())) => {}
@@ -396,7 +414,7 @@ impl Exporter {
         &mut self,
         mut written: tokio::sync::broadcast::Receiver<Arc<Written>>,
     ) -> Result<Flow, String> {
-        let mut closed = self.ws.closed.subscribe();
+        let mut closed = self.ws.signals.closed.subscribe();
         let mut stop = self.job.stop.subscribe();
         let segment_id = self.job.segment_id.clone();
         let absorb = |w: &Written, touched: &mut RoaringBitmap| {
@@ -475,7 +493,7 @@ impl Exporter {
                     .collect();
                 Some((candidates, views))
             })
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .ok_or_else(|| {
                 format!("segment {segment_id:?} was deleted: the sync stopped (the audience keeps what was sent)")
             })?;

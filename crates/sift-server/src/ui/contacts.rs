@@ -106,7 +106,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> UiResult {
-    let now = ws.clock.now_ms();
+    let now = ws.clock().now_ms();
     let page =
         ws.read(|engine| read_contact_page(engine, &id, query.explain.as_deref(), now))??;
     let chosen = query.explain.as_deref().unwrap_or_default();

@@ -19,6 +19,7 @@ pub async fn page(Signed(ws): Signed, Path(id): Path<String>) -> UiResult {
     })??;
     // (id, created_at, audience, sync, state, sent, skipped), newest first.
     let jobs: Vec<(String, String, String, bool, String, u64, u64)> = ws
+        .tasks
         .exports
         .list_json(&id)
         .iter()

@@ -52,7 +52,7 @@ pub async fn sizes(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let durable = ws.durable.subscribe();
+    let durable = ws.signals().durable.subscribe();
     let stopping = app.stopping.subscribe();
     // Size and anonymous members: identify changes the split, not the size.
     let sent: HashMap<String, (u64, u64)> = HashMap::new();
@@ -91,7 +91,7 @@ pub async fn sizes(
                     continue;
                 }
                 let data =
-                    json!({"sizes": changed, "split": split, "at": datetime(ws.clock.now_ms())});
+                    json!({"sizes": changed, "split": split, "at": datetime(ws.clock().now_ms())});
                 let event = Event::default().event("sizes").data(data.to_string());
                 return Some((Ok(event), (ws, durable, stopping, sent, false)));
             }
@@ -117,7 +117,7 @@ pub async fn segment(
     if ws.read(|engine| engine.segment(&id).is_none())? {
         return Err(ApiError::not_found(format!("segment {id:?} does not exist")).into());
     }
-    let durable = ws.durable.subscribe();
+    let durable = ws.signals().durable.subscribe();
     let stopping = app.stopping.subscribe();
     let from = query.from.unwrap_or(0);
     let events = futures_util::stream::unfold(
@@ -130,6 +130,7 @@ pub async fn segment(
                 durable.borrow_and_update();
                 let segment = id.clone();
                 let recent = ws
+                    .service
                     .reads
                     .clone()
                     .run(move |reader| {
@@ -205,6 +206,7 @@ pub async fn export_job(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, super::UiError> {
     let job = ws
+        .tasks
         .exports
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("export job {id:?} does not exist")))?;

@@ -11,7 +11,6 @@ mod fields;
 mod layout;
 mod live;
 mod segments;
-mod session;
 mod webhooks;
 mod words;
 mod workflows;
@@ -27,9 +26,10 @@ use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
+use crate::session;
+pub use crate::session::Sessions;
+pub use crate::session::cookie as session_cookie;
 use crate::state::{AppState, WorkspaceHandle};
-pub use session::Sessions;
-pub use session::cookie as session_cookie;
 
 /// The signed-in workspace of a UI request; without a session, pages
 /// redirect to the login form.
@@ -220,6 +220,12 @@ pub struct UiError(pub crate::error::ApiError);
 impl From<crate::error::ApiError> for UiError {
     fn from(error: crate::error::ApiError) -> UiError {
         UiError(error)
+    }
+}
+
+impl From<crate::workspace::WorkspaceError> for UiError {
+    fn from(error: crate::workspace::WorkspaceError) -> UiError {
+        UiError(error.into())
     }
 }
 

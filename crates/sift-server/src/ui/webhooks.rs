@@ -105,10 +105,11 @@ fn row(hook: &Json, names: &[(String, String)]) -> Markup {
 
 pub async fn list(Signed(ws): Signed) -> UiResult {
     let hooks: Vec<Json> = ws
+        .tasks
         .webhooks
         .list()
         .iter()
-        .map(|s| webhook_json(&ws, s))
+        .map(|s| webhook_json(&ws.service, s))
         .collect::<Result<_, _>>()?;
     let mut names: Vec<(String, String)> = ws.read(|engine| {
         engine

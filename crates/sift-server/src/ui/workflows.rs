@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 
 /// Segments, fields and event types, for pickers.
 fn workspace_data(ws: &WorkspaceHandle) -> Result<(Json, Json, Json), crate::error::ApiError> {
-    ws.read(|engine| {
+    Ok(ws.read(|engine| {
         let mut segments: Vec<Json> = engine
             .segments()
             .iter()
@@ -25,7 +25,7 @@ fn workspace_data(ws: &WorkspaceHandle) -> Result<(Json, Json, Json), crate::err
         segments.sort_by_key(|s| s["name"].as_str().unwrap_or_default().to_lowercase());
         let fields: Vec<Json> = engine.fields().iter().map(field_json).collect();
         (Json::Array(segments), Json::Array(fields), json!(engine.event_types()))
-    })
+    })?)
 }
 
 fn page(ws: &WorkspaceHandle, title: &str, body: maud::Markup) -> axum::response::Response {

@@ -14,7 +14,7 @@
 //! without waiting for the disk in between.
 //!
 //! With nothing to send the task sleeps until the writer reports a commit
-//! (`WorkspaceHandle::durable`, or `committed` for events); the only timer
+//! (`WorkspaceService::signals`, or `committed` for events); the only timer
 //! is the retry backoff.
 //!
 //! This file holds the pieces (cutting, signing and posting batches,
@@ -32,9 +32,8 @@ use sift_store::{
 use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
-use crate::api::changes::change_json;
-use crate::api::datetime;
-use crate::state::WorkspaceHandle;
+use crate::workspace::service::WorkspaceService;
+use sift_store::json::{change_json, datetime};
 
 mod task;
 pub(super) use task::run;
@@ -86,7 +85,7 @@ fn erased(event: &StoredEvent) -> bool {
 /// nothing to send (changes of other segments, erased events): the cursor
 /// then moves to `end` without a delivery.
 fn build(
-    handle: &WorkspaceHandle,
+    handle: &WorkspaceService,
     reader: &WorkspaceReader,
     row: &WebhookRow,
     cursor: &WebhookCursor,
@@ -147,7 +146,7 @@ fn build(
                 .collect();
             (changes, events)
         })
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.to_string())?;
     // Written by hand so that delivery_id comes first.
     let mut body = Vec::with_capacity(64 + changes.len() * 160);
     body.extend_from_slice(b"{\"delivery_id\":");

@@ -23,8 +23,9 @@ use sift_store::{
 };
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{Config, WorkspaceHandle};
+use crate::workspace::service::WorkspaceService;
 
 pub use deliver::{delivery_id, sign};
 pub use view::{DeliveryError, Webhook, WebhookDelivery, webhook_json};
@@ -210,101 +211,101 @@ impl Registry {
     }
 }
 
-/// Starts the delivery task of every stored subscription.
-pub fn start(handle: &Arc<WorkspaceHandle>) -> Result<(), StoreError> {
-    for subscription in handle.webhooks.list() {
-        spawn(handle, &subscription);
+impl Registry {
+    /// Starts the delivery task of every stored subscription.
+    pub fn start(&self, service: &Arc<WorkspaceService>) {
+        for subscription in self.list() {
+            self.spawn(service, &subscription);
+        }
     }
-    Ok(())
-}
 
-fn spawn(handle: &Arc<WorkspaceHandle>, subscription: &Arc<Subscription>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(workspace = %handle.id, "no async runtime: webhooks are not delivered");
-        return;
-    };
-    let Some(client) = handle.webhooks.client() else {
-        return;
-    };
-    let task = runtime.spawn(deliver::run(
-        Arc::downgrade(handle),
-        subscription.clone(),
-        client,
-        handle.webhooks.path.clone(),
-        handle.webhooks.settings.clone(),
-    ));
-    if let Ok(mut slot) = subscription.task.lock() {
-        *slot = Some(task.abort_handle());
+    fn spawn(&self, service: &Arc<WorkspaceService>, subscription: &Arc<Subscription>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(workspace = %service.id(), "no async runtime: webhooks are not delivered");
+            return;
+        };
+        let Some(client) = self.client() else {
+            return;
+        };
+        let task = runtime.spawn(deliver::run(
+            Arc::downgrade(service),
+            subscription.clone(),
+            client,
+            self.path.clone(),
+            self.settings.clone(),
+        ));
+        if let Ok(mut slot) = subscription.task.lock() {
+            *slot = Some(task.abort_handle());
+        }
     }
-}
 
-/// Stores a new subscription (its cursor starts after everything committed
-/// before it) and starts its task.
-pub async fn create(
-    handle: &Arc<WorkspaceHandle>,
-    row: WebhookRow,
-) -> ApiResult<Arc<Subscription>> {
-    let _edit = handle.webhooks.edits.lock().await;
-    let id = row.id.clone();
-    handle
-        .commit_webhooks(vec![WebhookWrite::Create(row)])
-        .await?;
-    let stored = handle
-        .reader()?
-        .webhook(&id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal(format!("webhook {id} vanished after its create")))?;
-    let subscription = Subscription::new(stored);
-    handle
-        .webhooks
-        .subscriptions
-        .lock()
-        .map_err(|_| ApiError::internal("webhook registry lock poisoned"))?
-        .insert(id, subscription.clone());
-    spawn(handle, &subscription);
-    Ok(subscription)
-}
-
-/// Applies `edit` to a subscription's definition, stores it, and hands it to
-/// its task (which picks up a new URL, secret or `enabled` at once; a batch
-/// already built is sent as built).
-pub async fn update(
-    handle: &Arc<WorkspaceHandle>,
-    id: &str,
-    edit: impl FnOnce(&mut WebhookRow) -> ApiResult<()>,
-) -> ApiResult<Arc<Subscription>> {
-    let _edit = handle.webhooks.edits.lock().await;
-    let subscription = handle.webhooks.get(id).ok_or_else(|| not_found(id))?;
-    let mut row = subscription.row();
-    edit(&mut row)?;
-    row.updated_at = handle.clock.now_ms().max(row.updated_at);
-    handle
-        .commit_webhooks(vec![WebhookWrite::Update(row.clone())])
-        .await?;
-    subscription.config.send_replace(row);
-    Ok(subscription)
-}
-
-/// Deletes a subscription and stops its task (an attempt in flight is
-/// abandoned).
-pub async fn delete(handle: &Arc<WorkspaceHandle>, id: &str) -> ApiResult<()> {
-    let _edit = handle.webhooks.edits.lock().await;
-    if handle.webhooks.get(id).is_none() {
-        return Err(not_found(id));
+    /// Stores a new subscription (its cursor starts after everything committed
+    /// before it) and starts its task.
+    pub async fn create(
+        &self,
+        service: &Arc<WorkspaceService>,
+        row: WebhookRow,
+    ) -> ApiResult<Arc<Subscription>> {
+        let _edit = self.edits.lock().await;
+        let id = row.id.clone();
+        service
+            .commit_webhooks(vec![WebhookWrite::Create(row)])
+            .await?;
+        let stored = service
+            .reader()?
+            .webhook(&id)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal(format!("webhook {id} vanished after its create")))?;
+        let subscription = Subscription::new(stored);
+        self.subscriptions
+            .lock()
+            .map_err(|_| ApiError::internal("webhook registry lock poisoned"))?
+            .insert(id, subscription.clone());
+        self.spawn(service, &subscription);
+        Ok(subscription)
     }
-    handle
-        .commit_webhooks(vec![WebhookWrite::Delete { id: id.to_string() }])
-        .await?;
-    let removed = handle
-        .webhooks
-        .subscriptions
-        .lock()
-        .map_err(|_| ApiError::internal("webhook registry lock poisoned"))?
-        .remove(id);
-    if let Some(subscription) = removed {
-        subscription.stop();
+
+    /// Applies `edit` to a subscription's definition, stores it, and hands it to
+    /// its task (which picks up a new URL, secret or `enabled` at once; a batch
+    /// already built is sent as built).
+    pub async fn update(
+        &self,
+        service: &Arc<WorkspaceService>,
+        id: &str,
+        edit: impl FnOnce(&mut WebhookRow) -> ApiResult<()>,
+    ) -> ApiResult<Arc<Subscription>> {
+        let _edit = self.edits.lock().await;
+        let subscription = self.get(id).ok_or_else(|| not_found(id))?;
+        let mut row = subscription.row();
+        edit(&mut row)?;
+        row.updated_at = service.clock.now_ms().max(row.updated_at);
+        service
+            .commit_webhooks(vec![WebhookWrite::Update(row.clone())])
+            .await?;
+        subscription.config.send_replace(row);
+        Ok(subscription)
     }
-    Ok(())
+
+    /// Deletes a subscription and stops its task (an attempt in flight is
+    /// abandoned).
+    pub async fn delete(&self, service: &Arc<WorkspaceService>, id: &str) -> ApiResult<()> {
+        let _edit = self.edits.lock().await;
+        if self.get(id).is_none() {
+            return Err(not_found(id));
+        }
+        service
+            .commit_webhooks(vec![WebhookWrite::Delete { id: id.to_string() }])
+            .await?;
+        let removed = self
+            .subscriptions
+            .lock()
+            .map_err(|_| ApiError::internal("webhook registry lock poisoned"))?
+            .remove(id);
+        if let Some(subscription) = removed {
+            subscription.stop();
+        }
+        Ok(())
+    }
 }
 
 pub fn not_found(id: &str) -> ApiError {
@@ -330,10 +331,10 @@ pub struct Lag {
     pub events: u64,
 }
 
-pub fn lag(handle: &WorkspaceHandle, row: &WebhookRow, status: &Status) -> ApiResult<Lag> {
-    let durable = *handle.durable.borrow();
+pub fn lag(service: &WorkspaceService, row: &WebhookRow, status: &Status) -> ApiResult<Lag> {
+    let durable = *service.signals.durable.borrow();
     let from = status.cursor.change_seq;
-    let reader = handle.reader()?;
+    let reader = service.reader()?;
     let oldest = reader
         .changes_in(from, durable, row.segments.as_deref(), 1)
         .map_err(ApiError::internal)?;
@@ -349,7 +350,7 @@ pub fn lag(handle: &WorkspaceHandle, row: &WebhookRow, status: &Status) -> ApiRe
         seqs: durable.saturating_sub(from),
         ms: oldest
             .first()
-            .map(|c| (handle.clock.now_ms() - c.at).max(0)),
+            .map(|c| (service.clock.now_ms() - c.at).max(0)),
         events,
     })
 }

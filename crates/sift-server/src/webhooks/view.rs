@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{State, Subscription, lag, secret_hint};
 use crate::error::{ApiError, ApiResult};
-use crate::state::WorkspaceHandle;
+use crate::workspace::service::WorkspaceService;
 
 /// A webhook subscription with its delivery status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,10 +87,10 @@ pub struct DeliveryError {
 }
 
 impl Webhook {
-    pub fn of(handle: &WorkspaceHandle, subscription: &Subscription) -> ApiResult<Webhook> {
+    pub fn of(service: &WorkspaceService, subscription: &Subscription) -> ApiResult<Webhook> {
         let row = subscription.row();
         let status = subscription.status();
-        let lag = lag(handle, &row, &status)?;
+        let lag = lag(service, &row, &status)?;
         let state = if row.enabled {
             status.state
         } else {
@@ -130,6 +130,6 @@ impl Webhook {
 }
 
 /// A subscription as the API answers it (the secret is never sent back).
-pub fn webhook_json(handle: &WorkspaceHandle, subscription: &Subscription) -> ApiResult<Json> {
-    serde_json::to_value(Webhook::of(handle, subscription)?).map_err(ApiError::internal)
+pub fn webhook_json(service: &WorkspaceService, subscription: &Subscription) -> ApiResult<Json> {
+    serde_json::to_value(Webhook::of(service, subscription)?).map_err(ApiError::internal)
 }

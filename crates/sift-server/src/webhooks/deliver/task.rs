@@ -14,7 +14,7 @@ use super::{
     Batch, LastError, SKIP_PERSIST_EVERY, Settings, State, Subscription, advance, backoff, build,
     post, probe, read_failed, wait, with_reader,
 };
-use crate::state::WorkspaceHandle;
+use crate::workspace::service::WorkspaceService;
 
 /// What the task does once a step is over and it has let go of the
 /// workspace (a task waiting must not keep a closed workspace alive).
@@ -39,7 +39,7 @@ enum Wake {
 
 /// One subscription's delivery loop and what it carries between batches.
 struct Task {
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     subscription: Arc<Subscription>,
     client: reqwest::Client,
     settings: Settings,
@@ -58,7 +58,7 @@ struct Task {
 }
 
 pub(in crate::webhooks) async fn run(
-    weak: Weak<WorkspaceHandle>,
+    weak: Weak<WorkspaceService>,
     subscription: Arc<Subscription>,
     client: reqwest::Client,
     path: std::path::PathBuf,
@@ -73,16 +73,16 @@ impl Task {
     /// Setup: subscribes to the workspace's signals, opens the reader and
     /// resumes from the stored cursor. `None` when there is nothing to run.
     fn start(
-        weak: Weak<WorkspaceHandle>,
+        weak: Weak<WorkspaceService>,
         subscription: Arc<Subscription>,
         client: reqwest::Client,
         path: &std::path::Path,
         settings: Settings,
     ) -> Option<Task> {
         let handle = weak.upgrade()?;
-        let closed = handle.closed.subscribe();
-        let durable = handle.durable.subscribe();
-        let committed = handle.committed.subscribe();
+        let closed = handle.signals.closed.subscribe();
+        let durable = handle.signals.durable.subscribe();
+        let committed = handle.signals.committed.subscribe();
         drop(handle);
         let config = subscription.config.subscribe();
         let reader = match WorkspaceReader::open(path) {
@@ -174,7 +174,7 @@ impl Task {
     /// `Err` says what to do when there is no batch to send now.
     async fn next_batch(
         &mut self,
-        handle: &Arc<WorkspaceHandle>,
+        handle: &Arc<WorkspaceService>,
         row: &WebhookRow,
     ) -> Result<Batch, Next> {
         let cursor = self.cursor;
@@ -210,7 +210,7 @@ impl Task {
     /// before its first attempt.
     async fn open_window(
         &mut self,
-        handle: &WorkspaceHandle,
+        handle: &WorkspaceService,
         row: &WebhookRow,
     ) -> Result<PendingBatch, Next> {
         // Marked seen before reading, so a commit after the read wakes us.
@@ -240,7 +240,7 @@ impl Task {
 
     /// Nothing for this webhook up to `w`: the cursor moves there (stored
     /// now and then) and the task sleeps until the next commit.
-    fn skip_to(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, w: PendingBatch) -> Next {
+    fn skip_to(&mut self, handle: &WorkspaceService, row: &WebhookRow, w: PendingBatch) -> Next {
         self.window = None;
         self.cursor.change_seq = w.change_end;
         self.cursor.event_seq = w.event_end;
@@ -272,7 +272,7 @@ impl Task {
     /// blocking thread.
     async fn build_batch(
         &self,
-        handle: &Arc<WorkspaceHandle>,
+        handle: &Arc<WorkspaceService>,
         row: &WebhookRow,
         window: PendingBatch,
     ) -> Result<(PendingBatch, Option<Batch>), String> {
@@ -305,7 +305,7 @@ impl Task {
     }
 
     /// POSTs `batch` once, unless the workspace closes meanwhile.
-    async fn attempt(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, batch: Batch) -> Next {
+    async fn attempt(&mut self, handle: &WorkspaceService, row: &WebhookRow, batch: Batch) -> Next {
         let attempt = self.subscription.status().attempts + 1;
         self.subscription.update(|s| s.attempts = attempt);
         let settings = &self.settings;
@@ -321,7 +321,7 @@ impl Task {
     }
 
     /// The endpoint took `batch`: the cursor moves past it.
-    fn delivered(&mut self, handle: &WorkspaceHandle, row: &WebhookRow, batch: &Batch) -> Next {
+    fn delivered(&mut self, handle: &WorkspaceService, row: &WebhookRow, batch: &Batch) -> Next {
         metrics::counter!("sift_webhook_deliveries_total", "result" => "ok").increment(1);
         let acked_at = self.settings.clock.now_ms();
         self.cursor.change_seq = batch.end.change_end;

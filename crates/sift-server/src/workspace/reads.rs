@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use sift_store::{StoreError, WorkspaceReader};
 use tokio::sync::Semaphore;
 
-use crate::error::{ApiError, ApiResult, Code};
+use super::error::{Lock, WorkspaceError};
 
 pub struct ReadPool {
     idle: Mutex<Vec<WorkspaceReader>>,
@@ -38,36 +38,44 @@ impl ReadPool {
     }
 
     /// Runs `read` with a connection on a blocking thread, once one is free.
-    pub async fn run<T: Send + 'static>(
+    /// `read` fails in the caller's error type, as with
+    /// [`WorkspaceService::write`](super::WorkspaceService::write).
+    pub async fn run<T, E>(
         self: &Arc<Self>,
-        read: impl FnOnce(&WorkspaceReader) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
+        read: impl FnOnce(&WorkspaceReader) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<WorkspaceError> + Send + 'static,
+    {
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::new(Code::Unavailable, "the workspace is closed"))?;
+            .map_err(|_| WorkspaceError::Closed)?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let reader = pool
                 .idle
                 .lock()
-                .map_err(|_| ApiError::internal("read pool lock poisoned"))?
+                .map_err(|_| WorkspaceError::LockPoisoned(Lock::ReadPool))?
                 .pop()
-                .ok_or_else(|| ApiError::internal("read pool empty despite a permit"))?;
+                .ok_or_else(|| {
+                    WorkspaceError::ReadFailed("the pool is empty despite a permit".into())
+                })?;
             let lent = Lent {
                 pool: &pool,
                 reader: Some(reader),
                 _permit: permit,
             };
             lent.reader.as_ref().map_or_else(
-                || Err(ApiError::internal("read pool connection missing")),
+                || Err(WorkspaceError::ReadFailed("a lent connection is missing".into()).into()),
                 read,
             )
         })
         .await
-        .map_err(|error| ApiError::internal(format!("a read failed: {error}")))?
+        .map_err(|error| WorkspaceError::ReadFailed(error.to_string()))?
     }
 }
 

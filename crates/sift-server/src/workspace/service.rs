@@ -1,0 +1,368 @@
+//! The workspace service: one workspace's engine, its writer (`writer.rs`)
+//! and its readers, and the one path every change takes: applied to the
+//! engine under its lock, queued for the writer in that order, answered
+//! once durable. Loading it starts no task (`tasks.rs` does that).
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
+
+use sift_engine::{Record, Workspace, Write};
+use sift_store::{ExportWrite, Prune, WebhookWrite, WorkspaceDb, WorkspaceReader};
+use tokio::sync::{oneshot, watch};
+
+use super::error::{Lock, WorkspaceError, WorkspaceResult};
+use super::reads::ReadPool;
+use super::writer::{self, Job};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::written::{WRITTEN_CAPACITY, Written};
+
+/// Triggers run per write: large enough to share a commit, small enough
+/// to keep the engine's lock short (see `runner.rs`).
+pub const RUN_BATCH: usize = 512;
+
+/// What the service raises as writes become durable, and what its
+/// background tasks wait on. They live with the service because only its
+/// write path knows when to raise them.
+pub struct Signals {
+    /// The seq after the last durable change; the change stream waits on it.
+    pub durable: watch::Sender<u64>,
+    /// Counts the commits that held engine records (a webhook's own
+    /// cursor writes do not count); webhooks that send events wait on it,
+    /// since an event need not change membership.
+    pub committed: watch::Sender<u64>,
+    /// Turns true when the workspace closes; every task ends on it.
+    pub closed: watch::Sender<bool>,
+    /// Signalled after a client write that scheduled an earlier timer: the
+    /// timer task then re-reads `next_timer` (`timers.rs`).
+    pub timer_wake: tokio::sync::Notify,
+    /// Signalled after a durable write that queued workflow triggers; the
+    /// runner (`runner.rs`) waits on it.
+    pub runs_wake: tokio::sync::Notify,
+    /// Signalled after a durable write that queued webhooks, and when a
+    /// delivery ends; the outbox task (`outbox.rs`) waits on it.
+    pub outbox_wake: tokio::sync::Notify,
+    /// Published after each durable write that had records, only while
+    /// someone listens (a Facebook sync).
+    pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
+}
+
+/// Who asked for a write: a client write is always queued and waited for,
+/// even when it changed nothing, so it never answers before the writes
+/// ahead of it are durable; a task's write without records is skipped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Task,
+}
+
+pub struct WorkspaceService {
+    id: String,
+    engine: RwLock<Workspace>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reader: Mutex<WorkspaceReader>,
+    /// Read connections for the change log, used off the async workers.
+    pub reads: Arc<ReadPool>,
+    pub signals: Signals,
+    /// Business time (`clock.rs`): the server's configured clock.
+    pub clock: Clock,
+}
+
+impl WorkspaceService {
+    /// Loads the workspace stored at `path`, fires the timers that fell due
+    /// while it was closed (durably, before it serves anyone), and opens
+    /// its writer and readers.
+    pub fn load(config: &Config, id: &str, path: &Path) -> WorkspaceResult<WorkspaceService> {
+        let mut db = WorkspaceDb::open(path)?;
+        let started = Instant::now();
+        let mut engine = db.load()?;
+        engine.set_max_queued_runs(config.workflow_queue_max);
+        engine.set_field_limits(config.field_limits);
+        // The workspace comes back at its stored clock; timers that fell due
+        // while it was closed fire now, and their changes are made durable
+        // before it serves anyone.
+        let caught_up = engine.advance(config.clock.now_ms());
+        db.commit(std::iter::once(caught_up.records.as_slice()))?;
+        tracing::info!(
+            workspace = %id,
+            contacts = engine.contact_count(),
+            segments = engine.segments().len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "workspace loaded"
+        );
+        let reader = WorkspaceReader::open(path)?;
+        let reads = Arc::new(ReadPool::open(path, config.read_pool_size)?);
+        let (durable, _) = watch::channel(engine.next_seq());
+        let (committed, _) = watch::channel(0u64);
+        let (tx, thread) = writer::spawn(
+            db,
+            WorkspaceReader::open(path)?,
+            id,
+            durable.clone(),
+            committed.clone(),
+        )?;
+        Ok(WorkspaceService {
+            id: id.to_string(),
+            engine: RwLock::new(engine),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            reader: Mutex::new(reader),
+            reads,
+            clock: config.clock.clone(),
+            signals: Signals {
+                durable,
+                committed,
+                closed: watch::channel(false).0,
+                timer_wake: tokio::sync::Notify::new(),
+                runs_wake: tokio::sync::Notify::new(),
+                outbox_wake: tokio::sync::Notify::new(),
+                written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
+            },
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&Workspace) -> T) -> WorkspaceResult<T> {
+        let ws = self
+            .engine
+            .read()
+            .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+        Ok(f(&ws))
+    }
+
+    pub fn reader(&self) -> WorkspaceResult<MutexGuard<'_, WorkspaceReader>> {
+        self.reader
+            .lock()
+            .map_err(|_| WorkspaceError::LockPoisoned(Lock::Reader))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.signals.closed.borrow()
+    }
+
+    /// Applies a write to the engine, queues its records for the writer and
+    /// waits until they are durable. Queueing happens under the engine lock,
+    /// so the store commits writes in the order the engine applied them.
+    ///
+    /// `f` fails in the caller's own error type (a handler's is the API's),
+    /// which the service's failures convert into: what `f` refused comes
+    /// back exactly as `f` said it.
+    pub async fn write<T, E: From<WorkspaceError>>(
+        &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), E>,
+    ) -> Result<(Write, T), E> {
+        let (write, value, _) = self.apply(f, Origin::Client).await?;
+        Ok((write, value))
+    }
+
+    /// Fires the timers due by now (see `timers.rs`) through the same path
+    /// as any write. `None` when nothing was due: no records, no commit.
+    pub async fn advance(&self) -> WorkspaceResult<Option<Write>> {
+        // A closed workspace takes no writes; firing would only move memory
+        // ahead of disk.
+        if self.is_closed() {
+            return Err(WorkspaceError::Closed);
+        }
+        let (write, (), committed) = self
+            .apply(
+                |ws, now| Ok::<_, WorkspaceError>((ws.advance(now), ())),
+                Origin::Task,
+            )
+            .await?;
+        Ok(committed.then_some(write))
+    }
+
+    /// Runs a batch of queued workflow triggers (see `runner.rs`) through
+    /// the same path as any write. `None` when nothing was queued.
+    pub async fn run_workflows(&self) -> WorkspaceResult<Option<Write>> {
+        if self.is_closed() {
+            return Err(WorkspaceError::Closed);
+        }
+        let (write, (), committed) = self
+            .apply(
+                |ws, now| Ok::<_, WorkspaceError>((ws.run_workflows(now, RUN_BATCH), ())),
+                Origin::Task,
+            )
+            .await?;
+        Ok(committed.then_some(write))
+    }
+
+    /// [`WorkspaceService::write`], answering also whether the write was
+    /// committed (a task's write without records is not).
+    async fn apply<T, E: From<WorkspaceError>>(
+        &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), E>,
+        origin: Origin,
+    ) -> Result<(Write, T, bool), E> {
+        let started = Instant::now();
+        let (done, write, value, written) = {
+            let mut ws = self
+                .engine
+                .write()
+                .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+            let armed = ws.next_timer();
+            let (mut write, value) = f(&mut ws, self.clock.now_ms())?;
+            // A client write may have scheduled a timer earlier than the one
+            // the timer task sleeps towards; only then is it woken (waking it
+            // on every write would take the engine lock thousands of times a
+            // second for nothing). The task's own firings need no wake-up:
+            // it re-reads the queue after each.
+            let earlier = match (ws.next_timer(), armed) {
+                (Some(next), Some(armed)) => next < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if origin == Origin::Client && earlier {
+                self.signals.timer_wake.notify_one();
+            }
+            if origin == Origin::Task && write.records.is_empty() {
+                return Ok((write, value, false));
+            }
+            if write.dropped > 0 {
+                log_dropped(&self.id, &ws, &write.records);
+            }
+            let written = (self.signals.written.receiver_count() > 0)
+                .then(|| Written::of(&write.records))
+                .filter(|w| !w.is_empty());
+            let (done_tx, done_rx) = oneshot::channel();
+            self.send(Job {
+                // The records go to the writer; the caller keeps the counts.
+                records: std::mem::take(&mut write.records),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                next_seq: ws.next_seq(),
+                done: done_tx,
+            })?;
+            (done_rx, write, value, written)
+        };
+        metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
+        durable(done).await?;
+        // Runs, deliveries and audience syncs start only from durable writes.
+        if let Some(written) = written {
+            let _ = self.signals.written.send(Arc::new(written));
+        }
+        if write.queued > 0 {
+            self.signals.runs_wake.notify_one();
+        }
+        if write.webhooks > 0 {
+            self.signals.outbox_wake.notify_one();
+        }
+        metrics::counter!("sift_writes_total").increment(1);
+        metrics::counter!("sift_membership_changes_total").increment(write.membership_changes);
+        Ok((write, value, true))
+    }
+
+    /// Commits webhook subscription and cursor writes through the writer
+    /// (in the next group commit) and waits until they are durable. They
+    /// touch no engine state, so the engine lock is not taken.
+    pub async fn commit_webhooks(&self, writes: Vec<WebhookWrite>) -> WorkspaceResult<()> {
+        durable(self.queue_webhooks(writes)?).await
+    }
+
+    /// Queues webhook writes for the writer's next group commit without
+    /// waiting; the receiver answers when they are durable. A graceful
+    /// close commits everything queued.
+    pub fn queue_webhooks(
+        &self,
+        writes: Vec<WebhookWrite>,
+    ) -> WorkspaceResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(writes, Vec::new(), None)
+    }
+
+    /// Queues Facebook export writes (a job's state, a sync's sealed token
+    /// or sent rows) for the writer's next group commit, without waiting;
+    /// the receiver answers when they are durable.
+    pub fn queue_exports(
+        &self,
+        rows: Vec<ExportWrite>,
+    ) -> WorkspaceResult<oneshot::Receiver<Result<(), String>>> {
+        self.queue(Vec::new(), rows, None)
+    }
+
+    /// Deletes one chunk of workflow history through the writer (see
+    /// `retention.rs`) and waits until it is committed.
+    pub async fn prune(&self, prune: Prune) -> WorkspaceResult<()> {
+        durable(self.queue(Vec::new(), Vec::new(), Some(prune))?).await
+    }
+
+    fn queue(
+        &self,
+        webhooks: Vec<WebhookWrite>,
+        exports: Vec<ExportWrite>,
+        prune: Option<Prune>,
+    ) -> WorkspaceResult<oneshot::Receiver<Result<(), String>>> {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.send(Job {
+            records: Vec::new(),
+            webhooks,
+            exports,
+            prune,
+            next_seq: 0,
+            done: done_tx,
+        })?;
+        Ok(done_rx)
+    }
+
+    fn send(&self, job: Job) -> WorkspaceResult<()> {
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| WorkspaceError::LockPoisoned(Lock::Writer))?;
+        // `close` takes the sender: nothing is queued after it.
+        let sender = writer.as_ref().ok_or(WorkspaceError::Closed)?;
+        sender.send(job).map_err(|_| WorkspaceError::WriterStopped)
+    }
+
+    /// Stops taking writes and waits until every queued one is committed.
+    pub fn close(&self) {
+        self.signals.closed.send_replace(true);
+        // Dropping the sender ends the writer once it has committed what
+        // was queued; a poisoned lock must not keep it alive (the join
+        // below would then never return).
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for the writer's answer to a queued job.
+async fn durable(done: oneshot::Receiver<Result<(), String>>) -> WorkspaceResult<()> {
+    match done.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(WorkspaceError::CommitFailed(error)),
+        Err(_) => Err(WorkspaceError::WriterStopped),
+    }
+}
+
+/// Logs each workflow whose queue was full in a write, with what it dropped
+/// and how many of its triggers are waiting.
+fn log_dropped(workspace: &str, engine: &Workspace, records: &[Record]) {
+    for record in records {
+        if let Record::TriggersDropped(drop) = record {
+            metrics::counter!("sift_workflow_triggers_dropped_total").increment(drop.count);
+            tracing::warn!(
+                workspace,
+                workflow = %drop.workflow_id,
+                dropped = drop.count,
+                queued = engine.queued_runs_for(&drop.workflow_id),
+                "a workflow's queue is full: triggers were dropped, not run (see --workflow-queue-max)"
+            );
+        }
+    }
+}
