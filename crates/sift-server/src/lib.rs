@@ -5,7 +5,6 @@
 //! every workspace writer commit what it has queued.
 
 pub mod api;
-pub mod api_doc;
 mod body;
 pub mod clock;
 pub mod config;
@@ -27,6 +26,9 @@ pub mod ui;
 pub mod webhooks;
 pub mod workspace;
 pub mod written;
+
+#[cfg(test)]
+mod layers;
 
 use std::time::Instant;
 
@@ -96,7 +98,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    api_doc::complete(&mut doc);
+    api::doc::complete(&mut doc);
     (router, doc)
 }
 

@@ -42,7 +42,7 @@ pub async fn upsert(
 #[utoipa::path(post, path = "/v1/contacts:batch", operation_id = "contacts_batch", security(("bearer" = [])), tag = "contacts", request_body = ContactBatch,
     responses((status = 200, description = "counts of contacts written and membership changes", body = BatchWritten),
               (status = 413, description = "more than 10,000 contacts"),
-              (status = 422, description = "every failing item, by index, in `details.items` (a list of `ItemError`); or past the field limit (field_limit_exceeded)", body = crate::api_doc::ErrorBody,
+              (status = 422, description = "every failing item, by index, in `details.items` (a list of `ItemError`); or past the field limit (field_limit_exceeded)", body = super::doc::ErrorBody,
                   example = json!({"error": {"code": "validation_failed", "message": "1 of the 2 items are invalid", "details": {"items": [
                       {"code": "validation_failed", "details": {}, "index": 1, "message": "each contact needs an \"id\" string"}]}}}))))]
 pub async fn batch(Ws(ws): Ws, Body(body): Body<ContactBatch>) -> ApiResult<Reply<BatchWritten>> {

@@ -272,7 +272,7 @@ fn engine_refusals(engine: &Workspace, inputs: &[EventInput], now: i64) -> Vec<I
 #[utoipa::path(post, path = "/v1/events", operation_id = "events_ingest", security(("bearer" = [])), tag = "events", request_body = EventsBody,
     responses((status = 200, description = "what was applied", body = Ingested),
               (status = 413, description = "more than 10,000 events"),
-              (status = 422, description = "an invalid event (`details.field` names the key at fault); in a batch, every failing item by index in `details.items` (a list of `ItemError`)", body = crate::api_doc::ErrorBody,
+              (status = 422, description = "an invalid event (`details.field` names the key at fault); in a batch, every failing item by index in `details.items` (a list of `ItemError`)", body = super::doc::ErrorBody,
                   example = json!({"error": {"code": "validation_failed", "message": "1 of the 2 events are invalid", "details": {"items": [
                       {"code": "validation_failed", "details": {"field": "type"}, "index": 1, "message": "an event needs a \"type\": a non-empty string like \"purchase\""}]}}}))))]
 pub async fn ingest(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<Reply<Ingested>> {

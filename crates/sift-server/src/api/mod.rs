@@ -6,6 +6,7 @@ pub mod admin;
 pub mod changes;
 pub mod contact_types;
 pub mod contacts;
+pub mod doc;
 pub mod events;
 pub mod export;
 pub mod facebook;
@@ -246,7 +247,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// `limit` between 1 and [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent. Every
 /// list's `limit` goes through here, so the OpenAPI document states these
-/// bounds for every parameter of that name (`api_doc::complete`).
+/// bounds for every parameter of that name (`doc::complete`).
 pub fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),

@@ -16,7 +16,6 @@
 pub mod graph;
 pub mod normalize;
 mod resume;
-pub mod settings;
 mod task;
 mod view;
 
@@ -28,11 +27,11 @@ use tokio::sync::watch;
 
 use sift_store::{ExportRow, ExportWrite};
 
+pub use crate::config::facebook::Settings;
 use crate::destination::Destinations;
 use crate::workspace::service::WorkspaceService;
 pub use normalize::Key;
 pub use resume::{Resumable, resumable, resume};
-pub use settings::Settings;
 use sift_store::json::datetime;
 pub use view::{ExportBatch, ExportError, ExportJob};
 

@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
-use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::error::{Code, ItemError};
 
 /// The name of the security scheme operations refer to.

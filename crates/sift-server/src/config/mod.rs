@@ -2,6 +2,8 @@
 //! and the delivery settings of webhooks, workflow actions and Facebook
 //! exports (tests shorten the waits).
 
+pub mod facebook;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,7 +74,7 @@ pub struct Config {
     pub workflow_queue_max: u64,
     /// Facebook Custom Audience exports: Graph API address, version,
     /// retries (defaults, overridable by `SIFT_FACEBOOK_*` variables).
-    pub facebook: crate::facebook::settings::Settings,
+    pub facebook: facebook::Settings,
     /// Lets webhooks, workflow webhooks and Facebook exports reach
     /// loopback, private and other non-public addresses (`destination.rs`).
     pub allow_private_destinations: bool,
@@ -119,7 +121,7 @@ impl Config {
             action_timeout: std::time::Duration::from_secs(10),
             workflow_retention: DEFAULT_WORKFLOW_RETENTION,
             workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
-            facebook: crate::facebook::settings::Settings::default(),
+            facebook: facebook::Settings::default(),
             allow_private_destinations: false,
             destination_hosts: std::collections::HashMap::new(),
             secret_key: None,

@@ -1,5 +1,6 @@
-//! Server-wide Facebook settings, read by `config.rs`: a leaf, so that the
-//! configuration does not depend on the export jobs.
+//! Server-wide Facebook settings: part of the configuration, so that the
+//! configuration does not depend on the export jobs (`facebook/`) that read
+//! them.
 
 /// Server-wide Facebook settings (from `Config`).
 #[derive(Clone, Debug)]
