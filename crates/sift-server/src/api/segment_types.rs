@@ -9,6 +9,8 @@ use serde_json::Value as Json;
 use sift_engine::{Segment as EngineSegment, SegmentKind, Usage, Workspace, format_datetime};
 use utoipa::ToSchema;
 
+use super::contact_types::Contact;
+
 /// `dynamic` (members follow the condition) or `static` (members are added
 /// and removed by hand).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
@@ -42,7 +44,7 @@ pub struct Segment {
     #[schema(required = true)]
     pub condition: Option<String>,
     /// The condition as a JSON tree (docs/conditions.md); null for a static segment.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub condition_tree: Option<Json>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -119,7 +121,7 @@ pub struct SegmentCreate {
     pub condition: Option<Json>,
     /// The condition as a JSON tree (docs/conditions.md).
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
     /// Marks a segment for trying things out.
     #[serde(default)]
@@ -141,7 +143,7 @@ pub struct SegmentUpdate {
     pub condition: Option<Json>,
     /// The new condition as a JSON tree.
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
 }
 
@@ -156,7 +158,7 @@ pub struct PreviewRequest {
     pub condition: Option<Json>,
     /// The condition as a JSON tree.
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
     /// A saved segment to compare with: the answer adds `entering` and `leaving`.
     #[serde(default)]
@@ -185,7 +187,7 @@ pub struct Preview {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaving: Option<u64>,
     /// The first members, as contacts (`GET /v1/contacts/{id}`).
-    pub sample: Vec<Json>,
+    pub sample: Vec<Contact>,
     pub size: u64,
     pub took_ms: f64,
 }
