@@ -42,7 +42,7 @@ pub struct ScoringRule {
     pub updated_at: String,
     /// The filter over the event's properties as a JSON tree; null: every event of the type.
     #[serde(rename = "where")]
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub filter: Option<Json>,
     /// The filter as text.
     #[schema(required = true)]

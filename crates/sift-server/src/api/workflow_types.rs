@@ -153,7 +153,7 @@ pub struct Workflow {
     #[schema(format = DateTime, required = true)]
     pub dropped_since: Option<String>,
     /// The contact condition as a JSON tree.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub filter: Option<Json>,
     #[schema(required = true)]
     pub filter_text: Option<String>,

@@ -53,3 +53,40 @@ async fn an_events_properties_are_optional_and_open() {
         "{event:#}"
     );
 }
+
+/// Every object schema lists its keys or says whether others are allowed: a
+/// bare `{"type": "object"}` is read by openapi-typescript as an object with
+/// no keys at all (`Record<string, never>`), which no real value satisfies.
+#[tokio::test]
+async fn no_object_schema_leaves_its_keys_unsaid() {
+    fn walk(schema: &Json, at: &str, bare: &mut Vec<String>) {
+        match schema {
+            Json::Object(map) => {
+                let object = match &map.get("type") {
+                    Some(Json::String(t)) => t == "object",
+                    Some(Json::Array(types)) => types.contains(&json!("object")),
+                    _ => false,
+                };
+                if object
+                    && !map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                {
+                    bare.push(at.to_string());
+                }
+                for (key, inner) in map {
+                    walk(inner, &format!("{at}/{key}"), bare);
+                }
+            }
+            Json::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(inner, &format!("{at}/{i}"), bare);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (doc, _) = operations().await;
+    let mut bare = Vec::new();
+    walk(&doc, "", &mut bare);
+    assert!(bare.is_empty(), "objects without keys: {bare:#?}");
+}
