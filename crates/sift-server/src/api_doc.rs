@@ -63,6 +63,7 @@ pub fn complete(doc: &mut OpenApi) {
     components
         .schemas
         .insert(ITEM_ERROR.to_string(), ItemError::schema());
+    close_hand_parsed_bodies(components);
     for item in doc.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -76,6 +77,41 @@ pub fn complete(doc: &mut OpenApi) {
         {
             add_shared_errors(operation);
             bound_limits(operation);
+        }
+    }
+}
+
+/// Request bodies read by a hand-written parser, which refuses every key it
+/// does not list (`unknown key ...`, a 422). Bodies read by serde say the
+/// same through `#[serde(deny_unknown_fields)]`; these have no serde derive
+/// to carry it.
+const CLOSED_BY_HAND: [&str; 5] = [
+    "ContactBody",
+    "BatchContact",
+    "IdentifyBody",
+    "Event",
+    "EventBatch",
+];
+
+fn close_hand_parsed_bodies(components: &mut Components) {
+    for name in CLOSED_BY_HAND {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) else {
+            continue;
+        };
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        if name == "ContactBody" {
+            // The parser is shared with a batch's items, so `PUT
+            // /v1/contacts/{id}` takes (and ignores) their `id` too.
+            object.properties.insert(
+                "id".to_string(),
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some(
+                        "ignored: the path names the contact (accepted so that an item \
+                         of `POST /v1/contacts:batch` can be sent as it is)",
+                    ))
+                    .into(),
+            );
         }
     }
 }

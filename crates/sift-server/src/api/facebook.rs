@@ -36,6 +36,7 @@ const KEYS: [&str; 6] = [
 /// below, which name the key at fault; the schema says what a valid body
 /// holds.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"audience_id": "23850000000000000", "access_token": "EAAB...", "identifiers": ["EMAIL", "PHONE"], "sync": true}))]
 pub struct FacebookExport {
     #[serde(default, deserialize_with = "present")]

@@ -107,6 +107,7 @@ pub struct Evaluation {
 /// `POST /v1/segments`. Give the condition as text (`condition`) or as a
 /// JSON tree (`condition_tree`), not both; a static segment has none.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Spanish shoppers", "condition": "country = \"ES\" and performed purchase in last 30 days"}))]
 pub struct SegmentCreate {
     pub name: String,
@@ -131,6 +132,7 @@ pub struct SegmentCreate {
 /// `PATCH /v1/segments/{id}`: the keys given replace the saved ones; a new
 /// condition is evaluated over every contact before the answer.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"condition": "country = \"ES\" and lead_score >= 50"}))]
 pub struct SegmentUpdate {
     #[serde(default)]
@@ -149,6 +151,7 @@ pub struct SegmentUpdate {
 
 /// `POST /v1/segments:preview`: an unsaved condition (none: every contact).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"condition": "lead_score >= 50", "segment_id": "seg_01j9zq3v4k5m6n7p8q9r0s1t2v", "sample": 5}))]
 #[schema(as = SegmentPreviewRequest)]
 pub struct PreviewRequest {

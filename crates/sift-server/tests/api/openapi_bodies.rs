@@ -5,6 +5,7 @@
 
 use serde_json::{Value as Json, json};
 
+use crate::common::Server;
 use crate::openapi_ops::operations;
 
 /// The request body schema of an operation, its `$ref` followed.
@@ -89,4 +90,123 @@ async fn no_object_schema_leaves_its_keys_unsaid() {
     let mut bare = Vec::new();
     walk(&doc, "", &mut bare);
     assert!(bare.is_empty(), "objects without keys: {bare:#?}");
+}
+
+/// The request bodies whose readers refuse a key they do not list, and
+/// those that ignore one (serde's default): the document says which is which.
+#[tokio::test]
+async fn bodies_that_refuse_unknown_keys_say_so_in_the_document() {
+    let (doc, _) = operations().await;
+    let closed = [
+        ("put", "/v1/contacts/{id}"),
+        ("post", "/v1/identify"),
+        ("put", "/v1/fields/{name}"),
+        ("post", "/v1/scoring-rules"),
+        ("patch", "/v1/scoring-rules/{id}"),
+        ("post", "/v1/segments"),
+        ("patch", "/v1/segments/{id}"),
+        ("post", "/v1/segments:preview"),
+        ("post", "/v1/segments/{id}/exports/facebook"),
+        ("post", "/v1/webhooks"),
+        ("patch", "/v1/webhooks/{id}"),
+        ("post", "/v1/workflows"),
+        ("patch", "/v1/workflows/{id}"),
+        ("post", "/v1/workspaces"),
+    ];
+    for (method, path) in closed {
+        let body = body_schema(&doc, method, path);
+        assert_eq!(
+            body["additionalProperties"],
+            json!(false),
+            "{method} {path}: {body:#}"
+        );
+    }
+    let schemas = &doc["components"]["schemas"];
+    for name in ["BatchContact", "Event", "EventBatch"] {
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            json!(false),
+            "{name}"
+        );
+    }
+    // Read by serde without deny_unknown_fields: an extra key is ignored.
+    for (method, path) in [
+        ("post", "/v1/contacts:batch"),
+        ("post", "/v1/segments/{id}/contacts"),
+    ] {
+        let body = body_schema(&doc, method, path);
+        assert!(
+            body.get("additionalProperties").is_none(),
+            "{method} {path}: {body:#}"
+        );
+    }
+    // PUT takes a batch item as it is; its `id` is ignored.
+    let contact = body_schema(&doc, "put", "/v1/contacts/{id}");
+    assert!(contact["properties"]["id"].is_object(), "{contact:#}");
+}
+
+/// What the document says holds: an unknown key is a 422 naming it, and a
+/// PUT with a batch item's `id` is accepted.
+#[tokio::test]
+async fn closed_bodies_refuse_an_unknown_key_and_a_put_takes_a_batch_item() {
+    let server = Server::new();
+    let cases = [
+        (
+            "PUT",
+            "/v1/contacts/ana",
+            json!({"properties": {}, "nickname": "a"}),
+        ),
+        (
+            "POST",
+            "/v1/contacts:batch",
+            json!({"contacts": [{"id": "a", "nickname": "a"}]}),
+        ),
+        (
+            "POST",
+            "/v1/events",
+            json!({"contact_id": "ana", "type": "x", "nickname": "a"}),
+        ),
+        ("POST", "/v1/events", json!({"events": [], "nickname": "a"})),
+        (
+            "POST",
+            "/v1/identify",
+            json!({"anonymous_id": "x", "contact_id": "y", "nickname": "a"}),
+        ),
+        (
+            "POST",
+            "/v1/segments",
+            json!({"name": "S", "nickname": "a"}),
+        ),
+        ("POST", "/v1/segments:preview", json!({"nickname": "a"})),
+        (
+            "POST",
+            "/v1/scoring-rules",
+            json!({"event_type": "x", "points": 1, "nickname": "a"}),
+        ),
+        (
+            "POST",
+            "/v1/webhooks",
+            json!({"url": "https://example.com/h", "secret": "s", "nickname": "a"}),
+        ),
+        (
+            "POST",
+            "/v1/workflows",
+            json!({"name": "W", "nickname": "a"}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, answer) = server.send(method, path, Some(body)).await;
+        assert_eq!(status.as_u16(), 422, "{method} {path}: {answer}");
+        let text = answer.to_string();
+        assert!(text.contains("nickname"), "{method} {path}: {answer}");
+    }
+    let (status, answer) = server
+        .send(
+            "PUT",
+            "/v1/contacts/ana",
+            Some(json!({"id": "someone-else", "properties": {"plan": "pro"}})),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 200, "{answer}");
+    assert_eq!(answer["id"], "ana", "{answer}");
 }
