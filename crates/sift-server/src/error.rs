@@ -129,7 +129,7 @@ pub struct ItemError {
     #[schema(value_type = String, example = "validation_failed")]
     pub code: Code,
     /// What the code concerns, as in the `Error` schema.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::api_doc::error_details)]
     pub details: Json,
     /// The item's position in the request's list, from 0.
     pub index: usize,

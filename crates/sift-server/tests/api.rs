@@ -37,6 +37,8 @@ mod identify;
 mod names;
 #[path = "api/openapi_answers.rs"]
 mod openapi_answers;
+#[path = "api/openapi_bodies.rs"]
+mod openapi_bodies;
 #[path = "api/openapi_ops.rs"]
 mod openapi_ops;
 #[path = "api/openapi_schemas.rs"]

@@ -22,7 +22,7 @@ pub struct ContactBody {
     /// Field names to values. A given property is set, `null` removes it,
     /// one not given is left as it is. A new name makes a new field of the
     /// value's type.
-    #[schema(value_type = Object, additional_properties, required = false)]
+    #[schema(additional_properties, required = false)]
     pub properties: Map<String, Value>,
     /// Whether the contact is an anonymous visitor (a device or cookie id)
     /// that `POST /v1/identify` may later merge into a known contact.
@@ -84,7 +84,7 @@ pub struct BatchContact {
     /// The contact's id.
     pub id: String,
     /// As in `PUT /v1/contacts/{id}`.
-    #[schema(value_type = Object, additional_properties, required = false)]
+    #[schema(additional_properties, required = false)]
     pub properties: Map<String, Value>,
     /// As in `PUT /v1/contacts/{id}`.
     #[schema(value_type = bool, required = false)]
@@ -137,7 +137,7 @@ pub struct Contact {
     pub lead_score: f64,
     /// Field names to values: a string, a number, a boolean, a date
     /// (`YYYY-MM-DD`), a datetime (RFC 3339, UTC) or a list of strings.
-    #[schema(value_type = Object, additional_properties, required = false)]
+    #[schema(additional_properties)]
     pub properties: Map<String, Value>,
     pub segments: Vec<SegmentRef>,
     #[schema(format = DateTime)]

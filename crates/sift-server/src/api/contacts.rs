@@ -134,18 +134,6 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-/// [`contacts_page`] as untyped JSON, for answers not yet typed.
-pub fn contact_page(
-    ws: &crate::state::WorkspaceHandle,
-    q: Option<&str>,
-    segment: Option<&str>,
-    cursor_text: Option<&str>,
-    limit_value: Option<usize>,
-) -> ApiResult<Json> {
-    let page = contacts_page(ws, q, segment, cursor_text, limit_value)?;
-    Ok(serde_json::to_value(page).unwrap_or_default())
-}
-
 /// A page of contacts (matching `q`, in `segment`) after `cursor`, as the
 /// list endpoints answer it.
 pub fn contacts_page(

@@ -15,7 +15,9 @@
 use serde_json::json;
 use utoipa::PartialSchema;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
@@ -61,6 +63,7 @@ pub fn complete(doc: &mut OpenApi) {
     components
         .schemas
         .insert(ITEM_ERROR.to_string(), ItemError::schema());
+    close_hand_parsed_bodies(components);
     for item in doc.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -74,6 +77,41 @@ pub fn complete(doc: &mut OpenApi) {
         {
             add_shared_errors(operation);
             bound_limits(operation);
+        }
+    }
+}
+
+/// Request bodies read by a hand-written parser, which refuses every key it
+/// does not list (`unknown key ...`, a 422). Bodies read by serde say the
+/// same through `#[serde(deny_unknown_fields)]`; these have no serde derive
+/// to carry it.
+const CLOSED_BY_HAND: [&str; 5] = [
+    "ContactBody",
+    "BatchContact",
+    "IdentifyBody",
+    "Event",
+    "EventBatch",
+];
+
+fn close_hand_parsed_bodies(components: &mut Components) {
+    for name in CLOSED_BY_HAND {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) else {
+            continue;
+        };
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        if name == "ContactBody" {
+            // The parser is shared with a batch's items, so `PUT
+            // /v1/contacts/{id}` takes (and ignores) their `id` too.
+            object.properties.insert(
+                "id".to_string(),
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some(
+                        "ignored: the path names the contact (accepted so that an item \
+                         of `POST /v1/contacts:batch` can be sent as it is)",
+                    ))
+                    .into(),
+            );
         }
     }
 }
@@ -99,23 +137,7 @@ fn error_schema() -> Schema {
                 .description(Some("for a person: what is wrong and what to do")),
         )
         .required("message")
-        .property(
-            "details",
-            ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .description(Some(
-                    "what the code concerns, e.g. `field`, `limit`, `items` of a batch",
-                ))
-                .property(
-                    "items",
-                    ArrayBuilder::new()
-                        .items(Ref::from_schema_name(ITEM_ERROR))
-                        .description(Some(
-                            "a batch's 422 (`POST /v1/contacts:batch`, `POST /v1/events`): \
-                             every failing item, by index",
-                        )),
-                ),
-        )
+        .property("details", error_details())
         .required("details");
     Schema::Object(
         ObjectBuilder::new()
@@ -128,6 +150,64 @@ fn error_schema() -> Schema {
             }})])
             .build(),
     )
+}
+
+/// The `details` of an error, and of a batch's failing item: the keys most
+/// codes use are named (so a typed client reads `details.line` as a number);
+/// the object stays open because the other keys vary by code (a 404's `kind`
+/// and `id`, a 409's `usages`).
+pub(crate) fn error_details() -> ObjectBuilder {
+    let described = |kind: Type, description: &'static str| {
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .description(Some(description))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "what the code concerns; the keys named here are the common ones, others \
+             depend on the code (docs/api.md, \"Error codes\")",
+        ))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .property(
+            "field",
+            described(
+                Type::String,
+                "the key or path at fault (`properties.plan`, `actions[1].points`)",
+            ),
+        )
+        .property(
+            "line",
+            described(
+                Type::Integer,
+                "malformed JSON or a text condition: the fault's line",
+            ),
+        )
+        .property(
+            "column",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Integer, Type::String]))
+                .description(Some(
+                    "malformed JSON or a text condition: the fault's column (a number); \
+                     a CSV export: the unknown column asked for (a string)",
+                )),
+        )
+        .property(
+            "path",
+            described(
+                Type::String,
+                "a condition's JSON tree: where the faulty node is",
+            ),
+        )
+        .property(
+            "items",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(ITEM_ERROR))
+                .description(Some(
+                    "a batch's 422 (`POST /v1/contacts:batch`, `POST /v1/events`): \
+                     every failing item, by index",
+                )),
+        )
 }
 
 fn add_shared_errors(operation: &mut Operation) {

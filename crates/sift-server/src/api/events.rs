@@ -31,7 +31,7 @@ pub struct Event {
     pub at: Option<i64>,
     /// Names to values; conditions read strings, numbers, booleans and
     /// lists of strings, and every value is kept as sent.
-    #[schema(value_type = Option<Object>, additional_properties)]
+    #[schema(additional_properties, nullable, required = false)]
     pub properties: Map<String, Json>,
     /// Whether a contact this event creates is an anonymous visitor.
     pub anonymous: Option<bool>,

@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use utoipa::ToSchema;
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::{Body, Path, Ws, checked, present, unknown_key};
 use crate::error::{ApiError, ApiResult};
@@ -34,11 +36,11 @@ const KEYS: [&str; 6] = [
 /// below, which name the key at fault; the schema says what a valid body
 /// holds.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"audience_id": "23850000000000000", "access_token": "EAAB...", "identifiers": ["EMAIL", "PHONE"], "sync": true}))]
 pub struct FacebookExport {
-    /// The Custom Audience's numeric id (a string, or a number).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = true, pattern = "^[0-9]{1,32}$")]
+    #[schema(schema_with = audience_id_schema, required = true)]
     pub audience_id: Option<Json>,
     /// A token with `ads_management` permission for the ad account; never
     /// answered back or logged.
@@ -63,6 +65,29 @@ pub struct FacebookExport {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub version: Option<Json>,
+}
+
+/// What [`parse_audience_id`] takes: digits as a string, or a whole number
+/// (ids are numeric, and a client may well send one as a number).
+fn audience_id_schema() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]{1,32}$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(u64::MAX)),
+            )
+            .description(Some(
+                "The Custom Audience's numeric id (a string, or a number).",
+            ))
+            .build(),
+    )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {

@@ -42,7 +42,7 @@ pub struct ScoringRule {
     pub updated_at: String,
     /// The filter over the event's properties as a JSON tree; null: every event of the type.
     #[serde(rename = "where")]
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub filter: Option<Json>,
     /// The filter as text.
     #[schema(required = true)]
@@ -69,6 +69,7 @@ impl ScoringRule {
 
 /// `POST /v1/scoring-rules`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"event_type": "purchase", "where": "amount > 50", "points": 10, "expires_after": "30 days"}))]
 pub struct ScoringRuleCreate {
     /// The event type the rule scores, like `purchase`.
@@ -88,6 +89,7 @@ pub struct ScoringRuleCreate {
 /// `PATCH /v1/scoring-rules/{id}`: the keys given replace the saved ones;
 /// `null` removes `where` or `expires_after`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"points": 15, "expires_after": null}))]
 pub struct ScoringRuleUpdate {
     #[serde(default)]

@@ -9,6 +9,8 @@ use serde_json::Value as Json;
 use sift_engine::{Segment as EngineSegment, SegmentKind, Usage, Workspace, format_datetime};
 use utoipa::ToSchema;
 
+use super::contact_types::Contact;
+
 /// `dynamic` (members follow the condition) or `static` (members are added
 /// and removed by hand).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
@@ -42,7 +44,7 @@ pub struct Segment {
     #[schema(required = true)]
     pub condition: Option<String>,
     /// The condition as a JSON tree (docs/conditions.md); null for a static segment.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub condition_tree: Option<Json>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -105,6 +107,7 @@ pub struct Evaluation {
 /// `POST /v1/segments`. Give the condition as text (`condition`) or as a
 /// JSON tree (`condition_tree`), not both; a static segment has none.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Spanish shoppers", "condition": "country = \"ES\" and performed purchase in last 30 days"}))]
 pub struct SegmentCreate {
     pub name: String,
@@ -119,7 +122,7 @@ pub struct SegmentCreate {
     pub condition: Option<Json>,
     /// The condition as a JSON tree (docs/conditions.md).
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
     /// Marks a segment for trying things out.
     #[serde(default)]
@@ -129,6 +132,7 @@ pub struct SegmentCreate {
 /// `PATCH /v1/segments/{id}`: the keys given replace the saved ones; a new
 /// condition is evaluated over every contact before the answer.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"condition": "country = \"ES\" and lead_score >= 50"}))]
 pub struct SegmentUpdate {
     #[serde(default)]
@@ -141,12 +145,13 @@ pub struct SegmentUpdate {
     pub condition: Option<Json>,
     /// The new condition as a JSON tree.
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
 }
 
 /// `POST /v1/segments:preview`: an unsaved condition (none: every contact).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"condition": "lead_score >= 50", "segment_id": "seg_01j9zq3v4k5m6n7p8q9r0s1t2v", "sample": 5}))]
 #[schema(as = SegmentPreviewRequest)]
 pub struct PreviewRequest {
@@ -156,7 +161,7 @@ pub struct PreviewRequest {
     pub condition: Option<Json>,
     /// The condition as a JSON tree.
     #[serde(default, deserialize_with = "super::present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties)]
     pub condition_tree: Option<Json>,
     /// A saved segment to compare with: the answer adds `entering` and `leaving`.
     #[serde(default)]
@@ -185,7 +190,7 @@ pub struct Preview {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaving: Option<u64>,
     /// The first members, as contacts (`GET /v1/contacts/{id}`).
-    pub sample: Vec<Json>,
+    pub sample: Vec<Contact>,
     pub size: u64,
     pub took_ms: f64,
 }

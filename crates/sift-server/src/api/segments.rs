@@ -9,11 +9,12 @@ use serde_json::Value as Json;
 use sift_engine::{Segment, SegmentInput, SegmentKind, SegmentPatch, Workspace};
 use sift_lang::Condition;
 
+use super::contact_types::Contact;
 use super::segment_types::{
     Deleted, Evaluation, Kind, MembersBody, MembersChanged, Preview, PreviewRequest,
     Segment as SegmentView, SegmentCreate, SegmentUpdate, SegmentUsage,
 };
-use super::{Body, Path, Query, Ws, checked, contact_json, unknown_key};
+use super::{Body, Path, Query, Ws, checked, unknown_key};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::Page;
 
@@ -291,11 +292,11 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
         let members = engine.preview(&condition, ws.clock().now_ms())?;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         record_evaluation("preview", took_ms);
-        let sample: Vec<Json> = members
+        let sample = members
             .iter()
             .take(sample_size)
             .filter_map(|no| engine.contact(no))
-            .map(|view| contact_json(&view))
+            .map(|view| Contact::new(&view))
             .collect();
         let mut out = Preview {
             condition: sift_lang::to_text(&condition, &engine.schema()),
@@ -326,16 +327,16 @@ pub struct PageQuery {
 /// The segment's members, a page at a time.
 #[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
-    responses((status = 200, description = "a page of members, each a contact as `GET /v1/contacts/{id}` answers it", body = Page<Json>),
+    responses((status = 200, description = "a page of members, each a contact as `GET /v1/contacts/{id}` answers it", body = Page<Contact>),
               (status = 404, description = "no such segment")))]
 pub async fn contacts(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
-) -> ApiResult<axum::Json<Json>> {
-    let body =
-        super::contacts::contact_page(&ws, None, Some(&id), query.cursor.as_deref(), query.limit)?;
-    Ok(axum::Json(body))
+) -> ApiResult<axum::Json<Page<Contact>>> {
+    let page =
+        super::contacts::contacts_page(&ws, None, Some(&id), query.cursor.as_deref(), query.limit)?;
+    Ok(axum::Json(page))
 }
 
 async fn set_members(

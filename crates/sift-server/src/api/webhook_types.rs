@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 /// `POST /v1/webhooks`: a URL subscribed to membership changes (of the
 /// given segments, or all) and, with `"events": true`, accepted events.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://example.com/hooks/sift", "secret": "a-long-random-string-of-yours", "segments": null, "events": false}))]
 pub struct WebhookCreate {
     /// Where deliveries are POSTed (the destination policy applies).
@@ -39,6 +40,7 @@ pub struct WebhookCreate {
 /// `PATCH /v1/webhooks/{id}`: the keys given replace the saved ones;
 /// `"segments": null` means every segment.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"enabled": false}))]
 pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "super::present")]

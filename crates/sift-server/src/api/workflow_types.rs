@@ -89,6 +89,7 @@ pub enum Action {
 
 /// `POST /v1/workflows`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "name": "Welcome big spenders", "status": "test", "test_segment": "seg_01j9zq3v4k5m6n7p8q9r0s1t2v",
     "trigger": {"type": "event", "event_type": "purchase", "where": "amount > 100"},
@@ -115,6 +116,7 @@ pub struct WorkflowBody {
 /// `PATCH /v1/workflows/{id}`: the keys given replace the saved ones
 /// (`trigger` and `actions` whole).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "paused"}))]
 pub struct WorkflowPatch {
     #[serde(default)]
@@ -153,7 +155,7 @@ pub struct Workflow {
     #[schema(format = DateTime, required = true)]
     pub dropped_since: Option<String>,
     /// The contact condition as a JSON tree.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<std::collections::HashMap<String, Json>>, additional_properties, required = true)]
     pub filter: Option<Json>,
     #[schema(required = true)]
     pub filter_text: Option<String>,

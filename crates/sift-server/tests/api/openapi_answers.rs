@@ -440,3 +440,28 @@ async fn real_answers_conform_to_their_documented_schemas() {
     let (status, deleted) = call("DELETE", format!("/v1/segments/{vip}"), None).await;
     check("segments_delete", status, &deleted);
 }
+
+/// A segment's members and a preview's sample are contacts as `GET
+/// /v1/contacts/{id}` answers them, so a typed client reads their fields.
+#[tokio::test]
+async fn members_and_preview_samples_are_documented_as_contacts() {
+    let doc = document().await;
+    let schemas = &doc["components"]["schemas"];
+    let members = &doc["paths"]["/v1/segments/{id}/contacts"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(
+        members["$ref"], "#/components/schemas/Page_Contact",
+        "{members}"
+    );
+    // utoipa inlines a generic page's item type.
+    let item = &schemas["Page_Contact"]["properties"]["items"]["items"];
+    assert!(
+        item["$ref"] == "#/components/schemas/Contact" || item == &schemas["Contact"],
+        "{item:#}"
+    );
+    let sample = &schemas["SegmentPreview"]["properties"]["sample"];
+    assert_eq!(
+        sample["items"]["$ref"], "#/components/schemas/Contact",
+        "{sample}"
+    );
+}

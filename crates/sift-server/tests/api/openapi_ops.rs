@@ -263,6 +263,32 @@ async fn the_error_schema_lists_the_error_table() {
     assert_eq!(codes.len(), 18);
 }
 
+/// A generated client reads `details.line` of an `invalid_condition` without
+/// a cast only if the schema names it; the object stays open for the keys
+/// that vary by code (a 404's `kind`, a 409's `usages`).
+#[tokio::test]
+async fn the_error_details_name_their_common_keys_and_stay_open() {
+    let (doc, _) = operations().await;
+    let details =
+        &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["details"];
+    assert_eq!(details["additionalProperties"], json!(true), "{details:#}");
+    let properties = &details["properties"];
+    for (key, kind) in [
+        ("field", "string"),
+        ("line", "integer"),
+        ("path", "string"),
+        ("items", "array"),
+    ] {
+        assert_eq!(properties[key]["type"], json!(kind), "{key}: {details:#}");
+    }
+    // A number for a condition, the column's name for a CSV export.
+    assert_eq!(
+        properties["column"]["type"],
+        json!(["integer", "string"]),
+        "{details:#}"
+    );
+}
+
 #[tokio::test]
 async fn streams_and_files_declare_their_content_types() {
     let (doc, _) = operations().await;
