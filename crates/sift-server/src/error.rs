@@ -10,7 +10,15 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sift_engine::Error as EngineError;
 
+use utoipa::openapi::Ref;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, SchemaType, Type,
+};
+
 use crate::workspace::error::WorkspaceError;
+
+/// The name of the schema of a batch's failing item.
+pub const ITEM_ERROR: &str = "ItemError";
 
 /// Declares [`Code`] from one table: each code's variant, wire name and
 /// status, so the enum, [`Code::as_str`], [`Code::status`] and [`Code::ALL`]
@@ -129,7 +137,7 @@ pub struct ItemError {
     #[schema(value_type = String, example = "validation_failed")]
     pub code: Code,
     /// What the code concerns, as in the `Error` schema.
-    #[schema(schema_with = crate::api_doc::error_details)]
+    #[schema(schema_with = error_details)]
     pub details: Json,
     /// The item's position in the request's list, from 0.
     pub index: usize,
@@ -267,4 +275,62 @@ impl From<EngineError> for ApiError {
             }
         }
     }
+}
+
+/// The `details` of an error, and of a batch's failing item: the keys most
+/// codes use are named (so a typed client reads `details.line` as a number);
+/// the object stays open because the other keys vary by code (a 404's `kind`
+/// and `id`, a 409's `usages`).
+pub(crate) fn error_details() -> ObjectBuilder {
+    let described = |kind: Type, description: &'static str| {
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .description(Some(description))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "what the code concerns; the keys named here are the common ones, others \
+             depend on the code (docs/api.md, \"Error codes\")",
+        ))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .property(
+            "field",
+            described(
+                Type::String,
+                "the key or path at fault (`properties.plan`, `actions[1].points`)",
+            ),
+        )
+        .property(
+            "line",
+            described(
+                Type::Integer,
+                "malformed JSON or a text condition: the fault's line",
+            ),
+        )
+        .property(
+            "column",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Integer, Type::String]))
+                .description(Some(
+                    "malformed JSON or a text condition: the fault's column (a number); \
+                     a CSV export: the unknown column asked for (a string)",
+                )),
+        )
+        .property(
+            "path",
+            described(
+                Type::String,
+                "a condition's JSON tree: where the faulty node is",
+            ),
+        )
+        .property(
+            "items",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(ITEM_ERROR))
+                .description(Some(
+                    "a batch's 422 (`POST /v1/contacts:batch`, `POST /v1/events`): \
+                     every failing item, by index",
+                )),
+        )
 }

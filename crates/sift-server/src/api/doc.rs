@@ -15,23 +15,18 @@
 use serde_json::json;
 use utoipa::PartialSchema;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, ObjectBuilder, SchemaType, Type,
-};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
 use super::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::error::{Code, ItemError};
+use crate::error::{Code, ITEM_ERROR, ItemError};
 
 /// The name of the security scheme operations refer to.
 pub const BEARER: &str = "bearer";
 
 /// The name of the error schema every error answer refers to.
 pub const ERROR: &str = "Error";
-
-/// The name of the schema of one failing item of a batch.
-pub const ITEM_ERROR: &str = "ItemError";
 
 /// The `Error` schema as a type, so that an operation's attribute can name it
 /// to give an error answer its own example (`body = ErrorBody, example = ...`);
@@ -137,7 +132,7 @@ fn error_schema() -> Schema {
                 .description(Some("for a person: what is wrong and what to do")),
         )
         .required("message")
-        .property("details", error_details())
+        .property("details", crate::error::error_details())
         .required("details");
     Schema::Object(
         ObjectBuilder::new()
@@ -150,64 +145,6 @@ fn error_schema() -> Schema {
             }})])
             .build(),
     )
-}
-
-/// The `details` of an error, and of a batch's failing item: the keys most
-/// codes use are named (so a typed client reads `details.line` as a number);
-/// the object stays open because the other keys vary by code (a 404's `kind`
-/// and `id`, a 409's `usages`).
-pub(crate) fn error_details() -> ObjectBuilder {
-    let described = |kind: Type, description: &'static str| {
-        ObjectBuilder::new()
-            .schema_type(kind)
-            .description(Some(description))
-    };
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(
-            "what the code concerns; the keys named here are the common ones, others \
-             depend on the code (docs/api.md, \"Error codes\")",
-        ))
-        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
-        .property(
-            "field",
-            described(
-                Type::String,
-                "the key or path at fault (`properties.plan`, `actions[1].points`)",
-            ),
-        )
-        .property(
-            "line",
-            described(
-                Type::Integer,
-                "malformed JSON or a text condition: the fault's line",
-            ),
-        )
-        .property(
-            "column",
-            ObjectBuilder::new()
-                .schema_type(SchemaType::from_iter([Type::Integer, Type::String]))
-                .description(Some(
-                    "malformed JSON or a text condition: the fault's column (a number); \
-                     a CSV export: the unknown column asked for (a string)",
-                )),
-        )
-        .property(
-            "path",
-            described(
-                Type::String,
-                "a condition's JSON tree: where the faulty node is",
-            ),
-        )
-        .property(
-            "items",
-            ArrayBuilder::new()
-                .items(Ref::from_schema_name(ITEM_ERROR))
-                .description(Some(
-                    "a batch's 422 (`POST /v1/contacts:batch`, `POST /v1/events`): \
-                     every failing item, by index",
-                )),
-        )
 }
 
 fn add_shared_errors(operation: &mut Operation) {
