@@ -40,6 +40,7 @@ pub struct Change {
     pub contact_id: String,
     pub segment_id: String,
     /// Its place in the workspace's change log, from 1.
+    #[schema(minimum = 1)]
     pub seq: u64,
 }
 

@@ -523,3 +523,12 @@ async fn the_examples_of_the_typed_schemas_are_valid_against_them() {
     }
     assert!(checked >= 23, "{checked}");
 }
+
+/// Seqs start at 1 (0 is a reader's "nothing seen yet"), and the document
+/// says so: a client validating answers can rely on it.
+#[tokio::test]
+async fn a_change_seq_is_documented_from_1() {
+    let (doc, _) = operations().await;
+    let seq = &doc["components"]["schemas"]["Change"]["properties"]["seq"];
+    assert_eq!(seq["minimum"], 1, "{seq}");
+}
