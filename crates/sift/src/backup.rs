@@ -179,8 +179,8 @@ fn discard(partial: &Path, result: anyhow::Result<()>) -> anyhow::Result<()> {
     result
 }
 
-pub fn backup(dest: &Path, data: &Path) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+/// Why a backup cannot start: the arguments, not a failure of Sift.
+fn backup_refusal(dest: &Path, data: &Path) -> anyhow::Result<()> {
     if !data.join(CATALOG).is_file() {
         bail!(
             "{} holds no {CATALOG}: not a Sift data directory (pass --data or set SIFT_DATA)",
@@ -206,7 +206,21 @@ pub fn backup(dest: &Path, data: &Path) -> anyhow::Result<ExitCode> {
             data.display()
         );
     }
-    require_empty(dest, "back up")?;
+    require_empty(dest, "back up")
+}
+
+/// Prints why the command will not run and answers exit code 1 (the
+/// input was wrong), as `sift check` does for a bad condition.
+fn refuse(why: &anyhow::Error) -> ExitCode {
+    eprintln!("sift: {why:#}");
+    ExitCode::from(1)
+}
+
+pub fn backup(dest: &Path, data: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    if let Err(why) = backup_refusal(dest, data) {
+        return Ok(refuse(&why));
+    }
     let partial = partial_of(dest)?;
     make_partial(&partial)?;
     let mut totals = (0usize, 0u64);
@@ -266,8 +280,9 @@ fn copy_data_dir(data: &Path, partial: &Path, totals: &mut (usize, u64)) -> anyh
     Ok(())
 }
 
-pub fn restore(src: &Path, data: &Path) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+/// What a restore will copy, once every check passed, and the workspaces
+/// the backup's catalog names; Err: why it will not start.
+fn restore_plan(src: &Path, data: &Path) -> anyhow::Result<(Vec<Entry>, Vec<(String, String)>)> {
     if !src.join(CATALOG).is_file() {
         bail!(
             "{} holds no {CATALOG}: not a Sift backup (make one with `sift backup DEST`)",
@@ -308,6 +323,15 @@ pub fn restore(src: &Path, data: &Path) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok((entries, workspaces))
+}
+
+pub fn restore(src: &Path, data: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let (entries, workspaces) = match restore_plan(src, data) {
+        Ok(plan) => plan,
+        Err(why) => return Ok(refuse(&why)),
+    };
     let partial = partial_of(data)?;
     make_partial(&partial)?;
     let bar = progress(entries.len(), "restoring");

@@ -130,7 +130,10 @@ async fn assert_membership_exact(client: &HttpClient, addr: &str, key: &str) {
         )
         .await;
         assert_eq!(
-            (&answer["evaluation"]["entered"], &answer["evaluation"]["exited"]),
+            (
+                &answer["evaluation"]["entered"],
+                &answer["evaluation"]["exited"]
+            ),
             (&json!(0), &json!(0)),
             "{id}: {answer}"
         );
@@ -543,7 +546,7 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     std::fs::create_dir(&occupied).unwrap();
     std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
     let out = backup(&occupied, &data);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("{} exists and is not empty", occupied.display())),
         "{}",
@@ -552,8 +555,13 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
     assert!(!dir.path().join("occupied.partial").exists());
 
+    let out = backup(&data.join("copy"), &data);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is inside the data directory"), "{}", text(&out));
+    assert!(!data.join("copy").exists());
+
     let out = backup(&dir.path().join("b"), &dir.path().join("nowhere"));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("not a Sift data directory"),
         "{}",
@@ -568,7 +576,7 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     drop(server);
 
     let out = restore(&copy, &occupied);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("is not empty"), "{}", text(&out));
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
 
@@ -582,7 +590,7 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     std::fs::write(&workspace_db, bytes).unwrap();
     let target = dir.path().join("target");
     let out = restore(&copy, &target);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!(
             "{} failed its integrity check",
