@@ -22,6 +22,9 @@ enum Kind {
     Plain,
 }
 
+/// A workspace a catalog names: its id and name.
+type Workspace = (String, String);
+
 struct Entry {
     name: String,
     path: PathBuf,
@@ -282,7 +285,7 @@ fn copy_data_dir(data: &Path, partial: &Path, totals: &mut (usize, u64)) -> anyh
 
 /// What a restore will copy, once every check passed, and the workspaces
 /// the backup's catalog names; Err: why it will not start.
-fn restore_plan(src: &Path, data: &Path) -> anyhow::Result<(Vec<Entry>, Vec<(String, String)>)> {
+fn restore_plan(src: &Path, data: &Path) -> anyhow::Result<(Vec<Entry>, Vec<Workspace>)> {
     if !src.join(CATALOG).is_file() {
         bail!(
             "{} holds no {CATALOG}: not a Sift backup (make one with `sift backup DEST`)",

@@ -39,6 +39,12 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Asserts a command exited with `code` and said `needle`.
+fn said(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+    assert!(text(out).contains(needle), "{}", text(out));
+}
+
 fn backup(dest: &Path, data: &Path) -> Output {
     sift(&["backup", dest.to_str().unwrap()], Some(data))
 }
@@ -384,7 +390,11 @@ async fn writer(
 ) {
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        let tier = if n % 2 == 0 { "gold" } else { "silver" };
+        let tier = if n.is_multiple_of(2) {
+            "gold"
+        } else {
+            "silver"
+        };
         ok(
             &http,
             &addr,
@@ -546,27 +556,20 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     std::fs::create_dir(&occupied).unwrap();
     std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
     let out = backup(&occupied, &data);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!("{} exists and is not empty", occupied.display())),
-        "{}",
-        text(&out)
+    said(
+        &out,
+        1,
+        &format!("{} exists and is not empty", occupied.display()),
     );
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
     assert!(!dir.path().join("occupied.partial").exists());
 
     let out = backup(&data.join("copy"), &data);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("is inside the data directory"), "{}", text(&out));
+    said(&out, 1, "is inside the data directory");
     assert!(!data.join("copy").exists());
 
     let out = backup(&dir.path().join("b"), &dir.path().join("nowhere"));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("not a Sift data directory"),
-        "{}",
-        text(&out)
-    );
+    said(&out, 1, "not a Sift data directory");
 
     // An empty directory is a fine target for both.
     let copy = dir.path().join("backup");
@@ -576,8 +579,7 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     drop(server);
 
     let out = restore(&copy, &occupied);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("is not empty"), "{}", text(&out));
+    said(&out, 1, "is not empty");
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
 
     let workspace_db = std::fs::read_dir(&copy)
@@ -590,14 +592,10 @@ async fn bad_targets_and_damaged_backups_are_refused_before_anything_is_written(
     std::fs::write(&workspace_db, bytes).unwrap();
     let target = dir.path().join("target");
     let out = restore(&copy, &target);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!(
-            "{} failed its integrity check",
-            workspace_db.display()
-        )),
-        "{}",
-        text(&out)
+    said(
+        &out,
+        1,
+        &format!("{} failed its integrity check", workspace_db.display()),
     );
     assert!(!target.exists());
     assert!(!dir.path().join("target.partial").exists());
