@@ -11,6 +11,7 @@
 //! in `docs/storage.md`.
 
 mod alias_db;
+pub mod backup;
 mod catalog;
 mod codec;
 mod error;

@@ -145,6 +145,25 @@ pub enum Command {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Copy a data directory, while a server keeps serving on it, into a
+    /// new directory DEST: every database as a consistent snapshot (the
+    /// catalog first), plus secret.key.
+    Backup {
+        /// Where the copy goes: a new or empty directory.
+        dest: PathBuf,
+        /// The data directory to copy (as for `sift serve`).
+        #[arg(long, env = "SIFT_DATA", default_value = "./sift-data")]
+        data: PathBuf,
+    },
+    /// Lay a backup made by `sift backup` down as a data directory: every
+    /// database is checked before anything is written.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// The data directory to create: new or empty.
+        #[arg(long, env = "SIFT_DATA")]
+        data: PathBuf,
+    },
     /// Validate a condition and print its tree, or a pointed error.
     Check {
         condition: String,

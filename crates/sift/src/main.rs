@@ -1,8 +1,10 @@
-//! The `sift` command: `serve`, `demo`, `import`, `export`, `check` and `bench`.
+//! The `sift` command: `serve`, `demo`, `import`, `export`, `backup`,
+//! `restore`, `check` and `bench`.
 //!
 //! Exit codes: 0 success, 1 the input was wrong (a bad condition, bad rows),
 //! 2 Sift itself failed (cannot open the data directory, bind the port...).
 
+mod backup;
 mod bench;
 mod bench_events;
 mod bench_facebook;

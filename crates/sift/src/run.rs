@@ -51,6 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             data: &data,
             workspace: workspace.as_deref(),
         }),
+        Command::Backup { dest, data } => crate::backup::backup(&dest, &data),
+        Command::Restore { src, data } => crate::backup::restore(&src, &data),
         Command::Check { condition, fields } => check(&condition, &fields),
         Command::Bench {
             contacts,
