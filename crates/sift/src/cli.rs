@@ -18,8 +18,9 @@ pub struct Args {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeFlags {
-    /// Data directory, created if missing (default: ./sift-data for `serve`,
-    /// ./sift-demo-data for `demo`, so the demo shop never mixes with yours).
+    /// Data directory, created if missing (default: SIFT_DATA, else
+    /// ./sift-data, for `serve`; ./sift-demo-data for `demo`, which ignores
+    /// SIFT_DATA, so the demo shop never mixes with yours).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Address to listen on.
@@ -109,7 +110,7 @@ pub enum Command {
         /// The file: `.csv` with a header row (`id` for contacts; `contact_id`, `type` for events)
         /// or `.jsonl` (one contact `{"id", "properties"}` or event `{"contact_id", "type", ...}` per line).
         file: PathBuf,
-        #[arg(long, default_value = "./sift-data")]
+        #[arg(long, env = "SIFT_DATA", default_value = "./sift-data")]
         data: PathBuf,
         /// Workspace id (default: the only workspace).
         #[arg(long)]
@@ -139,7 +140,7 @@ pub enum Command {
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
-        #[arg(long, default_value = "./sift-data")]
+        #[arg(long, env = "SIFT_DATA", default_value = "./sift-data")]
         data: PathBuf,
         /// Workspace id (default: the only workspace).
         #[arg(long)]

@@ -1,7 +1,7 @@
 //! Resolving flags into actions: serving, the demo, checking a condition.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -121,15 +121,24 @@ macro_rules! say {
 pub const DEFAULT_DATA: &str = "./sift-data";
 pub const DEFAULT_DEMO_DATA: &str = "./sift-demo-data";
 
+/// The data directory of `serve` (or `demo`): `--data`, else `SIFT_DATA`
+/// for `serve` as for the other commands, else the default. `demo` never
+/// reads `SIFT_DATA`, so the demo shop cannot land in a real data directory.
+fn data_dir(flag: Option<PathBuf>, env: Option<std::ffi::OsString>, demo: bool) -> PathBuf {
+    match (flag, env, demo) {
+        (Some(dir), _, _) => dir,
+        (None, _, true) => DEFAULT_DEMO_DATA.into(),
+        (None, Some(dir), false) if !dir.is_empty() => dir.into(),
+        (None, _, false) => DEFAULT_DATA.into(),
+    }
+}
+
 fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCode> {
-    let data = flags.data.clone().unwrap_or_else(|| {
-        let default = if demo_contacts.is_some() {
-            DEFAULT_DEMO_DATA
-        } else {
-            DEFAULT_DATA
-        };
-        default.into()
-    });
+    let data = data_dir(
+        flags.data.clone(),
+        std::env::var_os("SIFT_DATA"),
+        demo_contacts.is_some(),
+    );
     let _lock = lock_data_dir(&data)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -462,5 +471,28 @@ fn check(condition: &str, fields: &[String]) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_takes_its_data_directory_from_the_flag_then_sift_data_and_demo_never_from_sift_data() {
+        let flag = Some(PathBuf::from("/flag"));
+        let env = Some(std::ffi::OsString::from("/env"));
+        assert_eq!(
+            data_dir(flag.clone(), env.clone(), false),
+            PathBuf::from("/flag")
+        );
+        assert_eq!(data_dir(None, env.clone(), false), PathBuf::from("/env"));
+        assert_eq!(data_dir(None, None, false), PathBuf::from(DEFAULT_DATA));
+        assert_eq!(
+            data_dir(None, Some("".into()), false),
+            PathBuf::from(DEFAULT_DATA)
+        );
+        assert_eq!(data_dir(flag, env.clone(), true), PathBuf::from("/flag"));
+        assert_eq!(data_dir(None, env, true), PathBuf::from(DEFAULT_DEMO_DATA));
     }
 }
