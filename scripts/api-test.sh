@@ -30,30 +30,9 @@ ROOT=$PWD
 START=$(date +%s)
 INSTALLED=$START
 
-# --- What is missing gets installed (CI runs as root; sudo otherwise). -----------------
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_UPDATED=""
-apt_install() {
-  if [ -z "$APT_UPDATED" ]; then
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    APT_UPDATED=1
-  fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
-
-if ! command -v node >/dev/null 2>&1; then
-  echo "Installing Node.js and npm (apt)..."
-  apt_install nodejs npm
-elif ! command -v npm >/dev/null 2>&1; then
-  echo "Installing npm (apt)..."
-  apt_install npm
-fi
-NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$NODE_MAJOR" -lt 18 ]; then
-  echo "error: Node.js 18 or newer is needed (found $(node --version))" >&2
-  exit 1
-fi
+# --- What is missing gets installed (scripts/install-lib.sh). -------------------------
+source scripts/install-lib.sh
+need_node
 if ! command -v curl >/dev/null 2>&1; then
   echo "Installing curl (apt)..."
   apt_install curl ca-certificates

@@ -24,30 +24,9 @@ mkdir -p "$SIFT_UI_SCREENSHOTS"
 echo "UI screenshots go to: $SIFT_UI_SCREENSHOTS"
 trap 'echo "UI screenshots are in: $SIFT_UI_SCREENSHOTS ($(( $(date +%s) - START )) s)"' EXIT
 
-# --- What is missing gets installed (CI runs as root; sudo otherwise). -----------------
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_UPDATED=""
-apt_install() {
-  if [ -z "$APT_UPDATED" ]; then
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    APT_UPDATED=1
-  fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
-
-if ! command -v node >/dev/null 2>&1; then
-  echo "Installing Node.js and npm (apt)..."
-  apt_install nodejs npm
-elif ! command -v npm >/dev/null 2>&1; then
-  echo "Installing npm (apt)..."
-  apt_install npm
-fi
-NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$NODE_MAJOR" -lt 18 ]; then
-  echo "error: Node.js 18 or newer is needed (found $(node --version))" >&2
-  exit 1
-fi
+# --- What is missing gets installed (scripts/install-lib.sh). -------------------------
+source scripts/install-lib.sh
+need_node
 
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$CHROMIUM" ]; then
