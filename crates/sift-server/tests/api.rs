@@ -43,6 +43,8 @@ mod openapi_bodies;
 mod openapi_ops;
 #[path = "api/openapi_schemas.rs"]
 mod openapi_schemas;
+#[path = "api/schema_check.rs"]
+mod schema_check;
 #[path = "api/scoring.rs"]
 mod scoring;
 #[path = "api/segments.rs"]

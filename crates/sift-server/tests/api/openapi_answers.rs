@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 
 use crate::common::{Server, send};
+use crate::schema_check::{resolve, violations};
 
 /// The served document.
 async fn document() -> Json {
@@ -80,86 +81,6 @@ fn operation_at<'a>(doc: &'a Json, method: &str, path: &str) -> &'a Json {
         })
         .unwrap_or_else(|| panic!("no path serves {path}"));
     &item[method.to_lowercase()]
-}
-
-/// `schema` itself, or the component its `$ref` names.
-fn resolve<'a>(doc: &'a Json, schema: &'a Json) -> &'a Json {
-    match schema["$ref"].as_str() {
-        Some(reference) => {
-            let name = reference
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("{reference} is not a component"));
-            let target = &doc["components"]["schemas"][name];
-            assert!(!target.is_null(), "{reference} resolves to nothing");
-            resolve(doc, target)
-        }
-        None => schema,
-    }
-}
-
-fn has_type(value: &Json, name: &str) -> bool {
-    match name {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-/// What is wrong with `value` under `schema` (empty: it conforms): types,
-/// enums, `oneOf` (exactly one), required keys, and no key the schema does
-/// not name; objects and arrays are checked all the way down.
-fn violations(doc: &Json, schema: &Json, value: &Json, at: &str) -> Vec<String> {
-    let schema = resolve(doc, schema);
-    let mut found = Vec::new();
-    if let Some(alternatives) = schema["oneOf"].as_array() {
-        let matching = alternatives
-            .iter()
-            .filter(|alternative| violations(doc, alternative, value, at).is_empty())
-            .count();
-        if matching != 1 {
-            found.push(format!("{at}: {matching} of oneOf match {value}"));
-        }
-    }
-    let types: Vec<&str> = match &schema["type"] {
-        Json::String(name) => vec![name.as_str()],
-        Json::Array(names) => names.iter().filter_map(Json::as_str).collect(),
-        _ => Vec::new(),
-    };
-    if !types.is_empty() && !types.iter().any(|t| has_type(value, t)) {
-        found.push(format!("{at}: {value} is not {types:?}"));
-        return found;
-    }
-    if let Some(allowed) = schema["enum"].as_array()
-        && !allowed.contains(value)
-    {
-        found.push(format!("{at}: {value} is not one of {allowed:?}"));
-    }
-    if let (Json::Object(map), Some(properties)) = (value, schema["properties"].as_object()) {
-        for key in schema["required"].as_array().into_iter().flatten() {
-            if !map.contains_key(key.as_str().unwrap()) {
-                found.push(format!("{at}: required {key} is missing"));
-            }
-        }
-        for (key, item) in map {
-            match properties.get(key) {
-                None => found.push(format!("{at}: {key:?} is not documented")),
-                Some(property) => {
-                    found.extend(violations(doc, property, item, &format!("{at}/{key}")))
-                }
-            }
-        }
-    }
-    if let (Json::Array(items), Some(item_schema)) = (value, schema.get("items")) {
-        for (i, item) in items.iter().enumerate() {
-            found.extend(violations(doc, item_schema, item, &format!("{at}/{i}")));
-        }
-    }
-    found
 }
 
 /// Asserts that `answer`, given by `operation_id` with `status`, is what

@@ -9,6 +9,7 @@ use serde_json::{Value as Json, json};
 
 use crate::common::{Server, send};
 use crate::openapi_ops::operations;
+use crate::schema_check::{conforms, resolve};
 
 /// The contact, event, field, change and admin operations: (method, path,
 /// whether it takes a JSON body, whether its 2xx answer is JSON).
@@ -34,21 +35,6 @@ const TYPED_OPERATIONS: [(&str, &str, bool, bool); 20] = [
     ("get", "/healthz", false, false),
     ("get", "/metrics", false, false),
 ];
-
-/// `schema` with a `$ref` followed to its component.
-fn resolve<'a>(doc: &'a Json, schema: &'a Json) -> &'a Json {
-    match schema["$ref"].as_str() {
-        Some(reference) => {
-            let name = reference
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("{reference} is not a component"));
-            let target = &doc["components"]["schemas"][name];
-            assert!(target.is_object(), "{reference} resolves to nothing");
-            resolve(doc, target)
-        }
-        None => schema,
-    }
-}
 
 /// Whether a schema says what a value is: properties, a type, or a choice.
 fn describes_something(schema: &Json) -> bool {
@@ -182,70 +168,6 @@ async fn every_reference_in_the_document_resolves() {
             doc["components"]["schemas"][name].is_object(),
             "{name} is not a component"
         );
-    }
-}
-
-fn has_type(value: &Json, name: &str) -> bool {
-    match name {
-        "null" => value.is_null(),
-        "boolean" => value.is_boolean(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "string" => value.is_string(),
-        "array" => value.is_array(),
-        "object" => value.is_object(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-/// Checks a real answer against its documented schema, as a response-schema
-/// check of a client or a fuzzer would: the type of every value, the
-/// required keys, and (for the typed shapes, which list their keys) no key
-/// the schema does not declare.
-fn conforms(doc: &Json, schema: &Json, value: &Json, at: &str) {
-    let schema = resolve(doc, schema);
-    let types: Vec<&str> = match &schema["type"] {
-        Json::String(name) => vec![name.as_str()],
-        Json::Array(names) => names.iter().filter_map(Json::as_str).collect(),
-        _ => Vec::new(),
-    };
-    assert!(
-        types.is_empty() || types.iter().any(|t| has_type(value, t)),
-        "{at}: {value} is not {types:?}"
-    );
-    if let Some(allowed) = schema["enum"].as_array() {
-        assert!(
-            allowed.contains(value),
-            "{at}: {value} is not one of {allowed:?}"
-        );
-    }
-    match value {
-        Json::Object(map) => {
-            let Some(properties) = schema["properties"].as_object() else {
-                return;
-            };
-            for key in schema["required"].as_array().into_iter().flatten() {
-                let key = key.as_str().unwrap();
-                assert!(map.contains_key(key), "{at}: {key} is required: {value}");
-            }
-            for (key, inner) in map {
-                match properties.get(key) {
-                    Some(property) => conforms(doc, property, inner, &format!("{at}/{key}")),
-                    None => assert!(
-                        schema.get("required").is_none(),
-                        "{at}: {key} is not in the schema: {value}"
-                    ),
-                }
-            }
-        }
-        Json::Array(items) => {
-            if let Some(item) = schema.get("items") {
-                for (i, inner) in items.iter().enumerate() {
-                    conforms(doc, item, inner, &format!("{at}/{i}"));
-                }
-            }
-        }
-        _ => {}
     }
 }
 
