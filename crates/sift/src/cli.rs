@@ -174,8 +174,15 @@ pub enum Command {
     },
     /// Measure the engine and the HTTP API on generated data.
     Bench {
-        #[arg(long, default_value_t = 1_000_000)]
-        contacts: u64,
+        /// Generated contacts (default: 1,000,000; 100,000 for `state`).
+        #[arg(long)]
+        contacts: Option<u64>,
+        /// Generated events, for `state` only (default: 1,000,000).
+        #[arg(long)]
+        events: Option<u64>,
+        /// Also write the figures as JSON to this file (`state` only).
+        #[arg(long)]
+        json: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000)]
         segments: u64,
         /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).
@@ -203,6 +210,10 @@ pub enum BenchSuite {
     /// PUT latency while 500 change streams replay a 32,501-change log;
     /// not part of `all`.
     Streams,
+    /// Restart time, memory per contact and per stored event, and the time
+    /// to create a behavioural segment, against a real `sift serve` on a
+    /// directory loaded through `sift import`; not part of `all`.
+    State,
     All,
 }
 

@@ -9,6 +9,7 @@ mod bench;
 mod bench_events;
 mod bench_facebook;
 mod bench_merge;
+mod bench_state;
 mod bench_streams;
 mod bench_webhooks;
 mod bench_workflows;

@@ -56,10 +56,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check { condition, fields } => check(&condition, &fields),
         Command::Bench {
             contacts,
+            events,
+            json,
             segments,
             http_contacts,
             suite,
         } => {
+            if suite == BenchSuite::State {
+                let contacts = contacts.unwrap_or(100_000);
+                let events = events.unwrap_or(1_000_000);
+                crate::bench_state::run(contacts, events, json.as_deref())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let contacts = contacts.unwrap_or(1_000_000);
             let all = suite == BenchSuite::All;
             if all || suite == BenchSuite::Contacts {
                 crate::bench::run(contacts, segments, http_contacts)?;

@@ -1,0 +1,519 @@
+//! `sift bench --suite state`: what it costs to hold a shop's history, measured
+//! from outside the server as an operator sees it. Generated contacts and a
+//! two-year event history go into a fresh data directory through the same
+//! import code as `sift import`; 30 live segments (windowed event conditions
+//! of at most 90 days and a few field conditions) are created; then a real
+//! `sift serve` (this executable, a child process) is started on it three
+//! times, each time timed from spawn to its first answer on a known port,
+//! with every segment's size compared with its size before. The figures are
+//! the server's RSS, the time to create a behavioural segment over every
+//! event, and checkpoint figures once there are checkpoints.
+//!
+//! Every event lies at least an hour away from any whole-day window
+//! boundary, so no window opens or closes while the bench runs (under an
+//! hour) and sizes compared across restarts must be equal.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value as Json, json};
+use sift_engine::RawValue;
+
+use crate::bench::HttpClient;
+use crate::bench_events::sift_now;
+use crate::generate::{COUNTRIES, EVENT_TYPES, Generator};
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Days of history the generated events span.
+const HISTORY_DAYS: i64 = 730;
+const RESTARTS: usize = 3;
+/// How long the server is left idle before its RSS is read again.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Events per `sift import events` file (see `run`).
+const EVENTS_PER_IMPORT: u64 = 1_000_000;
+/// Longest a start may take before the bench gives up on it.
+const START_DEADLINE: Duration = Duration::from_secs(1_800);
+/// The behavioural segment created last: it reads every purchase ever made.
+const NEW_SEGMENT: &str = "performed purchase where amount > 150 at least 2 times";
+
+/// The 30 live segments: 24 windowed event conditions (7 to 90 days), some
+/// with a field condition beside them, and 6 field conditions.
+fn conditions(generator: &mut Generator) -> Vec<String> {
+    const CATEGORIES: [&str; 6] = ["shoes", "bags", "hats", "watches", "jeans", "dresses"];
+    let days = [7, 14, 30, 60, 90];
+    let mut out = Vec::new();
+    for i in 0..24usize {
+        let d = days[i % days.len()];
+        let kind = EVENT_TYPES[i % EVENT_TYPES.len()];
+        let part = match i % 6 {
+            0 => format!("performed {kind} in last {d} days"),
+            1 => format!(
+                "performed purchase where amount > {} at least {} times in last {d} days",
+                [20, 50, 100][i % 3],
+                1 + i % 3
+            ),
+            2 => format!("not performed {kind} in last {d} days"),
+            3 => format!(
+                "total purchase.amount >= {} in last {d} days",
+                [50, 100, 250][i % 3]
+            ),
+            4 => format!(
+                "performed product_view where category = \"{}\" at least 2 times in last {d} days",
+                CATEGORIES[i % CATEGORIES.len()]
+            ),
+            _ => format!("last_seen_at in last {d} days"),
+        };
+        if i % 4 == 3 {
+            out.push(format!(
+                "{part} and country = \"{}\"",
+                COUNTRIES[i % COUNTRIES.len()]
+            ));
+        } else {
+            out.push(part);
+        }
+    }
+    out.extend((0..6).map(|_| generator.segment_condition()));
+    out
+}
+
+fn raw_json(value: &RawValue) -> Json {
+    match value {
+        RawValue::Bool(b) => json!(b),
+        RawValue::Number(x) => json!(x),
+        RawValue::String(s) => json!(s),
+        RawValue::StringList(list) => json!(list),
+        RawValue::Null | RawValue::Unsupported(_) => Json::Null,
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} ({{per_sec}})"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+/// Writes the contacts as a JSON Lines file `sift import contacts` reads.
+fn contacts_file(dir: &Path, generator: &mut Generator, contacts: u64) -> anyhow::Result<PathBuf> {
+    let file = dir.join("contacts.jsonl");
+    let mut out = BufWriter::new(std::fs::File::create(&file)?);
+    let progress = bar(contacts, "generating contacts");
+    for n in 0..contacts {
+        let contact = generator.contact(n);
+        let properties: serde_json::Map<String, Json> = contact
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), raw_json(v)))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            json!({"id": contact.id, "properties": properties})
+        )?;
+        if n % 10_000 == 0 {
+            progress.set_position(n);
+        }
+    }
+    out.flush()?;
+    progress.finish_and_clear();
+    Ok(file)
+}
+
+/// Writes `count` events of random contacts as a JSON Lines file `sift
+/// import events` reads.
+fn events_file(
+    dir: &Path,
+    generator: &mut Generator,
+    contacts: u64,
+    count: u64,
+    now: i64,
+) -> anyhow::Result<PathBuf> {
+    let file = dir.join("events.jsonl");
+    let mut out = BufWriter::new(std::fs::File::create(&file)?);
+    for _ in 0..count {
+        let contact = generator.next_u64() % contacts.max(1);
+        let event = generator.event(contact, now, HISTORY_DAYS);
+        // Moves the event into the hours 1..23 of its day before `now`, an
+        // hour or more from any window edge (see the module comment).
+        let ago = now - event.at.unwrap_or(now);
+        let at = now - (ago / DAY_MS * DAY_MS + HOUR_MS + ago % DAY_MS * 22 / 24);
+        let properties: Json = serde_json::from_str(&event.properties_json)?;
+        let line = json!({
+            "contact_id": event.contact_id,
+            "type": event.event_type,
+            "at": sift_engine::format_datetime(at),
+            "properties": properties,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(file)
+}
+
+/// Creates the directory's first workspace, as a first `sift serve` would,
+/// and returns its key.
+fn first_workspace(data: &Path) -> anyhow::Result<String> {
+    let _lock = crate::run::lock_data_dir(data)?;
+    let rt = crate::run::runtime()?;
+    rt.block_on(async {
+        let state = sift_server::AppState::open_offline(sift_server::Config::new(data, None))?;
+        let (_, key) = state.create_workspace("Bench")?;
+        state.close();
+        Ok(key)
+    })
+}
+
+/// A `sift serve` child process on a known port.
+struct Server {
+    child: Child,
+    addr: String,
+    key: String,
+    client: HttpClient,
+    /// From spawn to the first successful answer.
+    start: Duration,
+}
+
+impl Server {
+    /// Spawns the server and waits for its first 2xx answer.
+    async fn start(data: &Path, port: u16, key: &str, log: &Path) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("cannot find the sift executable")?;
+        let addr = format!("127.0.0.1:{port}");
+        let spawned = Instant::now();
+        let child = Command::new(exe)
+            .args(["serve", "--listen", &addr, "--data"])
+            .arg(data)
+            .env_remove("SIFT_ADMIN_KEY")
+            .env("SIFT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("cannot start sift serve")?;
+        let mut server = Server {
+            child,
+            addr,
+            key: key.to_string(),
+            // A fresh client: pooled connections to an earlier server are dead.
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            start: Duration::ZERO,
+        };
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "sift serve exited ({status}) before answering: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            if let Ok((200, _)) = server
+                .call(hyper::Method::GET, "/v1/segments?limit=1", None)
+                .await
+            {
+                server.start = spawned.elapsed();
+                return Ok(server);
+            }
+            if spawned.elapsed() > START_DEADLINE {
+                bail!("sift serve did not answer within {START_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> anyhow::Result<(u16, Json)> {
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("authorization", format!("Bearer {}", self.key))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map_or_else(String::new, |b| b.to_string()),
+            )))?;
+        let response = self.client.request(request).await?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Json::Null)))
+    }
+
+    async fn ok(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> anyhow::Result<Json> {
+        let (status, json) = self.call(method, path, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("{path} answered {status}: {json}");
+        }
+        Ok(json)
+    }
+
+    /// Every segment's size, by id.
+    async fn sizes(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let page = self
+            .ok(hyper::Method::GET, "/v1/segments?limit=1000", None)
+            .await?;
+        let items = page["items"]
+            .as_array()
+            .context("no items in the segment list")?;
+        Ok(items
+            .iter()
+            .filter_map(|s| Some((s["id"].as_str()?.to_string(), s["size"].as_u64()?)))
+            .collect())
+    }
+
+    /// VmRSS of the server process, from /proc.
+    fn rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("cannot read the server's /proc status (Linux only)")?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .context("no VmRSS in /proc status")
+    }
+
+    /// VmRSS at once and again after `SETTLE` with no request: the start
+    /// leaves freed memory the allocator returns to the system only later.
+    async fn rss_now_and_settled(&self) -> anyhow::Result<(u64, u64)> {
+        let now = self.rss()?;
+        tokio::time::sleep(SETTLE).await;
+        Ok((now, self.rss()?))
+    }
+
+    /// SIGTERM, as an operator stops it, then waits for it to exit.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let asked = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if asked.elapsed() > Duration::from_secs(300) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!("sift serve did not stop within 300 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Only a server still running after an error gets here.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn import(what: &str, result: anyhow::Result<ExitCode>) -> anyhow::Result<()> {
+    if result? != ExitCode::SUCCESS {
+        bail!("the {what} import skipped rows");
+    }
+    Ok(())
+}
+
+pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_before = load_average();
+    println!(
+        "state: {contacts} contacts, {events} events over {HISTORY_DAYS} days, 30 live segments; {cpus} CPUs, load average {load_before}"
+    );
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let empty = dir.path().join("empty");
+    let log = dir.path().join("serve.log");
+    let now = sift_now();
+    let mut generator = Generator::new(57);
+    let contacts_file = contacts_file(dir.path(), &mut generator, contacts)?;
+    let key = first_workspace(&data)?;
+    let empty_key = first_workspace(&empty)?;
+    let port = free_port()?;
+
+    let t = Instant::now();
+    import(
+        "contacts",
+        crate::import::import_contacts(&contacts_file, &data, None, 1_000),
+    )?;
+    let contacts_s = t.elapsed().as_secs_f64();
+    std::fs::remove_file(&contacts_file)?;
+
+    let rt = crate::run::runtime()?;
+    let (rss_empty, rss_contacts) = rt.block_on(async {
+        let server = Server::start(&empty, port, &empty_key, &log).await?;
+        let rss_empty = server.rss_now_and_settled().await?;
+        server.stop()?;
+        let server = Server::start(&data, port, &key, &log).await?;
+        let rss_contacts = server.rss_now_and_settled().await?;
+        server.stop()?;
+        Ok::<_, anyhow::Error>((rss_empty, rss_contacts))
+    })?;
+
+    // In files of at most a million events, one `sift import events` each:
+    // the offline import never empties its WAL, which grows by kilobytes
+    // per event until the import ends.
+    let t = Instant::now();
+    let mut imported = 0;
+    while imported < events {
+        let count = (events - imported).min(EVENTS_PER_IMPORT);
+        let file = events_file(dir.path(), &mut generator, contacts, count, now)?;
+        import(
+            "events",
+            crate::import_events::import_events(&file, &data, None),
+        )?;
+        std::fs::remove_file(&file)?;
+        imported += count;
+        println!("events:          {imported:>10} of {events} imported");
+    }
+    let events_s = t.elapsed().as_secs_f64();
+
+    let conditions = conditions(&mut generator);
+    let figures = rt.block_on(async {
+        let server = Server::start(&data, port, &key, &log).await?;
+        let t = Instant::now();
+        for (i, condition) in conditions.iter().enumerate() {
+            let body = json!({"name": format!("State {i}"), "condition": condition});
+            server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
+        }
+        let segments_s = t.elapsed().as_secs_f64();
+        let before = server.sizes().await?;
+        server.stop()?;
+
+        let (mut starts, mut rss, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
+        let mut new_segment = Json::Null;
+        for run in 0..RESTARTS {
+            let server = Server::start(&data, port, &key, &log).await?;
+            starts.push(server.start.as_secs_f64());
+            let after = server.sizes().await?;
+            for (id, size) in &before {
+                if after.get(id) != Some(size) {
+                    mismatches.push(json!({"run": run + 1, "segment": id, "before": size, "after": after.get(id)}));
+                }
+            }
+            rss.push(server.rss_now_and_settled().await?);
+            println!("restart {}:        {:>10.2} s to the first answer", run + 1, server.start.as_secs_f64());
+            if run + 1 == RESTARTS {
+                let body = json!({"name": "State new", "condition": NEW_SEGMENT});
+                let t = Instant::now();
+                let answer = server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
+                new_segment = json!({
+                    "condition": NEW_SEGMENT,
+                    "took_ms": answer["evaluation"]["took_ms"],
+                    "wall_ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "size": answer["size"],
+                });
+            }
+            server.stop()?;
+        }
+        Ok::<_, anyhow::Error>((segments_s, before, starts, rss, mismatches, new_segment))
+    })?;
+    let (segments_s, before, mut starts, rss, mismatches, new_segment) = figures;
+    starts.sort_by(f64::total_cmp);
+    // The restart with the most memory, as it was once settled.
+    let rss_loaded = rss.iter().copied().max_by_key(|r| r.1).unwrap_or_default();
+    let per = |high: u64, low: u64, n: u64| high.saturating_sub(low) as f64 / n.max(1) as f64;
+    let per_contact = per(rss_contacts.1, rss_empty.1, contacts);
+    let per_event = per(rss_loaded.1, rss_contacts.1, events);
+    let per_contact_at_start = per(rss_contacts.0, rss_empty.0, contacts);
+    let per_event_at_start = per(rss_loaded.0, rss_contacts.0, events);
+    let exact = mismatches.is_empty();
+    let load_after = load_average();
+
+    let n_a = "n/a (no checkpoints)";
+    println!(
+        "load:            {contacts_s:>10.2} s contacts, {events_s:.2} s events through `sift import`; 30 segments created in {segments_s:.2} s"
+    );
+    println!(
+        "restart:         {:>10.2} s min, {:.2} s median of {RESTARTS} (spawn to first answer); membership {}",
+        starts.first().copied().unwrap_or(0.0),
+        starts.get(RESTARTS / 2).copied().unwrap_or(0.0),
+        if exact {
+            "exact (30 sizes equal before and after every restart)"
+        } else {
+            "NOT exact"
+        }
+    );
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "rss:             {:>10.1} MiB loaded, {:.1} MiB contacts only, {:.1} MiB empty server ({} s after the first answer; at it: {:.1}, {:.1}, {:.1})",
+        mib(rss_loaded.1),
+        mib(rss_contacts.1),
+        mib(rss_empty.1),
+        SETTLE.as_secs(),
+        mib(rss_loaded.0),
+        mib(rss_contacts.0),
+        mib(rss_empty.0),
+    );
+    println!(
+        "per contact:     {per_contact:>10.0} B  (contacts-only RSS - empty RSS) / contacts ({per_contact_at_start:.0} B at the first answer)"
+    );
+    println!(
+        "per event:       {per_event:>10.1} B  (loaded RSS with 30 segments - contacts-only RSS) / stored events ({per_event_at_start:.1} B at the first answer)"
+    );
+    println!(
+        "new segment:     {:>10} ms took_ms, {:.0} ms wall ({NEW_SEGMENT}; size {})",
+        new_segment["took_ms"],
+        new_segment["wall_ms"].as_f64().unwrap_or(0.0),
+        new_segment["size"]
+    );
+    println!("checkpoint:      {n_a:>10} write time, size, longest write stall");
+    println!("machine:         {cpus} CPUs, load average {load_before} before, {load_after} after");
+
+    let figures = json!({
+        "contacts": contacts,
+        "events": events,
+        "segments": before.len(),
+        "history_days": HISTORY_DAYS,
+        "load_s": {"contacts": contacts_s, "events": events_s, "segments": segments_s},
+        "restart_s": {"runs": starts, "min": starts.first(), "median": starts.get(RESTARTS / 2)},
+        "membership_exact": exact,
+        "mismatches": mismatches,
+        "rss_bytes": {"empty": rss_empty.1, "contacts_only": rss_contacts.1, "loaded": rss_loaded.1},
+        "rss_bytes_at_first_answer": {"empty": rss_empty.0, "contacts_only": rss_contacts.0, "loaded": rss_loaded.0},
+        "bytes_per_contact": per_contact,
+        "bytes_per_event": per_event,
+        "bytes_per_contact_at_first_answer": per_contact_at_start,
+        "bytes_per_event_at_first_answer": per_event_at_start,
+        "derivation": format!("per contact: (RSS with contacts only - RSS of an empty server) / contacts; per event: (RSS with events and 30 segments - RSS with contacts only) / stored events; RSS is the server's VmRSS {} s after its first answer with no request meanwhile (loaded: the largest of the {RESTARTS} restarts), and also at the first answer", SETTLE.as_secs()),
+        "new_segment": new_segment,
+        "checkpoint": {"write_s": null, "size_bytes": null, "longest_stall_ms": null, "note": n_a},
+        "machine": {"cpus": cpus, "load_average_before": load_before, "load_average_after": load_after},
+    });
+    if let Some(path) = json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !exact {
+        bail!("membership after a restart differs from before: {mismatches:?}");
+    }
+    Ok(())
+}
