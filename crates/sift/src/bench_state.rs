@@ -473,6 +473,12 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         mib(rss_contacts.0),
         mib(rss_empty.0),
     );
+    let lowest = rss.iter().map(|r| r.1).min().unwrap_or_default();
+    println!(
+        "                 {:>10.1} MiB the least loaded restart ({:.1} B per event from it)",
+        mib(lowest),
+        per(lowest, rss_contacts.1, events)
+    );
     println!(
         "per contact:     {per_contact:>10.0} B  (contacts-only RSS - empty RSS) / contacts ({per_contact_at_start:.0} B at the first answer)"
     );
@@ -498,6 +504,7 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         "membership_exact": exact,
         "mismatches": mismatches,
         "rss_bytes": {"empty": rss_empty.1, "contacts_only": rss_contacts.1, "loaded": rss_loaded.1},
+        "rss_bytes_loaded_runs": rss.iter().map(|r| r.1).collect::<Vec<_>>(),
         "rss_bytes_at_first_answer": {"empty": rss_empty.0, "contacts_only": rss_contacts.0, "loaded": rss_loaded.0},
         "bytes_per_contact": per_contact,
         "bytes_per_event": per_event,
