@@ -381,20 +381,21 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
     // In files of at most a million events, one `sift import events` each:
     // the offline import never empties its WAL, which grows by kilobytes
     // per event until the import ends.
-    let t = Instant::now();
+    let mut events_s = 0.0;
     let mut imported = 0;
     while imported < events {
         let count = (events - imported).min(EVENTS_PER_IMPORT);
         let file = events_file(dir.path(), &mut generator, contacts, count, now)?;
+        let t = Instant::now();
         import(
             "events",
             crate::import_events::import_events(&file, &data, None),
         )?;
+        events_s += t.elapsed().as_secs_f64();
         std::fs::remove_file(&file)?;
         imported += count;
         println!("events:          {imported:>10} of {events} imported");
     }
-    let events_s = t.elapsed().as_secs_f64();
 
     let conditions = conditions(&mut generator);
     let figures = rt.block_on(async {
