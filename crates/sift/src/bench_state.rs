@@ -379,8 +379,8 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
     })?;
 
     // In files of at most a million events, one `sift import events` each:
-    // the offline import never empties its WAL, which grows by kilobytes
-    // per event until the import ends.
+    // an import does not empty its WAL while it runs, and one file of ten
+    // million events grew it past 20 GB (docs/operations.md).
     let mut events_s = 0.0;
     let mut imported = 0;
     while imported < events {
