@@ -315,6 +315,9 @@ const V5_ALIASES: &str = "
 /// The size, in bytes, a workspace's WAL file is cut back to once checkpointed.
 pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// How long a connection waits for a lock another one holds.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -328,7 +331,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // checkpoint copies it back but leaves the file that large. With a
     // limit, the next write after a full checkpoint truncates it.
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 

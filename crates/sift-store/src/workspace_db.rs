@@ -21,6 +21,9 @@ pub struct WorkspaceDb {
     conn: Connection,
 }
 
+#[path = "wal.rs"]
+mod wal;
+
 /// What one queued write commits: the engine's records, or changes to
 /// webhook subscriptions and their cursors.
 #[derive(Clone, Copy, Debug)]

@@ -14,6 +14,10 @@ use tokio::sync::{oneshot, watch};
 const MAX_GROUP: usize = 1024;
 /// Commits between two WAL checkpoints.
 const COMMITS_PER_CHECKPOINT: u32 = 64;
+/// The WAL's size past which the writer empties it itself, between two
+/// commits (`WorkspaceDb::truncate_wal_if_over`): a writer that never pauses
+/// (a bulk import) outruns the checkpointer.
+const WAL_TRUNCATE_AT: u64 = 256 * 1024 * 1024;
 
 /// One write to commit, and whom to tell once it is durable (or failed).
 pub(crate) struct Job {
@@ -95,6 +99,19 @@ pub(crate) fn spawn(
                         }
                         for job in jobs {
                             let _ = job.done.send(Ok(()));
+                        }
+                        // After the answers (the commit is durable already);
+                        // the writes queued meanwhile wait for this pause.
+                        let truncate = Instant::now();
+                        match db.truncate_wal_if_over(WAL_TRUNCATE_AT) {
+                            Ok(true) => {
+                                metrics::histogram!("sift_store_wal_truncate_seconds")
+                                    .record(truncate.elapsed().as_secs_f64());
+                            }
+                            Ok(false) => {}
+                            Err(error) => {
+                                tracing::warn!(workspace = %workspace_id, %error, "emptying the WAL failed; it will be retried");
+                            }
                         }
                     }
                     Err(error) => {
