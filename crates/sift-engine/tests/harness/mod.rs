@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use sift_lang::CmpOp;
+use sift_lang::{CmpOp, Condition};
 
 pub mod oracle;
 pub mod replay;
@@ -103,5 +103,49 @@ pub fn seed_list(var: &str, default: u64) -> Vec<u64> {
             })
             .collect(),
         _ => (0..oracle::env_number(var).unwrap_or(default)).collect(),
+    }
+}
+
+/// How both runs draw a condition: a random AND/OR/NOT tree whose leaves
+/// each run draws its own way, and the check that a client could send it.
+pub trait ConditionGen {
+    fn rng(&mut self) -> &mut rand::rngs::StdRng;
+    /// One leaf; `refs` are the segments it may refer to.
+    fn gen_leaf(&mut self, refs: &[String]) -> Condition;
+    fn workspace(&self) -> &sift_engine::Workspace;
+    fn fail_with(&self, message: String) -> !;
+
+    /// A condition as the checker would accept it: groups are never empty.
+    fn gen_node(&mut self, refs: &[String], depth: u32, budget: &mut i32) -> Condition {
+        use rand::Rng;
+        *budget -= 1;
+        if depth == 0 || *budget <= 0 || self.rng().random_bool(0.4) {
+            return self.gen_leaf(refs);
+        }
+        match self.rng().random_range(0..10) {
+            0..=7 => {
+                let n = self.rng().random_range(1..=3);
+                let children = (0..n)
+                    .map(|_| self.gen_node(refs, depth - 1, budget))
+                    .collect();
+                if self.rng().random_bool(0.5) {
+                    Condition::All(children)
+                } else {
+                    Condition::Any(children)
+                }
+            }
+            _ => Condition::Not(Box::new(self.gen_node(refs, depth - 1, budget))),
+        }
+    }
+
+    /// The generated tree is one a client could send: JSON → checker → the same tree.
+    fn check_tree(&self, cond: &Condition) {
+        match sift_lang::from_json(&sift_lang::to_json(cond), &self.workspace().schema()) {
+            Ok(back) if back == *cond => {}
+            Ok(back) => self.fail_with(format!(
+                "generator made a tree the checker reads differently: {cond:?} -> {back:?}"
+            )),
+            Err(e) => self.fail_with(format!("generator made an invalid tree {cond:?}: {e}")),
+        }
     }
 }

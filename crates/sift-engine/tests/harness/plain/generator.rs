@@ -189,46 +189,10 @@ impl Run {
         Condition::Field { field, test }
     }
 
-    /// A condition as the checker would accept it: groups are never empty.
-    pub(crate) fn gen_node(&mut self, refs: &[String], depth: u32, budget: &mut i32) -> Condition {
-        *budget -= 1;
-        if depth == 0 || *budget <= 0 || self.rng.random_bool(0.4) {
-            if !refs.is_empty() && self.rng.random_bool(0.2) {
-                return Condition::InSegment(refs.choose(&mut self.rng).unwrap().clone());
-            }
-            return self.gen_pred();
-        }
-        match self.rng.random_range(0..10) {
-            0..=7 => {
-                let n = self.rng.random_range(1..=3);
-                let children = (0..n)
-                    .map(|_| self.gen_node(refs, depth - 1, budget))
-                    .collect();
-                if self.rng.random_bool(0.5) {
-                    Condition::All(children)
-                } else {
-                    Condition::Any(children)
-                }
-            }
-            _ => Condition::Not(Box::new(self.gen_node(refs, depth - 1, budget))),
-        }
-    }
-
     pub(crate) fn gen_cond(&mut self, refs: &[String]) -> Condition {
         let mut budget = self.rng.random_range(1..=9);
         let depth = self.rng.random_range(1..=4);
         self.gen_node(refs, depth, &mut budget)
-    }
-
-    /// The generated tree is one a client could send: JSON → checker → the same tree.
-    pub(crate) fn check_tree(&self, cond: &Condition) {
-        match from_json(&to_json(cond), &self.ws.schema()) {
-            Ok(back) if back == *cond => {}
-            Ok(back) => self.fail(format!(
-                "generator made a tree the checker reads differently: {cond:?} -> {back:?}"
-            )),
-            Err(e) => self.fail(format!("generator made an invalid tree {cond:?}: {e}")),
-        }
     }
 
     pub(crate) fn fresh_name(&mut self) -> String {
@@ -257,5 +221,27 @@ impl Run {
         }
         let k = self.rng.random_range(0..self.model.contacts.len());
         self.model.contacts.keys().nth(k).cloned()
+    }
+}
+
+impl ConditionGen for Run {
+    fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    /// A segment reference now and then, a field test otherwise.
+    fn gen_leaf(&mut self, refs: &[String]) -> Condition {
+        if !refs.is_empty() && self.rng.random_bool(0.2) {
+            return Condition::InSegment(refs.choose(&mut self.rng).unwrap().clone());
+        }
+        self.gen_pred()
+    }
+
+    fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn fail_with(&self, message: String) -> ! {
+        self.fail(message)
     }
 }

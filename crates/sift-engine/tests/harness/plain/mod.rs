@@ -13,11 +13,11 @@ use sift_engine::{
     Cause, ChangeBatch, ChangeKind, ContactInput, ContactSnapshot, Error, FieldDef, RawValue,
     Record, SegmentDef, SegmentInput, SegmentKind, SegmentPatch, Value, Workspace, Write,
 };
-use sift_lang::{CmpOp, Condition, FieldTest, FieldType, Scalar, from_json, to_json, to_text};
+use sift_lang::{CmpOp, Condition, FieldTest, FieldType, Scalar, to_text};
 
 use crate::harness::oracle::{days_from_civil, env_number, fmt_date, refs_of};
 use crate::harness::replay::Replay;
-use crate::harness::{CMP_OPS, History, fmt_datetime, seed_list};
+use crate::harness::{CMP_OPS, ConditionGen, History, fmt_datetime, seed_list};
 
 mod checks;
 mod contact_steps;

@@ -195,7 +195,7 @@ impl Run {
         }
     }
 
-    pub(crate) fn gen_leaf(&mut self, refs: &[String]) -> Condition {
+    fn draw_leaf(&mut self, refs: &[String]) -> Condition {
         let r = self.rng.random_range(0..100);
         match r {
             0..=11 => self.gen_plain_test(),
@@ -322,42 +322,10 @@ impl Run {
         }
     }
 
-    pub(crate) fn gen_node(&mut self, refs: &[String], depth: u32, budget: &mut i32) -> Condition {
-        *budget -= 1;
-        if depth == 0 || *budget <= 0 || self.rng.random_bool(0.4) {
-            return self.gen_leaf(refs);
-        }
-        match self.rng.random_range(0..10) {
-            0..=7 => {
-                let n = self.rng.random_range(1..=3);
-                let children = (0..n)
-                    .map(|_| self.gen_node(refs, depth - 1, budget))
-                    .collect();
-                if self.rng.random_bool(0.5) {
-                    Condition::All(children)
-                } else {
-                    Condition::Any(children)
-                }
-            }
-            _ => Condition::Not(Box::new(self.gen_node(refs, depth - 1, budget))),
-        }
-    }
-
     pub(crate) fn gen_cond(&mut self, refs: &[String]) -> Condition {
         let mut budget = self.rng.random_range(1..=6);
         let depth = self.rng.random_range(1..=3);
         self.gen_node(refs, depth, &mut budget)
-    }
-
-    /// The generated tree is one a client could send: JSON → checker → the same tree.
-    pub(crate) fn check_tree(&self, cond: &Condition) {
-        match from_json(&to_json(cond), &self.ws.schema()) {
-            Ok(back) if back == *cond => {}
-            Ok(back) => self.fail(format!(
-                "generator made a tree the checker reads differently: {cond:?} -> {back:?}"
-            )),
-            Err(e) => self.fail(format!("generator made an invalid tree {cond:?}: {e}")),
-        }
     }
 
     /// Properties of an event of type `ty`: what is sent, what conditions
@@ -499,5 +467,23 @@ impl Run {
             input.properties_json = json;
         }
         Some((input, e.props))
+    }
+}
+
+impl ConditionGen for Run {
+    fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    fn gen_leaf(&mut self, refs: &[String]) -> Condition {
+        self.draw_leaf(refs)
+    }
+
+    fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn fail_with(&self, message: String) -> ! {
+        self.fail(message)
     }
 }

@@ -18,13 +18,12 @@ use sift_engine::{
     SegmentKind, SegmentPatch, Store, Value, Workspace, Write,
 };
 use sift_lang::{
-    CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, FieldType, Scalar, from_json,
-    to_json, to_text,
+    CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, FieldType, Scalar, to_text,
 };
 
 use crate::harness::oracle::{civil_from_days, days_from_civil, env_number, fmt_date, refs_of};
 use crate::harness::replay::Replay;
-use crate::harness::{CMP_OPS, History, fmt_datetime, seed_list};
+use crate::harness::{CMP_OPS, ConditionGen, History, fmt_datetime, seed_list};
 
 mod checks;
 mod generator;
