@@ -274,13 +274,13 @@ pub fn seqs_in(seen: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// Loads `n` contacts (in batches) into a server with one segment that takes
-/// them all: n + 1 changes... one per contact entering.
-pub async fn load(server: &Served, n: usize) {
+/// Writes contact `first` and a segment "All" that takes every contact with
+/// an `n`, so that later writes make membership changes.
+pub async fn segment_of_all(server: &Served, first: &str) {
     server
         .call(
             "PUT",
-            "/v1/contacts/seed",
+            &format!("/v1/contacts/{first}"),
             Some(json!({"properties": {"n": 0}})),
         )
         .await;
@@ -292,6 +292,12 @@ pub async fn load(server: &Served, n: usize) {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
+}
+
+/// Loads `n` contacts (in batches) into a server with one segment that takes
+/// them all: n + 1 changes... one per contact entering.
+pub async fn load(server: &Served, n: usize) {
+    segment_of_all(server, "seed").await;
     for start in (0..n).step_by(5_000) {
         let contacts: Vec<Json> = (start..(start + 5_000).min(n))
             .map(|i| json!({"id": format!("c{i}"), "properties": {"n": i}}))

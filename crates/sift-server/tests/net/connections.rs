@@ -23,21 +23,7 @@ async fn idle_and_dribbling_connections_are_closed_on_time_while_others_are_serv
     })
     .await;
     // Membership changes need a segment.
-    server
-        .call(
-            "PUT",
-            "/v1/contacts/first",
-            Some(json!({"properties": {"n": 0}})),
-        )
-        .await;
-    let created = server
-        .call(
-            "POST",
-            "/v1/segments",
-            Some(json!({"name": "All", "kind": "dynamic", "condition": "n >= 0"})),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
+    segment_of_all(&server, "first").await;
     let started = Instant::now();
 
     // Connected, never sends a byte.
