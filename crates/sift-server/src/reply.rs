@@ -1,24 +1,10 @@
-//! Shapes every API module answers with: a JSON body with its status, and the
-//! page of a list. Bottom-level: it imports nothing from the rest of the
+//! Shapes several modules answer with: the page of a list, and a segment's
+//! usages (the API's 409 and the UI). Bottom-level: it imports nothing from the rest of the
 //! crate, so any module may use it.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sift_engine::Usage;
-
-/// An answer whose body was built as untyped JSON.
-pub type JsonResponse = (StatusCode, axum::Json<Json>);
-
-/// `200 OK` with `value` as the body.
-pub fn ok(value: Json) -> JsonResponse {
-    (StatusCode::OK, axum::Json(value))
-}
-
-/// `{"items": [...], "next_cursor": ...}` (docs/api.md), untyped.
-pub fn page(items: Vec<Json>, next_cursor: Option<String>) -> Json {
-    json!({"items": items, "next_cursor": next_cursor})
-}
 
 /// One page of a list: `next_cursor` is null on the last page; pass it as
 /// `cursor` to read the next one.

@@ -194,9 +194,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-/// The shapes the store also writes (a workflow webhook's body holds a
-/// contact): one definition for both.
-pub use sift_store::json::{contact_json, datetime, number, run_id, trigger_json, value_json};
+/// The value conversions the store also uses (a workflow webhook's body
+/// holds a contact and its values): one definition for both.
+pub use sift_store::json::{datetime, number, run_id, value_json};
 
 /// A client's JSON value as the engine reads it; the store rebuilds stored
 /// events with the same mapping.
