@@ -1,9 +1,8 @@
 //! The JSON shapes that are both stored and shown: values, instants,
-//! contacts and changes as the API writes them, and the body of a workflow's webhook,
+//! contacts as the API writes them, and the body of a workflow's webhook,
 //! which is rendered here, as its record is committed, so that the stored
 //! body, what is sent and what the API shows cannot drift apart.
 
-use crate::StoredChange;
 use serde_json::{Map, Value as Json, json};
 use sift_engine::{
     ContactView, QueuedItem, TriggerKind, Value, WebhookCall, format_date, format_datetime,
@@ -48,19 +47,6 @@ pub fn contact_json(view: &ContactView) -> Json {
         "updated_at": datetime(view.updated_at),
         "last_seen_at": view.last_seen_at.map(datetime),
         "segments": view.segments.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
-    })
-}
-
-/// A change as docs/concepts.md shapes it (the stream, the pages and webhook
-/// deliveries all send this).
-pub fn change_json(change: &StoredChange, contact_id: &str) -> Json {
-    json!({
-        "seq": change.seq,
-        "segment_id": change.segment_id,
-        "contact_id": contact_id,
-        "change": change.kind.as_str(),
-        "at": datetime(change.at),
-        "cause": change.cause.as_str(),
     })
 }
 

@@ -12,80 +12,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use sift_engine::format_datetime;
 use sift_store::StoredChange;
-use utoipa::ToSchema;
 
 use super::{Path, Query, Ws};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::Page;
 use crate::state::{AppState, WorkspaceHandle};
 
-/// A contact's entry into or exit from a segment, as docs/concepts.md
-/// shapes it (the stream, the pages and webhook deliveries all send this).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"at": "2026-11-29T15:00:00Z", "cause": "event", "change": "entered", "contact_id": "ana", "segment_id": "seg_1", "seq": 42}))]
-pub struct Change {
-    // Keys in alphabetical order: the order the untyped JSON was printed in,
-    // and the order `write_event` writes by hand.
-    #[schema(format = DateTime)]
-    pub at: String,
-    /// What caused it.
-    #[schema(value_type = CauseName)]
-    pub cause: &'static str,
-    #[schema(value_type = ChangeName)]
-    pub change: &'static str,
-    pub contact_id: String,
-    pub segment_id: String,
-    /// Its place in the workspace's change log, from 1.
-    #[schema(minimum = 1)]
-    pub seq: u64,
-}
-
-/// What caused a change: the names of the engine's `Cause`, for the
-/// document (a test keeps the two lists equal).
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum CauseName {
-    ContactUpdate,
-    Event,
-    Time,
-    SegmentEdit,
-    SegmentRef,
-    StaticAdd,
-    StaticRemove,
-    Merge,
-    ContactDelete,
-}
-
-/// A change's direction: the names of the engine's `ChangeKind`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum ChangeName {
-    Entered,
-    Exited,
-}
-
-impl Change {
-    pub fn new(change: &StoredChange, contact_id: &str) -> Change {
-        Change {
-            at: format_datetime(change.at),
-            cause: change.cause.as_str(),
-            change: change.kind.as_str(),
-            contact_id: contact_id.to_string(),
-            segment_id: change.segment_id.clone(),
-            seq: change.seq,
-        }
-    }
-}
-
-/// The same shape untyped, shared with webhook deliveries (a test keeps
-/// the two equal).
-pub use sift_store::json::change_json;
+pub use crate::reply::{CauseName, Change, ChangeName};
 
 /// Changes after a seq, with their contacts' ids, read on a blocking
 /// thread with a connection of the read pool. The engine lock is taken
@@ -184,7 +121,7 @@ const STREAM_PAGE: usize = 500;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One change as a server-sent event, its data byte for byte what
-/// [`change_json`] prints, written without building a JSON value (a replay
+/// a [`Change`] serializes to, written without building a JSON value (a replay
 /// writes millions).
 pub fn write_event(out: &mut Vec<u8>, change: &StoredChange, contact_id: &str) {
     // Keys in serde_json's (sorted) order.
@@ -336,7 +273,7 @@ mod tests {
             let text = String::from_utf8(out).unwrap();
             let expected = format!(
                 "event: change\ndata: {}\nid: 42\n\n",
-                change_json(&change, contact)
+                serde_json::to_string(&Change::new(&change, contact)).unwrap()
             );
             assert_eq!(text, expected);
         }

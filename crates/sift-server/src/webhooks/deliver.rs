@@ -33,7 +33,9 @@ use tokio::sync::watch;
 
 use super::{LastError, Settings, State, Subscription};
 use crate::workspace::service::WorkspaceService;
-use sift_store::json::{change_json, datetime};
+use sift_store::json::datetime;
+
+use crate::reply::Change;
 
 mod task;
 pub(super) use task::run;
@@ -124,9 +126,9 @@ fn build(
     let (changes, events) = handle
         .read(|engine| {
             let contacts = engine.contacts();
-            let changes: Vec<Json> = changes
+            let changes: Vec<Change> = changes
                 .iter()
-                .map(|c| change_json(c, contacts.id(c.no)))
+                .map(|c| Change::new(c, contacts.id(c.no)))
                 .collect();
             let events: Vec<Json> = events
                 .iter()
