@@ -45,6 +45,12 @@ const EVENTS_PER_IMPORT: u64 = 1_000_000;
 const START_DEADLINE: Duration = Duration::from_secs(1_800);
 /// The behavioural segment created last: it reads every purchase ever made.
 const NEW_SEGMENT: &str = "performed purchase where amount > 150 at least 2 times";
+/// [`NEW_SEGMENT`] as DuckDB's GROUP BY asks it.
+const NEW_SEGMENT_SQL: crate::bench_duckdb::GroupBy = crate::bench_duckdb::GroupBy {
+    event_type: "purchase",
+    min_amount: 150.0,
+    min_count: 2,
+};
 
 /// The 30 live segments: 24 windowed event conditions (7 to 90 days), some
 /// with a field condition beside them, and 6 field conditions.
@@ -342,7 +348,12 @@ fn import(what: &str, result: anyhow::Result<ExitCode>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn run(
+    contacts: u64,
+    events: u64,
+    json_file: Option<&Path>,
+    duckdb: Option<&Path>,
+) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load_before = load_average();
     println!(
@@ -438,6 +449,15 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         Ok::<_, anyhow::Error>((segments_s, before, starts, rss, mismatches, new_segment))
     })?;
     let (segments_s, before, mut starts, rss, mismatches, new_segment) = figures;
+    // After the last server stopped, so that DuckDB has the machine to itself
+    // as the server had while it created the segment.
+    let duckdb = match duckdb {
+        Some(python) => {
+            let db = crate::bench_duckdb::workspace_db(&data)?;
+            crate::bench_duckdb::compare(python, &db, &NEW_SEGMENT_SQL)?
+        }
+        None => Json::Null,
+    };
     starts.sort_by(f64::total_cmp);
     // The restart with the most memory, as it was once settled.
     let rss_loaded = rss.iter().copied().max_by_key(|r| r.1).unwrap_or_default();
@@ -492,6 +512,7 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         new_segment["wall_ms"].as_f64().unwrap_or(0.0),
         new_segment["size"]
     );
+    print_duckdb(&duckdb, &new_segment);
     println!("checkpoint:      {n_a:>10} write time, size, longest write stall");
     println!("machine:         {cpus} CPUs, load average {load_before} before, {load_after} after");
 
@@ -513,6 +534,7 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         "bytes_per_event_at_first_answer": per_event_at_start,
         "derivation": format!("per contact: (RSS with contacts only - RSS of an empty server) / contacts; per event: (RSS with events and 30 segments - RSS with contacts only) / stored events; RSS is the server's VmRSS {} s after its first answer with no request meanwhile (loaded: the largest of the {RESTARTS} restarts), and also at the first answer", SETTLE.as_secs()),
         "new_segment": new_segment,
+        "duckdb": duckdb,
         "checkpoint": {"write_s": null, "size_bytes": null, "longest_stall_ms": null, "note": n_a},
         "machine": {"cpus": cpus, "load_average_before": load_before, "load_average_after": load_after},
     });
@@ -524,4 +546,32 @@ pub fn run(contacts: u64, events: u64, json_file: Option<&Path>) -> anyhow::Resu
         bail!("membership after a restart differs from before: {mismatches:?}");
     }
     Ok(())
+}
+
+/// DuckDB's fastest answer beside the segment's creation, and their ratio.
+fn print_duckdb(duckdb: &Json, new_segment: &Json) {
+    if duckdb.is_null() {
+        println!(
+            "duckdb:          {:>10} (pass --duckdb PYTHON; scripts/bench-tools.sh)",
+            "skipped"
+        );
+        return;
+    }
+    let fastest = duckdb["query_ms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_f64)
+        .fold(f64::INFINITY, f64::min);
+    let first = duckdb["query_ms"][0].as_f64().unwrap_or(f64::NAN);
+    let sift = new_segment["took_ms"].as_f64().unwrap_or(f64::NAN);
+    let same = duckdb["size"] == new_segment["size"];
+    println!(
+        "duckdb:          {fastest:>10.1} ms fastest, {first:.1} ms first of {} (DuckDB {}, {} events); sift/duckdb {:.2}x; sizes {}",
+        duckdb["query_ms"].as_array().map_or(0, Vec::len),
+        duckdb["duckdb_version"].as_str().unwrap_or("?"),
+        duckdb["events"],
+        sift / fastest,
+        if same { "equal" } else { "DIFFER" }
+    );
 }

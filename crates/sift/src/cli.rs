@@ -183,6 +183,11 @@ pub enum Command {
         /// Also write the figures as JSON to this file (`state` only).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// A Python interpreter with the duckdb package (`scripts/bench-tools.sh`
+        /// prints one): `state` then times DuckDB's GROUP BY over the same
+        /// stored events beside the new behavioural segment.
+        #[arg(long, value_name = "PYTHON")]
+        duckdb: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000)]
         segments: u64,
         /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).

@@ -58,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             contacts,
             events,
             json,
+            duckdb,
             segments,
             http_contacts,
             suite,
@@ -65,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if suite == BenchSuite::State {
                 let contacts = contacts.unwrap_or(100_000);
                 let events = events.unwrap_or(1_000_000);
-                crate::bench_state::run(contacts, events, json.as_deref())?;
+                crate::bench_state::run(contacts, events, json.as_deref(), duckdb.as_deref())?;
                 return Ok(ExitCode::SUCCESS);
             }
             let contacts = contacts.unwrap_or(1_000_000);
