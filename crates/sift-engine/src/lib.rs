@@ -17,6 +17,7 @@ mod error;
 mod eval;
 mod events;
 mod fields;
+mod history;
 mod scoring;
 mod segments;
 mod slots;
@@ -40,6 +41,7 @@ pub use fields::{
 };
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
+pub use history::{EventHistory, HistorySource};
 pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};

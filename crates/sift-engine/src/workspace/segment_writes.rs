@@ -58,6 +58,8 @@ impl Workspace {
             created_at: now,
             updated_at: now,
         };
+        // Before anything changes: reading the history may fail.
+        let history_read = self.prepare_history(def.condition.as_ref(), now)?;
         let now = self.tick(now);
         let def = SegmentDef {
             created_at: now,
@@ -72,6 +74,7 @@ impl Workspace {
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
             entered: members.len(),
+            history_read,
             ..Write::default()
         };
         let id = def.id.clone();
@@ -129,10 +132,16 @@ impl Workspace {
             self.check_condition(id, &cond)?;
             def.condition = Some(cond);
         }
+        let history_read = if new_condition {
+            self.prepare_history(def.condition.as_ref(), now)?
+        } else {
+            0
+        };
         let now = self.tick(now);
         def.updated_at = now;
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
+            history_read,
             ..Write::default()
         };
         let relative = relative_tests(def.condition.as_ref(), &self.fields);
@@ -371,6 +380,7 @@ impl Workspace {
                 events: &self.events,
                 aggregates: &self.aggregates,
                 from_history: false,
+                extra: None,
                 now,
             };
             blank[slot] = matches(cond, BLANK, &ctx);
@@ -401,7 +411,18 @@ impl Workspace {
             collect_keys(cond, &mut keys);
         }
         let capacity = self.contacts.capacity();
-        let created = self.aggregates.sync(&keys, &mut self.events, capacity, now);
+        let mut prepared = std::mem::take(&mut self.prepared);
+        let created = self.aggregates.sync(
+            &keys,
+            &mut self.events,
+            capacity,
+            now,
+            &mut prepared,
+            true,
+        );
+        if self.on_disk() {
+            self.refresh_horizon();
+        }
         let changed = !created.is_empty() | self.aggregates.take_removed();
         for (_, exits) in created {
             for (no, at) in exits.into_iter().enumerate() {
@@ -460,7 +481,7 @@ impl Workspace {
 }
 
 /// The aggregate keys of `cond`'s behavioural nodes.
-fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
+pub(super) fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
     let mut nodes = Vec::new();
     behaviour_nodes(cond, &mut nodes);
     for node in nodes {
