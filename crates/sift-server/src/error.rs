@@ -273,6 +273,12 @@ impl From<EngineError> for ApiError {
             EngineError::EventInFuture { .. } => {
                 ApiError::validation(message).with(json!({"field": "at"}))
             }
+            // The store could not be read (or its writer stopped): nothing
+            // changed, and the same request may succeed once it recovers.
+            EngineError::HistoryUnavailable(_) => {
+                tracing::error!(cause = %message, "reading the stored event history failed");
+                ApiError::new(Code::Unavailable, message)
+            }
         }
     }
 }

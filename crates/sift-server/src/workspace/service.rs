@@ -8,11 +8,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
-use sift_engine::{Record, Workspace, Write};
+use sift_engine::{HistorySource, Record, Workspace, Write};
 use sift_store::{ExportWrite, Prune, WebhookWrite, WorkspaceDb, WorkspaceReader};
 use tokio::sync::{oneshot, watch};
 
 use super::error::{Lock, WorkspaceError, WorkspaceResult};
+use super::history::StoreHistory;
 use super::reads::ReadPool;
 use super::writer::{self, Job};
 use crate::clock::Clock;
@@ -66,6 +67,8 @@ pub struct WorkspaceService {
     reader: Mutex<WorkspaceReader>,
     /// Read connections for the change log, used off the async workers.
     pub reads: Arc<ReadPool>,
+    /// Where the engine streams the events memory does not hold.
+    pub history: Arc<StoreHistory>,
     pub signals: Signals,
     /// Business time (`clock.rs`): the server's configured clock.
     pub clock: Clock,
@@ -78,7 +81,10 @@ impl WorkspaceService {
     pub fn load(config: &Config, id: &str, path: &Path) -> WorkspaceResult<WorkspaceService> {
         let mut db = WorkspaceDb::open(path)?;
         let started = Instant::now();
-        let mut engine = db.load()?;
+        // Events stay on disk: the load streams them once, and memory keeps
+        // only those a live window reads (docs/storage.md).
+        let history = Arc::new(StoreHistory::new(id, path));
+        let mut engine = db.load_streaming(HistorySource(history.clone()))?;
         engine.set_max_queued_runs(config.workflow_queue_max);
         engine.set_field_limits(config.field_limits);
         // The workspace comes back at its stored clock; timers that fell due
@@ -104,6 +110,8 @@ impl WorkspaceService {
             durable.clone(),
             committed.clone(),
         )?;
+        // From now on a write can be in flight: a stream waits for it.
+        history.attach(tx.clone());
         Ok(WorkspaceService {
             id: id.to_string(),
             engine: RwLock::new(engine),
@@ -111,6 +119,7 @@ impl WorkspaceService {
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
             reads,
+            history,
             clock: config.clock.clone(),
             signals: Signals {
                 durable,
@@ -239,6 +248,7 @@ impl WorkspaceService {
                 prune: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
+                flushed: None,
             })?;
             (done_rx, write, value, written)
         };
@@ -306,6 +316,7 @@ impl WorkspaceService {
             prune,
             next_seq: 0,
             done: done_tx,
+            flushed: None,
         })?;
         Ok(done_rx)
     }

@@ -30,6 +30,9 @@ pub(crate) struct Job {
     pub(crate) prune: Option<sift_store::Prune>,
     pub(crate) next_seq: u64,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
+    /// A flush barrier's answer, for a waiter on a plain thread (one holding
+    /// the engine's lock while the engine streams the history).
+    pub(crate) flushed: Option<mpsc::Sender<Result<(), String>>>,
 }
 
 /// Starts the writer (and its checkpointer) over `db`; answers the queue
@@ -98,6 +101,9 @@ pub(crate) fn spawn(
                             committed_writer.send_modify(|n| *n += 1);
                         }
                         for job in jobs {
+                            if let Some(flushed) = &job.flushed {
+                                let _ = flushed.send(Ok(()));
+                            }
                             let _ = job.done.send(Ok(()));
                         }
                         // After the answers (the commit is durable already);
@@ -118,6 +124,9 @@ pub(crate) fn spawn(
                         // Memory is now ahead of disk; refuse everything after.
                         tracing::error!(workspace = %workspace_id, %error, "commit failed; the workspace stops taking writes");
                         for job in jobs {
+                            if let Some(flushed) = &job.flushed {
+                                let _ = flushed.send(Err(error.to_string()));
+                            }
                             let _ = job.done.send(Err(error.to_string()));
                         }
                         return;
