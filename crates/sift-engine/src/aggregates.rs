@@ -143,6 +143,17 @@ impl Aggregate {
         }
     }
 
+    /// Adds a rolled-up count and sum (events deleted from the store).
+    pub fn add(&mut self, no: u32, count: u32, sum: f64) {
+        let index = no as usize;
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+            self.sums.resize(index + 1, 0.0);
+        }
+        self.counts[index] += count;
+        self.sums[index] += sum;
+    }
+
     pub fn count(&self, no: u32) -> u32 {
         self.counts.get(no as usize).copied().unwrap_or(0)
     }

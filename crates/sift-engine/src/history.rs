@@ -19,6 +19,14 @@ pub trait EventHistory: Send + Sync {
     /// stays accepted. Everything the workspace applied must be visible:
     /// the caller makes the store catch up with the engine first.
     fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String>;
+
+    /// Calls `visit` with what deleted events (past the retention) gave to
+    /// all-time counts and lasting rule points: (roll-up key, contact
+    /// number, count, sum). A source that never deletes has none.
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        let _ = visit;
+        Ok(())
+    }
 }
 
 /// A workspace's source, shared (the server keeps a handle for progress).

@@ -52,5 +52,6 @@ pub use workflows::{
 };
 pub use workspace::{
     ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,
-    SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
+    Rollup, SCORE_ROLLUP, SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema,
+    Write, longest_days, rollup_key,
 };

@@ -28,6 +28,7 @@ mod history;
 mod identify;
 mod ondisk;
 mod restore;
+mod retention;
 mod runs;
 mod scoring;
 mod segment_writes;
@@ -38,6 +39,7 @@ use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use history::EventView;
 pub use restore::StoredState;
+pub use retention::{Rollup, SCORE_ROLLUP, longest_days, rollup_key};
 use staging::Staged;
 
 /// Most upserts one batch may hold (docs/api.md).
@@ -194,6 +196,9 @@ pub struct Workspace {
     /// Aggregates counted from the history before the write that saves
     /// them (`prepare_history`), installed by its sync.
     prepared: Vec<crate::aggregates::Aggregate>,
+    /// Days raw events are kept in the store (`None`: forever); no live
+    /// window may be longer.
+    retention_days: Option<u32>,
 }
 
 /// The checker's view of a workspace.

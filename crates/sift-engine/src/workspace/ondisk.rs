@@ -20,6 +20,7 @@ use crate::changes::EventRecord;
 use crate::events::StoredEvent;
 use crate::history::HistorySource;
 use crate::time::add;
+use super::retention::{SCORE_ROLLUP, rollup_key};
 
 /// What one stream of the stored history computes.
 #[derive(Default)]
@@ -201,6 +202,34 @@ impl Workspace {
             rules,
             ..
         } = self;
+        // What deleted events gave comes first, as it arrived first.
+        let keys: Vec<Option<String>> = pass
+            .aggs
+            .iter()
+            .map(|a| a.window.is_none().then(|| rollup_key(&a.key)))
+            .collect();
+        if keys.iter().any(Option::is_some) || found.lasting.is_some() {
+            let aggs = &mut pass.aggs;
+            let lasting = &mut found.lasting;
+            source
+                .rollups(&mut |key, no, count, sum| {
+                    if !contacts.is_alive(no) {
+                        return;
+                    }
+                    if key == SCORE_ROLLUP {
+                        if let Some(points) = lasting.as_mut().and_then(|l| l.get_mut(no as usize)) {
+                            *points += sum;
+                        }
+                        return;
+                    }
+                    for (aggregate, own) in aggs.iter_mut().zip(&keys) {
+                        if own.as_deref() == Some(key) {
+                            aggregate.add(no, count, sum);
+                        }
+                    }
+                })
+                .map_err(Error::HistoryUnavailable)?;
+        }
         let mut visit = |seq: u64, record: &EventRecord| {
             found.read += 1;
             if pass.restore
@@ -274,6 +303,22 @@ impl Workspace {
             }
         }
         let contacts = &self.contacts;
+        let keys: Vec<Option<String>> = aggs
+            .iter()
+            .map(|a| a.window.is_none().then(|| rollup_key(&a.key)))
+            .collect();
+        source
+            .rollups(&mut |key, no, count, sum| {
+                if !contacts.is_alive(no) {
+                    return;
+                }
+                for (aggregate, own) in aggs.iter_mut().zip(&keys) {
+                    if own.as_deref() == Some(key) {
+                        aggregate.add(no, count, sum);
+                    }
+                }
+            })
+            .map_err(Error::HistoryUnavailable)?;
         let mut visit = |seq: u64, record: &EventRecord| {
             if !contacts.is_alive(record.no) {
                 return;

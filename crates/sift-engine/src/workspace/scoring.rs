@@ -43,6 +43,7 @@ impl Workspace {
             updated_at: now,
         };
         check_rule(&rule)?;
+        self.check_retention(rule.expires_after)?;
         let kinds = vec![rule.event_type.clone()];
         let mut rules = self.rules.clone();
         rules.put(rule.clone(), &mut self.events);
@@ -83,6 +84,7 @@ impl Workspace {
             rule.expires_after = expires_after;
         }
         check_rule(&rule)?;
+        self.check_retention(rule.expires_after)?;
         if !kinds.contains(&rule.event_type) {
             kinds.push(rule.event_type.clone());
         }

@@ -332,6 +332,9 @@ impl Workspace {
     /// Rejects what the engine cannot keep exact, and reference cycles.
     pub(super) fn check_condition(&self, id: &str, cond: &Condition) -> Result<(), Error> {
         check_supported(cond)?;
+        for window in super::retention::windows(cond) {
+            self.check_retention(Some(window))?;
+        }
         let refs = cond.segment_refs();
         for target in &refs {
             self.segment_or_not_found(target)?;

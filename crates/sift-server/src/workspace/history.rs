@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Instant;
 
 use sift_engine::{EventHistory, EventRecord};
@@ -25,9 +25,10 @@ const PROGRESS_EVERY: u64 = 65_536;
 pub struct StoreHistory {
     workspace: String,
     stream: EventStream,
-    /// The writer's queue, once it runs (a load streams before it starts,
-    /// when nothing can be in flight).
-    writer: OnceLock<Mutex<mpsc::Sender<Job>>>,
+    /// The service's slot for the writer's queue, once the writer runs (a
+    /// load streams before it starts, when nothing can be in flight). Not a
+    /// sender of its own: `close` ends the writer by emptying the slot.
+    writer: OnceLock<Arc<Mutex<Option<mpsc::Sender<Job>>>>>,
     /// Microseconds spent streaming, and events read, since the start: a
     /// write reads both before and after its engine call (it holds the lock,
     /// so no other stream runs meanwhile) to answer what it cost.
@@ -46,8 +47,8 @@ impl StoreHistory {
         }
     }
 
-    pub(crate) fn attach(&self, writer: mpsc::Sender<Job>) {
-        let _ = self.writer.set(Mutex::new(writer));
+    pub(crate) fn attach(&self, writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>) {
+        let _ = self.writer.set(writer);
     }
 
     /// (events read, milliseconds spent) by every stream so far.
@@ -68,6 +69,8 @@ impl StoreHistory {
         writer
             .lock()
             .map_err(|_| "the writer's queue lock is poisoned".to_string())?
+            .as_ref()
+            .ok_or_else(|| "the workspace is closed".to_string())?
             .send(Job {
                 records: Vec::new(),
                 webhooks: Vec::new(),

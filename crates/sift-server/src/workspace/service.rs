@@ -62,7 +62,8 @@ enum Origin {
 pub struct WorkspaceService {
     id: String,
     engine: RwLock<Workspace>,
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Shared with the history source's flush barrier; `close` empties it.
+    writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<WorkspaceReader>,
     /// Read connections for the change log, used off the async workers.
@@ -111,11 +112,12 @@ impl WorkspaceService {
             committed.clone(),
         )?;
         // From now on a write can be in flight: a stream waits for it.
-        history.attach(tx.clone());
+        let writer = Arc::new(Mutex::new(Some(tx)));
+        history.attach(writer.clone());
         Ok(WorkspaceService {
             id: id.to_string(),
             engine: RwLock::new(engine),
-            writer: Mutex::new(Some(tx)),
+            writer,
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
             reads,
