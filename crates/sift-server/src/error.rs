@@ -179,6 +179,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::CommitFailed(_)
             | WorkspaceError::LockPoisoned(_)
             | WorkspaceError::ReadFailed(_)
+            | WorkspaceError::Retention(_)
             | WorkspaceError::Store(_) => ApiError::internal(error),
         }
     }

@@ -36,6 +36,10 @@ impl EventStream {
         }
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The highest seq stored (0 when none): how far a scan will go, for
     /// progress.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
@@ -88,6 +92,10 @@ impl EventStream {
 impl EventHistory for EventStream {
     fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
         self.stream(visit).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        self.read_rollups(visit).map_err(|e| e.to_string())
     }
 }
 

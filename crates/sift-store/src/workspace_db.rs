@@ -34,6 +34,9 @@ pub enum Pending<'a> {
     Exports(&'a [crate::ExportWrite]),
     /// Deletes a chunk of old workflow history (see `prune.rs`).
     Prune(&'a crate::Prune),
+    /// Deletes a chunk of events past the retention, keeping what they
+    /// gave to all-time counts and scores (`event_retention.rs`).
+    PruneEvents(&'a crate::EventPrune),
 }
 
 /// One membership change as stored: contact by number.
@@ -93,6 +96,7 @@ impl WorkspaceDb {
                     }
                 }
                 Pending::Prune(prune) => crate::prune::apply(&tx, prune)?,
+                Pending::PruneEvents(prune) => crate::event_retention::apply(&tx, prune)?,
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -250,6 +254,7 @@ fn erase_contact(tx: &rusqlite::Transaction<'_>, no: u32) -> Result<(), StoreErr
         .execute(params![no])?;
     workflow_db::contact_deleted(tx, no)?;
     alias_db::contact_deleted(tx, no)?;
+    crate::event_retention::contact_deleted(tx, no)?;
     Ok(())
 }
 

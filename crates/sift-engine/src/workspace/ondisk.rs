@@ -238,7 +238,9 @@ impl Workspace {
                 events.remember(id);
             }
             let no = record.no;
-            if !contacts.is_alive(no) {
+            // An empty type: a deleted contact's event, or one past the
+            // retention, kept only for its idempotency key.
+            if !contacts.is_alive(no) || record.event_type.is_empty() {
                 return;
             }
             // Arrival numbers are the stored seqs, so that histories
@@ -320,7 +322,7 @@ impl Workspace {
             })
             .map_err(Error::HistoryUnavailable)?;
         let mut visit = |seq: u64, record: &EventRecord| {
-            if !contacts.is_alive(record.no) {
+            if !contacts.is_alive(record.no) || record.event_type.is_empty() {
                 return;
             }
             let event = scratch.intern(&record.event_type, record.at, &record.properties, seq as u32);

@@ -60,7 +60,7 @@ impl StoreHistory {
     }
 
     /// Waits until the writer has committed every job queued before now.
-    fn flush(&self) -> Result<(), String> {
+    pub(crate) fn flush(&self) -> Result<(), String> {
         let Some(writer) = self.writer.get() else {
             return Ok(());
         };
@@ -76,6 +76,7 @@ impl StoreHistory {
                 webhooks: Vec::new(),
                 exports: Vec::new(),
                 prune: None,
+                prune_events: None,
                 next_seq: 0,
                 done,
                 flushed: Some(flushed),
@@ -122,5 +123,9 @@ impl EventHistory for StoreHistory {
             "streamed the stored event history"
         );
         result.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        self.stream.read_rollups(visit).map_err(|e| e.to_string())
     }
 }

@@ -88,6 +88,16 @@ impl WorkspaceService {
         let mut engine = db.load_streaming(HistorySource(history.clone()))?;
         engine.set_max_queued_runs(config.workflow_queue_max);
         engine.set_field_limits(config.field_limits);
+        engine.set_event_retention(config.event_retention_days);
+        let past = engine.windows_past_retention();
+        if let Some(days) = config.event_retention_days
+            && !past.is_empty()
+        {
+            return Err(WorkspaceError::Retention(format!(
+                "workspace {id}: --event-retention {days} days (SIFT_EVENT_RETENTION) is shorter than windows it reads ({}); raise it to at least the longest, or shorten those windows first",
+                past.join("; ")
+            )));
+        }
         // The workspace comes back at its stored clock; timers that fell due
         // while it was closed fire now, and their changes are made durable
         // before it serves anyone.
@@ -248,6 +258,7 @@ impl WorkspaceService {
                 webhooks: Vec::new(),
                 exports: Vec::new(),
                 prune: None,
+                prune_events: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
                 flushed: None,
@@ -304,6 +315,57 @@ impl WorkspaceService {
         durable(self.queue(Vec::new(), Vec::new(), Some(prune))?).await
     }
 
+    /// Deletes the next chunk of events past the retention: of the `limit`
+    /// events after seq `after`, those before `cutoff`, with what they gave
+    /// to all-time counts and lasting points (`Workspace::rollup`). Answers
+    /// the last seq examined and how many went, or `None` past the last
+    /// event. Under the engine's write lock, after a flush, so the chunk
+    /// read is what the engine applied and no write lands between the
+    /// roll-up and the delete in the writer's order.
+    pub async fn prune_events(
+        &self,
+        after: u64,
+        cutoff: i64,
+        limit: usize,
+    ) -> WorkspaceResult<Option<(u64, usize)>> {
+        let (done, last, deleted) = {
+            let ws = self
+                .engine
+                .read()
+                .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+            // A read lock is enough: writes queue under the write lock.
+            self.history
+                .flush()
+                .map_err(|_| WorkspaceError::WriterStopped)?;
+            let (events, last) = self.reader()?.events_before(after, cutoff, limit)?;
+            let Some(last) = last else {
+                return Ok(None);
+            };
+            if events.is_empty() {
+                return Ok(Some((last, 0)));
+            }
+            let prune = sift_store::EventPrune {
+                rollups: ws.rollup(&events),
+                seqs: events.iter().map(|(seq, _)| *seq).collect(),
+            };
+            let deleted = prune.seqs.len();
+            let (done_tx, done_rx) = oneshot::channel();
+            self.send(Job {
+                records: Vec::new(),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                prune_events: Some(prune),
+                next_seq: 0,
+                done: done_tx,
+                flushed: None,
+            })?;
+            (done_rx, last, deleted)
+        };
+        durable(done).await?;
+        Ok(Some((last, deleted)))
+    }
+
     fn queue(
         &self,
         webhooks: Vec<WebhookWrite>,
@@ -316,6 +378,7 @@ impl WorkspaceService {
             webhooks,
             exports,
             prune,
+            prune_events: None,
             next_seq: 0,
             done: done_tx,
             flushed: None,

@@ -28,6 +28,8 @@ pub(crate) struct Job {
     pub(crate) exports: Vec<sift_store::ExportWrite>,
     /// A chunk of old workflow history to delete (`retention.rs`).
     pub(crate) prune: Option<sift_store::Prune>,
+    /// A chunk of events past the retention to delete (`event_retention.rs`).
+    pub(crate) prune_events: Option<sift_store::EventPrune>,
     pub(crate) next_seq: u64,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
     /// A flush barrier's answer, for a waiter on a plain thread (one holding
@@ -79,6 +81,7 @@ pub(crate) fn spawn(
                     ]
                     .into_iter()
                     .chain(j.prune.as_ref().map(Pending::Prune))
+                    .chain(j.prune_events.as_ref().map(Pending::PruneEvents))
                 }));
                 metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
