@@ -39,9 +39,9 @@ pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, 
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
+pub use history::{EventHistory, HistorySource};
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
-pub use history::{EventHistory, HistorySource};
 pub use store::{MemoryStore, Store};
 pub use time::add as add_duration;
 pub use value::{RawValue, Value, format_date, format_datetime, parse_date, parse_datetime};

@@ -55,7 +55,11 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, prune: &EventPrune) -> Resul
 }
 
 /// A merge moves the anonymous contact's roll-ups to the contact it joins.
-pub(crate) fn merge(tx: &rusqlite::Transaction<'_>, from: u32, into: u32) -> Result<(), StoreError> {
+pub(crate) fn merge(
+    tx: &rusqlite::Transaction<'_>,
+    from: u32,
+    into: u32,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO event_rollups (key, contact_no, count, sum)
            SELECT key, ?2, count, sum FROM event_rollups WHERE contact_no = ?1 AND true
@@ -74,6 +78,9 @@ pub(crate) fn contact_deleted(tx: &rusqlite::Transaction<'_>, no: u32) -> Result
     Ok(())
 }
 
+/// A chunk's old events with their seqs, and the last seq examined.
+pub type OldEvents = (Vec<(u64, EventRecord)>, Option<u64>);
+
 impl WorkspaceReader {
     /// The events after seq `after` (at most `limit` rows examined, in seq
     /// order) that happened before `cutoff`, and the last seq examined
@@ -84,7 +91,7 @@ impl WorkspaceReader {
         after: u64,
         cutoff: i64,
         limit: usize,
-    ) -> Result<(Vec<(u64, EventRecord)>, Option<u64>), StoreError> {
+    ) -> Result<OldEvents, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT seq, id, contact_no, type, at, properties FROM events
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",

@@ -44,9 +44,8 @@ impl EventStream {
     /// progress.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         let conn = open(&self.path)?;
-        let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let last: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         Ok(last as u64)
     }
 

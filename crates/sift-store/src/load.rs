@@ -18,7 +18,10 @@ use crate::codec::{event_properties_from_text, filter_from_json, value_from_json
 ///
 /// Without `with_events` the events stay on disk (`state.events` is empty):
 /// the engine streams them itself ([`crate::EventStream`]).
-pub(crate) fn stored_state(conn: &Connection, with_events: bool) -> Result<StoredState, StoreError> {
+pub(crate) fn stored_state(
+    conn: &Connection,
+    with_events: bool,
+) -> Result<StoredState, StoreError> {
     let (fields, types) = fields(conn)?;
     let (contacts, tombstones) = contacts(conn, &types)?;
     let segments = segments(conn, &types)?;

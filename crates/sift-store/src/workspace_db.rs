@@ -136,10 +136,12 @@ impl WorkspaceDb {
     /// memory only while a window reads them
     /// ([`Workspace::restore_streaming`]). Nothing writes meanwhile: the
     /// writer starts after the load.
-    pub fn load_streaming(&self, history: sift_engine::HistorySource) -> Result<Workspace, StoreError> {
+    pub fn load_streaming(
+        &self,
+        history: sift_engine::HistorySource,
+    ) -> Result<Workspace, StoreError> {
         let state = self.state(false)?;
-        Workspace::restore_streaming(state, history)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+        Workspace::restore_streaming(state, history).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The instant up to which the workspace has processed time.

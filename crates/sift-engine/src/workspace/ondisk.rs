@@ -14,13 +14,13 @@
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, Duration};
 
+use super::retention::{SCORE_ROLLUP, rollup_key};
 use super::*;
 use crate::aggregates::{AggKey, Aggregate};
 use crate::changes::EventRecord;
 use crate::events::StoredEvent;
 use crate::history::HistorySource;
 use crate::time::add;
-use super::retention::{SCORE_ROLLUP, rollup_key};
 
 /// What one stream of the stored history computes.
 #[derive(Default)]
@@ -217,7 +217,8 @@ impl Workspace {
                         return;
                     }
                     if key == SCORE_ROLLUP {
-                        if let Some(points) = lasting.as_mut().and_then(|l| l.get_mut(no as usize)) {
+                        if let Some(points) = lasting.as_mut().and_then(|l| l.get_mut(no as usize))
+                        {
                             *points += sum;
                         }
                         return;
@@ -245,7 +246,12 @@ impl Workspace {
             }
             // Arrival numbers are the stored seqs, so that histories
             // reloaded here and events pushed later merge in arrival order.
-            let event = events.intern(&record.event_type, record.at, &record.properties, seq as u32);
+            let event = events.intern(
+                &record.event_type,
+                record.at,
+                &record.properties,
+                seq as u32,
+            );
             for aggregate in &mut pass.aggs {
                 aggregate.fold(no, &event, events, now);
             }
@@ -266,9 +272,7 @@ impl Workspace {
                 kept.push((no, event));
             }
         };
-        source
-            .scan(&mut visit)
-            .map_err(Error::HistoryUnavailable)?;
+        source.scan(&mut visit).map_err(Error::HistoryUnavailable)?;
         if pass.reload.is_some() {
             self.events.clear_histories();
             for (no, event) in kept {
@@ -325,14 +329,17 @@ impl Workspace {
             if !contacts.is_alive(record.no) || record.event_type.is_empty() {
                 return;
             }
-            let event = scratch.intern(&record.event_type, record.at, &record.properties, seq as u32);
+            let event = scratch.intern(
+                &record.event_type,
+                record.at,
+                &record.properties,
+                seq as u32,
+            );
             for aggregate in &mut aggs {
                 aggregate.fold(record.no, &event, &scratch, now);
             }
         };
-        source
-            .scan(&mut visit)
-            .map_err(Error::HistoryUnavailable)?;
+        source.scan(&mut visit).map_err(Error::HistoryUnavailable)?;
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }
 

@@ -34,9 +34,10 @@ pub fn longest_days(d: Duration) -> i64 {
 /// The roll-up key of an all-time count or sum: its event type, `where`
 /// (canonical text) and summed property.
 pub fn rollup_key(key: &AggKey) -> String {
-    let filter = key.filter.as_ref().map_or(String::new(), |f| {
-        sift_lang::to_json(f).to_string()
-    });
+    let filter = key
+        .filter
+        .as_ref()
+        .map_or(String::new(), |f| sift_lang::to_json(f).to_string());
     format!(
         "{}\u{1f}{}\u{1f}{}",
         key.event_type,

@@ -415,14 +415,9 @@ impl Workspace {
         }
         let capacity = self.contacts.capacity();
         let mut prepared = std::mem::take(&mut self.prepared);
-        let created = self.aggregates.sync(
-            &keys,
-            &mut self.events,
-            capacity,
-            now,
-            &mut prepared,
-            true,
-        );
+        let created =
+            self.aggregates
+                .sync(&keys, &mut self.events, capacity, now, &mut prepared, true);
         if self.on_disk() {
             self.refresh_horizon();
         }

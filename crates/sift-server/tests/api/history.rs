@@ -16,7 +16,9 @@ const DAY: i64 = 86_400_000;
 /// Ana bought 400 and 100 days ago and today, Bob 300 days ago; a
 /// segment reading 7 days keeps only this week's events in memory.
 async fn shop(server: &Server) {
-    server.segment("Pinged", "performed ping in last 7 days").await;
+    server
+        .segment("Pinged", "performed ping in last 7 days")
+        .await;
     let now = now_ms();
     server
         .events(json!({"events": [
@@ -76,7 +78,10 @@ async fn retention_deletes_old_events_and_all_time_counts_keep_them() {
         .await;
     let server = server.restart_with(|config| config.event_retention_days = Some(30));
     // The retention task deletes ana's two old purchases and bob's.
-    let path = server.dir.path().join(format!("{}.db", server.workspace_id));
+    let path = server
+        .dir
+        .path()
+        .join(format!("{}.db", server.workspace_id));
     let reader = sift_store::WorkspaceReader::open(&path).unwrap();
     let mut left = usize::MAX;
     for _ in 0..500 {

@@ -15,9 +15,8 @@ use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
 use sift_engine::{
     Cause, ChangeBatch, ChangeKind, ContactInput, ContactView, Error, EventHistory, EventInput,
-    HistorySource, MemoryStore,
-    RawValue, Record, ScoringRule, ScoringRuleInput, ScoringRulePatch, SegmentDef, SegmentInput,
-    SegmentKind, SegmentPatch, Store, Value, Workspace, Write,
+    HistorySource, MemoryStore, RawValue, Record, ScoringRule, ScoringRuleInput, ScoringRulePatch,
+    SegmentDef, SegmentInput, SegmentKind, SegmentPatch, Store, Value, Workspace, Write,
 };
 use sift_lang::{
     CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, FieldType, Scalar, to_text,
