@@ -71,6 +71,7 @@ pub struct Aggregate {
     pub filter: Option<Filter>,
     pub property: Option<u32>,
     pub counts: Vec<u32>,
+    /// Empty for a count (no summed property).
     pub sums: Vec<f64>,
 }
 
@@ -132,26 +133,30 @@ impl Aggregate {
         if self.exit(event.at) <= now || !self.selects(event, log) {
             return;
         }
-        let index = no as usize;
-        if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
-            self.sums.resize(index + 1, 0.0);
-        }
-        self.counts[index] += 1;
-        if self.property.is_some() {
-            self.sums[index] += self.addend(event);
-        }
+        let addend = self.addend(event);
+        self.add(no, 1, addend);
     }
 
     /// Adds a rolled-up count and sum (events deleted from the store).
     pub fn add(&mut self, no: u32, count: u32, sum: f64) {
+        let index = self.reserve(no);
+        self.counts[index] += count;
+        if let Some(total) = self.sums.get_mut(index) {
+            *total += sum;
+        }
+    }
+
+    /// Makes room for contact `no`. Only a sum (`event_sum`) keeps a sum
+    /// per contact: a count's would be 8 bytes per contact of zeros.
+    fn reserve(&mut self, no: u32) -> usize {
         let index = no as usize;
         if index >= self.counts.len() {
             self.counts.resize(index + 1, 0);
-            self.sums.resize(index + 1, 0.0);
+            if self.property.is_some() {
+                self.sums.resize(index + 1, 0.0);
+            }
         }
-        self.counts[index] += count;
-        self.sums[index] += sum;
+        index
     }
 
     pub fn count(&self, no: u32) -> u32 {
@@ -163,13 +168,11 @@ impl Aggregate {
     }
 
     pub fn set(&mut self, no: u32, count: u32, sum: f64) {
-        let index = no as usize;
-        if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
-            self.sums.resize(index + 1, 0.0);
-        }
+        let index = self.reserve(no);
         self.counts[index] = count;
-        self.sums[index] = sum;
+        if let Some(total) = self.sums.get_mut(index) {
+            *total = sum;
+        }
     }
 
     /// Whether `event` is one this aggregate counts (ignoring the window).
@@ -365,11 +368,14 @@ fn compute_all(
         })
         .collect();
     let mut exits = Vec::with_capacity(n);
+    let summed = aggregate.property.is_some();
     aggregate.counts = Vec::with_capacity(n);
-    aggregate.sums = Vec::with_capacity(n);
+    aggregate.sums = Vec::with_capacity(if summed { n } else { 0 });
     for tally in chunks.into_iter().flatten() {
         aggregate.counts.push(tally.count);
-        aggregate.sums.push(tally.sum);
+        if summed {
+            aggregate.sums.push(tally.sum);
+        }
         exits.push(tally.next_exit);
     }
     (aggregate, exits)
