@@ -66,6 +66,60 @@ async fn an_all_time_segment_counts_the_events_memory_no_longer_holds() {
     assert_eq!(server.members(&repeat, 10).await, ["ana", "bob"]);
 }
 
+/// Waits until the store holds `want` events with a type (the retention
+/// task deletes the others) among the first `contacts` contact numbers.
+async fn stored_events_become(server: &Server, contacts: u32, want: usize) {
+    let path = server
+        .dir
+        .path()
+        .join(format!("{}.db", server.workspace_id));
+    let reader = sift_store::WorkspaceReader::open(&path).unwrap();
+    let mut left = usize::MAX;
+    for _ in 0..500 {
+        left = (0..contacts)
+            .map(|no| reader.contact_events(no, 10).unwrap().len())
+            .sum();
+        if left == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, want, "events left in the store");
+}
+
+/// What the retention rolled up for an anonymous contact follows it into
+/// the contact it is identified as, across a restart.
+#[tokio::test]
+async fn an_identify_carries_the_rolled_up_counts() {
+    let server = Server::new();
+    server
+        .segment("Pinged", "performed ping in last 7 days")
+        .await;
+    let repeat = server
+        .segment("Repeat", "performed purchase at least 2 times")
+        .await;
+    server
+        .events(json!({"events": [
+            {"contact_id": "visitor", "type": "purchase", "anonymous": true,
+             "at": iso(now_ms() - 100 * DAY)},
+            {"contact_id": "ana", "type": "purchase"},
+        ]}))
+        .await;
+    let server = server.restart_with(|config| config.event_retention_days = Some(30));
+    stored_events_become(&server, 3, 1).await;
+    server
+        .expect(
+            StatusCode::OK,
+            "POST",
+            "/v1/identify",
+            Some(json!({"anonymous_id": "visitor", "contact_id": "ana"})),
+        )
+        .await;
+    assert_eq!(server.members(&repeat, 10).await, ["ana"]);
+    let server = server.restart_with(|config| config.event_retention_days = Some(30));
+    assert_eq!(server.members(&repeat, 10).await, ["ana"]);
+}
+
 #[tokio::test]
 async fn retention_deletes_old_events_and_all_time_counts_keep_them() {
     let server = Server::new();
@@ -78,22 +132,7 @@ async fn retention_deletes_old_events_and_all_time_counts_keep_them() {
         .await;
     let server = server.restart_with(|config| config.event_retention_days = Some(30));
     // The retention task deletes ana's two old purchases and bob's.
-    let path = server
-        .dir
-        .path()
-        .join(format!("{}.db", server.workspace_id));
-    let reader = sift_store::WorkspaceReader::open(&path).unwrap();
-    let mut left = usize::MAX;
-    for _ in 0..500 {
-        left = (0..4)
-            .map(|no| reader.contact_events(no, 10).unwrap().len())
-            .sum();
-        if left == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(left, 1, "only today's purchase is left");
+    stored_events_become(&server, 4, 1).await;
     assert_eq!(server.members(&repeat, 10).await, ["ana"]);
     // A start after the deletion still counts what the deleted events gave.
     let server = server.restart_with(|config| config.event_retention_days = Some(30));
