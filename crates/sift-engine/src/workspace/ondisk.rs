@@ -19,6 +19,7 @@ use super::*;
 use crate::aggregates::{AggKey, Aggregate};
 use crate::changes::EventRecord;
 use crate::events::StoredEvent;
+use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
 use crate::history::HistorySource;
 use crate::time::add;
 
@@ -111,8 +112,8 @@ impl Workspace {
         self.on_disk()
     }
 
-    /// The windows memory keeps events for, longest reach first irrelevant:
-    /// an event stays while any of them can read it.
+    /// The windows memory keeps events for: an event stays while any of
+    /// them can read it.
     pub fn horizon(&self) -> &[Duration] {
         &self.horizon
     }
@@ -480,5 +481,3 @@ impl Workspace {
         Ok(ws)
     }
 }
-
-use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
