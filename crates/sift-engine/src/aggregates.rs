@@ -71,6 +71,7 @@ pub struct Aggregate {
     pub filter: Option<Filter>,
     pub property: Option<u32>,
     pub counts: Vec<u32>,
+    /// Empty for a count (no summed property).
     pub sums: Vec<f64>,
 }
 
@@ -109,6 +110,55 @@ pub struct Tally {
 }
 
 impl Aggregate {
+    /// A new aggregate for `key`, counting nothing yet; its names are
+    /// interned so that it stays valid as new events arrive.
+    pub fn empty(key: &AggKey, log: &mut EventLog) -> Aggregate {
+        Aggregate {
+            kind: log.types.intern(&key.event_type),
+            filter: key
+                .filter
+                .as_ref()
+                .map(|f| Filter::compile(f, &mut log.names)),
+            property: key.property.as_ref().map(|p| log.names.intern(p)),
+            key: key.clone(),
+            counts: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    /// Adds `event` to contact `no`'s count and sum when it is one this
+    /// aggregate counts at `now`: how a history streamed from the store is
+    /// folded in, in arrival order like events arriving one by one.
+    pub fn fold(&mut self, no: u32, event: &StoredEvent, log: &EventLog, now: DateTime) {
+        if self.exit(event.at) <= now || !self.selects(event, log) {
+            return;
+        }
+        let addend = self.addend(event);
+        self.add(no, 1, addend);
+    }
+
+    /// Adds a rolled-up count and sum (events deleted from the store).
+    pub fn add(&mut self, no: u32, count: u32, sum: f64) {
+        let index = self.reserve(no);
+        self.counts[index] += count;
+        if let Some(total) = self.sums.get_mut(index) {
+            *total += sum;
+        }
+    }
+
+    /// Makes room for contact `no`. Only a sum (`event_sum`) keeps a sum
+    /// per contact: a count's would be 8 bytes per contact of zeros.
+    fn reserve(&mut self, no: u32) -> usize {
+        let index = no as usize;
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+            if self.property.is_some() {
+                self.sums.resize(index + 1, 0.0);
+            }
+        }
+        index
+    }
+
     pub fn count(&self, no: u32) -> u32 {
         self.counts.get(no as usize).copied().unwrap_or(0)
     }
@@ -118,13 +168,11 @@ impl Aggregate {
     }
 
     pub fn set(&mut self, no: u32, count: u32, sum: f64) {
-        let index = no as usize;
-        if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
-            self.sums.resize(index + 1, 0.0);
-        }
+        let index = self.reserve(no);
         self.counts[index] = count;
-        self.sums[index] = sum;
+        if let Some(total) = self.sums.get_mut(index) {
+            *total = sum;
+        }
     }
 
     /// Whether `event` is one this aggregate counts (ignoring the window).
@@ -188,6 +236,14 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
+    /// A set of aggregates computed for one evaluation (not kept up to date).
+    pub fn of_list(list: Vec<Aggregate>) -> Aggregates {
+        Aggregates {
+            list: list.into_iter().map(Some).collect(),
+            ..Aggregates::default()
+        }
+    }
+
     pub fn get(&self, index: usize) -> Option<&Aggregate> {
         self.list.get(index).and_then(Option::as_ref)
     }
@@ -226,12 +282,18 @@ impl Aggregates {
     /// drops the rest, and computes new ones over every contact's history at
     /// `now` (in parallel). Returns the indexes of the new ones, with each
     /// contact's earliest window exit for them.
+    ///
+    /// An aggregate in `prepared` (counted from the store beforehand) is
+    /// taken as it is; without `compute`, the others start at zero (a
+    /// restore that then folds every stored event into them).
     pub fn sync(
         &mut self,
         keys: &[AggKey],
         log: &mut EventLog,
         capacity: u32,
         now: DateTime,
+        prepared: &mut Vec<Aggregate>,
+        compute: bool,
     ) -> Vec<(usize, Vec<DateTime>)> {
         for slot in &mut self.list {
             if slot.as_ref().is_some_and(|a| !keys.contains(&a.key)) {
@@ -244,18 +306,11 @@ impl Aggregates {
             if self.find(key).is_some() {
                 continue;
             }
-            let aggregate = Aggregate {
-                kind: log.types.intern(&key.event_type),
-                filter: key
-                    .filter
-                    .as_ref()
-                    .map(|f| Filter::compile(f, &mut log.names)),
-                property: key.property.as_ref().map(|p| log.names.intern(p)),
-                key: key.clone(),
-                counts: Vec::new(),
-                sums: Vec::new(),
+            let (aggregate, exits) = match prepared.iter().position(|a| a.key == *key) {
+                Some(at) => (prepared.swap_remove(at), Vec::new()),
+                None if compute => compute_all(Aggregate::empty(key, log), log, capacity, now),
+                None => (Aggregate::empty(key, log), Vec::new()),
             };
-            let (aggregate, exits) = compute(aggregate, log, capacity, now);
             let index = match self.list.iter().position(Option::is_none) {
                 Some(free) => free,
                 None => {
@@ -291,12 +346,12 @@ pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> 
         counts: Vec::new(),
         sums: Vec::new(),
     };
-    Some(compute(aggregate, log, capacity, now).0)
+    Some(compute_all(aggregate, log, capacity, now).0)
 }
 
 const CHUNK: usize = 16_384;
 
-fn compute(
+fn compute_all(
     mut aggregate: Aggregate,
     log: &EventLog,
     capacity: u32,
@@ -313,11 +368,14 @@ fn compute(
         })
         .collect();
     let mut exits = Vec::with_capacity(n);
+    let summed = aggregate.property.is_some();
     aggregate.counts = Vec::with_capacity(n);
-    aggregate.sums = Vec::with_capacity(n);
+    aggregate.sums = Vec::with_capacity(if summed { n } else { 0 });
     for tally in chunks.into_iter().flatten() {
         aggregate.counts.push(tally.count);
-        aggregate.sums.push(tally.sum);
+        if summed {
+            aggregate.sums.push(tally.sum);
+        }
         exits.push(tally.next_exit);
     }
     (aggregate, exits)

@@ -1,5 +1,6 @@
-//! Why the engine refused a write. Every variant is a client error: the
-//! engine does no IO and has no internal failures to report.
+//! Why the engine refused a write. Every variant but
+//! [`Error::HistoryUnavailable`] is a client error: the engine does no IO
+//! itself, and only the event history a caller lends it can fail.
 
 use sift_lang::{ConditionError, FieldType};
 
@@ -152,6 +153,11 @@ pub enum Error {
         merged_into: String,
         into: String,
     },
+    /// The stored event history could not be read while a write needed it
+    /// (a new all-time aggregate, a scoring rule): nothing was changed.
+    /// The one variant that is not the client's fault.
+    #[error("the stored event history could not be read: {0}")]
+    HistoryUnavailable(String),
 }
 
 fn article(field_type: FieldType) -> String {

@@ -67,6 +67,18 @@ impl EventLog {
         self.by_contact.get(no as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// An empty log sharing this one's interned names and values, for
+    /// interning events read once (a preview over the stored history)
+    /// without growing this one.
+    pub fn scratch(&self) -> EventLog {
+        EventLog {
+            types: self.types.clone(),
+            names: self.names.clone(),
+            strings: self.strings.clone(),
+            ..EventLog::default()
+        }
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -91,6 +103,61 @@ impl EventLog {
         at: DateTime,
         properties: &[(String, RawValue)],
     ) -> &StoredEvent {
+        let arrival = self.next_arrival;
+        self.next_arrival = self.next_arrival.wrapping_add(1);
+        let event = self.intern(event_type, at, properties, arrival);
+        self.push_stored(no, event)
+    }
+
+    /// Appends an event interned by [`EventLog::intern`] to contact `no`'s
+    /// history; later pushes arrive after it.
+    pub fn push_stored(&mut self, no: u32, event: StoredEvent) -> &StoredEvent {
+        let index = no as usize;
+        if index >= self.by_contact.len() {
+            self.by_contact.resize_with(index + 1, Vec::new);
+        }
+        if event.arrival >= self.next_arrival {
+            self.next_arrival = event.arrival.wrapping_add(1);
+        }
+        let list = &mut self.by_contact[index];
+        list.push(event);
+        self.len += 1;
+        &list[list.len() - 1]
+    }
+
+    /// Drops contact `no`'s events that `keep` refuses (by their `at`);
+    /// answers how many went.
+    pub fn prune(&mut self, no: u32, keep: impl Fn(DateTime) -> bool) -> u64 {
+        let Some(list) = self.by_contact.get_mut(no as usize) else {
+            return 0;
+        };
+        let before = list.len();
+        list.retain(|e| keep(e.at));
+        if list.is_empty() {
+            *list = Vec::new();
+        } else if list.capacity() > 2 * list.len() + 4 {
+            list.shrink_to_fit();
+        }
+        let dropped = (before - list.len()) as u64;
+        self.len -= dropped;
+        dropped
+    }
+
+    /// Empties every history (interned strings and idempotency keys stay),
+    /// before the recent events are loaded again from the store.
+    pub fn clear_histories(&mut self) {
+        self.by_contact = Vec::new();
+        self.len = 0;
+    }
+
+    /// An event with its names and values interned, not yet in any history.
+    pub fn intern(
+        &mut self,
+        event_type: &str,
+        at: DateTime,
+        properties: &[(String, RawValue)],
+        arrival: u32,
+    ) -> StoredEvent {
         let kind = self.types.intern(event_type);
         let mut props: Vec<(u32, Prop)> = Vec::with_capacity(properties.len());
         for (name, raw) in properties {
@@ -110,21 +177,12 @@ impl EventLog {
             props.retain(|(n, _)| *n != name);
             props.push((name, value));
         }
-        let index = no as usize;
-        if index >= self.by_contact.len() {
-            self.by_contact.resize_with(index + 1, Vec::new);
-        }
-        let arrival = self.next_arrival;
-        self.next_arrival = self.next_arrival.wrapping_add(1);
-        let list = &mut self.by_contact[index];
-        list.push(StoredEvent {
+        StoredEvent {
             at,
             kind,
             arrival,
             props: props.into_boxed_slice(),
-        });
-        self.len += 1;
-        &list[list.len() - 1]
+        }
     }
 
     /// Erases contact `no`'s history (its idempotency keys stay accepted).

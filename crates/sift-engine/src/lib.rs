@@ -17,6 +17,7 @@ mod error;
 mod eval;
 mod events;
 mod fields;
+mod history;
 mod scoring;
 mod segments;
 mod slots;
@@ -38,6 +39,7 @@ pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, 
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
+pub use history::{EventHistory, HistorySource};
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};
@@ -50,5 +52,6 @@ pub use workflows::{
 };
 pub use workspace::{
     ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,
-    SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
+    Rollup, SCORE_ROLLUP, SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema,
+    Write, longest_days, rollup_key,
 };

@@ -128,6 +128,64 @@ impl Rules {
         }
     }
 
+    /// The points `event` earns for good under the rules without
+    /// `expires_after`: what an event on disk keeps adding to its contact's
+    /// score once memory no longer holds it.
+    pub fn lasting_points(&self, event: &StoredEvent, log: &EventLog) -> f64 {
+        let mut points = 0.0;
+        for (rule, compiled) in self.rules.iter().zip(&self.compiled) {
+            if rule.expires_after.is_none()
+                && compiled.kind == event.kind
+                && compiled
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(event, &log.strings))
+            {
+                points += rule.points;
+            }
+        }
+        points
+    }
+
+    /// The points of the rules with `expires_after` that `events` still
+    /// earn at `now`, and the earliest instant some of them expire.
+    pub fn expiring_score(
+        &self,
+        events: &[StoredEvent],
+        log: &EventLog,
+        now: DateTime,
+    ) -> (f64, DateTime) {
+        let mut score = 0.0;
+        let mut next = NEVER;
+        for event in events {
+            for (rule, compiled) in self.rules.iter().zip(&self.compiled) {
+                let Some(d) = rule.expires_after else {
+                    continue;
+                };
+                if compiled.kind != event.kind
+                    || !compiled
+                        .filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(event, &log.strings))
+                {
+                    continue;
+                }
+                let expiry = add(event.at, d);
+                if expiry > now {
+                    score += summable(rule.points);
+                    next = next.min(expiry);
+                }
+            }
+        }
+        (score, next)
+    }
+
+    /// The durations of the rules with `expires_after`: how long their
+    /// events must stay in memory.
+    pub fn expiries(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.rules.iter().filter_map(|r| r.expires_after)
+    }
+
     /// A contact's score from its whole history at `now`, in arrival order.
     pub fn score(&self, events: &[StoredEvent], log: &EventLog, now: DateTime) -> (f64, DateTime) {
         let mut score = 0.0;

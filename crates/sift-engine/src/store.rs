@@ -38,7 +38,10 @@ pub struct MemoryStore {
     segments: BTreeMap<String, SegmentDef>,
     static_members: HashMap<String, RoaringBitmap>,
     changes: Vec<ChangeBatch>,
-    events: Vec<EventRecord>,
+    /// With their sequence numbers (arrival order, never reused), as the
+    /// SQLite store keeps them.
+    events: Vec<(u64, EventRecord)>,
+    last_event_seq: u64,
     scoring_rules: Vec<ScoringRule>,
     workflows: Vec<WorkflowDef>,
     queue: Vec<QueueBatch>,
@@ -96,8 +99,8 @@ impl MemoryStore {
                 self.aliases.retain(|_, target| *target != *no);
                 // Events are erased, but an idempotency key stays accepted
                 // so a replay cannot bring the erased contact back.
-                self.events.retain(|e| e.no != *no || e.id.is_some());
-                for event in self.events.iter_mut().filter(|e| e.no == *no) {
+                self.events.retain(|(_, e)| e.no != *no || e.id.is_some());
+                for (_, event) in self.events.iter_mut().filter(|(_, e)| e.no == *no) {
                     event.event_type.clear();
                     event.properties.clear();
                     event.properties_json = "{}".into();
@@ -105,7 +108,7 @@ impl MemoryStore {
             }
             Record::Merge { from, into, alias } => {
                 if let Some(from) = *from {
-                    for event in self.events.iter_mut().filter(|e| e.no == from) {
+                    for (_, event) in self.events.iter_mut().filter(|(_, e)| e.no == from) {
                         event.no = *into;
                     }
                     for grant in self.grants.iter_mut().filter(|g| g.no == from) {
@@ -143,7 +146,10 @@ impl MemoryStore {
                 self.next_seq = self.next_seq.max(batch.seq_end());
                 self.changes.push(batch.clone());
             }
-            Record::Event(event) => self.events.push(event.clone()),
+            Record::Event(event) => {
+                self.last_event_seq += 1;
+                self.events.push((self.last_event_seq, event.clone()));
+            }
             Record::ScoringRule(rule) => {
                 match self.scoring_rules.iter_mut().find(|r| r.id == rule.id) {
                     Some(existing) => *existing = rule.clone(),
@@ -200,7 +206,31 @@ impl Store for MemoryStore {
     }
 
     fn load(&self) -> Result<Workspace, Self::Error> {
-        Ok(Workspace::restore_from(StoredState {
+        let mut state = self.state();
+        state.events = self.events.iter().map(|(_, e)| e.clone()).collect();
+        Ok(Workspace::restore_from(state))
+    }
+}
+
+impl MemoryStore {
+    /// Every stored event with its sequence number, in arrival order.
+    pub fn stored_events(&self) -> &[(u64, EventRecord)] {
+        &self.events
+    }
+
+    /// Rebuilds the workspace as [`Store::load`] does, but with its events
+    /// left in `history` (which must hold this store's events): memory keeps
+    /// only the recent ones (see [`Workspace::restore_streaming`]).
+    pub fn load_streaming(
+        &self,
+        history: std::sync::Arc<dyn crate::history::EventHistory>,
+    ) -> Result<Workspace, crate::Error> {
+        Workspace::restore_streaming(self.state(), crate::history::HistorySource(history))
+    }
+
+    /// Everything but the events.
+    fn state(&self) -> StoredState {
+        StoredState {
             fields: self.fields.clone(),
             contacts: self.contacts.values().cloned().collect(),
             tombstones: self
@@ -210,7 +240,7 @@ impl Store for MemoryStore {
                 .collect(),
             segments: self.segments.values().cloned().collect(),
             static_members: self.static_members.clone(),
-            events: self.events.clone(),
+            events: Vec::new(),
             scoring_rules: self.scoring_rules.clone(),
             workflows: self.workflows.clone(),
             queue: self.queue.clone(),
@@ -225,6 +255,6 @@ impl Store for MemoryStore {
                 .collect(),
             next_seq: self.next_seq,
             clock: self.clock,
-        }))
+        }
     }
 }

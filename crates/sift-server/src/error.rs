@@ -179,6 +179,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::CommitFailed(_)
             | WorkspaceError::LockPoisoned(_)
             | WorkspaceError::ReadFailed(_)
+            | WorkspaceError::Retention(_)
             | WorkspaceError::Store(_) => ApiError::internal(error),
         }
     }
@@ -272,6 +273,12 @@ impl From<EngineError> for ApiError {
             }
             EngineError::EventInFuture { .. } => {
                 ApiError::validation(message).with(json!({"field": "at"}))
+            }
+            // The store could not be read (or its writer stopped): nothing
+            // changed, and the same request may succeed once it recovers.
+            EngineError::HistoryUnavailable(_) => {
+                tracing::error!(cause = %message, "reading the stored event history failed");
+                ApiError::new(Code::Unavailable, message)
             }
         }
     }

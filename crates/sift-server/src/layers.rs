@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["error"],
     &["workspace/writer", "workspace/reads"],
+    &["workspace/history"],
     &["workspace/service"],
     // The background tasks: they hold the service, never the handle.
     &[
@@ -75,7 +76,9 @@ fn code_of(text: &str) -> String {
 
 /// The modules `code` (in `module`) imports from, as the layer table names them.
 fn imports(module: &str, code: &str) -> BTreeSet<String> {
-    let workspace_files = ["error", "writer", "reads", "service", "tasks", "mod"];
+    let workspace_files = [
+        "error", "writer", "reads", "history", "service", "tasks", "mod",
+    ];
     let mut found = BTreeSet::new();
     let mut targets: Vec<(String, Option<String>)> = Vec::new();
     for (prefix, inside_workspace) in [("crate::", false), ("super::", true)] {

@@ -1,4 +1,4 @@
-//! Workflow history retention: one task per open workspace deletes
+//! Retention. Workflow history: one task per open workspace deletes
 //! finished runs and finished webhook-action deliveries once they are older
 //! than the retention (`--workflow-retention`, 30 days by default).
 //!
@@ -21,6 +21,11 @@ use crate::workspace::service::WorkspaceService;
 
 /// Rows of each table deleted per commit.
 pub const CHUNK: usize = 1_000;
+/// Events examined per chunk of event retention (`--event-retention`):
+/// read and rolled up under the engine's read lock, so the chunk bounds
+/// how long writes wait behind it.
+pub const EVENT_CHUNK: usize = 4_096;
+const DAY_MS: i64 = 86_400_000;
 /// The wait after a failed read, so that a broken database is not polled.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -98,6 +103,66 @@ async fn run(weak: Weak<WorkspaceService>, mut closed: watch::Receiver<bool>, re
             biased;
             _ = closed.changed() => return,
             () = sleep => {}
+        }
+    }
+}
+
+/// Event retention (`--event-retention DAYS`): one task per open workspace
+/// deletes the raw events that happened more than `days` ago, a chunk per
+/// commit through the writer, with what they gave to all-time counts and
+/// lasting rule points (`WorkspaceService::prune_events`). Events are not
+/// stored in `at` order (late ones arrive), so a pass walks the table by seq
+/// once, in bounded chunks, then sleeps a day of business time: events only
+/// become old, and a day's lateness in deleting them is within the rule.
+pub fn spawn_events(handle: &Arc<WorkspaceService>, days: Option<u32>) {
+    let Some(days) = days else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let closed = handle.signals.closed.subscribe();
+    runtime.spawn(run_events(Arc::downgrade(handle), closed, days));
+}
+
+async fn run_events(weak: Weak<WorkspaceService>, mut closed: watch::Receiver<bool>, days: u32) {
+    let retention_ms = i64::from(days) * DAY_MS;
+    loop {
+        let Some(handle) = weak.upgrade() else {
+            return;
+        };
+        let clock = handle.clock.clone();
+        let now = clock.now_ms();
+        let cutoff = now.saturating_sub(retention_ms);
+        let mut after = 0;
+        let mut deleted = 0u64;
+        loop {
+            if *closed.borrow() {
+                return;
+            }
+            match handle.prune_events(after, cutoff, EVENT_CHUNK).await {
+                Ok(Some((last, gone))) => {
+                    after = last;
+                    deleted += gone as u64;
+                    metrics::counter!("sift_events_retention_deleted_total").increment(gone as u64);
+                    tokio::task::yield_now().await;
+                }
+                Ok(None) => break,
+                Err(WorkspaceError::Closed) => return,
+                Err(error) => {
+                    tracing::error!(workspace = %handle.id(), %error, "deleting events past the retention failed; it stops");
+                    return;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(workspace = %handle.id(), deleted, before = cutoff, "deleted events past the retention");
+        }
+        drop(handle);
+        tokio::select! {
+            biased;
+            _ = closed.changed() => return,
+            () = clock.sleep_until(now.saturating_add(DAY_MS)) => {}
         }
     }
 }

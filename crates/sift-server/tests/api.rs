@@ -31,6 +31,8 @@ mod facebook_resume;
 mod field_limits;
 #[path = "api/fields.rs"]
 mod fields;
+#[path = "api/history.rs"]
+mod history;
 #[path = "api/identify.rs"]
 mod identify;
 #[path = "api/names.rs"]

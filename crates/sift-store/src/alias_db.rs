@@ -23,6 +23,7 @@ pub(crate) fn merge(
             .execute(params![from, into])?;
         tx.prepare_cached("UPDATE aliases SET contact_no = ?2 WHERE contact_no = ?1")?
             .execute(params![from, into])?;
+        crate::event_retention::merge(tx, from, into)?;
         // The id stays as a tombstone: the change log still names it.
         tx.prepare_cached("UPDATE contacts SET deleted = 1, properties = NULL WHERE no = ?1")?
             .execute(params![from])?;

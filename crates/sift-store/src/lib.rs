@@ -15,6 +15,8 @@ pub mod backup;
 mod catalog;
 mod codec;
 mod error;
+mod event_retention;
+mod event_stream;
 mod exports;
 pub mod json;
 mod load;
@@ -28,6 +30,8 @@ mod workspace_db;
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};
 pub use error::StoreError;
+pub use event_retention::EventPrune;
+pub use event_stream::EventStream;
 pub use exports::{ExportRow, ExportWrite};
 pub use prune::Prune;
 pub use webhooks::{

@@ -15,7 +15,13 @@ use crate::StoreError;
 use crate::codec::{event_properties_from_text, filter_from_json, value_from_json};
 
 /// Everything stored, as the engine restores it.
-pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError> {
+///
+/// Without `with_events` the events stay on disk (`state.events` is empty):
+/// the engine streams them itself ([`crate::EventStream`]).
+pub(crate) fn stored_state(
+    conn: &Connection,
+    with_events: bool,
+) -> Result<StoredState, StoreError> {
     let (fields, types) = fields(conn)?;
     let (contacts, tombstones) = contacts(conn, &types)?;
     let segments = segments(conn, &types)?;
@@ -38,7 +44,11 @@ pub(crate) fn stored_state(conn: &Connection) -> Result<StoredState, StoreError>
         tombstones,
         segments,
         static_members: static_members(conn)?,
-        events: events(conn)?,
+        events: if with_events {
+            events(conn)?
+        } else {
+            Vec::new()
+        },
         scoring_rules: scoring_rules(conn)?,
         workflows: workflows.workflows,
         queue: workflows.queue,

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 9;
+pub(crate) const LATEST: i64 = 10;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -66,6 +66,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 9,
         marker: "seq_origin",
         sql: crate::seq_migration::V9_SEQS_FROM_ONE,
+    },
+    Step {
+        version: 10,
+        marker: "event_rollups",
+        sql: crate::event_retention::V10_EVENT_ROLLUPS,
     },
 ];
 

@@ -34,6 +34,9 @@ pub enum Pending<'a> {
     Exports(&'a [crate::ExportWrite]),
     /// Deletes a chunk of old workflow history (see `prune.rs`).
     Prune(&'a crate::Prune),
+    /// Deletes a chunk of events past the retention, keeping what they
+    /// gave to all-time counts and scores (`event_retention.rs`).
+    PruneEvents(&'a crate::EventPrune),
 }
 
 /// One membership change as stored: contact by number.
@@ -93,6 +96,7 @@ impl WorkspaceDb {
                     }
                 }
                 Pending::Prune(prune) => crate::prune::apply(&tx, prune)?,
+                Pending::PruneEvents(prune) => crate::event_retention::apply(&tx, prune)?,
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -114,12 +118,30 @@ impl WorkspaceDb {
 
     /// Everything stored, as [`WorkspaceDb::load`] hands it to the engine.
     pub fn stored_state(&self) -> Result<StoredState, StoreError> {
+        self.state(true)
+    }
+
+    fn state(&self, with_events: bool) -> Result<StoredState, StoreError> {
         // One read transaction: a reader beside a running server (`sift
         // export`) sees one commit's state, not tables from different ones.
         let tx = self.conn.unchecked_transaction()?;
-        let state = load::stored_state(&tx)?;
+        let state = load::stored_state(&tx, with_events)?;
         tx.commit()?;
         Ok(state)
+    }
+
+    /// Rebuilds the engine as [`WorkspaceDb::load`] does, with its events
+    /// left on disk: they are streamed once from `history` (which reads
+    /// this database), folded into every count and score, and kept in
+    /// memory only while a window reads them
+    /// ([`Workspace::restore_streaming`]). Nothing writes meanwhile: the
+    /// writer starts after the load.
+    pub fn load_streaming(
+        &self,
+        history: sift_engine::HistorySource,
+    ) -> Result<Workspace, StoreError> {
+        let state = self.state(false)?;
+        Workspace::restore_streaming(state, history).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The instant up to which the workspace has processed time.
@@ -234,6 +256,7 @@ fn erase_contact(tx: &rusqlite::Transaction<'_>, no: u32) -> Result<(), StoreErr
         .execute(params![no])?;
     workflow_db::contact_deleted(tx, no)?;
     alias_db::contact_deleted(tx, no)?;
+    crate::event_retention::contact_deleted(tx, no)?;
     Ok(())
 }
 

@@ -259,3 +259,34 @@ fn the_run_history_and_the_webhook_outbox_are_stored_as_committed() {
             .all(|d| d.state == "pending" && d.attempts == 0)
     );
 }
+
+/// A start that streams the events (what the server does: memory keeps only
+/// the recent ones) loads the live workspace, from either store, and
+/// catches up with time like it.
+#[test]
+fn a_streaming_restart_loads_and_catches_up_like_the_live_workspace() {
+    let mut run = conformance_run::run();
+    let stream = sift_store::EventStream::new(&run.dir.path().join("ws.db"));
+    let mut from_sqlite = run
+        .db
+        .load_streaming(sift_engine::HistorySource(std::sync::Arc::new(stream)))
+        .unwrap();
+    let shared = std::sync::Arc::new(std::sync::RwLock::new(run.memory.clone()));
+    let mut from_memory = run.memory.load_streaming(shared).unwrap();
+    let live = summary(&run.ws);
+    assert_same("streaming sqlite load", &summary(&from_sqlite), &live);
+    assert_same("streaming memory load", &summary(&from_memory), &live);
+    assert!(from_sqlite.on_disk());
+    assert!(
+        from_sqlite.event_count() <= run.ws.event_count(),
+        "memory keeps at most the live workspace's events: {} of {}",
+        from_sqlite.event_count(),
+        run.ws.event_count()
+    );
+    let later = later(&run);
+    let live_advance = run.ws.advance(later).records;
+    assert_eq!(from_sqlite.advance(later).records, live_advance);
+    assert_eq!(from_memory.advance(later).records, live_advance);
+    let live = summary(&run.ws);
+    assert_same("streaming sqlite catch-up", &summary(&from_sqlite), &live);
+}

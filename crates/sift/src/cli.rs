@@ -36,6 +36,14 @@ pub struct ServeFlags {
     #[arg(long, env = "SIFT_WORKFLOW_RETENTION", default_value = "30d",
           value_parser = sift_server::config::parse_retention)]
     pub workflow_retention: std::time::Duration,
+    /// Days raw events are kept in the store (default: forever). Older
+    /// events are deleted in chunks; what they gave to all-time conditions
+    /// and to scoring rules without expiry keeps counting. A start is
+    /// refused when a live segment or scoring rule reads a longer window,
+    /// and such segments and rules are refused later.
+    #[arg(long, env = "SIFT_EVENT_RETENTION", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention: Option<u32>,
     /// Most triggers of one workflow waiting to run. Beyond it new triggers
     /// of that workflow are dropped, counted in the workflow's `dropped`
     /// and logged, until its queue drains.

@@ -213,6 +213,7 @@ fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
     use std::time::Duration;
     let mut config = Config::new(data, flags.admin_key.clone());
     config.workflow_retention = flags.workflow_retention;
+    config.event_retention_days = flags.event_retention;
     config.workflow_queue_max = flags.workflow_queue_max;
     config.allow_private_destinations = flags.allow_private_destinations;
     config.secret_key = flags

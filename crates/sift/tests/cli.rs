@@ -497,6 +497,29 @@ fn serve_takes_the_workflow_retention_and_queue_bound() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
+/// The event retention is a `serve` flag with an environment variable,
+/// listed by `--help`; a retention of 0 days or a word stops the start.
+#[test]
+fn serve_takes_the_event_retention() {
+    let out = sift().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for text in ["--event-retention <DAYS>", "SIFT_EVENT_RETENTION"] {
+        assert!(help.contains(text), "{text} missing from:\n{help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["0", "forever"] {
+        let out = sift()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .env("SIFT_EVENT_RETENTION", value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--event-retention"), "{stderr}");
+    }
+}
+
 #[test]
 fn import_is_held_to_the_field_limit_of_the_workspace_only() {
     let dir = tempfile::tempdir().unwrap();

@@ -101,10 +101,16 @@ fn compile<'a>(cond: &'a Condition, ctx: &Ctx<'a>) -> Plan<'a> {
 
 /// The kept aggregate of a behavioural node, when it holds the present.
 fn kept<'a>(cond: &Condition, ctx: &Ctx<'a>) -> Option<&'a Aggregate> {
-    if ctx.from_history {
+    let key = AggKey::of(cond)?;
+    if let Some(extra) = ctx.extra
+        && let Some(index) = extra.find(&key)
+    {
+        return extra.get(index);
+    }
+    if ctx.from_history && key.window.is_some() {
         return None;
     }
-    let index = ctx.aggregates.find(&AggKey::of(cond)?)?;
+    let index = ctx.aggregates.find(&key)?;
     ctx.aggregates.get(index)
 }
 

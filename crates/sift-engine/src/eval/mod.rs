@@ -33,13 +33,24 @@ pub struct Ctx<'a> {
     /// Whether behavioural nodes must be computed from the history at `now`
     /// instead of read from the aggregates (which hold the present).
     pub from_history: bool,
+    /// Aggregates counted for this evaluation alone (a preview with events
+    /// on disk streams those memory cannot answer).
+    pub extra: Option<&'a Aggregates>,
     pub now: DateTime,
 }
 
 /// The count and sum of contact `no` for a behavioural node.
 pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
-    if !ctx.from_history
+    // An all-time count is the same at every later instant (no event
+    // leaves it), and with events on disk memory no longer holds them all.
+    if (!ctx.from_history || key.window.is_none())
         && let Some(aggregate) = ctx.aggregates.find(key).and_then(|i| ctx.aggregates.get(i))
+    {
+        return (aggregate.count(no), aggregate.sum(no));
+    }
+    if let Some(aggregate) = ctx
+        .extra
+        .and_then(|extra| extra.find(key).and_then(|i| extra.get(i)))
     {
         return (aggregate.count(no), aggregate.sum(no));
     }

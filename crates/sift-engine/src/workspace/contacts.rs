@@ -372,6 +372,7 @@ impl Workspace {
             .collect();
         self.contacts.delete(no);
         self.events.forget(no);
+        self.set_lasting(no, 0.0);
         self.grants.forget(no);
         // Erasing a contact erases every id that named it, so a later write
         // to one of its former anonymous ids makes a fresh contact.

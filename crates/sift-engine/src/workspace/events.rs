@@ -153,6 +153,11 @@ impl Workspace {
         let Some(event) = self.events.of(no).last() else {
             return;
         };
+        let lasting = if self.on_disk() {
+            self.rules.lasting_points(event, &self.events)
+        } else {
+            0.0
+        };
         for &index in self.aggregates.on_type(event.kind).to_vec().iter() {
             let Some(aggregate) = self.aggregates.get_mut(index) else {
                 continue;
@@ -186,6 +191,7 @@ impl Workspace {
                 self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
             }
         }
+        self.add_lasting(no, lasting);
         let seen = match self.contacts.get(no, LAST_SEEN_AT) {
             Some(Value::DateTime(t)) => t,
             _ => i64::MIN,
@@ -210,6 +216,8 @@ impl Workspace {
             aggs: &old_aggs,
         };
         self.propagate_contact(no, slots, Some(before), Cause::Event, now, write);
+        // On disk, the event stays in memory only while a window reads it.
+        self.trim(no, now);
     }
 
     pub(super) fn lead_score(&self, no: u32) -> f64 {

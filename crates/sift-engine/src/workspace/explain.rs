@@ -88,7 +88,7 @@ impl Workspace {
                     return test_value(None, test, t);
                 };
                 if index == LEAD_SCORE && self.rules.any_expiring() {
-                    let (score, _) = self.rules.score(self.events.of(no), &self.events, t);
+                    let (score, _) = self.rule_score(no, t);
                     return test_value(Some(ValueRef::Num(score)), test, t);
                 }
                 test_value(self.contacts.column(index).get_ref(no), test, t)
@@ -121,7 +121,7 @@ impl Workspace {
                 if index == LEAD_SCORE && self.rules.any_expiring() {
                     let mut t = now;
                     while out.len() <= MAX_CANDIDATES {
-                        let (_, expiry) = self.rules.score(self.events.of(no), &self.events, t);
+                        let (_, expiry) = self.rule_score(no, t);
                         if expiry >= NEVER {
                             break;
                         }

@@ -196,17 +196,30 @@ impl Workspace {
         // The history becomes one; counts, sums and the score follow from it.
         self.events.merge(from, into);
         self.grants.merge(from, into);
+        let on_disk = self.on_disk();
+        let moved = self.lasting(from);
+        self.set_lasting(from, 0.0);
+        self.add_lasting(into, moved);
         let indexes: Vec<usize> = self.aggregates.iter().map(|(i, _)| i).collect();
         for index in indexes {
-            let tally = self
-                .aggregates
-                .get(index)
-                .map(|a| a.tally(self.events.of(into), &self.events, now));
+            let Some(aggregate) = self.aggregates.get(index) else {
+                continue;
+            };
+            // On disk an all-time count outlives the events memory holds:
+            // the merged contact's is added. A window's events are all in
+            // memory, so it is counted again from the merged history.
+            let (count, sum) = if on_disk && aggregate.window.is_none() {
+                (
+                    aggregate.count(into) + aggregate.count(from),
+                    aggregate.sum(into) + aggregate.sum(from),
+                )
+            } else {
+                let tally = aggregate.tally(self.events.of(into), &self.events, now);
+                (tally.count, tally.sum)
+            };
             if let Some(aggregate) = self.aggregates.get_mut(index) {
                 aggregate.set(from, 0, 0.0);
-                if let Some(tally) = tally {
-                    aggregate.set(into, tally.count, tally.sum);
-                }
+                aggregate.set(into, count, sum);
             }
         }
         let (score, _) = self.full_score(into, now);
@@ -216,6 +229,7 @@ impl Workspace {
         self.aliases.retarget(from, into);
         self.aliases.insert(&alias, into);
         let next = self.next_instant(into, now);
+        self.trim(into, now);
         self.timers.schedule(into, next);
         write.records.push(Record::Merge {
             from: Some(from),

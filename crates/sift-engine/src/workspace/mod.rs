@@ -26,7 +26,9 @@ mod events;
 mod explain;
 mod history;
 mod identify;
+mod ondisk;
 mod restore;
+mod retention;
 mod runs;
 mod scoring;
 mod segment_writes;
@@ -37,6 +39,7 @@ use crate::value::{RawValue, Value};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use history::EventView;
 pub use restore::StoredState;
+pub use retention::{Rollup, SCORE_ROLLUP, longest_days, rollup_key};
 use staging::Staged;
 
 /// Most upserts one batch may hold (docs/api.md).
@@ -92,6 +95,9 @@ pub struct Write {
     pub rescored: u64,
     /// Workflow triggers the write queued.
     pub queued: u64,
+    /// Stored events a write streamed from the history source (a new
+    /// all-time count, a longer window, a scoring rule on disk).
+    pub history_read: u64,
     /// Workflow triggers the write did not queue: their workflow's queue
     /// was full (each drop is a [`Record::TriggersDropped`]).
     pub dropped: u64,
@@ -179,6 +185,20 @@ pub struct Workspace {
     aliases: Aliases,
     /// Checked when a write creates fields; a restore loads every stored field.
     field_limits: FieldLimits,
+    /// Where the events memory no longer holds are (`ondisk.rs`); without
+    /// one, memory holds every event.
+    history: Option<crate::history::HistorySource>,
+    /// With a history source, the windows memory keeps events for.
+    horizon: Vec<sift_lang::Duration>,
+    /// With a history source, by contact: the points of rules without
+    /// expiry over its whole history.
+    lasting: Vec<f64>,
+    /// Aggregates counted from the history before the write that saves
+    /// them (`prepare_history`), installed by its sync.
+    prepared: Vec<crate::aggregates::Aggregate>,
+    /// Days raw events are kept in the store (`None`: forever); no live
+    /// window may be longer.
+    retention_days: Option<u32>,
 }
 
 /// The checker's view of a workspace.
@@ -373,6 +393,7 @@ impl Workspace {
             events: &self.events,
             aggregates: &self.aggregates,
             from_history: false,
+            extra: None,
             now,
         }
     }
@@ -387,7 +408,16 @@ impl Workspace {
     /// Members of an unsaved condition.
     pub fn preview(&self, condition: &Condition, now: DateTime) -> Result<RoaringBitmap, Error> {
         check_supported(condition)?;
-        Ok(evaluate_all(condition, &self.ctx(now.max(self.clock))))
+        let now = now.max(self.clock);
+        if self.needs_history(condition) {
+            let extra = self.count_from_history(condition, now)?;
+            let ctx = Ctx {
+                extra: Some(&extra),
+                ..self.ctx(now)
+            };
+            return Ok(evaluate_all(condition, &ctx));
+        }
+        Ok(evaluate_all(condition, &self.ctx(now)))
     }
 
     /// Events kept in memory.

@@ -134,7 +134,7 @@ impl Workspace {
     }
 
     /// Inserts the segments and evaluates the dynamic ones at `now`, in rank order.
-    fn restore_segments(
+    pub(super) fn restore_segments(
         &mut self,
         segments: Vec<SegmentDef>,
         static_members: &HashMap<String, RoaringBitmap>,

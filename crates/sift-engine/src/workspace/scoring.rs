@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use sift_lang::{Condition, DateTime};
 
+use super::ondisk::Restreamed;
 use super::*;
 use crate::changes::Cause;
 use crate::error::Error;
@@ -42,16 +43,20 @@ impl Workspace {
             updated_at: now,
         };
         check_rule(&rule)?;
+        self.check_retention(rule.expires_after)?;
+        let kinds = vec![rule.event_type.clone()];
+        let mut rules = self.rules.clone();
+        rules.put(rule.clone(), &mut self.events);
+        let streamed = self.restream(rules, &kinds, now)?;
         let now = self.tick(now);
         rule.created_at = now;
         rule.updated_at = now;
-        let kinds = vec![rule.event_type.clone()];
         self.rules.put(rule.clone(), &mut self.events);
         let mut write = Write {
             records: vec![Record::ScoringRule(rule)],
             ..Write::default()
         };
-        self.rescore(&kinds, now, &mut write);
+        self.rescore(&kinds, streamed, now, &mut write);
         Ok(self.finish(write))
     }
 
@@ -79,17 +84,21 @@ impl Workspace {
             rule.expires_after = expires_after;
         }
         check_rule(&rule)?;
-        let now = self.tick(now);
-        rule.updated_at = now;
+        self.check_retention(rule.expires_after)?;
         if !kinds.contains(&rule.event_type) {
             kinds.push(rule.event_type.clone());
         }
+        let mut rules = self.rules.clone();
+        rules.put(rule.clone(), &mut self.events);
+        let streamed = self.restream(rules, &kinds, now)?;
+        let now = self.tick(now);
+        rule.updated_at = now;
         self.rules.put(rule.clone(), &mut self.events);
         let mut write = Write {
             records: vec![Record::ScoringRule(rule)],
             ..Write::default()
         };
-        self.rescore(&kinds, now, &mut write);
+        self.rescore(&kinds, streamed, now, &mut write);
         Ok(self.finish(write))
     }
 
@@ -98,13 +107,17 @@ impl Workspace {
             what: "scoring rule",
             id: id.to_string(),
         })?;
+        let kinds = [rule.event_type];
+        let mut rules = self.rules.clone();
+        rules.remove(id);
+        let streamed = self.restream(rules, &kinds, now)?;
         let now = self.tick(now);
         self.rules.remove(id);
         let mut write = Write {
             records: vec![Record::ScoringRuleDeleted { id: id.to_string() }],
             ..Write::default()
         };
-        self.rescore(&[rule.event_type], now, &mut write);
+        self.rescore(&kinds, streamed, now, &mut write);
         Ok(self.finish(write))
     }
 
@@ -112,7 +125,7 @@ impl Workspace {
     /// under the rules, then the points workflows gave it; and the earliest
     /// instant some of them expire.
     pub(super) fn full_score(&self, no: u32, at: DateTime) -> (f64, DateTime) {
-        let (mut score, mut next) = self.rules.score(self.events.of(no), &self.events, at);
+        let (mut score, mut next) = self.rule_score(no, at);
         if self.grants.has(no) {
             let (granted, expiry) = self.grants.score(no, at);
             score += granted;
@@ -121,22 +134,76 @@ impl Workspace {
         (score, next)
     }
 
-    /// Recomputes the score of every contact with events of `types`, and the
-    /// memberships that follow.
-    fn rescore(&mut self, types: &[String], now: DateTime, write: &mut Write) {
+    /// Contact `no`'s points from the rules at `at`: over its whole history
+    /// in memory, or, on disk, its lasting points and the expiring ones of
+    /// the events memory keeps (every event an expiry can still reach).
+    pub(super) fn rule_score(&self, no: u32, at: DateTime) -> (f64, DateTime) {
+        if self.on_disk() {
+            let (expiring, next) = self
+                .rules
+                .expiring_score(self.events.of(no), &self.events, at);
+            return (self.lasting(no) + expiring, next);
+        }
+        self.rules.score(self.events.of(no), &self.events, at)
+    }
+
+    /// On disk, before a rule write: the lasting points of every contact
+    /// under `rules` (the rules as the write leaves them), from the whole
+    /// stored history, and the contacts with events of `types`. `None` in
+    /// memory, where the history is at hand.
+    fn restream(
+        &mut self,
+        rules: crate::scoring::Rules,
+        types: &[String],
+        now: DateTime,
+    ) -> Result<Option<Restreamed>, Error> {
+        if !self.on_disk() {
+            return Ok(None);
+        }
         let kinds: Vec<u32> = types
             .iter()
             .filter_map(|t| self.events.types.lookup(t))
             .collect();
+        let now = now.max(self.clock);
+        let saved = std::mem::replace(&mut self.rules, rules);
+        let streamed = self.restream_scores(kinds, now);
+        self.rules = saved;
+        streamed.map(Some)
+    }
+
+    /// Recomputes the score of every contact with events of `types` (on
+    /// disk: those `streamed` found), and the memberships that follow.
+    fn rescore(
+        &mut self,
+        types: &[String],
+        streamed: Option<Restreamed>,
+        now: DateTime,
+        write: &mut Write,
+    ) {
+        if self.on_disk() {
+            self.refresh_horizon();
+        }
+        let kinds: Vec<u32> = types
+            .iter()
+            .filter_map(|t| self.events.types.lookup(t))
+            .collect();
+        let candidates: Vec<u32> = match streamed {
+            Some(streamed) => {
+                write.history_read = streamed.read;
+                self.lasting = streamed.lasting;
+                (streamed.touched & self.contacts.alive()).iter().collect()
+            }
+            None => self.contacts.alive().iter().collect(),
+        };
         if kinds.is_empty() {
             return;
         }
-        let alive: Vec<u32> = self.contacts.alive().iter().collect();
-        let scores: Vec<(u32, (f64, DateTime))> = alive
+        let on_disk = self.on_disk();
+        let scores: Vec<(u32, (f64, DateTime))> = candidates
             .par_iter()
             .filter_map(|&no| {
                 let events = self.events.of(no);
-                if !events.iter().any(|e| kinds.contains(&e.kind)) {
+                if !on_disk && !events.iter().any(|e| kinds.contains(&e.kind)) {
                     return None;
                 }
                 Some((no, self.full_score(no, now)))

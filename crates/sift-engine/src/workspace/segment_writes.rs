@@ -58,6 +58,8 @@ impl Workspace {
             created_at: now,
             updated_at: now,
         };
+        // Before anything changes: reading the history may fail.
+        let history_read = self.prepare_history(def.condition.as_ref(), now)?;
         let now = self.tick(now);
         let def = SegmentDef {
             created_at: now,
@@ -72,6 +74,7 @@ impl Workspace {
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
             entered: members.len(),
+            history_read,
             ..Write::default()
         };
         let id = def.id.clone();
@@ -129,10 +132,16 @@ impl Workspace {
             self.check_condition(id, &cond)?;
             def.condition = Some(cond);
         }
+        let history_read = if new_condition {
+            self.prepare_history(def.condition.as_ref(), now)?
+        } else {
+            0
+        };
         let now = self.tick(now);
         def.updated_at = now;
         let mut write = Write {
             records: vec![Record::Segment(def.clone())],
+            history_read,
             ..Write::default()
         };
         let relative = relative_tests(def.condition.as_ref(), &self.fields);
@@ -323,6 +332,9 @@ impl Workspace {
     /// Rejects what the engine cannot keep exact, and reference cycles.
     pub(super) fn check_condition(&self, id: &str, cond: &Condition) -> Result<(), Error> {
         check_supported(cond)?;
+        for window in super::retention::windows(cond) {
+            self.check_retention(Some(window))?;
+        }
         let refs = cond.segment_refs();
         for target in &refs {
             self.segment_or_not_found(target)?;
@@ -371,6 +383,7 @@ impl Workspace {
                 events: &self.events,
                 aggregates: &self.aggregates,
                 from_history: false,
+                extra: None,
                 now,
             };
             blank[slot] = matches(cond, BLANK, &ctx);
@@ -401,7 +414,13 @@ impl Workspace {
             collect_keys(cond, &mut keys);
         }
         let capacity = self.contacts.capacity();
-        let created = self.aggregates.sync(&keys, &mut self.events, capacity, now);
+        let mut prepared = std::mem::take(&mut self.prepared);
+        let created =
+            self.aggregates
+                .sync(&keys, &mut self.events, capacity, now, &mut prepared, true);
+        if self.on_disk() {
+            self.refresh_horizon();
+        }
         let changed = !created.is_empty() | self.aggregates.take_removed();
         for (_, exits) in created {
             for (no, at) in exits.into_iter().enumerate() {
@@ -460,7 +479,7 @@ impl Workspace {
 }
 
 /// The aggregate keys of `cond`'s behavioural nodes.
-fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
+pub(super) fn collect_keys(cond: &Condition, keys: &mut Vec<AggKey>) {
     let mut nodes = Vec::new();
     behaviour_nodes(cond, &mut nodes);
     for node in nodes {

@@ -150,6 +150,7 @@ impl Workspace {
                 }
             }
             self.timers.schedule(no, fire.next);
+            self.trim(no, at);
             if !slots.is_empty() {
                 by_contact.push((no, slots));
             }

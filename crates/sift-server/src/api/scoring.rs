@@ -179,6 +179,7 @@ fn written(engine: &Workspace, id: &str, write: &sift_engine::Write) -> Result<R
     })?;
     let mut view = RuleView::of(engine, rule);
     view.rescored = Some(write.rescored);
+    view.history_events_read = Some(write.history_read);
     view.changes = Some(write.membership_changes);
     Ok(view)
 }
@@ -308,6 +309,7 @@ pub async fn delete(
     Ok(axum::Json(ScoringRuleDeleted {
         changes: write.membership_changes,
         deleted: true,
+        history_events_read: write.history_read,
         id,
         rescored: write.rescored,
     }))

@@ -38,6 +38,11 @@ pub struct ScoringRule {
     /// Contacts rescored by the write: only in the answers of create and update.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rescored: Option<u64>,
+    /// Stored events read from disk to rescore (every contact's points of
+    /// rules without expiry come from the whole history): only in the
+    /// answers of create and update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_events_read: Option<u64>,
     #[schema(format = DateTime)]
     pub updated_at: String,
     /// The filter over the event's properties as a JSON tree; null: every event of the type.
@@ -60,6 +65,7 @@ impl ScoringRule {
             id: rule.id.clone(),
             points: number(rule.points),
             rescored: None,
+            history_events_read: None,
             updated_at: format_datetime(rule.updated_at),
             filter: rule.filter.as_ref().map(sift_lang::to_json),
             where_text: rule.filter.as_ref().map(|f| sift_lang::to_text(f, &schema)),
@@ -108,10 +114,12 @@ pub struct ScoringRuleUpdate {
 
 /// The answer of a delete: the rule's points are taken away again.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "rule_01j9zq3v4k5m6n7p8q9r0s1t2v", "deleted": true, "rescored": 3, "changes": 1}))]
+#[schema(example = json!({"id": "rule_01j9zq3v4k5m6n7p8q9r0s1t2v", "deleted": true, "rescored": 3, "changes": 1, "history_events_read": 120}))]
 pub struct ScoringRuleDeleted {
     pub changes: u64,
     pub deleted: bool,
+    /// Stored events read from disk to rescore.
+    pub history_events_read: u64,
     pub id: String,
     pub rescored: u64,
 }

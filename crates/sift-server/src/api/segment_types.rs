@@ -102,6 +102,12 @@ pub struct Evaluation {
     pub entered: u64,
     pub exited: u64,
     pub took_ms: f64,
+    /// Stored events read from disk to count what memory does not hold
+    /// (an all-time count, or a window longer than any a live segment or
+    /// scoring rule reads); 0 when memory answered.
+    pub history_events_read: u64,
+    /// The part of `took_ms` spent reading them (included in `took_ms`).
+    pub history_ms: f64,
 }
 
 /// `POST /v1/segments`. Give the condition as text (`condition`) or as a

@@ -138,6 +138,7 @@ fn evaluated(
     id: &str,
     write: &sift_engine::Write,
     took_ms: f64,
+    history_ms: f64,
 ) -> Result<SegmentView, ApiError> {
     let segment = engine
         .segment(id)
@@ -147,6 +148,8 @@ fn evaluated(
         entered: write.entered,
         exited: write.exited,
         took_ms,
+        history_events_read: write.history_read,
+        history_ms,
     });
     Ok(view)
 }
@@ -187,10 +190,13 @@ pub async fn create(
                 condition,
                 test: body.test.unwrap_or(false),
             };
+            // The lock is held: no other stream runs meanwhile.
+            let (_, history_before) = ws.service.history.totals();
             let write = engine.create_segment(input, now)?;
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let history_ms = ws.service.history.totals().1 - history_before;
             record_evaluation("create", took_ms);
-            let view = evaluated(engine, &id, &write, took_ms)?;
+            let view = evaluated(engine, &id, &write, took_ms, history_ms)?;
             Ok((write, view))
         })
         .await?;
@@ -241,9 +247,11 @@ pub async fn update(
                 description: body.description,
                 condition,
             };
+            let (_, history_before) = ws.service.history.totals();
             let write = engine.update_segment(&id, patch, now)?;
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let view = evaluated(engine, &id, &write, took_ms)?;
+            let history_ms = ws.service.history.totals().1 - history_before;
+            let view = evaluated(engine, &id, &write, took_ms, history_ms)?;
             Ok((write, view))
         })
         .await?;

@@ -69,6 +69,9 @@ pub struct Config {
     /// Finished workflow runs and finished webhook-action deliveries older
     /// than this are deleted (`retention.rs`).
     pub workflow_retention: std::time::Duration,
+    /// Days raw events are kept in the store (`None`: forever); older ones
+    /// are deleted, their all-time contributions kept (`retention.rs`).
+    pub event_retention_days: Option<u32>,
     /// Most triggers of one workflow waiting to run; beyond it, new
     /// triggers of that workflow are dropped and counted.
     pub workflow_queue_max: u64,
@@ -120,6 +123,7 @@ impl Config {
             action_retry_base: std::time::Duration::from_secs(1),
             action_timeout: std::time::Duration::from_secs(10),
             workflow_retention: DEFAULT_WORKFLOW_RETENTION,
+            event_retention_days: None,
             workflow_queue_max: sift_engine::DEFAULT_MAX_QUEUED,
             facebook: facebook::Settings::default(),
             allow_private_destinations: false,

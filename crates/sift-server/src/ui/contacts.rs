@@ -4,7 +4,7 @@
 
 use maud::{Markup, html};
 use serde::Deserialize;
-use sift_engine::{ContactView, EventView, ExplainNode, SegmentKind, Value, Workspace};
+use sift_engine::{ContactView, EventView, ExplainNode, RawValue, SegmentKind, Value, Workspace};
 use sift_lang::DateTime;
 
 use super::layout::{Nav, field_labels, kind_label, plural, time, url_part};
@@ -107,8 +107,23 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> UiResult {
     let now = ws.clock().now_ms();
-    let page =
+    let mut page =
         ws.read(|engine| read_contact_page(engine, &id, query.explain.as_deref(), now))??;
+    // Memory keeps only the events live windows read: the page reads the
+    // store, which holds every durable one.
+    let no = page.view.no;
+    page.events = ws
+        .service
+        .reads
+        .run(move |reader| {
+            reader
+                .contact_events(no, RECENT_EVENTS)
+                .map_err(ApiError::internal)
+        })
+        .await?
+        .into_iter()
+        .map(event_view)
+        .collect();
     let chosen = query.explain.as_deref().unwrap_or_default();
     let body = contact_body(&page, chosen);
     let title = page.view.id.clone();
@@ -147,10 +162,35 @@ fn read_contact_page(
     Ok(ContactPage {
         view,
         fields,
-        events: engine.recent_events(no, 20),
+        events: Vec::new(),
         segments,
         explained,
     })
+}
+
+/// Events a contact page shows.
+const RECENT_EVENTS: usize = 20;
+
+/// A stored event as the page shows it.
+fn event_view(record: sift_engine::EventRecord) -> EventView {
+    EventView {
+        event_type: record.event_type,
+        at: record.at,
+        properties: record
+            .properties
+            .into_iter()
+            .filter_map(|(name, raw)| {
+                let value = match raw {
+                    RawValue::Bool(b) => Value::Boolean(b),
+                    RawValue::Number(n) => Value::Number(n),
+                    RawValue::String(s) => Value::String(s),
+                    RawValue::StringList(items) => Value::StringList(items),
+                    RawValue::Null | RawValue::Unsupported(_) => return None,
+                };
+                Some((name, value))
+            })
+            .collect(),
+    }
 }
 
 /// Step 1a: every segment as (id, name, kind label), sorted by name.

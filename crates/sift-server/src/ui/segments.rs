@@ -108,6 +108,8 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
 pub struct ShowQuery {
     entered: Option<u64>,
     exited: Option<u64>,
+    /// Stored events the save read from disk (`history_events_read`).
+    history: Option<u64>,
 }
 
 pub async fn show(
@@ -163,7 +165,12 @@ pub async fn show(
             (more_menu(&seg, kind == "Dynamic"))
         }
         @if let (Some(entered), Some(exited)) = (query.entered, query.exited) {
-            p #saved .notice role="status" { "Saved. " (count(entered)) " entered, " (count(exited)) " exited." }
+            p #saved .notice role="status" {
+                "Saved. " (count(entered)) " entered, " (count(exited)) " exited."
+                @if let Some(read) = query.history.filter(|n| *n > 0) {
+                    " Counted from " (count(read)) " stored events on disk."
+                }
+            }
         }
         @if !description.is_empty() { p.description { (description) } }
         div.cards {

@@ -45,6 +45,9 @@ pub enum WorkspaceError {
     /// state it cannot be in.
     #[error("a read failed: {0}")]
     ReadFailed(String),
+    /// The event retention is shorter than a window the workspace reads.
+    #[error("{0}")]
+    Retention(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -11,6 +11,7 @@
 //! Facebook syncs that resume; `sift serve` does both.
 
 pub mod error;
+pub mod history;
 pub mod reads;
 pub mod service;
 pub mod tasks;

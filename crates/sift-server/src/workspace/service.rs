@@ -8,11 +8,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
-use sift_engine::{Record, Workspace, Write};
+use sift_engine::{HistorySource, Record, Workspace, Write};
 use sift_store::{ExportWrite, Prune, WebhookWrite, WorkspaceDb, WorkspaceReader};
 use tokio::sync::{oneshot, watch};
 
 use super::error::{Lock, WorkspaceError, WorkspaceResult};
+use super::history::StoreHistory;
 use super::reads::ReadPool;
 use super::writer::{self, Job};
 use crate::clock::Clock;
@@ -61,11 +62,14 @@ enum Origin {
 pub struct WorkspaceService {
     id: String,
     engine: RwLock<Workspace>,
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Shared with the history source's flush barrier; `close` empties it.
+    writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<WorkspaceReader>,
     /// Read connections for the change log, used off the async workers.
     pub reads: Arc<ReadPool>,
+    /// Where the engine streams the events memory does not hold.
+    pub history: Arc<StoreHistory>,
     pub signals: Signals,
     /// Business time (`clock.rs`): the server's configured clock.
     pub clock: Clock,
@@ -78,9 +82,22 @@ impl WorkspaceService {
     pub fn load(config: &Config, id: &str, path: &Path) -> WorkspaceResult<WorkspaceService> {
         let mut db = WorkspaceDb::open(path)?;
         let started = Instant::now();
-        let mut engine = db.load()?;
+        // Events stay on disk: the load streams them once, and memory keeps
+        // only those a live window reads (docs/storage.md).
+        let history = Arc::new(StoreHistory::new(id, path));
+        let mut engine = db.load_streaming(HistorySource(history.clone()))?;
         engine.set_max_queued_runs(config.workflow_queue_max);
         engine.set_field_limits(config.field_limits);
+        engine.set_event_retention(config.event_retention_days);
+        let past = engine.windows_past_retention();
+        if let Some(days) = config.event_retention_days
+            && !past.is_empty()
+        {
+            return Err(WorkspaceError::Retention(format!(
+                "workspace {id}: --event-retention {days} days (SIFT_EVENT_RETENTION) is shorter than windows it reads ({}); raise it to at least the longest, or shorten those windows first",
+                past.join("; ")
+            )));
+        }
         // The workspace comes back at its stored clock; timers that fell due
         // while it was closed fire now, and their changes are made durable
         // before it serves anyone.
@@ -104,13 +121,17 @@ impl WorkspaceService {
             durable.clone(),
             committed.clone(),
         )?;
+        // From now on a write can be in flight: a stream waits for it.
+        let writer = Arc::new(Mutex::new(Some(tx)));
+        history.attach(writer.clone());
         Ok(WorkspaceService {
             id: id.to_string(),
             engine: RwLock::new(engine),
-            writer: Mutex::new(Some(tx)),
+            writer,
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
             reads,
+            history,
             clock: config.clock.clone(),
             signals: Signals {
                 durable,
@@ -237,8 +258,10 @@ impl WorkspaceService {
                 webhooks: Vec::new(),
                 exports: Vec::new(),
                 prune: None,
+                prune_events: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
+                flushed: None,
             })?;
             (done_rx, write, value, written)
         };
@@ -292,6 +315,57 @@ impl WorkspaceService {
         durable(self.queue(Vec::new(), Vec::new(), Some(prune))?).await
     }
 
+    /// Deletes the next chunk of events past the retention: of the `limit`
+    /// events after seq `after`, those before `cutoff`, with what they gave
+    /// to all-time counts and lasting points (`Workspace::rollup`). Answers
+    /// the last seq examined and how many went, or `None` past the last
+    /// event. Under the engine's write lock, after a flush, so the chunk
+    /// read is what the engine applied and no write lands between the
+    /// roll-up and the delete in the writer's order.
+    pub async fn prune_events(
+        &self,
+        after: u64,
+        cutoff: i64,
+        limit: usize,
+    ) -> WorkspaceResult<Option<(u64, usize)>> {
+        let (done, last, deleted) = {
+            let ws = self
+                .engine
+                .read()
+                .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+            // A read lock is enough: writes queue under the write lock.
+            self.history
+                .flush()
+                .map_err(|_| WorkspaceError::WriterStopped)?;
+            let (events, last) = self.reader()?.events_before(after, cutoff, limit)?;
+            let Some(last) = last else {
+                return Ok(None);
+            };
+            if events.is_empty() {
+                return Ok(Some((last, 0)));
+            }
+            let prune = sift_store::EventPrune {
+                rollups: ws.rollup(&events),
+                seqs: events.iter().map(|(seq, _)| *seq).collect(),
+            };
+            let deleted = prune.seqs.len();
+            let (done_tx, done_rx) = oneshot::channel();
+            self.send(Job {
+                records: Vec::new(),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                prune_events: Some(prune),
+                next_seq: 0,
+                done: done_tx,
+                flushed: None,
+            })?;
+            (done_rx, last, deleted)
+        };
+        durable(done).await?;
+        Ok(Some((last, deleted)))
+    }
+
     fn queue(
         &self,
         webhooks: Vec<WebhookWrite>,
@@ -304,8 +378,10 @@ impl WorkspaceService {
             webhooks,
             exports,
             prune,
+            prune_events: None,
             next_seq: 0,
             done: done_tx,
+            flushed: None,
         })?;
         Ok(done_rx)
     }

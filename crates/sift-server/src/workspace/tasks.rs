@@ -100,6 +100,7 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     );
     tasks.record(Task::Outbox);
     crate::retention::spawn(&handle.service, config.workflow_retention);
+    crate::retention::spawn_events(&handle.service, config.event_retention_days);
     tasks.record(Task::Retention);
     if !startup.resumable.is_empty() {
         crate::facebook::resume(

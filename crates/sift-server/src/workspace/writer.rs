@@ -28,8 +28,13 @@ pub(crate) struct Job {
     pub(crate) exports: Vec<sift_store::ExportWrite>,
     /// A chunk of old workflow history to delete (`retention.rs`).
     pub(crate) prune: Option<sift_store::Prune>,
+    /// A chunk of events past the retention to delete (`event_retention.rs`).
+    pub(crate) prune_events: Option<sift_store::EventPrune>,
     pub(crate) next_seq: u64,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
+    /// A flush barrier's answer, for a waiter on a plain thread (one holding
+    /// the engine's lock while the engine streams the history).
+    pub(crate) flushed: Option<mpsc::Sender<Result<(), String>>>,
 }
 
 /// Starts the writer (and its checkpointer) over `db`; answers the queue
@@ -76,6 +81,7 @@ pub(crate) fn spawn(
                     ]
                     .into_iter()
                     .chain(j.prune.as_ref().map(Pending::Prune))
+                    .chain(j.prune_events.as_ref().map(Pending::PruneEvents))
                 }));
                 metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
@@ -98,6 +104,9 @@ pub(crate) fn spawn(
                             committed_writer.send_modify(|n| *n += 1);
                         }
                         for job in jobs {
+                            if let Some(flushed) = &job.flushed {
+                                let _ = flushed.send(Ok(()));
+                            }
                             let _ = job.done.send(Ok(()));
                         }
                         // After the answers (the commit is durable already);
@@ -118,6 +127,9 @@ pub(crate) fn spawn(
                         // Memory is now ahead of disk; refuse everything after.
                         tracing::error!(workspace = %workspace_id, %error, "commit failed; the workspace stops taking writes");
                         for job in jobs {
+                            if let Some(flushed) = &job.flushed {
+                                let _ = flushed.send(Err(error.to_string()));
+                            }
                             let _ = job.done.send(Err(error.to_string()));
                         }
                         return;

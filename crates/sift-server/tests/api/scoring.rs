@@ -43,6 +43,7 @@ async fn a_rule_is_created_listed_read_edited_and_deleted() {
         "created_at": "[datetime]",
         "updated_at": "[datetime]",
         "rescored": 0,
+        "history_events_read": 0,
         "changes": 0,
     });
     assert_eq!(redact(&created, &[(&id, "[rule]")]), expected);
@@ -51,6 +52,10 @@ async fn a_rule_is_created_listed_read_edited_and_deleted() {
     let read = server.get(&path).await;
     let mut without_counts = created.clone();
     without_counts.as_object_mut().unwrap().remove("rescored");
+    without_counts
+        .as_object_mut()
+        .unwrap()
+        .remove("history_events_read");
     without_counts.as_object_mut().unwrap().remove("changes");
     assert_eq!(read, without_counts);
     let list = server.get("/v1/scoring-rules").await;
@@ -133,6 +138,8 @@ async fn lead_score_follows_rules_and_edits_rescore() {
     // A new rule scores past events too.
     let visits = create_rule(&server, json!({"event_type": "page_visit", "points": 1})).await;
     assert_eq!(visits["rescored"], 1, "{visits:#}");
+    // Its points come from the whole stored history, read from disk.
+    assert_eq!(visits["history_events_read"], 4, "{visits:#}");
     assert_eq!(lead_score(&server, "ana").await, 11);
 
     // Dropping the filter makes every purchase count; ana reaches 21.
@@ -148,6 +155,7 @@ async fn lead_score_follows_rules_and_edits_rescore() {
 
     let deleted = server.expect(StatusCode::OK, "DELETE", &path, None).await;
     assert_eq!(deleted["rescored"], 2, "{deleted:#}");
+    assert_eq!(deleted["history_events_read"], 4, "{deleted:#}");
     assert_eq!(deleted["changes"], 1, "ana leaves Hot leads: {deleted:#}");
     assert_eq!(lead_score(&server, "ana").await, 1);
     assert!(server.members(&hot, 10).await.is_empty());

@@ -49,7 +49,8 @@ async fn create_from_text_evaluates_and_answers_the_spec_shape() {
         "size_anonymous": 0,
         "created_at": "[datetime]",
         "updated_at": "[datetime]",
-        "evaluation": {"entered": 2, "exited": 0, "took_ms": "[ms]"},
+        "evaluation": {"entered": 2, "exited": 0, "took_ms": "[ms]",
+                       "history_events_read": 0, "history_ms": 0.0},
     });
     assert_eq!(redact(&created, &[(&id, "[seg]")]), expected);
 
@@ -117,7 +118,8 @@ async fn static_and_test_segments_have_no_condition() {
         "condition": null, "condition_tree": null, "test": true, "size": 0,
         "size_known": 0, "size_anonymous": 0,
         "created_at": "[datetime]", "updated_at": "[datetime]",
-        "evaluation": {"entered": 0, "exited": 0, "took_ms": "[ms]"},
+        "evaluation": {"entered": 0, "exited": 0, "took_ms": "[ms]",
+                       "history_events_read": 0, "history_ms": 0.0},
     });
     assert_eq!(redact(&created, &[(&id, "[seg]")]), expected);
 
@@ -312,7 +314,8 @@ async fn patch_re_evaluates_and_answers_entered_and_exited() {
         .await;
     assert_eq!(
         edited["evaluation"],
-        json!({"entered": 1, "exited": 3, "took_ms": edited["evaluation"]["took_ms"]})
+        json!({"entered": 1, "exited": 3, "took_ms": edited["evaluation"]["took_ms"],
+               "history_events_read": 0, "history_ms": 0.0})
     );
     assert_eq!(server.members(&id, 10).await, ["eva"]);
 }

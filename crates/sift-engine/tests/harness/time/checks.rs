@@ -35,9 +35,7 @@ impl Run {
                 _ => {}
             }
         }
-        if let Err(e) = self.store.commit(&[&write.records]) {
-            match e {}
-        }
+        self.commit(&write.records);
         // A write returns what its tick fired, up to the clock.
         self.recorded = self.ws.clock();
     }
@@ -335,7 +333,7 @@ impl Run {
         let Some(lag) = self.lag.take() else {
             return;
         };
-        let Ok(mut back) = lag.store.load();
+        let mut back = self.load(&lag.store, false);
         let write = back.advance(self.now);
         let mut got: Vec<(String, ChangeKind, Cause, i64, u32)> = write
             .change_batches()
@@ -385,8 +383,43 @@ impl Run {
         self.stats.lag_changes += got.len();
     }
 
+    /// Commits records to the store (and, on disk, to the history the
+    /// workspace streams from, as a server's writer would before a write
+    /// that streams).
+    pub(crate) fn commit(&mut self, records: &[Record]) {
+        if let Err(e) = self.store.commit(&[records]) {
+            match e {}
+        }
+        if let Some(shared) = &self.shared {
+            let Ok(mut shared) = shared.write() else {
+                self.fail("the shared store's lock is poisoned");
+            };
+            if let Err(e) = shared.commit(&[records]) {
+                match e {}
+            }
+        }
+    }
+
+    /// A workspace loaded from `store`; on disk, streaming its events from
+    /// the shared history when `live` (the run may continue on it), else
+    /// from a copy of `store`.
+    pub(crate) fn load(&self, store: &MemoryStore, live: bool) -> Workspace {
+        let Some(shared) = &self.shared else {
+            let Ok(ws) = store.load();
+            return ws;
+        };
+        let history: Arc<dyn EventHistory> = if live {
+            shared.clone()
+        } else {
+            Arc::new(RwLock::new(store.clone()))
+        };
+        store
+            .load_streaming(history)
+            .unwrap_or_else(|e| self.fail(format!("a streaming restore failed: {e}")))
+    }
+
     pub(crate) fn restore_check(&mut self) {
-        let Ok(mut restored) = self.store.load();
+        let mut restored = self.load(&self.store, true);
         let write = restored.advance(self.now);
         self.stats.restores += 1;
         if let Some(b) = write.change_batches().next() {
@@ -413,9 +446,7 @@ impl Run {
             self.swap_next_restore
         ));
         if self.swap_next_restore {
-            if let Err(e) = self.store.commit(&[&write.records]) {
-                match e {}
-            }
+            self.commit(&write.records);
             self.ws = restored;
         }
         self.swap_next_restore = !self.swap_next_restore;

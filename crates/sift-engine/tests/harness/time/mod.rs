@@ -7,15 +7,16 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
 use sift_engine::{
-    Cause, ChangeBatch, ChangeKind, ContactInput, ContactView, Error, EventInput, MemoryStore,
-    RawValue, Record, ScoringRule, ScoringRuleInput, ScoringRulePatch, SegmentDef, SegmentInput,
-    SegmentKind, SegmentPatch, Store, Value, Workspace, Write,
+    Cause, ChangeBatch, ChangeKind, ContactInput, ContactView, Error, EventHistory, EventInput,
+    HistorySource, MemoryStore, RawValue, Record, ScoringRule, ScoringRuleInput, ScoringRulePatch,
+    SegmentDef, SegmentInput, SegmentKind, SegmentPatch, Store, Value, Workspace, Write,
 };
 use sift_lang::{
     CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, FieldType, Scalar, to_text,
@@ -264,6 +265,9 @@ pub(crate) struct Run {
     pub(crate) rng: StdRng,
     pub(crate) ws: Workspace,
     pub(crate) store: MemoryStore,
+    /// On disk: the store the workspace streams its history from (a copy
+    /// of `store` kept in step with it), memory holding recent events only.
+    pub(crate) shared: Option<Arc<RwLock<MemoryStore>>>,
     pub(crate) model: Model,
     pub(crate) now: i64,
     pub(crate) start: i64,
@@ -322,6 +326,7 @@ impl Run {
             rng,
             ws: Workspace::new(),
             store: MemoryStore::default(),
+            shared: None,
             model: Model::default(),
             now: start,
             start,
@@ -339,6 +344,15 @@ impl Run {
             quiet: 0,
             lag: None,
         }
+    }
+
+    /// A run whose workspace keeps its events in a history source.
+    pub(crate) fn on_disk(seed: u64, steps: usize) -> Run {
+        let mut run = Run::new(seed, steps);
+        let shared = Arc::new(RwLock::new(MemoryStore::default()));
+        run.ws.set_history(HistorySource(shared.clone()));
+        run.shared = Some(shared);
+        run
     }
 
     pub(crate) fn fail(&self, msg: impl std::fmt::Display) -> ! {

@@ -125,6 +125,26 @@ nameInput.addEventListener("input", clearNameError);
 
 const saveBtn = form.querySelector('button[type="submit"]');
 let saving = false;
+// A condition over all time, or over a window longer than any live one,
+// is counted from the stored event history: the save can take a while.
+const countingNote = document.createElement("p");
+countingNote.className = "muted";
+countingNote.id = "counting-history";
+countingNote.setAttribute("role", "status");
+countingNote.hidden = true;
+if (saveBtn) saveBtn.insertAdjacentElement("afterend", countingNote);
+let countingTimer = null;
+
+function showCounting(on) {
+  clearTimeout(countingTimer);
+  countingNote.hidden = true;
+  if (on) {
+    countingTimer = setTimeout(() => {
+      countingNote.textContent = "Counting… conditions over all time or long windows read the stored event history; this can take a while.";
+      countingNote.hidden = false;
+    }, 400);
+  }
+}
 
 function setSaving(on) {
   saving = on;
@@ -176,14 +196,17 @@ form.addEventListener("submit", async (event) => {
   if (invalid) return;
 
   setSaving(true);
+  showCounting(true);
   const res = editingId
     ? await api("PATCH", `/v1/segments/${encodeURIComponent(editingId)}`, body)
     : await api("POST", "/v1/segments", body);
+  showCounting(false);
   if (res.ok) {
     const segment = res.data || {};
     const evaluation = segment.evaluation || {};
     const id = segment.id || editingId;
-    const query = `entered=${Number(evaluation.entered) || 0}&exited=${Number(evaluation.exited) || 0}`;
+    const query = `entered=${Number(evaluation.entered) || 0}&exited=${Number(evaluation.exited) || 0}`
+      + `&history=${Number(evaluation.history_events_read) || 0}`;
     window.location.assign(`/ui/segments/${encodeURIComponent(id)}?${query}`);
     return;
   }

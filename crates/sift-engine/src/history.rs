@@ -1,0 +1,54 @@
+//! The event history outside memory. With a source lent by the caller (the
+//! server's SQLite store, a `MemoryStore` in tests), a workspace keeps in
+//! memory only the events some live window can still read and streams the
+//! rest from the source when a new all-time count, a window longer than
+//! those kept, or a scoring rule needs them. The engine stays free of IO:
+//! the source does the reading, the engine only folds what it is handed.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::changes::EventRecord;
+use crate::store::MemoryStore;
+
+/// Where a workspace streams its stored events from.
+pub trait EventHistory: Send + Sync {
+    /// Calls `visit` with every stored event in arrival order, with its
+    /// stored sequence number (increasing with arrival). Events of deleted
+    /// contacts may be included: they are skipped but for their id, which
+    /// stays accepted. Everything the workspace applied must be visible:
+    /// the caller makes the store catch up with the engine first.
+    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String>;
+
+    /// Calls `visit` with what deleted events (past the retention) gave to
+    /// all-time counts and lasting rule points: (roll-up key, contact
+    /// number, count, sum). A source that never deletes has none.
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        let _ = visit;
+        Ok(())
+    }
+}
+
+/// A workspace's source, shared (the server keeps a handle for progress).
+#[derive(Clone)]
+pub struct HistorySource(pub Arc<dyn EventHistory>);
+
+impl fmt::Debug for HistorySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HistorySource")
+    }
+}
+
+/// A `MemoryStore` behind a lock is a source: tests commit to it as a
+/// server's writer would and let the workspace stream from it.
+impl EventHistory for RwLock<MemoryStore> {
+    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
+        let store = self
+            .read()
+            .map_err(|_| "the memory store's lock is poisoned".to_string())?;
+        for (seq, event) in store.stored_events() {
+            visit(*seq, event);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The engine's history source: a workspace's events streamed from its
+//! SQLite database (`sift_store::EventStream`), behind a flush barrier.
+//!
+//! The store lags the engine by the writes queued to the writer. The engine
+//! streams only inside a call that holds the workspace's lock (a write, or a
+//! preview under the read lock), so no write can be applied meanwhile: the
+//! barrier — an empty job through the writer, answered once everything
+//! queued before it is committed — makes the table hold every event the
+//! engine applied. Progress goes to `/metrics`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::Instant;
+
+use sift_engine::{EventHistory, EventRecord};
+use sift_store::EventStream;
+use tokio::sync::oneshot;
+
+use super::writer::Job;
+
+/// Events between two updates of the progress gauges.
+const PROGRESS_EVERY: u64 = 65_536;
+
+pub struct StoreHistory {
+    workspace: String,
+    stream: EventStream,
+    /// The service's slot for the writer's queue, once the writer runs (a
+    /// load streams before it starts, when nothing can be in flight). Not a
+    /// sender of its own: `close` ends the writer by emptying the slot.
+    writer: OnceLock<Arc<Mutex<Option<mpsc::Sender<Job>>>>>,
+    /// Microseconds spent streaming, and events read, since the start: a
+    /// write reads both before and after its engine call (it holds the lock,
+    /// so no other stream runs meanwhile) to answer what it cost.
+    micros: AtomicU64,
+    read: AtomicU64,
+}
+
+impl StoreHistory {
+    pub fn new(workspace: &str, path: &Path) -> StoreHistory {
+        StoreHistory {
+            workspace: workspace.to_string(),
+            stream: EventStream::new(path),
+            writer: OnceLock::new(),
+            micros: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn attach(&self, writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>) {
+        let _ = self.writer.set(writer);
+    }
+
+    /// (events read, milliseconds spent) by every stream so far.
+    pub fn totals(&self) -> (u64, f64) {
+        (
+            self.read.load(Ordering::Relaxed),
+            self.micros.load(Ordering::Relaxed) as f64 / 1000.0,
+        )
+    }
+
+    /// Waits until the writer has committed every job queued before now.
+    pub(crate) fn flush(&self) -> Result<(), String> {
+        let Some(writer) = self.writer.get() else {
+            return Ok(());
+        };
+        let (flushed, answer) = mpsc::channel();
+        let (done, _) = oneshot::channel();
+        writer
+            .lock()
+            .map_err(|_| "the writer's queue lock is poisoned".to_string())?
+            .as_ref()
+            .ok_or_else(|| "the workspace is closed".to_string())?
+            .send(Job {
+                records: Vec::new(),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                prune_events: None,
+                next_seq: 0,
+                done,
+                flushed: Some(flushed),
+            })
+            .map_err(|_| "the workspace's writer has stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the workspace's writer has stopped".to_string())?
+            .map_err(|e| format!("the writer failed to commit: {e}"))
+    }
+}
+
+impl EventHistory for StoreHistory {
+    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
+        let started = Instant::now();
+        self.flush()?;
+        let labels = [("workspace", self.workspace.clone())];
+        let total = self.stream.last_seq().map_err(|e| e.to_string())?;
+        metrics::gauge!("sift_history_scan_running", &labels).set(1.0);
+        metrics::gauge!("sift_history_scan_total_events", &labels).set(total as f64);
+        let scanned = metrics::gauge!("sift_history_scan_events", &labels);
+        scanned.set(0.0);
+        let mut seen = 0u64;
+        let mut counting = |seq: u64, event: &EventRecord| {
+            seen += 1;
+            if seen.is_multiple_of(PROGRESS_EVERY) {
+                scanned.set(seen as f64);
+            }
+            visit(seq, event);
+        };
+        let result = self.stream.stream(&mut counting);
+        scanned.set(seen as f64);
+        metrics::gauge!("sift_history_scan_running", &labels).set(0.0);
+        metrics::counter!("sift_history_events_read_total", &labels).increment(seen);
+        let took = started.elapsed();
+        metrics::histogram!("sift_history_scan_seconds", &labels).record(took.as_secs_f64());
+        self.read.fetch_add(seen, Ordering::Relaxed);
+        self.micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        tracing::info!(
+            workspace = %self.workspace,
+            events = seen,
+            took_ms = took.as_millis() as u64,
+            "streamed the stored event history"
+        );
+        result.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        self.stream.read_rollups(visit).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,161 @@
+//! Reading the stored events back: the whole table in arrival (seq) order
+//! for the engine's history folds (docs/storage.md "What memory holds"), and
+//! one contact's latest events for its page.
+//!
+//! A scan reads and parses on its own thread, a batch at a time, while the
+//! caller folds the previous batch: parsing the properties' JSON costs about
+//! as much as folding, so the two cores share the work.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::params;
+use sift_engine::{EventHistory, EventRecord};
+
+use crate::StoreError;
+use crate::codec::event_properties_from_text;
+use crate::schema::open;
+use crate::workspace_db::WorkspaceReader;
+
+/// Rows read and parsed per batch handed to the fold.
+const BATCH: usize = 8_192;
+/// Batches read ahead of the fold.
+const AHEAD: usize = 4;
+
+/// Streams a workspace's events from its database, each scan on a
+/// connection of its own.
+#[derive(Clone, Debug)]
+pub struct EventStream {
+    path: PathBuf,
+}
+
+impl EventStream {
+    pub fn new(path: &Path) -> EventStream {
+        EventStream {
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest seq stored (0 when none): how far a scan will go, for
+    /// progress.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let conn = open(&self.path)?;
+        let last: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        Ok(last as u64)
+    }
+
+    /// Calls `visit` with every stored event in seq order (deleted
+    /// contacts' kept ids included, with an empty type), inside one read
+    /// transaction: the scan sees one commit's table.
+    pub fn stream(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<u64, StoreError> {
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, EventRecord)>, StoreError>>(AHEAD);
+        let path = self.path.clone();
+        let reader = std::thread::Builder::new()
+            .name("event-scan".into())
+            .spawn(move || {
+                if let Err(error) = read_all(&path, &tx) {
+                    let _ = tx.send(Err(error));
+                }
+            })?;
+        let mut read = 0;
+        let mut failed = None;
+        for batch in rx {
+            match batch {
+                Ok(batch) => {
+                    for (seq, event) in &batch {
+                        visit(*seq, event);
+                    }
+                    read += batch.len() as u64;
+                }
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        let _ = reader.join();
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(read),
+        }
+    }
+}
+
+/// A source the engine streams from when nothing writes beside it (a
+/// start, `sift import`); the server puts a flush of its writer in front.
+impl EventHistory for EventStream {
+    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
+        self.stream(visit).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
+        self.read_rollups(visit).map_err(|e| e.to_string())
+    }
+}
+
+type Batches = mpsc::SyncSender<Result<Vec<(u64, EventRecord)>, StoreError>>;
+
+fn read_all(path: &Path, out: &Batches) -> Result<(), StoreError> {
+    let conn = open(path)?;
+    let tx = conn.unchecked_transaction()?;
+    let mut stmt =
+        tx.prepare("SELECT seq, id, contact_no, type, at, properties FROM events ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(row) = rows.next()? {
+        batch.push(event_row(row)?);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if out.send(Ok(full)).is_err() {
+                // The fold stopped: nobody waits for the rest.
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = out.send(Ok(batch));
+    }
+    Ok(())
+}
+
+/// One `events` row: (seq, the event), its properties parsed from the
+/// stored text exactly as on a request.
+pub(crate) fn event_row(row: &rusqlite::Row<'_>) -> Result<(u64, EventRecord), StoreError> {
+    let seq: i64 = row.get(0)?;
+    let properties_json: String = row.get(5)?;
+    let properties = event_properties_from_text(&properties_json)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq} properties: {e}")))?;
+    Ok((
+        seq as u64,
+        EventRecord {
+            no: row.get(2)?,
+            id: row.get(1)?,
+            event_type: row.get(3)?,
+            at: row.get(4)?,
+            properties,
+            properties_json,
+        },
+    ))
+}
+
+impl WorkspaceReader {
+    /// Contact `no`'s latest `limit` events by `at` (then the latest to
+    /// arrive first), read from the store: memory may keep only recent ones.
+    pub fn contact_events(&self, no: u32, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, id, contact_no, type, at, properties FROM events
+             WHERE contact_no = ?1 AND type != '' ORDER BY at DESC, seq DESC LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![no, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(event_row(row)?.1);
+        }
+        Ok(out)
+    }
+}
