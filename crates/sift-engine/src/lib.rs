@@ -35,6 +35,7 @@ pub use changes::{
 pub use contacts::Contacts;
 pub use error::{Error, Usage, UsageKind, UsageRole};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
+pub use events::{Prop, StoredEvent};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
@@ -49,6 +50,7 @@ pub use workflows::{
     TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
-    ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,
-    SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
+    AggregatePart, ContactInput, ContactView, EngineCheckpoint, EventInput, EventView, EventsPart,
+    ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, SegmentInput, SegmentPatch, StoredState,
+    Workspace, WorkspaceSchema, Write,
 };

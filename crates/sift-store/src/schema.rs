@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 9;
+pub(crate) const LATEST: i64 = 10;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -66,6 +66,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 9,
         marker: "seq_origin",
         sql: crate::seq_migration::V9_SEQS_FROM_ONE,
+    },
+    Step {
+        version: 10,
+        marker: "write_log",
+        sql: crate::write_log::V10_WRITE_LOG,
     },
 ];
 

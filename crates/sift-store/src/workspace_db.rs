@@ -14,11 +14,13 @@ use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
 use crate::schema::{migrate, open};
-use crate::{alias_db, workflow_db};
+use crate::{alias_db, workflow_db, write_log};
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
     conn: Connection,
+    /// The number of the last committed write (`write_log.rs`).
+    last_write: u64,
 }
 
 #[path = "wal.rs"]
@@ -54,7 +56,18 @@ impl WorkspaceDb {
         // so that their fsync of the database file is never on a commit's path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&conn)?;
-        Ok(WorkspaceDb { conn })
+        let last_write = write_log::last_write(&conn)?;
+        Ok(WorkspaceDb { conn, last_write })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The number of the last committed write: each `Pending::Records`
+    /// committed takes the next one (see `write_log.rs`).
+    pub fn last_write(&self) -> u64 {
+        self.last_write
     }
 
     /// Commits several writes' records in one transaction (one fsync).
@@ -75,11 +88,15 @@ impl WorkspaceDb {
         // Writes in a group may carry several clocks; only the latest matters.
         let mut clock: Option<DateTime> = None;
         let mut cursor: Option<u64> = None;
+        let mut write_no = self.last_write;
+        let mut touched = write_log::Touched::default();
         for write in writes {
             match write {
                 Pending::Records(records) => {
+                    write_no += 1;
                     for record in records {
                         apply(&tx, record, &mut clock, &mut cursor)?;
+                        touched.note(record, write_no);
                     }
                 }
                 Pending::Webhooks(writes) => {
@@ -100,7 +117,11 @@ impl WorkspaceDb {
             tx.prepare_cached("UPDATE clock SET at = MAX(at, ?1)")?
                 .execute(params![at])?;
         }
+        if write_no != self.last_write {
+            touched.finish(&tx, write_no)?;
+        }
         tx.commit()?;
+        self.last_write = write_no;
         Ok(())
     }
 

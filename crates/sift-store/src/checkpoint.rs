@@ -1,0 +1,580 @@
+//! Checkpoint files (docs/storage.md "Checkpoints"): an engine checkpoint
+//! written as a separate SQLite database in the data directory, and a start
+//! that loads the newest one that verifies and catches up from the store.
+//!
+//! A file is written under a dot-name (never taken for a checkpoint, nor
+//! copied by a backup), fsynced, renamed, and its directory fsynced: a file
+//! cut by a crash is never found under a checkpoint's name. Each part holds
+//! a SHA-256 of its bytes, checked before anything is decoded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, params};
+use sha2::{Digest, Sha256};
+use sift_engine::{
+    AggregatePart, EngineCheckpoint, EventsPart, FieldDef, SegmentDef, SegmentKind, StoredEvent,
+    Workspace,
+};
+use sift_lang::{FieldType, Schema};
+
+use crate::StoreError;
+use crate::checkpoint_codec::{In, Out};
+use crate::codec::{filter_from_json, filter_to_json};
+use crate::load::LoadSchema;
+use crate::workspace_db::WorkspaceDb;
+
+/// The layout this build writes and reads (meta `format`).
+const FORMAT: i64 = 1;
+/// Bytes per `parts` row: SQLite refuses a blob past 1 GB.
+const CHUNK: usize = 8 << 20;
+/// Checkpoints kept per workspace: the newest, and one to fall back to.
+pub const KEEP: usize = 2;
+
+/// What a checkpoint covers, beside its parts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckpointMeta {
+    /// Every write numbered up to this one is in it, none after.
+    pub write_number: u64,
+    /// The engine's clock when it was taken.
+    pub clock: i64,
+    /// When it was taken (ms since the epoch).
+    pub taken_at: i64,
+}
+
+/// A checkpoint written: where, and how large.
+#[derive(Clone, Debug)]
+pub struct WrittenCheckpoint {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// A checkpoint passed over at a start, and why.
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// How a start went: from which checkpoint (if any), after which rejects.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    pub checkpoint: Option<(PathBuf, CheckpointMeta)>,
+    /// Contacts reloaded from the store because written after it.
+    pub reloaded: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+/// `<id>.checkpoint.<write number, 20 digits>.db`.
+pub fn file_name(workspace: &str, write_number: u64) -> String {
+    format!("{workspace}.checkpoint.{write_number:020}.db")
+}
+
+/// A workspace's checkpoint files, newest first.
+pub fn list(dir: &Path, workspace: &str) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let prefix = format!("{workspace}.checkpoint.");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(number) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".db"))
+            .filter(|digits| digits.len() == 20)
+            .and_then(|digits| digits.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((number, entry.path()));
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+/// Deletes all but the newest [`KEEP`] checkpoints of a workspace, and
+/// drafts a crash left behind.
+pub fn prune(dir: &Path, workspace: &str) -> Result<(), StoreError> {
+    for (_, path) in list(dir, workspace)?.into_iter().skip(KEEP) {
+        std::fs::remove_file(path)?;
+    }
+    let draft = format!(".{workspace}.checkpoint.");
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&draft) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `ckpt` as the checkpoint of `meta.write_number` into `dir`.
+/// `pause` is called once the parts are in the draft, before it is synced
+/// and renamed (tests stop there to crash a write half-way).
+pub fn write(
+    dir: &Path,
+    workspace: &str,
+    meta: CheckpointMeta,
+    ckpt: &EngineCheckpoint,
+    pause: &dyn Fn(),
+) -> Result<WrittenCheckpoint, StoreError> {
+    let name = file_name(workspace, meta.write_number);
+    let draft = dir.join(format!(".{name}.draft"));
+    let _ = std::fs::remove_file(&draft);
+    {
+        let conn = Connection::open(&draft)?;
+        // The file is fsynced once, whole, below; a crash before the
+        // rename leaves only a draft nobody reads.
+        conn.pragma_update(None, "journal_mode", "OFF")?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE parts (name TEXT NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL,
+               PRIMARY KEY (name, chunk)) WITHOUT ROWID;
+             CREATE TABLE checksums (name TEXT PRIMARY KEY, bytes INTEGER NOT NULL,
+               chunks INTEGER NOT NULL, sha256 BLOB NOT NULL);",
+        )?;
+        let tx = conn.unchecked_transaction()?;
+        for (key, value) in [
+            ("format", FORMAT),
+            ("write_number", meta.write_number as i64),
+            ("clock", meta.clock),
+            ("taken_at", meta.taken_at),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        for (part, bytes) in encode(ckpt)? {
+            put_part(&tx, &part, &bytes)?;
+        }
+        tx.commit()?;
+    }
+    pause();
+    let file = std::fs::File::open(&draft)?;
+    file.sync_all()?;
+    let bytes = file.metadata()?.len();
+    drop(file);
+    let path = dir.join(&name);
+    std::fs::rename(&draft, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(WrittenCheckpoint { path, bytes })
+}
+
+fn put_part(tx: &rusqlite::Transaction<'_>, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO parts (name, chunk, data) VALUES (?1, ?2, ?3)")?;
+    let mut chunks = 0i64;
+    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+        stmt.execute(params![name, i as i64, chunk])?;
+        chunks += 1;
+    }
+    tx.execute(
+        "INSERT INTO checksums (name, bytes, chunks, sha256) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            name,
+            bytes.len() as i64,
+            chunks,
+            Sha256::digest(bytes).to_vec()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads and verifies a checkpoint file: its format, then every part
+/// against its checksum, then decodes it (conditions against `schema`).
+pub(crate) fn read(
+    path: &Path,
+    schema: &LoadSchema<'_>,
+) -> Result<(CheckpointMeta, EngineCheckpoint), StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let meta_value = |key: &str| -> Result<i64, StoreError> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .map_err(|e| StoreError::Corrupt(format!("meta {key}: {e}")))
+    };
+    let format = meta_value("format")?;
+    if format != FORMAT {
+        return Err(StoreError::Corrupt(format!(
+            "format {format}, this build reads {FORMAT}"
+        )));
+    }
+    let meta = CheckpointMeta {
+        write_number: meta_value("write_number")? as u64,
+        clock: meta_value("clock")?,
+        taken_at: meta_value("taken_at")?,
+    };
+    let mut parts: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT name, bytes, chunks, sha256 FROM checksums")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let len: i64 = row.get(1)?;
+        let chunks: i64 = row.get(2)?;
+        let sum: Vec<u8> = row.get(3)?;
+        let mut bytes = Vec::new();
+        let mut chunk_stmt =
+            conn.prepare_cached("SELECT chunk, data FROM parts WHERE name = ?1 ORDER BY chunk")?;
+        let mut chunk_rows = chunk_stmt.query([&name])?;
+        let mut seen = 0i64;
+        while let Some(chunk) = chunk_rows.next()? {
+            if chunk.get::<_, i64>(0)? != seen {
+                return Err(StoreError::Corrupt(format!(
+                    "part {name:?}: a chunk missing"
+                )));
+            }
+            let data: Vec<u8> = chunk.get(1)?;
+            bytes.extend_from_slice(&data);
+            seen += 1;
+        }
+        if seen != chunks || bytes.len() as i64 != len {
+            return Err(StoreError::Corrupt(format!(
+                "part {name:?}: {seen} chunks and {} bytes, {chunks} and {len} expected",
+                bytes.len()
+            )));
+        }
+        if Sha256::digest(&bytes).as_slice() != sum.as_slice() {
+            return Err(StoreError::Corrupt(format!(
+                "part {name:?} fails its checksum"
+            )));
+        }
+        parts.insert(name, bytes);
+    }
+    Ok((meta, decode(parts, meta.clock, schema)?))
+}
+
+/// Starts a workspace from its newest checkpoint in `dir` that verifies
+/// and fits the store (each one that does not is reported and passed
+/// over), or from a full rebuild when none does.
+pub fn load(
+    db: &WorkspaceDb,
+    dir: &Path,
+    workspace: &str,
+) -> Result<(Workspace, LoadReport), StoreError> {
+    let mut report = LoadReport::default();
+    let found = match list(dir, workspace) {
+        Ok(found) => found,
+        Err(error) => {
+            report.rejected.push(Rejected {
+                path: dir.to_path_buf(),
+                reason: format!("cannot list checkpoints: {error}"),
+            });
+            Vec::new()
+        }
+    };
+    for (_, path) in found {
+        match db.from_checkpoint(&path) {
+            Ok((ws, meta, reloaded)) => {
+                report.checkpoint = Some((path, meta));
+                report.reloaded = reloaded;
+                return Ok((ws, report));
+            }
+            Err(error) => report.rejected.push(Rejected {
+                path,
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok((db.load()?, report))
+}
+
+impl WorkspaceDb {
+    /// The workspace from one checkpoint file and what was stored after it.
+    fn from_checkpoint(
+        &self,
+        path: &Path,
+    ) -> Result<(Workspace, CheckpointMeta, usize), StoreError> {
+        let tx = self.conn().unchecked_transaction()?;
+        let last = crate::write_log::last_write(&tx)?;
+        let (mut state, types) = crate::load::definitions(&tx)?;
+        let schema = LoadSchema {
+            types: &types,
+            names: state
+                .segments
+                .iter()
+                .map(|def| (def.id.clone(), def.name.clone()))
+                .collect(),
+        };
+        let (meta, ckpt) = read(path, &schema)?;
+        if meta.write_number > last {
+            return Err(StoreError::Corrupt(format!(
+                "it covers write {} but the store holds writes up to {last} only",
+                meta.write_number
+            )));
+        }
+        crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;
+        tx.commit()?;
+        let reloaded = state.contacts.len() + state.tombstones.len();
+        let ws = Workspace::from_checkpoint(ckpt, state)
+            .map_err(|m| StoreError::Corrupt(format!("does not fit the store: {}", m.0)))?;
+        Ok((ws, meta, reloaded))
+    }
+}
+
+/// The parts of a checkpoint, by name, as bytes.
+fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut parts = Vec::new();
+    let mut out = Out::default();
+    out.len(ckpt.fields.len());
+    for def in &ckpt.fields {
+        out.str(&def.name);
+        out.str(def.field_type.name());
+        out.str(&def.label);
+        out.u8(u8::from(def.builtin));
+        out.u8(u8::from(def.system));
+    }
+    parts.push(("fields".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(ckpt.contacts.len());
+    for (no, id, alive) in &ckpt.contacts {
+        out.u32(*no);
+        out.u8(u8::from(*alive));
+        out.str(id);
+    }
+    parts.push(("contacts".to_string(), std::mem::take(&mut out.bytes)));
+    for (index, column) in ckpt.columns.iter().enumerate() {
+        out.len(column.len());
+        for (no, value) in column {
+            out.u32(*no);
+            out.value(value);
+        }
+        parts.push((format!("column.{index}"), std::mem::take(&mut out.bytes)));
+    }
+    out.len(ckpt.segments.len());
+    for (def, members) in &ckpt.segments {
+        out.str(&def.id);
+        out.str(&def.name);
+        out.str(&def.description);
+        out.str(def.kind.as_str());
+        let condition = def
+            .condition
+            .as_ref()
+            .map(|c| sift_lang::to_json(c).to_string());
+        out.opt_str(condition.as_deref());
+        out.u8(u8::from(def.test));
+        out.i64(def.created_at);
+        out.i64(def.updated_at);
+        out.bitmap(members)?;
+    }
+    parts.push(("segments".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(ckpt.aggregates.len());
+    for a in &ckpt.aggregates {
+        out.str(&a.event_type);
+        out.opt_str(a.filter.as_ref().map(filter_to_json).as_deref());
+        out.opt_str(a.window.map(sift_lang::duration_to_json).as_deref());
+        out.opt_str(a.property.as_deref());
+        out.len(a.counts.len());
+        for count in &a.counts {
+            out.u32(*count);
+        }
+        out.len(a.sums.len());
+        for sum in &a.sums {
+            out.f64(*sum);
+        }
+    }
+    parts.push(("aggregates".to_string(), std::mem::take(&mut out.bytes)));
+    let events = &ckpt.events;
+    for list in [&events.types, &events.names, &events.strings] {
+        out.len(list.len());
+        for s in list {
+            out.str(s);
+        }
+    }
+    out.u32(events.next_arrival);
+    out.len(events.by_contact.len());
+    for (no, list) in &events.by_contact {
+        out.u32(*no);
+        out.len(list.len());
+        for event in list {
+            out.i64(event.at);
+            out.u32(event.kind);
+            out.u32(event.arrival);
+            out.len(event.props.len());
+            for (name, prop) in event.props.iter() {
+                out.u32(*name);
+                out.prop(prop);
+            }
+        }
+    }
+    parts.push(("events".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(events.ids.len());
+    for id in &events.ids {
+        out.u128(*id);
+    }
+    parts.push((
+        "idempotency_keys".to_string(),
+        std::mem::take(&mut out.bytes),
+    ));
+    out.len(ckpt.timers.len());
+    for at in &ckpt.timers {
+        out.i64(*at);
+    }
+    parts.push(("timers".to_string(), std::mem::take(&mut out.bytes)));
+    Ok(parts)
+}
+
+fn decode(
+    mut parts: HashMap<String, Vec<u8>>,
+    clock: i64,
+    schema: &LoadSchema<'_>,
+) -> Result<EngineCheckpoint, StoreError> {
+    let mut take = |name: &str| {
+        parts
+            .remove(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("part {name:?} missing")))
+    };
+    let mut ckpt = EngineCheckpoint {
+        clock,
+        ..EngineCheckpoint::default()
+    };
+    let bytes = take("fields")?;
+    let mut r = In::new(&bytes, "fields");
+    for _ in 0..r.len(8)? {
+        let name = r.str()?;
+        let type_name = r.str()?;
+        let field_type = FieldType::from_name(&type_name)
+            .ok_or_else(|| StoreError::Corrupt(format!("field type {type_name:?}")))?;
+        ckpt.fields.push(FieldDef {
+            name,
+            field_type,
+            label: r.str()?,
+            builtin: r.u8()? != 0,
+            system: r.u8()? != 0,
+        });
+    }
+    let bytes = take("contacts")?;
+    let mut r = In::new(&bytes, "contacts");
+    for _ in 0..r.len(9)? {
+        let no = r.u32()?;
+        let alive = r.u8()? != 0;
+        ckpt.contacts.push((no, r.str()?, alive));
+    }
+    for index in 0..ckpt.fields.len() {
+        let name = format!("column.{index}");
+        let bytes = take(&name)?;
+        let mut r = In::new(&bytes, &name);
+        let n = r.len(6)?;
+        let mut column = Vec::with_capacity(n);
+        for _ in 0..n {
+            let no = r.u32()?;
+            column.push((no, r.value()?));
+        }
+        ckpt.columns.push(column);
+    }
+    let bytes = take("segments")?;
+    let mut r = In::new(&bytes, "segments");
+    for _ in 0..r.len(40)? {
+        let id = r.str()?;
+        let name = r.str()?;
+        let description = r.str()?;
+        let kind_text = r.str()?;
+        let kind = SegmentKind::parse(&kind_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("segment kind {kind_text:?}")))?;
+        // A condition that no longer reads against the stored schema (a
+        // segment it names is gone) cannot equal the stored one: the
+        // segment is then evaluated afresh.
+        let condition = r.opt_str()?.and_then(|text| {
+            let json = serde_json::from_str(&text).ok()?;
+            sift_lang::from_json(&json, schema as &dyn Schema).ok()
+        });
+        let def = SegmentDef {
+            id,
+            name,
+            description,
+            kind,
+            condition,
+            test: r.u8()? != 0,
+            created_at: r.i64()?,
+            updated_at: r.i64()?,
+        };
+        ckpt.segments.push((def, r.bitmap()?));
+    }
+    let bytes = take("aggregates")?;
+    let mut r = In::new(&bytes, "aggregates");
+    for _ in 0..r.len(8)? {
+        let event_type = r.str()?;
+        let filter = match r.opt_str()? {
+            Some(text) => Some(
+                filter_from_json(&event_type, &text)
+                    .map_err(|e| StoreError::Corrupt(format!("aggregate filter {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let window = match r.opt_str()? {
+            Some(text) => Some(
+                sift_lang::duration_from_json(&text)
+                    .ok_or_else(|| StoreError::Corrupt(format!("aggregate window {text:?}")))?,
+            ),
+            None => None,
+        };
+        let property = r.opt_str()?;
+        let n = r.len(4)?;
+        let mut counts = Vec::with_capacity(n);
+        for _ in 0..n {
+            counts.push(r.u32()?);
+        }
+        let n = r.len(8)?;
+        let mut sums = Vec::with_capacity(n);
+        for _ in 0..n {
+            sums.push(r.f64()?);
+        }
+        ckpt.aggregates.push(AggregatePart {
+            event_type,
+            filter,
+            window,
+            property,
+            counts,
+            sums,
+        });
+    }
+    let bytes = take("events")?;
+    let mut r = In::new(&bytes, "events");
+    let mut events = EventsPart::default();
+    for list in [&mut events.types, &mut events.names, &mut events.strings] {
+        for _ in 0..r.len(4)? {
+            list.push(r.str()?);
+        }
+    }
+    events.next_arrival = r.u32()?;
+    for _ in 0..r.len(8)? {
+        let no = r.u32()?;
+        let n = r.len(20)?;
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = r.i64()?;
+            let kind = r.u32()?;
+            let arrival = r.u32()?;
+            let props_len = r.len(5)?;
+            let mut props = Vec::with_capacity(props_len);
+            for _ in 0..props_len {
+                let name = r.u32()?;
+                props.push((name, r.prop()?));
+            }
+            list.push(StoredEvent {
+                at,
+                kind,
+                arrival,
+                props: props.into_boxed_slice(),
+            });
+        }
+        events.by_contact.push((no, list));
+    }
+    let bytes = take("idempotency_keys")?;
+    let mut r = In::new(&bytes, "idempotency_keys");
+    for _ in 0..r.len(16)? {
+        events.ids.push(r.u128()?);
+    }
+    ckpt.events = events;
+    let bytes = take("timers")?;
+    let mut r = In::new(&bytes, "timers");
+    for _ in 0..r.len(8)? {
+        ckpt.timers.push(r.i64()?);
+    }
+    if !r.is_empty() {
+        return Err(StoreError::Corrupt(
+            "part \"timers\": bytes after its end".into(),
+        ));
+    }
+    Ok(ckpt)
+}

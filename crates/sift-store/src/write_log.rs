@@ -1,0 +1,96 @@
+//! Write numbers and touched contacts (schema version 10): what a start from
+//! a checkpoint needs to know about the writes committed after it.
+//!
+//! Every queued write (one `Pending::Records`, even an empty one) gets the
+//! next write number in the order the writer commits them, so the server,
+//! which queues writes in that same order, knows the number of the last
+//! write its engine applied without asking the store. Each contact a write
+//! touches (its row, its events, a merge of either side, a grant, a static
+//! membership) has `contacts.touched` set to that number in the write's own
+//! transaction: a checkpoint taken after write `W` is caught up by
+//! reloading exactly the contacts with `touched > W`.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+use sift_engine::Record;
+
+use crate::StoreError;
+
+/// Version 10 (marker `write_log`). `ALTER TABLE ... ADD COLUMN` with a
+/// constant default only rewrites the schema, not the rows.
+pub(crate) const V10_WRITE_LOG: &str = "
+    CREATE TABLE write_log (
+        only INTEGER PRIMARY KEY CHECK (only = 0),
+        last_write INTEGER NOT NULL
+    );
+    INSERT INTO write_log (only, last_write) VALUES (0, 0);
+    ALTER TABLE contacts ADD COLUMN touched INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX contacts_touched ON contacts (touched);
+";
+
+/// The number of the last committed write.
+pub(crate) fn last_write(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT last_write FROM write_log", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// The contacts the writes of one transaction touched, each with the number
+/// of the last write that did.
+#[derive(Default)]
+pub(crate) struct Touched {
+    by_contact: HashMap<u32, u64>,
+}
+
+impl Touched {
+    fn mark(&mut self, no: u32, write: u64) {
+        self.by_contact.insert(no, write);
+    }
+
+    /// Notes the contacts `record` touches as touched by `write`.
+    pub(crate) fn note(&mut self, record: &Record, write: u64) {
+        match record {
+            Record::Contact(c) => self.mark(c.no, write),
+            Record::ContactDeleted { no } => self.mark(*no, write),
+            Record::Merge { from, into, .. } => {
+                if let Some(from) = from {
+                    self.mark(*from, write);
+                }
+                self.mark(*into, write);
+            }
+            Record::Event(event) => self.mark(event.no, write),
+            Record::ScoreGrant(grant) => self.mark(grant.no, write),
+            // A static membership is read by `in segment` conditions of the
+            // contact's dynamic segments.
+            Record::StaticMembers { contacts, .. } => {
+                for no in contacts {
+                    self.mark(no, write);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stamps the touched rows and the last write number, inside the
+    /// transaction that committed the writes.
+    pub(crate) fn finish(
+        self,
+        tx: &rusqlite::Transaction<'_>,
+        last_write: u64,
+    ) -> Result<(), StoreError> {
+        let mut stmt = tx.prepare_cached("UPDATE contacts SET touched = ?2 WHERE no = ?1")?;
+        for (no, write) in self.by_contact {
+            stmt.execute(params![no, write as i64])?;
+        }
+        tx.prepare_cached("UPDATE write_log SET last_write = ?1")?
+            .execute(params![last_write as i64])?;
+        Ok(())
+    }
+}
+
+/// The contacts touched by a write numbered above `after`, in number order.
+pub(crate) fn touched_since(conn: &Connection, after: u64) -> Result<Vec<u32>, StoreError> {
+    let mut stmt = conn.prepare("SELECT no FROM contacts WHERE touched > ?1 ORDER BY no")?;
+    let rows = stmt.query_map(params![after as i64], |row| row.get(0))?;
+    Ok(rows.collect::<Result<Vec<u32>, _>>()?)
+}
