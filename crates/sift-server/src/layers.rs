@@ -33,6 +33,7 @@ const LAYERS: &[&[&str]] = &[
         "timers",
         "runner",
         "retention",
+        "checkpoints",
         "outbox",
         "webhooks",
         "facebook",

@@ -38,6 +38,7 @@ pub enum Task {
     Runner,
     Outbox,
     Retention,
+    Checkpoints,
     FacebookResume,
 }
 
@@ -101,6 +102,8 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     tasks.record(Task::Outbox);
     crate::retention::spawn(&handle.service, config.workflow_retention);
     tasks.record(Task::Retention);
+    crate::checkpoints::spawn(&handle.service);
+    tasks.record(Task::Checkpoints);
     if !startup.resumable.is_empty() {
         crate::facebook::resume(
             &handle.service,

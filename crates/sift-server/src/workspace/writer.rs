@@ -40,6 +40,7 @@ pub(crate) fn spawn(
     workspace_id: &str,
     durable: watch::Sender<u64>,
     committed: watch::Sender<u64>,
+    committed_write: watch::Sender<u64>,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>), StoreError> {
     let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
@@ -97,6 +98,7 @@ pub(crate) fn spawn(
                         if jobs.iter().any(|j| !j.records.is_empty()) {
                             committed_writer.send_modify(|n| *n += 1);
                         }
+                        committed_write.send_replace(db.last_write());
                         for job in jobs {
                             let _ = job.done.send(Ok(()));
                         }
