@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
@@ -63,6 +64,19 @@ pub struct LoadReport {
     /// Contacts reloaded from the store because written after it.
     pub reloaded: usize,
     pub rejected: Vec<Rejected>,
+    /// Where the start's time went, phase by phase (for the log).
+    pub phases: Vec<(&'static str, Duration)>,
+}
+
+impl LoadReport {
+    /// `phase=ms` pairs, for the log line of a start.
+    pub fn phases_text(&self) -> String {
+        self.phases
+            .iter()
+            .map(|(phase, took)| format!("{phase}={}ms", took.as_millis()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// `<id>.checkpoint.<write number, 20 digits>.db`.
@@ -265,7 +279,7 @@ pub fn load(
         }
     };
     for (_, path) in found {
-        match db.from_checkpoint(&path) {
+        match db.from_checkpoint(&path, &mut report.phases) {
             Ok((ws, meta, reloaded)) => {
                 report.checkpoint = Some((path, meta));
                 report.reloaded = reloaded;
@@ -277,7 +291,14 @@ pub fn load(
             }),
         }
     }
-    Ok((db.load()?, report))
+    report.phases.clear();
+    let started = Instant::now();
+    let state = db.stored_state()?;
+    report.phases.push(("read_store", started.elapsed()));
+    let started = Instant::now();
+    let ws = Workspace::restore_from(state);
+    report.phases.push(("rebuild", started.elapsed()));
+    Ok((ws, report))
 }
 
 impl WorkspaceDb {
@@ -285,7 +306,10 @@ impl WorkspaceDb {
     fn from_checkpoint(
         &self,
         path: &Path,
+        phases: &mut Vec<(&'static str, Duration)>,
     ) -> Result<(Workspace, CheckpointMeta, usize), StoreError> {
+        phases.clear();
+        let started = Instant::now();
         let tx = self.conn().unchecked_transaction()?;
         let last = crate::write_log::last_write(&tx)?;
         let (mut state, types) = crate::load::definitions(&tx)?;
@@ -297,18 +321,25 @@ impl WorkspaceDb {
                 .map(|def| (def.id.clone(), def.name.clone()))
                 .collect(),
         };
+        phases.push(("read_definitions", started.elapsed()));
+        let started = Instant::now();
         let (meta, ckpt) = read(path, &schema)?;
+        phases.push(("read_checkpoint", started.elapsed()));
         if meta.write_number > last {
             return Err(StoreError::Corrupt(format!(
                 "it covers write {} but the store holds writes up to {last} only",
                 meta.write_number
             )));
         }
+        let started = Instant::now();
         crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;
         tx.commit()?;
+        phases.push(("read_touched", started.elapsed()));
         let reloaded = state.contacts.len() + state.tombstones.len();
+        let started = Instant::now();
         let ws = Workspace::from_checkpoint(ckpt, state)
             .map_err(|m| StoreError::Corrupt(format!("does not fit the store: {}", m.0)))?;
+        phases.push(("restore", started.elapsed()));
         Ok((ws, meta, reloaded))
     }
 }

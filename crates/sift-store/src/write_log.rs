@@ -94,3 +94,77 @@ pub(crate) fn touched_since(conn: &Connection, after: u64) -> Result<Vec<u32>, S
     let rows = stmt.query_map(params![after as i64], |row| row.get(0))?;
     Ok(rows.collect::<Result<Vec<u32>, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use roaring::RoaringBitmap;
+    use sift_engine::{ContactSnapshot, EventRecord, Record};
+
+    use super::*;
+    use crate::{Pending, WorkspaceDb};
+
+    fn contact(no: u32) -> Record {
+        Record::Contact(ContactSnapshot {
+            no,
+            id: format!("c{no}"),
+            anonymous: false,
+            created_at: 1,
+            updated_at: 1,
+            last_seen_at: None,
+            lead_score: 0.0,
+            properties: Vec::new(),
+        })
+    }
+
+    /// Each queued write takes the next number, empty ones included, in
+    /// one group commit or several; each contact keeps the number of the
+    /// last write that touched it, whichever way; the numbers survive a
+    /// reopen.
+    #[test]
+    fn writes_are_numbered_and_stamp_the_contacts_they_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        let mut db = WorkspaceDb::open(&path).unwrap();
+        assert_eq!(db.last_write(), 0);
+        let first = [contact(0), contact(1), contact(2), contact(3)];
+        let event = [Record::Event(EventRecord {
+            no: 1,
+            id: None,
+            event_type: "visit".into(),
+            at: 1,
+            properties: Vec::new(),
+            properties_json: "{}".into(),
+        })];
+        db.commit_all([Pending::Records(&first), Pending::Records(&event)])
+            .unwrap();
+        db.commit_all([Pending::Records(&[])]).unwrap();
+        assert_eq!(db.last_write(), 3);
+        let delete = [Record::ContactDeleted { no: 2 }];
+        let pick = [Record::StaticMembers {
+            segment_id: "s".into(),
+            contacts: RoaringBitmap::from_iter([0]),
+            present: true,
+        }];
+        let merge = [Record::Merge {
+            from: Some(3),
+            into: 1,
+            alias: "c3".into(),
+        }];
+        db.commit_all([
+            Pending::Records(&delete),
+            Pending::Webhooks(&[]),
+            Pending::Records(&pick),
+            Pending::Records(&merge),
+        ])
+        .unwrap();
+        assert_eq!(db.last_write(), 6);
+        let since = |after| touched_since(db.conn(), after).unwrap();
+        assert_eq!(since(0), vec![0, 1, 2, 3]);
+        assert_eq!(since(3), vec![0, 1, 2, 3]);
+        assert_eq!(since(4), vec![0, 1, 3]);
+        assert_eq!(since(5), vec![1, 3]);
+        assert_eq!(since(6), Vec::<u32>::new());
+        drop(db);
+        assert_eq!(WorkspaceDb::open(&path).unwrap().last_write(), 6);
+    }
+}

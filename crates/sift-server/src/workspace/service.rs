@@ -136,6 +136,7 @@ impl WorkspaceService {
             checkpoint = %from.map_or_else(|| "none (full rebuild)".to_string(), |c| c.0.display().to_string()),
             checkpoint_write = from.map_or(0, |c| c.1.write_number),
             reloaded_contacts = report.reloaded,
+            phases = %report.phases_text(),
             "workspace loaded"
         );
         metrics::gauge!("sift_start_from_checkpoint").set(if from.is_some() { 1.0 } else { 0.0 });
