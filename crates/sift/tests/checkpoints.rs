@@ -185,3 +185,82 @@ async fn a_checkpoint_cut_by_sigkill_is_ignored_and_one_written_at_sigterm_is_us
     writes(&client, &addr, &key, 40, 5).await;
     exact_sizes(&client, &addr, &key).await;
 }
+
+/// Runs `sift` with `args`; it must succeed.
+fn sift(args: &[&std::ffi::OsStr]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sift"))
+        .args(args)
+        .env_remove("SIFT_DATA")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_carries_the_checkpoint_and_a_start_on_its_restore_loads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &dir.path().join("first.log"), &[]);
+    let key = server.key.clone().unwrap();
+    let addr = server.addr.clone();
+    let client = client();
+    ok(
+        &client,
+        &addr,
+        &key,
+        "PUT",
+        "/v1/fields/tier",
+        Some(json!({"type": "string"})),
+    )
+    .await;
+    for (name, condition) in SEGMENTS {
+        ok(
+            &client,
+            &addr,
+            &key,
+            "POST",
+            "/v1/segments",
+            Some(json!({"name": name, "condition": condition})),
+        )
+        .await;
+    }
+    writes(&client, &addr, &key, 0, 20).await;
+    sigterm(&mut server);
+
+    // Served again, with writes after the checkpoint, while it is copied.
+    let mut server = Server::start(&data, &dir.path().join("second.log"), &[]);
+    let addr = server.addr.clone();
+    writes(&client, &addr, &key, 20, 7).await;
+    let sizes = exact_sizes(&client, &addr, &key).await;
+    let backup = dir.path().join("backup");
+    let restored = dir.path().join("restored");
+    sift(&[
+        "backup".as_ref(),
+        backup.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]);
+    server.kill();
+    let copied: Vec<String> = files(&backup, ".checkpoint.");
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    sift(&[
+        "restore".as_ref(),
+        backup.as_os_str(),
+        "--data".as_ref(),
+        restored.as_os_str(),
+    ]);
+
+    let stderr = dir.path().join("restored.log");
+    let server = Server::start(&restored, &stderr, &[]);
+    let addr = server.addr.clone();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    let used = format!("checkpoint={}", restored.join(&copied[0]).display());
+    assert!(log.contains(&used), "{log}");
+    assert!(!log.contains("reloaded_contacts=0 "), "{log}");
+    assert_eq!(exact_sizes(&client, &addr, &key).await, sizes);
+}
