@@ -95,8 +95,8 @@ impl WorkspaceDb {
                 Pending::Records(records) => {
                     write_no += 1;
                     for record in records {
+                        touched.note(&tx, record, write_no)?;
                         apply(&tx, record, &mut clock, &mut cursor)?;
-                        touched.note(record, write_no);
                     }
                 }
                 Pending::Webhooks(writes) => {

@@ -6,7 +6,8 @@
 //! which queues writes in that same order, knows the number of the last
 //! write its engine applied without asking the store. Each contact a write
 //! touches (its row, its events, a merge of either side, a grant, a static
-//! membership) has `contacts.touched` set to that number in the write's own
+//! membership, and every contact with events of a type a scoring-rule write
+//! rescores) has `contacts.touched` set to that number in the write's own
 //! transaction: a checkpoint taken after write `W` is caught up by
 //! reloading exactly the contacts with `touched > W`.
 
@@ -40,6 +41,10 @@ pub(crate) fn last_write(conn: &Connection) -> Result<u64, StoreError> {
 #[derive(Default)]
 pub(crate) struct Touched {
     by_contact: HashMap<u32, u64>,
+    /// Event types a scoring-rule write rescored, with its write number:
+    /// the engine rescores every contact with events of the type without
+    /// a record per contact, so each of them counts as touched.
+    by_type: Vec<(String, u64)>,
 }
 
 impl Touched {
@@ -47,8 +52,23 @@ impl Touched {
         self.by_contact.insert(no, write);
     }
 
-    /// Notes the contacts `record` touches as touched by `write`.
-    pub(crate) fn note(&mut self, record: &Record, write: u64) {
+    /// Notes the contacts `record` touches as touched by `write`; called
+    /// before the record is applied (a rule's former event type is read).
+    pub(crate) fn note(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        record: &Record,
+        write: u64,
+    ) -> Result<(), StoreError> {
+        let former_type = |id: &str| -> Result<Option<String>, StoreError> {
+            let mut stmt =
+                tx.prepare_cached("SELECT event_type FROM scoring_rules WHERE id = ?1")?;
+            let mut rows = stmt.query([id])?;
+            Ok(match rows.next()? {
+                Some(row) => Some(row.get(0)?),
+                None => None,
+            })
+        };
         match record {
             Record::Contact(c) => self.mark(c.no, write),
             Record::ContactDeleted { no } => self.mark(*no, write),
@@ -67,8 +87,20 @@ impl Touched {
                     self.mark(no, write);
                 }
             }
+            Record::ScoringRule(rule) => {
+                if let Some(former) = former_type(&rule.id)? {
+                    self.by_type.push((former, write));
+                }
+                self.by_type.push((rule.event_type.clone(), write));
+            }
+            Record::ScoringRuleDeleted { id } => {
+                if let Some(former) = former_type(id)? {
+                    self.by_type.push((former, write));
+                }
+            }
             _ => {}
         }
+        Ok(())
     }
 
     /// Stamps the touched rows and the last write number, inside the
@@ -78,7 +110,21 @@ impl Touched {
         tx: &rusqlite::Transaction<'_>,
         last_write: u64,
     ) -> Result<(), StoreError> {
-        let mut stmt = tx.prepare_cached("UPDATE contacts SET touched = ?2 WHERE no = ?1")?;
+        // A contact keeps the highest number: marks are applied in any order.
+        let mut by_type: HashMap<String, u64> = HashMap::new();
+        for (event_type, write) in self.by_type {
+            let highest = by_type.entry(event_type).or_default();
+            *highest = (*highest).max(write);
+        }
+        for (event_type, write) in by_type {
+            tx.prepare_cached(
+                "UPDATE contacts SET touched = MAX(touched, ?2)
+                 WHERE no IN (SELECT DISTINCT contact_no FROM events WHERE type = ?1)",
+            )?
+            .execute(params![event_type, write as i64])?;
+        }
+        let mut stmt =
+            tx.prepare_cached("UPDATE contacts SET touched = MAX(touched, ?2) WHERE no = ?1")?;
         for (no, write) in self.by_contact {
             stmt.execute(params![no, write as i64])?;
         }

@@ -434,3 +434,37 @@ fn only_the_newest_two_checkpoints_are_kept_and_drafts_are_never_read() {
     assert!(kept[0].0 > kept[1].0);
     assert!(!draft.exists());
 }
+
+/// A scoring rule written after a checkpoint changes the score of every
+/// contact with events of its type, none of which the write names: the
+/// next start must still have their new scores (and the memberships that
+/// read them).
+#[test]
+fn a_rule_written_after_a_checkpoint_rescores_contacts_it_never_named() {
+    let mut run = run_with_checkpoints(&[590]);
+    let write = run
+        .ws
+        .create_scoring_rule(
+            sift_engine::ScoringRuleInput {
+                id: "late".into(),
+                event_type: "purchase".into(),
+                filter: None,
+                points: 7.0,
+                expires_after: None,
+            },
+            run.last,
+        )
+        .unwrap();
+    assert!(write.rescored > 1, "{} rescored", write.rescored);
+    let group: Vec<&[Record]> = vec![write.records.as_slice()];
+    Store::commit(&mut run.db, &group).unwrap();
+    run.memory.commit(&group).unwrap();
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws").unwrap();
+    assert!(report.checkpoint.is_some(), "{:?}", report.rejected);
+    assert_same(
+        "a start from a checkpoint",
+        &summary(&ws),
+        &summary(&run.ws),
+    );
+    assert_evaluated_afresh(&ws);
+}
