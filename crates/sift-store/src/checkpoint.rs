@@ -101,7 +101,7 @@ pub fn list(dir: &Path, workspace: &str) -> Result<Vec<(u64, PathBuf)>, StoreErr
         };
         found.push((number, entry.path()));
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     Ok(found)
 }
 
@@ -279,7 +279,7 @@ pub fn load(
         }
     };
     for (_, path) in found {
-        match db.from_checkpoint(&path, &mut report.phases) {
+        match db.load_checkpoint(&path, &mut report.phases) {
             Ok((ws, meta, reloaded)) => {
                 report.checkpoint = Some((path, meta));
                 report.reloaded = reloaded;
@@ -303,7 +303,7 @@ pub fn load(
 
 impl WorkspaceDb {
     /// The workspace from one checkpoint file and what was stored after it.
-    fn from_checkpoint(
+    fn load_checkpoint(
         &self,
         path: &Path,
         phases: &mut Vec<(&'static str, Duration)>,

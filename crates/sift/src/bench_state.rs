@@ -421,7 +421,10 @@ async fn writes_during_checkpoints(
             .await?;
         slowest = slowest.max(t.elapsed().as_secs_f64() * 1000.0);
         n += 1;
-        if n % 100 == 0 && !log_lines(log, "checkpoint written workspace").is_empty() && n >= 400 {
+        if n >= 400
+            && n.is_multiple_of(100)
+            && !log_lines(log, "checkpoint written workspace").is_empty()
+        {
             break;
         }
     }
