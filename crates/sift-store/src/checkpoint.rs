@@ -331,6 +331,13 @@ impl WorkspaceDb {
                 meta.write_number
             )));
         }
+        let forgotten = crate::write_log::forgotten_through(&tx)?;
+        if meta.write_number < forgotten {
+            return Err(StoreError::Corrupt(format!(
+                "it covers write {} but the store no longer records which contacts writes up to {forgotten} touched",
+                meta.write_number
+            )));
+        }
         let started = Instant::now();
         crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;
         tx.commit()?;

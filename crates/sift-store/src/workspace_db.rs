@@ -21,6 +21,10 @@ pub struct WorkspaceDb {
     conn: Connection,
     /// The number of the last committed write (`write_log.rs`).
     last_write: u64,
+    /// `touched` rows of writes up to this one are no longer needed, and
+    /// whether some may be left (deleted a chunk per commit).
+    forget_through: u64,
+    forgetting: bool,
 }
 
 #[path = "wal.rs"]
@@ -36,6 +40,10 @@ pub enum Pending<'a> {
     Exports(&'a [crate::ExportWrite]),
     /// Deletes a chunk of old workflow history (see `prune.rs`).
     Prune(&'a crate::Prune),
+    /// The `touched` rows of writes up to this number are no longer needed
+    /// (every kept checkpoint is past them): this commit and the next ones
+    /// delete them, a bounded chunk each (`write_log.rs`).
+    ForgetTouched(u64),
 }
 
 /// One membership change as stored: contact by number.
@@ -57,7 +65,12 @@ impl WorkspaceDb {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&conn)?;
         let last_write = write_log::last_write(&conn)?;
-        Ok(WorkspaceDb { conn, last_write })
+        Ok(WorkspaceDb {
+            conn,
+            last_write,
+            forget_through: 0,
+            forgetting: false,
+        })
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -110,6 +123,12 @@ impl WorkspaceDb {
                     }
                 }
                 Pending::Prune(prune) => crate::prune::apply(&tx, prune)?,
+                Pending::ForgetTouched(through) => {
+                    if through > self.forget_through {
+                        self.forget_through = through;
+                        self.forgetting = true;
+                    }
+                }
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -120,8 +139,10 @@ impl WorkspaceDb {
         if write_no != self.last_write {
             touched.finish(&tx, write_no)?;
         }
+        let forgetting = self.forgetting && write_log::forget(&tx, self.forget_through)?;
         tx.commit()?;
         self.last_write = write_no;
+        self.forgetting = forgetting;
         Ok(())
     }
 

@@ -468,3 +468,27 @@ fn a_rule_written_after_a_checkpoint_rescores_contacts_it_never_named() {
     );
     assert_evaluated_afresh(&ws);
 }
+
+/// Once the touched rows up to a checkpoint's write are forgotten (the
+/// server forgets up to its oldest kept checkpoint), an older checkpoint
+/// can no longer be caught up: it is passed over, never used half-blind.
+#[test]
+fn a_checkpoint_older_than_the_forgotten_touched_rows_is_not_used() {
+    let mut run = run_with_checkpoints(&[200, 400]);
+    let found = checkpoint::list(run.dir.path(), "ws").unwrap();
+    let (newest, older) = (&found[0], &found[1]);
+    run.db
+        .commit_all([sift_store::Pending::ForgetTouched(newest.0)])
+        .unwrap();
+    std::fs::remove_file(&newest.1).unwrap();
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws").unwrap();
+    assert!(report.checkpoint.is_none());
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    assert_eq!(report.rejected[0].path, older.1);
+    assert!(
+        report.rejected[0].reason.contains("no longer records"),
+        "{}",
+        report.rejected[0].reason
+    );
+    assert_same("a full rebuild", &summary(&ws), &summary(&run.ws));
+}

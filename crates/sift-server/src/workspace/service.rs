@@ -296,6 +296,7 @@ impl WorkspaceService {
                 webhooks: Vec::new(),
                 exports: Vec::new(),
                 prune: None,
+                forget_touched: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
             })?;
@@ -363,6 +364,7 @@ impl WorkspaceService {
             webhooks,
             exports,
             prune,
+            forget_touched: None,
             next_seq: 0,
             done: done_tx,
         })?;
@@ -501,6 +503,21 @@ impl WorkspaceService {
         }
         self.checkpoints.last.store(write_number, Ordering::SeqCst);
         sift_store::checkpoint::prune(&self.checkpoints.dir, &self.id)?;
+        // What only older checkpoints needed goes, a chunk per commit. At
+        // close the writer is gone: the next checkpoint does it.
+        let kept = sift_store::checkpoint::list(&self.checkpoints.dir, &self.id)?;
+        if let Some((oldest, _)) = kept.last() {
+            let (done_tx, _) = oneshot::channel();
+            let _ = self.send(Job {
+                records: Vec::new(),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                forget_touched: Some(*oldest),
+                next_seq: 0,
+                done: done_tx,
+            });
+        }
         let took = started.elapsed();
         metrics::histogram!("sift_checkpoint_seconds").record(took.as_secs_f64());
         metrics::gauge!("sift_checkpoint_bytes").set(written.bytes as f64);

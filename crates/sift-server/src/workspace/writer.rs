@@ -28,6 +28,9 @@ pub(crate) struct Job {
     pub(crate) exports: Vec<sift_store::ExportWrite>,
     /// A chunk of old workflow history to delete (`retention.rs`).
     pub(crate) prune: Option<sift_store::Prune>,
+    /// Touched-contact rows no kept checkpoint needs, up to this write
+    /// (`WorkspaceService::checkpoint_blocking`).
+    pub(crate) forget_touched: Option<u64>,
     pub(crate) next_seq: u64,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
 }
@@ -77,6 +80,7 @@ pub(crate) fn spawn(
                     ]
                     .into_iter()
                     .chain(j.prune.as_ref().map(Pending::Prune))
+                    .chain(j.forget_touched.map(Pending::ForgetTouched))
                 }));
                 metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
