@@ -170,9 +170,9 @@ async fn a_checkpoint_cut_by_sigkill_is_ignored_and_one_written_at_sigterm_is_us
         .collect();
     assert_eq!(written.len(), 1, "{written:?}");
 
-    // The next start loads it.
+    // The next start loads it (the log and /metrics say so).
     let stderr = dir.path().join("third.log");
-    let server = Server::start(&data, &stderr, &[]);
+    let server = Server::start(&data, &stderr, &["--checkpoint-every", "5"]);
     let addr = server.addr.clone();
     let log = std::fs::read_to_string(&stderr).unwrap();
     assert!(
@@ -181,9 +181,45 @@ async fn a_checkpoint_cut_by_sigkill_is_ignored_and_one_written_at_sigterm_is_us
     );
     assert_eq!(exact_sizes(&client, &addr, &key).await, after_writes);
     assert!(log.contains("reloaded_contacts=0"), "{log}");
-    // It takes writes and stays exact after them.
+    assert!(
+        metrics(&client, &addr)
+            .await
+            .contains("sift_start_from_checkpoint 1")
+    );
+    // It takes writes, checkpoints them every 5 and stays exact.
     writes(&client, &addr, &key, 40, 5).await;
     exact_sizes(&client, &addr, &key).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics(&client, &addr).await;
+        if text.contains("sift_checkpoints_total") {
+            for name in [
+                "sift_checkpoint_seconds",
+                "sift_checkpoint_stall_seconds",
+                "sift_checkpoint_bytes",
+                "sift_checkpoint_write_number",
+            ] {
+                assert!(text.contains(name), "{name} missing from\n{text}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "no periodic checkpoint:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The server's `/metrics` text.
+async fn metrics(client: &HttpClient, addr: &str) -> String {
+    let request = hyper::Request::builder()
+        .uri(format!("http://{addr}/metrics"))
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs `sift` with `args`; it must succeed.
