@@ -406,7 +406,7 @@ impl WorkspaceService {
         }
         // Everything applied is committed now: the next start catches up
         // from here instead of rebuilding.
-        match self.checkpoint_blocking() {
+        match self.checkpoint_now(true) {
             Ok(Some(done)) => tracing::info!(
                 workspace = %self.id,
                 file = %done.path.display(),
@@ -443,8 +443,23 @@ impl WorkspaceService {
     /// pruned. `None` when nothing was written since the newest one or one
     /// is being written. Blocking: call it off the async workers.
     pub fn checkpoint_blocking(&self) -> WorkspaceResult<Option<CheckpointDone>> {
-        let Ok(_writing) = self.checkpoints.writing.try_lock() else {
-            return Ok(None);
+        self.checkpoint_now(false)
+    }
+
+    /// [`WorkspaceService::checkpoint_blocking`]; with `wait`, after the one
+    /// being written (at close, so that the last one covers every write).
+    fn checkpoint_now(&self, wait: bool) -> WorkspaceResult<Option<CheckpointDone>> {
+        let _writing = if wait {
+            self.checkpoints
+                .writing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        } else {
+            match self.checkpoints.writing.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(guard)) => guard.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
         };
         let stalled = Instant::now();
         let (copy, write_number) = {
