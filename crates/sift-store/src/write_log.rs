@@ -1,4 +1,4 @@
-//! Write numbers and touched contacts (schema version 10): what a start from
+//! Write numbers and touched contacts (schema version 11): what a start from
 //! a checkpoint needs to know about the writes committed after it.
 //!
 //! Every queued write (one `Pending::Records`, even an empty one) gets the
@@ -26,7 +26,7 @@ use sift_engine::Record;
 
 use crate::StoreError;
 
-/// Version 10 (marker `write_log`).
+/// Version 11 (marker `write_log`).
 pub(crate) const V10_WRITE_LOG: &str = "
     CREATE TABLE write_log (
         only INTEGER PRIMARY KEY CHECK (only = 0),
