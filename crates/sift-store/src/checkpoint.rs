@@ -215,18 +215,22 @@ pub(crate) fn read(
         clock: meta_value("clock")?,
         taken_at: meta_value("taken_at")?,
     };
-    let mut parts: HashMap<String, Vec<u8>> = HashMap::new();
+    // Each part is read, verified and decoded in turn, so that at most one
+    // part's bytes are held beside what is decoded (a start's peak memory).
+    let mut sums: HashMap<String, (i64, i64, Vec<u8>)> = HashMap::new();
     let mut stmt = conn.prepare("SELECT name, bytes, chunks, sha256 FROM checksums")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let name: String = row.get(0)?;
-        let len: i64 = row.get(1)?;
-        let chunks: i64 = row.get(2)?;
-        let sum: Vec<u8> = row.get(3)?;
-        let mut bytes = Vec::new();
+        sums.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
+    }
+    let mut take = |name: &str| -> Result<Vec<u8>, StoreError> {
+        let (len, chunks, sum) = sums
+            .remove(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("part {name:?} missing")))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
         let mut chunk_stmt =
             conn.prepare_cached("SELECT chunk, data FROM parts WHERE name = ?1 ORDER BY chunk")?;
-        let mut chunk_rows = chunk_stmt.query([&name])?;
+        let mut chunk_rows = chunk_stmt.query([name])?;
         let mut seen = 0i64;
         while let Some(chunk) = chunk_rows.next()? {
             if chunk.get::<_, i64>(0)? != seen {
@@ -234,8 +238,11 @@ pub(crate) fn read(
                     "part {name:?}: a chunk missing"
                 )));
             }
-            let data: Vec<u8> = chunk.get(1)?;
-            bytes.extend_from_slice(&data);
+            let data = chunk
+                .get_ref(1)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(format!("part {name:?}: {e}")))?;
+            bytes.extend_from_slice(data);
             seen += 1;
         }
         if seen != chunks || bytes.len() as i64 != len {
@@ -249,9 +256,9 @@ pub(crate) fn read(
                 "part {name:?} fails its checksum"
             )));
         }
-        parts.insert(name, bytes);
-    }
-    Ok((meta, decode(parts, meta.clock, schema)?))
+        Ok(bytes)
+    };
+    Ok((meta, decode(&mut take, meta.clock, schema)?))
 }
 
 /// Starts a workspace from its newest checkpoint in `dir` that verifies

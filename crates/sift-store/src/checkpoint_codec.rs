@@ -4,8 +4,6 @@
 //! length against what is left, so a damaged part is an error, never a
 //! panic or a huge allocation.
 
-use std::collections::HashMap;
-
 use roaring::RoaringBitmap;
 use sift_engine::{
     AggregatePart, EngineCheckpoint, EventsPart, FieldDef, Prop, SegmentDef, SegmentKind,
@@ -354,16 +352,12 @@ pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, 
     Ok(parts)
 }
 
+/// Decodes the parts `take` reads (and verifies) one by one, by name.
 pub(crate) fn decode(
-    mut parts: HashMap<String, Vec<u8>>,
+    take: &mut dyn FnMut(&str) -> Result<Vec<u8>, StoreError>,
     clock: i64,
     schema: &LoadSchema<'_>,
 ) -> Result<EngineCheckpoint, StoreError> {
-    let mut take = |name: &str| {
-        parts
-            .remove(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("part {name:?} missing")))
-    };
     let mut ckpt = EngineCheckpoint {
         clock,
         ..EngineCheckpoint::default()

@@ -121,16 +121,22 @@ fn contacts(
 ) -> Result<(Vec<ContactSnapshot>, Tombstones), StoreError> {
     let mut contacts = Vec::new();
     let mut tombstones = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties
-         FROM contacts WHERE ?1 IS NULL OR no = ?1 ORDER BY no",
-    )?;
+    const COLUMNS: &str = "SELECT no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties FROM contacts";
+    // Two statements: `?1 IS NULL OR no = ?1` would scan every row for
+    // each contact asked for.
+    let mut stmt = match only {
+        None => conn.prepare(&format!("{COLUMNS} ORDER BY no"))?,
+        Some(_) => conn.prepare(&format!("{COLUMNS} WHERE no = ?1"))?,
+    };
     let each: Vec<Option<u32>> = match only {
         Some(list) => list.iter().map(|no| Some(*no)).collect(),
         None => vec![None],
     };
     for no in each {
-        let mut rows = stmt.query([no])?;
+        let mut rows = match no {
+            Some(no) => stmt.query([no])?,
+            None => stmt.query([])?,
+        };
         while let Some(row) = rows.next()? {
             let no: u32 = row.get(0)?;
             let id: String = row.get(1)?;
