@@ -461,21 +461,20 @@ impl WorkspaceService {
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
             }
         };
-        let stalled = Instant::now();
-        let (copy, write_number) = {
+        let any = !sift_store::checkpoint::list(&self.checkpoints.dir, &self.id)?.is_empty();
+        let (copy, write_number, stall) = {
             let ws = self
                 .engine
                 .write()
                 .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+            // Writes wait from here: the stall.
+            let stalled = Instant::now();
             let write_number = self.queued_writes.load(Ordering::SeqCst);
-            if write_number <= self.checkpoints.last.load(Ordering::SeqCst)
-                && !sift_store::checkpoint::list(&self.checkpoints.dir, &self.id)?.is_empty()
-            {
+            if any && write_number <= self.checkpoints.last.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            (ws.checkpoint_copy(), write_number)
+            (ws.checkpoint_copy(), write_number, stalled.elapsed())
         };
-        let stall = stalled.elapsed();
         metrics::histogram!("sift_checkpoint_stall_seconds").record(stall.as_secs_f64());
         let started = Instant::now();
         let meta = sift_store::checkpoint::CheckpointMeta {
@@ -485,7 +484,6 @@ impl WorkspaceService {
         };
         let parts = copy.into_checkpoint();
         let committed = self.signals.committed_write.subscribe();
-        let mut lagging = None;
         let written =
             sift_store::checkpoint::write(&self.checkpoints.dir, &self.id, meta, &parts, &|| {
                 if let Some(pause) = self.checkpoints.pause {
@@ -506,14 +504,13 @@ impl WorkspaceService {
             });
         drop(parts);
         let written = written?;
-        if *committed.borrow() < write_number {
-            lagging = Some(*committed.borrow());
-        }
-        if let Some(at) = lagging {
-            // Not durable: the file must not be found by a start.
+        let reached = *committed.borrow();
+        if reached < write_number {
+            // The store did not commit what the copy holds (its writer
+            // failed): a start must not find this file.
             let _ = std::fs::remove_file(&written.path);
             return Err(WorkspaceError::CommitFailed(format!(
-                "the store reached write {at}, not {write_number}: checkpoint discarded"
+                "the store reached write {reached}, not {write_number}: checkpoint discarded"
             )));
         }
         self.checkpoints.last.store(write_number, Ordering::SeqCst);
