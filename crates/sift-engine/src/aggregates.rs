@@ -278,6 +278,26 @@ impl Aggregates {
         self.iter().filter(|(_, a)| a.window.is_some())
     }
 
+    /// Installs an aggregate computed elsewhere (a checkpoint's): its key
+    /// resolved against `log`, its counts and sums as given. The next
+    /// [`Aggregates::sync`] indexes it by type and keeps it if still used.
+    pub fn install(&mut self, key: AggKey, counts: Vec<u32>, sums: Vec<f64>, log: &mut EventLog) {
+        if self.find(&key).is_some() {
+            return;
+        }
+        self.list.push(Some(Aggregate {
+            kind: log.types.intern(&key.event_type),
+            filter: key
+                .filter
+                .as_ref()
+                .map(|f| Filter::compile(f, &mut log.names)),
+            property: key.property.as_ref().map(|p| log.names.intern(p)),
+            key,
+            counts,
+            sums,
+        }));
+    }
+
     /// Makes the set of aggregates exactly `keys`: keeps those that exist,
     /// drops the rest, and computes new ones over every contact's history at
     /// `now` (in parallel). Returns the indexes of the new ones, with each

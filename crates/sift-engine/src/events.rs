@@ -221,6 +221,37 @@ impl EventLog {
         self.by_contact[index] = merged;
     }
 
+    /// The histories by contact number, the accepted idempotency keys and
+    /// the next arrival number, for a checkpoint (`workspace/checkpoint.rs`).
+    pub fn into_parts(self) -> (Vec<Vec<StoredEvent>>, Vec<u128>, u32) {
+        (
+            self.by_contact,
+            self.ids.into_iter().collect(),
+            self.next_arrival,
+        )
+    }
+
+    /// The inverse of [`EventLog::into_parts`], with the interners already
+    /// rebuilt in id order.
+    pub fn from_parts(
+        interners: [Interner; 3],
+        by_contact: Vec<Vec<StoredEvent>>,
+        ids: Vec<u128>,
+        next_arrival: u32,
+    ) -> EventLog {
+        let [types, names, strings] = interners;
+        let len = by_contact.iter().map(|l| l.len() as u64).sum();
+        EventLog {
+            by_contact,
+            types,
+            names,
+            strings,
+            ids: ids.into_iter().collect(),
+            len,
+            next_arrival,
+        }
+    }
+
     /// Bytes held by the history, roughly, for the benchmark.
     pub fn heap_bytes(&self) -> u64 {
         let events: u64 = self

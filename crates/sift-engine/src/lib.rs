@@ -36,6 +36,7 @@ pub use changes::{
 pub use contacts::Contacts;
 pub use error::{Error, Usage, UsageKind, UsageRole};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
+pub use events::{Prop, StoredEvent};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
@@ -51,7 +52,7 @@ pub use workflows::{
     TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
-    ContactInput, ContactView, EventInput, EventView, ExplainNode, MAX_BATCH, MAX_FUTURE_MS,
-    Rollup, SCORE_ROLLUP, SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema,
-    Write, longest_days, rollup_key,
+    AggregatePart, ContactInput, ContactView, EngineCheckpoint, EventInput, EventView, EventsPart,
+    ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, Rollup, SCORE_ROLLUP, SegmentInput,
+    SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write, longest_days, rollup_key,
 };

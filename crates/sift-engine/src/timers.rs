@@ -48,6 +48,12 @@ impl Timers {
         self.next = next;
     }
 
+    /// Contact `no`'s pending instant ([`NEVER`] when unarmed), for a
+    /// checkpoint.
+    pub fn armed(&self, no: u32) -> DateTime {
+        self.next.get(no as usize).copied().unwrap_or(NEVER)
+    }
+
     /// The earliest pending instant (possibly of a stale entry).
     pub fn peek(&self) -> Option<DateTime> {
         self.heap.peek().map(|Reverse((at, _))| *at)

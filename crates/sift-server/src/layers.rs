@@ -34,6 +34,7 @@ const LAYERS: &[&[&str]] = &[
         "timers",
         "runner",
         "retention",
+        "checkpoints",
         "outbox",
         "webhooks",
         "facebook",

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod body;
+mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod csv_export;

@@ -103,6 +103,8 @@ impl AppState {
     }
 
     fn open_as(config: Config, mode: Mode) -> WorkspaceResult<AppState> {
+        // Before the workspaces load: what their starts record is kept.
+        let metrics = prometheus();
         std::fs::create_dir_all(&config.data_dir).map_err(StoreError::from)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.db"))?;
         let mut workspaces = HashMap::new();
@@ -115,7 +117,7 @@ impl AppState {
             catalog: Mutex::new(catalog),
             keys: RwLock::new(keys),
             workspaces: RwLock::new(workspaces),
-            metrics: prometheus(),
+            metrics,
             stopping: watch::channel(false).0,
             sessions: crate::session::Sessions::default(),
             revocations: watch::channel(0).0,

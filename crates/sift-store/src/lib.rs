@@ -13,6 +13,8 @@
 mod alias_db;
 pub mod backup;
 mod catalog;
+pub mod checkpoint;
+mod checkpoint_codec;
 mod codec;
 mod error;
 mod event_retention;
@@ -26,6 +28,7 @@ mod seq_migration;
 mod webhooks;
 mod workflow_db;
 mod workspace_db;
+mod write_log;
 
 pub use catalog::{Catalog, WorkspaceRow, hash_key};
 pub use codec::{event_properties, raw_value};

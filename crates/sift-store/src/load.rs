@@ -22,8 +22,34 @@ pub(crate) fn stored_state(
     conn: &Connection,
     with_events: bool,
 ) -> Result<StoredState, StoreError> {
+    let (mut state, types) = definitions(conn)?;
+    (state.contacts, state.tombstones) = contacts(conn, &types, None)?;
+    if with_events {
+        state.events = events(conn, None)?;
+    }
+    Ok(state)
+}
+
+/// Adds to `state` (definitions only) what a start from a checkpoint taken
+/// after write `after` reloads (see `checkpoint.rs`): only the contacts a
+/// later write touched, with their full histories.
+pub(crate) fn add_touched(
+    conn: &Connection,
+    state: &mut StoredState,
+    types: &HashMap<String, FieldType>,
+    after: u64,
+) -> Result<(), StoreError> {
+    let touched = crate::write_log::touched_since(conn, after)?;
+    (state.contacts, state.tombstones) = contacts(conn, types, Some(&touched))?;
+    state.events = events(conn, Some(&touched))?;
+    Ok(())
+}
+
+/// Everything stored but contacts and events, and every field's type.
+pub(crate) fn definitions(
+    conn: &Connection,
+) -> Result<(StoredState, HashMap<String, FieldType>), StoreError> {
     let (fields, types) = fields(conn)?;
-    let (contacts, tombstones) = contacts(conn, &types)?;
     let segments = segments(conn, &types)?;
     let schema = LoadSchema {
         types: &types,
@@ -38,17 +64,13 @@ pub(crate) fn stored_state(
         conn.query_row("SELECT COALESCE(MAX(seq_end), 1) FROM changes", [], |r| {
             r.get(0)
         })?;
-    Ok(StoredState {
+    let state = StoredState {
         fields,
-        contacts,
-        tombstones,
+        contacts: Vec::new(),
+        tombstones: Vec::new(),
         segments,
         static_members: static_members(conn)?,
-        events: if with_events {
-            events(conn)?
-        } else {
-            Vec::new()
-        },
+        events: Vec::new(),
         scoring_rules: scoring_rules(conn)?,
         workflows: workflows.workflows,
         queue: workflows.queue,
@@ -59,7 +81,8 @@ pub(crate) fn stored_state(
         aliases: crate::alias_db::load(conn)?,
         next_seq: next_seq as u64,
         clock: clock(conn)?,
-    })
+    };
+    Ok((state, types))
 }
 
 /// The instant up to which the workspace has processed time.
@@ -98,48 +121,63 @@ fn fields(conn: &Connection) -> Result<(Vec<FieldDef>, HashMap<String, FieldType
 
 type Tombstones = Vec<(u32, String)>;
 
+/// Every contact row, or only those numbered in `only`.
 fn contacts(
     conn: &Connection,
     types: &HashMap<String, FieldType>,
+    only: Option<&[u32]>,
 ) -> Result<(Vec<ContactSnapshot>, Tombstones), StoreError> {
     let mut contacts = Vec::new();
     let mut tombstones = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties
-         FROM contacts ORDER BY no",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let no: u32 = row.get(0)?;
-        let id: String = row.get(1)?;
-        if row.get::<_, i64>(2)? != 0 {
-            tombstones.push((no, id));
-            continue;
-        }
-        let properties_text: Option<String> = row.get(8)?;
-        let mut properties = Vec::new();
-        if let Some(text) = properties_text {
-            let json: Json = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("contact {id:?} properties: {e}")))?;
-            if let Json::Object(map) = json {
-                for (name, value) in map {
-                    if let Some(value) = types.get(&name).and_then(|t| value_from_json(&value, *t))
-                    {
-                        properties.push((name, value));
+    const COLUMNS: &str = "SELECT no, id, deleted, anonymous, created_at, updated_at, last_seen_at, lead_score, properties FROM contacts";
+    // Two statements: `?1 IS NULL OR no = ?1` would scan every row for
+    // each contact asked for.
+    let mut stmt = match only {
+        None => conn.prepare(&format!("{COLUMNS} ORDER BY no"))?,
+        Some(_) => conn.prepare(&format!("{COLUMNS} WHERE no = ?1"))?,
+    };
+    let each: Vec<Option<u32>> = match only {
+        Some(list) => list.iter().map(|no| Some(*no)).collect(),
+        None => vec![None],
+    };
+    for no in each {
+        let mut rows = match no {
+            Some(no) => stmt.query([no])?,
+            None => stmt.query([])?,
+        };
+        while let Some(row) = rows.next()? {
+            let no: u32 = row.get(0)?;
+            let id: String = row.get(1)?;
+            if row.get::<_, i64>(2)? != 0 {
+                tombstones.push((no, id));
+                continue;
+            }
+            let properties_text: Option<String> = row.get(8)?;
+            let mut properties = Vec::new();
+            if let Some(text) = properties_text {
+                let json: Json = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("contact {id:?} properties: {e}")))?;
+                if let Json::Object(map) = json {
+                    for (name, value) in map {
+                        if let Some(value) =
+                            types.get(&name).and_then(|t| value_from_json(&value, *t))
+                        {
+                            properties.push((name, value));
+                        }
                     }
                 }
             }
+            contacts.push(ContactSnapshot {
+                no,
+                id,
+                anonymous: row.get::<_, i64>(3)? != 0,
+                created_at: row.get(4)?,
+                updated_at: row.get(5)?,
+                last_seen_at: row.get(6)?,
+                lead_score: row.get(7)?,
+                properties,
+            });
         }
-        contacts.push(ContactSnapshot {
-            no,
-            id,
-            anonymous: row.get::<_, i64>(3)? != 0,
-            created_at: row.get(4)?,
-            updated_at: row.get(5)?,
-            last_seen_at: row.get(6)?,
-            lead_score: row.get(7)?,
-            properties,
-        });
     }
     Ok((contacts, tombstones))
 }
@@ -207,29 +245,45 @@ fn segments(
     Ok(segments)
 }
 
-/// Every event in arrival order; what conditions read is rebuilt from the
-/// stored JSON text.
-fn events(conn: &Connection) -> Result<Vec<EventRecord>, StoreError> {
+/// Every event in arrival order, or only those of the contacts in `only`
+/// (each contact's in arrival order); what conditions read is rebuilt from
+/// the stored JSON text.
+fn events(conn: &Connection, only: Option<&[u32]>) -> Result<Vec<EventRecord>, StoreError> {
     let mut events = Vec::new();
-    let mut stmt =
-        conn.prepare("SELECT seq, id, contact_no, type, at, properties FROM events ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let properties_json: String = row.get(5)?;
-        let properties = event_properties_from_text(&properties_json).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "event {} properties: {e}",
-                row.get::<_, i64>(0).unwrap_or_default()
-            ))
-        })?;
-        events.push(EventRecord {
-            no: row.get(2)?,
-            id: row.get(1)?,
-            event_type: row.get(3)?,
-            at: row.get(4)?,
-            properties,
-            properties_json,
-        });
+    let mut stmt = match only {
+        None => conn
+            .prepare("SELECT seq, id, contact_no, type, at, properties FROM events ORDER BY seq")?,
+        Some(_) => conn.prepare(
+            "SELECT seq, id, contact_no, type, at, properties FROM events
+             WHERE contact_no = ?1 ORDER BY seq",
+        )?,
+    };
+    let each: Vec<Option<u32>> = match only {
+        Some(list) => list.iter().map(|no| Some(*no)).collect(),
+        None => vec![None],
+    };
+    for no in each {
+        let mut rows = match no {
+            Some(no) => stmt.query([no])?,
+            None => stmt.query([])?,
+        };
+        while let Some(row) = rows.next()? {
+            let properties_json: String = row.get(5)?;
+            let properties = event_properties_from_text(&properties_json).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "event {} properties: {e}",
+                    row.get::<_, i64>(0).unwrap_or_default()
+                ))
+            })?;
+            events.push(EventRecord {
+                no: row.get(2)?,
+                id: row.get(1)?,
+                event_type: row.get(3)?,
+                at: row.get(4)?,
+                properties,
+                properties_json,
+            });
+        }
     }
     Ok(events)
 }
@@ -270,9 +324,9 @@ fn scoring_rules(conn: &Connection) -> Result<Vec<ScoringRule>, StoreError> {
     Ok(rules)
 }
 
-struct LoadSchema<'a> {
-    types: &'a HashMap<String, FieldType>,
-    names: HashMap<String, String>,
+pub(crate) struct LoadSchema<'a> {
+    pub(crate) types: &'a HashMap<String, FieldType>,
+    pub(crate) names: HashMap<String, String>,
 }
 
 impl Schema for LoadSchema<'_> {

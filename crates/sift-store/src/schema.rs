@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 10;
+pub(crate) const LATEST: i64 = 11;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -71,6 +71,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 10,
         marker: "event_rollups",
         sql: crate::event_retention::V10_EVENT_ROLLUPS,
+    },
+    Step {
+        version: 11,
+        marker: "write_log",
+        sql: crate::write_log::V11_WRITE_LOG,
     },
 ];
 

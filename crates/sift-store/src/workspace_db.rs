@@ -14,11 +14,17 @@ use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
 use crate::schema::{migrate, open};
-use crate::{alias_db, workflow_db};
+use crate::{alias_db, workflow_db, write_log};
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
     conn: Connection,
+    /// The number of the last committed write (`write_log.rs`).
+    last_write: u64,
+    /// `touched` rows of writes up to this one are no longer needed, and
+    /// whether some may be left (deleted a chunk per commit).
+    forget_through: u64,
+    forgetting: bool,
 }
 
 #[path = "wal.rs"]
@@ -37,6 +43,10 @@ pub enum Pending<'a> {
     /// Deletes a chunk of events past the retention, keeping what they
     /// gave to all-time counts and scores (`event_retention.rs`).
     PruneEvents(&'a crate::EventPrune),
+    /// The `touched` rows of writes up to this number are no longer needed
+    /// (every kept checkpoint is past them): this commit and the next ones
+    /// delete them, a bounded chunk each (`write_log.rs`).
+    ForgetTouched(u64),
 }
 
 /// One membership change as stored: contact by number.
@@ -57,7 +67,23 @@ impl WorkspaceDb {
         // so that their fsync of the database file is never on a commit's path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&conn)?;
-        Ok(WorkspaceDb { conn })
+        let last_write = write_log::last_write(&conn)?;
+        Ok(WorkspaceDb {
+            conn,
+            last_write,
+            forget_through: 0,
+            forgetting: false,
+        })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The number of the last committed write: each `Pending::Records`
+    /// committed takes the next one (see `write_log.rs`).
+    pub fn last_write(&self) -> u64 {
+        self.last_write
     }
 
     /// Commits several writes' records in one transaction (one fsync).
@@ -78,10 +104,14 @@ impl WorkspaceDb {
         // Writes in a group may carry several clocks; only the latest matters.
         let mut clock: Option<DateTime> = None;
         let mut cursor: Option<u64> = None;
+        let mut write_no = self.last_write;
+        let mut touched = write_log::Touched::default();
         for write in writes {
             match write {
                 Pending::Records(records) => {
+                    write_no += 1;
                     for record in records {
+                        touched.note(&tx, record, write_no)?;
                         apply(&tx, record, &mut clock, &mut cursor)?;
                     }
                 }
@@ -97,6 +127,12 @@ impl WorkspaceDb {
                 }
                 Pending::Prune(prune) => crate::prune::apply(&tx, prune)?,
                 Pending::PruneEvents(prune) => crate::event_retention::apply(&tx, prune)?,
+                Pending::ForgetTouched(through) => {
+                    if through > self.forget_through {
+                        self.forget_through = through;
+                        self.forgetting = true;
+                    }
+                }
             }
         }
         workflow_db::finish(&tx, cursor)?;
@@ -104,7 +140,13 @@ impl WorkspaceDb {
             tx.prepare_cached("UPDATE clock SET at = MAX(at, ?1)")?
                 .execute(params![at])?;
         }
+        if write_no != self.last_write {
+            touched.finish(&tx, write_no)?;
+        }
+        let forgetting = self.forgetting && write_log::forget(&tx, self.forget_through)?;
         tx.commit()?;
+        self.last_write = write_no;
+        self.forgetting = forgetting;
         Ok(())
     }
 

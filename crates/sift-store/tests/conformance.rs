@@ -12,6 +12,7 @@ mod conformance_run;
 
 use conformance_run::{DAY, Run, event};
 use sift_engine::{MemoryStore, Record, Store, Workspace};
+use sift_store::checkpoint;
 
 fn summary(ws: &Workspace) -> String {
     let mut out = String::new();
@@ -289,4 +290,288 @@ fn a_streaming_restart_loads_and_catches_up_like_the_live_workspace() {
     assert_eq!(from_memory.advance(later).records, live_advance);
     let live = summary(&run.ws);
     assert_same("streaming sqlite catch-up", &summary(&from_sqlite), &live);
+}
+
+/// The script with a checkpoint of the live workspace written after the
+/// first group commit at or after each step of `at` (a commit boundary,
+/// where the server takes one), as `ws.checkpoint.<write>.db` beside the
+/// store.
+fn run_with_checkpoints(at: &[u32]) -> Run {
+    let mut due: Vec<u32> = at.to_vec();
+    conformance_run::run_with(|step, ws, db, dir| {
+        if due.first().is_some_and(|first| step >= *first) {
+            due.remove(0);
+            let meta = checkpoint::CheckpointMeta {
+                write_number: db.last_write(),
+                clock: ws.clock(),
+                taken_at: 0,
+            };
+            let ckpt = ws.checkpoint_copy().into_checkpoint();
+            checkpoint::write(dir, "ws", meta, &ckpt, &|| {}).unwrap();
+        }
+    })
+}
+
+/// Writes after the last checkpoint that a start must catch up with: a
+/// segment created and one edited.
+fn late_segment_writes(run: &mut Run) {
+    let now = run.last;
+    let condition = sift_lang::parse_text(
+        "performed page_visit at least 2 times in last 3 days or orders >= 8",
+        &run.ws.schema(),
+    )
+    .unwrap();
+    let created = run
+        .ws
+        .create_segment(
+            sift_engine::SegmentInput {
+                id: "late".into(),
+                name: "Late".into(),
+                description: String::new(),
+                kind: sift_engine::SegmentKind::Dynamic,
+                condition: Some(condition),
+                test: false,
+            },
+            now,
+        )
+        .unwrap();
+    let edit =
+        sift_lang::parse_text("orders >= 3 and newsletter = true", &run.ws.schema()).unwrap();
+    let edited = run
+        .ws
+        .update_segment(
+            "vip",
+            sift_engine::SegmentPatch {
+                condition: Some(edit),
+                ..sift_engine::SegmentPatch::default()
+            },
+            now,
+        )
+        .unwrap();
+    let group: Vec<&[Record]> = vec![created.records.as_slice(), edited.records.as_slice()];
+    Store::commit(&mut run.db, &group).unwrap();
+    run.memory.commit(&group).unwrap();
+}
+
+/// Every dynamic segment's members equal a from-scratch evaluation.
+#[track_caller]
+fn assert_evaluated_afresh(ws: &Workspace) {
+    for (_, segment) in ws.segments().iter() {
+        if let Some(condition) = &segment.def.condition {
+            let fresh = ws.preview(condition, ws.clock()).unwrap();
+            assert_eq!(segment.members, fresh, "segment {}", segment.def.id);
+        }
+    }
+}
+
+#[test]
+fn a_start_from_a_checkpoint_equals_the_live_workspace_and_a_full_rebuild() {
+    let mut run = run_with_checkpoints(&[300]);
+    late_segment_writes(&mut run);
+    let (mut from_checkpoint, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert!(report.checkpoint.is_some(), "the checkpoint was not used");
+    let capacity = run.ws.contacts().capacity() as usize;
+    assert!(
+        report.reloaded > 0 && report.reloaded < capacity,
+        "{} of {capacity} contacts reloaded",
+        report.reloaded
+    );
+    let mut full = Store::load(&run.db).unwrap();
+    let expected = summary(&run.ws);
+    assert_same(
+        "a start from a checkpoint",
+        &summary(&from_checkpoint),
+        &expected,
+    );
+    assert_same("a full rebuild", &summary(&full), &expected);
+    assert_evaluated_afresh(&from_checkpoint);
+
+    // The restart's own catch-up numbers the same changes from the same
+    // seq: none repeated, none skipped.
+    let later = later(&run);
+    let caught_up = from_checkpoint.advance(later).records;
+    let rebuilt = full.advance(later).records;
+    let live = run.ws.advance(later).records;
+    assert_eq!(format!("{caught_up:?}"), format!("{rebuilt:?}"));
+    assert_eq!(format!("{caught_up:?}"), format!("{live:?}"));
+    assert_same(
+        "after catching up",
+        &summary(&from_checkpoint),
+        &summary(&run.ws),
+    );
+    assert_evaluated_afresh(&from_checkpoint);
+}
+
+#[test]
+fn a_damaged_checkpoint_falls_back_to_the_previous_one_then_to_a_full_rebuild() {
+    let mut run = run_with_checkpoints(&[200, 400]);
+    late_segment_writes(&mut run);
+    let found = checkpoint::list(run.dir.path(), "ws").unwrap();
+    assert_eq!(found.len(), 2);
+    let (newest, older) = (found[0].1.clone(), found[1].1.clone());
+
+    // Bytes flipped inside a part: its checksum no longer matches.
+    {
+        let conn = rusqlite::Connection::open(&newest).unwrap();
+        conn.execute(
+            "UPDATE parts SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE name = 'events'",
+            [],
+        )
+        .unwrap();
+    }
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].path, newest);
+    assert!(
+        report.rejected[0].reason.contains("checksum"),
+        "{}",
+        report.rejected[0].reason
+    );
+    assert_eq!(report.checkpoint.as_ref().map(|c| &c.0), Some(&older));
+    assert_same(
+        "a start from the older checkpoint",
+        &summary(&ws),
+        &summary(&run.ws),
+    );
+    assert_evaluated_afresh(&ws);
+
+    // The older one cut short as well: a full rebuild.
+    let len = std::fs::metadata(&older).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&older)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
+    assert!(report.checkpoint.is_none());
+    assert_same("a full rebuild", &summary(&ws), &summary(&run.ws));
+}
+
+#[test]
+fn only_the_newest_two_checkpoints_are_kept_and_drafts_are_never_read() {
+    let run = run_with_checkpoints(&[100, 200, 300]);
+    let draft = run
+        .dir
+        .path()
+        .join(".ws.checkpoint.00000000000000099999.db.draft");
+    std::fs::write(&draft, b"cut by a crash").unwrap();
+    assert_eq!(checkpoint::list(run.dir.path(), "ws").unwrap().len(), 3);
+    checkpoint::prune(run.dir.path(), "ws").unwrap();
+    let kept = checkpoint::list(run.dir.path(), "ws").unwrap();
+    assert_eq!(kept.len(), checkpoint::KEEP);
+    assert!(kept[0].0 > kept[1].0);
+    assert!(!draft.exists());
+}
+
+/// A scoring rule written after a checkpoint changes the score of every
+/// contact with events of its type, none of which the write names: the
+/// next start must still have their new scores (and the memberships that
+/// read them).
+#[test]
+fn a_rule_written_after_a_checkpoint_rescores_contacts_it_never_named() {
+    let mut run = run_with_checkpoints(&[590]);
+    let write = run
+        .ws
+        .create_scoring_rule(
+            sift_engine::ScoringRuleInput {
+                id: "late".into(),
+                event_type: "purchase".into(),
+                filter: None,
+                points: 7.0,
+                expires_after: None,
+            },
+            run.last,
+        )
+        .unwrap();
+    assert!(write.rescored > 1, "{} rescored", write.rescored);
+    let group: Vec<&[Record]> = vec![write.records.as_slice()];
+    Store::commit(&mut run.db, &group).unwrap();
+    run.memory.commit(&group).unwrap();
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    assert!(report.checkpoint.is_some(), "{:?}", report.rejected);
+    assert_same(
+        "a start from a checkpoint",
+        &summary(&ws),
+        &summary(&run.ws),
+    );
+    assert_evaluated_afresh(&ws);
+}
+
+/// Once the touched rows up to a checkpoint's write are forgotten (the
+/// server forgets up to its oldest kept checkpoint), an older checkpoint
+/// can no longer be caught up: it is passed over, never used half-blind.
+#[test]
+fn a_checkpoint_older_than_the_forgotten_touched_rows_is_not_used() {
+    let mut run = run_with_checkpoints(&[200, 400]);
+    let found = checkpoint::list(run.dir.path(), "ws").unwrap();
+    let (newest, older) = (&found[0], &found[1]);
+    run.db
+        .commit_all([sift_store::Pending::ForgetTouched(newest.0)])
+        .unwrap();
+    std::fs::remove_file(&newest.1).unwrap();
+    let (ws, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    assert!(report.checkpoint.is_none());
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+    assert_eq!(report.rejected[0].path, older.1);
+    assert!(
+        report.rejected[0].reason.contains("no longer records"),
+        "{}",
+        report.rejected[0].reason
+    );
+    assert_same("a full rebuild", &summary(&ws), &summary(&run.ws));
+}
+
+/// With events on disk (as the server runs): a checkpoint of an on-disk
+/// workspace taken mid-script, then the rest of the script (contacts,
+/// events, merges, rules, timers), then a start from it with the history
+/// source: it equals the live workspace, holds only recent events, and
+/// catches up with time like it.
+#[test]
+fn an_on_disk_start_from_a_checkpoint_equals_the_live_workspace() {
+    let source = |dir: &std::path::Path| {
+        sift_engine::HistorySource(std::sync::Arc::new(sift_store::EventStream::new(
+            &dir.join("ws.db"),
+        )))
+    };
+    let mut taken = false;
+    let mut run = conformance_run::run_with(|step, _, db, dir| {
+        if !taken && step >= 300 {
+            taken = true;
+            let disk = db.load_streaming(source(dir)).unwrap();
+            assert!(disk.on_disk());
+            let meta = checkpoint::CheckpointMeta {
+                write_number: db.last_write(),
+                clock: disk.clock(),
+                taken_at: 0,
+            };
+            let ckpt = disk.checkpoint_copy().into_checkpoint();
+            checkpoint::write(dir, "ws", meta, &ckpt, &|| {}).unwrap();
+        }
+    });
+    assert!(taken, "the script is shorter than 300 steps");
+    let (mut from_checkpoint, report) =
+        checkpoint::load(&run.db, run.dir.path(), "ws", Some(source(run.dir.path()))).unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert!(report.checkpoint.is_some(), "the checkpoint was not used");
+    assert!(report.reloaded > 0, "no contact was touched after the checkpoint");
+    assert!(from_checkpoint.on_disk());
+    assert_same(
+        "an on-disk start from a checkpoint",
+        &summary(&from_checkpoint),
+        &summary(&run.ws),
+    );
+    assert_evaluated_afresh(&from_checkpoint);
+    assert!(from_checkpoint.event_count() <= run.ws.event_count());
+    let later = later(&run);
+    let caught_up = from_checkpoint.advance(later).records;
+    let live = run.ws.advance(later).records;
+    assert_eq!(format!("{caught_up:?}"), format!("{live:?}"));
+    assert_same(
+        "after catching up on disk",
+        &summary(&from_checkpoint),
+        &summary(&run.ws),
+    );
 }

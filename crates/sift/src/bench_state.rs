@@ -192,14 +192,28 @@ struct Server {
 impl Server {
     /// Spawns the server and waits for its first 2xx answer.
     async fn start(data: &Path, port: u16, key: &str, log: &Path) -> anyhow::Result<Server> {
+        Server::start_with(data, port, key, log, &[]).await
+    }
+
+    /// [`Server::start`] with more `sift serve` flags.
+    async fn start_with(
+        data: &Path,
+        port: u16,
+        key: &str,
+        log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
         let exe = std::env::current_exe().context("cannot find the sift executable")?;
         let addr = format!("127.0.0.1:{port}");
         let spawned = Instant::now();
         let child = Command::new(exe)
-            .args(["serve", "--listen", &addr, "--data"])
+            .args(["serve", "--listen", &addr])
+            .args(extra)
+            .arg("--data")
             .arg(data)
             .env_remove("SIFT_ADMIN_KEY")
-            .env("SIFT_LOG", "warn")
+            // Info: the checkpoint lines (written, loaded) are read back.
+            .env("SIFT_LOG", "warn,sift_server=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
@@ -341,6 +355,88 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The `key=value` fields of the last line of the server's log holding
+/// `message` (tracing's text format).
+fn log_fields(log: &Path, message: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rfind(|line| line.contains(message))
+        .map(|line| {
+            line.split_whitespace()
+                .filter_map(|token| token.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every line of the log holding `message`, as its fields.
+fn log_lines(log: &Path, message: &str) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|line| line.contains(message))
+        .map(|line| {
+            line.split_whitespace()
+                .filter_map(|token| token.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn number(fields: &BTreeMap<String, String>, key: &str) -> Option<f64> {
+    fields.get(key)?.parse().ok()
+}
+
+/// Moves the data directory's checkpoint files into `aside` (a full
+/// rebuild is then all a start can do).
+fn set_checkpoints_aside(data: &Path, aside: &Path) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(aside)?;
+    let mut moved = 0;
+    for entry in std::fs::read_dir(data)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(".checkpoint.") {
+            std::fs::rename(entry.path(), aside.join(&name))?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Writes one contact after another for up to `limit`, with a periodic
+/// checkpoint every few writes, until at least one checkpoint was written:
+/// answers the slowest write's latency and the writes made.
+async fn writes_during_checkpoints(
+    server: &Server,
+    log: &Path,
+    limit: Duration,
+) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let mut slowest: f64 = 0.0;
+    let mut n = 0u64;
+    while started.elapsed() < limit {
+        let t = Instant::now();
+        let body = json!({"properties": {"country": "FR"}});
+        server
+            .ok(
+                hyper::Method::PUT,
+                &format!("/v1/contacts/bench-stall-{}", n % 1000),
+                Some(body),
+            )
+            .await?;
+        slowest = slowest.max(t.elapsed().as_secs_f64() * 1000.0);
+        n += 1;
+        if n >= 400
+            && n.is_multiple_of(100)
+            && !log_lines(log, "checkpoint written workspace").is_empty()
+        {
+            break;
+        }
+    }
+    Ok((slowest, n))
+}
+
 fn import(what: &str, result: anyhow::Result<ExitCode>) -> anyhow::Result<()> {
     if result? != ExitCode::SUCCESS {
         bail!("the {what} import skipped rows");
@@ -409,6 +505,7 @@ pub fn run(
     }
 
     let conditions = conditions(&mut generator);
+    let aside = dir.path().join("checkpoints-aside");
     let figures = rt.block_on(async {
         let server = Server::start(&data, port, &key, &log).await?;
         let t = Instant::now();
@@ -418,21 +515,29 @@ pub fn run(
         }
         let segments_s = t.elapsed().as_secs_f64();
         let before = server.sizes().await?;
+        // SIGTERM writes a checkpoint of everything loaded so far.
         server.stop()?;
+        let shutdown = log_fields(&log, "checkpoint written at shutdown");
 
         let (mut starts, mut rss, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
+        let mut from_checkpoint = 0;
         let mut new_segment = Json::Null;
+        let check = |server_sizes: BTreeMap<String, u64>, run: usize, mismatches: &mut Vec<Json>| {
+            for (id, size) in &before {
+                if server_sizes.get(id) != Some(size) {
+                    mismatches.push(json!({"run": run, "segment": id, "before": size, "after": server_sizes.get(id)}));
+                }
+            }
+        };
         for run in 0..RESTARTS {
             let server = Server::start(&data, port, &key, &log).await?;
             starts.push(server.start.as_secs_f64());
-            let after = server.sizes().await?;
-            for (id, size) in &before {
-                if after.get(id) != Some(size) {
-                    mismatches.push(json!({"run": run + 1, "segment": id, "before": size, "after": after.get(id)}));
-                }
+            if log_fields(&log, "workspace loaded").get("checkpoint").is_some_and(|c| c != "none") {
+                from_checkpoint += 1;
             }
+            check(server.sizes().await?, run + 1, &mut mismatches);
             rss.push(server.rss_now_and_settled().await?);
-            println!("restart {}:        {:>10.2} s to the first answer", run + 1, server.start.as_secs_f64());
+            println!("restart {}:        {:>10.2} s to the first answer (from a checkpoint)", run + 1, server.start.as_secs_f64());
             if run + 1 == RESTARTS {
                 let body = json!({"name": "State new", "condition": NEW_SEGMENT});
                 let t = Instant::now();
@@ -443,12 +548,46 @@ pub fn run(
                     "wall_ms": t.elapsed().as_secs_f64() * 1000.0,
                     "size": answer["size"],
                 });
+                // Not one of the 30: leaves the comparison below alone.
+                let id = answer["id"].as_str().unwrap_or_default().to_string();
+                server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
             }
             server.stop()?;
         }
-        Ok::<_, anyhow::Error>((segments_s, before, starts, rss, mismatches, new_segment))
+
+        // The same start without checkpoints: the full rebuild.
+        set_checkpoints_aside(&data, &aside)?;
+        let server = Server::start(&data, port, &key, &log).await?;
+        let full_start = server.start.as_secs_f64();
+        check(server.sizes().await?, RESTARTS + 1, &mut mismatches);
+        println!("full rebuild:    {full_start:>10.2} s to the first answer (checkpoints set aside)");
+        server.stop()?;
+
+        // Writes timed from outside while periodic checkpoints are taken.
+        let server = Server::start_with(&data, port, &key, &log, &["--checkpoint-every", "200"]).await?;
+        let (slowest_write_ms, stall_writes) =
+            writes_during_checkpoints(&server, &log, Duration::from_secs(600)).await?;
+        let periodic = log_lines(&log, "checkpoint written workspace");
+        server.stop()?;
+        let figures = json!({
+            "shutdown": {
+                "write_ms": number(&shutdown, "took_ms"),
+                "bytes": number(&shutdown, "bytes"),
+            },
+            "periodic": periodic.iter().map(|f| json!({
+                "write_ms": number(f, "took_ms"),
+                "bytes": number(f, "bytes"),
+                "stall_ms": number(f, "stall_ms"),
+            })).collect::<Vec<_>>(),
+            "longest_stall_ms": periodic.iter().filter_map(|f| number(f, "stall_ms")).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+            "slowest_write_during_ms": slowest_write_ms,
+            "writes_during": stall_writes,
+            "restarts_from_checkpoint": from_checkpoint,
+            "full_rebuild_s": full_start,
+        });
+        Ok::<_, anyhow::Error>((segments_s, before, starts, rss, mismatches, new_segment, figures))
     })?;
-    let (segments_s, before, mut starts, rss, mismatches, new_segment) = figures;
+    let (segments_s, before, mut starts, rss, mismatches, new_segment, checkpoint) = figures;
     // After the last server stopped, so that DuckDB has the machine to itself
     // as the server had while it created the segment.
     let duckdb = match duckdb {
@@ -469,14 +608,15 @@ pub fn run(
     let exact = mismatches.is_empty();
     let load_after = load_average();
 
-    let n_a = "n/a (no checkpoints)";
     println!(
         "load:            {contacts_s:>10.2} s contacts, {events_s:.2} s events through `sift import`; 30 segments created in {segments_s:.2} s"
     );
     println!(
-        "restart:         {:>10.2} s min, {:.2} s median of {RESTARTS} (spawn to first answer); membership {}",
+        "restart:         {:>10.2} s min, {:.2} s median of {RESTARTS} from a checkpoint ({} of them), {:.2} s full rebuild (spawn to first answer); membership {}",
         starts.first().copied().unwrap_or(0.0),
         starts.get(RESTARTS / 2).copied().unwrap_or(0.0),
+        checkpoint["restarts_from_checkpoint"],
+        checkpoint["full_rebuild_s"].as_f64().unwrap_or(0.0),
         if exact {
             "exact (30 sizes equal before and after every restart)"
         } else {
@@ -513,7 +653,17 @@ pub fn run(
         new_segment["size"]
     );
     print_duckdb(&duckdb, &new_segment);
-    println!("checkpoint:      {n_a:>10} write time, size, longest write stall");
+    println!(
+        "checkpoint:      {:>10.0} ms write at shutdown, {:.1} MiB; periodic under writes: {} written, longest stall {} ms, slowest write {:.1} ms over {} writes",
+        checkpoint["shutdown"]["write_ms"].as_f64().unwrap_or(0.0),
+        checkpoint["shutdown"]["bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0,
+        checkpoint["periodic"].as_array().map_or(0, Vec::len),
+        checkpoint["longest_stall_ms"],
+        checkpoint["slowest_write_during_ms"]
+            .as_f64()
+            .unwrap_or(0.0),
+        checkpoint["writes_during"],
+    );
     println!("machine:         {cpus} CPUs, load average {load_before} before, {load_after} after");
 
     let figures = json!({
@@ -522,7 +672,7 @@ pub fn run(
         "segments": before.len(),
         "history_days": HISTORY_DAYS,
         "load_s": {"contacts": contacts_s, "events": events_s, "segments": segments_s},
-        "restart_s": {"runs": starts, "min": starts.first(), "median": starts.get(RESTARTS / 2)},
+        "restart_s": {"runs": starts, "min": starts.first(), "median": starts.get(RESTARTS / 2), "full_rebuild": checkpoint["full_rebuild_s"]},
         "membership_exact": exact,
         "mismatches": mismatches,
         "rss_bytes": {"empty": rss_empty.1, "contacts_only": rss_contacts.1, "loaded": rss_loaded.1},
@@ -535,7 +685,7 @@ pub fn run(
         "derivation": format!("per contact: (RSS with contacts only - RSS of an empty server) / contacts; per event: (RSS with events and 30 segments - RSS with contacts only) / stored events; RSS is the server's VmRSS {} s after its first answer with no request meanwhile (loaded: the largest of the {RESTARTS} restarts), and also at the first answer", SETTLE.as_secs()),
         "new_segment": new_segment,
         "duckdb": duckdb,
-        "checkpoint": {"write_s": null, "size_bytes": null, "longest_stall_ms": null, "note": n_a},
+        "checkpoint": checkpoint,
         "machine": {"cpus": cpus, "load_average_before": load_before, "load_average_after": load_after},
     });
     if let Some(path) = json_file {

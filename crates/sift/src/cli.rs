@@ -88,6 +88,13 @@ pub struct ServeFlags {
     /// Most new fields one write may create (a batch counts as one write).
     #[arg(long, env = "SIFT_MAX_NEW_FIELDS", default_value_t = 100)]
     pub max_new_fields: usize,
+    /// Writes between two checkpoints of a workspace (a snapshot of its
+    /// engine in the data directory, from which the next start catches up
+    /// instead of rebuilding everything). 0: only at a graceful stop
+    /// (SIGTERM, Ctrl-C), which always writes one.
+    #[arg(long, env = "SIFT_CHECKPOINT_EVERY",
+          default_value_t = sift_server::config::DEFAULT_CHECKPOINT_EVERY)]
+    pub checkpoint_every: u64,
 }
 
 impl ServeFlags {

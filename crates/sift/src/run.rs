@@ -233,7 +233,24 @@ fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
     config.max_connections = flags.max_connections.max(1);
     config.read_pool_size = usize::from(flags.read_pool_size);
     config.field_limits = flags.field_limits();
+    config.checkpoint_every = flags.checkpoint_every;
+    config.checkpoint_pause = checkpoint_pause()?;
     Ok(config)
+}
+
+/// `SIFT_TEST_CHECKPOINT_PAUSE_MS`, for tests only (docs/operations.md
+/// "Checkpoints"): a checkpoint write pauses this long before it is
+/// published, so that a test can kill the server inside it.
+fn checkpoint_pause() -> anyhow::Result<Option<std::time::Duration>> {
+    match std::env::var("SIFT_TEST_CHECKPOINT_PAUSE_MS") {
+        Ok(text) => {
+            let ms: u64 = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("SIFT_TEST_CHECKPOINT_PAUSE_MS must be a whole number of milliseconds, not {text:?}")
+            })?;
+            Ok(Some(std::time::Duration::from_millis(ms)))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 async fn shutdown_signal() {

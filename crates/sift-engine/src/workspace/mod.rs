@@ -21,6 +21,7 @@ use crate::segments::{Segment, Segments, Slot};
 use crate::timers::Timers;
 use crate::workflows::{QueuedItem, Workflows};
 
+mod checkpoint;
 mod contacts;
 mod events;
 mod explain;
@@ -36,6 +37,7 @@ mod staging;
 mod time;
 mod workflows;
 use crate::value::{RawValue, Value};
+pub use checkpoint::{AggregatePart, EngineCheckpoint, EventsPart, Mismatch};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use history::EventView;
 pub use restore::StoredState;

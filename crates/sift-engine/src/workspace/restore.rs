@@ -117,7 +117,7 @@ impl Workspace {
         ws
     }
 
-    fn restore_fields(&mut self, fields: Vec<FieldDef>) {
+    pub(super) fn restore_fields(&mut self, fields: Vec<FieldDef>) {
         for def in fields {
             match self.fields.index(&def.name) {
                 // A built-in keeps its type and flags; only a relabel is stored.

@@ -107,7 +107,17 @@ pub struct Config {
     /// Business time for every workspace (`clock.rs`): the system clock,
     /// or a manual one that tests move.
     pub clock: crate::clock::Clock,
+    /// Writes between two checkpoints of a workspace (docs/operations.md
+    /// "Checkpoints"); 0: only at a graceful stop.
+    pub checkpoint_every: u64,
+    /// Test only: how long a checkpoint write waits with its draft written,
+    /// before it is synced and renamed, so a test can kill the process
+    /// inside the write (`SIFT_TEST_CHECKPOINT_PAUSE_MS`).
+    pub checkpoint_pause: Option<Duration>,
 }
+
+/// Writes between two checkpoints unless `--checkpoint-every` says otherwise.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100_000;
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>, admin_key: Option<String>) -> Config {
@@ -137,6 +147,8 @@ impl Config {
             read_pool_size: 2,
             field_limits: sift_engine::FieldLimits::default(),
             clock: crate::clock::Clock::System,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            checkpoint_pause: None,
         }
     }
 

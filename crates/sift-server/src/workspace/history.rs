@@ -28,7 +28,7 @@ pub struct StoreHistory {
     /// The service's slot for the writer's queue, once the writer runs (a
     /// load streams before it starts, when nothing can be in flight). Not a
     /// sender of its own: `close` ends the writer by emptying the slot.
-    writer: OnceLock<Arc<Mutex<Option<mpsc::Sender<Job>>>>>,
+    writer: OnceLock<(Arc<Mutex<Option<mpsc::Sender<Job>>>>, Arc<AtomicU64>)>,
     /// Microseconds spent streaming, and events read, since the start: a
     /// write reads both before and after its engine call (it holds the lock,
     /// so no other stream runs meanwhile) to answer what it cost.
@@ -47,8 +47,14 @@ impl StoreHistory {
         }
     }
 
-    pub(crate) fn attach(&self, writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>) {
-        let _ = self.writer.set(writer);
+    /// `queued` is the service's count of queued writes: the barrier is a
+    /// write the store numbers too (`write_log.rs`), so it counts it.
+    pub(crate) fn attach(
+        &self,
+        writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+        queued: Arc<AtomicU64>,
+    ) {
+        let _ = self.writer.set((writer, queued));
     }
 
     /// (events read, milliseconds spent) by every stream so far.
@@ -61,15 +67,15 @@ impl StoreHistory {
 
     /// Waits until the writer has committed every job queued before now.
     pub(crate) fn flush(&self) -> Result<(), String> {
-        let Some(writer) = self.writer.get() else {
+        let Some((writer, queued)) = self.writer.get() else {
             return Ok(());
         };
         let (flushed, answer) = mpsc::channel();
         let (done, _) = oneshot::channel();
-        writer
+        let slot = writer
             .lock()
-            .map_err(|_| "the writer's queue lock is poisoned".to_string())?
-            .as_ref()
+            .map_err(|_| "the writer's queue lock is poisoned".to_string())?;
+        slot.as_ref()
             .ok_or_else(|| "the workspace is closed".to_string())?
             .send(Job {
                 records: Vec::new(),
@@ -77,11 +83,15 @@ impl StoreHistory {
                 exports: Vec::new(),
                 prune: None,
                 prune_events: None,
+                forget_touched: None,
                 next_seq: 0,
                 done,
                 flushed: Some(flushed),
             })
             .map_err(|_| "the workspace's writer has stopped".to_string())?;
+        // Under the writer's lock, as `WorkspaceService::send` counts.
+        queued.fetch_add(1, Ordering::SeqCst);
+        drop(slot);
         answer
             .recv()
             .map_err(|_| "the workspace's writer has stopped".to_string())?

@@ -3,7 +3,8 @@
 //! engine under its lock, queued for the writer in that order, answered
 //! once durable. Loading it starts no task (`tasks.rs` does that).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
@@ -48,6 +49,9 @@ pub struct Signals {
     /// Published after each durable write that had records, only while
     /// someone listens (a Facebook sync).
     pub written: tokio::sync::broadcast::Sender<Arc<Written>>,
+    /// The number of the last committed write (`sift_store::WorkspaceDb::
+    /// last_write`): a checkpoint of write `W` is published once it reaches `W`.
+    pub committed_write: watch::Sender<u64>,
 }
 
 /// Who asked for a write: a client write is always queued and waited for,
@@ -73,6 +77,34 @@ pub struct WorkspaceService {
     pub signals: Signals,
     /// Business time (`clock.rs`): the server's configured clock.
     pub clock: Clock,
+    /// Writes queued to the writer so far, numbered as the store numbers
+    /// them (one per job, in queue order): the write number of the last
+    /// write the engine applied, read under the engine lock.
+    queued_writes: Arc<AtomicU64>,
+    checkpoints: Checkpoints,
+}
+
+/// Where and how often a workspace's checkpoints are written.
+struct Checkpoints {
+    dir: PathBuf,
+    every: u64,
+    pause: Option<std::time::Duration>,
+    /// The write number of the newest checkpoint (or of the start's).
+    last: AtomicU64,
+    /// Held while one is written: one at a time.
+    writing: Mutex<()>,
+}
+
+/// What writing a checkpoint took.
+#[derive(Clone, Debug)]
+pub struct CheckpointDone {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub write_number: u64,
+    /// How long the engine's write lock was held for the copy.
+    pub stall: std::time::Duration,
+    /// From the copy to the file published.
+    pub took: std::time::Duration,
 }
 
 impl WorkspaceService {
@@ -82,10 +114,21 @@ impl WorkspaceService {
     pub fn load(config: &Config, id: &str, path: &Path) -> WorkspaceResult<WorkspaceService> {
         let mut db = WorkspaceDb::open(path)?;
         let started = Instant::now();
-        // Events stay on disk: the load streams them once, and memory keeps
-        // only those a live window reads (docs/storage.md).
+        // Events stay on disk: a start reads the newest checkpoint and what
+        // was written after it, or streams them once, and memory keeps only
+        // those a live window reads (docs/storage.md).
         let history = Arc::new(StoreHistory::new(id, path));
-        let mut engine = db.load_streaming(HistorySource(history.clone()))?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let (mut engine, report) =
+            sift_store::checkpoint::load(&db, &dir, id, Some(HistorySource(history.clone())))?;
+        for rejected in &report.rejected {
+            tracing::error!(
+                workspace = %id,
+                file = %rejected.path.display(),
+                reason = %rejected.reason,
+                "checkpoint not used: falling back to an older one or to a full rebuild"
+            );
+        }
         engine.set_max_queued_runs(config.workflow_queue_max);
         engine.set_field_limits(config.field_limits);
         engine.set_event_retention(config.event_retention_days);
@@ -103,27 +146,37 @@ impl WorkspaceService {
         // before it serves anyone.
         let caught_up = engine.advance(config.clock.now_ms());
         db.commit(std::iter::once(caught_up.records.as_slice()))?;
+        let from = report.checkpoint.as_ref();
         tracing::info!(
             workspace = %id,
             contacts = engine.contact_count(),
             segments = engine.segments().len(),
             took_ms = started.elapsed().as_millis() as u64,
+            checkpoint = %from.map_or_else(|| "none (full rebuild)".to_string(), |c| c.0.display().to_string()),
+            checkpoint_write = from.map_or(0, |c| c.1.write_number),
+            reloaded_contacts = report.reloaded,
+            phases = %report.phases_text(),
             "workspace loaded"
         );
+        metrics::gauge!("sift_start_from_checkpoint").set(if from.is_some() { 1.0 } else { 0.0 });
+        let last_write = db.last_write();
         let reader = WorkspaceReader::open(path)?;
         let reads = Arc::new(ReadPool::open(path, config.read_pool_size)?);
         let (durable, _) = watch::channel(engine.next_seq());
         let (committed, _) = watch::channel(0u64);
+        let (committed_write, _) = watch::channel(last_write);
         let (tx, thread) = writer::spawn(
             db,
             WorkspaceReader::open(path)?,
             id,
             durable.clone(),
             committed.clone(),
+            committed_write.clone(),
         )?;
         // From now on a write can be in flight: a stream waits for it.
         let writer = Arc::new(Mutex::new(Some(tx)));
-        history.attach(writer.clone());
+        let queued_writes = Arc::new(AtomicU64::new(last_write));
+        history.attach(writer.clone(), queued_writes.clone());
         Ok(WorkspaceService {
             id: id.to_string(),
             engine: RwLock::new(engine),
@@ -141,6 +194,15 @@ impl WorkspaceService {
                 runs_wake: tokio::sync::Notify::new(),
                 outbox_wake: tokio::sync::Notify::new(),
                 written: tokio::sync::broadcast::channel(WRITTEN_CAPACITY).0,
+                committed_write,
+            },
+            queued_writes,
+            checkpoints: Checkpoints {
+                dir,
+                every: config.checkpoint_every,
+                pause: config.checkpoint_pause,
+                last: AtomicU64::new(from.map_or(0, |c| c.1.write_number)),
+                writing: Mutex::new(()),
             },
         })
     }
@@ -258,7 +320,7 @@ impl WorkspaceService {
                 webhooks: Vec::new(),
                 exports: Vec::new(),
                 prune: None,
-                prune_events: None,
+                prune_events: None,                forget_touched: None,
                 next_seq: ws.next_seq(),
                 done: done_tx,
                 flushed: None,
@@ -356,6 +418,7 @@ impl WorkspaceService {
                 exports: Vec::new(),
                 prune: None,
                 prune_events: Some(prune),
+                forget_touched: None,
                 next_seq: 0,
                 done: done_tx,
                 flushed: None,
@@ -378,7 +441,7 @@ impl WorkspaceService {
             webhooks,
             exports,
             prune,
-            prune_events: None,
+            prune_events: None,            forget_touched: None,
             next_seq: 0,
             done: done_tx,
             flushed: None,
@@ -393,7 +456,12 @@ impl WorkspaceService {
             .map_err(|_| WorkspaceError::LockPoisoned(Lock::Writer))?;
         // `close` takes the sender: nothing is queued after it.
         let sender = writer.as_ref().ok_or(WorkspaceError::Closed)?;
-        sender.send(job).map_err(|_| WorkspaceError::WriterStopped)
+        sender
+            .send(job)
+            .map_err(|_| WorkspaceError::WriterStopped)?;
+        // Under the writer's lock, so numbers follow the queue's order.
+        self.queued_writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Stops taking writes and waits until every queued one is committed.
@@ -414,6 +482,147 @@ impl WorkspaceService {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        // Everything applied is committed now: the next start catches up
+        // from here instead of rebuilding.
+        match self.checkpoint_now(true) {
+            Ok(Some(done)) => tracing::info!(
+                workspace = %self.id,
+                file = %done.path.display(),
+                bytes = done.bytes,
+                write = done.write_number,
+                took_ms = done.took.as_millis() as u64,
+                "checkpoint written at shutdown"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::error!(
+                workspace = %self.id,
+                %error,
+                "checkpoint at shutdown failed; the next start rebuilds from an older one or from scratch"
+            ),
+        }
+    }
+
+    /// Writes since the newest checkpoint.
+    pub fn writes_since_checkpoint(&self) -> u64 {
+        self.queued_writes
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.checkpoints.last.load(Ordering::SeqCst))
+    }
+
+    /// Writes between two periodic checkpoints (0: none).
+    pub fn checkpoint_every(&self) -> u64 {
+        self.checkpoints.every
+    }
+
+    /// Takes a checkpoint (docs/storage.md "Checkpoints"): a copy of the
+    /// engine under its write lock (the only time writes wait), then, on
+    /// this thread, its parts written to a draft file, published once the
+    /// store has committed every write the copy holds, and older ones
+    /// pruned. `None` when nothing was written since the newest one or one
+    /// is being written. Blocking: call it off the async workers.
+    pub fn checkpoint_blocking(&self) -> WorkspaceResult<Option<CheckpointDone>> {
+        self.checkpoint_now(false)
+    }
+
+    /// [`WorkspaceService::checkpoint_blocking`]; with `wait`, after the one
+    /// being written (at close, so that the last one covers every write).
+    fn checkpoint_now(&self, wait: bool) -> WorkspaceResult<Option<CheckpointDone>> {
+        let _writing = if wait {
+            self.checkpoints
+                .writing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        } else {
+            match self.checkpoints.writing.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(guard)) => guard.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
+        let any = !sift_store::checkpoint::list(&self.checkpoints.dir, &self.id)?.is_empty();
+        let (copy, write_number, stall) = {
+            let ws = self
+                .engine
+                .write()
+                .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
+            // Writes wait from here: the stall.
+            let stalled = Instant::now();
+            let write_number = self.queued_writes.load(Ordering::SeqCst);
+            if any && write_number <= self.checkpoints.last.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            (ws.checkpoint_copy(), write_number, stalled.elapsed())
+        };
+        metrics::histogram!("sift_checkpoint_stall_seconds").record(stall.as_secs_f64());
+        let started = Instant::now();
+        let meta = sift_store::checkpoint::CheckpointMeta {
+            write_number,
+            clock: copy.clock(),
+            taken_at: self.clock.now_ms(),
+        };
+        let parts = copy.into_checkpoint();
+        let committed = self.signals.committed_write.subscribe();
+        let written =
+            sift_store::checkpoint::write(&self.checkpoints.dir, &self.id, meta, &parts, &|| {
+                if let Some(pause) = self.checkpoints.pause {
+                    std::thread::sleep(pause);
+                }
+                // Published only once the store holds every write the
+                // copy holds: a start never finds a checkpoint ahead of it.
+                let deadline = Instant::now() + std::time::Duration::from_secs(60);
+                while *committed.borrow() < write_number {
+                    // A closed writer commits nothing more.
+                    let stopped = self.writer.lock().map_or(true, |w| w.is_none())
+                        && self.thread.lock().map_or(true, |t| t.is_none());
+                    if stopped || Instant::now() > deadline {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            });
+        drop(parts);
+        let written = written?;
+        let reached = *committed.borrow();
+        if reached < write_number {
+            // The store did not commit what the copy holds (its writer
+            // failed): a start must not find this file.
+            let _ = std::fs::remove_file(&written.path);
+            return Err(WorkspaceError::CommitFailed(format!(
+                "the store reached write {reached}, not {write_number}: checkpoint discarded"
+            )));
+        }
+        self.checkpoints.last.store(write_number, Ordering::SeqCst);
+        sift_store::checkpoint::prune(&self.checkpoints.dir, &self.id)?;
+        // What only older checkpoints needed goes, a chunk per commit. At
+        // close the writer is gone: the next checkpoint does it.
+        let kept = sift_store::checkpoint::list(&self.checkpoints.dir, &self.id)?;
+        if let Some((oldest, _)) = kept.last() {
+            let (done_tx, _) = oneshot::channel();
+            let _ = self.send(Job {
+                records: Vec::new(),
+                webhooks: Vec::new(),
+                exports: Vec::new(),
+                prune: None,
+                prune_events: None,
+                forget_touched: Some(*oldest),
+                next_seq: 0,
+                done: done_tx,
+                flushed: None,
+            });
+        }
+        let took = started.elapsed();
+        metrics::histogram!("sift_checkpoint_seconds").record(took.as_secs_f64());
+        metrics::gauge!("sift_checkpoint_bytes").set(written.bytes as f64);
+        metrics::gauge!("sift_checkpoint_write_number").set(write_number as f64);
+        metrics::gauge!("sift_checkpoint_stall_last_seconds").set(stall.as_secs_f64());
+        metrics::counter!("sift_checkpoints_total").increment(1);
+        Ok(Some(CheckpointDone {
+            path: written.path,
+            bytes: written.bytes,
+            write_number,
+            stall,
+            took,
+        }))
     }
 }
 

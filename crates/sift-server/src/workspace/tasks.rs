@@ -38,6 +38,7 @@ pub enum Task {
     Runner,
     Outbox,
     Retention,
+    Checkpoints,
     FacebookResume,
 }
 
@@ -102,6 +103,8 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     crate::retention::spawn(&handle.service, config.workflow_retention);
     crate::retention::spawn_events(&handle.service, config.event_retention_days);
     tasks.record(Task::Retention);
+    crate::checkpoints::spawn(&handle.service);
+    tasks.record(Task::Checkpoints);
     if !startup.resumable.is_empty() {
         crate::facebook::resume(
             &handle.service,

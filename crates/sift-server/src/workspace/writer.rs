@@ -30,6 +30,9 @@ pub(crate) struct Job {
     pub(crate) prune: Option<sift_store::Prune>,
     /// A chunk of events past the retention to delete (`event_retention.rs`).
     pub(crate) prune_events: Option<sift_store::EventPrune>,
+    /// Touched-contact rows no kept checkpoint needs, up to this write
+    /// (`WorkspaceService::checkpoint_blocking`).
+    pub(crate) forget_touched: Option<u64>,
     pub(crate) next_seq: u64,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
     /// A flush barrier's answer, for a waiter on a plain thread (one holding
@@ -45,6 +48,7 @@ pub(crate) fn spawn(
     workspace_id: &str,
     durable: watch::Sender<u64>,
     committed: watch::Sender<u64>,
+    committed_write: watch::Sender<u64>,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>), StoreError> {
     let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
@@ -82,6 +86,7 @@ pub(crate) fn spawn(
                     .into_iter()
                     .chain(j.prune.as_ref().map(Pending::Prune))
                     .chain(j.prune_events.as_ref().map(Pending::PruneEvents))
+                    .chain(j.forget_touched.map(Pending::ForgetTouched))
                 }));
                 metrics::histogram!("sift_store_commit_seconds").record(started.elapsed().as_secs_f64());
                 metrics::histogram!("sift_store_commit_batch_writes").record(jobs.len() as f64);
@@ -103,6 +108,7 @@ pub(crate) fn spawn(
                         if jobs.iter().any(|j| !j.records.is_empty()) {
                             committed_writer.send_modify(|n| *n += 1);
                         }
+                        committed_write.send_replace(db.last_write());
                         for job in jobs {
                             if let Some(flushed) = &job.flushed {
                                 let _ = flushed.send(Ok(()));

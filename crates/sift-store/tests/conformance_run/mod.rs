@@ -30,6 +30,13 @@ pub struct Run {
 /// Runs the script; the last write is the event `kept` of contact `keeper`,
 /// who is never deleted.
 pub fn run() -> Run {
+    run_with(|_, _, _, _| {})
+}
+
+/// [`run`], calling `hook` after each group commit of the script's steps
+/// (when the store holds everything the workspace applied) with the step,
+/// the workspace, the store and the run's directory.
+pub fn run_with(mut hook: impl FnMut(u32, &Workspace, &WorkspaceDb, &std::path::Path)) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut db = WorkspaceDb::open(&dir.path().join("ws.db")).unwrap();
     let mut memory = MemoryStore::default();
@@ -417,6 +424,7 @@ pub fn run() -> Run {
             Store::commit(&mut db, &group).unwrap();
             memory.commit(&group).unwrap();
             pending.clear();
+            hook(step, &ws, &db, dir.path());
         }
     }
     let last = NOW + 600 * step_ms;

@@ -30,12 +30,23 @@ impl Server {
     /// Starts `sift serve` on `data` (with `extra` flags) and reads its
     /// banner up to the key (first start) or the sign-in link (a restart).
     pub fn start(data: &Path, stderr: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data, stderr, extra, &[])
+    }
+
+    /// [`Server::start`] with environment variables set for the server.
+    pub fn start_with_env(
+        data: &Path,
+        stderr: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sift"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .arg("--data")
             .arg(data)
             .env_remove("SIFT_ADMIN_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(stderr).unwrap())

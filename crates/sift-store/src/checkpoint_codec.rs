@@ -1,0 +1,535 @@
+//! The byte layout of a checkpoint's parts (docs/storage.md "Checkpoints"):
+//! little-endian integers and floats, strings as a `u32` byte length and
+//! UTF-8, bitmaps in roaring's portable serialization. Decoding checks every
+//! length against what is left, so a damaged part is an error, never a
+//! panic or a huge allocation.
+
+use roaring::RoaringBitmap;
+use sift_engine::{
+    AggregatePart, EngineCheckpoint, EventsPart, FieldDef, Prop, SegmentDef, SegmentKind,
+    StoredEvent, Value,
+};
+use sift_lang::{FieldType, Schema};
+
+use crate::StoreError;
+use crate::codec::{filter_from_json, filter_to_json};
+use crate::load::LoadSchema;
+
+#[derive(Default)]
+pub(crate) struct Out {
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Out {
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.bytes.push(v);
+    }
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn i32(&mut self, v: i32) {
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn i64(&mut self, v: i64) {
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn f64(&mut self, v: f64) {
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn u128(&mut self, v: u128) {
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn len(&mut self, n: usize) {
+        self.u32(n as u32);
+    }
+    pub(crate) fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.bytes.extend_from_slice(s.as_bytes());
+    }
+    pub(crate) fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+            None => self.u8(0),
+        }
+    }
+    pub(crate) fn bitmap(&mut self, bitmap: &RoaringBitmap) -> Result<(), StoreError> {
+        self.len(bitmap.serialized_size());
+        bitmap.serialize_into(&mut self.bytes)?;
+        Ok(())
+    }
+
+    /// Tags: 0 string, 1 number, 2 boolean, 3 date (days), 4 datetime (ms),
+    /// 5 list of strings.
+    pub(crate) fn value(&mut self, value: &Value) {
+        match value {
+            Value::String(s) => {
+                self.u8(0);
+                self.str(s);
+            }
+            Value::Number(n) => {
+                self.u8(1);
+                self.f64(*n);
+            }
+            Value::Boolean(b) => {
+                self.u8(2);
+                self.u8(u8::from(*b));
+            }
+            Value::Date(d) => {
+                self.u8(3);
+                self.i32(*d);
+            }
+            Value::DateTime(t) => {
+                self.u8(4);
+                self.i64(*t);
+            }
+            Value::StringList(items) => {
+                self.u8(5);
+                self.len(items.len());
+                for item in items {
+                    self.str(item);
+                }
+            }
+        }
+    }
+
+    /// Same tags as [`Out::value`], strings and list elements as ids into
+    /// the event strings.
+    pub(crate) fn prop(&mut self, prop: &Prop) {
+        match prop {
+            Prop::Str(id) => {
+                self.u8(0);
+                self.u32(*id);
+            }
+            Prop::Num(n) => {
+                self.u8(1);
+                self.f64(*n);
+            }
+            Prop::Bool(b) => {
+                self.u8(2);
+                self.u8(u8::from(*b));
+            }
+            Prop::Date(d) => {
+                self.u8(3);
+                self.i32(*d);
+            }
+            Prop::DateTime(t) => {
+                self.u8(4);
+                self.i64(*t);
+            }
+            Prop::List(ids) => {
+                self.u8(5);
+                self.len(ids.len());
+                for id in ids.iter() {
+                    self.u32(*id);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct In<'a> {
+    bytes: &'a [u8],
+    part: &'a str,
+}
+
+fn corrupt(part: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("checkpoint part {part:?}: {what}"))
+}
+
+impl<'a> In<'a> {
+    pub(crate) fn new(bytes: &'a [u8], part: &'a str) -> In<'a> {
+        In { bytes, part }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if n > self.bytes.len() {
+            return Err(corrupt(self.part, "cut short"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    pub(crate) fn i32(&mut self) -> Result<i32, StoreError> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    pub(crate) fn i64(&mut self) -> Result<i64, StoreError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    pub(crate) fn f64(&mut self) -> Result<f64, StoreError> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+    pub(crate) fn u128(&mut self) -> Result<u128, StoreError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+
+    /// A count of items each at least `min` bytes long: larger than what is
+    /// left means damage, refused before anything is allocated for it.
+    pub(crate) fn len(&mut self, min: usize) -> Result<usize, StoreError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min.max(1)) > self.bytes.len() {
+            return Err(corrupt(self.part, "a length beyond its end"));
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn str(&mut self) -> Result<String, StoreError> {
+        let n = self.len(1)?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(self.part, "a string not UTF-8"))
+    }
+
+    pub(crate) fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.str()?)),
+            _ => Err(corrupt(self.part, "a bad optional tag")),
+        }
+    }
+
+    pub(crate) fn bitmap(&mut self) -> Result<RoaringBitmap, StoreError> {
+        let n = self.len(1)?;
+        let bytes = self.take(n)?;
+        RoaringBitmap::deserialize_from(bytes).map_err(|e| corrupt(self.part, &e.to_string()))
+    }
+
+    pub(crate) fn value(&mut self) -> Result<Value, StoreError> {
+        Ok(match self.u8()? {
+            0 => Value::String(self.str()?),
+            1 => Value::Number(self.f64()?),
+            2 => Value::Boolean(self.u8()? != 0),
+            3 => Value::Date(self.i32()?),
+            4 => Value::DateTime(self.i64()?),
+            5 => {
+                let n = self.len(4)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.str()?);
+                }
+                Value::StringList(items)
+            }
+            _ => return Err(corrupt(self.part, "a bad value tag")),
+        })
+    }
+
+    pub(crate) fn prop(&mut self) -> Result<Prop, StoreError> {
+        Ok(match self.u8()? {
+            0 => Prop::Str(self.u32()?),
+            1 => Prop::Num(self.f64()?),
+            2 => Prop::Bool(self.u8()? != 0),
+            3 => Prop::Date(self.i32()?),
+            4 => Prop::DateTime(self.i64()?),
+            5 => {
+                let n = self.len(4)?;
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    ids.push(self.u32()?);
+                }
+                Prop::List(ids.into_boxed_slice())
+            }
+            _ => return Err(corrupt(self.part, "a bad property tag")),
+        })
+    }
+}
+
+/// The parts of a checkpoint, by name, as bytes.
+pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut parts = Vec::new();
+    let mut out = Out::default();
+    out.len(ckpt.fields.len());
+    for def in &ckpt.fields {
+        out.str(&def.name);
+        out.str(def.field_type.name());
+        out.str(&def.label);
+        out.u8(u8::from(def.builtin));
+        out.u8(u8::from(def.system));
+    }
+    parts.push(("fields".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(ckpt.contacts.len());
+    for (no, id, alive) in &ckpt.contacts {
+        out.u32(*no);
+        out.u8(u8::from(*alive));
+        out.str(id);
+    }
+    parts.push(("contacts".to_string(), std::mem::take(&mut out.bytes)));
+    for (index, column) in ckpt.columns.iter().enumerate() {
+        out.len(column.len());
+        for (no, value) in column {
+            out.u32(*no);
+            out.value(value);
+        }
+        parts.push((format!("column.{index}"), std::mem::take(&mut out.bytes)));
+    }
+    out.len(ckpt.segments.len());
+    for (def, members) in &ckpt.segments {
+        out.str(&def.id);
+        out.str(&def.name);
+        out.str(&def.description);
+        out.str(def.kind.as_str());
+        let condition = def
+            .condition
+            .as_ref()
+            .map(|c| sift_lang::to_json(c).to_string());
+        out.opt_str(condition.as_deref());
+        out.u8(u8::from(def.test));
+        out.i64(def.created_at);
+        out.i64(def.updated_at);
+        out.bitmap(members)?;
+    }
+    parts.push(("segments".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(ckpt.aggregates.len());
+    for a in &ckpt.aggregates {
+        out.str(&a.event_type);
+        out.opt_str(a.filter.as_ref().map(filter_to_json).as_deref());
+        out.opt_str(a.window.map(sift_lang::duration_to_json).as_deref());
+        out.opt_str(a.property.as_deref());
+        out.len(a.counts.len());
+        for count in &a.counts {
+            out.u32(*count);
+        }
+        out.len(a.sums.len());
+        for sum in &a.sums {
+            out.f64(*sum);
+        }
+    }
+    parts.push(("aggregates".to_string(), std::mem::take(&mut out.bytes)));
+    let events = &ckpt.events;
+    for list in [&events.types, &events.names, &events.strings] {
+        out.len(list.len());
+        for s in list {
+            out.str(s);
+        }
+    }
+    out.u32(events.next_arrival);
+    out.len(events.by_contact.len());
+    for (no, list) in &events.by_contact {
+        out.u32(*no);
+        out.len(list.len());
+        for event in list {
+            out.i64(event.at);
+            out.u32(event.kind);
+            out.u32(event.arrival);
+            out.len(event.props.len());
+            for (name, prop) in event.props.iter() {
+                out.u32(*name);
+                out.prop(prop);
+            }
+        }
+    }
+    parts.push(("events".to_string(), std::mem::take(&mut out.bytes)));
+    out.len(events.ids.len());
+    for id in &events.ids {
+        out.u128(*id);
+    }
+    parts.push((
+        "idempotency_keys".to_string(),
+        std::mem::take(&mut out.bytes),
+    ));
+    out.len(ckpt.timers.len());
+    for at in &ckpt.timers {
+        out.i64(*at);
+    }
+    parts.push(("timers".to_string(), std::mem::take(&mut out.bytes)));
+    out.u32(u32::from(ckpt.on_disk));
+    out.len(ckpt.lasting.len());
+    for points in &ckpt.lasting {
+        out.f64(*points);
+    }
+    parts.push(("lasting".to_string(), std::mem::take(&mut out.bytes)));
+    Ok(parts)
+}
+
+/// Decodes the parts `take` reads (and verifies) one by one, by name.
+pub(crate) fn decode(
+    take: &mut dyn FnMut(&str) -> Result<Vec<u8>, StoreError>,
+    clock: i64,
+    schema: &LoadSchema<'_>,
+) -> Result<EngineCheckpoint, StoreError> {
+    let mut ckpt = EngineCheckpoint {
+        clock,
+        ..EngineCheckpoint::default()
+    };
+    let bytes = take("fields")?;
+    let mut r = In::new(&bytes, "fields");
+    for _ in 0..r.len(8)? {
+        let name = r.str()?;
+        let type_name = r.str()?;
+        let field_type = FieldType::from_name(&type_name)
+            .ok_or_else(|| StoreError::Corrupt(format!("field type {type_name:?}")))?;
+        ckpt.fields.push(FieldDef {
+            name,
+            field_type,
+            label: r.str()?,
+            builtin: r.u8()? != 0,
+            system: r.u8()? != 0,
+        });
+    }
+    let bytes = take("contacts")?;
+    let mut r = In::new(&bytes, "contacts");
+    for _ in 0..r.len(9)? {
+        let no = r.u32()?;
+        let alive = r.u8()? != 0;
+        ckpt.contacts.push((no, r.str()?, alive));
+    }
+    for index in 0..ckpt.fields.len() {
+        let name = format!("column.{index}");
+        let bytes = take(&name)?;
+        let mut r = In::new(&bytes, &name);
+        let n = r.len(6)?;
+        let mut column = Vec::with_capacity(n);
+        for _ in 0..n {
+            let no = r.u32()?;
+            column.push((no, r.value()?));
+        }
+        ckpt.columns.push(column);
+    }
+    let bytes = take("segments")?;
+    let mut r = In::new(&bytes, "segments");
+    for _ in 0..r.len(40)? {
+        let id = r.str()?;
+        let name = r.str()?;
+        let description = r.str()?;
+        let kind_text = r.str()?;
+        let kind = SegmentKind::parse(&kind_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("segment kind {kind_text:?}")))?;
+        // A condition that no longer reads against the stored schema (a
+        // segment it names is gone) cannot equal the stored one: the
+        // segment is then evaluated afresh.
+        let condition = r.opt_str()?.and_then(|text| {
+            let json = serde_json::from_str(&text).ok()?;
+            sift_lang::from_json(&json, schema as &dyn Schema).ok()
+        });
+        let def = SegmentDef {
+            id,
+            name,
+            description,
+            kind,
+            condition,
+            test: r.u8()? != 0,
+            created_at: r.i64()?,
+            updated_at: r.i64()?,
+        };
+        ckpt.segments.push((def, r.bitmap()?));
+    }
+    let bytes = take("aggregates")?;
+    let mut r = In::new(&bytes, "aggregates");
+    for _ in 0..r.len(8)? {
+        let event_type = r.str()?;
+        let filter = match r.opt_str()? {
+            Some(text) => Some(
+                filter_from_json(&event_type, &text)
+                    .map_err(|e| StoreError::Corrupt(format!("aggregate filter {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let window = match r.opt_str()? {
+            Some(text) => Some(
+                sift_lang::duration_from_json(&text)
+                    .ok_or_else(|| StoreError::Corrupt(format!("aggregate window {text:?}")))?,
+            ),
+            None => None,
+        };
+        let property = r.opt_str()?;
+        let n = r.len(4)?;
+        let mut counts = Vec::with_capacity(n);
+        for _ in 0..n {
+            counts.push(r.u32()?);
+        }
+        let n = r.len(8)?;
+        let mut sums = Vec::with_capacity(n);
+        for _ in 0..n {
+            sums.push(r.f64()?);
+        }
+        ckpt.aggregates.push(AggregatePart {
+            event_type,
+            filter,
+            window,
+            property,
+            counts,
+            sums,
+        });
+    }
+    let bytes = take("events")?;
+    let mut r = In::new(&bytes, "events");
+    let mut events = EventsPart::default();
+    for list in [&mut events.types, &mut events.names, &mut events.strings] {
+        for _ in 0..r.len(4)? {
+            list.push(r.str()?);
+        }
+    }
+    events.next_arrival = r.u32()?;
+    for _ in 0..r.len(8)? {
+        let no = r.u32()?;
+        let n = r.len(20)?;
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = r.i64()?;
+            let kind = r.u32()?;
+            let arrival = r.u32()?;
+            let props_len = r.len(5)?;
+            let mut props = Vec::with_capacity(props_len);
+            for _ in 0..props_len {
+                let name = r.u32()?;
+                props.push((name, r.prop()?));
+            }
+            list.push(StoredEvent {
+                at,
+                kind,
+                arrival,
+                props: props.into_boxed_slice(),
+            });
+        }
+        events.by_contact.push((no, list));
+    }
+    let bytes = take("idempotency_keys")?;
+    let mut r = In::new(&bytes, "idempotency_keys");
+    for _ in 0..r.len(16)? {
+        events.ids.push(r.u128()?);
+    }
+    ckpt.events = events;
+    let bytes = take("timers")?;
+    let mut r = In::new(&bytes, "timers");
+    for _ in 0..r.len(8)? {
+        ckpt.timers.push(r.i64()?);
+    }
+    if !r.is_empty() {
+        return Err(StoreError::Corrupt(
+            "part \"timers\": bytes after its end".into(),
+        ));
+    }
+    let bytes = take("lasting")?;
+    let mut r = In::new(&bytes, "lasting");
+    ckpt.on_disk = match r.u32()? {
+        0 => false,
+        1 => true,
+        _ => return Err(StoreError::Corrupt("part \"lasting\": a bad mode".into())),
+    };
+    for _ in 0..r.len(8)? {
+        ckpt.lasting.push(r.f64()?);
+    }
+    if !r.is_empty() {
+        return Err(StoreError::Corrupt(
+            "part \"lasting\": bytes after its end".into(),
+        ));
+    }
+    Ok(ckpt)
+}
