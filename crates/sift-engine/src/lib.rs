@@ -50,7 +50,7 @@ pub use workflows::{
     TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
-    AggregatePart, ContactInput, ContactView, EngineCheckpoint, EventInput, EventView, EventsPart,
-    ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, SegmentInput, SegmentPatch, StoredState,
-    Workspace, WorkspaceSchema, Write,
+    AggregatePart, CheckpointLoad, ContactInput, ContactView, EngineCheckpoint, EventInput,
+    EventView, EventsPart, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, SegmentInput,
+    SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
 };

@@ -158,14 +158,34 @@ impl Workspace {
     /// workspace at `stored.clock`, as [`Workspace::restore_from`] would
     /// build it from everything; the caller then advances it to now.
     pub fn from_checkpoint(
-        ckpt: EngineCheckpoint,
-        stored: StoredState,
+        mut ckpt: EngineCheckpoint,
+        mut stored: StoredState,
     ) -> Result<Workspace, Mismatch> {
+        let fields = std::mem::take(&mut stored.fields);
+        let mut load =
+            Workspace::begin_checkpoint(ckpt.clock, &ckpt.fields, fields, &ckpt.contacts)?;
+        for (index, values) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
+            load.column(index, values);
+        }
+        Ok(load.finish(ckpt, stored))
+    }
+
+    /// The first step of [`Workspace::from_checkpoint`] for a caller that
+    /// decodes the checkpoint's columns one at a time (so that they are
+    /// never all decoded at once): the stored fields, and the checkpoint's
+    /// fields and contacts. Then [`CheckpointLoad::column`] for each column
+    /// and [`CheckpointLoad::finish`] with the rest.
+    pub fn begin_checkpoint(
+        clock: DateTime,
+        ckpt_fields: &[FieldDef],
+        stored_fields: Vec<FieldDef>,
+        contacts: &[(u32, String, bool)],
+    ) -> Result<CheckpointLoad, Mismatch> {
         let mut ws = Workspace::new();
-        ws.clock = ckpt.clock;
-        ws.restore_fields(stored.fields);
-        let mut columns = Vec::with_capacity(ckpt.fields.len());
-        for def in &ckpt.fields {
+        ws.clock = clock;
+        ws.restore_fields(stored_fields);
+        let mut columns = Vec::with_capacity(ckpt_fields.len());
+        for def in ckpt_fields {
             match ws.fields.index(&def.name) {
                 Some(index) if ws.fields.def(index).field_type == def.field_type => {
                     columns.push(index)
@@ -178,18 +198,42 @@ impl Workspace {
                 }
             }
         }
-        for (no, id, alive) in &ckpt.contacts {
+        for (no, id, alive) in contacts {
             if *alive {
                 ws.contacts.insert_at(*no, id);
             } else {
                 ws.contacts.insert_tombstone(*no, id);
             }
         }
-        for (values, &index) in ckpt.columns.iter().zip(&columns) {
-            for (no, value) in values {
-                ws.contacts.set(*no, index, Some(value));
-            }
+        Ok(CheckpointLoad { ws, columns })
+    }
+}
+
+/// A workspace being built from a checkpoint (see
+/// [`Workspace::begin_checkpoint`]).
+pub struct CheckpointLoad {
+    ws: Workspace,
+    /// The workspace's column of each checkpoint column.
+    columns: Vec<usize>,
+}
+
+impl CheckpointLoad {
+    /// Sets the checkpoint's column `index` (a column it does not have is
+    /// ignored).
+    pub fn column(&mut self, index: usize, values: Vec<(u32, Value)>) {
+        let Some(&column) = self.columns.get(index) else {
+            return;
+        };
+        for (no, value) in values {
+            self.ws.contacts.set(no, column, Some(&value));
         }
+    }
+
+    /// Completes the workspace from the rest of the checkpoint (its
+    /// fields, contacts and columns are not read again) and `stored`
+    /// (whose fields were given to [`Workspace::begin_checkpoint`]).
+    pub fn finish(self, ckpt: EngineCheckpoint, stored: StoredState) -> Workspace {
+        let mut ws = self.ws;
         let interner = |list: Vec<String>| {
             let mut interner = Interner::default();
             for s in &list {
@@ -306,9 +350,11 @@ impl Workspace {
         }
         ws.next_seq = stored.next_seq.max(crate::changes::FIRST_SEQ);
         ws.pending = Write::default();
-        Ok(ws)
+        ws
     }
+}
 
+impl Workspace {
     /// Replaces what the checkpoint held of each touched contact by its
     /// stored row (or tombstone) and its full stored history. Answers the
     /// touched numbers.
