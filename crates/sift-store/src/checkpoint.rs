@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
-use sift_engine::{EngineCheckpoint, HistorySource, Workspace};
+use sift_engine::{EngineCheckpoint, HistorySource, Mismatch, Workspace};
 
 use crate::StoreError;
-use crate::checkpoint_codec::{decode, encode};
+use crate::checkpoint_codec::{decode_column, decode_contacts, decode_fields, decode_rest, encode};
 use crate::load::LoadSchema;
 use crate::workspace_db::WorkspaceDb;
 
@@ -193,52 +193,63 @@ fn put_part(tx: &rusqlite::Transaction<'_>, name: &str, bytes: &[u8]) -> Result<
     Ok(())
 }
 
-/// Reads and verifies a checkpoint file: its format, then every part
-/// against its checksum, then decodes it (conditions against `schema`).
-pub(crate) fn read(
-    path: &Path,
-    schema: &LoadSchema<'_>,
-) -> Result<(CheckpointMeta, EngineCheckpoint), StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // Read through a memory map: the parts are read once, whole, and
-    // copying them through the page cache doubled the work.
-    conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
-    let meta_value = |key: &str| -> Result<i64, StoreError> {
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .map_err(|e| StoreError::Corrupt(format!("meta {key}: {e}")))
-    };
-    let format = meta_value("format")?;
-    if format != FORMAT {
-        return Err(StoreError::Corrupt(format!(
-            "format {format}, this build reads {FORMAT}"
-        )));
+/// An open checkpoint file: its meta, and its parts read and verified
+/// one at a time, so that at most one part's bytes are held beside what is
+/// decoded (a start's peak memory).
+struct Reader {
+    conn: Connection,
+    /// By part: length, chunks and SHA-256.
+    sums: HashMap<String, (i64, i64, Vec<u8>)>,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<(Reader, CheckpointMeta), StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Read through a memory map: the parts are read once, whole, and
+        // copying them through the page cache doubled the work.
+        conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
+        let meta_value = |key: &str| -> Result<i64, StoreError> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .map_err(|e| StoreError::Corrupt(format!("meta {key}: {e}")))
+        };
+        let format = meta_value("format")?;
+        if format != FORMAT {
+            return Err(StoreError::Corrupt(format!(
+                "format {format}, this build reads {FORMAT}"
+            )));
+        }
+        let meta = CheckpointMeta {
+            write_number: meta_value("write_number")? as u64,
+            clock: meta_value("clock")?,
+            taken_at: meta_value("taken_at")?,
+        };
+        let mut sums = HashMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT name, bytes, chunks, sha256 FROM checksums")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                sums.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
+            }
+        }
+        Ok((Reader { conn, sums }, meta))
     }
-    let meta = CheckpointMeta {
-        write_number: meta_value("write_number")? as u64,
-        clock: meta_value("clock")?,
-        taken_at: meta_value("taken_at")?,
-    };
-    // Each part is read, verified and decoded in turn, so that at most one
-    // part's bytes are held beside what is decoded (a start's peak memory).
-    let mut sums: HashMap<String, (i64, i64, Vec<u8>)> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT name, bytes, chunks, sha256 FROM checksums")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        sums.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
-    }
-    let mut take = |name: &str| -> Result<Vec<u8>, StoreError> {
-        let (len, chunks, sum) = sums
+
+    /// Part `name`'s bytes, once its chunks and checksum are verified.
+    fn take(&mut self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let (len, chunks, sum) = self
+            .sums
             .remove(name)
             .ok_or_else(|| StoreError::Corrupt(format!("part {name:?} missing")))?;
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-        let mut chunk_stmt =
-            conn.prepare_cached("SELECT chunk, data FROM parts WHERE name = ?1 ORDER BY chunk")?;
-        let mut chunk_rows = chunk_stmt.query([name])?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT chunk, data FROM parts WHERE name = ?1 ORDER BY chunk")?;
+        let mut rows = stmt.query([name])?;
         let mut seen = 0i64;
-        while let Some(chunk) = chunk_rows.next()? {
+        while let Some(chunk) = rows.next()? {
             if chunk.get::<_, i64>(0)? != seen {
                 return Err(StoreError::Corrupt(format!(
                     "part {name:?}: a chunk missing"
@@ -263,8 +274,7 @@ pub(crate) fn read(
             )));
         }
         Ok(bytes)
-    };
-    Ok((meta, decode(&mut take, meta.clock, schema)?))
+    }
 }
 
 /// Starts a workspace from its newest checkpoint in `dir` that verifies
@@ -336,8 +346,7 @@ impl WorkspaceDb {
         };
         phases.push(("read_definitions", started.elapsed()));
         let started = Instant::now();
-        let (meta, ckpt) = read(path, &schema)?;
-        phases.push(("read_checkpoint", started.elapsed()));
+        let (mut reader, meta) = Reader::open(path)?;
         if meta.write_number > last {
             return Err(StoreError::Corrupt(format!(
                 "it covers write {} but the store holds writes up to {last} only",
@@ -351,13 +360,33 @@ impl WorkspaceDb {
                 meta.write_number
             )));
         }
+        // Fields and contacts first, then each column decoded straight into
+        // the workspace being built, then the rest.
+        let misfit = |m: Mismatch| StoreError::Corrupt(format!("does not fit the store: {}", m.0));
+        let fields = decode_fields(&reader.take("fields")?)?;
+        let contacts = decode_contacts(&reader.take("contacts")?)?;
+        let mut load = Workspace::begin_checkpoint(
+            meta.clock,
+            &fields,
+            std::mem::take(&mut state.fields),
+            &contacts,
+        )
+        .map_err(misfit)?;
+        drop(contacts);
+        for index in 0..fields.len() {
+            let name = format!("column.{index}");
+            load.column(index, decode_column(&reader.take(&name)?, &name)?);
+        }
+        let rest = decode_rest(&mut |name| reader.take(name), meta.clock, &schema)?;
+        phases.push(("read_checkpoint", started.elapsed()));
         let started = Instant::now();
         crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;
         tx.commit()?;
         phases.push(("read_touched", started.elapsed()));
         let reloaded = state.contacts.len() + state.tombstones.len();
         let started = Instant::now();
-        let ws = Workspace::from_checkpoint(ckpt, state, history)
+        let ws = load
+            .finish(rest, state, history)
             .map_err(|m| StoreError::Corrupt(format!("does not fit the store: {}", m.0)))?;
         phases.push(("restore", started.elapsed()));
         Ok((ws, meta, reloaded))

@@ -358,8 +358,53 @@ pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, 
     Ok(parts)
 }
 
-/// Decodes the parts `take` reads (and verifies) one by one, by name.
-pub(crate) fn decode(
+/// Decodes the `fields` part.
+pub(crate) fn decode_fields(bytes: &[u8]) -> Result<Vec<FieldDef>, StoreError> {
+    let mut fields = Vec::new();
+    let mut r = In::new(bytes, "fields");
+    for _ in 0..r.len(8)? {
+        let name = r.str()?;
+        let type_name = r.str()?;
+        let field_type = FieldType::from_name(&type_name)
+            .ok_or_else(|| StoreError::Corrupt(format!("field type {type_name:?}")))?;
+        fields.push(FieldDef {
+            name,
+            field_type,
+            label: r.str()?,
+            builtin: r.u8()? != 0,
+            system: r.u8()? != 0,
+        });
+    }
+    Ok(fields)
+}
+
+/// Decodes the `contacts` part.
+pub(crate) fn decode_contacts(bytes: &[u8]) -> Result<Vec<(u32, String, bool)>, StoreError> {
+    let mut contacts = Vec::new();
+    let mut r = In::new(bytes, "contacts");
+    for _ in 0..r.len(9)? {
+        let no = r.u32()?;
+        let alive = r.u8()? != 0;
+        contacts.push((no, r.str()?, alive));
+    }
+    Ok(contacts)
+}
+
+/// Decodes a `column.<i>` part.
+pub(crate) fn decode_column(bytes: &[u8], name: &str) -> Result<Vec<(u32, Value)>, StoreError> {
+    let mut r = In::new(bytes, name);
+    let n = r.len(6)?;
+    let mut column = Vec::with_capacity(n);
+    for _ in 0..n {
+        let no = r.u32()?;
+        column.push((no, r.value()?));
+    }
+    Ok(column)
+}
+
+/// Decodes the parts after the columns, each read (and verified) by `take`
+/// in turn; the checkpoint's fields, contacts and columns are left empty.
+pub(crate) fn decode_rest(
     take: &mut dyn FnMut(&str) -> Result<Vec<u8>, StoreError>,
     clock: i64,
     schema: &LoadSchema<'_>,
@@ -368,40 +413,6 @@ pub(crate) fn decode(
         clock,
         ..EngineCheckpoint::default()
     };
-    let bytes = take("fields")?;
-    let mut r = In::new(&bytes, "fields");
-    for _ in 0..r.len(8)? {
-        let name = r.str()?;
-        let type_name = r.str()?;
-        let field_type = FieldType::from_name(&type_name)
-            .ok_or_else(|| StoreError::Corrupt(format!("field type {type_name:?}")))?;
-        ckpt.fields.push(FieldDef {
-            name,
-            field_type,
-            label: r.str()?,
-            builtin: r.u8()? != 0,
-            system: r.u8()? != 0,
-        });
-    }
-    let bytes = take("contacts")?;
-    let mut r = In::new(&bytes, "contacts");
-    for _ in 0..r.len(9)? {
-        let no = r.u32()?;
-        let alive = r.u8()? != 0;
-        ckpt.contacts.push((no, r.str()?, alive));
-    }
-    for index in 0..ckpt.fields.len() {
-        let name = format!("column.{index}");
-        let bytes = take(&name)?;
-        let mut r = In::new(&bytes, &name);
-        let n = r.len(6)?;
-        let mut column = Vec::with_capacity(n);
-        for _ in 0..n {
-            let no = r.u32()?;
-            column.push((no, r.value()?));
-        }
-        ckpt.columns.push(column);
-    }
     let bytes = take("segments")?;
     let mut r = In::new(&bytes, "segments");
     for _ in 0..r.len(40)? {

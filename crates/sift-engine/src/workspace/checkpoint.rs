@@ -173,12 +173,88 @@ impl Workspace {
     /// after the checkpoint that needs a count memory cannot answer is a
     /// [`Mismatch`] (the caller then rebuilds from the whole history).
     pub fn from_checkpoint(
+        mut ckpt: EngineCheckpoint,
+        mut stored: StoredState,
+        history: Option<crate::history::HistorySource>,
+    ) -> Result<Workspace, Mismatch> {
+        let fields = std::mem::take(&mut stored.fields);
+        let mut load =
+            Workspace::begin_checkpoint(ckpt.clock, &ckpt.fields, fields, &ckpt.contacts)?;
+        for (index, values) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
+            load.column(index, values);
+        }
+        load.finish(ckpt, stored, history)
+    }
+
+    /// The first step of [`Workspace::from_checkpoint`] for a caller that
+    /// decodes the checkpoint's columns one at a time (so that they are
+    /// never all decoded at once): the stored fields, and the checkpoint's
+    /// fields and contacts. Then [`CheckpointLoad::column`] for each column
+    /// and [`CheckpointLoad::finish`] with the rest.
+    pub fn begin_checkpoint(
+        clock: DateTime,
+        ckpt_fields: &[FieldDef],
+        stored_fields: Vec<FieldDef>,
+        contacts: &[(u32, String, bool)],
+    ) -> Result<CheckpointLoad, Mismatch> {
+        let mut ws = Workspace::new();
+        ws.clock = clock;
+        ws.restore_fields(stored_fields);
+        let mut columns = Vec::with_capacity(ckpt_fields.len());
+        for def in ckpt_fields {
+            match ws.fields.index(&def.name) {
+                Some(index) if ws.fields.def(index).field_type == def.field_type => {
+                    columns.push(index)
+                }
+                _ => {
+                    return Err(Mismatch(format!(
+                        "field {:?} changed type or disappeared after the checkpoint",
+                        def.name
+                    )));
+                }
+            }
+        }
+        for (no, id, alive) in contacts {
+            if *alive {
+                ws.contacts.insert_at(*no, id);
+            } else {
+                ws.contacts.insert_tombstone(*no, id);
+            }
+        }
+        Ok(CheckpointLoad { ws, columns })
+    }
+}
+
+/// A workspace being built from a checkpoint (see
+/// [`Workspace::begin_checkpoint`]).
+pub struct CheckpointLoad {
+    ws: Workspace,
+    /// The workspace's column of each checkpoint column.
+    columns: Vec<usize>,
+}
+
+impl CheckpointLoad {
+    /// Sets the checkpoint's column `index` (a column it does not have is
+    /// ignored).
+    pub fn column(&mut self, index: usize, values: Vec<(u32, Value)>) {
+        let Some(&column) = self.columns.get(index) else {
+            return;
+        };
+        for (no, value) in values {
+            self.ws.contacts.set(no, column, Some(&value));
+        }
+    }
+
+    /// Completes the workspace from the rest of the checkpoint (its
+    /// fields, contacts and columns are not read again) and `stored`
+    /// (whose fields were given to [`Workspace::begin_checkpoint`]).
+    pub fn finish(
+        self,
         ckpt: EngineCheckpoint,
         stored: StoredState,
         history: Option<crate::history::HistorySource>,
     ) -> Result<Workspace, Mismatch> {
-        let mut ws = Workspace::new();
-        ws.clock = ckpt.clock;
+        let mut ws = self.ws;
         let rollups = match &history {
             Some(source) => touched_rollups(source, &stored)?,
             None => Vec::new(),
@@ -200,33 +276,6 @@ impl Workspace {
             }
             (None, false) => None,
         };
-        ws.restore_fields(stored.fields);
-        let mut columns = Vec::with_capacity(ckpt.fields.len());
-        for def in &ckpt.fields {
-            match ws.fields.index(&def.name) {
-                Some(index) if ws.fields.def(index).field_type == def.field_type => {
-                    columns.push(index)
-                }
-                _ => {
-                    return Err(Mismatch(format!(
-                        "field {:?} changed type or disappeared after the checkpoint",
-                        def.name
-                    )));
-                }
-            }
-        }
-        for (no, id, alive) in &ckpt.contacts {
-            if *alive {
-                ws.contacts.insert_at(*no, id);
-            } else {
-                ws.contacts.insert_tombstone(*no, id);
-            }
-        }
-        for (values, &index) in ckpt.columns.iter().zip(&columns) {
-            for (no, value) in values {
-                ws.contacts.set(*no, index, Some(value));
-            }
-        }
         let interner = |list: Vec<String>| {
             let mut interner = Interner::default();
             for s in &list {
@@ -380,7 +429,9 @@ impl Workspace {
         }
         Ok(ws)
     }
+}
 
+impl Workspace {
     /// Replaces what the checkpoint held of each touched contact by its
     /// stored row (or tombstone) and its full stored history. Answers the
     /// touched numbers.
