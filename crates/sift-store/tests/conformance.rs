@@ -368,7 +368,8 @@ fn assert_evaluated_afresh(ws: &Workspace) {
 fn a_start_from_a_checkpoint_equals_the_live_workspace_and_a_full_rebuild() {
     let mut run = run_with_checkpoints(&[300]);
     late_segment_writes(&mut run);
-    let (mut from_checkpoint, report) = checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
+    let (mut from_checkpoint, report) =
+        checkpoint::load(&run.db, run.dir.path(), "ws", None).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     assert!(report.checkpoint.is_some(), "the checkpoint was not used");
     let capacity = run.ws.contacts().capacity() as usize;
@@ -556,7 +557,10 @@ fn an_on_disk_start_from_a_checkpoint_equals_the_live_workspace() {
         checkpoint::load(&run.db, run.dir.path(), "ws", Some(source(run.dir.path()))).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     assert!(report.checkpoint.is_some(), "the checkpoint was not used");
-    assert!(report.reloaded > 0, "no contact was touched after the checkpoint");
+    assert!(
+        report.reloaded > 0,
+        "no contact was touched after the checkpoint"
+    );
     assert!(from_checkpoint.on_disk());
     assert_same(
         "an on-disk start from a checkpoint",

@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, Duration};
 
+use super::retention::{SCORE_ROLLUP, rollup_key};
 use super::*;
 use crate::changes::{Cause, ContactSnapshot, EventRecord, SegmentDef};
 use crate::columns::Interner;
@@ -23,7 +24,6 @@ use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
 use crate::segments::Segment;
 use crate::time::NEVER;
 use crate::value::Value;
-use super::retention::{SCORE_ROLLUP, rollup_key};
 
 /// An aggregate's key and its per-contact counts and sums.
 #[derive(Clone, Debug, PartialEq)]

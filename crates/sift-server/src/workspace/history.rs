@@ -22,13 +22,16 @@ use super::writer::Job;
 /// Events between two updates of the progress gauges.
 const PROGRESS_EVERY: u64 = 65_536;
 
+/// The service's slot holding the sender of the writer's queue.
+type WriterSlot = Arc<Mutex<Option<mpsc::Sender<Job>>>>;
+
 pub struct StoreHistory {
     workspace: String,
     stream: EventStream,
     /// The service's slot for the writer's queue, once the writer runs (a
     /// load streams before it starts, when nothing can be in flight). Not a
     /// sender of its own: `close` ends the writer by emptying the slot.
-    writer: OnceLock<(Arc<Mutex<Option<mpsc::Sender<Job>>>>, Arc<AtomicU64>)>,
+    writer: OnceLock<(WriterSlot, Arc<AtomicU64>)>,
     /// Microseconds spent streaming, and events read, since the start: a
     /// write reads both before and after its engine call (it holds the lock,
     /// so no other stream runs meanwhile) to answer what it cost.
@@ -49,11 +52,7 @@ impl StoreHistory {
 
     /// `queued` is the service's count of queued writes: the barrier is a
     /// write the store numbers too (`write_log.rs`), so it counts it.
-    pub(crate) fn attach(
-        &self,
-        writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
-        queued: Arc<AtomicU64>,
-    ) {
+    pub(crate) fn attach(&self, writer: WriterSlot, queued: Arc<AtomicU64>) {
         let _ = self.writer.set((writer, queued));
     }
 
