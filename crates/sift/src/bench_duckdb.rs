@@ -27,8 +27,14 @@ pub fn workspace_db(data: &Path) -> anyhow::Result<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(data)? {
         let path = entry?.path();
+        // `<workspace>.db`: not the catalog, nor a checkpoint beside it
+        // (`<workspace>.checkpoint.<write>.db`).
         let is_db = path.extension().is_some_and(|e| e == "db");
-        if is_db && path.file_name().is_some_and(|n| n != "catalog.db") {
+        let plain = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|s| !s.contains('.') && s != "catalog");
+        if is_db && plain {
             found.push(path);
         }
     }
