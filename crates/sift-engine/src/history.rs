@@ -20,6 +20,21 @@ pub trait EventHistory: Send + Sync {
     /// the caller makes the store catch up with the engine first.
     fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String>;
 
+    /// As [`EventHistory::scan`], but only the events of `types`: what
+    /// counting a new aggregate reads. A source that can select them
+    /// before decoding their properties makes such a count much cheaper.
+    fn scan_types(
+        &self,
+        types: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.scan(&mut |seq, event| {
+            if types.contains(&event.event_type) {
+                visit(seq, event);
+            }
+        })
+    }
+
     /// Calls `visit` with what deleted events (past the retention) gave to
     /// all-time counts and lasting rule points: (roll-up key, contact
     /// number, count, sum). A source that never deletes has none.

@@ -53,12 +53,23 @@ impl EventStream {
     /// contacts' kept ids included, with an empty type), inside one read
     /// transaction: the scan sees one commit's table.
     pub fn stream(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<u64, StoreError> {
+        self.stream_types(None, visit)
+    }
+
+    /// As [`EventStream::stream`], only the events of `types` when given:
+    /// SQLite skips the others before their properties are parsed.
+    pub fn stream_types(
+        &self,
+        types: Option<&[String]>,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<u64, StoreError> {
+        let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, EventRecord)>, StoreError>>(AHEAD);
         let path = self.path.clone();
         let reader = std::thread::Builder::new()
             .name("event-scan".into())
             .spawn(move || {
-                if let Err(error) = read_all(&path, &tx) {
+                if let Err(error) = read_all(&path, types.as_deref(), &tx) {
                     let _ = tx.send(Err(error));
                 }
             })?;
@@ -93,6 +104,16 @@ impl EventHistory for EventStream {
         self.stream(visit).map(|_| ()).map_err(|e| e.to_string())
     }
 
+    fn scan_types(
+        &self,
+        types: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.stream_types(Some(types), visit)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
         self.read_rollups(visit).map_err(|e| e.to_string())
     }
@@ -100,12 +121,17 @@ impl EventHistory for EventStream {
 
 type Batches = mpsc::SyncSender<Result<Vec<(u64, EventRecord)>, StoreError>>;
 
-fn read_all(path: &Path, out: &Batches) -> Result<(), StoreError> {
+fn read_all(path: &Path, types: Option<&[String]>, out: &Batches) -> Result<(), StoreError> {
     let conn = open(path)?;
     let tx = conn.unchecked_transaction()?;
-    let mut stmt =
-        tx.prepare("SELECT seq, id, contact_no, type, at, properties FROM events ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
+    let filter = match types {
+        Some(types) => format!("WHERE type IN ({})", vec!["?"; types.len()].join(", ")),
+        None => String::new(),
+    };
+    let mut stmt = tx.prepare(&format!(
+        "SELECT seq, id, contact_no, type, at, properties FROM events {filter} ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(types.unwrap_or(&[])))?;
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(row) = rows.next()? {
         batch.push(event_row(row)?);

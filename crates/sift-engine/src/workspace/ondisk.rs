@@ -194,6 +194,10 @@ impl Workspace {
             ..Streamed::default()
         };
         let mut kept: Vec<(u32, StoredEvent)> = Vec::new();
+        // A pass that only counts new aggregates reads only their types.
+        let only: Option<Vec<String>> =
+            (!pass.restore && !pass.lasting && pass.reload.is_none() && pass.kinds.is_empty())
+                .then(|| aggregate_types(&pass.aggs));
         // Timers due between the clock and `now` have yet to fire (a write
         // streams before it ticks): the events they read must stay.
         let keep_from = self.clock.min(now);
@@ -273,7 +277,11 @@ impl Workspace {
                 kept.push((no, event));
             }
         };
-        source.scan(&mut visit).map_err(Error::HistoryUnavailable)?;
+        match &only {
+            Some(types) => source.scan_types(types, &mut visit),
+            None => source.scan(&mut visit),
+        }
+        .map_err(Error::HistoryUnavailable)?;
         if pass.reload.is_some() {
             self.events.clear_histories();
             for (no, event) in kept {
@@ -326,6 +334,7 @@ impl Workspace {
                 }
             })
             .map_err(Error::HistoryUnavailable)?;
+        let types = aggregate_types(&aggs);
         let mut visit = |seq: u64, record: &EventRecord| {
             if !contacts.is_alive(record.no) || record.event_type.is_empty() {
                 return;
@@ -340,7 +349,9 @@ impl Workspace {
                 aggregate.fold(record.no, &event, &scratch, now);
             }
         };
-        source.scan(&mut visit).map_err(Error::HistoryUnavailable)?;
+        source
+            .scan_types(&types, &mut visit)
+            .map_err(Error::HistoryUnavailable)?;
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }
 
@@ -480,4 +491,12 @@ impl Workspace {
         ws.rebuild_timers();
         Ok(ws)
     }
+}
+
+/// The distinct event types `aggs` count.
+fn aggregate_types(aggs: &[Aggregate]) -> Vec<String> {
+    let mut types: Vec<String> = aggs.iter().map(|a| a.key.event_type.clone()).collect();
+    types.sort_unstable();
+    types.dedup();
+    types
 }

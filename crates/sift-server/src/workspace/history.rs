@@ -98,8 +98,14 @@ impl StoreHistory {
     }
 }
 
-impl EventHistory for StoreHistory {
-    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
+impl StoreHistory {
+    /// Streams the events (of `types` only, when given) behind the flush
+    /// barrier, with progress in `/metrics`.
+    fn scan_with(
+        &self,
+        types: Option<&[String]>,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
         let started = Instant::now();
         self.flush()?;
         let labels = [("workspace", self.workspace.clone())];
@@ -116,7 +122,7 @@ impl EventHistory for StoreHistory {
             }
             visit(seq, event);
         };
-        let result = self.stream.stream(&mut counting);
+        let result = self.stream.stream_types(types, &mut counting);
         scanned.set(seen as f64);
         metrics::gauge!("sift_history_scan_running", &labels).set(0.0);
         metrics::counter!("sift_history_events_read_total", &labels).increment(seen);
@@ -132,6 +138,20 @@ impl EventHistory for StoreHistory {
             "streamed the stored event history"
         );
         result.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+impl EventHistory for StoreHistory {
+    fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
+        self.scan_with(None, visit)
+    }
+
+    fn scan_types(
+        &self,
+        types: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.scan_with(Some(types), visit)
     }
 
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
