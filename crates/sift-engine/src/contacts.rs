@@ -4,6 +4,8 @@
 //! Numbers are assigned in creation order and never reused, so a number in
 //! the change log always names the same contact.
 
+use std::sync::Arc;
+
 use foldhash::HashMap;
 
 use roaring::RoaringBitmap;
@@ -16,8 +18,10 @@ use crate::value::Value;
 
 #[derive(Clone, Debug, Default)]
 pub struct Contacts {
-    ids: Vec<Box<str>>,
-    by_id: HashMap<Box<str>, u32>,
+    /// Shared with `by_id`: one allocation per id, and a copy of the table
+    /// (a checkpoint's) bumps counts instead of copying strings.
+    ids: Vec<Arc<str>>,
+    by_id: HashMap<Arc<str>, u32>,
     alive: Bits,
     alive_set: RoaringBitmap,
     /// Live contacts with `anonymous: true`, so that a segment's anonymous
@@ -27,6 +31,20 @@ pub struct Contacts {
 }
 
 impl Contacts {
+    /// A copy without the index from ids to numbers, which a checkpoint
+    /// does not need (it is rebuilt from the ids) and which was the
+    /// costliest part to copy while writes wait.
+    pub fn copy_without_index(&self) -> Contacts {
+        Contacts {
+            ids: self.ids.clone(),
+            by_id: HashMap::default(),
+            alive: self.alive.clone(),
+            alive_set: self.alive_set.clone(),
+            anonymous_set: self.anonymous_set.clone(),
+            columns: self.columns.clone(),
+        }
+    }
+
     pub fn lookup(&self, id: &str) -> Option<u32> {
         self.by_id.get(id).copied()
     }
@@ -72,10 +90,11 @@ impl Contacts {
     pub fn insert_at(&mut self, no: u32, id: &str) {
         let index = no as usize;
         if index >= self.ids.len() {
-            self.ids.resize(index + 1, Box::from(""));
+            self.ids.resize(index + 1, Arc::from(""));
         }
-        self.ids[index] = Box::from(id);
-        self.by_id.insert(Box::from(id), no);
+        let id: Arc<str> = Arc::from(id);
+        self.ids[index] = id.clone();
+        self.by_id.insert(id, no);
         self.alive.set(no, true);
         self.alive_set.insert(no);
     }
@@ -86,9 +105,9 @@ impl Contacts {
     pub fn insert_tombstone(&mut self, no: u32, id: &str) {
         let index = no as usize;
         if index >= self.ids.len() {
-            self.ids.resize(index + 1, Box::from(""));
+            self.ids.resize(index + 1, Arc::from(""));
         }
-        self.ids[index] = Box::from(id);
+        self.ids[index] = Arc::from(id);
     }
 
     /// Erases contact `no`'s data; its id stays readable for the change log.

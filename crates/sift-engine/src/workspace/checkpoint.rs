@@ -85,7 +85,31 @@ impl Workspace {
     /// that it is consistent; [`Workspace::into_checkpoint`] then turns it
     /// into parts without holding anything.
     pub fn checkpoint_copy(&self) -> Workspace {
-        self.clone()
+        // Field by field, so that a new field cannot be forgotten here.
+        Workspace {
+            fields: self.fields.clone(),
+            contacts: self.contacts.copy_without_index(),
+            segments: self.segments.clone(),
+            next_seq: self.next_seq,
+            blank_true: self.blank_true.clone(),
+            events: self.events.clone(),
+            aggregates: self.aggregates.clone(),
+            agg_tests: self.agg_tests.clone(),
+            temporal: self.temporal.clone(),
+            rules: self.rules.clone(),
+            grants: self.grants.clone(),
+            workflows: self.workflows.clone(),
+            timers: self.timers.clone(),
+            clock: self.clock,
+            pending: self.pending.clone(),
+            aliases: self.aliases.clone(),
+            field_limits: self.field_limits,
+            history: self.history.clone(),
+            horizon: self.horizon.clone(),
+            lasting: self.lasting.clone(),
+            prepared: self.prepared.clone(),
+            retention_days: self.retention_days,
+        }
     }
 
     /// The checkpoint parts of this workspace (a [`Workspace::checkpoint_copy`]).
