@@ -136,10 +136,7 @@ fn contacts(
         None => conn.prepare(&format!("{COLUMNS} ORDER BY no"))?,
         Some(_) => conn.prepare(&format!("{COLUMNS} WHERE no = ?1"))?,
     };
-    let each: Vec<Option<u32>> = match only {
-        Some(list) => list.iter().map(|no| Some(*no)).collect(),
-        None => vec![None],
-    };
+    let each = each_contact(only);
     for no in each {
         let mut rows = match no {
             Some(no) => stmt.query([no])?,
@@ -258,10 +255,7 @@ fn events(conn: &Connection, only: Option<&[u32]>) -> Result<Vec<EventRecord>, S
              WHERE contact_no = ?1 ORDER BY seq",
         )?,
     };
-    let each: Vec<Option<u32>> = match only {
-        Some(list) => list.iter().map(|no| Some(*no)).collect(),
-        None => vec![None],
-    };
+    let each = each_contact(only);
     for no in each {
         let mut rows = match no {
             Some(no) => stmt.query([no])?,
@@ -343,5 +337,13 @@ impl Schema for LoadSchema<'_> {
 
     fn segment_name(&self, id: &str) -> Option<String> {
         self.names.get(id).cloned()
+    }
+}
+
+/// One query per contact asked for, or one for them all.
+fn each_contact(only: Option<&[u32]>) -> Vec<Option<u32>> {
+    match only {
+        Some(list) => list.iter().map(|no| Some(*no)).collect(),
+        None => vec![None],
     }
 }

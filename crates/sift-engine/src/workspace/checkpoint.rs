@@ -435,17 +435,12 @@ impl CheckpointLoad {
         }
         ws.reevaluate(&touched, &rollups, now);
 
-        for def in stored.workflows {
-            ws.workflows.put(def, &mut ws.events);
-        }
-        ws.workflows
-            .restore_cursor(stored.run_cursor, stored.next_run_id);
-        for batch in stored.queue {
-            ws.workflows.restore_batch(batch);
-        }
-        for drop in stored.dropped_triggers {
-            ws.workflows.restore_dropped(drop);
-        }
+        ws.restore_workflows(
+            stored.workflows,
+            (stored.run_cursor, stored.next_run_id),
+            stored.queue,
+            stored.dropped_triggers,
+        );
         ws.next_seq = stored.next_seq.max(crate::changes::FIRST_SEQ);
         ws.pending = Write::default();
         if let Some(source) = lend_later {

@@ -100,21 +100,37 @@ impl Workspace {
             ws.contacts.set(no, LEAD_SCORE, Some(&Value::Number(score)));
         }
         ws.restore_segments(state.segments, &state.static_members, clock);
-        for def in state.workflows {
-            ws.workflows.put(def, &mut ws.events);
-        }
-        ws.workflows
-            .restore_cursor(state.run_cursor, state.next_run_id);
-        for batch in state.queue {
-            ws.workflows.restore_batch(batch);
-        }
-        for drop in state.dropped_triggers {
-            ws.workflows.restore_dropped(drop);
-        }
+        ws.restore_workflows(
+            state.workflows,
+            (state.run_cursor, state.next_run_id),
+            state.queue,
+            state.dropped_triggers,
+        );
         // An empty log stores no seq: the first change still gets FIRST_SEQ.
         ws.next_seq = state.next_seq.max(crate::changes::FIRST_SEQ);
         ws.rebuild_timers();
         ws
+    }
+
+    /// Workflow definitions, the trigger queue with its cursor (first
+    /// unconsumed, next to hand out) and the drop counts, as stored.
+    pub(super) fn restore_workflows(
+        &mut self,
+        workflows: Vec<WorkflowDef>,
+        (run_cursor, next_run_id): (u64, u64),
+        queue: Vec<QueueBatch>,
+        dropped: Vec<DroppedTriggers>,
+    ) {
+        for def in workflows {
+            self.workflows.put(def, &mut self.events);
+        }
+        self.workflows.restore_cursor(run_cursor, next_run_id);
+        for batch in queue {
+            self.workflows.restore_batch(batch);
+        }
+        for drop in dropped {
+            self.workflows.restore_dropped(drop);
+        }
     }
 
     pub(super) fn restore_fields(&mut self, fields: Vec<FieldDef>) {
