@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use sift_lang::{Condition, DateTime, Duration};
 
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
+use crate::paged::PagedVec;
 use crate::time::{NEVER, add};
 
 /// The largest magnitude Sift adds up: each event's value in a `total`, each
@@ -70,9 +71,9 @@ pub struct Aggregate {
     pub kind: u32,
     pub filter: Option<Filter>,
     pub property: Option<u32>,
-    pub counts: Vec<u32>,
+    pub counts: PagedVec<u32>,
     /// Empty for a count (no summed property).
-    pub sums: Vec<f64>,
+    pub sums: PagedVec<f64>,
 }
 
 /// What a segment tests on an aggregate.
@@ -121,8 +122,8 @@ impl Aggregate {
                 .map(|f| Filter::compile(f, &mut log.names)),
             property: key.property.as_ref().map(|p| log.names.intern(p)),
             key: key.clone(),
-            counts: Vec::new(),
-            sums: Vec::new(),
+            counts: PagedVec::new(),
+            sums: PagedVec::new(),
         }
     }
 
@@ -293,8 +294,8 @@ impl Aggregates {
                 .map(|f| Filter::compile(f, &mut log.names)),
             property: key.property.as_ref().map(|p| log.names.intern(p)),
             key,
-            counts,
-            sums,
+            counts: PagedVec::from(counts),
+            sums: PagedVec::from(sums),
         }));
     }
 
@@ -363,8 +364,8 @@ pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> 
             .property
             .as_ref()
             .map(|p| log.names.lookup(p).unwrap_or(u32::MAX)),
-        counts: Vec::new(),
-        sums: Vec::new(),
+        counts: PagedVec::new(),
+        sums: PagedVec::new(),
     };
     Some(compute_all(aggregate, log, capacity, now).0)
 }
@@ -388,15 +389,17 @@ fn compute_all(
         })
         .collect();
     let mut exits = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
     let summed = aggregate.property.is_some();
-    aggregate.counts = Vec::with_capacity(n);
-    aggregate.sums = Vec::with_capacity(if summed { n } else { 0 });
+    let mut sums = Vec::with_capacity(if summed { n } else { 0 });
     for tally in chunks.into_iter().flatten() {
-        aggregate.counts.push(tally.count);
+        counts.push(tally.count);
         if summed {
-            aggregate.sums.push(tally.sum);
+            sums.push(tally.sum);
         }
         exits.push(tally.next_exit);
     }
+    aggregate.counts = PagedVec::from(counts);
+    aggregate.sums = PagedVec::from(sums);
     (aggregate, exits)
 }

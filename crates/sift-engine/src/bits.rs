@@ -1,9 +1,13 @@
 //! A plain growable bitset over contact numbers, used for column presence and
-//! booleans, and as the word-at-a-time working form of bulk evaluation.
+//! booleans, and as the word-at-a-time working form of bulk evaluation. Its
+//! words are paged copy-on-write ([`PagedVec`]) so that a checkpoint copy of
+//! a column costs a reference per page.
+
+use crate::paged::PagedVec;
 
 #[derive(Clone, Debug, Default)]
 pub struct Bits {
-    words: Vec<u64>,
+    words: PagedVec<u64>,
 }
 
 impl Bits {
@@ -35,8 +39,18 @@ impl Bits {
         self.words.get(index).copied().unwrap_or(0)
     }
 
-    pub fn words(&self) -> &[u64] {
-        &self.words
+    /// Words held (64 contacts each).
+    pub fn word_count(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Every word, in order.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words.iter().copied()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.words.heap_bytes()
     }
 
     pub fn count_ones(&self) -> u64 {

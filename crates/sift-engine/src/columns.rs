@@ -11,6 +11,7 @@ use sift_lang::FieldType;
 
 use crate::bits::Bits;
 use crate::eval::ValueRef;
+use crate::paged::PagedVec;
 use crate::slots::Slots;
 use crate::value::Value;
 
@@ -18,11 +19,22 @@ use crate::value::Value;
 /// runs (a rebuild on restart drops unused ones).
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    strings: Vec<Arc<str>>,
+    strings: PagedVec<Arc<str>>,
     ids: HashMap<Arc<str>, u32>,
 }
 
 impl Interner {
+    /// A copy that can resolve ids but not look strings up, for a
+    /// checkpoint taken under the write lock: the index is rebuilt from the
+    /// strings when the checkpoint is loaded, and copying it would cost a
+    /// hash-table copy per distinct string while writes wait.
+    pub fn copy_without_index(&self) -> Interner {
+        Interner {
+            strings: self.strings.clone(),
+            ids: HashMap::default(),
+        }
+    }
+
     pub fn intern(&mut self, text: &str) -> u32 {
         if let Some(&id) = self.ids.get(text) {
             return id;
@@ -42,23 +54,24 @@ impl Interner {
         self.strings.get(id as usize).map_or("", |s| s)
     }
 
-    pub fn strings(&self) -> &[Arc<str>] {
-        &self.strings
+    /// Every string, in id order.
+    pub fn strings(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.strings.iter()
     }
 }
 
 #[derive(Clone, Debug)]
 pub enum ColumnData {
     Bool(Slots<Bits>),
-    Number(Slots<Vec<f64>>),
-    Date(Slots<Vec<i32>>),
-    DateTime(Slots<Vec<i64>>),
+    Number(Slots<PagedVec<f64>>),
+    Date(Slots<PagedVec<i32>>),
+    DateTime(Slots<PagedVec<i64>>),
     Str {
-        values: Slots<Vec<u32>>,
+        values: Slots<PagedVec<u32>>,
         dict: Interner,
     },
     List {
-        values: Slots<Vec<Box<[u32]>>>,
+        values: Slots<PagedVec<Box<[u32]>>>,
         dict: Interner,
         /// Contacts holding each element, by element id.
         index: Vec<RoaringBitmap>,
@@ -73,6 +86,28 @@ pub struct Column {
 }
 
 impl Column {
+    /// A copy for a checkpoint: values shared page by page, string indexes
+    /// left out (see [`Interner::copy_without_index`]).
+    pub fn copy_without_index(&self) -> Column {
+        let data = match &self.data {
+            ColumnData::Str { values, dict } => ColumnData::Str {
+                values: values.clone(),
+                dict: dict.copy_without_index(),
+            },
+            ColumnData::List {
+                values,
+                dict,
+                index,
+            } => ColumnData::List {
+                values: values.clone(),
+                dict: dict.copy_without_index(),
+                index: index.clone(),
+            },
+            other => other.clone(),
+        };
+        Column { data }
+    }
+
     pub fn new(field_type: FieldType) -> Column {
         let data = match field_type {
             FieldType::Boolean => ColumnData::Bool(Slots::default()),

@@ -14,13 +14,14 @@ use sift_lang::FieldType;
 use crate::bits::Bits;
 use crate::columns::Column;
 use crate::fields::ANONYMOUS;
+use crate::paged::PagedVec;
 use crate::value::Value;
 
 #[derive(Clone, Debug, Default)]
 pub struct Contacts {
     /// Shared with `by_id`: one allocation per id, and a copy of the table
     /// (a checkpoint's) bumps counts instead of copying strings.
-    ids: Vec<Arc<str>>,
+    ids: PagedVec<Arc<str>>,
     by_id: HashMap<Arc<str>, u32>,
     alive: Bits,
     alive_set: RoaringBitmap,
@@ -41,7 +42,11 @@ impl Contacts {
             alive: self.alive.clone(),
             alive_set: self.alive_set.clone(),
             anonymous_set: self.anonymous_set.clone(),
-            columns: self.columns.clone(),
+            columns: self
+                .columns
+                .iter()
+                .map(Column::copy_without_index)
+                .collect(),
         }
     }
 

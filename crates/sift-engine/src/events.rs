@@ -8,11 +8,13 @@
 
 use foldhash::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use sift_lang::{Condition, DateTime, FieldTest};
 
 use crate::columns::Interner;
 use crate::eval::{ValueRef, test_value};
+use crate::paged::PagedVec;
 use crate::value::{RawValue, parse_date, parse_datetime};
 
 /// One property value of an event.
@@ -41,13 +43,13 @@ pub struct StoredEvent {
 
 #[derive(Clone, Debug, Default)]
 pub struct EventLog {
-    by_contact: Vec<Vec<StoredEvent>>,
+    by_contact: PagedVec<Vec<StoredEvent>>,
     pub types: Interner,
     pub names: Interner,
     pub strings: Interner,
     /// 128-bit hashes of accepted idempotency keys: collisions are out of
     /// reach, and 16 bytes per key beat keeping the strings.
-    ids: HashSet<u128>,
+    ids: KeySet,
     len: u64,
     next_arrival: u32,
 }
@@ -88,11 +90,26 @@ impl EventLog {
     }
 
     pub fn seen(&self, id: &str) -> bool {
-        self.ids.contains(&id_hash(id))
+        self.ids.contains(id_hash(id))
     }
 
     pub fn remember(&mut self, id: &str) {
         self.ids.insert(id_hash(id));
+    }
+
+    /// A copy for a checkpoint taken under the write lock: histories and
+    /// keys shared page by page and shard by shard, interners without their
+    /// lookup index (see [`Interner::copy_without_index`]).
+    pub fn copy_for_checkpoint(&self) -> EventLog {
+        EventLog {
+            by_contact: self.by_contact.clone(),
+            types: self.types.copy_without_index(),
+            names: self.names.copy_without_index(),
+            strings: self.strings.copy_without_index(),
+            ids: self.ids.clone(),
+            len: self.len,
+            next_arrival: self.next_arrival,
+        }
     }
 
     /// Interns an event and appends it to contact `no`'s history.
@@ -114,7 +131,7 @@ impl EventLog {
     pub fn push_stored(&mut self, no: u32, event: StoredEvent) -> &StoredEvent {
         let index = no as usize;
         if index >= self.by_contact.len() {
-            self.by_contact.resize_with(index + 1, Vec::new);
+            self.by_contact.resize(index + 1, Vec::new());
         }
         if event.arrival >= self.next_arrival {
             self.next_arrival = event.arrival.wrapping_add(1);
@@ -146,7 +163,7 @@ impl EventLog {
     /// Empties every history (interned strings and idempotency keys stay),
     /// before the recent events are loaded again from the store.
     pub fn clear_histories(&mut self) {
-        self.by_contact = Vec::new();
+        self.by_contact = PagedVec::new();
         self.len = 0;
     }
 
@@ -203,7 +220,7 @@ impl EventLog {
         }
         let index = into as usize;
         if index >= self.by_contact.len() {
-            self.by_contact.resize_with(index + 1, Vec::new);
+            self.by_contact.resize(index + 1, Vec::new());
         }
         let kept = std::mem::take(&mut self.by_contact[index]);
         let mut merged = Vec::with_capacity(kept.len() + moved.len());
@@ -225,8 +242,8 @@ impl EventLog {
     /// the next arrival number, for a checkpoint (`workspace/checkpoint.rs`).
     pub fn into_parts(self) -> (Vec<Vec<StoredEvent>>, Vec<u128>, u32) {
         (
-            self.by_contact,
-            self.ids.into_iter().collect(),
+            self.by_contact.into_vec(),
+            self.ids.to_vec(),
             self.next_arrival,
         )
     }
@@ -242,11 +259,11 @@ impl EventLog {
         let [types, names, strings] = interners;
         let len = by_contact.iter().map(|l| l.len() as u64).sum();
         EventLog {
-            by_contact,
+            by_contact: PagedVec::from(by_contact),
             types,
             names,
             strings,
-            ids: ids.into_iter().collect(),
+            ids: KeySet::from(ids),
             len,
             next_arrival,
         }
@@ -265,6 +282,57 @@ impl EventLog {
             })
             .sum();
         events + self.ids.capacity() as u64 * 17
+    }
+}
+
+/// Accepted idempotency keys, in shards shared copy-on-write like a
+/// [`PagedVec`]'s pages: a checkpoint copy takes a reference per shard, and
+/// the first key accepted after it copies one shard, not the whole set.
+#[derive(Clone, Debug, Default)]
+struct KeySet {
+    shards: Vec<Arc<HashSet<u128>>>,
+}
+
+/// A power of two: ten million keys make shards of about 40,000.
+const KEY_SHARDS: usize = 256;
+
+impl KeySet {
+    fn shard(key: u128) -> usize {
+        (key as usize) & (KEY_SHARDS - 1)
+    }
+
+    fn contains(&self, key: u128) -> bool {
+        self.shards
+            .get(Self::shard(key))
+            .is_some_and(|shard| shard.contains(&key))
+    }
+
+    fn insert(&mut self, key: u128) {
+        if self.shards.is_empty() {
+            self.shards = (0..KEY_SHARDS).map(|_| Arc::default()).collect();
+        }
+        Arc::make_mut(&mut self.shards[Self::shard(key)]).insert(key);
+    }
+
+    fn capacity(&self) -> usize {
+        self.shards.iter().map(|shard| shard.capacity()).sum()
+    }
+
+    fn to_vec(&self) -> Vec<u128> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.iter().copied())
+            .collect()
+    }
+}
+
+impl From<Vec<u128>> for KeySet {
+    fn from(keys: Vec<u128>) -> Self {
+        let mut set = KeySet::default();
+        for key in keys {
+            set.insert(key);
+        }
+        set
     }
 }
 

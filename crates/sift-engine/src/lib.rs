@@ -18,6 +18,7 @@ mod eval;
 mod events;
 mod fields;
 mod history;
+mod paged;
 mod scoring;
 mod segments;
 mod slots;

@@ -205,7 +205,7 @@ impl Rules {
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
     /// (points, expiry or [`NEVER`]) by contact number, in grant order.
-    by_contact: Vec<Vec<(f64, DateTime)>>,
+    by_contact: crate::paged::PagedVec<Vec<(f64, DateTime)>>,
     expiring: bool,
 }
 
@@ -213,7 +213,7 @@ impl Grants {
     pub fn add(&mut self, no: u32, points: f64, expires_at: Option<DateTime>) {
         let index = no as usize;
         if index >= self.by_contact.len() {
-            self.by_contact.resize_with(index + 1, Vec::new);
+            self.by_contact.resize(index + 1, Vec::new());
         }
         self.expiring |= expires_at.is_some();
         self.by_contact[index].push((summable(points), expires_at.unwrap_or(NEVER)));
@@ -263,7 +263,7 @@ impl Grants {
         for (points, expiry) in moved {
             let index = into as usize;
             if index >= self.by_contact.len() {
-                self.by_contact.resize_with(index + 1, Vec::new);
+                self.by_contact.resize(index + 1, Vec::new());
             }
             self.by_contact[index].push((points, expiry));
         }

@@ -5,6 +5,8 @@
 
 use foldhash::HashMap;
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, FieldTest};
 
@@ -16,7 +18,9 @@ use crate::fields::Fields;
 #[derive(Clone, Debug)]
 pub struct Segment {
     pub def: SegmentDef,
-    pub members: RoaringBitmap,
+    /// Shared copy-on-write with a checkpoint copy: the copy takes a
+    /// reference, and the first change after it copies this one bitmap.
+    pub members: Arc<RoaringBitmap>,
     /// The condition compiled for one-contact evaluation (None: static).
     pub plan: Option<RowPlan>,
     /// Whether the condition refers to other segments.
@@ -40,7 +44,7 @@ impl Segment {
             .is_some_and(|c| !c.segment_refs().is_empty());
         Segment {
             def,
-            members,
+            members: Arc::new(members),
             plan,
             refers,
         }
@@ -72,7 +76,7 @@ pub fn name_key(name: &str) -> String {
 
 impl SegmentLookup for Segments {
     fn members(&self, segment_id: &str) -> Option<&RoaringBitmap> {
-        self.get(segment_id).map(|s| &s.members)
+        self.get(segment_id).map(|s| &*s.members)
     }
 }
 

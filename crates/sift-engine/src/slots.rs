@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use crate::bits::Bits;
+use crate::paged::PagedVec;
 
 /// Below this many holders a column stays sparse whatever it spans: at most
 /// a few tens of KiB, and a restore (contacts in number order) does not
@@ -49,7 +50,7 @@ pub trait DenseStore: Default + Clone + Debug {
     fn heap_bytes(&self) -> usize;
 }
 
-impl<T: Clone + Default + Debug> DenseStore for Vec<T> {
+impl<T: Clone + Default + Debug> DenseStore for PagedVec<T> {
     type Item = T;
 
     fn at(&self, no: u32) -> Option<&T> {
@@ -85,18 +86,9 @@ impl<T: Clone + Default + Debug> DenseStore for Vec<T> {
             if mask == 0 {
                 continue;
             }
-            let base = w * 64;
             let mut word = 0u64;
-            if base + 64 <= self.len() {
-                for (bit, value) in self[base..base + 64].iter().enumerate() {
-                    word |= u64::from(test(value)) << bit;
-                }
-            } else {
-                for bit in 0..64 {
-                    if let Some(value) = self.get(base + bit) {
-                        word |= u64::from(test(value)) << bit;
-                    }
-                }
+            for (bit, value) in self.run(w * 64, 64).iter().enumerate() {
+                word |= u64::from(test(value)) << bit;
             }
             *slot = word & mask;
         }
@@ -104,7 +96,7 @@ impl<T: Clone + Default + Debug> DenseStore for Vec<T> {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.capacity() * size_of::<T>()
+        PagedVec::heap_bytes(self)
     }
 }
 
@@ -126,7 +118,7 @@ impl DenseStore for Bits {
     }
 
     fn span(&self) -> usize {
-        self.words().len() * 64
+        self.word_count() * 64
     }
 
     /// A boolean test is decided for `true` and `false` once, then applied a
@@ -149,7 +141,7 @@ impl DenseStore for Bits {
     }
 
     fn heap_bytes(&self) -> usize {
-        size_of_val(self.words())
+        Bits::heap_bytes(self)
     }
 }
 
@@ -294,7 +286,7 @@ impl<D: DenseStore> Slots<D> {
             return;
         };
         let mut map = BTreeMap::new();
-        for (w, &word) in present.words().iter().enumerate() {
+        for (w, word) in present.words().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let no = (w * 64) as u32 + bits.trailing_zeros();

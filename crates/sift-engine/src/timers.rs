@@ -13,12 +13,13 @@ use std::collections::BinaryHeap;
 
 use sift_lang::DateTime;
 
+use crate::paged::PagedVec;
 use crate::time::NEVER;
 
 #[derive(Clone, Debug, Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(DateTime, u32)>>,
-    next: Vec<DateTime>,
+    next: PagedVec<DateTime>,
 }
 
 impl Timers {
@@ -45,13 +46,24 @@ impl Timers {
             .filter(|(_, at)| **at < NEVER)
             .map(|(no, at)| Reverse((*at, no as u32)))
             .collect();
-        self.next = next;
+        self.next = PagedVec::from(next);
     }
 
     /// Contact `no`'s pending instant ([`NEVER`] when unarmed), for a
     /// checkpoint.
     pub fn armed(&self, no: u32) -> DateTime {
         self.next.get(no as usize).copied().unwrap_or(NEVER)
+    }
+
+    /// The pending instants alone, for a checkpoint copy taken under the
+    /// write lock: the heap is left out (its size follows the armed
+    /// contacts, not a page count) because a checkpoint reads only
+    /// [`Timers::armed`].
+    pub fn copy_for_checkpoint(&self) -> Timers {
+        Timers {
+            heap: BinaryHeap::new(),
+            next: self.next.clone(),
+        }
     }
 
     /// The earliest pending instant (possibly of a stale entry).

@@ -436,7 +436,7 @@ impl Run {
         }
         for (_, segment) in self.ws.segments().iter() {
             let got = replayed.remove(&segment.def.id).unwrap_or_default();
-            if got != segment.members {
+            if got != *segment.members {
                 self.fail(format!("replaying the log of {} differs", segment.def.id));
             }
         }

@@ -11,7 +11,7 @@
 mod conformance_run;
 
 use conformance_run::{DAY, Run, event};
-use sift_engine::{MemoryStore, Record, Store, Workspace};
+use sift_engine::{EngineCheckpoint, MemoryStore, Record, Store, Workspace};
 use sift_store::checkpoint;
 
 fn summary(ws: &Workspace) -> String {
@@ -296,20 +296,46 @@ fn a_streaming_restart_loads_and_catches_up_like_the_live_workspace() {
 /// first group commit at or after each step of `at` (a commit boundary,
 /// where the server takes one), as `ws.checkpoint.<write>.db` beside the
 /// store.
+///
+/// Like the server, which turns its copy into parts while writes go on,
+/// each copy is turned into parts only a few steps later: a copy shares
+/// pages with the live workspace, and the writes in between must not show
+/// through. The parts are checked against those of a copy taken at the
+/// same moment and turned into parts at once.
 fn run_with_checkpoints(at: &[u32]) -> Run {
+    const LATER: u32 = 7;
     let mut due: Vec<u32> = at.to_vec();
-    conformance_run::run_with(|step, ws, db, dir| {
+    let mut taken: Option<(u32, Workspace, checkpoint::CheckpointMeta, EngineCheckpoint)> = None;
+    let write = |dir: &std::path::Path, copy: Workspace, meta, deep: &EngineCheckpoint| {
+        let ckpt = copy.into_checkpoint();
+        assert_eq!(&ckpt, deep, "a write after the copy showed through it");
+        checkpoint::write(dir, "ws", meta, &ckpt, &|| {}).unwrap();
+    };
+    let run = conformance_run::run_with(|step, ws, db, dir| {
+        if taken.as_ref().is_some_and(|(at, ..)| step >= at + LATER)
+            && let Some((_, copy, meta, deep)) = taken.take()
+        {
+            write(dir, copy, meta, &deep);
+        }
         if due.first().is_some_and(|first| step >= *first) {
             due.remove(0);
+            if let Some((_, copy, meta, deep)) = taken.take() {
+                write(dir, copy, meta, &deep);
+            }
             let meta = checkpoint::CheckpointMeta {
                 write_number: db.last_write(),
                 clock: ws.clock(),
                 taken_at: 0,
             };
-            let ckpt = ws.checkpoint_copy().into_checkpoint();
-            checkpoint::write(dir, "ws", meta, &ckpt, &|| {}).unwrap();
+            // Turned into parts before any later write: the expected ones.
+            let deep = ws.checkpoint_copy().into_checkpoint();
+            taken = Some((step, ws.checkpoint_copy(), meta, deep));
         }
-    })
+    });
+    if let Some((_, copy, meta, deep)) = taken.take() {
+        write(run.dir.path(), copy, meta, &deep);
+    }
+    run
 }
 
 /// Writes after the last checkpoint that a start must catch up with: a
@@ -359,7 +385,7 @@ fn assert_evaluated_afresh(ws: &Workspace) {
     for (_, segment) in ws.segments().iter() {
         if let Some(condition) = &segment.def.condition {
             let fresh = ws.preview(condition, ws.clock()).unwrap();
-            assert_eq!(segment.members, fresh, "segment {}", segment.def.id);
+            assert_eq!(*segment.members, fresh, "segment {}", segment.def.id);
         }
     }
 }

@@ -13,6 +13,7 @@ use super::{Ctx, ValueRef, count_holds, field_test, test_value};
 use crate::aggregates::{AggKey, Aggregate};
 use crate::bits::Bits;
 use crate::columns::{Column, ColumnData};
+use crate::paged::PagedVec;
 use crate::time::{DAY_MS, Reaches};
 
 const CHUNK_WORDS: usize = 1024;
@@ -53,11 +54,11 @@ enum Plan<'a> {
     Bool(&'a Column, bool),
     Scan(&'a Column, Scan),
     /// Behavioural nodes of saved segments: a scan over the aggregate.
-    Count(&'a [u32], Option<sift_lang::CountTest>),
-    Sum(&'a [f64], CmpOp, f64),
+    Count(&'a PagedVec<u32>, Option<sift_lang::CountTest>),
+    Sum(&'a PagedVec<f64>, CmpOp, f64),
     /// Behavioural nodes without a kept aggregate (previews), computed once.
-    OwnedCount(Vec<u32>, Option<sift_lang::CountTest>),
-    OwnedSum(Vec<f64>, CmpOp, f64),
+    OwnedCount(PagedVec<u32>, Option<sift_lang::CountTest>),
+    OwnedSum(PagedVec<f64>, CmpOp, f64),
 }
 
 enum Scan {
@@ -173,7 +174,7 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             }
             // Every other string test is decided once per distinct string.
             let mut symbols = Bits::default();
-            for (id, text) in dict.strings().iter().enumerate() {
+            for (id, text) in dict.strings().enumerate() {
                 if test_value(Some(ValueRef::Str(text)), test, now) {
                     symbols.set(id as u32, true);
                 }
@@ -264,7 +265,7 @@ impl InstantTest {
 /// Words of a test over a dense per-contact vector; contacts past its end
 /// have the default value (no events: count 0, sum 0).
 fn dense_words<T: Copy + Default>(
-    values: &[T],
+    values: &PagedVec<T>,
     start: usize,
     end: usize,
     test: impl Fn(T) -> bool,
@@ -272,15 +273,15 @@ fn dense_words<T: Copy + Default>(
     let missing = test(T::default());
     let mut out = vec![0u64; end - start];
     for (slot, w) in out.iter_mut().zip(start..end) {
-        let base = w * 64;
-        let mut word = 0u64;
-        for bit in 0..64 {
-            let value = values.get(base + bit).copied();
-            let hit = match value {
-                Some(v) => test(v),
-                None => missing,
-            };
-            word |= u64::from(hit) << bit;
+        let run = values.run(w * 64, 64);
+        // Slots past the end hold no value: `missing` decides them.
+        let mut word = if missing {
+            u64::MAX.checked_shl(run.len() as u32).unwrap_or(0)
+        } else {
+            0
+        };
+        for (bit, value) in run.iter().enumerate() {
+            word |= u64::from(test(*value)) << bit;
         }
         *slot = word;
     }

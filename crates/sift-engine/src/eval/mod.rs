@@ -68,8 +68,8 @@ pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
             .property
             .as_ref()
             .map(|p| ctx.events.names.lookup(p).unwrap_or(u32::MAX)),
-        counts: Vec::new(),
-        sums: Vec::new(),
+        counts: crate::paged::PagedVec::new(),
+        sums: crate::paged::PagedVec::new(),
     };
     let t = probe.tally(ctx.events.of(no), ctx.events, ctx.now);
     (t.count, t.sum)

@@ -84,6 +84,13 @@ impl Workspace {
     /// A copy of the whole state, taken under the caller's write lock so
     /// that it is consistent; [`Workspace::into_checkpoint`] then turns it
     /// into parts without holding anything.
+    ///
+    /// Writes wait while it is taken, so it must not be proportional to the
+    /// state: per-contact vectors are paged copy-on-write
+    /// ([`crate::paged::PagedVec`]), memberships are shared bitmaps, and the
+    /// lookup indexes (ids to numbers, strings to ids, the timer heap) are
+    /// left out, since a checkpoint rebuilds them when it is loaded. The copy
+    /// is only good for [`Workspace::into_checkpoint`].
     pub fn checkpoint_copy(&self) -> Workspace {
         // Field by field, so that a new field cannot be forgotten here.
         Workspace {
@@ -92,14 +99,14 @@ impl Workspace {
             segments: self.segments.clone(),
             next_seq: self.next_seq,
             blank_true: self.blank_true.clone(),
-            events: self.events.clone(),
+            events: self.events.copy_for_checkpoint(),
             aggregates: self.aggregates.clone(),
             agg_tests: self.agg_tests.clone(),
             temporal: self.temporal.clone(),
             rules: self.rules.clone(),
             grants: self.grants.clone(),
             workflows: self.workflows.clone(),
-            timers: self.timers.clone(),
+            timers: self.timers.copy_for_checkpoint(),
             clock: self.clock,
             pending: self.pending.clone(),
             aliases: self.aliases.clone(),
@@ -114,7 +121,7 @@ impl Workspace {
 
     /// The checkpoint parts of this workspace (a [`Workspace::checkpoint_copy`]).
     pub fn into_checkpoint(self) -> EngineCheckpoint {
-        let strings = |i: &Interner| i.strings().iter().map(|s| s.to_string()).collect();
+        let strings = |i: &Interner| i.strings().map(|s| s.to_string()).collect();
         let capacity = self.contacts.capacity();
         let contacts = (0..capacity)
             .map(|no| {
@@ -134,7 +141,7 @@ impl Workspace {
         let segments = self
             .segments
             .iter()
-            .map(|(_, s)| (s.def.clone(), s.members.clone()))
+            .map(|(_, s)| (s.def.clone(), (*s.members).clone()))
             .collect();
         let aggregates = self
             .aggregates
@@ -144,8 +151,8 @@ impl Workspace {
                 filter: a.key.filter.clone(),
                 window: a.key.window,
                 property: a.key.property.clone(),
-                counts: a.counts.clone(),
-                sums: a.sums.clone(),
+                counts: a.counts.to_vec(),
+                sums: a.sums.to_vec(),
             })
             .collect();
         let timers = (0..capacity).map(|no| self.timers.armed(no)).collect();
@@ -178,7 +185,7 @@ impl Workspace {
             },
             timers,
             on_disk: self.history.is_some(),
-            lasting: self.lasting,
+            lasting: self.lasting.into_vec(),
         }
     }
 
@@ -288,7 +295,7 @@ impl CheckpointLoad {
         // end. The reverse cannot be: memory lacks the older events.
         let lend_later = match (&history, ckpt.on_disk) {
             (Some(_), true) => {
-                ws.lasting = ckpt.lasting;
+                ws.lasting = ckpt.lasting.into();
                 ws.history = history;
                 None
             }
@@ -520,7 +527,7 @@ impl Workspace {
             };
             let members = evaluate_all(&cond, &self.ctx(now));
             if let Some(segment) = self.segments.at_mut(slot) {
-                segment.members = members;
+                segment.members = members.into();
             }
         }
     }

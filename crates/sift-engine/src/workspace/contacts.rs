@@ -2,6 +2,7 @@
 //! segments a write can affect for that one contact, and deletes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use sift_lang::{DateTime, FieldType};
@@ -333,9 +334,9 @@ impl Workspace {
     pub(super) fn set_member(&mut self, slot: Slot, no: u32, member: bool) {
         if let Some(segment) = self.segments.at_mut(slot) {
             if member {
-                segment.members.insert(no);
+                Arc::make_mut(&mut segment.members).insert(no);
             } else {
-                segment.members.remove(no);
+                Arc::make_mut(&mut segment.members).remove(no);
             }
         }
     }

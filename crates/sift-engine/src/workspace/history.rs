@@ -19,13 +19,7 @@ pub struct EventView {
 impl Workspace {
     /// Every event type accepted so far, sorted.
     pub fn event_types(&self) -> Vec<String> {
-        let mut types: Vec<String> = self
-            .events
-            .types
-            .strings()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut types: Vec<String> = self.events.types.strings().map(|s| s.to_string()).collect();
         types.sort();
         types
     }

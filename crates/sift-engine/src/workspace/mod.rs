@@ -194,7 +194,7 @@ pub struct Workspace {
     horizon: Vec<sift_lang::Duration>,
     /// With a history source, by contact: the points of rules without
     /// expiry over its whole history.
-    lasting: Vec<f64>,
+    lasting: crate::paged::PagedVec<f64>,
     /// Aggregates counted from the history before the write that saves
     /// them (`prepare_history`), installed by its sync.
     prepared: Vec<crate::aggregates::Aggregate>,

@@ -79,7 +79,7 @@ impl Workspace {
             }
             lasting[no as usize] = points;
         }
-        self.lasting = lasting;
+        self.lasting = lasting.into();
         self.history = Some(source);
         self.refresh_horizon();
         let now = self.clock;
@@ -475,7 +475,7 @@ impl Workspace {
         }
         let found = ws.stream(pass, clock)?;
         ws.horizon = horizon;
-        ws.lasting = found.lasting.unwrap_or_default();
+        ws.lasting = found.lasting.unwrap_or_default().into();
         ws.prepared = found.aggs;
         for no in ws.contacts.alive().iter().collect::<Vec<u32>>() {
             if let Some(&last) = found.seen.get(no as usize)

@@ -175,7 +175,7 @@ impl Workspace {
             };
             let members = evaluate_all(&cond, &self.ctx(now));
             if let Some(segment) = self.segments.at_mut(slot) {
-                segment.members = members;
+                segment.members = members.into();
             }
         }
         self.refresh_blank_true(now);

@@ -190,7 +190,7 @@ impl Workspace {
         let candidates: Vec<u32> = match streamed {
             Some(streamed) => {
                 write.history_read = streamed.read;
-                self.lasting = streamed.lasting;
+                self.lasting = streamed.lasting.into();
                 (streamed.touched & self.contacts.alive()).iter().collect()
             }
             None => self.contacts.alive().iter().collect(),

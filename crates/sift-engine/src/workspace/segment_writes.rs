@@ -2,6 +2,7 @@
 //! re-evaluation in rank order through `in segment` references.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
@@ -214,9 +215,9 @@ impl Workspace {
             return Err(Error::UnknownContacts(unknown));
         }
         let changed = if add {
-            &numbers - &segment.members
+            &numbers - &*segment.members
         } else {
-            &numbers & &segment.members
+            &numbers & &*segment.members
         };
         let now = self.tick(now);
         let mut write = Write::default();
@@ -244,9 +245,9 @@ impl Workspace {
         });
         if let Some(segment) = self.segments.at_mut(slot) {
             if add {
-                segment.members |= &changed;
+                *Arc::make_mut(&mut segment.members) |= &changed;
             } else {
-                segment.members -= &changed;
+                *Arc::make_mut(&mut segment.members) -= &changed;
             }
         }
         let (kind, cause) = if add {
@@ -298,8 +299,8 @@ impl Workspace {
                 None => evaluate_all(cond, &ctx),
             };
             let before = match &scope {
-                Some(scope) => &segment.members & scope,
-                None => segment.members.clone(),
+                Some(scope) => &*segment.members & scope,
+                None => (*segment.members).clone(),
             };
             let entered = &fresh - &before;
             let exited = &before - &fresh;
@@ -311,8 +312,8 @@ impl Workspace {
                 continue;
             }
             if let Some(segment) = self.segments.at_mut(slot) {
-                segment.members |= &entered;
-                segment.members -= &exited;
+                *Arc::make_mut(&mut segment.members) |= &entered;
+                *Arc::make_mut(&mut segment.members) -= &exited;
             }
             let changed = &entered | &exited;
             self.record(&id, ChangeKind::Entered, cause, at, entered, write);

@@ -482,7 +482,7 @@ impl Exporter {
             .read(|e| {
                 let segment = e.segment(&segment_id)?;
                 let candidates = if full {
-                    &segment.members | &sent
+                    &*segment.members | &sent
                 } else {
                     touched
                 };
