@@ -31,7 +31,34 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc returns freed memory to the system only when the thread that
+/// freed it next allocates, after a delay (10 ms): a server whose loading
+/// threads go idle after a start keeps what the start decoded and dropped
+/// (about a quarter of its RSS after loading a checkpoint). Its options are
+/// read from the environment before `main`, so `sift serve` sets a delay of
+/// zero (free memory at once) by starting itself again with it, unless the
+/// variable is already set. The process keeps its id: `exec` replaces it.
+const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+
+fn purge_freed_memory_at_once() {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let _program = args.next();
+    if std::env::var_os(PURGE_DELAY).is_some() || args.next().is_none_or(|first| first != "serve") {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    // Only returns on failure; the server then runs with the default delay.
+    let _ = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(PURGE_DELAY, "0")
+        .exec();
+}
+
 fn main() -> ExitCode {
+    purge_freed_memory_at_once();
     let args = cli::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
