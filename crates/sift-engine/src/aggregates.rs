@@ -8,6 +8,7 @@ use foldhash::HashMap;
 use rayon::prelude::*;
 use sift_lang::{Condition, DateTime, Duration};
 
+use crate::counts::Counts;
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::paged::PagedVec;
 use crate::time::{NEVER, add};
@@ -71,7 +72,7 @@ pub struct Aggregate {
     pub kind: u32,
     pub filter: Option<Filter>,
     pub property: Option<u32>,
-    pub counts: PagedVec<u32>,
+    pub counts: Counts,
     /// Empty for a count (no summed property).
     pub sums: PagedVec<f64>,
 }
@@ -122,7 +123,7 @@ impl Aggregate {
                 .map(|f| Filter::compile(f, &mut log.names)),
             property: key.property.as_ref().map(|p| log.names.intern(p)),
             key: key.clone(),
-            counts: PagedVec::new(),
+            counts: Counts::default(),
             sums: PagedVec::new(),
         }
     }
@@ -141,7 +142,8 @@ impl Aggregate {
     /// Adds a rolled-up count and sum (events deleted from the store).
     pub fn add(&mut self, no: u32, count: u32, sum: f64) {
         let index = self.reserve(no);
-        self.counts[index] += count;
+        let total = self.counts.get(index).unwrap_or(0).saturating_add(count);
+        self.counts.set(index, total);
         if let Some(total) = self.sums.get_mut(index) {
             *total += sum;
         }
@@ -152,7 +154,7 @@ impl Aggregate {
     fn reserve(&mut self, no: u32) -> usize {
         let index = no as usize;
         if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
+            self.counts.resize(index + 1);
             if self.property.is_some() {
                 self.sums.resize(index + 1, 0.0);
             }
@@ -161,7 +163,7 @@ impl Aggregate {
     }
 
     pub fn count(&self, no: u32) -> u32 {
-        self.counts.get(no as usize).copied().unwrap_or(0)
+        self.counts.get(no as usize).unwrap_or(0)
     }
 
     pub fn sum(&self, no: u32) -> f64 {
@@ -170,7 +172,7 @@ impl Aggregate {
 
     pub fn set(&mut self, no: u32, count: u32, sum: f64) {
         let index = self.reserve(no);
-        self.counts[index] = count;
+        self.counts.set(index, count);
         if let Some(total) = self.sums.get_mut(index) {
             *total = sum;
         }
@@ -294,7 +296,7 @@ impl Aggregates {
                 .map(|f| Filter::compile(f, &mut log.names)),
             property: key.property.as_ref().map(|p| log.names.intern(p)),
             key,
-            counts: PagedVec::from(counts),
+            counts: Counts::from(counts),
             sums: PagedVec::from(sums),
         }));
     }
@@ -364,7 +366,7 @@ pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> 
             .property
             .as_ref()
             .map(|p| log.names.lookup(p).unwrap_or(u32::MAX)),
-        counts: PagedVec::new(),
+        counts: Counts::default(),
         sums: PagedVec::new(),
     };
     Some(compute_all(aggregate, log, capacity, now).0)
@@ -399,7 +401,7 @@ fn compute_all(
         }
         exits.push(tally.next_exit);
     }
-    aggregate.counts = PagedVec::from(counts);
+    aggregate.counts = Counts::from(counts);
     aggregate.sums = PagedVec::from(sums);
     (aggregate, exits)
 }

@@ -13,6 +13,7 @@ mod bits;
 mod changes;
 pub mod columns;
 mod contacts;
+mod counts;
 mod error;
 mod eval;
 mod events;

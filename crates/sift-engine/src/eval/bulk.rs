@@ -13,6 +13,7 @@ use super::{Ctx, ValueRef, count_holds, field_test, test_value};
 use crate::aggregates::{AggKey, Aggregate};
 use crate::bits::Bits;
 use crate::columns::{Column, ColumnData};
+use crate::counts::Counts;
 use crate::paged::PagedVec;
 use crate::time::{DAY_MS, Reaches};
 
@@ -54,10 +55,10 @@ enum Plan<'a> {
     Bool(&'a Column, bool),
     Scan(&'a Column, Scan),
     /// Behavioural nodes of saved segments: a scan over the aggregate.
-    Count(&'a PagedVec<u32>, Option<sift_lang::CountTest>),
+    Count(&'a Counts, Option<sift_lang::CountTest>),
     Sum(&'a PagedVec<f64>, CmpOp, f64),
     /// Behavioural nodes without a kept aggregate (previews), computed once.
-    OwnedCount(PagedVec<u32>, Option<sift_lang::CountTest>),
+    OwnedCount(Counts, Option<sift_lang::CountTest>),
     OwnedSum(PagedVec<f64>, CmpOp, f64),
 }
 
@@ -264,7 +265,7 @@ impl InstantTest {
 
 /// Words of a test over a dense per-contact vector; contacts past its end
 /// have the default value (no events: count 0, sum 0).
-fn dense_words<T: Copy + Default>(
+pub(crate) fn dense_words<T: Copy + Default>(
     values: &PagedVec<T>,
     start: usize,
     end: usize,
@@ -368,13 +369,9 @@ impl Plan<'_> {
                 }
                 _ => vec![0; end - start],
             },
-            Plan::Count(counts, count) => {
-                dense_words(counts, start, end, |n| count_holds(*count, n))
-            }
+            Plan::Count(counts, count) => counts.words(start, end, |n| count_holds(*count, n)),
             Plan::Sum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
-            Plan::OwnedCount(counts, count) => {
-                dense_words(counts, start, end, |n| count_holds(*count, n))
-            }
+            Plan::OwnedCount(counts, count) => counts.words(start, end, |n| count_holds(*count, n)),
             Plan::OwnedSum(sums, op, value) => {
                 dense_words(sums, start, end, |s| op.holds(s, *value))
             }

@@ -68,7 +68,7 @@ pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
             .property
             .as_ref()
             .map(|p| ctx.events.names.lookup(p).unwrap_or(u32::MAX)),
-        counts: crate::paged::PagedVec::new(),
+        counts: crate::counts::Counts::default(),
         sums: crate::paged::PagedVec::new(),
     };
     let t = probe.tally(ctx.events.of(no), ctx.events, ctx.now);
@@ -325,4 +325,5 @@ fn compare(value: ValueRef<'_>, op: CmpOp, scalar: &Scalar) -> bool {
 }
 
 mod bulk;
+pub(crate) use bulk::dense_words;
 pub use bulk::evaluate_all;

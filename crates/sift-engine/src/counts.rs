@@ -1,0 +1,131 @@
+//! An aggregate's per-contact event counts, in the narrowest width that
+//! holds the largest of them.
+//!
+//! Every live behavioural node keeps a count per contact, so with 30 live
+//! segments counts are most of the memory that grows with the history. A
+//! windowed count is almost always small: one byte per contact holds it
+//! until some contact reaches 256 events, when the whole vector is widened
+//! once (to two bytes, then four). Widening never narrows back.
+
+use crate::paged::PagedVec;
+
+#[derive(Clone, Debug)]
+pub enum Counts {
+    U8(PagedVec<u8>),
+    U16(PagedVec<u16>),
+    U32(PagedVec<u32>),
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts::U8(PagedVec::new())
+    }
+}
+
+impl Counts {
+    pub fn len(&self) -> usize {
+        match self {
+            Counts::U8(v) => v.len(),
+            Counts::U16(v) => v.len(),
+            Counts::U32(v) => v.len(),
+        }
+    }
+
+    pub fn get(&self, index: usize) -> Option<u32> {
+        match self {
+            Counts::U8(v) => v.get(index).map(|c| u32::from(*c)),
+            Counts::U16(v) => v.get(index).map(|c| u32::from(*c)),
+            Counts::U32(v) => v.get(index).copied(),
+        }
+    }
+
+    /// Sets entry `index`, which must be below [`Counts::len`], widening
+    /// the vector first when `count` does not fit.
+    pub fn set(&mut self, index: usize, count: u32) {
+        self.widen_for(count);
+        match self {
+            Counts::U8(v) => v[index] = count as u8,
+            Counts::U16(v) => v[index] = count as u16,
+            Counts::U32(v) => v[index] = count,
+        }
+    }
+
+    pub fn resize(&mut self, len: usize) {
+        match self {
+            Counts::U8(v) => v.resize(len, 0),
+            Counts::U16(v) => v.resize(len, 0),
+            Counts::U32(v) => v.resize(len, 0),
+        }
+    }
+
+    fn widen_for(&mut self, count: u32) {
+        let widened = match self {
+            Counts::U8(v) if count > u32::from(u8::MAX) => {
+                if count > u32::from(u16::MAX) {
+                    Counts::U32(v.iter().map(|c| u32::from(*c)).collect())
+                } else {
+                    Counts::U16(v.iter().map(|c| u16::from(*c)).collect())
+                }
+            }
+            Counts::U16(v) if count > u32::from(u16::MAX) => {
+                Counts::U32(v.iter().map(|c| u32::from(*c)).collect())
+            }
+            _ => return,
+        };
+        *self = widened;
+    }
+
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            Counts::U8(v) => v.iter().map(|c| u32::from(*c)).collect(),
+            Counts::U16(v) => v.iter().map(|c| u32::from(*c)).collect(),
+            Counts::U32(v) => v.to_vec(),
+        }
+    }
+
+    /// Words `start..end` (64 contacts each) of the contacts whose count
+    /// passes `test`; contacts past the end count 0.
+    pub fn words(&self, start: usize, end: usize, test: impl Fn(u32) -> bool) -> Vec<u64> {
+        match self {
+            Counts::U8(v) => crate::eval::dense_words(v, start, end, |c| test(u32::from(c))),
+            Counts::U16(v) => crate::eval::dense_words(v, start, end, |c| test(u32::from(c))),
+            Counts::U32(v) => crate::eval::dense_words(v, start, end, test),
+        }
+    }
+}
+
+impl From<Vec<u32>> for Counts {
+    /// In the narrowest width that holds the largest count.
+    fn from(counts: Vec<u32>) -> Self {
+        let largest = counts.iter().copied().max().unwrap_or(0);
+        if largest <= u32::from(u8::MAX) {
+            Counts::U8(counts.into_iter().map(|c| c as u8).collect())
+        } else if largest <= u32::from(u16::MAX) {
+            Counts::U16(counts.into_iter().map(|c| c as u16).collect())
+        } else {
+            Counts::U32(PagedVec::from(counts))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_widen_when_one_does_not_fit_and_keep_every_other() {
+        let mut counts = Counts::from(vec![3, 0, 255]);
+        assert!(matches!(counts, Counts::U8(_)));
+        counts.resize(5);
+        counts.set(4, 256);
+        assert!(matches!(counts, Counts::U16(_)));
+        counts.set(1, 70_000);
+        assert!(matches!(counts, Counts::U32(_)));
+        assert_eq!(counts.to_vec(), vec![3, 70_000, 255, 0, 256]);
+        assert_eq!(counts.get(5), None);
+        let words = counts.words(0, 1, |c| c >= 255);
+        assert_eq!(words, vec![0b10110]);
+        assert!(matches!(Counts::from(vec![1, 300]), Counts::U16(_)));
+        assert!(matches!(Counts::from(vec![1, 70_000]), Counts::U32(_)));
+    }
+}
