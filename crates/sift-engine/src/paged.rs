@@ -12,7 +12,8 @@
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
-/// Entries per page. Small enough that copying a page of event histories
+/// Entries per page (a page grows like a vector up to it, so a small
+/// vector stays small). Small enough that copying a page of event histories
 /// (one allocation per entry) stays well under a millisecond, large enough
 /// that a copy of ten million entries is a few thousand references.
 const PAGE_BITS: u32 = 12;
@@ -64,7 +65,7 @@ impl<T: Clone> PagedVec<T> {
 
     pub fn push(&mut self, value: T) {
         if self.len & MASK == 0 {
-            self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+            self.pages.push(Arc::default());
         }
         let last = self.pages.len() - 1;
         Arc::make_mut(&mut self.pages[last]).push(value);
@@ -78,7 +79,7 @@ impl<T: Clone> PagedVec<T> {
         }
         while self.len < len {
             if self.len & MASK == 0 {
-                self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+                self.pages.push(Arc::default());
             }
             let last = self.pages.len() - 1;
             let page = Arc::make_mut(&mut self.pages[last]);
@@ -200,7 +201,7 @@ impl<T: Clone> Extend<T> for PagedVec<T> {
         let mut iter = iter.into_iter().peekable();
         while iter.peek().is_some() {
             if self.len & MASK == 0 {
-                self.pages.push(Arc::new(Vec::with_capacity(PAGE)));
+                self.pages.push(Arc::default());
             }
             let Some(last) = self.pages.last_mut() else {
                 return;

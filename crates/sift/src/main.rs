@@ -47,10 +47,13 @@ fn purge_freed_memory_at_once() {
     if std::env::var_os(PURGE_DELAY).is_some() || args.next().is_none_or(|first| first != "serve") {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else {
+    // A binary replaced or deleted since it started cannot be run again.
+    let Some(exe) = std::env::current_exe().ok().filter(|exe| exe.is_file()) else {
         return;
     };
-    // Only returns on failure; the server then runs with the default delay.
+    // Only returns on failure; the server then runs with the default delay
+    // (and, as `exec` leaves it, SIGPIPE at its default: a closed log pipe
+    // would end it).
     let _ = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .env(PURGE_DELAY, "0")
