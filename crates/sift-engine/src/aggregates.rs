@@ -288,17 +288,10 @@ impl Aggregates {
         if self.find(&key).is_some() {
             return;
         }
-        self.list.push(Some(Aggregate {
-            kind: log.types.intern(&key.event_type),
-            filter: key
-                .filter
-                .as_ref()
-                .map(|f| Filter::compile(f, &mut log.names)),
-            property: key.property.as_ref().map(|p| log.names.intern(p)),
-            key,
-            counts: Counts::from(counts),
-            sums: PagedVec::from(sums),
-        }));
+        let mut aggregate = Aggregate::empty(&key, log);
+        aggregate.counts = Counts::from(counts);
+        aggregate.sums = PagedVec::from(sums);
+        self.list.push(Some(aggregate));
     }
 
     /// Makes the set of aggregates exactly `keys`: keeps those that exist,

@@ -159,20 +159,14 @@ impl Workspace {
 
 /// The longest window `cond` reads.
 fn longest_window(cond: &Condition) -> Option<Duration> {
-    let mut longest: Option<Duration> = None;
-    cond.walk(&mut |node| {
-        if let Condition::Event {
-            in_last: Some(d), ..
+    // The first of the longest, as `windows` lists them in walk order.
+    windows(cond).into_iter().reduce(|longest, d| {
+        if longest_days(d) > longest_days(longest) {
+            d
+        } else {
+            longest
         }
-        | Condition::EventSum {
-            in_last: Some(d), ..
-        } = node
-            && longest.is_none_or(|l| longest_days(*d) > longest_days(l))
-        {
-            longest = Some(*d);
-        }
-    });
-    longest
+    })
 }
 
 /// Every window `cond` reads.
