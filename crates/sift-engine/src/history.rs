@@ -35,6 +35,21 @@ pub trait EventHistory: Send + Sync {
         })
     }
 
+    /// As [`EventHistory::scan_types`], each event carrying at least the
+    /// properties named in `names` (the ones a count's filter and sum
+    /// read); others may be left out, and `properties_json` may be empty.
+    /// A source with a columnar copy of its events answers this without
+    /// parsing every event's properties.
+    fn scan_types_reading(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        let _ = names;
+        self.scan_types(types, visit)
+    }
+
     /// Calls `visit` with what deleted events (past the retention) gave to
     /// all-time counts and lasting rule points: (roll-up key, contact
     /// number, count, sum). A source that never deletes has none.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod csv_export;
 pub mod destination;
 pub mod error;
+mod event_blocks;
 pub mod facebook;
 pub mod listen;
 pub mod outbox;

@@ -132,16 +132,22 @@ impl Out {
 
 pub(crate) struct In<'a> {
     bytes: &'a [u8],
+    /// What the bytes are, for errors: "checkpoint part", "event block".
+    kind: &'static str,
     part: &'a str,
-}
-
-fn corrupt(part: &str, what: &str) -> StoreError {
-    StoreError::Corrupt(format!("checkpoint part {part:?}: {what}"))
 }
 
 impl<'a> In<'a> {
     pub(crate) fn new(bytes: &'a [u8], part: &'a str) -> In<'a> {
-        In { bytes, part }
+        In::labelled(bytes, "checkpoint part", part)
+    }
+
+    pub(crate) fn labelled(bytes: &'a [u8], kind: &'static str, part: &'a str) -> In<'a> {
+        In { bytes, kind, part }
+    }
+
+    fn corrupt(&self, what: &str) -> StoreError {
+        StoreError::Corrupt(format!("{} {:?}: {what}", self.kind, self.part))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -150,7 +156,7 @@ impl<'a> In<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if n > self.bytes.len() {
-            return Err(corrupt(self.part, "cut short"));
+            return Err(self.corrupt("cut short"));
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
@@ -187,7 +193,7 @@ impl<'a> In<'a> {
     pub(crate) fn len(&mut self, min: usize) -> Result<usize, StoreError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min.max(1)) > self.bytes.len() {
-            return Err(corrupt(self.part, "a length beyond its end"));
+            return Err(self.corrupt("a length beyond its end"));
         }
         Ok(n)
     }
@@ -195,21 +201,21 @@ impl<'a> In<'a> {
     pub(crate) fn str(&mut self) -> Result<String, StoreError> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(self.part, "a string not UTF-8"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt("a string not UTF-8"))
     }
 
     pub(crate) fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
         match self.u8()? {
             0 => Ok(None),
             1 => Ok(Some(self.str()?)),
-            _ => Err(corrupt(self.part, "a bad optional tag")),
+            _ => Err(self.corrupt("a bad optional tag")),
         }
     }
 
     pub(crate) fn bitmap(&mut self) -> Result<RoaringBitmap, StoreError> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
-        RoaringBitmap::deserialize_from(bytes).map_err(|e| corrupt(self.part, &e.to_string()))
+        RoaringBitmap::deserialize_from(bytes).map_err(|e| self.corrupt(&e.to_string()))
     }
 
     pub(crate) fn value(&mut self) -> Result<Value, StoreError> {
@@ -227,7 +233,7 @@ impl<'a> In<'a> {
                 }
                 Value::StringList(items)
             }
-            _ => return Err(corrupt(self.part, "a bad value tag")),
+            _ => return Err(self.corrupt("a bad value tag")),
         })
     }
 
@@ -246,7 +252,7 @@ impl<'a> In<'a> {
                 }
                 Prop::List(ids.into_boxed_slice())
             }
-            _ => return Err(corrupt(self.part, "a bad property tag")),
+            _ => return Err(self.corrupt("a bad property tag")),
         })
     }
 }

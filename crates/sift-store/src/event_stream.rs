@@ -49,6 +49,15 @@ impl EventStream {
         Ok(last as u64)
     }
 
+    /// Builds the columnar copy of every sealed range that lacks one
+    /// ([`crate::build_event_blocks`]).
+    pub fn build_blocks(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<crate::BlocksBuilt, StoreError> {
+        crate::build_event_blocks(&self.path, progress)
+    }
+
     /// Calls `visit` with every stored event in seq order (deleted
     /// contacts' kept ids included, with an empty type), inside one read
     /// transaction: the scan sees one commit's table.
@@ -64,12 +73,48 @@ impl EventStream {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<u64, StoreError> {
         let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
+        self.pump(
+            move |path, out| read_all(path, types.as_deref(), out),
+            visit,
+        )
+    }
+
+    /// As [`EventStream::stream_types`] for `types`, each event carrying
+    /// only the properties named in `names` (and no JSON text): what a
+    /// new count reads. Sealed ranges come from the columnar copy
+    /// (`event_blocks.rs`), the others from the rows.
+    pub fn stream_types_reading(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<u64, StoreError> {
+        let (types, names) = (types.to_vec(), names.to_vec());
+        self.pump(
+            move |path, out| {
+                let conn = open(path)?;
+                let tx = conn.unchecked_transaction()?;
+                crate::event_blocks::read_events(&tx, &types, &names, &mut |batch| {
+                    out.send(Ok(batch)).is_ok()
+                })
+            },
+            visit,
+        )
+    }
+
+    /// Runs `read` on a thread of its own, handing its batches to `visit`
+    /// here as they come.
+    fn pump(
+        &self,
+        read: impl FnOnce(&Path, &Batches) -> Result<(), StoreError> + Send + 'static,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, EventRecord)>, StoreError>>(AHEAD);
         let path = self.path.clone();
         let reader = std::thread::Builder::new()
             .name("event-scan".into())
             .spawn(move || {
-                if let Err(error) = read_all(&path, types.as_deref(), &tx) {
+                if let Err(error) = read(&path, &tx) {
                     let _ = tx.send(Err(error));
                 }
             })?;
@@ -110,6 +155,17 @@ impl EventHistory for EventStream {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         self.stream_types(Some(types), visit)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn scan_types_reading(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.stream_types_reading(types, names, visit)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 11;
+pub(crate) const LATEST: i64 = 12;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 11,
         marker: "write_log",
         sql: crate::write_log::V11_WRITE_LOG,
+    },
+    Step {
+        version: 12,
+        marker: "event_blocks",
+        sql: crate::event_blocks::V12_EVENT_BLOCKS,
     },
 ];
 

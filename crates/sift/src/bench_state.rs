@@ -196,7 +196,18 @@ struct Server {
 impl Server {
     /// Spawns the server and waits for its first 2xx answer.
     async fn start(data: &Path, port: u16, key: &str, log: &Path) -> anyhow::Result<Server> {
-        Server::start_with(data, port, key, log, &[]).await
+        Server::start_with(data, port, key, log, &[], None).await
+    }
+
+    /// As [`Server::start`], with business time frozen at `at_ms`.
+    async fn start_frozen(
+        data: &Path,
+        port: u16,
+        key: &str,
+        log: &Path,
+        at_ms: i64,
+    ) -> anyhow::Result<Server> {
+        Server::start_with(data, port, key, log, &[], Some(at_ms)).await
     }
 
     /// [`Server::start`] with more `sift serve` flags.
@@ -206,11 +217,17 @@ impl Server {
         key: &str,
         log: &Path,
         extra: &[&str],
+        frozen_at_ms: Option<i64>,
     ) -> anyhow::Result<Server> {
         let exe = std::env::current_exe().context("cannot find the sift executable")?;
         let addr = format!("127.0.0.1:{port}");
         let spawned = Instant::now();
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        match frozen_at_ms {
+            Some(at) => command.env("SIFT_TEST_FROZEN_CLOCK_MS", at.to_string()),
+            None => command.env_remove("SIFT_TEST_FROZEN_CLOCK_MS"),
+        };
+        let child = command
             .args(["serve", "--listen", &addr])
             .args(extra)
             .arg("--data")
@@ -448,27 +465,71 @@ fn import(what: &str, result: anyhow::Result<ExitCode>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(
+/// What loading the generated data into a fresh directory measured, kept
+/// beside it (`loaded.json`) when the directory is kept for another run.
+struct Loaded {
     contacts: u64,
     events: u64,
-    json_file: Option<&Path>,
-    duckdb: Option<&Path>,
-) -> anyhow::Result<()> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load_before = load_average();
-    println!(
-        "state: {contacts} contacts, {events} events over {HISTORY_DAYS} days, 30 live segments; {cpus} CPUs, load average {load_before}"
-    );
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let empty = dir.path().join("empty");
-    let log = dir.path().join("serve.log");
-    let now = sift_now();
-    let mut generator = Generator::new(57);
-    let contacts_file = contacts_file(dir.path(), &mut generator, contacts)?;
+    key: String,
+    contacts_s: f64,
+    events_s: f64,
+    rss_empty: (u64, u64),
+    rss_contacts: (u64, u64),
+}
+
+impl Loaded {
+    const FILE: &str = "loaded.json";
+
+    /// A finished load of this size in `dir`, if there is one.
+    fn read(dir: &Path, contacts: u64, events: u64) -> Option<Loaded> {
+        let text = std::fs::read_to_string(dir.join(Loaded::FILE)).ok()?;
+        let json: Json = serde_json::from_str(&text).ok()?;
+        let pair = |key: &str| Some((json[key][0].as_u64()?, json[key][1].as_u64()?));
+        let loaded = Loaded {
+            contacts: json["contacts"].as_u64()?,
+            events: json["events"].as_u64()?,
+            key: json["key"].as_str()?.to_string(),
+            contacts_s: json["contacts_s"].as_f64()?,
+            events_s: json["events_s"].as_f64()?,
+            rss_empty: pair("rss_empty")?,
+            rss_contacts: pair("rss_contacts")?,
+        };
+        (loaded.contacts == contacts && loaded.events == events).then_some(loaded)
+    }
+
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let json = json!({
+            "contacts": self.contacts,
+            "events": self.events,
+            "key": self.key,
+            "contacts_s": self.contacts_s,
+            "events_s": self.events_s,
+            "rss_empty": [self.rss_empty.0, self.rss_empty.1],
+            "rss_contacts": [self.rss_contacts.0, self.rss_contacts.1],
+        });
+        std::fs::write(dir.join(Loaded::FILE), serde_json::to_string_pretty(&json)?)?;
+        Ok(())
+    }
+}
+
+/// Generates and imports the contacts and events into `dir/data` through
+/// `sift import`'s code, measuring the server's RSS empty and with the
+/// contacts only on the way.
+fn load(
+    dir: &Path,
+    generator: &mut Generator,
+    contacts: u64,
+    events: u64,
+    now: i64,
+    port: u16,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Loaded> {
+    let data = dir.join("data");
+    let empty = dir.join("empty");
+    let log = dir.join("serve.log");
+    let contacts_file = contacts_file(dir, generator, contacts)?;
     let key = first_workspace(&data)?;
     let empty_key = first_workspace(&empty)?;
-    let port = free_port()?;
 
     let t = Instant::now();
     import(
@@ -478,7 +539,6 @@ pub fn run(
     let contacts_s = t.elapsed().as_secs_f64();
     std::fs::remove_file(&contacts_file)?;
 
-    let rt = crate::run::runtime()?;
     let (rss_empty, rss_contacts) = rt.block_on(async {
         let server = Server::start(&empty, port, &empty_key, &log).await?;
         let rss_empty = server.rss_now_and_settled().await?;
@@ -496,7 +556,7 @@ pub fn run(
     let mut imported = 0;
     while imported < events {
         let count = (events - imported).min(per_import);
-        let file = events_file(dir.path(), &mut generator, contacts, count, now)?;
+        let file = events_file(dir, generator, contacts, count, now)?;
         let t = Instant::now();
         import(
             "events",
@@ -507,11 +567,92 @@ pub fn run(
         imported += count;
         println!("events:          {imported:>10} of {events} imported");
     }
+    Ok(Loaded {
+        contacts,
+        events,
+        key,
+        contacts_s,
+        events_s,
+        rss_empty,
+        rss_contacts,
+    })
+}
 
-    let conditions = conditions(&mut generator);
-    let aside = dir.path().join("checkpoints-aside");
+pub fn run(
+    contacts: u64,
+    events: u64,
+    json_file: Option<&Path>,
+    duckdb: Option<&Path>,
+    keep: Option<&Path>,
+) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_before = load_average();
+    println!(
+        "state: {contacts} contacts, {events} events over {HISTORY_DAYS} days, 30 live segments; {cpus} CPUs, load average {load_before}"
+    );
+    // A kept directory outlives the run; a temporary one is removed with it.
+    let (_temporary, dir) = match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            (None, dir.to_path_buf())
+        }
+        None => {
+            let temporary = tempfile::tempdir()?;
+            let dir = temporary.path().to_path_buf();
+            (Some(temporary), dir)
+        }
+    };
+    let data = dir.join("data");
+    let empty = dir.join("empty");
+    let log = dir.join("serve.log");
+    let now = sift_now();
+    let mut generator = Generator::new(57);
+    let port = free_port()?;
+    let rt = crate::run::runtime()?;
+    let loaded = match Loaded::read(&dir, contacts, events) {
+        Some(loaded) => {
+            println!(
+                "reusing the data loaded into {} by an earlier run (imports skipped; their figures are that run's)",
+                dir.display()
+            );
+            loaded
+        }
+        None => {
+            if keep.is_some() && (data.exists() || empty.exists()) {
+                bail!(
+                    "{} holds data that is not a finished load of {contacts} contacts and {events} events: remove it or choose another --keep directory",
+                    dir.display()
+                );
+            }
+            let loaded = load(&dir, &mut generator, contacts, events, now, port, &rt)?;
+            if keep.is_some() {
+                loaded.write(&dir)?;
+            }
+            loaded
+        }
+    };
+    let Loaded {
+        key,
+        contacts_s,
+        events_s,
+        rss_empty,
+        rss_contacts,
+        ..
+    } = loaded;
+
+    // A generator of their own: a run reusing a load draws the same ones.
+    let conditions = conditions(&mut Generator::new(58));
+    let aside = dir.join("checkpoints-aside");
+    // From here on business time stands at one instant, after every import:
+    // each size below is an evaluation at that instant, however long the
+    // restarts take, so every size must equal its first.
+    let frozen = sift_now();
     let figures = rt.block_on(async {
-        let server = Server::start(&data, port, &key, &log).await?;
+        let server = Server::start_frozen(&data, port, &key, &log, frozen).await?;
+        // A reused load still holds the segments of the run before.
+        for id in server.sizes().await?.keys() {
+            server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
+        }
         let t = Instant::now();
         for (i, condition) in conditions.iter().enumerate() {
             let body = json!({"name": format!("State {i}"), "condition": condition});
@@ -534,7 +675,7 @@ pub fn run(
             }
         };
         for run in 0..RESTARTS {
-            let server = Server::start(&data, port, &key, &log).await?;
+            let server = Server::start_frozen(&data, port, &key, &log, frozen).await?;
             starts.push(server.start.as_secs_f64());
             if log_fields(&log, "workspace loaded").get("checkpoint").is_some_and(|c| c != "none") {
                 from_checkpoint += 1;
@@ -561,14 +702,14 @@ pub fn run(
 
         // The same start without checkpoints: the full rebuild.
         set_checkpoints_aside(&data, &aside)?;
-        let server = Server::start(&data, port, &key, &log).await?;
+        let server = Server::start_frozen(&data, port, &key, &log, frozen).await?;
         let full_start = server.start.as_secs_f64();
         check(server.sizes().await?, RESTARTS + 1, &mut mismatches);
         println!("full rebuild:    {full_start:>10.2} s to the first answer (checkpoints set aside)");
         server.stop()?;
 
         // Writes timed from outside while periodic checkpoints are taken.
-        let server = Server::start_with(&data, port, &key, &log, &["--checkpoint-every", "200"]).await?;
+        let server = Server::start_with(&data, port, &key, &log, &["--checkpoint-every", "200"], Some(frozen)).await?;
         let (slowest_write_ms, stall_writes) =
             writes_during_checkpoints(&server, &log, Duration::from_secs(600)).await?;
         let periodic = log_lines(&log, "checkpoint written workspace");

@@ -203,6 +203,11 @@ pub enum Command {
         /// stored events beside the new behavioural segment.
         #[arg(long, value_name = "PYTHON")]
         duckdb: Option<PathBuf>,
+        /// `state` only: work in this directory and leave it; a later run of
+        /// the same size on it reuses the loaded data instead of importing
+        /// it again (at 10M contacts the import takes over an hour).
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000)]
         segments: u64,
         /// Contacts loaded into the HTTP server for the durable-write part (0 skips it).

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value as Json};
 use sift_engine::{EventInput, Write};
 use sift_lang::DateTime;
@@ -89,8 +90,19 @@ pub fn import_events(
             }
         }
         flush(&handle, pending, &lines, &mut totals).await?;
-        let took = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        // The columnar copy of the new events (docs/storage.md "Event
+        // blocks"), so that the server's first counts need not parse them.
+        let blocks = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("columnar copy {bar:40} {pos}/{len} blocks")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        handle.service.history.build_blocks(&mut |done, total| {
+            blocks.set_length(total);
+            blocks.set_position(done);
+        })?;
+        blocks.finish_and_clear();
+        let took = started.elapsed().as_secs_f64();
         state.close();
 
         totals.bad.sort();

@@ -59,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             events,
             json,
             duckdb,
+            keep,
             segments,
             http_contacts,
             suite,
@@ -66,7 +67,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if suite == BenchSuite::State {
                 let contacts = contacts.unwrap_or(100_000);
                 let events = events.unwrap_or(1_000_000);
-                crate::bench_state::run(contacts, events, json.as_deref(), duckdb.as_deref())?;
+                crate::bench_state::run(
+                    contacts,
+                    events,
+                    json.as_deref(),
+                    duckdb.as_deref(),
+                    keep.as_deref(),
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             let contacts = contacts.unwrap_or(1_000_000);
@@ -235,7 +242,31 @@ fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
     config.field_limits = flags.field_limits();
     config.checkpoint_every = flags.checkpoint_every;
     config.checkpoint_pause = checkpoint_pause()?;
+    if let Some(at_ms) = frozen_clock()? {
+        tracing::warn!(
+            at_ms,
+            "business time is frozen (SIFT_TEST_FROZEN_CLOCK_MS): no window closes and no timer fires"
+        );
+        config.clock =
+            sift_server::clock::Clock::Manual(sift_server::clock::ManualClock::at(at_ms));
+    }
     Ok(config)
+}
+
+/// `SIFT_TEST_FROZEN_CLOCK_MS`, for benches and tests only
+/// (docs/operations.md "Checkpoints"): business time stands still at this
+/// instant, so that sizes taken minutes apart, across restarts and a full
+/// rebuild, are evaluations at one instant and must be equal.
+fn frozen_clock() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SIFT_TEST_FROZEN_CLOCK_MS") {
+        Ok(text) => {
+            let ms: i64 = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("SIFT_TEST_FROZEN_CLOCK_MS must be milliseconds since 1970-01-01 UTC, not {text:?}")
+            })?;
+            Ok(Some(ms))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// `SIFT_TEST_CHECKPOINT_PAUSE_MS`, for tests only (docs/operations.md

@@ -195,9 +195,9 @@ impl Workspace {
         };
         let mut kept: Vec<(u32, StoredEvent)> = Vec::new();
         // A pass that only counts new aggregates reads only their types.
-        let only: Option<Vec<String>> =
+        let only: Option<(Vec<String>, Vec<String>)> =
             (!pass.restore && !pass.lasting && pass.reload.is_none() && pass.kinds.is_empty())
-                .then(|| aggregate_types(&pass.aggs));
+                .then(|| (aggregate_types(&pass.aggs), aggregate_names(&pass.aggs)));
         // Timers due between the clock and `now` have yet to fire (a write
         // streams before it ticks): the events they read must stay.
         let keep_from = self.clock.min(now);
@@ -278,7 +278,7 @@ impl Workspace {
             }
         };
         match &only {
-            Some(types) => source.scan_types(types, &mut visit),
+            Some((types, names)) => source.scan_types_reading(types, names, &mut visit),
             None => source.scan(&mut visit),
         }
         .map_err(Error::HistoryUnavailable)?;
@@ -335,6 +335,7 @@ impl Workspace {
             })
             .map_err(Error::HistoryUnavailable)?;
         let types = aggregate_types(&aggs);
+        let names = aggregate_names(&aggs);
         let mut visit = |seq: u64, record: &EventRecord| {
             if !contacts.is_alive(record.no) || record.event_type.is_empty() {
                 return;
@@ -350,7 +351,7 @@ impl Workspace {
             }
         };
         source
-            .scan_types(&types, &mut visit)
+            .scan_types_reading(&types, &names, &mut visit)
             .map_err(Error::HistoryUnavailable)?;
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }
@@ -494,6 +495,30 @@ impl Workspace {
 }
 
 /// The distinct event types `aggs` count.
+/// The event properties `aggs` read: their filters' and summed ones.
+fn aggregate_names(aggs: &[Aggregate]) -> Vec<String> {
+    fn walk(cond: &Condition, out: &mut Vec<String>) {
+        match cond {
+            Condition::All(children) | Condition::Any(children) => {
+                children.iter().for_each(|c| walk(c, out))
+            }
+            Condition::Not(inner) => walk(inner, out),
+            Condition::Field { field, .. } => out.push(field.clone()),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    for aggregate in aggs {
+        if let Some(filter) = &aggregate.key.filter {
+            walk(filter, &mut names);
+        }
+        names.extend(aggregate.key.property.clone());
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 fn aggregate_types(aggs: &[Aggregate]) -> Vec<String> {
     let mut types: Vec<String> = aggs.iter().map(|a| a.key.event_type.clone()).collect();
     types.sort_unstable();

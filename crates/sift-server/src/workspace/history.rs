@@ -50,6 +50,30 @@ impl StoreHistory {
         }
     }
 
+    /// Builds the columnar copy of the sealed event ranges that lack one
+    /// (docs/storage.md "Event blocks"). Blocking: beside the writer, never
+    /// under the engine's lock.
+    pub fn build_blocks(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<sift_store::BlocksBuilt, sift_store::StoreError> {
+        let started = Instant::now();
+        let built = self.stream.build_blocks(progress)?;
+        if built.blocks > 0 || built.raced > 0 {
+            metrics::counter!("sift_event_blocks_built_total", "workspace" => self.workspace.clone())
+                .increment(built.blocks);
+            tracing::info!(
+                workspace = %self.workspace,
+                blocks = built.blocks,
+                events = built.events,
+                raced = built.raced,
+                took_ms = started.elapsed().as_millis() as u64,
+                "built the columnar copy of sealed event ranges"
+            );
+        }
+        Ok(built)
+    }
+
     /// `queued` is the service's count of queued writes: the barrier is a
     /// write the store numbers too (`write_log.rs`), so it counts it.
     pub(crate) fn attach(&self, writer: WriterSlot, queued: Arc<AtomicU64>) {
@@ -99,11 +123,13 @@ impl StoreHistory {
 }
 
 impl StoreHistory {
-    /// Streams the events (of `types` only, when given) behind the flush
-    /// barrier, with progress in `/metrics`.
+    /// Streams the events (of `types` only, when given; with only the
+    /// properties in `names`, when given) behind the flush barrier, with
+    /// progress in `/metrics`.
     fn scan_with(
         &self,
         types: Option<&[String]>,
+        names: Option<&[String]>,
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         let started = Instant::now();
@@ -122,7 +148,13 @@ impl StoreHistory {
             }
             visit(seq, event);
         };
-        let result = self.stream.stream_types(types, &mut counting);
+        let result = match (types, names) {
+            (Some(types), Some(names)) => {
+                self.stream
+                    .stream_types_reading(types, names, &mut counting)
+            }
+            _ => self.stream.stream_types(types, &mut counting),
+        };
         scanned.set(seen as f64);
         metrics::gauge!("sift_history_scan_running", &labels).set(0.0);
         metrics::counter!("sift_history_events_read_total", &labels).increment(seen);
@@ -143,7 +175,7 @@ impl StoreHistory {
 
 impl EventHistory for StoreHistory {
     fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
-        self.scan_with(None, visit)
+        self.scan_with(None, None, visit)
     }
 
     fn scan_types(
@@ -151,7 +183,16 @@ impl EventHistory for StoreHistory {
         types: &[String],
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
-        self.scan_with(Some(types), visit)
+        self.scan_with(Some(types), None, visit)
+    }
+
+    fn scan_types_reading(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.scan_with(Some(types), Some(names), visit)
     }
 
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {

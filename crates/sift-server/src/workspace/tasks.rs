@@ -39,6 +39,7 @@ pub enum Task {
     Outbox,
     Retention,
     Checkpoints,
+    EventBlocks,
     FacebookResume,
 }
 
@@ -105,6 +106,8 @@ pub fn start(handle: &Arc<WorkspaceHandle>, startup: Startup, config: &Config) {
     tasks.record(Task::Retention);
     crate::checkpoints::spawn(&handle.service);
     tasks.record(Task::Checkpoints);
+    crate::event_blocks::spawn(&handle.service);
+    tasks.record(Task::EventBlocks);
     if !startup.resumable.is_empty() {
         crate::facebook::resume(
             &handle.service,

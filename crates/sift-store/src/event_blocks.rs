@@ -1,0 +1,491 @@
+//! A columnar copy of the stored events, for counting a new aggregate over
+//! the whole history (docs/storage.md "Event blocks"). The `events` table
+//! keeps one row per event with its properties as JSON text: reading 100M
+//! of them and parsing their JSON is what made a new behavioural segment
+//! take a minute. Here the events of each sealed range of
+//! [`BLOCK_EVENTS`] seqs are kept per type as arrays (seq offsets, contact
+//! numbers, instants) and one typed column per property, so that a count
+//! reads only its types' arrays and the properties its filter names, with
+//! no JSON to parse.
+//!
+//! The `events` table stays the truth. A block is used only while its
+//! marker row in `event_blocks` exists; triggers delete the marker (and
+//! count an edit) whenever an event row in its range is updated or deleted
+//! (a merge moving events, a contact's deletion, the retention), in the
+//! same transaction as the change, so that a scan, which reads markers,
+//! blocks and rows in one read transaction, never uses a stale block. The
+//! ranges without a marker (the newest, not yet sealed; edited ones until
+//! rebuilt) are read from the rows as before.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sift_engine::{EventRecord, RawValue};
+
+use crate::StoreError;
+use crate::checkpoint_codec::{In, Out};
+use crate::codec::event_properties_from_text;
+use crate::schema::open;
+
+/// Seqs per block, unless a test sets fewer ([`set_event_block_size`]): a
+/// block covers `[k * size + 1, (k + 1) * size]`, sealed once the table's
+/// highest seq reaches its end (seqs only grow: `AUTOINCREMENT`). Small
+/// enough that building one takes a few ms beside the writer, large enough
+/// that 100M events are ~6,000 blocks.
+pub const BLOCK_EVENTS: i64 = 16_384;
+/// Blocks read before one write transaction stores them (one fsync each).
+const BLOCKS_PER_COMMIT: usize = 16;
+
+/// Version 12 (marker `event_blocks`). The triggers fire for every row an
+/// update or delete touches; each is a primary-key delete and upsert.
+pub(crate) const V12_EVENT_BLOCKS: &str = "
+    CREATE TABLE event_blocks (
+        block INTEGER PRIMARY KEY,
+        events INTEGER NOT NULL
+    );
+    CREATE TABLE event_block_types (
+        block INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        offsets BLOB NOT NULL,
+        contacts BLOB NOT NULL,
+        ats BLOB NOT NULL,
+        PRIMARY KEY (block, type)
+    );
+    CREATE TABLE event_block_props (
+        block INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        column_values BLOB NOT NULL,
+        PRIMARY KEY (block, type, name)
+    );
+    CREATE TABLE event_block_edits (
+        block INTEGER PRIMARY KEY,
+        edits INTEGER NOT NULL
+    );
+    CREATE TABLE event_block_size (events INTEGER NOT NULL);
+    INSERT INTO event_block_size (events) VALUES (16384);
+    CREATE TRIGGER event_blocks_stale_on_update AFTER UPDATE ON events BEGIN
+        DELETE FROM event_blocks
+            WHERE block = (OLD.seq - 1) / (SELECT events FROM event_block_size);
+        INSERT INTO event_block_edits (block, edits)
+            VALUES ((OLD.seq - 1) / (SELECT events FROM event_block_size), 1)
+            ON CONFLICT (block) DO UPDATE SET edits = edits + 1;
+    END;
+    CREATE TRIGGER event_blocks_stale_on_delete AFTER DELETE ON events BEGIN
+        DELETE FROM event_blocks
+            WHERE block = (OLD.seq - 1) / (SELECT events FROM event_block_size);
+        INSERT INTO event_block_edits (block, edits)
+            VALUES ((OLD.seq - 1) / (SELECT events FROM event_block_size), 1)
+            ON CONFLICT (block) DO UPDATE SET edits = edits + 1;
+    END;
+";
+
+/// Sets the seqs per block of a database that has built none yet: tests
+/// use a few, so that short scripts seal many blocks.
+pub fn set_event_block_size(path: &Path, events: i64) -> Result<(), StoreError> {
+    let conn = open(path)?;
+    let built: i64 = conn.query_row("SELECT COUNT(*) FROM event_blocks", [], |r| r.get(0))?;
+    if built > 0 || !(1..=i64::from(u16::MAX) + 1).contains(&events) {
+        return Err(StoreError::Corrupt(format!(
+            "cannot set {events} events per block: blocks exist, or not within 1..=65536"
+        )));
+    }
+    conn.execute("UPDATE event_block_size SET events = ?1", [events])?;
+    Ok(())
+}
+
+fn block_size(conn: &Connection) -> Result<i64, StoreError> {
+    let size: i64 = conn.query_row("SELECT events FROM event_block_size", [], |r| r.get(0))?;
+    if size < 1 {
+        return Err(StoreError::Corrupt(format!("{size} events per block")));
+    }
+    Ok(size)
+}
+
+/// The tag before each value of a property column.
+const ABSENT: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const NUMBER: u8 = 3;
+const STRING: u8 = 4;
+const LIST: u8 = 5;
+
+/// What [`build_event_blocks`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlocksBuilt {
+    pub blocks: u64,
+    pub events: u64,
+    /// Blocks edited while being read: left for the next call.
+    pub raced: u64,
+}
+
+/// Builds every sealed block that has no marker (never built, or edited
+/// since): reads its rows, then stores its columns in a short write
+/// transaction of its own, unless an edit landed in between. `progress`
+/// hears (blocks done, blocks to build) after each commit.
+pub fn build_event_blocks(
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BlocksBuilt, StoreError> {
+    let mut conn = open(path)?;
+    let size = block_size(&conn)?;
+    let missing = missing_blocks(&conn, size)?;
+    let mut done = BlocksBuilt::default();
+    for (i, chunk) in missing.chunks(BLOCKS_PER_COMMIT).enumerate() {
+        let mut built = Vec::with_capacity(chunk.len());
+        {
+            let tx = conn.transaction()?;
+            for &block in chunk {
+                built.push((block, edits(&tx, block)?, read_block(&tx, size, block)?));
+            }
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (block, seen, columns) in &built {
+            if edits(&tx, *block)? != *seen {
+                done.raced += 1;
+                continue;
+            }
+            store_block(&tx, *block, columns)?;
+            done.blocks += 1;
+            done.events += columns
+                .values()
+                .map(|c| c.contacts.len() as u64)
+                .sum::<u64>();
+        }
+        tx.commit()?;
+        progress(
+            ((i + 1) * BLOCKS_PER_COMMIT).min(missing.len()) as u64,
+            missing.len() as u64,
+        );
+    }
+    Ok(done)
+}
+
+/// Sealed blocks without a marker, in order.
+fn missing_blocks(conn: &Connection, size: i64) -> Result<Vec<i64>, StoreError> {
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    let built = built_blocks(conn)?;
+    Ok((0..last / size)
+        .filter(|b| !built.contains(b))
+        .collect())
+}
+
+fn built_blocks(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT block FROM event_blocks")?;
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn edits(conn: &Connection, block: i64) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT edits FROM event_block_edits WHERE block = ?1")?
+        .query_row([block], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// One type's events in a block, in seq order.
+#[derive(Debug, Default, PartialEq)]
+struct TypeColumns {
+    offsets: Vec<u16>,
+    contacts: Vec<u32>,
+    ats: Vec<i64>,
+    /// By property name: one value per event (`None`: the event lacks it).
+    props: BTreeMap<String, Vec<Option<RawValue>>>,
+}
+
+fn block_range(size: i64, block: i64) -> (i64, i64) {
+    (block * size + 1, (block + 1) * size)
+}
+
+fn read_block(
+    conn: &Connection,
+    size: i64,
+    block: i64,
+) -> Result<BTreeMap<String, TypeColumns>, StoreError> {
+    let (first, last) = block_range(size, block);
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, contact_no, type, at, properties FROM events
+         WHERE seq BETWEEN ?1 AND ?2 AND type != '' ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![first, last])?;
+    let mut out: BTreeMap<String, TypeColumns> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let event_type: String = row.get(2)?;
+        let text: String = row.get(4)?;
+        let properties = event_properties_from_text(&text)
+            .map_err(|e| StoreError::Corrupt(format!("event {seq} properties: {e}")))?;
+        let columns = out.entry(event_type).or_default();
+        let index = columns.contacts.len();
+        columns.offsets.push((seq - first) as u16);
+        columns.contacts.push(row.get(1)?);
+        columns.ats.push(row.get(3)?);
+        for (name, value) in properties {
+            if matches!(value, RawValue::Null | RawValue::Unsupported(_)) {
+                continue;
+            }
+            let column = columns.props.entry(name).or_default();
+            column.resize(index + 1, None);
+            column[index] = Some(value);
+        }
+    }
+    for columns in out.values_mut() {
+        for column in columns.props.values_mut() {
+            column.resize(columns.contacts.len(), None);
+        }
+    }
+    Ok(out)
+}
+
+fn store_block(
+    conn: &Connection,
+    block: i64,
+    columns: &BTreeMap<String, TypeColumns>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM event_block_types WHERE block = ?1")?
+        .execute([block])?;
+    conn.prepare_cached("DELETE FROM event_block_props WHERE block = ?1")?
+        .execute([block])?;
+    let mut types = conn.prepare_cached(
+        "INSERT INTO event_block_types (block, type, offsets, contacts, ats) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut props = conn.prepare_cached(
+        "INSERT INTO event_block_props (block, type, name, column_values) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut events = 0;
+    for (event_type, c) in columns {
+        let offsets: Vec<u8> = c.offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        let contacts: Vec<u8> = c.contacts.iter().flat_map(|n| n.to_le_bytes()).collect();
+        let ats: Vec<u8> = c.ats.iter().flat_map(|a| a.to_le_bytes()).collect();
+        types.execute(params![block, event_type, offsets, contacts, ats])?;
+        for (name, values) in &c.props {
+            props.execute(params![block, event_type, name, encode_values(values)])?;
+        }
+        events += c.contacts.len() as i64;
+    }
+    conn.prepare_cached("INSERT OR REPLACE INTO event_blocks (block, events) VALUES (?1, ?2)")?
+        .execute(params![block, events])?;
+    Ok(())
+}
+
+fn encode_values(values: &[Option<RawValue>]) -> Vec<u8> {
+    let mut out = Out::default();
+    for value in values {
+        match value {
+            Some(RawValue::Bool(false)) => out.u8(FALSE),
+            Some(RawValue::Bool(true)) => out.u8(TRUE),
+            Some(RawValue::Number(x)) => {
+                out.u8(NUMBER);
+                out.f64(*x);
+            }
+            Some(RawValue::String(s)) => {
+                out.u8(STRING);
+                out.str(s);
+            }
+            Some(RawValue::StringList(items)) => {
+                out.u8(LIST);
+                out.len(items.len());
+                for item in items {
+                    out.str(item);
+                }
+            }
+            Some(RawValue::Null | RawValue::Unsupported(_)) | None => out.u8(ABSENT),
+        }
+    }
+    out.bytes
+}
+
+fn decode_values(bytes: &[u8], n: usize) -> Result<Vec<Option<RawValue>>, StoreError> {
+    let mut input = In::labelled(bytes, "event block", "property column");
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(match input.u8()? {
+            ABSENT => None,
+            FALSE => Some(RawValue::Bool(false)),
+            TRUE => Some(RawValue::Bool(true)),
+            NUMBER => Some(RawValue::Number(input.f64()?)),
+            STRING => Some(RawValue::String(input.str()?)),
+            LIST => {
+                let count = input.len(4)?;
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    items.push(input.str()?);
+                }
+                Some(RawValue::StringList(items))
+            }
+            tag => {
+                return Err(StoreError::Corrupt(format!(
+                    "event block: unknown value tag {tag}"
+                )));
+            }
+        });
+    }
+    if !input.is_empty() {
+        return Err(StoreError::Corrupt(
+            "event block: a property column longer than its events".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn le_array<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Result<Vec<T>, StoreError> {
+    if !bytes.len().is_multiple_of(N) {
+        return Err(StoreError::Corrupt(
+            "event block: an array of a partial item".into(),
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|chunk| {
+            let mut item = [0u8; N];
+            item.copy_from_slice(chunk);
+            from(item)
+        })
+        .collect())
+}
+
+/// Reads the events of `types` in the stored blocks and, for the ranges
+/// without one, in the rows, in seq order, inside the caller's read
+/// transaction; each event carries only the properties in `names`.
+pub(crate) fn read_events(
+    conn: &Connection,
+    types: &[String],
+    names: &[String],
+    out: &mut dyn FnMut(Vec<(u64, EventRecord)>) -> bool,
+) -> Result<(), StoreError> {
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    let size = block_size(conn)?;
+    let built = built_blocks(conn)?;
+    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut block = 0;
+    while block * size < last {
+        let range = block_range(size, block);
+        let events = if built.contains(&block) {
+            columns_of(conn, block, range.0, types, &wanted)?
+        } else {
+            rows_of(conn, range, types, &wanted)?
+        };
+        if !events.is_empty() && !out(events) {
+            return Ok(());
+        }
+        block += 1;
+    }
+    Ok(())
+}
+
+/// A built block's events of `types`, merged into seq order.
+fn columns_of(
+    conn: &Connection,
+    block: i64,
+    first: i64,
+    types: &[String],
+    wanted: &HashSet<&str>,
+) -> Result<Vec<(u64, EventRecord)>, StoreError> {
+    let mut events = Vec::new();
+    let mut of_type = conn.prepare_cached(
+        "SELECT offsets, contacts, ats FROM event_block_types WHERE block = ?1 AND type = ?2",
+    )?;
+    let mut props_of = conn.prepare_cached(
+        "SELECT name, column_values FROM event_block_props WHERE block = ?1 AND type = ?2",
+    )?;
+    for event_type in types {
+        let arrays: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = of_type
+            .query_row(params![block, event_type], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((offsets, contacts, ats)) = arrays else {
+            continue;
+        };
+        let offsets = le_array(&offsets, u16::from_le_bytes)?;
+        let contacts = le_array(&contacts, u32::from_le_bytes)?;
+        let ats = le_array(&ats, i64::from_le_bytes)?;
+        let n = offsets.len();
+        if contacts.len() != n || ats.len() != n {
+            return Err(StoreError::Corrupt(format!(
+                "event block {block}: arrays of different lengths"
+            )));
+        }
+        let mut columns: Vec<(String, Vec<Option<RawValue>>)> = Vec::new();
+        let mut rows = props_of.query(params![block, event_type])?;
+        while let Some(row) = rows.next()? {
+            let name: String = row.get(0)?;
+            if wanted.contains(name.as_str()) {
+                let bytes: Vec<u8> = row.get(1)?;
+                columns.push((name, decode_values(&bytes, n)?));
+            }
+        }
+        for i in 0..n {
+            let mut properties = Vec::new();
+            for (name, values) in &mut columns {
+                if let Some(value) = values[i].take() {
+                    properties.push((name.clone(), value));
+                }
+            }
+            events.push((
+                (first + i64::from(offsets[i])) as u64,
+                EventRecord {
+                    no: contacts[i],
+                    id: None,
+                    event_type: event_type.clone(),
+                    at: ats[i],
+                    properties,
+                    properties_json: String::new(),
+                },
+            ));
+        }
+    }
+    if types.len() > 1 {
+        events.sort_unstable_by_key(|(seq, _)| *seq);
+    }
+    Ok(events)
+}
+
+/// An unbuilt range's events of `types`, from its rows.
+fn rows_of(
+    conn: &Connection,
+    (first, last): (i64, i64),
+    types: &[String],
+    wanted: &HashSet<&str>,
+) -> Result<Vec<(u64, EventRecord)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, contact_no, type, at, properties FROM events
+         WHERE seq BETWEEN ?1 AND ?2 AND type IN ({}) ORDER BY seq",
+        vec!["?"; types.len()].join(", ")
+    ))?;
+    let bounds = [first, last].map(rusqlite::types::Value::Integer);
+    let mut rows = stmt.query(rusqlite::params_from_iter(
+        bounds.into_iter().chain(
+            types
+                .iter()
+                .map(|t| rusqlite::types::Value::Text(t.clone())),
+        ),
+    ))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let event_type: String = row.get(2)?;
+        let seq: i64 = row.get(0)?;
+        let text: String = row.get(4)?;
+        let mut properties = event_properties_from_text(&text)
+            .map_err(|e| StoreError::Corrupt(format!("event {seq} properties: {e}")))?;
+        // As in a block: what no condition can read is left out.
+        properties.retain(|(name, value)| {
+            wanted.contains(name.as_str())
+                && !matches!(value, RawValue::Null | RawValue::Unsupported(_))
+        });
+        events.push((
+            seq as u64,
+            EventRecord {
+                no: row.get(1)?,
+                id: None,
+                event_type,
+                at: row.get(3)?,
+                properties,
+                properties_json: String::new(),
+            },
+        ));
+    }
+    Ok(events)
+}
