@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use sift_engine::{EventRecord, RawValue};
+use sift_engine::RawValue;
 
 use crate::StoreError;
 use crate::checkpoint_codec::{In, Out};
@@ -95,7 +95,7 @@ pub fn set_event_block_size(path: &Path, events: i64) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn block_size(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn block_size(conn: &Connection) -> Result<i64, StoreError> {
     let size: i64 = conn.query_row("SELECT events FROM event_block_size", [], |r| r.get(0))?;
     if size < 1 {
         return Err(StoreError::Corrupt(format!("{size} events per block")));
@@ -166,12 +166,10 @@ pub fn build_event_blocks(
 fn missing_blocks(conn: &Connection, size: i64) -> Result<Vec<i64>, StoreError> {
     let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
     let built = built_blocks(conn)?;
-    Ok((0..last / size)
-        .filter(|b| !built.contains(b))
-        .collect())
+    Ok((0..last / size).filter(|b| !built.contains(b)).collect())
 }
 
-fn built_blocks(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
+pub(crate) fn built_blocks(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT block FROM event_blocks")?;
     let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -195,7 +193,7 @@ struct TypeColumns {
     props: BTreeMap<String, Vec<Option<RawValue>>>,
 }
 
-fn block_range(size: i64, block: i64) -> (i64, i64) {
+pub(crate) fn block_range(size: i64, block: i64) -> (i64, i64) {
     (block * size + 1, (block + 1) * size)
 }
 
@@ -297,9 +295,14 @@ fn encode_values(values: &[Option<RawValue>]) -> Vec<u8> {
     out.bytes
 }
 
-fn decode_values(bytes: &[u8], n: usize) -> Result<Vec<Option<RawValue>>, StoreError> {
+/// Decodes a property column of `n` events into `out` (emptied first).
+pub(crate) fn decode_values(
+    bytes: &[u8],
+    n: usize,
+    out: &mut Vec<Option<RawValue>>,
+) -> Result<(), StoreError> {
     let mut input = In::labelled(bytes, "event block", "property column");
-    let mut out = Vec::with_capacity(n);
+    out.clear();
     for _ in 0..n {
         out.push(match input.u8()? {
             ABSENT => None,
@@ -327,165 +330,25 @@ fn decode_values(bytes: &[u8], n: usize) -> Result<Vec<Option<RawValue>>, StoreE
             "event block: a property column longer than its events".into(),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
-fn le_array<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Result<Vec<T>, StoreError> {
+/// Decodes a little-endian array into `out` (emptied first).
+pub(crate) fn le_array<const N: usize, T>(
+    bytes: &[u8],
+    from: fn([u8; N]) -> T,
+    out: &mut Vec<T>,
+) -> Result<(), StoreError> {
     if !bytes.len().is_multiple_of(N) {
         return Err(StoreError::Corrupt(
             "event block: an array of a partial item".into(),
         ));
     }
-    Ok(bytes
-        .chunks_exact(N)
-        .map(|chunk| {
-            let mut item = [0u8; N];
-            item.copy_from_slice(chunk);
-            from(item)
-        })
-        .collect())
-}
-
-/// Reads the events of `types` in the stored blocks and, for the ranges
-/// without one, in the rows, in seq order, inside the caller's read
-/// transaction; each event carries only the properties in `names`.
-pub(crate) fn read_events(
-    conn: &Connection,
-    types: &[String],
-    names: &[String],
-    out: &mut dyn FnMut(Vec<(u64, EventRecord)>) -> bool,
-) -> Result<(), StoreError> {
-    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
-    let size = block_size(conn)?;
-    let built = built_blocks(conn)?;
-    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let mut block = 0;
-    while block * size < last {
-        let range = block_range(size, block);
-        let events = if built.contains(&block) {
-            columns_of(conn, block, range.0, types, &wanted)?
-        } else {
-            rows_of(conn, range, types, &wanted)?
-        };
-        if !events.is_empty() && !out(events) {
-            return Ok(());
-        }
-        block += 1;
-    }
+    out.clear();
+    out.extend(bytes.chunks_exact(N).map(|chunk| {
+        let mut item = [0u8; N];
+        item.copy_from_slice(chunk);
+        from(item)
+    }));
     Ok(())
-}
-
-/// A built block's events of `types`, merged into seq order.
-fn columns_of(
-    conn: &Connection,
-    block: i64,
-    first: i64,
-    types: &[String],
-    wanted: &HashSet<&str>,
-) -> Result<Vec<(u64, EventRecord)>, StoreError> {
-    let mut events = Vec::new();
-    let mut of_type = conn.prepare_cached(
-        "SELECT offsets, contacts, ats FROM event_block_types WHERE block = ?1 AND type = ?2",
-    )?;
-    let mut props_of = conn.prepare_cached(
-        "SELECT name, column_values FROM event_block_props WHERE block = ?1 AND type = ?2",
-    )?;
-    for event_type in types {
-        let arrays: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = of_type
-            .query_row(params![block, event_type], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((offsets, contacts, ats)) = arrays else {
-            continue;
-        };
-        let offsets = le_array(&offsets, u16::from_le_bytes)?;
-        let contacts = le_array(&contacts, u32::from_le_bytes)?;
-        let ats = le_array(&ats, i64::from_le_bytes)?;
-        let n = offsets.len();
-        if contacts.len() != n || ats.len() != n {
-            return Err(StoreError::Corrupt(format!(
-                "event block {block}: arrays of different lengths"
-            )));
-        }
-        let mut columns: Vec<(String, Vec<Option<RawValue>>)> = Vec::new();
-        let mut rows = props_of.query(params![block, event_type])?;
-        while let Some(row) = rows.next()? {
-            let name: String = row.get(0)?;
-            if wanted.contains(name.as_str()) {
-                let bytes: Vec<u8> = row.get(1)?;
-                columns.push((name, decode_values(&bytes, n)?));
-            }
-        }
-        for i in 0..n {
-            let mut properties = Vec::new();
-            for (name, values) in &mut columns {
-                if let Some(value) = values[i].take() {
-                    properties.push((name.clone(), value));
-                }
-            }
-            events.push((
-                (first + i64::from(offsets[i])) as u64,
-                EventRecord {
-                    no: contacts[i],
-                    id: None,
-                    event_type: event_type.clone(),
-                    at: ats[i],
-                    properties,
-                    properties_json: String::new(),
-                },
-            ));
-        }
-    }
-    if types.len() > 1 {
-        events.sort_unstable_by_key(|(seq, _)| *seq);
-    }
-    Ok(events)
-}
-
-/// An unbuilt range's events of `types`, from its rows.
-fn rows_of(
-    conn: &Connection,
-    (first, last): (i64, i64),
-    types: &[String],
-    wanted: &HashSet<&str>,
-) -> Result<Vec<(u64, EventRecord)>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT seq, contact_no, type, at, properties FROM events
-         WHERE seq BETWEEN ?1 AND ?2 AND type IN ({}) ORDER BY seq",
-        vec!["?"; types.len()].join(", ")
-    ))?;
-    let bounds = [first, last].map(rusqlite::types::Value::Integer);
-    let mut rows = stmt.query(rusqlite::params_from_iter(
-        bounds.into_iter().chain(
-            types
-                .iter()
-                .map(|t| rusqlite::types::Value::Text(t.clone())),
-        ),
-    ))?;
-    let mut events = Vec::new();
-    while let Some(row) = rows.next()? {
-        let event_type: String = row.get(2)?;
-        let seq: i64 = row.get(0)?;
-        let text: String = row.get(4)?;
-        let mut properties = event_properties_from_text(&text)
-            .map_err(|e| StoreError::Corrupt(format!("event {seq} properties: {e}")))?;
-        // As in a block: what no condition can read is left out.
-        properties.retain(|(name, value)| {
-            wanted.contains(name.as_str())
-                && !matches!(value, RawValue::Null | RawValue::Unsupported(_))
-        });
-        events.push((
-            seq as u64,
-            EventRecord {
-                no: row.get(1)?,
-                id: None,
-                event_type,
-                at: row.get(3)?,
-                properties,
-                properties_json: String::new(),
-            },
-        ));
-    }
-    Ok(events)
 }

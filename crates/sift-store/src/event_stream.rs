@@ -13,6 +13,7 @@ use rusqlite::params;
 use sift_engine::{EventHistory, EventRecord};
 
 use crate::StoreError;
+use crate::block_scan::RangeEvents;
 use crate::codec::event_properties_from_text;
 use crate::schema::open;
 use crate::workspace_db::WorkspaceReader;
@@ -90,16 +91,51 @@ impl EventStream {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<u64, StoreError> {
         let (types, names) = (types.to_vec(), names.to_vec());
-        self.pump(
-            move |path, out| {
-                let conn = open(path)?;
-                let tx = conn.unchecked_transaction()?;
-                crate::event_blocks::read_events(&tx, &types, &names, &mut |batch| {
-                    out.send(Ok(batch)).is_ok()
-                })
-            },
-            visit,
-        )
+        let (tx, rx) = mpsc::sync_channel::<Result<RangeEvents, StoreError>>(AHEAD);
+        // Emptied buffers go back to the reader: their memory is reused
+        // instead of freed and faulted in again for every range.
+        let (recycle, recycled) = mpsc::channel::<RangeEvents>();
+        let path = self.path.clone();
+        let reader = std::thread::Builder::new()
+            .name("event-scan".into())
+            .spawn(move || {
+                let read = || -> Result<(), StoreError> {
+                    let conn = open(&path)?;
+                    let snapshot = conn.unchecked_transaction()?;
+                    crate::block_scan::read_ranges(
+                        &snapshot,
+                        &types,
+                        &names,
+                        &mut || recycled.try_recv().unwrap_or_default(),
+                        &mut |range| tx.send(Ok(range)).is_ok(),
+                    )
+                };
+                if let Err(error) = read() {
+                    let _ = tx.send(Err(error));
+                }
+            })?;
+        let mut record = crate::block_scan::empty_record();
+        let mut read = 0;
+        let mut failed = None;
+        for range in rx {
+            match range {
+                Ok(range) => {
+                    range.visit(&mut record, visit);
+                    read += range.len() as u64;
+                    let _ = recycle.send(range);
+                }
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        drop(recycle);
+        let _ = reader.join();
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(read),
+        }
     }
 
     /// Runs `read` on a thread of its own, handing its batches to `visit`

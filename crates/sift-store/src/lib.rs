@@ -12,6 +12,7 @@
 
 mod alias_db;
 pub mod backup;
+mod block_scan;
 mod catalog;
 pub mod checkpoint;
 mod checkpoint_codec;

@@ -665,13 +665,19 @@ fn the_columnar_copy_of_events_reads_what_the_rows_hold() {
         )
         .unwrap();
     assert!(built > 20, "only {built} blocks built");
-    assert!(stale > 0, "no block was left stale by an edit ({edited} edited)");
+    assert!(
+        stale > 0,
+        "no block was left stale by an edit ({edited} edited)"
+    );
 
     let stream = sift_store::EventStream::new(&path);
     let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     for (types, names) in [
         (strings(&["purchase"]), strings(&["amount"])),
-        (strings(&["purchase", "page_visit"]), strings(&["amount", "tags", "note"])),
+        (
+            strings(&["purchase", "page_visit"]),
+            strings(&["amount", "tags", "note"]),
+        ),
         (strings(&["page_visit"]), Vec::new()),
     ] {
         let mut columnar = Vec::new();
