@@ -339,20 +339,25 @@ impl From<Vec<u128>> for KeySet {
 /// A string that is a valid date or RFC 3339 datetime is kept as one, as
 /// the condition language reads such literals (docs/conditions.md).
 fn string_prop(text: &str, strings: &mut Interner) -> Prop {
+    string_prop_kind(text).unwrap_or_else(|| Prop::Str(strings.intern(text)))
+}
+
+/// A string property that spells a date or an instant, as one.
+fn string_prop_kind(text: &str) -> Option<Prop> {
     let bytes = text.as_bytes();
     if bytes.len() == 10
         && bytes[4] == b'-'
         && let Some(days) = parse_date(text)
     {
-        return Prop::Date(days);
+        return Some(Prop::Date(days));
     }
     if bytes.len() >= 20
         && bytes[10] == b'T'
         && let Some(ms) = parse_datetime(text)
     {
-        return Prop::DateTime(ms);
+        return Some(Prop::DateTime(ms));
     }
-    Prop::Str(strings.intern(text))
+    None
 }
 
 /// An event filter (`where`) with property names resolved to name ids.
@@ -393,23 +398,42 @@ impl Filter {
     }
 
     pub fn matches(&self, event: &StoredEvent, strings: &Interner) -> bool {
+        self.matches_with(&|name| {
+            event
+                .props
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| prop_ref(v, strings))
+        })
+    }
+
+    /// Whether an event whose property `name` is `value(name)` passes.
+    pub fn matches_with<'v>(&self, value: &dyn Fn(u32) -> Option<ValueRef<'v>>) -> bool {
         match self {
-            Filter::All(children) => children.iter().all(|c| c.matches(event, strings)),
-            Filter::Any(children) => children.iter().any(|c| c.matches(event, strings)),
-            Filter::Not(inner) => !inner.matches(event, strings),
-            Filter::Test(name, test) => {
-                let value = name.and_then(|name| {
-                    event
-                        .props
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, v)| prop_ref(v, strings))
-                });
-                // Relative-time tests are refused inside `where`, so the
-                // instant passed here is never read.
-                test_value(value, test, 0)
-            }
+            Filter::All(children) => children.iter().all(|c| c.matches_with(value)),
+            Filter::Any(children) => children.iter().any(|c| c.matches_with(value)),
+            Filter::Not(inner) => !inner.matches_with(value),
+            // Relative-time tests are refused inside `where`, so the
+            // instant passed here is never read.
+            Filter::Test(name, test) => test_value(name.and_then(value), test, 0),
         }
+    }
+}
+
+/// A property as sent, seen as [`EventLog::intern`] would store it: what a
+/// filter reads of it (a string that spells a date or an instant is one;
+/// a number that is not finite, `null` and nested values are absent).
+pub fn raw_value_ref(raw: &RawValue) -> Option<ValueRef<'_>> {
+    match raw {
+        RawValue::Bool(b) => Some(ValueRef::Bool(*b)),
+        RawValue::Number(n) if n.is_finite() => Some(ValueRef::Num(*n)),
+        RawValue::String(text) => Some(match string_prop_kind(text) {
+            Some(Prop::Date(days)) => ValueRef::Date(days),
+            Some(Prop::DateTime(ms)) => ValueRef::DateTime(ms),
+            _ => ValueRef::Str(text),
+        }),
+        RawValue::StringList(items) => Some(ValueRef::Strings(items)),
+        _ => None,
     }
 }
 

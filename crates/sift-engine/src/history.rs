@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::changes::EventRecord;
 use crate::store::MemoryStore;
+use crate::value::RawValue;
 
 /// Where a workspace streams its stored events from.
 pub trait EventHistory: Send + Sync {
@@ -50,6 +51,36 @@ pub trait EventHistory: Send + Sync {
         self.scan_types(types, visit)
     }
 
+    /// As [`EventHistory::scan_types_reading`], in column form: each call
+    /// hands one type's events of one stretch of the history, stretches
+    /// in seq order and each type's events in seq order (two types of one
+    /// stretch may come one after the other: a count reads one type). A
+    /// source that keeps columns hands them without making a record per
+    /// event; by default each event comes as a stretch of one.
+    fn scan_columns(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(&EventColumns<'_>),
+    ) -> Result<(), String> {
+        let mut props: Vec<(String, Vec<Option<RawValue>>)> = Vec::new();
+        self.scan_types_reading(types, names, &mut |seq, event| {
+            props.clear();
+            for (name, value) in &event.properties {
+                if names.contains(name) {
+                    props.push((name.clone(), vec![Some(value.clone())]));
+                }
+            }
+            visit(&EventColumns {
+                event_type: &event.event_type,
+                seqs: &[seq],
+                contacts: &[event.no],
+                ats: &[event.at],
+                props: &props,
+            });
+        })
+    }
+
     /// Calls `visit` with what deleted events (past the retention) gave to
     /// all-time counts and lasting rule points: (roll-up key, contact
     /// number, count, sum). A source that never deletes has none.
@@ -57,6 +88,17 @@ pub trait EventHistory: Send + Sync {
         let _ = visit;
         Ok(())
     }
+}
+
+/// One event type's events of a stretch of the history, column by column.
+#[derive(Clone, Copy, Debug)]
+pub struct EventColumns<'a> {
+    pub event_type: &'a str,
+    pub seqs: &'a [u64],
+    pub contacts: &'a [u32],
+    pub ats: &'a [i64],
+    /// (property name, one value per event: `None` when it lacks it).
+    pub props: &'a [(String, Vec<Option<RawValue>>)],
 }
 
 /// A workspace's source, shared (the server keeps a handle for progress).

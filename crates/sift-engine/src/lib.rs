@@ -42,7 +42,7 @@ pub use events::{Prop, StoredEvent};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
-pub use history::{EventHistory, HistorySource};
+pub use history::{EventColumns, EventHistory, HistorySource};
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};

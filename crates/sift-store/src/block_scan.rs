@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{EventRecord, RawValue};
+use sift_engine::{EventColumns, EventRecord, RawValue};
 
 use crate::StoreError;
 use crate::codec::event_properties_from_text;
@@ -100,6 +100,19 @@ impl RangeEvents {
 
     pub(crate) fn len(&self) -> usize {
         self.types[..self.used].iter().map(TypeEvents::len).sum()
+    }
+
+    /// Calls `visit` with each type's events, in column form.
+    pub(crate) fn each_type(&self, visit: &mut dyn FnMut(&EventColumns<'_>)) {
+        for events in &self.types[..self.used] {
+            visit(&EventColumns {
+                event_type: &events.event_type,
+                seqs: &events.seqs,
+                contacts: &events.contacts,
+                ats: &events.ats,
+                props: &events.props[..events.props_used],
+            });
+        }
     }
 
     /// Calls `visit` with each event in seq order (the types merged),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use rusqlite::params;
-use sift_engine::{EventHistory, EventRecord};
+use sift_engine::{EventColumns, EventHistory, EventRecord};
 
 use crate::StoreError;
 use crate::block_scan::RangeEvents;
@@ -90,6 +90,29 @@ impl EventStream {
         names: &[String],
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<u64, StoreError> {
+        let mut record = crate::block_scan::empty_record();
+        self.stream_ranges(types, names, &mut |range| range.visit(&mut record, visit))
+    }
+
+    /// As [`EventStream::stream_types_reading`], in column form
+    /// ([`EventHistory::scan_columns`]).
+    pub fn stream_columns(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(&EventColumns<'_>),
+    ) -> Result<u64, StoreError> {
+        self.stream_ranges(types, names, &mut |range| range.each_type(visit))
+    }
+
+    /// Reads the ranges of `types` on a thread of its own and hands each
+    /// to `each` here as it comes.
+    fn stream_ranges(
+        &self,
+        types: &[String],
+        names: &[String],
+        each: &mut dyn FnMut(&RangeEvents),
+    ) -> Result<u64, StoreError> {
         let (types, names) = (types.to_vec(), names.to_vec());
         let (tx, rx) = mpsc::sync_channel::<Result<RangeEvents, StoreError>>(AHEAD);
         // Emptied buffers go back to the reader: their memory is reused
@@ -114,13 +137,12 @@ impl EventStream {
                     let _ = tx.send(Err(error));
                 }
             })?;
-        let mut record = crate::block_scan::empty_record();
         let mut read = 0;
         let mut failed = None;
         for range in rx {
             match range {
                 Ok(range) => {
-                    range.visit(&mut record, visit);
+                    each(&range);
                     read += range.len() as u64;
                     let _ = recycle.send(range);
                 }
@@ -202,6 +224,17 @@ impl EventHistory for EventStream {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         self.stream_types_reading(types, names, visit)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn scan_columns(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(&EventColumns<'_>),
+    ) -> Result<(), String> {
+        self.stream_columns(types, names, visit)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

@@ -693,24 +693,46 @@ fn the_columnar_copy_of_events_reads_what_the_rows_hold() {
         assert_eq!(columnar, rows, "{types:?} reading {names:?}");
     }
 
-    let disk = run
+    let mut disk = run
         .db
         .load_streaming(sift_engine::HistorySource(std::sync::Arc::new(
             sift_store::EventStream::new(&path),
         )))
         .unwrap();
     assert!(disk.on_disk());
-    for condition in [
+    let at = run.last;
+    for (i, condition) in [
         "performed purchase where amount > 50 at least 2 times",
         "total purchase.amount >= 100",
         "performed purchase where tags contains \"web\"",
-    ] {
+        "performed purchase where amount between 10 and 60.5 at least 1 times",
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let condition = sift_lang::parse_text(condition, &run.ws.schema()).unwrap();
-        let at = run.last;
+        let expected = run.ws.preview(&condition, at).unwrap();
+        assert!(!expected.is_empty(), "{condition:?} selects nobody");
+        // A preview counts aside; a create counts into the workspace.
         assert_eq!(
             disk.preview(&condition, at).unwrap(),
-            run.ws.preview(&condition, at).unwrap(),
+            expected,
             "{condition:?}"
         );
+        let id = format!("new{i}");
+        disk.create_segment(
+            sift_engine::SegmentInput {
+                id: id.clone(),
+                name: id.clone(),
+                description: String::new(),
+                kind: sift_engine::SegmentKind::Dynamic,
+                condition: Some(condition.clone()),
+                test: false,
+            },
+            at,
+        )
+        .unwrap();
+        let members = &disk.segment(&id).unwrap().members;
+        assert_eq!(**members, expected, "{condition:?} created");
     }
 }

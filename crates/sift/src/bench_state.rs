@@ -684,18 +684,36 @@ pub fn run(
             rss.push(server.rss_now_and_settled().await?);
             println!("restart {}:        {:>10.2} s to the first answer (from a checkpoint)", run + 1, server.start.as_secs_f64());
             if run + 1 == RESTARTS {
-                let body = json!({"name": "State new", "condition": NEW_SEGMENT});
-                let t = Instant::now();
-                let answer = server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
+                // Three times, as DuckDB answers three times: the first
+                // reads the database from the page cache as it was left.
+                let mut runs = Vec::new();
+                let mut size = Json::Null;
+                for _ in 0..3 {
+                    let body = json!({"name": "State new", "condition": NEW_SEGMENT});
+                    let t = Instant::now();
+                    let answer = server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
+                    runs.push(json!({
+                        "took_ms": answer["evaluation"]["took_ms"],
+                        "wall_ms": t.elapsed().as_secs_f64() * 1000.0,
+                    }));
+                    size = answer["size"].clone();
+                    // Not one of the 30: leaves the comparison below alone.
+                    let id = answer["id"].as_str().unwrap_or_default().to_string();
+                    server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
+                }
+                let fastest = |key: &str| {
+                    runs.iter()
+                        .filter_map(|r| r[key].as_f64())
+                        .fold(f64::INFINITY, f64::min)
+                };
                 new_segment = json!({
                     "condition": NEW_SEGMENT,
-                    "took_ms": answer["evaluation"]["took_ms"],
-                    "wall_ms": t.elapsed().as_secs_f64() * 1000.0,
-                    "size": answer["size"],
+                    "took_ms": fastest("took_ms"),
+                    "wall_ms": fastest("wall_ms"),
+                    "first_took_ms": runs[0]["took_ms"],
+                    "runs": runs,
+                    "size": size,
                 });
-                // Not one of the 30: leaves the comparison below alone.
-                let id = answer["id"].as_str().unwrap_or_default().to_string();
-                server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
             }
             server.stop()?;
         }
@@ -792,8 +810,9 @@ pub fn run(
         "per event:       {per_event:>10.1} B  (loaded RSS with 30 segments - contacts-only RSS) / stored events ({per_event_at_start:.1} B at the first answer)"
     );
     println!(
-        "new segment:     {:>10} ms took_ms, {:.0} ms wall ({NEW_SEGMENT}; size {})",
-        new_segment["took_ms"],
+        "new segment:     {:>10.1} ms took_ms fastest, {:.1} ms first of 3, {:.0} ms wall fastest ({NEW_SEGMENT}; size {})",
+        new_segment["took_ms"].as_f64().unwrap_or(f64::NAN),
+        new_segment["first_took_ms"].as_f64().unwrap_or(f64::NAN),
         new_segment["wall_ms"].as_f64().unwrap_or(0.0),
         new_segment["size"]
     );

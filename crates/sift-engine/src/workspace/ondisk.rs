@@ -236,6 +236,20 @@ impl Workspace {
                 })
                 .map_err(Error::HistoryUnavailable)?;
         }
+        if let Some((types, names)) = &only {
+            let log: &EventLog = events;
+            let alive = |no: u32| contacts.is_alive(no);
+            source
+                .scan_columns(types, names, &mut |columns| {
+                    found.read += columns.contacts.len() as u64;
+                    for aggregate in &mut pass.aggs {
+                        aggregate.fold_columns(columns, &log.names, &log.types, &alive, now);
+                    }
+                })
+                .map_err(Error::HistoryUnavailable)?;
+            found.aggs = std::mem::take(&mut pass.aggs);
+            return Ok(found);
+        }
         let mut visit = |seq: u64, record: &EventRecord| {
             found.read += 1;
             if pass.restore
@@ -277,11 +291,7 @@ impl Workspace {
                 kept.push((no, event));
             }
         };
-        match &only {
-            Some((types, names)) => source.scan_types_reading(types, names, &mut visit),
-            None => source.scan(&mut visit),
-        }
-        .map_err(Error::HistoryUnavailable)?;
+        source.scan(&mut visit).map_err(Error::HistoryUnavailable)?;
         if pass.reload.is_some() {
             self.events.clear_histories();
             for (no, event) in kept {
@@ -336,22 +346,13 @@ impl Workspace {
             .map_err(Error::HistoryUnavailable)?;
         let types = aggregate_types(&aggs);
         let names = aggregate_names(&aggs);
-        let mut visit = |seq: u64, record: &EventRecord| {
-            if !contacts.is_alive(record.no) || record.event_type.is_empty() {
-                return;
-            }
-            let event = scratch.intern(
-                &record.event_type,
-                record.at,
-                &record.properties,
-                seq as u32,
-            );
-            for aggregate in &mut aggs {
-                aggregate.fold(record.no, &event, &scratch, now);
-            }
-        };
+        let alive = |no: u32| contacts.is_alive(no);
         source
-            .scan_types_reading(&types, &names, &mut visit)
+            .scan_columns(&types, &names, &mut |columns| {
+                for aggregate in &mut aggs {
+                    aggregate.fold_columns(columns, &scratch.names, &scratch.types, &alive, now);
+                }
+            })
             .map_err(Error::HistoryUnavailable)?;
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }

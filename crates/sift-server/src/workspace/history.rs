@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Instant;
 
-use sift_engine::{EventHistory, EventRecord};
+use sift_engine::{EventColumns, EventHistory, EventRecord};
 use sift_store::EventStream;
 use tokio::sync::oneshot;
 
@@ -21,6 +21,9 @@ use super::writer::Job;
 
 /// Events between two updates of the progress gauges.
 const PROGRESS_EVERY: u64 = 65_536;
+
+/// A scan that reports how many events it read as it goes, then the total.
+type Scan<'a> = dyn FnMut(&mut dyn FnMut(u64)) -> Result<u64, sift_store::StoreError> + 'a;
 
 /// The service's slot holding the sender of the writer's queue.
 type WriterSlot = Arc<Mutex<Option<mpsc::Sender<Job>>>>;
@@ -132,6 +135,27 @@ impl StoreHistory {
         names: Option<&[String]>,
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
+        self.measured(&mut |progress| {
+            let mut counting = |seq: u64, event: &EventRecord| {
+                progress(1);
+                visit(seq, event);
+            };
+            match (types, names) {
+                (Some(types), Some(names)) => {
+                    self.stream
+                        .stream_types_reading(types, names, &mut counting)
+                }
+                _ => self.stream.stream_types(types, &mut counting),
+            }
+        })
+    }
+
+    /// Runs `scan` behind the flush barrier, with its progress (events
+    /// read, as it reports them) in `/metrics` and the log.
+    fn measured(
+        &self,
+        scan: &mut Scan<'_>,
+    ) -> Result<(), String> {
         let started = Instant::now();
         self.flush()?;
         let labels = [("workspace", self.workspace.clone())];
@@ -141,20 +165,14 @@ impl StoreHistory {
         let scanned = metrics::gauge!("sift_history_scan_events", &labels);
         scanned.set(0.0);
         let mut seen = 0u64;
-        let mut counting = |seq: u64, event: &EventRecord| {
-            seen += 1;
-            if seen.is_multiple_of(PROGRESS_EVERY) {
+        let mut reported = 0u64;
+        let result = scan(&mut |read| {
+            seen += read;
+            if seen - reported >= PROGRESS_EVERY {
                 scanned.set(seen as f64);
+                reported = seen;
             }
-            visit(seq, event);
-        };
-        let result = match (types, names) {
-            (Some(types), Some(names)) => {
-                self.stream
-                    .stream_types_reading(types, names, &mut counting)
-            }
-            _ => self.stream.stream_types(types, &mut counting),
-        };
+        });
         scanned.set(seen as f64);
         metrics::gauge!("sift_history_scan_running", &labels).set(0.0);
         metrics::counter!("sift_history_events_read_total", &labels).increment(seen);
@@ -193,6 +211,20 @@ impl EventHistory for StoreHistory {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         self.scan_with(Some(types), Some(names), visit)
+    }
+
+    fn scan_columns(
+        &self,
+        types: &[String],
+        names: &[String],
+        visit: &mut dyn FnMut(&EventColumns<'_>),
+    ) -> Result<(), String> {
+        self.measured(&mut |progress| {
+            self.stream.stream_columns(types, names, &mut |columns| {
+                progress(columns.contacts.len() as u64);
+                visit(columns);
+            })
+        })
     }
 
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
