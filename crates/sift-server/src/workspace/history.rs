@@ -152,10 +152,7 @@ impl StoreHistory {
 
     /// Runs `scan` behind the flush barrier, with its progress (events
     /// read, as it reports them) in `/metrics` and the log.
-    fn measured(
-        &self,
-        scan: &mut Scan<'_>,
-    ) -> Result<(), String> {
+    fn measured(&self, scan: &mut Scan<'_>) -> Result<(), String> {
         let started = Instant::now();
         self.flush()?;
         let labels = [("workspace", self.workspace.clone())];
