@@ -35,6 +35,7 @@ const LAYERS: &[&[&str]] = &[
         "runner",
         "retention",
         "checkpoints",
+        "event_blocks",
         "outbox",
         "webhooks",
         "facebook",
