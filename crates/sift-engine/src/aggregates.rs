@@ -187,6 +187,17 @@ impl Aggregate {
         }
     }
 
+    /// The property names this reads of its events: its filter's and the
+    /// summed one.
+    pub fn read_names(&self) -> Vec<u32> {
+        let mut names = Vec::new();
+        if let Some(filter) = &self.filter {
+            filter.names(&mut names);
+        }
+        names.extend(self.property);
+        names
+    }
+
     /// Adds a rolled-up count and sum (events deleted from the store).
     pub fn add(&mut self, no: u32, count: u32, sum: f64) {
         let index = self.reserve(no);

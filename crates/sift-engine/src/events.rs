@@ -7,6 +7,7 @@
 //! or score expiry falls due for one contact, and to explain.
 
 use foldhash::HashSet;
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -140,6 +141,18 @@ impl EventLog {
         list.push(event);
         self.len += 1;
         &list[list.len() - 1]
+    }
+
+    /// Drops the properties `kept` does not keep from contact `no`'s latest
+    /// event, once everything that reads a new event has read it.
+    pub fn strip_last(&mut self, no: u32, kept: &KeptProps) {
+        if let Some(event) = self
+            .by_contact
+            .get_mut(no as usize)
+            .and_then(|list| list.last_mut())
+        {
+            kept.strip(event);
+        }
     }
 
     /// Drops contact `no`'s events that `keep` refuses (by their `at`);
@@ -360,6 +373,142 @@ fn string_prop_kind(text: &str) -> Option<Prop> {
     None
 }
 
+/// Which properties of each event type's events memory keeps, or holds on
+/// every event it keeps (events on disk: docs/storage.md "What memory
+/// holds"). With a history source, memory keeps of an event only the
+/// properties a windowed count or an expiring scoring rule of its type
+/// reads: nothing else reads events in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptProps {
+    /// Every property of every type, as memory holds them with no history
+    /// source.
+    everything: bool,
+    /// By event type, the property names (sorted); a type left out: none.
+    by_kind: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Default for KeptProps {
+    fn default() -> KeptProps {
+        KeptProps::everything()
+    }
+}
+
+impl KeptProps {
+    pub fn everything() -> KeptProps {
+        KeptProps {
+            everything: true,
+            by_kind: BTreeMap::new(),
+        }
+    }
+
+    pub fn none() -> KeptProps {
+        KeptProps {
+            everything: false,
+            by_kind: BTreeMap::new(),
+        }
+    }
+
+    /// As a checkpoint stores it: `None` for everything.
+    pub fn parts(&self) -> Option<Vec<(u32, Vec<u32>)>> {
+        (!self.everything).then(|| {
+            self.by_kind
+                .iter()
+                .map(|(kind, names)| (*kind, names.clone()))
+                .collect()
+        })
+    }
+
+    pub fn from_parts(parts: Option<Vec<(u32, Vec<u32>)>>) -> KeptProps {
+        match parts {
+            None => KeptProps::everything(),
+            Some(list) => {
+                let mut kept = KeptProps::none();
+                for (kind, names) in list {
+                    kept.add(kind, names);
+                }
+                kept
+            }
+        }
+    }
+
+    /// Keeps `names` of events of type `kind` too.
+    pub fn add(&mut self, kind: u32, names: impl IntoIterator<Item = u32>) {
+        if self.everything {
+            return;
+        }
+        let list = self.by_kind.entry(kind).or_default();
+        list.extend(names);
+        list.sort_unstable();
+        list.dedup();
+    }
+
+    /// Whether every event of type `kind` kept holds `names` when it had them.
+    pub fn covers(&self, kind: u32, names: &[u32]) -> bool {
+        self.everything
+            || names.is_empty()
+            || self
+                .by_kind
+                .get(&kind)
+                .is_some_and(|own| names.iter().all(|n| own.binary_search(n).is_ok()))
+    }
+
+    /// Whether this keeps everything `other` keeps.
+    pub fn covers_all(&self, other: &KeptProps) -> bool {
+        if other.everything {
+            return self.everything;
+        }
+        other
+            .by_kind
+            .iter()
+            .all(|(kind, names)| self.covers(*kind, names))
+    }
+
+    /// What both keep.
+    pub fn intersect(&self, other: &KeptProps) -> KeptProps {
+        match (self.everything, other.everything) {
+            (true, _) => other.clone(),
+            (_, true) => self.clone(),
+            _ => {
+                let mut both = KeptProps::none();
+                for (kind, names) in &self.by_kind {
+                    if let Some(theirs) = other.by_kind.get(kind) {
+                        let common: Vec<u32> = names
+                            .iter()
+                            .copied()
+                            .filter(|n| theirs.binary_search(n).is_ok())
+                            .collect();
+                        if !common.is_empty() {
+                            both.by_kind.insert(*kind, common);
+                        }
+                    }
+                }
+                both
+            }
+        }
+    }
+
+    /// Drops the properties of `event` this does not keep.
+    pub fn strip(&self, event: &mut StoredEvent) {
+        if self.everything || event.props.is_empty() {
+            return;
+        }
+        let own = self.by_kind.get(&event.kind).map_or(&[][..], Vec::as_slice);
+        if event
+            .props
+            .iter()
+            .all(|(n, _)| own.binary_search(n).is_ok())
+        {
+            return;
+        }
+        event.props = event
+            .props
+            .iter()
+            .filter(|(n, _)| own.binary_search(n).is_ok())
+            .cloned()
+            .collect();
+    }
+}
+
 /// An event filter (`where`) with property names resolved to name ids.
 #[derive(Clone, Debug)]
 pub enum Filter {
@@ -405,6 +554,17 @@ impl Filter {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| prop_ref(v, strings))
         })
+    }
+
+    /// The property names the filter reads (those seen so far).
+    pub fn names(&self, out: &mut Vec<u32>) {
+        match self {
+            Filter::All(children) | Filter::Any(children) => {
+                children.iter().for_each(|c| c.names(out))
+            }
+            Filter::Not(inner) => inner.names(out),
+            Filter::Test(name, _) => out.extend(*name),
+        }
     }
 
     /// Whether an event whose property `name` is `value(name)` passes.

@@ -182,6 +182,22 @@ impl Rules {
 
     /// The durations of the rules with `expires_after`: how long their
     /// events must stay in memory.
+    /// The event types and property names the rules with an expiry read:
+    /// those read events memory keeps (on disk).
+    pub fn expiring_reads(&self) -> impl Iterator<Item = (u32, Vec<u32>)> + '_ {
+        self.rules
+            .iter()
+            .zip(&self.compiled)
+            .filter(|(rule, _)| rule.expires_after.is_some())
+            .map(|(_, compiled)| {
+                let mut names = Vec::new();
+                if let Some(filter) = &compiled.filter {
+                    filter.names(&mut names);
+                }
+                (compiled.kind, names)
+            })
+    }
+
     pub fn expiries(&self) -> impl Iterator<Item = Duration> + '_ {
         self.rules.iter().filter_map(|r| r.expires_after)
     }

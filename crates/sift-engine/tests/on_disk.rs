@@ -177,3 +177,171 @@ fn a_write_that_cannot_read_the_history_changes_nothing() {
     );
     assert!(ws.scoring_rules().is_empty());
 }
+
+/// The `where` of an event condition.
+fn event_filter(text: &str) -> sift_lang::Condition {
+    match parse_text(text, &Workspace::new().schema()) {
+        Ok(sift_lang::Condition::Event {
+            filter: Some(filter),
+            ..
+        }) => *filter,
+        other => panic!("not an event condition with a filter: {other:?}"),
+    }
+}
+
+/// The same writes to a workspace on disk and to one holding every event
+/// in memory (the oracle).
+struct Twins {
+    disk: Shop,
+    memory: Workspace,
+}
+
+impl Twins {
+    fn new() -> Twins {
+        Twins {
+            disk: Shop::new(),
+            memory: Workspace::new(),
+        }
+    }
+
+    fn segment(&mut self, id: &str, text: &str) -> Write {
+        let condition = parse_text(text, &self.memory.schema()).expect("a valid condition");
+        let input = SegmentInput {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            kind: SegmentKind::Dynamic,
+            condition: Some(condition),
+            test: false,
+        };
+        self.memory
+            .create_segment(input.clone(), now())
+            .expect("created in memory");
+        let write = self.disk.ws.create_segment(input, now());
+        self.disk.keep(write)
+    }
+
+    fn delete(&mut self, id: &str) {
+        self.memory.delete_segment(id).expect("deleted in memory");
+        let write = self.disk.ws.delete_segment(id);
+        self.disk.keep(write);
+    }
+
+    fn rule(&mut self, rule: ScoringRuleInput) -> Write {
+        self.memory
+            .create_scoring_rule(rule.clone(), now())
+            .expect("created in memory");
+        let write = self.disk.ws.create_scoring_rule(rule, now());
+        self.disk.keep(write)
+    }
+
+    fn visit(&mut self, contact: &str, days_ago: i64, amount: f64, tag: &str) {
+        let event = EventInput {
+            contact_id: contact.into(),
+            event_type: "visit".into(),
+            at: Some(now() - days_ago * DAY),
+            properties: vec![
+                ("amount".into(), RawValue::Number(amount)),
+                ("tag".into(), RawValue::String(tag.into())),
+            ],
+            properties_json: format!("{{\"amount\":{amount},\"tag\":\"{tag}\"}}"),
+            ..EventInput::default()
+        };
+        self.memory
+            .ingest(vec![event.clone()], now())
+            .expect("ingested in memory");
+        let write = self.disk.ws.ingest(vec![event], now());
+        self.disk.keep(write);
+    }
+
+    fn assert_same(&self, what: &str) {
+        for (_, segment) in self.memory.segments().iter() {
+            let id = &segment.def.id;
+            assert_eq!(
+                self.disk.ws.segment(id).map(|s| &s.members),
+                Some(&segment.members),
+                "{what}: segment {id}"
+            );
+        }
+        for no in self.memory.contacts().alive().iter() {
+            assert_eq!(
+                self.disk.ws.contact(no).map(|c| c.lead_score),
+                self.memory.contact(no).map(|c| c.lead_score),
+                "{what}: score of contact {no}"
+            );
+        }
+    }
+}
+
+/// Memory keeps of an event only the properties live windowed counts and
+/// expiring rules read; a new windowed count, or a rule, reading another
+/// one reloads memory with it, and stays exact.
+#[test]
+fn memory_keeps_the_properties_windows_read_and_reloads_for_new_ones() {
+    let mut twins = Twins::new();
+    twins.segment("week", "performed visit in last 7 days");
+    for (contact, days_ago, amount, tag) in [
+        ("ana", 1, 5.0, "x"),
+        ("ana", 2, 1.0, "y"),
+        ("bob", 3, 2.0, "x"),
+        ("cy", 20, 9.0, "x"),
+        ("dee", 4, 7.0, "z"),
+    ] {
+        twins.visit(contact, days_ago, amount, tag);
+    }
+    twins.assert_same("no property read");
+
+    // Within the kept window, but `amount` was not kept: read again.
+    let write = twins.segment("big", "performed visit where amount > 3 in last 7 days");
+    assert!(write.history_read > 0, "memory was not reloaded");
+    twins.assert_same("amount read");
+    twins.segment(
+        "x",
+        "performed visit where tag = \"x\" at least 1 times in last 7 days",
+    );
+    twins.assert_same("tag read");
+    let write = twins.segment("big2", "total visit.amount >= 6 in last 7 days");
+    assert_eq!(write.history_read, 0, "amount is held: no reload");
+    twins.assert_same("a second count on amount");
+
+    // Nothing reads `amount` any more: new events lose it, so a count on it
+    // reloads again.
+    twins.delete("big");
+    twins.delete("big2");
+    twins.visit("eve", 1, 8.0, "y");
+    twins.visit("bob", 0, 6.0, "y");
+    let write = twins.segment("big3", "performed visit where amount > 5 in last 7 days");
+    assert!(write.history_read > 0, "memory was not reloaded for amount");
+    twins.assert_same("amount read again");
+
+    // An expiring rule reading `tag` scores from memory's events.
+    twins.delete("x");
+    twins.visit("fay", 1, 1.0, "y");
+    let write = twins.rule(ScoringRuleInput {
+        id: "tagged".into(),
+        event_type: "visit".into(),
+        filter: Some(event_filter("performed visit where tag = \"y\"")),
+        points: 3.0,
+        // The window memory keeps already: only `tag` makes it reload.
+        expires_after: Some(sift_lang::Duration {
+            amount: 7,
+            unit: sift_lang::DurationUnit::Days,
+        }),
+    });
+    assert!(write.history_read > 0);
+    twins.assert_same("an expiring rule on tag");
+    twins.visit("ana", 0, 2.0, "y");
+    twins.assert_same("a new event scored");
+
+    // A start from the store comes back the same.
+    let store = twins.disk.store.read().expect("store lock").clone();
+    let back = store
+        .load_streaming(twins.disk.store.clone())
+        .expect("a streaming restore");
+    for (_, segment) in twins.memory.segments().iter() {
+        assert_eq!(
+            back.segment(&segment.def.id).map(|s| &s.members),
+            Some(&segment.members)
+        );
+    }
+}

@@ -21,7 +21,7 @@ use crate::load::LoadSchema;
 use crate::workspace_db::WorkspaceDb;
 
 /// The layout this build writes and reads (meta `format`).
-const FORMAT: i64 = 1;
+const FORMAT: i64 = 2;
 /// Bytes per `parts` row: SQLite refuses a blob past 1 GB.
 const CHUNK: usize = 8 << 20;
 /// Checkpoints kept per workspace: the newest, and one to fall back to.

@@ -326,6 +326,20 @@ pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, 
         }
     }
     out.u32(events.next_arrival);
+    match &events.held {
+        None => out.u8(0),
+        Some(kinds) => {
+            out.u8(1);
+            out.len(kinds.len());
+            for (kind, names) in kinds {
+                out.u32(*kind);
+                out.len(names.len());
+                for name in names {
+                    out.u32(*name);
+                }
+            }
+        }
+    }
     out.len(events.by_contact.len());
     for (no, list) in &events.by_contact {
         out.u32(*no);
@@ -494,6 +508,21 @@ pub(crate) fn decode_rest(
         }
     }
     events.next_arrival = r.u32()?;
+    events.held = match r.u8()? {
+        0 => None,
+        _ => {
+            let mut kinds = Vec::new();
+            for _ in 0..r.len(8)? {
+                let kind = r.u32()?;
+                let mut names = Vec::new();
+                for _ in 0..r.len(4)? {
+                    names.push(r.u32()?);
+                }
+                kinds.push((kind, names));
+            }
+            Some(kinds)
+        }
+    };
     for _ in 0..r.len(8)? {
         let no = r.u32()?;
         let n = r.len(20)?;

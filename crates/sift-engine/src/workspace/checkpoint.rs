@@ -49,6 +49,9 @@ pub struct EventsPart {
     /// 128-bit hashes of the accepted idempotency keys.
     pub ids: Vec<u128>,
     pub next_arrival: u32,
+    /// The properties every event in `by_contact` holds, by type id and
+    /// name ids (`KeptProps::parts`): `None` when they hold every one.
+    pub held: Option<Vec<(u32, Vec<u32>)>>,
 }
 
 /// Everything a checkpoint holds of a workspace, at its clock.
@@ -113,6 +116,8 @@ impl Workspace {
             field_limits: self.field_limits,
             history: self.history.clone(),
             horizon: self.horizon.clone(),
+            kept: self.kept.clone(),
+            held: self.held.clone(),
             lasting: self.lasting.clone(),
             prepared: self.prepared.clone(),
             retention_days: self.retention_days,
@@ -182,6 +187,7 @@ impl Workspace {
                 by_contact,
                 ids,
                 next_arrival,
+                held: self.held.parts(),
             },
             timers,
             on_disk: self.history.is_some(),
@@ -332,6 +338,7 @@ impl CheckpointLoad {
             ckpt.events.ids,
             ckpt.events.next_arrival,
         );
+        ws.held = crate::events::KeptProps::from_parts(ckpt.events.held);
 
         // Grants of contacts no later write touched count while time passes
         // silently below; the touched ones are reloaded after it.
@@ -392,6 +399,13 @@ impl CheckpointLoad {
         }
         ws.refresh_horizon();
         if ws.on_disk() {
+            // A rule saved after the checkpoint may read what memory lacks.
+            if !ws.held.covers_all(&ws.kept) {
+                return Err(Mismatch(
+                    "a scoring rule saved after it reads event properties its events do not hold"
+                        .into(),
+                ));
+            }
             for id in &dirty {
                 let needs = ws
                     .segments

@@ -203,6 +203,11 @@ impl Workspace {
         }
         self.timers.schedule(no, next);
         self.event_hits(no, item.id.as_ref(), at, write);
+        // Everything that reads a new event has read it: memory keeps only
+        // what windowed counts and expiring rules will read again.
+        if self.on_disk() {
+            self.events.strip_last(no, &self.kept);
+        }
         write.records.push(Record::Event(EventRecord {
             no,
             id: item.id,

@@ -192,6 +192,13 @@ pub struct Workspace {
     history: Option<crate::history::HistorySource>,
     /// With a history source, the windows memory keeps events for.
     horizon: Vec<sift_lang::Duration>,
+    /// With a history source, the properties memory keeps of each new
+    /// event: those its windowed counts and expiring rules read.
+    kept: crate::events::KeptProps,
+    /// The properties every event in memory holds (when it had them): what
+    /// `kept` has kept since memory was last loaded. A count reading others
+    /// cannot be answered from memory.
+    held: crate::events::KeptProps,
     /// With a history source, by contact: the points of rules without
     /// expiry over its whole history.
     lasting: crate::paged::PagedVec<f64>,

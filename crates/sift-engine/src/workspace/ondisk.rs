@@ -18,7 +18,7 @@ use super::retention::{SCORE_ROLLUP, rollup_key};
 use super::*;
 use crate::aggregates::{AggKey, Aggregate};
 use crate::changes::EventRecord;
-use crate::events::StoredEvent;
+use crate::events::{KeptProps, StoredEvent};
 use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
 use crate::history::HistorySource;
 use crate::time::add;
@@ -35,6 +35,9 @@ pub(super) struct Pass {
     pub kinds: Vec<u32>,
     /// Reload memory's events under these windows.
     pub reload: Option<Vec<Duration>>,
+    /// With `reload`: the properties to keep of them (default: those kept
+    /// now).
+    pub keep: Option<KeptProps>,
     /// A restore: remember every idempotency key and each contact's latest `at`.
     pub restore: bool,
 }
@@ -81,6 +84,8 @@ impl Workspace {
         }
         self.lasting = lasting.into();
         self.history = Some(source);
+        // Memory holds every property of every event so far.
+        self.held = KeptProps::everything();
         self.refresh_horizon();
         let now = self.clock;
         for no in 0..self.contacts.capacity() {
@@ -118,13 +123,42 @@ impl Workspace {
         &self.horizon
     }
 
-    /// Whether memory holds every event aggregate `key` counts.
+    /// Whether memory holds every event aggregate `key` counts, with the
+    /// properties it reads.
     fn in_memory(&self, key: &AggKey) -> bool {
-        key.window.is_some_and(|d| self.horizon.contains(&d))
+        key.window.is_some_and(|d| self.horizon.contains(&d)) && self.holds_reads(key)
     }
 
-    /// Recomputes the windows memory keeps events for: those of the kept
-    /// aggregates and the rules' expiries.
+    /// Whether every event memory holds of `key`'s type has the
+    /// properties `key` reads. A type or name never seen is in no event.
+    fn holds_reads(&self, key: &AggKey) -> bool {
+        let Some(kind) = self.events.types.lookup(&key.event_type) else {
+            return true;
+        };
+        let names: Vec<u32> = key_names(key)
+            .iter()
+            .filter_map(|name| self.events.names.lookup(name))
+            .collect();
+        self.held.covers(kind, &names)
+    }
+
+    /// The properties memory must keep: what the live windowed counts and
+    /// the rules with an expiry read.
+    pub(super) fn readers(&self) -> KeptProps {
+        let mut kept = KeptProps::none();
+        for (_, aggregate) in self.aggregates.windowed() {
+            kept.add(aggregate.kind, aggregate.read_names());
+        }
+        for (kind, names) in self.rules.expiring_reads() {
+            kept.add(kind, names);
+        }
+        kept
+    }
+
+    /// Recomputes the windows memory keeps events for (those of the kept
+    /// aggregates and the rules' expiries) and, on disk, the properties
+    /// it keeps of new events; what every event holds can only shrink
+    /// here (a reload of memory is what widens it).
     pub(super) fn refresh_horizon(&mut self) {
         let mut horizon: Vec<Duration> = self
             .aggregates
@@ -135,6 +169,10 @@ impl Workspace {
         horizon.sort_by_key(|d| (d.unit as u8, d.amount));
         horizon.dedup();
         self.horizon = horizon;
+        if self.on_disk() {
+            self.kept = self.readers();
+            self.held = self.held.intersect(&self.kept);
+        }
     }
 
     /// Drops contact `no`'s events no window reads any more at `now`.
@@ -201,6 +239,7 @@ impl Workspace {
         // Timers due between the clock and `now` have yet to fire (a write
         // streams before it ticks): the events they read must stay.
         let keep_from = self.clock.min(now);
+        let keep = pass.keep.take().unwrap_or_else(|| self.kept.clone());
         let Workspace {
             events,
             contacts,
@@ -288,6 +327,8 @@ impl Workspace {
             if let Some(horizon) = &pass.reload
                 && within(horizon, event.at, keep_from)
             {
+                let mut event = event;
+                keep.strip(&mut event);
                 kept.push((no, event));
             }
         };
@@ -297,6 +338,8 @@ impl Workspace {
             for (no, event) in kept {
                 self.events.push_stored(no, event);
             }
+            self.held = keep.clone();
+            self.kept = keep;
         }
         found.aggs = std::mem::take(&mut pass.aggs);
         Ok(found)
@@ -377,6 +420,8 @@ impl Workspace {
         segment_writes::collect_keys(condition, &mut keys);
         let mut pass = Pass::default();
         let mut horizon = self.horizon.clone();
+        let mut keep = self.readers();
+        let mut wider = false;
         for key in keys {
             if self.aggregates.find(&key).is_some() || self.in_memory(&key) {
                 continue;
@@ -391,11 +436,17 @@ impl Workspace {
                     if !horizon.contains(&d) {
                         horizon.push(d);
                     }
+                    // Before its names are interned below.
+                    wider |= !self.holds_reads(&key);
+                    // Memory will keep what it reads: reloaded with it.
+                    let reads = Aggregate::empty(&key, &mut self.events);
+                    keep.add(reads.kind, reads.read_names());
                 }
             }
         }
-        if horizon != self.horizon {
+        if horizon != self.horizon || wider {
             pass.reload = Some(horizon.clone());
+            pass.keep = Some(keep);
         }
         let found = self.stream(pass, now)?;
         // Until the sync recomputes it, the horizon covers the new windows
@@ -422,10 +473,15 @@ impl Workspace {
                 horizon.push(d);
             }
         }
+        // The rules are the new ones here: memory reloads when their
+        // expiries read further or read properties it does not hold.
+        let keep = self.readers();
+        let reload = horizon != self.horizon || !self.held.covers_all(&keep);
         let pass = Pass {
             lasting: true,
             kinds,
-            reload: (horizon != self.horizon).then(|| horizon.clone()),
+            reload: reload.then(|| horizon.clone()),
+            keep: reload.then_some(keep),
             ..Pass::default()
         };
         let found = self.stream(pass, now)?;
@@ -475,6 +531,14 @@ impl Workspace {
         for key in &keys {
             pass.aggs.push(Aggregate::empty(key, &mut ws.events));
         }
+        let mut keep = KeptProps::none();
+        for aggregate in pass.aggs.iter().filter(|a| a.window.is_some()) {
+            keep.add(aggregate.kind, aggregate.read_names());
+        }
+        for (kind, names) in ws.rules.expiring_reads() {
+            keep.add(kind, names);
+        }
+        pass.keep = Some(keep);
         let found = ws.stream(pass, clock)?;
         ws.horizon = horizon;
         ws.lasting = found.lasting.unwrap_or_default().into();
@@ -496,8 +560,8 @@ impl Workspace {
 }
 
 /// The distinct event types `aggs` count.
-/// The event properties `aggs` read: their filters' and summed ones.
-fn aggregate_names(aggs: &[Aggregate]) -> Vec<String> {
+/// The event properties `key` reads: its filter's and its summed one.
+fn key_names(key: &AggKey) -> Vec<String> {
     fn walk(cond: &Condition, out: &mut Vec<String>) {
         match cond {
             Condition::All(children) | Condition::Any(children) => {
@@ -509,12 +573,16 @@ fn aggregate_names(aggs: &[Aggregate]) -> Vec<String> {
         }
     }
     let mut names = Vec::new();
-    for aggregate in aggs {
-        if let Some(filter) = &aggregate.key.filter {
-            walk(filter, &mut names);
-        }
-        names.extend(aggregate.key.property.clone());
+    if let Some(filter) = &key.filter {
+        walk(filter, &mut names);
     }
+    names.extend(key.property.clone());
+    names
+}
+
+/// The event properties `aggs` read: their filters' and summed ones.
+fn aggregate_names(aggs: &[Aggregate]) -> Vec<String> {
+    let mut names: Vec<String> = aggs.iter().flat_map(|a| key_names(&a.key)).collect();
     names.sort_unstable();
     names.dedup();
     names
