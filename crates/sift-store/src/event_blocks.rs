@@ -118,6 +118,9 @@ pub struct BlocksBuilt {
     pub events: u64,
     /// Blocks edited while being read: left for the next call.
     pub raced: u64,
+    /// After the pass: sealed ranges, and those with a valid block.
+    pub sealed: u64,
+    pub valid: u64,
 }
 
 /// Builds every sealed block that has no marker (never built, or edited
@@ -159,6 +162,10 @@ pub fn build_event_blocks(
             missing.len() as u64,
         );
     }
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    let valid: i64 = conn.query_row("SELECT COUNT(*) FROM event_blocks", [], |r| r.get(0))?;
+    done.sealed = (last / size) as u64;
+    done.valid = valid as u64;
     Ok(done)
 }
 

@@ -62,6 +62,9 @@ impl StoreHistory {
     ) -> Result<sift_store::BlocksBuilt, sift_store::StoreError> {
         let started = Instant::now();
         let built = self.stream.build_blocks(progress)?;
+        let labels = [("workspace", self.workspace.clone())];
+        metrics::gauge!("sift_event_blocks", &labels).set(built.valid as f64);
+        metrics::gauge!("sift_event_blocks_sealed", &labels).set(built.sealed as f64);
         if built.blocks > 0 || built.raced > 0 {
             metrics::counter!("sift_event_blocks_built_total", "workspace" => self.workspace.clone())
                 .increment(built.blocks);
