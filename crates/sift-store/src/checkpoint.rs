@@ -373,10 +373,30 @@ impl WorkspaceDb {
         )
         .map_err(misfit)?;
         drop(contacts);
-        for index in 0..fields.len() {
-            let name = format!("column.{index}");
-            load.column(index, decode_column(&reader.take(&name)?, &name)?);
-        }
+        // Two stages on two threads: one reads and verifies column i + 1
+        // (SQLite, SHA-256) while this one decodes column i straight into
+        // the workspace.
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let reader = &mut reader;
+            let columns = fields.len();
+            let reading = scope.spawn(move || {
+                for index in 0..columns {
+                    let name = format!("column.{index}");
+                    let bytes = reader.take(&name);
+                    let failed = bytes.is_err();
+                    if tx.send((index, name, bytes)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (index, name, bytes) in rx {
+                decode_column(&bytes?, &name, &mut |no, value| load.set(index, no, value))?;
+            }
+            reading
+                .join()
+                .map_err(|_| StoreError::Corrupt("the column reader panicked".into()))
+        })?;
         let rest = decode_rest(&mut |name| reader.take(name), meta.clock, &schema)?;
         phases.push(("read_checkpoint", started.elapsed()));
         let started = Instant::now();

@@ -411,15 +411,21 @@ pub(crate) fn decode_contacts(bytes: &[u8]) -> Result<Vec<(u32, String, bool)>, 
 }
 
 /// Decodes a `column.<i>` part.
-pub(crate) fn decode_column(bytes: &[u8], name: &str) -> Result<Vec<(u32, Value)>, StoreError> {
+/// Calls `each` with every (contact number, value) of a column part, as
+/// it decodes them: a start sets them straight into the workspace, with
+/// no vector of the whole column in between.
+pub(crate) fn decode_column(
+    bytes: &[u8],
+    name: &str,
+    each: &mut dyn FnMut(u32, &Value),
+) -> Result<(), StoreError> {
     let mut r = In::new(bytes, name);
     let n = r.len(6)?;
-    let mut column = Vec::with_capacity(n);
     for _ in 0..n {
         let no = r.u32()?;
-        column.push((no, r.value()?));
+        each(no, &r.value()?);
     }
-    Ok(column)
+    Ok(())
 }
 
 /// Decodes the parts after the columns, each read (and verified) by `take`

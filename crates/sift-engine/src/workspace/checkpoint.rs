@@ -218,7 +218,9 @@ impl Workspace {
         let mut load =
             Workspace::begin_checkpoint(ckpt.clock, &ckpt.fields, fields, &ckpt.contacts)?;
         for (index, values) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
-            load.column(index, values);
+            for (no, value) in values {
+                load.set(index, no, &value);
+            }
         }
         load.finish(ckpt, stored, history)
     }
@@ -271,14 +273,12 @@ pub struct CheckpointLoad {
 }
 
 impl CheckpointLoad {
-    /// Sets the checkpoint's column `index` (a column it does not have is
+    /// Sets contact `no`'s value in the checkpoint's column `index`, as a
+    /// decoder reads them one by one (a column it does not have is
     /// ignored).
-    pub fn column(&mut self, index: usize, values: Vec<(u32, Value)>) {
-        let Some(&column) = self.columns.get(index) else {
-            return;
-        };
-        for (no, value) in values {
-            self.ws.contacts.set(no, column, Some(&value));
+    pub fn set(&mut self, index: usize, no: u32, value: &Value) {
+        if let Some(&column) = self.columns.get(index) {
+            self.ws.contacts.set(no, column, Some(value));
         }
     }
 
