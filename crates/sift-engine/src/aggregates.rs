@@ -343,13 +343,19 @@ impl Aggregates {
     /// Installs an aggregate computed elsewhere (a checkpoint's): its key
     /// resolved against `log`, its counts and sums as given. The next
     /// [`Aggregates::sync`] indexes it by type and keeps it if still used.
-    pub fn install(&mut self, key: AggKey, counts: Vec<u32>, sums: Vec<f64>, log: &mut EventLog) {
+    pub fn install(
+        &mut self,
+        key: AggKey,
+        counts: Counts,
+        sums: PagedVec<f64>,
+        log: &mut EventLog,
+    ) {
         if self.find(&key).is_some() {
             return;
         }
         let mut aggregate = Aggregate::empty(&key, log);
-        aggregate.counts = Counts::from(counts);
-        aggregate.sums = PagedVec::from(sums);
+        aggregate.counts = counts;
+        aggregate.sums = sums;
         self.list.push(Some(aggregate));
     }
 

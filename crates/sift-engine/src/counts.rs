@@ -31,6 +31,10 @@ impl Counts {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, index: usize) -> Option<u32> {
         match self {
             Counts::U8(v) => v.get(index).map(|c| u32::from(*c)),
@@ -75,6 +79,53 @@ impl Counts {
         *self = widened;
     }
 
+    /// Bytes per count: 1, 2 or 4.
+    pub fn width(&self) -> usize {
+        match self {
+            Counts::U8(_) => 1,
+            Counts::U16(_) => 2,
+            Counts::U32(_) => 4,
+        }
+    }
+
+    /// The contacts with a count above zero, with it, in order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i).filter(|c| *c > 0).map(|c| (i, c)))
+    }
+
+    /// The counts as little-endian integers of [`Counts::width`] bytes.
+    pub fn le_bytes(&self, out: &mut Vec<u8>) {
+        match self {
+            Counts::U8(v) => v.pages().for_each(|page| out.extend_from_slice(page)),
+            Counts::U16(v) => v
+                .iter()
+                .for_each(|c| out.extend_from_slice(&c.to_le_bytes())),
+            Counts::U32(v) => v
+                .iter()
+                .for_each(|c| out.extend_from_slice(&c.to_le_bytes())),
+        }
+    }
+
+    /// Counts read back from [`Counts::le_bytes`] (`None`: not a width).
+    pub fn from_le_bytes(width: usize, bytes: &[u8]) -> Option<Counts> {
+        match width {
+            1 => Some(Counts::U8(bytes.iter().copied().collect())),
+            2 => Some(Counts::U16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
+            )),
+            4 => Some(Counts::U32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
     pub fn to_vec(&self) -> Vec<u32> {
         match self {
             Counts::U8(v) => v.iter().map(|c| u32::from(*c)).collect(),
@@ -91,6 +142,13 @@ impl Counts {
             Counts::U16(v) => crate::eval::dense_words(v, start, end, |c| test(u32::from(c))),
             Counts::U32(v) => crate::eval::dense_words(v, start, end, test),
         }
+    }
+}
+
+/// Equal when they hold the same counts, whatever their widths.
+impl PartialEq for Counts {
+    fn eq(&self, other: &Counts) -> bool {
+        self.len() == other.len() && (0..self.len()).all(|i| self.get(i) == other.get(i))
     }
 }
 

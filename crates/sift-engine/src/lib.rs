@@ -36,6 +36,7 @@ pub use changes::{
     SegmentKind,
 };
 pub use contacts::Contacts;
+pub use counts::Counts;
 pub use error::{Error, Usage, UsageKind, UsageRole};
 pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use events::{Prop, StoredEvent};
@@ -43,6 +44,7 @@ pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
 pub use history::{EventColumns, EventHistory, HistorySource};
+pub use paged::PagedVec;
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use store::{MemoryStore, Store};

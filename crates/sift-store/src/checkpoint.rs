@@ -21,7 +21,7 @@ use crate::load::LoadSchema;
 use crate::workspace_db::WorkspaceDb;
 
 /// The layout this build writes and reads (meta `format`).
-const FORMAT: i64 = 2;
+const FORMAT: i64 = 3;
 /// Bytes per `parts` row: SQLite refuses a blob past 1 GB.
 const CHUNK: usize = 8 << 20;
 /// Checkpoints kept per workspace: the newest, and one to fall back to.
@@ -372,6 +372,7 @@ impl WorkspaceDb {
             &contacts,
         )
         .map_err(misfit)?;
+        let contacts_len = contacts.len();
         drop(contacts);
         // Two stages on two threads: one reads and verifies column i + 1
         // (SQLite, SHA-256) while this one decodes column i straight into
@@ -397,7 +398,12 @@ impl WorkspaceDb {
                 .join()
                 .map_err(|_| StoreError::Corrupt("the column reader panicked".into()))
         })?;
-        let rest = decode_rest(&mut |name| reader.take(name), meta.clock, &schema)?;
+        let rest = decode_rest(
+            &mut |name| reader.take(name),
+            meta.clock,
+            &schema,
+            contacts_len,
+        )?;
         phases.push(("read_checkpoint", started.elapsed()));
         let started = Instant::now();
         crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;

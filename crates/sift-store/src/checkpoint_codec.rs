@@ -6,8 +6,8 @@
 
 use roaring::RoaringBitmap;
 use sift_engine::{
-    AggregatePart, EngineCheckpoint, EventsPart, FieldDef, Prop, SegmentDef, SegmentKind,
-    StoredEvent, Value,
+    AggregatePart, Counts, EngineCheckpoint, EventsPart, FieldDef, PagedVec, Prop, SegmentDef,
+    SegmentKind, StoredEvent, Value,
 };
 use sift_lang::{FieldType, Schema};
 
@@ -146,7 +146,7 @@ impl<'a> In<'a> {
         In { bytes, kind, part }
     }
 
-    fn corrupt(&self, what: &str) -> StoreError {
+    pub(crate) fn corrupt(&self, what: &str) -> StoreError {
         StoreError::Corrupt(format!("{} {:?}: {what}", self.kind, self.part))
     }
 
@@ -154,7 +154,7 @@ impl<'a> In<'a> {
         self.bytes.is_empty()
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if n > self.bytes.len() {
             return Err(self.corrupt("cut short"));
         }
@@ -308,14 +308,8 @@ pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, 
         out.opt_str(a.filter.as_ref().map(filter_to_json).as_deref());
         out.opt_str(a.window.map(sift_lang::duration_to_json).as_deref());
         out.opt_str(a.property.as_deref());
-        out.len(a.counts.len());
-        for count in &a.counts {
-            out.u32(*count);
-        }
-        out.len(a.sums.len());
-        for sum in &a.sums {
-            out.f64(*sum);
-        }
+        encode_counts(&mut out, &a.counts);
+        encode_sums(&mut out, &a.sums);
     }
     parts.push(("aggregates".to_string(), std::mem::take(&mut out.bytes)));
     let events = &ckpt.events;
@@ -428,12 +422,121 @@ pub(crate) fn decode_column(
     Ok(())
 }
 
+/// A form tag: every entry in order, or only the non-zero ones.
+const DENSE: u8 = 0;
+const SPARSE: u8 = 1;
+
+/// An aggregate's counts: `u8` form; dense: `u8` width (1, 2, 4), `u32`
+/// length, the counts in that width; sparse (when fewer bytes): `u32`
+/// length, list of (`u32` number, `u32` count) of the non-zero ones.
+fn encode_counts(out: &mut Out, counts: &Counts) {
+    let nonzero = counts.nonzero().count();
+    if nonzero * 8 < counts.len() * counts.width() {
+        out.u8(SPARSE);
+        out.len(counts.len());
+        out.len(nonzero);
+        for (no, count) in counts.nonzero() {
+            out.u32(no as u32);
+            out.u32(count);
+        }
+    } else {
+        out.u8(DENSE);
+        out.u8(counts.width() as u8);
+        out.len(counts.len());
+        counts.le_bytes(&mut out.bytes);
+    }
+}
+
+/// `contacts` bounds a sparse form's length: past it, a damaged part.
+fn decode_counts(r: &mut In<'_>, contacts: usize) -> Result<Counts, StoreError> {
+    match r.u8()? {
+        DENSE => {
+            let width = usize::from(r.u8()?);
+            let n = r.len(width.max(1))?;
+            let bytes = r.take(n * width)?;
+            Counts::from_le_bytes(width, bytes).ok_or_else(|| r.corrupt("a bad count width"))
+        }
+        SPARSE => {
+            let len = r.u32()? as usize;
+            if len > contacts {
+                return Err(r.corrupt("more counts than contacts"));
+            }
+            let mut counts = Counts::default();
+            counts.resize(len);
+            for _ in 0..r.len(8)? {
+                let no = r.u32()? as usize;
+                let count = r.u32()?;
+                if no >= len {
+                    return Err(r.corrupt("a count past the end"));
+                }
+                counts.set(no, count);
+            }
+            Ok(counts)
+        }
+        _ => Err(r.corrupt("a bad counts form")),
+    }
+}
+
+/// An aggregate's sums: `u8` form; dense: list of `f64`; sparse (when
+/// fewer bytes): `u32` length, list of (`u32` number, `f64` sum) of the
+/// non-zero ones (a zero's sign is not kept: it compares as zero).
+fn encode_sums(out: &mut Out, sums: &PagedVec<f64>) {
+    let nonzero = sums.iter().filter(|s| **s != 0.0).count();
+    if nonzero * 12 < sums.len() * 8 {
+        out.u8(SPARSE);
+        out.len(sums.len());
+        out.len(nonzero);
+        for (no, sum) in sums.iter().enumerate().filter(|(_, s)| **s != 0.0) {
+            out.u32(no as u32);
+            out.f64(*sum);
+        }
+    } else {
+        out.u8(DENSE);
+        out.len(sums.len());
+        for sum in sums.iter() {
+            out.f64(*sum);
+        }
+    }
+}
+
+fn decode_sums(r: &mut In<'_>, contacts: usize) -> Result<PagedVec<f64>, StoreError> {
+    match r.u8()? {
+        DENSE => {
+            let n = r.len(8)?;
+            let mut sums = PagedVec::new();
+            for _ in 0..n {
+                sums.push(r.f64()?);
+            }
+            Ok(sums)
+        }
+        SPARSE => {
+            let len = r.u32()? as usize;
+            if len > contacts {
+                return Err(r.corrupt("more sums than contacts"));
+            }
+            let mut sums = PagedVec::new();
+            sums.resize(len, 0.0);
+            for _ in 0..r.len(12)? {
+                let no = r.u32()? as usize;
+                let sum = r.f64()?;
+                match sums.get_mut(no) {
+                    Some(slot) => *slot = sum,
+                    None => return Err(r.corrupt("a sum past the end")),
+                }
+            }
+            Ok(sums)
+        }
+        _ => Err(r.corrupt("a bad sums form")),
+    }
+}
+
 /// Decodes the parts after the columns, each read (and verified) by `take`
 /// in turn; the checkpoint's fields, contacts and columns are left empty.
 pub(crate) fn decode_rest(
     take: &mut dyn FnMut(&str) -> Result<Vec<u8>, StoreError>,
     clock: i64,
     schema: &LoadSchema<'_>,
+    contacts: usize,
 ) -> Result<EngineCheckpoint, StoreError> {
     let mut ckpt = EngineCheckpoint {
         clock,
@@ -486,16 +589,8 @@ pub(crate) fn decode_rest(
             None => None,
         };
         let property = r.opt_str()?;
-        let n = r.len(4)?;
-        let mut counts = Vec::with_capacity(n);
-        for _ in 0..n {
-            counts.push(r.u32()?);
-        }
-        let n = r.len(8)?;
-        let mut sums = Vec::with_capacity(n);
-        for _ in 0..n {
-            sums.push(r.f64()?);
-        }
+        let counts = decode_counts(&mut r, contacts)?;
+        let sums = decode_sums(&mut r, contacts)?;
         ckpt.aggregates.push(AggregatePart {
             event_type,
             filter,
@@ -584,4 +679,53 @@ pub(crate) fn decode_rest(
         ));
     }
     Ok(ckpt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(counts: &Counts, sums: &PagedVec<f64>) -> (Counts, PagedVec<f64>, usize) {
+        let mut out = Out::default();
+        encode_counts(&mut out, counts);
+        encode_sums(&mut out, sums);
+        let size = out.bytes.len();
+        let mut r = In::new(&out.bytes, "aggregates");
+        let back = (
+            decode_counts(&mut r, 10_000).unwrap(),
+            decode_sums(&mut r, 10_000).unwrap(),
+        );
+        assert!(r.is_empty());
+        (back.0, back.1, size)
+    }
+
+    /// Counts and sums come back equal in either form; a sparse one takes
+    /// the fewer bytes, and a length past the contacts is refused.
+    #[test]
+    fn aggregate_counts_and_sums_round_trip_dense_or_sparse() {
+        let mut dense: Vec<u32> = (0..5_000).map(|i| i % 3).collect();
+        dense[7] = 300;
+        let mut sparse = vec![0u32; 5_000];
+        sparse[4_999] = 70_000;
+        sparse[12] = 1;
+        for counts in [dense, sparse, Vec::new()] {
+            let sums: PagedVec<f64> = counts.iter().map(|c| f64::from(*c) * 1.5).collect();
+            let counts = Counts::from(counts);
+            let (c, s, size) = round_trip(&counts, &sums);
+            assert_eq!(c, counts);
+            assert_eq!(c.width(), counts.width());
+            assert_eq!(s, sums);
+            let nonzero = counts.nonzero().count();
+            assert!(size <= 2 + 8 + counts.len() * counts.width() + 9 + sums.len() * 8);
+            if nonzero * 8 < counts.len() * counts.width() {
+                assert!(size <= 58, "sparse: {size} bytes");
+            }
+        }
+        let mut out = Out::default();
+        out.u8(SPARSE);
+        out.len(20_000);
+        out.len(0);
+        let mut r = In::new(&out.bytes, "aggregates");
+        assert!(decode_counts(&mut r, 10_000).is_err());
+    }
 }

@@ -32,8 +32,9 @@ pub struct AggregatePart {
     pub filter: Option<Condition>,
     pub window: Option<Duration>,
     pub property: Option<String>,
-    pub counts: Vec<u32>,
-    pub sums: Vec<f64>,
+    /// Shared page by page with the workspace's (a copy is cheap).
+    pub counts: crate::counts::Counts,
+    pub sums: crate::paged::PagedVec<f64>,
 }
 
 /// The in-memory event histories.
@@ -156,8 +157,8 @@ impl Workspace {
                 filter: a.key.filter.clone(),
                 window: a.key.window,
                 property: a.key.property.clone(),
-                counts: a.counts.to_vec(),
-                sums: a.sums.to_vec(),
+                counts: a.counts.clone(),
+                sums: a.sums.clone(),
             })
             .collect();
         let timers = (0..capacity).map(|no| self.timers.armed(no)).collect();
