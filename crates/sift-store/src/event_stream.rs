@@ -75,8 +75,13 @@ impl EventStream {
     ) -> Result<u64, StoreError> {
         let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
         self.pump(
-            move |path, out| read_all(path, types.as_deref(), out),
-            visit,
+            move |path, out, _| read_all(path, types.as_deref(), out),
+            &mut |batch: &Vec<(u64, EventRecord)>| {
+                for (seq, event) in batch {
+                    visit(*seq, event);
+                }
+                batch.len() as u64
+            },
         )
     }
 
@@ -114,65 +119,47 @@ impl EventStream {
         each: &mut dyn FnMut(&RangeEvents),
     ) -> Result<u64, StoreError> {
         let (types, names) = (types.to_vec(), names.to_vec());
-        let (tx, rx) = mpsc::sync_channel::<Result<RangeEvents, StoreError>>(AHEAD);
-        // Emptied buffers go back to the reader: their memory is reused
-        // instead of freed and faulted in again for every range.
-        let (recycle, recycled) = mpsc::channel::<RangeEvents>();
-        let path = self.path.clone();
-        let reader = std::thread::Builder::new()
-            .name("event-scan".into())
-            .spawn(move || {
-                let read = || -> Result<(), StoreError> {
-                    let conn = open(&path)?;
-                    let snapshot = conn.unchecked_transaction()?;
-                    crate::block_scan::read_ranges(
-                        &snapshot,
-                        &types,
-                        &names,
-                        &mut || recycled.try_recv().unwrap_or_default(),
-                        &mut |range| tx.send(Ok(range)).is_ok(),
-                    )
-                };
-                if let Err(error) = read() {
-                    let _ = tx.send(Err(error));
-                }
-            })?;
-        let mut read = 0;
-        let mut failed = None;
-        for range in rx {
-            match range {
-                Ok(range) => {
-                    each(&range);
-                    read += range.len() as u64;
-                    let _ = recycle.send(range);
-                }
-                Err(error) => {
-                    failed = Some(error);
-                    break;
-                }
-            }
-        }
-        drop(recycle);
-        let _ = reader.join();
-        match failed {
-            Some(error) => Err(error),
-            None => Ok(read),
-        }
+        self.pump(
+            move |path, out, recycled| {
+                let conn = open(path)?;
+                let snapshot = conn.unchecked_transaction()?;
+                crate::block_scan::read_ranges(
+                    &snapshot,
+                    &types,
+                    &names,
+                    &mut || recycled.try_recv().unwrap_or_default(),
+                    &mut |range| out.send(Ok(range)).is_ok(),
+                )
+            },
+            &mut |range: &RangeEvents| {
+                each(range);
+                range.len() as u64
+            },
+        )
     }
 
-    /// Runs `read` on a thread of its own, handing its batches to `visit`
-    /// here as they come.
-    fn pump(
+    /// Runs `read` on a thread of its own, handing each batch it sends to
+    /// `each` here as it comes (`each` answers the events it held), and
+    /// the emptied batch back to `read`, which may fill it again: its
+    /// memory is reused instead of freed and faulted in again.
+    fn pump<B: Send + 'static>(
         &self,
-        read: impl FnOnce(&Path, &Batches) -> Result<(), StoreError> + Send + 'static,
-        visit: &mut dyn FnMut(u64, &EventRecord),
+        read: impl FnOnce(
+            &Path,
+            &mpsc::SyncSender<Result<B, StoreError>>,
+            &mpsc::Receiver<B>,
+        ) -> Result<(), StoreError>
+        + Send
+        + 'static,
+        each: &mut dyn FnMut(&B) -> u64,
     ) -> Result<u64, StoreError> {
-        let (tx, rx) = mpsc::sync_channel::<Result<Vec<(u64, EventRecord)>, StoreError>>(AHEAD);
+        let (tx, rx) = mpsc::sync_channel::<Result<B, StoreError>>(AHEAD);
+        let (recycle, recycled) = mpsc::channel::<B>();
         let path = self.path.clone();
         let reader = std::thread::Builder::new()
             .name("event-scan".into())
             .spawn(move || {
-                if let Err(error) = read(&path, &tx) {
+                if let Err(error) = read(&path, &tx, &recycled) {
                     let _ = tx.send(Err(error));
                 }
             })?;
@@ -181,10 +168,8 @@ impl EventStream {
         for batch in rx {
             match batch {
                 Ok(batch) => {
-                    for (seq, event) in &batch {
-                        visit(*seq, event);
-                    }
-                    read += batch.len() as u64;
+                    read += each(&batch);
+                    let _ = recycle.send(batch);
                 }
                 Err(error) => {
                     failed = Some(error);
@@ -192,6 +177,7 @@ impl EventStream {
                 }
             }
         }
+        drop(recycle);
         let _ = reader.join();
         match failed {
             Some(error) => Err(error),

@@ -188,6 +188,17 @@ async fn gauge(server: &Server, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
 }
 
+/// Waits until the background task has built the one sealed range's block.
+async fn block_built(server: &Server) {
+    for _ in 0..200 {
+        if gauge(server, "sift_event_blocks").await == Some(1.0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the block was not built in 20 s");
+}
+
 /// A count over the columnar copy of events (docs/storage.md "Event
 /// blocks") is exact: once the first 16,384 events have a block built in
 /// the background, an identify moves some of them to another contact and
@@ -225,12 +236,7 @@ async fn counts_over_the_columnar_copy_follow_merges_and_deletions() {
     }
     // A start builds the sealed range's block in the background.
     let server = server.restart();
-    let mut waited = 0;
-    while gauge(&server, "sift_event_blocks").await != Some(1.0) {
-        assert!(waited < 200, "the block was not built in 20 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += 1;
-    }
+    block_built(&server).await;
     assert_eq!(gauge(&server, "sift_event_blocks_sealed").await, Some(1.0));
 
     // Counted from the block and the rows after it.
@@ -256,12 +262,7 @@ async fn counts_over_the_columnar_copy_follow_merges_and_deletions() {
 
     // A start builds the block again from the edited rows.
     let server = server.restart();
-    let mut waited = 0;
-    while gauge(&server, "sift_event_blocks").await != Some(1.0) {
-        assert!(waited < 200, "the block was not built again in 20 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += 1;
-    }
+    block_built(&server).await;
     expect_counts(&server, &counts, "Rebuilt", "amount > 4.5").await;
 }
 
