@@ -36,23 +36,9 @@ pub trait EventHistory: Send + Sync {
         })
     }
 
-    /// As [`EventHistory::scan_types`], each event carrying at least the
-    /// properties named in `names` (the ones a count's filter and sum
-    /// read); others may be left out, and `properties_json` may be empty.
-    /// A source with a columnar copy of its events answers this without
-    /// parsing every event's properties.
-    fn scan_types_reading(
-        &self,
-        types: &[String],
-        names: &[String],
-        visit: &mut dyn FnMut(u64, &EventRecord),
-    ) -> Result<(), String> {
-        let _ = names;
-        self.scan_types(types, visit)
-    }
-
-    /// As [`EventHistory::scan_types_reading`], in column form: each call
-    /// hands one type's events of one stretch of the history, stretches
+    /// As [`EventHistory::scan_types`], in column form and with only the
+    /// properties in `names` (those a count's filter and sum read): each
+    /// call hands one type's events of one stretch of the history, stretches
     /// in seq order and each type's events in seq order (two types of one
     /// stretch may come one after the other: a count reads one type). A
     /// source that keeps columns hands them without making a record per
@@ -64,7 +50,7 @@ pub trait EventHistory: Send + Sync {
         visit: &mut dyn FnMut(&EventColumns<'_>),
     ) -> Result<(), String> {
         let mut props: Vec<(String, Vec<Option<RawValue>>)> = Vec::new();
-        self.scan_types_reading(types, names, &mut |seq, event| {
+        self.scan_types(types, &mut |seq, event| {
             props.clear();
             for (name, value) in &event.properties {
                 if names.contains(name) {

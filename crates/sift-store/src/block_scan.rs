@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{EventColumns, EventRecord, RawValue};
+use sift_engine::{EventColumns, RawValue};
 
 use crate::StoreError;
 use crate::codec::event_properties_from_text;
@@ -52,28 +52,6 @@ impl TypeEvents {
     fn len(&self) -> usize {
         self.seqs.len()
     }
-
-    /// Makes `record` event `i`, reusing its strings and properties.
-    fn fill(&self, i: usize, record: &mut EventRecord) {
-        if record.event_type != self.event_type {
-            record.event_type.clone_from(&self.event_type);
-        }
-        record.no = self.contacts[i];
-        record.at = self.ats[i];
-        let mut k = 0;
-        for (name, values) in &self.props[..self.props_used] {
-            let Some(value) = &values[i] else { continue };
-            match record.properties.get_mut(k) {
-                Some((own, slot)) if own == name => slot.clone_from(value),
-                _ => {
-                    record.properties.truncate(k);
-                    record.properties.push((name.clone(), value.clone()));
-                }
-            }
-            k += 1;
-        }
-        record.properties.truncate(k);
-    }
 }
 
 /// A range's events of the types asked for, one [`TypeEvents`] each.
@@ -113,44 +91,6 @@ impl RangeEvents {
                 props: &events.props[..events.props_used],
             });
         }
-    }
-
-    /// Calls `visit` with each event in seq order (the types merged),
-    /// through one reused `record`.
-    pub(crate) fn visit(&self, record: &mut EventRecord, visit: &mut dyn FnMut(u64, &EventRecord)) {
-        let types = &self.types[..self.used];
-        if let [only] = types {
-            for i in 0..only.len() {
-                only.fill(i, record);
-                visit(only.seqs[i], record);
-            }
-            return;
-        }
-        let mut next = vec![0usize; types.len()];
-        loop {
-            let lowest = types
-                .iter()
-                .zip(&next)
-                .enumerate()
-                .filter_map(|(t, (events, &i))| Some((*events.seqs.get(i)?, t)))
-                .min();
-            let Some((seq, t)) = lowest else { return };
-            types[t].fill(next[t], record);
-            visit(seq, record);
-            next[t] += 1;
-        }
-    }
-}
-
-/// A record to fill with [`RangeEvents::visit`].
-pub(crate) fn empty_record() -> EventRecord {
-    EventRecord {
-        no: 0,
-        id: None,
-        event_type: String::new(),
-        at: 0,
-        properties: Vec::new(),
-        properties_json: String::new(),
     }
 }
 

@@ -85,22 +85,11 @@ impl EventStream {
         )
     }
 
-    /// As [`EventStream::stream_types`] for `types`, each event carrying
-    /// only the properties named in `names` (and no JSON text): what a
-    /// new count reads. Sealed ranges come from the columnar copy
-    /// (`event_blocks.rs`), the others from the rows.
-    pub fn stream_types_reading(
-        &self,
-        types: &[String],
-        names: &[String],
-        visit: &mut dyn FnMut(u64, &EventRecord),
-    ) -> Result<u64, StoreError> {
-        let mut record = crate::block_scan::empty_record();
-        self.stream_ranges(types, names, &mut |range| range.visit(&mut record, visit))
-    }
-
-    /// As [`EventStream::stream_types_reading`], in column form
-    /// ([`EventHistory::scan_columns`]).
+    /// As [`EventStream::stream_types`] for `types`, in column form and
+    /// with only the properties named in `names`
+    /// ([`EventHistory::scan_columns`]): what a new count reads. Sealed
+    /// ranges come from the columnar copy (`event_blocks.rs`), the others
+    /// from the rows.
     pub fn stream_columns(
         &self,
         types: &[String],
@@ -199,17 +188,6 @@ impl EventHistory for EventStream {
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         self.stream_types(Some(types), visit)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn scan_types_reading(
-        &self,
-        types: &[String],
-        names: &[String],
-        visit: &mut dyn FnMut(u64, &EventRecord),
-    ) -> Result<(), String> {
-        self.stream_types_reading(types, names, visit)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

@@ -606,7 +606,7 @@ fn an_on_disk_start_from_a_checkpoint_equals_the_live_workspace() {
     );
 }
 
-/// Every stored event, of `types`, as `stream_types_reading` would hand it:
+/// Every stored event of `types` as a count reads it:
 /// only the properties in `names`, no JSON text, no idempotency key.
 fn read_rows(
     stream: &sift_store::EventStream,
@@ -680,14 +680,31 @@ fn the_columnar_copy_of_events_reads_what_the_rows_hold() {
         ),
         (strings(&["page_visit"]), Vec::new()),
     ] {
+        // Each call hands one type's events of one range: as records, in
+        // seq order, they must be the rows'.
         let mut columnar = Vec::new();
         stream
-            .stream_types_reading(&types, &names, &mut |seq, event| {
-                let mut event = event.clone();
-                event.properties.sort_by(|a, b| a.0.cmp(&b.0));
-                columnar.push((seq, event));
+            .stream_columns(&types, &names, &mut |columns| {
+                for (i, &seq) in columns.seqs.iter().enumerate() {
+                    let mut properties: Vec<(String, sift_engine::RawValue)> = columns
+                        .props
+                        .iter()
+                        .filter_map(|(name, values)| Some((name.clone(), values[i].clone()?)))
+                        .collect();
+                    properties.sort_by(|a, b| a.0.cmp(&b.0));
+                    let event = sift_engine::EventRecord {
+                        no: columns.contacts[i],
+                        id: None,
+                        event_type: columns.event_type.to_string(),
+                        at: columns.ats[i],
+                        properties,
+                        properties_json: String::new(),
+                    };
+                    columnar.push((seq, event));
+                }
             })
             .unwrap();
+        columnar.sort_by_key(|(seq, _)| *seq);
         let rows = read_rows(&stream, &types, &names);
         assert!(!rows.is_empty(), "no {types:?} event");
         assert_eq!(columnar, rows, "{types:?} reading {names:?}");

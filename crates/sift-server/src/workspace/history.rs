@@ -129,27 +129,18 @@ impl StoreHistory {
 }
 
 impl StoreHistory {
-    /// Streams the events (of `types` only, when given; with only the
-    /// properties in `names`, when given) behind the flush barrier, with
-    /// progress in `/metrics`.
+    /// Streams the events (of `types` only, when given) behind the flush
+    /// barrier, with progress in `/metrics`.
     fn scan_with(
         &self,
         types: Option<&[String]>,
-        names: Option<&[String]>,
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
         self.measured(&mut |progress| {
-            let mut counting = |seq: u64, event: &EventRecord| {
+            self.stream.stream_types(types, &mut |seq, event| {
                 progress(1);
                 visit(seq, event);
-            };
-            match (types, names) {
-                (Some(types), Some(names)) => {
-                    self.stream
-                        .stream_types_reading(types, names, &mut counting)
-                }
-                _ => self.stream.stream_types(types, &mut counting),
-            }
+            })
         })
     }
 
@@ -193,7 +184,7 @@ impl StoreHistory {
 
 impl EventHistory for StoreHistory {
     fn scan(&self, visit: &mut dyn FnMut(u64, &EventRecord)) -> Result<(), String> {
-        self.scan_with(None, None, visit)
+        self.scan_with(None, visit)
     }
 
     fn scan_types(
@@ -201,16 +192,7 @@ impl EventHistory for StoreHistory {
         types: &[String],
         visit: &mut dyn FnMut(u64, &EventRecord),
     ) -> Result<(), String> {
-        self.scan_with(Some(types), None, visit)
-    }
-
-    fn scan_types_reading(
-        &self,
-        types: &[String],
-        names: &[String],
-        visit: &mut dyn FnMut(u64, &EventRecord),
-    ) -> Result<(), String> {
-        self.scan_with(Some(types), Some(names), visit)
+        self.scan_with(Some(types), visit)
     }
 
     fn scan_columns(
