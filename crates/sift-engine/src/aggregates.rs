@@ -12,7 +12,7 @@ use crate::columns::Interner;
 use crate::counts::Counts;
 use crate::events::{EventLog, Filter, StoredEvent, number_prop, raw_value_ref};
 use crate::history::EventColumns;
-use crate::paged::PagedVec;
+use crate::sparse::SparseVec;
 use crate::time::{NEVER, add};
 use crate::value::RawValue;
 
@@ -77,7 +77,7 @@ pub struct Aggregate {
     pub property: Option<u32>,
     pub counts: Counts,
     /// Empty for a count (no summed property).
-    pub sums: PagedVec<f64>,
+    pub sums: SparseVec<f64>,
 }
 
 /// What a segment tests on an aggregate.
@@ -127,7 +127,7 @@ impl Aggregate {
             property: key.property.as_ref().map(|p| log.names.intern(p)),
             key: key.clone(),
             counts: Counts::default(),
-            sums: PagedVec::new(),
+            sums: SparseVec::new(),
         }
     }
 
@@ -203,8 +203,8 @@ impl Aggregate {
         let index = self.reserve(no);
         let total = self.counts.get(index).unwrap_or(0).saturating_add(count);
         self.counts.set(index, total);
-        if let Some(total) = self.sums.get_mut(index) {
-            *total += sum;
+        if let Some(total) = self.sums.get(index) {
+            self.sums.set(index, total + sum);
         }
     }
 
@@ -215,7 +215,7 @@ impl Aggregate {
         if index >= self.counts.len() {
             self.counts.resize(index + 1);
             if self.property.is_some() {
-                self.sums.resize(index + 1, 0.0);
+                self.sums.resize(index + 1);
             }
         }
         index
@@ -226,15 +226,13 @@ impl Aggregate {
     }
 
     pub fn sum(&self, no: u32) -> f64 {
-        self.sums.get(no as usize).copied().unwrap_or(0.0)
+        self.sums.get(no as usize).unwrap_or(0.0)
     }
 
     pub fn set(&mut self, no: u32, count: u32, sum: f64) {
         let index = self.reserve(no);
         self.counts.set(index, count);
-        if let Some(total) = self.sums.get_mut(index) {
-            *total = sum;
-        }
+        self.sums.set(index, sum);
     }
 
     /// Whether `event` is one this aggregate counts (ignoring the window).
@@ -347,7 +345,7 @@ impl Aggregates {
         &mut self,
         key: AggKey,
         counts: Counts,
-        sums: PagedVec<f64>,
+        sums: SparseVec<f64>,
         log: &mut EventLog,
     ) {
         if self.find(&key).is_some() {
@@ -425,7 +423,7 @@ pub fn transient(key: &AggKey, log: &EventLog, capacity: u32, now: DateTime) -> 
             .as_ref()
             .map(|p| log.names.lookup(p).unwrap_or(u32::MAX)),
         counts: Counts::default(),
-        sums: PagedVec::new(),
+        sums: SparseVec::new(),
     };
     Some(compute_all(aggregate, log, capacity, now).0)
 }
@@ -460,6 +458,6 @@ fn compute_all(
         exits.push(tally.next_exit);
     }
     aggregate.counts = Counts::from(counts);
-    aggregate.sums = PagedVec::from(sums);
+    aggregate.sums = sums.into_iter().collect();
     (aggregate, exits)
 }

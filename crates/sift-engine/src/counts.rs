@@ -5,20 +5,21 @@
 //! segments counts are most of the memory that grows with the history. A
 //! windowed count is almost always small: one byte per contact holds it
 //! until some contact reaches 256 events, when the whole vector is widened
-//! once (to two bytes, then four). Widening never narrows back.
+//! once (to two bytes, then four). Widening never narrows back. Most
+//! windowed counts are zero, so the counts are a [`SparseVec`].
 
-use crate::paged::PagedVec;
+use crate::sparse::SparseVec;
 
 #[derive(Clone, Debug)]
 pub enum Counts {
-    U8(PagedVec<u8>),
-    U16(PagedVec<u16>),
-    U32(PagedVec<u32>),
+    U8(SparseVec<u8>),
+    U16(SparseVec<u16>),
+    U32(SparseVec<u32>),
 }
 
 impl Default for Counts {
     fn default() -> Self {
-        Counts::U8(PagedVec::new())
+        Counts::U8(SparseVec::new())
     }
 }
 
@@ -37,9 +38,9 @@ impl Counts {
 
     pub fn get(&self, index: usize) -> Option<u32> {
         match self {
-            Counts::U8(v) => v.get(index).map(|c| u32::from(*c)),
-            Counts::U16(v) => v.get(index).map(|c| u32::from(*c)),
-            Counts::U32(v) => v.get(index).copied(),
+            Counts::U8(v) => v.get(index).map(u32::from),
+            Counts::U16(v) => v.get(index).map(u32::from),
+            Counts::U32(v) => v.get(index),
         }
     }
 
@@ -48,17 +49,17 @@ impl Counts {
     pub fn set(&mut self, index: usize, count: u32) {
         self.widen_for(count);
         match self {
-            Counts::U8(v) => v[index] = count as u8,
-            Counts::U16(v) => v[index] = count as u16,
-            Counts::U32(v) => v[index] = count,
+            Counts::U8(v) => v.set(index, count as u8),
+            Counts::U16(v) => v.set(index, count as u16),
+            Counts::U32(v) => v.set(index, count),
         }
     }
 
     pub fn resize(&mut self, len: usize) {
         match self {
-            Counts::U8(v) => v.resize(len, 0),
-            Counts::U16(v) => v.resize(len, 0),
-            Counts::U32(v) => v.resize(len, 0),
+            Counts::U8(v) => v.resize(len),
+            Counts::U16(v) => v.resize(len),
+            Counts::U32(v) => v.resize(len),
         }
     }
 
@@ -66,13 +67,13 @@ impl Counts {
         let widened = match self {
             Counts::U8(v) if count > u32::from(u8::MAX) => {
                 if count > u32::from(u16::MAX) {
-                    Counts::U32(v.iter().map(|c| u32::from(*c)).collect())
+                    Counts::U32(v.iter().map(u32::from).collect())
                 } else {
-                    Counts::U16(v.iter().map(|c| u16::from(*c)).collect())
+                    Counts::U16(v.iter().map(u16::from).collect())
                 }
             }
             Counts::U16(v) if count > u32::from(u16::MAX) => {
-                Counts::U32(v.iter().map(|c| u32::from(*c)).collect())
+                Counts::U32(v.iter().map(u32::from).collect())
             }
             _ => return,
         };
@@ -89,14 +90,18 @@ impl Counts {
     }
 
     /// The contacts with a count above zero, with it, in order.
-    pub fn nonzero(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i).filter(|c| *c > 0).map(|c| (i, c)))
+    pub fn nonzero(&self) -> Box<dyn Iterator<Item = (usize, u32)> + '_> {
+        match self {
+            Counts::U8(v) => Box::new(v.nonzero().map(|(i, c)| (i, u32::from(c)))),
+            Counts::U16(v) => Box::new(v.nonzero().map(|(i, c)| (i, u32::from(c)))),
+            Counts::U32(v) => Box::new(v.nonzero()),
+        }
     }
 
     /// The counts as little-endian integers of [`Counts::width`] bytes.
     pub fn le_bytes(&self, out: &mut Vec<u8>) {
         match self {
-            Counts::U8(v) => v.pages().for_each(|page| out.extend_from_slice(page)),
+            Counts::U8(v) => out.extend(v.iter()),
             Counts::U16(v) => v
                 .iter()
                 .for_each(|c| out.extend_from_slice(&c.to_le_bytes())),
@@ -128,8 +133,8 @@ impl Counts {
 
     pub fn to_vec(&self) -> Vec<u32> {
         match self {
-            Counts::U8(v) => v.iter().map(|c| u32::from(*c)).collect(),
-            Counts::U16(v) => v.iter().map(|c| u32::from(*c)).collect(),
+            Counts::U8(v) => v.iter().map(u32::from).collect(),
+            Counts::U16(v) => v.iter().map(u32::from).collect(),
             Counts::U32(v) => v.to_vec(),
         }
     }
@@ -138,9 +143,9 @@ impl Counts {
     /// passes `test`; contacts past the end count 0.
     pub fn words(&self, start: usize, end: usize, test: impl Fn(u32) -> bool) -> Vec<u64> {
         match self {
-            Counts::U8(v) => crate::eval::dense_words(v, start, end, |c| test(u32::from(c))),
-            Counts::U16(v) => crate::eval::dense_words(v, start, end, |c| test(u32::from(c))),
-            Counts::U32(v) => crate::eval::dense_words(v, start, end, test),
+            Counts::U8(v) => v.words(start, end, |c| test(u32::from(c))),
+            Counts::U16(v) => v.words(start, end, |c| test(u32::from(c))),
+            Counts::U32(v) => v.words(start, end, test),
         }
     }
 }
@@ -161,7 +166,7 @@ impl From<Vec<u32>> for Counts {
         } else if largest <= u32::from(u16::MAX) {
             Counts::U16(counts.into_iter().map(|c| c as u16).collect())
         } else {
-            Counts::U32(PagedVec::from(counts))
+            Counts::U32(counts.into_iter().collect())
         }
     }
 }

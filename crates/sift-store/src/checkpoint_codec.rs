@@ -6,8 +6,8 @@
 
 use roaring::RoaringBitmap;
 use sift_engine::{
-    AggregatePart, Counts, EngineCheckpoint, EventsPart, FieldDef, PagedVec, Prop, SegmentDef,
-    SegmentKind, StoredEvent, Value,
+    AggregatePart, Counts, EngineCheckpoint, EventsPart, FieldDef, Prop, SegmentDef, SegmentKind,
+    SparseVec, StoredEvent, Value,
 };
 use sift_lang::{FieldType, Schema};
 
@@ -480,49 +480,49 @@ fn decode_counts(r: &mut In<'_>, contacts: usize) -> Result<Counts, StoreError> 
 /// An aggregate's sums: `u8` form; dense: list of `f64`; sparse (when
 /// fewer bytes): `u32` length, list of (`u32` number, `f64` sum) of the
 /// non-zero ones (a zero's sign is not kept: it compares as zero).
-fn encode_sums(out: &mut Out, sums: &PagedVec<f64>) {
-    let nonzero = sums.iter().filter(|s| **s != 0.0).count();
+fn encode_sums(out: &mut Out, sums: &SparseVec<f64>) {
+    let nonzero = sums.nonzero().count();
     if nonzero * 12 < sums.len() * 8 {
         out.u8(SPARSE);
         out.len(sums.len());
         out.len(nonzero);
-        for (no, sum) in sums.iter().enumerate().filter(|(_, s)| **s != 0.0) {
+        for (no, sum) in sums.nonzero() {
             out.u32(no as u32);
-            out.f64(*sum);
+            out.f64(sum);
         }
     } else {
         out.u8(DENSE);
         out.len(sums.len());
         for sum in sums.iter() {
-            out.f64(*sum);
+            out.f64(sum);
         }
     }
 }
 
-fn decode_sums(r: &mut In<'_>, contacts: usize) -> Result<PagedVec<f64>, StoreError> {
+fn decode_sums(r: &mut In<'_>, contacts: usize) -> Result<SparseVec<f64>, StoreError> {
     match r.u8()? {
         DENSE => {
             let n = r.len(8)?;
-            let mut sums = PagedVec::new();
+            let mut sums = Vec::with_capacity(n);
             for _ in 0..n {
                 sums.push(r.f64()?);
             }
-            Ok(sums)
+            Ok(sums.into_iter().collect())
         }
         SPARSE => {
             let len = r.u32()? as usize;
             if len > contacts {
                 return Err(r.corrupt("more sums than contacts"));
             }
-            let mut sums = PagedVec::new();
-            sums.resize(len, 0.0);
+            let mut sums = SparseVec::new();
+            sums.resize(len);
             for _ in 0..r.len(12)? {
                 let no = r.u32()? as usize;
                 let sum = r.f64()?;
-                match sums.get_mut(no) {
-                    Some(slot) => *slot = sum,
-                    None => return Err(r.corrupt("a sum past the end")),
+                if no >= len {
+                    return Err(r.corrupt("a sum past the end"));
                 }
+                sums.set(no, sum);
             }
             Ok(sums)
         }
@@ -685,7 +685,7 @@ pub(crate) fn decode_rest(
 mod tests {
     use super::*;
 
-    fn round_trip(counts: &Counts, sums: &PagedVec<f64>) -> (Counts, PagedVec<f64>, usize) {
+    fn round_trip(counts: &Counts, sums: &SparseVec<f64>) -> (Counts, SparseVec<f64>, usize) {
         let mut out = Out::default();
         encode_counts(&mut out, counts);
         encode_sums(&mut out, sums);
@@ -709,7 +709,7 @@ mod tests {
         sparse[4_999] = 70_000;
         sparse[12] = 1;
         for counts in [dense, sparse, Vec::new()] {
-            let sums: PagedVec<f64> = counts.iter().map(|c| f64::from(*c) * 1.5).collect();
+            let sums: SparseVec<f64> = counts.iter().map(|c| f64::from(*c) * 1.5).collect();
             let counts = Counts::from(counts);
             let (c, s, size) = round_trip(&counts, &sums);
             assert_eq!(c, counts);

@@ -14,7 +14,7 @@ use crate::aggregates::{AggKey, Aggregate};
 use crate::bits::Bits;
 use crate::columns::{Column, ColumnData};
 use crate::counts::Counts;
-use crate::paged::PagedVec;
+use crate::sparse::SparseVec;
 use crate::time::{DAY_MS, Reaches};
 
 const CHUNK_WORDS: usize = 1024;
@@ -56,10 +56,10 @@ enum Plan<'a> {
     Scan(&'a Column, Scan),
     /// Behavioural nodes of saved segments: a scan over the aggregate.
     Count(&'a Counts, Option<sift_lang::CountTest>),
-    Sum(&'a PagedVec<f64>, CmpOp, f64),
+    Sum(&'a SparseVec<f64>, CmpOp, f64),
     /// Behavioural nodes without a kept aggregate (previews), computed once.
     OwnedCount(Counts, Option<sift_lang::CountTest>),
-    OwnedSum(PagedVec<f64>, CmpOp, f64),
+    OwnedSum(SparseVec<f64>, CmpOp, f64),
 }
 
 enum Scan {
@@ -263,32 +263,6 @@ impl InstantTest {
     }
 }
 
-/// Words of a test over a dense per-contact vector; contacts past its end
-/// have the default value (no events: count 0, sum 0).
-pub(crate) fn dense_words<T: Copy + Default>(
-    values: &PagedVec<T>,
-    start: usize,
-    end: usize,
-    test: impl Fn(T) -> bool,
-) -> Vec<u64> {
-    let missing = test(T::default());
-    let mut out = vec![0u64; end - start];
-    for (slot, w) in out.iter_mut().zip(start..end) {
-        let run = values.run(w * 64, 64);
-        // Slots past the end hold no value: `missing` decides them.
-        let mut word = if missing {
-            u64::MAX.checked_shl(run.len() as u32).unwrap_or(0)
-        } else {
-            0
-        };
-        for (bit, value) in run.iter().enumerate() {
-            word |= u64::from(test(*value)) << bit;
-        }
-        *slot = word;
-    }
-    out
-}
-
 fn bitmap_words(bitmap: &RoaringBitmap, start: usize, end: usize) -> Vec<u64> {
     let mut out = vec![0u64; end - start];
     let low = (start * 64) as u32;
@@ -370,11 +344,9 @@ impl Plan<'_> {
                 _ => vec![0; end - start],
             },
             Plan::Count(counts, count) => counts.words(start, end, |n| count_holds(*count, n)),
-            Plan::Sum(sums, op, value) => dense_words(sums, start, end, |s| op.holds(s, *value)),
+            Plan::Sum(sums, op, value) => sums.words(start, end, |s| op.holds(s, *value)),
             Plan::OwnedCount(counts, count) => counts.words(start, end, |n| count_holds(*count, n)),
-            Plan::OwnedSum(sums, op, value) => {
-                dense_words(sums, start, end, |s| op.holds(s, *value))
-            }
+            Plan::OwnedSum(sums, op, value) => sums.words(start, end, |s| op.holds(s, *value)),
         }
     }
 }

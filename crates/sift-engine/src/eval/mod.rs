@@ -69,7 +69,7 @@ pub fn tally(key: &AggKey, no: u32, ctx: &Ctx<'_>) -> (u32, f64) {
             .as_ref()
             .map(|p| ctx.events.names.lookup(p).unwrap_or(u32::MAX)),
         counts: crate::counts::Counts::default(),
-        sums: crate::paged::PagedVec::new(),
+        sums: crate::sparse::SparseVec::new(),
     };
     let t = probe.tally(ctx.events.of(no), ctx.events, ctx.now);
     (t.count, t.sum)
@@ -325,5 +325,4 @@ fn compare(value: ValueRef<'_>, op: CmpOp, scalar: &Scalar) -> bool {
 }
 
 mod bulk;
-pub(crate) use bulk::dense_words;
 pub use bulk::evaluate_all;

@@ -34,7 +34,7 @@ pub struct AggregatePart {
     pub property: Option<String>,
     /// Shared page by page with the workspace's (a copy is cheap).
     pub counts: crate::counts::Counts,
-    pub sums: crate::paged::PagedVec<f64>,
+    pub sums: crate::sparse::SparseVec<f64>,
 }
 
 /// The in-memory event histories.
