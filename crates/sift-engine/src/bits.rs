@@ -34,6 +34,21 @@ impl Bits {
         }
     }
 
+    /// The bits of `set` (ascending), in one pass.
+    pub fn from_sorted(set: impl IntoIterator<Item = u32>) -> Bits {
+        let mut words: Vec<u64> = Vec::new();
+        for index in set {
+            let word = (index / 64) as usize;
+            if word >= words.len() {
+                words.resize(word + 1, 0);
+            }
+            words[word] |= 1u64 << (index % 64);
+        }
+        Bits {
+            words: PagedVec::from(words),
+        }
+    }
+
     /// Word `index`, zero beyond the end.
     pub fn word(&self, index: usize) -> u64 {
         self.words.get(index).copied().unwrap_or(0)

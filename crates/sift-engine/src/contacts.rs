@@ -12,7 +12,7 @@ use roaring::RoaringBitmap;
 use sift_lang::FieldType;
 
 use crate::bits::Bits;
-use crate::columns::Column;
+use crate::columns::{Column, ColumnData};
 use crate::fields::ANONYMOUS;
 use crate::paged::PagedVec;
 use crate::value::Value;
@@ -104,6 +104,34 @@ impl Contacts {
         self.alive_set.insert(no);
     }
 
+    /// Fills an empty table with `contacts` (number, id, alive), numbers
+    /// ascending (an entry that does not ascend is skipped), in one pass: a
+    /// start's ten million ids cost one hash each, with no per-contact
+    /// growth of the vectors.
+    pub fn load<'a>(&mut self, contacts: impl ExactSizeIterator<Item = (u32, &'a str, bool)>) {
+        let n = contacts.len();
+        let empty: Arc<str> = Arc::from("");
+        let mut ids: Vec<Arc<str>> = Vec::with_capacity(n);
+        let mut alive = Vec::with_capacity(n);
+        self.by_id.reserve(n);
+        for (no, id, live) in contacts {
+            let index = no as usize;
+            if index < ids.len() {
+                continue;
+            }
+            ids.resize(index, empty.clone());
+            let id: Arc<str> = Arc::from(id);
+            if live {
+                self.by_id.insert(id.clone(), no);
+                alive.push(no);
+            }
+            ids.push(id);
+        }
+        self.ids = PagedVec::from(ids);
+        self.alive = Bits::from_sorted(alive.iter().copied());
+        self.alive_set = RoaringBitmap::from_sorted_iter(alive).unwrap_or_default();
+    }
+
     /// Records the id of contact `no`, deleted before a restart, so that the
     /// change log still names it; unlike [`Contacts::insert_at`] it leaves the
     /// contact dead and its id free for a live contact.
@@ -129,6 +157,24 @@ impl Contacts {
 
     pub fn add_column(&mut self, field_type: FieldType) {
         self.columns.push(Column::new(field_type));
+    }
+
+    /// Puts a column built whole in place of column `index` (a start's,
+    /// over the contacts [`Contacts::load`] laid down).
+    pub fn replace_column(&mut self, index: usize, column: Column) {
+        if index == ANONYMOUS {
+            let ColumnData::Bool(values) = &column.data else {
+                return;
+            };
+            self.anonymous_set = self
+                .alive_set
+                .iter()
+                .filter(|no| values.get(*no) == Some(&true))
+                .collect();
+        }
+        if let Some(slot) = self.columns.get_mut(index) {
+            *slot = column;
+        }
     }
 
     /// Replaces an empty column with one of another type.

@@ -11,6 +11,7 @@ mod aggregates;
 mod aliases;
 mod bits;
 mod changes;
+mod column_builder;
 pub mod columns;
 mod contacts;
 mod counts;
@@ -36,6 +37,7 @@ pub use changes::{
     Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, Record, SegmentDef,
     SegmentKind,
 };
+pub use column_builder::ColumnBuilder;
 pub use contacts::Contacts;
 pub use counts::Counts;
 pub use error::{Error, Usage, UsageKind, UsageRole};

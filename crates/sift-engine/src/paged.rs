@@ -124,6 +124,29 @@ impl<T: Clone> PagedVec<T> {
         self.pages.iter().map(|page| page.as_slice())
     }
 
+    /// `len` entries of `fill` but for `entries` (indexes ascending, below
+    /// `len`; others are ignored), built a page at a time: how a start fills
+    /// a column without a sharing check per value.
+    pub fn from_entries(
+        len: usize,
+        fill: T,
+        entries: impl IntoIterator<Item = (usize, T)>,
+    ) -> Self {
+        let mut pages = Vec::with_capacity(len.div_ceil(PAGE));
+        let mut entries = entries.into_iter().peekable();
+        for start in (0..len).step_by(PAGE) {
+            let end = (start + PAGE).min(len);
+            let mut page = vec![fill.clone(); end - start];
+            while let Some((index, value)) = entries.next_if(|(index, _)| *index < end) {
+                if let Some(slot) = index.checked_sub(start).and_then(|i| page.get_mut(i)) {
+                    *slot = value;
+                }
+            }
+            pages.push(Arc::new(page));
+        }
+        PagedVec { pages, len }
+    }
+
     /// Entries from `start` on, at most `max` of them and none past the end
     /// of `start`'s page (64 consecutive entries from a multiple of 64 are
     /// always on one page): a plain slice for word-at-a-time scans.

@@ -48,6 +48,14 @@ pub trait DenseStore: Default + Clone + Debug {
         test: impl Fn(&Self::Item) -> bool,
     ) -> Vec<u64>;
     fn heap_bytes(&self) -> usize;
+    /// Storage spanning `span` numbers holding `entries` (ascending).
+    fn build(_span: usize, entries: Vec<(u32, Self::Item)>) -> Self {
+        let mut store = Self::default();
+        for (no, item) in entries.into_iter().rev() {
+            store.put(no, item);
+        }
+        store
+    }
 }
 
 impl<T: Clone + Default + Debug> DenseStore for PagedVec<T> {
@@ -97,6 +105,14 @@ impl<T: Clone + Default + Debug> DenseStore for PagedVec<T> {
 
     fn heap_bytes(&self) -> usize {
         PagedVec::heap_bytes(self)
+    }
+
+    fn build(span: usize, entries: Vec<(u32, T)>) -> Self {
+        PagedVec::from_entries(
+            span,
+            T::default(),
+            entries.into_iter().map(|(no, item)| (no as usize, item)),
+        )
     }
 }
 
@@ -247,6 +263,30 @@ impl<D: DenseStore> Slots<D> {
                 }
                 old
             }
+        }
+    }
+
+    /// The slots holding `entries`, in the form setting them one by one
+    /// would reach, built in one pass (a start's columns). Numbers must
+    /// ascend; entries that do not are set one by one.
+    pub fn from_sorted(entries: Vec<(u32, D::Item)>) -> Slots<D> {
+        if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            let mut slots = Slots::default();
+            for (no, item) in entries {
+                slots.set(no, Some(item));
+            }
+            return slots;
+        }
+        let holders = entries.len();
+        let span = entries.last().map_or(0, |(no, _)| *no as usize + 1);
+        if holders >= SPARSE_MIN && holders * PROMOTE >= span {
+            Slots::Dense {
+                present: Bits::from_sorted(entries.iter().map(|(no, _)| *no)),
+                values: D::build(span, entries),
+                holders,
+            }
+        } else {
+            Slots::Sparse(entries.into_iter().collect())
         }
     }
 

@@ -360,27 +360,21 @@ impl WorkspaceDb {
                 meta.write_number
             )));
         }
-        // Fields and contacts first, then each column decoded straight into
-        // the workspace being built, then the rest.
+        // Fields first. Then three threads: one reads and verifies the
+        // column parts (SQLite, SHA-256), one builds each column whole as
+        // it arrives, and this one lays down the contacts and their id
+        // index meanwhile. Then the rest.
         let misfit = |m: Mismatch| StoreError::Corrupt(format!("does not fit the store: {}", m.0));
         let fields = decode_fields(&reader.take("fields")?)?;
-        let contacts = decode_contacts(&reader.take("contacts")?)?;
-        let mut load = Workspace::begin_checkpoint(
-            meta.clock,
-            &fields,
-            std::mem::take(&mut state.fields),
-            &contacts,
-        )
-        .map_err(misfit)?;
-        let contacts_len = contacts.len();
-        drop(contacts);
-        // Two stages on two threads: one reads and verifies column i + 1
-        // (SQLite, SHA-256) while this one decodes column i straight into
-        // the workspace.
-        std::thread::scope(|scope| -> Result<(), StoreError> {
+        let mut load =
+            Workspace::begin_checkpoint(meta.clock, &fields, std::mem::take(&mut state.fields))
+                .map_err(misfit)?;
+        let contacts = reader.take("contacts")?;
+        let contacts_len = std::thread::scope(|scope| -> Result<usize, StoreError> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let reader = &mut reader;
-            let columns = fields.len();
+            let types: Vec<_> = fields.iter().map(|def| def.field_type).collect();
+            let columns = types.len();
             let reading = scope.spawn(move || {
                 for index in 0..columns {
                     let name = format!("column.{index}");
@@ -391,12 +385,26 @@ impl WorkspaceDb {
                     }
                 }
             });
-            for (index, name, bytes) in rx {
-                decode_column(&bytes?, &name, &mut |no, value| load.set(index, no, value))?;
-            }
+            let building = scope.spawn(move || -> Result<Vec<_>, StoreError> {
+                let mut built = Vec::with_capacity(columns);
+                for (index, name, bytes) in rx {
+                    built.push((index, decode_column(&bytes?, &name, types[index])?));
+                }
+                Ok(built)
+            });
+            let contacts_len = decode_contacts(&contacts, &mut load);
+            drop(contacts);
+            let built = building
+                .join()
+                .map_err(|_| StoreError::Corrupt("the column builder panicked".into()))?;
             reading
                 .join()
-                .map_err(|_| StoreError::Corrupt("the column reader panicked".into()))
+                .map_err(|_| StoreError::Corrupt("the column reader panicked".into()))?;
+            let contacts_len = contacts_len?;
+            for (index, column) in built? {
+                load.set_column(index, column);
+            }
+            Ok(contacts_len)
         })?;
         let rest = decode_rest(
             &mut |name| reader.take(name),

@@ -5,9 +5,10 @@
 //! panic or a huge allocation.
 
 use roaring::RoaringBitmap;
+use sift_engine::columns::Column;
 use sift_engine::{
-    AggregatePart, Counts, EngineCheckpoint, EventsPart, FieldDef, Prop, SegmentDef, SegmentKind,
-    SparseVec, StoredEvent, Value,
+    AggregatePart, CheckpointLoad, ColumnBuilder, Counts, EngineCheckpoint, EventsPart, FieldDef,
+    Prop, SegmentDef, SegmentKind, SparseVec, StoredEvent, Value,
 };
 use sift_lang::{FieldType, Schema};
 
@@ -199,9 +200,13 @@ impl<'a> In<'a> {
     }
 
     pub(crate) fn str(&mut self) -> Result<String, StoreError> {
+        self.str_ref().map(str::to_string)
+    }
+
+    pub(crate) fn str_ref(&mut self) -> Result<&'a str, StoreError> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt("a string not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| self.corrupt("a string not UTF-8"))
     }
 
     pub(crate) fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
@@ -218,8 +223,9 @@ impl<'a> In<'a> {
         RoaringBitmap::deserialize_from(bytes).map_err(|e| self.corrupt(&e.to_string()))
     }
 
-    pub(crate) fn value(&mut self) -> Result<Value, StoreError> {
-        Ok(match self.u8()? {
+    /// A value (see [`Out::value`]) after its tag.
+    pub(crate) fn tagged_value(&mut self, tag: u8) -> Result<Value, StoreError> {
+        Ok(match tag {
             0 => Value::String(self.str()?),
             1 => Value::Number(self.f64()?),
             2 => Value::Boolean(self.u8()? != 0),
@@ -392,34 +398,95 @@ pub(crate) fn decode_fields(bytes: &[u8]) -> Result<Vec<FieldDef>, StoreError> {
     Ok(fields)
 }
 
-/// Decodes the `contacts` part.
-pub(crate) fn decode_contacts(bytes: &[u8]) -> Result<Vec<(u32, String, bool)>, StoreError> {
-    let mut contacts = Vec::new();
+/// Decodes the `contacts` part into `load`, without a `String` per id;
+/// the number of contacts it holds.
+pub(crate) fn decode_contacts(
+    bytes: &[u8],
+    load: &mut CheckpointLoad,
+) -> Result<usize, StoreError> {
     let mut r = In::new(bytes, "contacts");
-    for _ in 0..r.len(9)? {
-        let no = r.u32()?;
-        let alive = r.u8()? != 0;
-        contacts.push((no, r.str()?, alive));
+    let n = r.len(9)?;
+    let mut entries = ContactEntries {
+        r,
+        left: n,
+        next_no: 0,
+        error: None,
+    };
+    load.contacts(&mut entries);
+    match entries.error {
+        Some(error) => Err(error),
+        None => Ok(n),
     }
-    Ok(contacts)
 }
 
-/// Decodes a `column.<i>` part.
-/// Calls `each` with every (contact number, value) of a column part, as
-/// it decodes them: a start sets them straight into the workspace, with
-/// no vector of the whole column in between.
+/// The entries of a `contacts` part as an iterator; the first damage found
+/// ends it and is kept in `error`.
+struct ContactEntries<'a> {
+    r: In<'a>,
+    left: usize,
+    /// Numbers ascend: the least the next one may be.
+    next_no: u32,
+    error: Option<StoreError>,
+}
+
+impl<'a> ContactEntries<'a> {
+    fn entry(&mut self) -> Result<(u32, &'a str, bool), StoreError> {
+        let no = self.r.u32()?;
+        if no < self.next_no {
+            return Err(self.r.corrupt("contact numbers out of order"));
+        }
+        self.next_no = no.saturating_add(1);
+        let alive = self.r.u8()? != 0;
+        Ok((no, self.r.str_ref()?, alive))
+    }
+}
+
+impl<'a> Iterator for ContactEntries<'a> {
+    type Item = (u32, &'a str, bool);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.error.is_some() {
+            return None;
+        }
+        self.left -= 1;
+        match self.entry() {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                self.error = Some(error);
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for ContactEntries<'_> {
+    fn len(&self) -> usize {
+        self.left
+    }
+}
+
+/// Decodes a `column.<i>` part of a column of `field_type` into a column
+/// built whole (strings interned from the bytes, with no `Value` each).
 pub(crate) fn decode_column(
     bytes: &[u8],
     name: &str,
-    each: &mut dyn FnMut(u32, &Value),
-) -> Result<(), StoreError> {
+    field_type: FieldType,
+) -> Result<Column, StoreError> {
     let mut r = In::new(bytes, name);
     let n = r.len(6)?;
+    let mut column = ColumnBuilder::new(field_type, n);
     for _ in 0..n {
         let no = r.u32()?;
-        each(no, &r.value()?);
+        match r.u8()? {
+            0 => column.push_str(no, r.str_ref()?),
+            tag => column.push(no, &r.tagged_value(tag)?),
+        }
     }
-    Ok(())
+    Ok(column.finish())
 }
 
 /// A form tag: every entry in order, or only the non-zero ones.

@@ -18,7 +18,8 @@ use sift_lang::{Condition, DateTime, Duration};
 use super::retention::{SCORE_ROLLUP, rollup_key};
 use super::*;
 use crate::changes::{Cause, ContactSnapshot, EventRecord, SegmentDef};
-use crate::columns::Interner;
+use crate::column_builder::ColumnBuilder;
+use crate::columns::{Column, Interner};
 use crate::events::{EventLog, StoredEvent};
 use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
 use crate::segments::Segment;
@@ -216,26 +217,32 @@ impl Workspace {
         history: Option<crate::history::HistorySource>,
     ) -> Result<Workspace, Mismatch> {
         let fields = std::mem::take(&mut stored.fields);
-        let mut load =
-            Workspace::begin_checkpoint(ckpt.clock, &ckpt.fields, fields, &ckpt.contacts)?;
+        let mut load = Workspace::begin_checkpoint(ckpt.clock, &ckpt.fields, fields)?;
+        load.contacts(
+            ckpt.contacts
+                .iter()
+                .map(|(no, id, alive)| (*no, id.as_str(), *alive)),
+        );
         for (index, values) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
+            let mut column = ColumnBuilder::new(ckpt.fields[index].field_type, values.len());
             for (no, value) in values {
-                load.set(index, no, &value);
+                column.push(no, &value);
             }
+            load.set_column(index, column.finish());
         }
         load.finish(ckpt, stored, history)
     }
 
     /// The first step of [`Workspace::from_checkpoint`] for a caller that
-    /// decodes the checkpoint's columns one at a time (so that they are
-    /// never all decoded at once): the stored fields, and the checkpoint's
-    /// fields and contacts. Then [`CheckpointLoad::column`] for each column
-    /// and [`CheckpointLoad::finish`] with the rest.
+    /// decodes the checkpoint's parts one at a time (so that they are never
+    /// all decoded at once): the stored fields and the checkpoint's fields.
+    /// Then [`CheckpointLoad::contacts`], [`CheckpointLoad::set_column`] for
+    /// each column (built apart, on any thread, by a [`ColumnBuilder`]) and
+    /// [`CheckpointLoad::finish`] with the rest.
     pub fn begin_checkpoint(
         clock: DateTime,
         ckpt_fields: &[FieldDef],
         stored_fields: Vec<FieldDef>,
-        contacts: &[(u32, String, bool)],
     ) -> Result<CheckpointLoad, Mismatch> {
         let mut ws = Workspace::new();
         ws.clock = clock;
@@ -254,13 +261,6 @@ impl Workspace {
                 }
             }
         }
-        for (no, id, alive) in contacts {
-            if *alive {
-                ws.contacts.insert_at(*no, id);
-            } else {
-                ws.contacts.insert_tombstone(*no, id);
-            }
-        }
         Ok(CheckpointLoad { ws, columns })
     }
 }
@@ -274,12 +274,16 @@ pub struct CheckpointLoad {
 }
 
 impl CheckpointLoad {
-    /// Sets contact `no`'s value in the checkpoint's column `index`, as a
-    /// decoder reads them one by one (a column it does not have is
-    /// ignored).
-    pub fn set(&mut self, index: usize, no: u32, value: &Value) {
-        if let Some(&column) = self.columns.get(index) {
-            self.ws.contacts.set(no, column, Some(value));
+    /// The checkpoint's contacts (number, id, alive), numbers ascending.
+    pub fn contacts<'a>(&mut self, contacts: impl ExactSizeIterator<Item = (u32, &'a str, bool)>) {
+        self.ws.contacts.load(contacts);
+    }
+
+    /// The checkpoint's column `index`, built whole (an index it does not
+    /// have is ignored).
+    pub fn set_column(&mut self, index: usize, column: Column) {
+        if let Some(&field) = self.columns.get(index) {
+            self.ws.contacts.replace_column(field, column);
         }
     }
 
