@@ -3,7 +3,6 @@
 //! numbers, and list elements keep an inverted index (element → contacts) so
 //! that `contains` is a bitmap lookup.
 
-use foldhash::HashMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -13,6 +12,7 @@ use crate::bits::Bits;
 use crate::eval::ValueRef;
 use crate::paged::PagedVec;
 use crate::slots::Slots;
+use crate::str_index::StrIndex;
 use crate::value::Value;
 
 /// Interned strings of one column. Strings are never freed while the process
@@ -20,7 +20,7 @@ use crate::value::Value;
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
     strings: PagedVec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
+    ids: StrIndex,
 }
 
 impl Interner {
@@ -31,23 +31,23 @@ impl Interner {
     pub fn copy_without_index(&self) -> Interner {
         Interner {
             strings: self.strings.clone(),
-            ids: HashMap::default(),
+            ids: StrIndex::default(),
         }
     }
 
     pub fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
+        let next = self.strings.len() as u32;
+        match self.ids.get_or_insert(text, next, &self.strings) {
+            Ok(id) => id,
+            Err(id) => {
+                self.strings.push(Arc::from(text));
+                id
+            }
         }
-        let id = self.strings.len() as u32;
-        let shared: Arc<str> = Arc::from(text);
-        self.strings.push(shared.clone());
-        self.ids.insert(shared, id);
-        id
     }
 
     pub fn lookup(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.ids.get(text, &self.strings)
     }
 
     pub fn resolve(&self, id: u32) -> &str {

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use foldhash::HashMap;
-
 use roaring::RoaringBitmap;
 use sift_lang::FieldType;
 
@@ -15,14 +13,16 @@ use crate::bits::Bits;
 use crate::columns::{Column, ColumnData};
 use crate::fields::ANONYMOUS;
 use crate::paged::PagedVec;
+use crate::str_index::StrIndex;
 use crate::value::Value;
 
 #[derive(Clone, Debug, Default)]
 pub struct Contacts {
-    /// Shared with `by_id`: one allocation per id, and a copy of the table
-    /// (a checkpoint's) bumps counts instead of copying strings.
+    /// A copy of the table (a checkpoint's) bumps counts instead of
+    /// copying strings.
     ids: PagedVec<Arc<str>>,
-    by_id: HashMap<Arc<str>, u32>,
+    /// The live contacts' numbers, found by their ids in `ids`.
+    by_id: StrIndex,
     alive: Bits,
     alive_set: RoaringBitmap,
     /// Live contacts with `anonymous: true`, so that a segment's anonymous
@@ -38,7 +38,7 @@ impl Contacts {
     pub fn copy_without_index(&self) -> Contacts {
         Contacts {
             ids: self.ids.clone(),
-            by_id: HashMap::default(),
+            by_id: StrIndex::default(),
             alive: self.alive.clone(),
             alive_set: self.alive_set.clone(),
             anonymous_set: self.anonymous_set.clone(),
@@ -51,7 +51,7 @@ impl Contacts {
     }
 
     pub fn lookup(&self, id: &str) -> Option<u32> {
-        self.by_id.get(id).copied()
+        self.by_id.get(id, &self.ids)
     }
 
     /// The client id of contact `no` (also of a deleted one).
@@ -97,9 +97,14 @@ impl Contacts {
         if index >= self.ids.len() {
             self.ids.resize(index + 1, Arc::from(""));
         }
-        let id: Arc<str> = Arc::from(id);
-        self.ids[index] = id.clone();
-        self.by_id.insert(id, no);
+        if let Some(other) = self.by_id.get(id, &self.ids) {
+            self.by_id.remove(other, &self.ids);
+        }
+        if self.alive.get(no) {
+            self.by_id.remove(no, &self.ids);
+        }
+        self.ids[index] = Arc::from(id);
+        self.by_id.insert(no, &self.ids);
         self.alive.set(no, true);
         self.alive_set.insert(no);
     }
@@ -113,21 +118,29 @@ impl Contacts {
         let empty: Arc<str> = Arc::from("");
         let mut ids: Vec<Arc<str>> = Vec::with_capacity(n);
         let mut alive = Vec::with_capacity(n);
-        self.by_id.reserve(n);
         for (no, id, live) in contacts {
             let index = no as usize;
             if index < ids.len() {
                 continue;
             }
             ids.resize(index, empty.clone());
-            let id: Arc<str> = Arc::from(id);
+            ids.push(Arc::from(id));
             if live {
-                self.by_id.insert(id.clone(), no);
                 alive.push(no);
             }
-            ids.push(id);
         }
         self.ids = PagedVec::from(ids);
+        self.by_id = StrIndex::default();
+        self.by_id.reserve(alive.len(), &self.ids);
+        for &no in &alive {
+            // Two live contacts never share an id; should a damaged
+            // checkpoint hold one twice, the later number wins, as one by
+            // one.
+            if let Some(other) = self.by_id.get(self.id(no), &self.ids) {
+                self.by_id.remove(other, &self.ids);
+            }
+            self.by_id.insert(no, &self.ids);
+        }
         self.alive = Bits::from_sorted(alive.iter().copied());
         self.alive_set = RoaringBitmap::from_sorted_iter(alive).unwrap_or_default();
     }
@@ -145,8 +158,9 @@ impl Contacts {
 
     /// Erases contact `no`'s data; its id stays readable for the change log.
     pub fn delete(&mut self, no: u32) {
-        let id = self.id(no).to_string();
-        self.by_id.remove(id.as_str());
+        if self.alive.get(no) {
+            self.by_id.remove(no, &self.ids);
+        }
         self.alive.set(no, false);
         self.alive_set.remove(no);
         self.anonymous_set.remove(no);

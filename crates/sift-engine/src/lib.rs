@@ -26,6 +26,7 @@ mod segments;
 mod slots;
 mod sparse;
 mod store;
+mod str_index;
 mod time;
 mod timers;
 mod value;
