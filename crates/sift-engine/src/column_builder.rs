@@ -22,7 +22,9 @@ enum Gathered {
     Number(Vec<(u32, f64)>),
     Date(Vec<(u32, i32)>),
     DateTime(Vec<(u32, i64)>),
-    Str(Vec<(u32, u32)>, Interner),
+    /// Values as interned ids; with a dictionary, the id of each of its
+    /// positions.
+    Str(Vec<(u32, u32)>, Interner, Vec<u32>),
     /// Lists keep an element index that setting maintains; they are set
     /// one by one.
     List(Column),
@@ -37,10 +39,44 @@ impl ColumnBuilder {
             FieldType::Number => Gathered::Number(Vec::with_capacity(holders)),
             FieldType::Date => Gathered::Date(Vec::with_capacity(holders)),
             FieldType::DateTime => Gathered::DateTime(Vec::with_capacity(holders)),
-            FieldType::String => Gathered::Str(Vec::with_capacity(holders), Interner::default()),
+            FieldType::String => {
+                Gathered::Str(Vec::with_capacity(holders), Interner::default(), Vec::new())
+            }
             FieldType::StringList => Gathered::List(Column::new(FieldType::StringList)),
         };
         ColumnBuilder { data }
+    }
+
+    /// A builder for a string column whose values are given as positions
+    /// in `dictionary` ([`ColumnBuilder::push_position`]): each distinct
+    /// string is interned once, into an index sized for them all. For
+    /// another type, the dictionary is ignored.
+    pub fn with_dictionary<'a>(
+        field_type: FieldType,
+        dictionary: impl ExactSizeIterator<Item = &'a str>,
+        holders: usize,
+    ) -> ColumnBuilder {
+        let mut builder = ColumnBuilder::new(field_type, holders);
+        if let Gathered::Str(_, dict, ids) = &mut builder.data {
+            dict.reserve(dictionary.len());
+            ids.extend(dictionary.map(|text| dict.intern(text)));
+        }
+        builder
+    }
+
+    /// Contact `no` holds the string at `position` in the builder's
+    /// dictionary; false (nothing done) when there is no such position.
+    pub fn push_position(&mut self, no: u32, position: u32) -> bool {
+        match &mut self.data {
+            Gathered::Str(values, _, ids) => match ids.get(position as usize) {
+                Some(&id) => {
+                    values.push((no, id));
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
     }
 
     /// Contact `no`'s value; like [`Column::set`], a value of another type
@@ -59,7 +95,7 @@ impl ColumnBuilder {
 
     /// Contact `no`'s string value, borrowed (no `Value` is made for it).
     pub fn push_str(&mut self, no: u32, text: &str) {
-        if let Gathered::Str(values, dict) = &mut self.data {
+        if let Gathered::Str(values, dict, _) = &mut self.data {
             values.push((no, dict.intern(text)));
         }
     }
@@ -70,7 +106,7 @@ impl ColumnBuilder {
             Gathered::Number(v) => ColumnData::Number(Slots::from_sorted(v)),
             Gathered::Date(v) => ColumnData::Date(Slots::from_sorted(v)),
             Gathered::DateTime(v) => ColumnData::DateTime(Slots::from_sorted(v)),
-            Gathered::Str(v, dict) => ColumnData::Str {
+            Gathered::Str(v, dict, _) => ColumnData::Str {
                 values: Slots::from_sorted(v),
                 dict,
             },

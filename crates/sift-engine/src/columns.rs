@@ -50,6 +50,11 @@ impl Interner {
         self.ids.get(text, &self.strings)
     }
 
+    /// Room for `additional` more strings without growing the index.
+    pub fn reserve(&mut self, additional: usize) {
+        self.ids.reserve(additional, &self.strings);
+    }
+
     pub fn resolve(&self, id: u32) -> &str {
         self.strings.get(id as usize).map_or("", |s| s)
     }
@@ -59,6 +64,10 @@ impl Interner {
         self.strings.iter()
     }
 }
+
+/// A string column's distinct strings, and (contact number, position
+/// among them) of each holder: see [`Column::string_part`].
+pub type StringPart = (Vec<Arc<str>>, Vec<(u32, u32)>);
 
 #[derive(Clone, Debug)]
 pub enum ColumnData {
@@ -166,6 +175,42 @@ impl Column {
                     + index.iter().map(|b| b.serialized_size()).sum::<usize>()
             }
         }
+    }
+
+    /// A string column's values as a checkpoint stores them: the distinct
+    /// strings the contacts of `alive` hold (in id order; strings no one
+    /// holds any more are left out) and each contact's position among
+    /// them, by number. `None` for other types.
+    pub fn string_part(&self, alive: &RoaringBitmap) -> Option<StringPart> {
+        let ColumnData::Str { values, dict } = &self.data else {
+            return None;
+        };
+        let mut position = vec![u32::MAX; dict.strings.len()];
+        let mut held: Vec<(u32, u32)> = alive
+            .iter()
+            .filter_map(|no| Some((no, *values.get(no)?)))
+            .collect();
+        for (_, id) in &held {
+            if let Some(slot) = position.get_mut(*id as usize) {
+                *slot = 0;
+            }
+        }
+        let mut dictionary = Vec::new();
+        for (id, slot) in position.iter_mut().enumerate() {
+            if *slot == 0 {
+                *slot = dictionary.len() as u32;
+                dictionary.push(
+                    dict.strings
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from("")),
+                );
+            }
+        }
+        for (_, id) in &mut held {
+            *id = position.get(*id as usize).copied().unwrap_or(0);
+        }
+        Some((dictionary, held))
     }
 
     /// Whether any contact holds a value.
@@ -410,6 +455,30 @@ mod tests {
         assert_eq!(dense.holders(), 4999);
         assert_eq!(sparse.holders(), 99);
         assert!(!dense.is_set(3) && !sparse.is_set(50));
+    }
+
+    #[test]
+    fn a_string_part_holds_the_strings_live_contacts_hold_once_each() {
+        let mut column = Column::new(FieldType::String);
+        for (no, text) in [
+            (0, "gold"),
+            (1, "silver"),
+            (2, "gold"),
+            (3, "bronze"),
+            (4, "tin"),
+        ] {
+            column.set(no, Some(&Value::String(text.into())));
+        }
+        // "silver" is no one's any more, "tin" only a dead contact's.
+        column.set(1, Some(&Value::String("gold".into())));
+        let alive: RoaringBitmap = [0, 1, 2, 3].into_iter().collect();
+        let Some((dictionary, positions)) = column.string_part(&alive) else {
+            panic!("a string column");
+        };
+        let dictionary: Vec<&str> = dictionary.iter().map(|s| &**s).collect();
+        assert_eq!(dictionary, ["gold", "bronze"]);
+        assert_eq!(positions, [(0, 0), (1, 0), (2, 0), (3, 1)]);
+        assert!(Column::new(FieldType::Number).string_part(&alive).is_none());
     }
 
     #[test]

@@ -61,8 +61,8 @@ pub use workflows::{
     TriggerKind, WebhookAttempt, WebhookCall, WorkflowDef, WorkflowInput, WorkflowStatus,
 };
 pub use workspace::{
-    AggregatePart, CheckpointLoad, ContactInput, ContactView, EngineCheckpoint, EventInput,
-    EventView, EventsPart, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, Rollup, SCORE_ROLLUP,
-    SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write, longest_days,
-    rollup_key,
+    AggregatePart, CheckpointLoad, ColumnPart, ContactInput, ContactView, EngineCheckpoint,
+    EventInput, EventView, EventsPart, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, Rollup,
+    SCORE_ROLLUP, SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
+    longest_days, rollup_key,
 };

@@ -20,8 +20,11 @@ use crate::checkpoint_codec::{decode_column, decode_contacts, decode_fields, dec
 use crate::load::LoadSchema;
 use crate::workspace_db::WorkspaceDb;
 
-/// The layout this build writes and reads (meta `format`).
-const FORMAT: i64 = 3;
+/// The layout this build writes (meta `format`).
+const FORMAT: i64 = 4;
+/// The oldest layout it still reads: 3 differs only in its column parts
+/// (no dictionary form for strings).
+const OLDEST_READ: i64 = 3;
 /// Bytes per `parts` row: SQLite refuses a blob past 1 GB.
 const CHUNK: usize = 8 << 20;
 /// Checkpoints kept per workspace: the newest, and one to fall back to.
@@ -198,6 +201,7 @@ fn put_part(tx: &rusqlite::Transaction<'_>, name: &str, bytes: &[u8]) -> Result<
 /// decoded (a start's peak memory).
 struct Reader {
     conn: Connection,
+    format: i64,
     /// By part: length, chunks and SHA-256.
     sums: HashMap<String, (i64, i64, Vec<u8>)>,
 }
@@ -216,9 +220,9 @@ impl Reader {
                 .map_err(|e| StoreError::Corrupt(format!("meta {key}: {e}")))
         };
         let format = meta_value("format")?;
-        if format != FORMAT {
+        if !(OLDEST_READ..=FORMAT).contains(&format) {
             return Err(StoreError::Corrupt(format!(
-                "format {format}, this build reads {FORMAT}"
+                "format {format}, this build reads {OLDEST_READ} to {FORMAT}"
             )));
         }
         let meta = CheckpointMeta {
@@ -234,7 +238,7 @@ impl Reader {
                 sums.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
             }
         }
-        Ok((Reader { conn, sums }, meta))
+        Ok((Reader { conn, format, sums }, meta))
     }
 
     /// Part `name`'s bytes, once its chunks and checksum are verified.
@@ -374,6 +378,7 @@ impl WorkspaceDb {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let reader = &mut reader;
             let types: Vec<_> = fields.iter().map(|def| def.field_type).collect();
+            let dictionaries = reader.format >= 4;
             let columns = types.len();
             let reading = scope.spawn(move || {
                 for index in 0..columns {
@@ -388,7 +393,8 @@ impl WorkspaceDb {
             let building = scope.spawn(move || -> Result<Vec<_>, StoreError> {
                 let mut built = Vec::with_capacity(columns);
                 for (index, name, bytes) in rx {
-                    built.push((index, decode_column(&bytes?, &name, types[index])?));
+                    let column = decode_column(&bytes?, &name, types[index], dictionaries)?;
+                    built.push((index, column));
                 }
                 Ok(built)
             });

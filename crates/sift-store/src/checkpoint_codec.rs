@@ -7,8 +7,8 @@
 use roaring::RoaringBitmap;
 use sift_engine::columns::Column;
 use sift_engine::{
-    AggregatePart, CheckpointLoad, ColumnBuilder, Counts, EngineCheckpoint, EventsPart, FieldDef,
-    Prop, SegmentDef, SegmentKind, SparseVec, StoredEvent, Value,
+    AggregatePart, CheckpointLoad, ColumnBuilder, ColumnPart, Counts, EngineCheckpoint, EventsPart,
+    FieldDef, Prop, SegmentDef, SegmentKind, SparseVec, StoredEvent, Value,
 };
 use sift_lang::{FieldType, Schema};
 
@@ -284,10 +284,30 @@ pub(crate) fn encode(ckpt: &EngineCheckpoint) -> Result<Vec<(String, Vec<u8>)>, 
     }
     parts.push(("contacts".to_string(), std::mem::take(&mut out.bytes)));
     for (index, column) in ckpt.columns.iter().enumerate() {
-        out.len(column.len());
-        for (no, value) in column {
-            out.u32(*no);
-            out.value(value);
+        match column {
+            ColumnPart::Values(values) => {
+                out.u8(VALUES);
+                out.len(values.len());
+                for (no, value) in values {
+                    out.u32(*no);
+                    out.value(value);
+                }
+            }
+            ColumnPart::Strings {
+                dictionary,
+                positions,
+            } => {
+                out.u8(DICTIONARY);
+                out.len(dictionary.len());
+                for text in dictionary {
+                    out.str(text);
+                }
+                out.len(positions.len());
+                for (no, position) in positions {
+                    out.u32(*no);
+                    out.u32(*position);
+                }
+            }
         }
         parts.push((format!("column.{index}"), std::mem::take(&mut out.bytes)));
     }
@@ -469,23 +489,52 @@ impl ExactSizeIterator for ContactEntries<'_> {
     }
 }
 
+/// Column part forms (format 4 on; format 3 has only values, untagged).
+const VALUES: u8 = 0;
+const DICTIONARY: u8 = 1;
+
 /// Decodes a `column.<i>` part of a column of `field_type` into a column
-/// built whole (strings interned from the bytes, with no `Value` each).
+/// built whole (strings borrowed from the bytes, with no `Value` each).
+/// `tagged`: the part starts with its form (format 4 on).
 pub(crate) fn decode_column(
     bytes: &[u8],
     name: &str,
     field_type: FieldType,
+    tagged: bool,
 ) -> Result<Column, StoreError> {
     let mut r = In::new(bytes, name);
-    let n = r.len(6)?;
-    let mut column = ColumnBuilder::new(field_type, n);
-    for _ in 0..n {
-        let no = r.u32()?;
-        match r.u8()? {
-            0 => column.push_str(no, r.str_ref()?),
-            tag => column.push(no, &r.tagged_value(tag)?),
+    let form = if tagged { r.u8()? } else { VALUES };
+    let column = match form {
+        VALUES => {
+            let n = r.len(6)?;
+            let mut column = ColumnBuilder::new(field_type, n);
+            for _ in 0..n {
+                let no = r.u32()?;
+                match r.u8()? {
+                    0 => column.push_str(no, r.str_ref()?),
+                    tag => column.push(no, &r.tagged_value(tag)?),
+                }
+            }
+            column
         }
-    }
+        DICTIONARY => {
+            let distinct = r.len(4)?;
+            let mut dictionary = Vec::with_capacity(distinct);
+            for _ in 0..distinct {
+                dictionary.push(r.str_ref()?);
+            }
+            let n = r.len(8)?;
+            let mut column = ColumnBuilder::with_dictionary(field_type, dictionary.into_iter(), n);
+            for _ in 0..n {
+                let no = r.u32()?;
+                if !column.push_position(no, r.u32()?) {
+                    return Err(r.corrupt("a position past its dictionary"));
+                }
+            }
+            column
+        }
+        _ => return Err(r.corrupt("a bad column form")),
+    };
     Ok(column.finish())
 }
 
@@ -768,6 +817,55 @@ mod tests {
 
     /// Counts and sums come back equal in either form; a sparse one takes
     /// the fewer bytes, and a length past the contacts is refused.
+    /// A format 3 column part (values, no form tag) still decodes, as the
+    /// same values do in format 4's values form and a string column in its
+    /// dictionary form.
+    #[test]
+    fn column_parts_of_format_3_and_4_decode_alike() {
+        let values: Vec<(u32, Value)> = (0..3000u32)
+            .filter(|no| no % 5 != 0)
+            .map(|no| (no, Value::String(format!("v{}", no % 17))))
+            .collect();
+        let mut v3 = Out::default();
+        v3.len(values.len());
+        for (no, value) in &values {
+            v3.u32(*no);
+            v3.value(value);
+        }
+        let mut v4 = Out::default();
+        v4.u8(VALUES);
+        v4.bytes.extend_from_slice(&v3.bytes);
+        let old = decode_column(&v3.bytes, "column.0", FieldType::String, false).unwrap();
+        let new = decode_column(&v4.bytes, "column.0", FieldType::String, true).unwrap();
+        let mut dictionary = Out::default();
+        dictionary.u8(DICTIONARY);
+        dictionary.len(17);
+        for i in 0..17 {
+            dictionary.str(&format!("v{i}"));
+        }
+        dictionary.len(values.len());
+        for (no, _) in &values {
+            dictionary.u32(*no);
+            dictionary.u32(no % 17);
+        }
+        let from_dictionary =
+            decode_column(&dictionary.bytes, "column.0", FieldType::String, true).unwrap();
+        for no in 0..3001 {
+            let expected = values
+                .iter()
+                .find(|(n, _)| *n == no)
+                .map(|(_, v)| v.clone());
+            assert_eq!(old.get(no), expected);
+            assert_eq!(new.get(no), expected);
+            assert_eq!(from_dictionary.get(no), expected);
+        }
+        // A position past the dictionary is damage, not a panic.
+        let mut bad = dictionary.bytes.clone();
+        let last = bad.len() - 4;
+        bad[last..].copy_from_slice(&17u32.to_le_bytes());
+        assert!(decode_column(&bad, "column.0", FieldType::String, true).is_err());
+    }
+
     #[test]
     fn aggregate_counts_and_sums_round_trip_dense_or_sparse() {
         let mut dense: Vec<u32> = (0..5_000).map(|i| i % 3).collect();

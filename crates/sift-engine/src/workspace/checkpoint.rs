@@ -11,6 +11,7 @@
 //! re-evaluated. The engine stays pure: the store reads and writes the parts.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, Duration};
@@ -56,6 +57,33 @@ pub struct EventsPart {
     pub held: Option<Vec<(u32, Vec<u32>)>>,
 }
 
+/// One column of a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnPart {
+    /// Each live contact's value, by number.
+    Values(Vec<(u32, Value)>),
+    /// A string column: the distinct strings live contacts hold, and each
+    /// one's position among them, by number. A start then interns each
+    /// distinct string once, instead of hashing every contact's value.
+    Strings {
+        dictionary: Vec<Arc<str>>,
+        positions: Vec<(u32, u32)>,
+    },
+}
+
+impl ColumnPart {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnPart::Values(values) => values.len(),
+            ColumnPart::Strings { positions, .. } => positions.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Everything a checkpoint holds of a workspace, at its clock.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EngineCheckpoint {
@@ -65,7 +93,7 @@ pub struct EngineCheckpoint {
     /// Every number handed out: (number, id, alive).
     pub contacts: Vec<(u32, String, bool)>,
     /// By column: each live contact's value, by number.
-    pub columns: Vec<Vec<(u32, Value)>>,
+    pub columns: Vec<ColumnPart>,
     /// Every segment's definition and members.
     pub segments: Vec<(SegmentDef, RoaringBitmap)>,
     pub aggregates: Vec<AggregatePart>,
@@ -136,14 +164,22 @@ impl Workspace {
                 (no, id, self.contacts.is_alive(no))
             })
             .collect();
+        let alive = self.contacts.alive();
         let columns = (0..self.fields.all().len())
-            .map(|index| {
-                self.contacts
-                    .alive()
-                    .iter()
-                    .filter_map(|no| Some((no, self.contacts.get(no, index)?)))
-                    .collect()
-            })
+            .map(
+                |index| match self.contacts.column(index).string_part(alive) {
+                    Some((dictionary, positions)) => ColumnPart::Strings {
+                        dictionary,
+                        positions,
+                    },
+                    None => ColumnPart::Values(
+                        alive
+                            .iter()
+                            .filter_map(|no| Some((no, self.contacts.get(no, index)?)))
+                            .collect(),
+                    ),
+                },
+            )
             .collect();
         let segments = self
             .segments
@@ -223,11 +259,35 @@ impl Workspace {
                 .iter()
                 .map(|(no, id, alive)| (*no, id.as_str(), *alive)),
         );
-        for (index, values) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
-            let mut column = ColumnBuilder::new(ckpt.fields[index].field_type, values.len());
-            for (no, value) in values {
-                column.push(no, &value);
-            }
+        for (index, part) in std::mem::take(&mut ckpt.columns).into_iter().enumerate() {
+            let field_type = ckpt.fields[index].field_type;
+            let column = match part {
+                ColumnPart::Values(values) => {
+                    let mut column = ColumnBuilder::new(field_type, values.len());
+                    for (no, value) in values {
+                        column.push(no, &value);
+                    }
+                    column
+                }
+                ColumnPart::Strings {
+                    dictionary,
+                    positions,
+                } => {
+                    let mut column = ColumnBuilder::with_dictionary(
+                        field_type,
+                        dictionary.iter().map(|s| &**s),
+                        positions.len(),
+                    );
+                    for (no, position) in positions {
+                        if !column.push_position(no, position) {
+                            return Err(Mismatch(format!(
+                                "column {index} names string {position} of a shorter dictionary"
+                            )));
+                        }
+                    }
+                    column
+                }
+            };
             load.set_column(index, column.finish());
         }
         load.finish(ckpt, stored, history)

@@ -37,7 +37,9 @@ mod staging;
 mod time;
 mod workflows;
 use crate::value::{RawValue, Value};
-pub use checkpoint::{AggregatePart, CheckpointLoad, EngineCheckpoint, EventsPart, Mismatch};
+pub use checkpoint::{
+    AggregatePart, CheckpointLoad, ColumnPart, EngineCheckpoint, EventsPart, Mismatch,
+};
 pub use events::{EventInput, MAX_FUTURE_MS};
 pub use history::EventView;
 pub use restore::StoredState;
