@@ -134,12 +134,9 @@ impl Contacts {
         self.by_id.reserve(alive.len(), &self.ids);
         for &no in &alive {
             // Two live contacts never share an id; should a damaged
-            // checkpoint hold one twice, the later number wins, as one by
-            // one.
-            if let Some(other) = self.by_id.get(self.id(no), &self.ids) {
-                self.by_id.remove(other, &self.ids);
-            }
-            self.by_id.insert(no, &self.ids);
+            // checkpoint hold one twice, the first number keeps it.
+            let id = self.ids.get(no as usize).map_or("", |s| s);
+            let _ = self.by_id.get_or_insert(id, no, &self.ids);
         }
         self.alive = Bits::from_sorted(alive.iter().copied());
         self.alive_set = RoaringBitmap::from_sorted_iter(alive).unwrap_or_default();
@@ -180,11 +177,12 @@ impl Contacts {
             let ColumnData::Bool(values) = &column.data else {
                 return;
             };
-            self.anonymous_set = self
-                .alive_set
-                .iter()
-                .filter(|no| values.get(*no) == Some(&true))
-                .collect();
+            self.anonymous_set = RoaringBitmap::from_sorted_iter(
+                self.alive_set
+                    .iter()
+                    .filter(|no| values.get(*no) == Some(&true)),
+            )
+            .unwrap_or_default();
         }
         if let Some(slot) = self.columns.get_mut(index) {
             *slot = column;
