@@ -95,22 +95,20 @@ pub struct Column {
 }
 
 impl Column {
-    /// A copy for a checkpoint: values shared page by page, string indexes
-    /// left out (see [`Interner::copy_without_index`]).
+    /// A copy for a checkpoint: values shared page by page, string and
+    /// element indexes left out (see [`Interner::copy_without_index`]).
     pub fn copy_without_index(&self) -> Column {
         let data = match &self.data {
             ColumnData::Str { values, dict } => ColumnData::Str {
                 values: values.clone(),
                 dict: dict.copy_without_index(),
             },
-            ColumnData::List {
-                values,
-                dict,
-                index,
-            } => ColumnData::List {
+            // The element index is left out too: a checkpoint stores the
+            // lists, and a start rebuilds the index from them.
+            ColumnData::List { values, dict, .. } => ColumnData::List {
                 values: values.clone(),
                 dict: dict.copy_without_index(),
-                index: index.clone(),
+                index: Vec::new(),
             },
             other => other.clone(),
         };

@@ -34,14 +34,18 @@ pub struct Contacts {
 impl Contacts {
     /// A copy without the index from ids to numbers, which a checkpoint
     /// does not need (it is rebuilt from the ids) and which was the
-    /// costliest part to copy while writes wait.
+    /// costliest part to copy while writes wait. The live and anonymous
+    /// sets are left out too (bitmaps copied whole: at ten million contacts
+    /// ~12 ms of fresh memory while writes wait): the copy's
+    /// [`Contacts::alive`] and [`Contacts::anonymous`] are empty, and
+    /// [`Contacts::alive_from_bits`] gives the live set from the paged bits.
     pub fn copy_without_index(&self) -> Contacts {
         Contacts {
             ids: self.ids.clone(),
             by_id: StrIndex::default(),
             alive: self.alive.clone(),
-            alive_set: self.alive_set.clone(),
-            anonymous_set: self.anonymous_set.clone(),
+            alive_set: RoaringBitmap::new(),
+            anonymous_set: RoaringBitmap::new(),
             columns: self
                 .columns
                 .iter()
@@ -66,6 +70,22 @@ impl Contacts {
 
     pub fn alive(&self) -> &RoaringBitmap {
         &self.alive_set
+    }
+
+    /// The live contacts, read from the paged bits (also right in a
+    /// [`Contacts::copy_without_index`]).
+    pub fn alive_from_bits(&self) -> RoaringBitmap {
+        let numbers = self.alive.words().enumerate().flat_map(|(w, word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let no = (w * 64) as u32 + bits.trailing_zeros();
+                    bits &= bits - 1;
+                    no
+                })
+            })
+        });
+        RoaringBitmap::from_sorted_iter(numbers).unwrap_or_default()
     }
 
     pub fn anonymous(&self) -> &RoaringBitmap {

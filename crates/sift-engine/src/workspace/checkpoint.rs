@@ -164,7 +164,7 @@ impl Workspace {
                 (no, id, self.contacts.is_alive(no))
             })
             .collect();
-        let alive = self.contacts.alive();
+        let alive = &self.contacts.alive_from_bits();
         let columns = (0..self.fields.all().len())
             .map(
                 |index| match self.contacts.column(index).string_part(alive) {
