@@ -187,6 +187,19 @@ impl Aggregate {
         }
     }
 
+    /// Keeps the counts and sums dense while a history is folded in (events
+    /// arrive at random contacts), until [`Aggregate::unpin`] gives each
+    /// page its smaller form again.
+    pub fn pin_dense(&mut self) {
+        self.counts.pin_dense();
+        self.sums.pin_dense();
+    }
+
+    pub fn unpin(&mut self) {
+        self.counts.unpin();
+        self.sums.unpin();
+    }
+
     /// The property names this reads of its events: its filter's and the
     /// summed one.
     pub fn read_names(&self) -> Vec<u32> {

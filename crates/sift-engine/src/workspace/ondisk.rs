@@ -246,6 +246,9 @@ impl Workspace {
             rules,
             ..
         } = self;
+        for aggregate in &mut pass.aggs {
+            aggregate.pin_dense();
+        }
         // What deleted events gave comes first, as it arrived first.
         let keys: Vec<Option<String>> = pass
             .aggs
@@ -287,6 +290,7 @@ impl Workspace {
                 })
                 .map_err(Error::HistoryUnavailable)?;
             found.aggs = std::mem::take(&mut pass.aggs);
+            found.aggs.iter_mut().for_each(Aggregate::unpin);
             return Ok(found);
         }
         let mut visit = |seq: u64, record: &EventRecord| {
@@ -342,6 +346,7 @@ impl Workspace {
             self.kept = keep;
         }
         found.aggs = std::mem::take(&mut pass.aggs);
+        found.aggs.iter_mut().for_each(Aggregate::unpin);
         Ok(found)
     }
 
@@ -370,6 +375,7 @@ impl Workspace {
                 aggs.push(Aggregate::empty(&key, &mut scratch));
             }
         }
+        aggs.iter_mut().for_each(Aggregate::pin_dense);
         let contacts = &self.contacts;
         let keys: Vec<Option<String>> = aggs
             .iter()
@@ -397,6 +403,7 @@ impl Workspace {
                 }
             })
             .map_err(Error::HistoryUnavailable)?;
+        aggs.iter_mut().for_each(Aggregate::unpin);
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }
 
