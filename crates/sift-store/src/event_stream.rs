@@ -143,7 +143,10 @@ impl EventStream {
         each: &mut dyn FnMut(&B) -> u64,
     ) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::sync_channel::<Result<B, StoreError>>(AHEAD);
-        let (recycle, recycled) = mpsc::channel::<B>();
+        // Bounded, and filled without waiting: a reader that takes no
+        // batches back (the row-by-row stream) must not leave every batch
+        // of the history queued here (at 100M events that was 24 GB).
+        let (recycle, recycled) = mpsc::sync_channel::<B>(AHEAD + 1);
         let path = self.path.clone();
         let reader = std::thread::Builder::new()
             .name("event-scan".into())
@@ -158,7 +161,7 @@ impl EventStream {
             match batch {
                 Ok(batch) => {
                     read += each(&batch);
-                    let _ = recycle.send(batch);
+                    let _ = recycle.try_send(batch);
                 }
                 Err(error) => {
                     failed = Some(error);
