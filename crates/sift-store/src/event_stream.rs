@@ -277,3 +277,56 @@ impl WorkspaceReader {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A batch that counts how many of its kind are alive.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Counted {
+        fn new(live: &Arc<AtomicUsize>) -> Counted {
+            live.fetch_add(1, Ordering::SeqCst);
+            Counted(live.clone())
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A reader that takes no emptied batch back (the row-by-row stream)
+    /// must not leave them all queued: the batches alive stay a handful
+    /// however long the history is.
+    #[test]
+    fn batches_a_reader_does_not_take_back_are_freed() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let stream = EventStream::new(Path::new("unused"));
+        let made = live.clone();
+        let mut most = 0;
+        let read = stream
+            .pump(
+                move |_path, out, _recycled| {
+                    for _ in 0..200 {
+                        if out.send(Ok(Counted::new(&made))).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                },
+                &mut |_batch: &Counted| {
+                    most = most.max(live.load(Ordering::SeqCst));
+                    1
+                },
+            )
+            .unwrap();
+        assert_eq!(read, 200);
+        assert!(most <= 2 * AHEAD + 3, "{most} batches alive at once");
+    }
+}
