@@ -117,14 +117,17 @@ impl Contacts {
         if index >= self.ids.len() {
             self.ids.resize(index + 1, Arc::from(""));
         }
-        if let Some(other) = self.by_id.get(id, &self.ids) {
-            self.by_id.remove(other, &self.ids);
-        }
         if self.alive.get(no) {
             self.by_id.remove(no, &self.ids);
         }
+        // One probe when the id is new (every write creating a contact);
+        // another live contact holding it loses it, as the id maps to one.
+        let taken = self.by_id.get_or_insert(id, no, &self.ids);
         self.ids[index] = Arc::from(id);
-        self.by_id.insert(no, &self.ids);
+        if let Ok(other) = taken {
+            self.by_id.remove(other, &self.ids);
+            self.by_id.insert(no, &self.ids);
+        }
         self.alive.set(no, true);
         self.alive_set.insert(no);
     }

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use sift_engine::{EngineCheckpoint, HistorySource, Mismatch, Workspace};
 
 use crate::StoreError;
-use crate::checkpoint_codec::{decode_column, decode_contacts, decode_fields, decode_rest, encode};
+use crate::checkpoint_codec::{decode_fields, decode_rest, encode};
+use crate::checkpoint_columns::{decode_column, decode_contacts};
 use crate::load::LoadSchema;
 use crate::workspace_db::WorkspaceDb;
 

@@ -16,6 +16,7 @@ mod block_scan;
 mod catalog;
 pub mod checkpoint;
 mod checkpoint_codec;
+mod checkpoint_columns;
 mod codec;
 mod error;
 mod event_blocks;
