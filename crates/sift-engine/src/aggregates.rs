@@ -8,13 +8,10 @@ use foldhash::HashMap;
 use rayon::prelude::*;
 use sift_lang::{Condition, DateTime, Duration};
 
-use crate::columns::Interner;
 use crate::counts::Counts;
-use crate::events::{EventLog, Filter, StoredEvent, number_prop, raw_value_ref};
-use crate::history::EventColumns;
+use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::sparse::SparseVec;
 use crate::time::{NEVER, add};
-use crate::value::RawValue;
 
 /// The largest magnitude Sift adds up: each event's value in a `total`, each
 /// scoring rule's and workflow grant's points. A sum of such terms cannot
@@ -140,64 +137,6 @@ impl Aggregate {
         }
         let addend = self.addend(event);
         self.add(no, 1, addend);
-    }
-
-    /// [`Aggregate::fold`] for every event of `columns` (one type's events
-    /// of a stretch of the history) of a contact `alive` accepts: the
-    /// filter reads the columns' values as an interned event would hold
-    /// them. `names` resolves property names as this aggregate's filter
-    /// was compiled with.
-    pub fn fold_columns(
-        &mut self,
-        columns: &EventColumns<'_>,
-        names: &Interner,
-        types: &Interner,
-        alive: &dyn Fn(u32) -> bool,
-        now: DateTime,
-    ) {
-        if types.lookup(columns.event_type) != Some(self.kind) {
-            return;
-        }
-        let ids: Vec<(u32, &[Option<RawValue>])> = columns
-            .props
-            .iter()
-            .filter_map(|(name, values)| Some((names.lookup(name)?, values.as_slice())))
-            .collect();
-        let summed = self
-            .property
-            .and_then(|p| ids.iter().find(|(id, _)| *id == p).map(|(_, v)| *v));
-        for (i, (&no, &at)) in columns.contacts.iter().zip(columns.ats).enumerate() {
-            if self.exit(at) <= now || !alive(no) {
-                continue;
-            }
-            if let Some(filter) = &self.filter {
-                let value = |name: u32| {
-                    let (_, values) = ids.iter().find(|(id, _)| *id == name)?;
-                    values.get(i)?.as_ref().and_then(raw_value_ref)
-                };
-                if !filter.matches_with(&value) {
-                    continue;
-                }
-            }
-            let addend = match summed.and_then(|values| values.get(i)?.as_ref()) {
-                Some(RawValue::Number(x)) if x.is_finite() => summable(*x),
-                _ => 0.0,
-            };
-            self.add(no, 1, addend);
-        }
-    }
-
-    /// Keeps the counts and sums dense while a history is folded in (events
-    /// arrive at random contacts), until [`Aggregate::unpin`] gives each
-    /// page its smaller form again.
-    pub fn pin_dense(&mut self) {
-        self.counts.pin_dense();
-        self.sums.pin_dense();
-    }
-
-    pub fn unpin(&mut self) {
-        self.counts.unpin();
-        self.sums.unpin();
     }
 
     /// The property names this reads of its events: its filter's and the

@@ -96,6 +96,11 @@ impl Contacts {
         &self.alive
     }
 
+    /// The live contacts' bits, 64 to a word, from contact 0.
+    pub fn alive_words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.alive.words()
+    }
+
     pub fn is_alive(&self, no: u32) -> bool {
         self.alive.get(no)
     }

@@ -63,31 +63,6 @@ impl Counts {
         }
     }
 
-    /// See [`SparseVec::pin_dense`].
-    pub fn pin_dense(&mut self) {
-        match self {
-            Counts::U8(v) => v.pin_dense(),
-            Counts::U16(v) => v.pin_dense(),
-            Counts::U32(v) => v.pin_dense(),
-        }
-    }
-
-    pub fn unpin(&mut self) {
-        match self {
-            Counts::U8(v) => v.unpin(),
-            Counts::U16(v) => v.unpin(),
-            Counts::U32(v) => v.unpin(),
-        }
-    }
-
-    fn is_pinned(&self) -> bool {
-        match self {
-            Counts::U8(v) => v.is_pinned(),
-            Counts::U16(v) => v.is_pinned(),
-            Counts::U32(v) => v.is_pinned(),
-        }
-    }
-
     fn widen_for(&mut self, count: u32) {
         let widened = match self {
             Counts::U8(v) if count > u32::from(u8::MAX) => {
@@ -102,11 +77,7 @@ impl Counts {
             }
             _ => return,
         };
-        let pinned = self.is_pinned();
         *self = widened;
-        if pinned {
-            self.pin_dense();
-        }
     }
 
     /// Bytes per count: 1, 2 or 4.

@@ -19,6 +19,7 @@ mod error;
 mod eval;
 mod events;
 mod fields;
+mod fold;
 mod history;
 mod paged;
 mod scoring;
@@ -47,7 +48,7 @@ pub use events::{Prop, StoredEvent};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
-pub use history::{EventColumns, EventHistory, HistorySource};
+pub use history::{EventColumns, EventHistory, HistorySource, PropValues};
 pub use paged::PagedVec;
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};

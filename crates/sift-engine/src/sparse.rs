@@ -35,7 +35,7 @@ impl<T: Copy + Default + PartialEq> Page<T> {
         }
     }
 
-    fn set(&mut self, offset: usize, value: T, pinned: bool) {
+    fn set(&mut self, offset: usize, value: T) {
         let zero = T::default();
         match self {
             Page::Dense { values, nonzero } => {
@@ -61,9 +61,7 @@ impl<T: Copy + Default + PartialEq> Page<T> {
                 }
             }
         }
-        if !pinned {
-            self.reshape();
-        }
+        self.reshape();
     }
 
     /// Switches form when the other would be smaller: dense above the
@@ -153,8 +151,6 @@ pub struct SparseVec<T> {
     /// `None`: a page of zeros, holding nothing.
     pages: Vec<Option<Arc<Page<T>>>>,
     len: usize,
-    /// Every page dense and kept so (see [`SparseVec::pin_dense`]).
-    pinned: bool,
 }
 
 impl<T> Default for SparseVec<T> {
@@ -162,7 +158,6 @@ impl<T> Default for SparseVec<T> {
         SparseVec {
             pages: Vec::new(),
             len: 0,
-            pinned: false,
         }
     }
 }
@@ -178,10 +173,6 @@ impl<T: Copy + Default + PartialEq> SparseVec<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    pub fn is_pinned(&self) -> bool {
-        self.pinned
     }
 
     pub fn get(&self, index: usize) -> Option<T> {
@@ -200,24 +191,16 @@ impl<T: Copy + Default + PartialEq> SparseVec<T> {
         if index >= self.len {
             return;
         }
-        let pinned = self.pinned;
         let slot = &mut self.pages[index >> PAGE_BITS];
         match slot {
-            Some(page) => Arc::make_mut(page).set(index & MASK, value, pinned),
+            Some(page) => Arc::make_mut(page).set(index & MASK, value),
             None if value == T::default() => {}
             None => {
-                let mut page = if pinned {
-                    Page::Dense {
-                        values: vec![T::default(); PAGE],
-                        nonzero: 0,
-                    }
-                } else {
-                    Page::Sparse {
-                        offsets: Vec::new(),
-                        values: Vec::new(),
-                    }
+                let mut page = Page::Sparse {
+                    offsets: Vec::new(),
+                    values: Vec::new(),
                 };
-                page.set(index & MASK, value, pinned);
+                page.set(index & MASK, value);
                 *slot = Some(Arc::new(page));
             }
         }
@@ -237,42 +220,6 @@ impl<T: Copy + Default + PartialEq> SparseVec<T> {
             self.pages.resize(len.div_ceil(PAGE), None);
         }
         self.len = len;
-    }
-
-    /// Makes every page that holds entries dense, and keeps new ones so,
-    /// until [`SparseVec::unpin`]: for a history folded in, where entries
-    /// arrive at random contacts and a sparse page would insert each in
-    /// the middle of its list.
-    pub fn pin_dense(&mut self) {
-        self.pinned = true;
-        for page in self.pages.iter_mut().flatten() {
-            if let Page::Sparse { .. } = **page {
-                let mut dense = Page::Dense {
-                    values: vec![T::default(); PAGE],
-                    nonzero: 0,
-                };
-                if let Page::Sparse { offsets, values } = &**page {
-                    for (offset, value) in offsets.iter().zip(values) {
-                        dense.set(usize::from(*offset), *value, true);
-                    }
-                }
-                *page = Arc::new(dense);
-            }
-        }
-    }
-
-    /// Gives each page its smaller form again (a page of zeros holds
-    /// nothing) after [`SparseVec::pin_dense`].
-    pub fn unpin(&mut self) {
-        self.pinned = false;
-        for slot in &mut self.pages {
-            if let Some(page) = slot {
-                Arc::make_mut(page).reshape();
-            }
-            if matches!(slot.as_deref(), Some(Page::Sparse { offsets, .. }) if offsets.is_empty()) {
-                *slot = None;
-            }
-        }
     }
 
     /// Every entry, zeros included, in order.
@@ -515,25 +462,6 @@ mod tests {
                 .collect();
             assert_eq!(sparse.words(0, words, test), expected);
         }
-    }
-
-    #[test]
-    fn pinned_dense_pages_hold_the_same_entries_and_compact_after() {
-        let mut v: SparseVec<u8> = SparseVec::new();
-        v.resize(3 * PAGE);
-        v.set(5, 1);
-        v.pin_dense();
-        let mut plain = vec![0u8; 3 * PAGE];
-        plain[5] = 1;
-        for i in (0..3 * PAGE).step_by(97) {
-            v.set(i, (i % 7) as u8);
-            plain[i] = (i % 7) as u8;
-        }
-        assert!(v.heap_bytes() >= 3 * PAGE);
-        v.unpin();
-        assert_eq!(v.to_vec(), plain);
-        assert!(v.heap_bytes() < PAGE, "{}", v.heap_bytes());
-        assert!(!v.is_pinned());
     }
 
     #[test]

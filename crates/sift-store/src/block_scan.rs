@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{EventColumns, RawValue};
+use sift_engine::{EventColumns, PropValues, RawValue};
 
 use crate::StoreError;
 use crate::codec::event_properties_from_text;
@@ -22,7 +22,7 @@ pub(crate) struct TypeEvents {
     ats: Vec<i64>,
     /// The properties asked for: (name, one value per event). Only the
     /// first `props_used` are this range's; the others are buffers.
-    props: Vec<(String, Vec<Option<RawValue>>)>,
+    props: Vec<(String, PropValues)>,
     props_used: usize,
 }
 
@@ -36,16 +36,16 @@ impl TypeEvents {
         self.props_used = 0;
     }
 
-    /// A property column to fill, emptied.
-    fn column(&mut self, name: &str) -> &mut Vec<Option<RawValue>> {
+    /// A property column to fill (its values are what a previous range
+    /// left: the filler empties them).
+    fn column(&mut self, name: &str) -> &mut PropValues {
         if self.props_used == self.props.len() {
-            self.props.push((String::new(), Vec::new()));
+            self.props.push((String::new(), PropValues::default()));
         }
         let (own, values) = &mut self.props[self.props_used];
         self.props_used += 1;
         own.clear();
         own.push_str(name);
-        values.clear();
         values
     }
 
@@ -234,21 +234,29 @@ fn rows_of(
             {
                 continue;
             }
-            let column = match events.props[..events.props_used]
+            let c = match events.props[..events.props_used]
                 .iter()
                 .position(|(own, _)| *own == name)
             {
-                Some(c) => &mut events.props[c].1,
-                None => events.column(&name),
+                Some(c) => c,
+                None => {
+                    let column = events.column(&name);
+                    *column = PropValues::Raw(column.take_raw());
+                    events.props_used - 1
+                }
             };
-            column.resize(index + 1, None);
-            column[index] = Some(value);
+            if let PropValues::Raw(column) = &mut events.props[c].1 {
+                column.resize(index + 1, None);
+                column[index] = Some(value);
+            }
         }
     }
     for events in &mut out.types[..out.used] {
         let n = events.seqs.len();
         for (_, column) in &mut events.props[..events.props_used] {
-            column.resize(n, None);
+            if let PropValues::Raw(column) = column {
+                column.resize(n, None);
+            }
         }
     }
     Ok(())

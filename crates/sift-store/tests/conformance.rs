@@ -689,7 +689,7 @@ fn the_columnar_copy_of_events_reads_what_the_rows_hold() {
                     let mut properties: Vec<(String, sift_engine::RawValue)> = columns
                         .props
                         .iter()
-                        .filter_map(|(name, values)| Some((name.clone(), values[i].clone()?)))
+                        .filter_map(|(name, values)| Some((name.clone(), values.raw(i)?)))
                         .collect();
                     properties.sort_by(|a, b| a.0.cmp(&b.0));
                     let event = sift_engine::EventRecord {

@@ -20,6 +20,7 @@ use crate::aggregates::{AggKey, Aggregate};
 use crate::changes::EventRecord;
 use crate::events::{KeptProps, StoredEvent};
 use crate::fields::{LAST_SEEN_AT, LEAD_SCORE};
+use crate::fold::Folding;
 use crate::history::HistorySource;
 use crate::time::add;
 
@@ -246,17 +247,18 @@ impl Workspace {
             rules,
             ..
         } = self;
-        for aggregate in &mut pass.aggs {
-            aggregate.pin_dense();
-        }
         // What deleted events gave comes first, as it arrived first.
         let keys: Vec<Option<String>> = pass
             .aggs
             .iter()
             .map(|a| a.window.is_none().then(|| rollup_key(&a.key)))
             .collect();
+        let mut folds: Vec<Folding> = std::mem::take(&mut pass.aggs)
+            .into_iter()
+            .map(|a| Folding::new(a, capacity))
+            .collect();
         if keys.iter().any(Option::is_some) || found.lasting.is_some() {
-            let aggs = &mut pass.aggs;
+            let aggs = &mut folds;
             let lasting = &mut found.lasting;
             source
                 .rollups(&mut |key, no, count, sum| {
@@ -280,17 +282,18 @@ impl Workspace {
         }
         if let Some((types, names)) = &only {
             let log: &EventLog = events;
-            let alive = |no: u32| contacts.is_alive(no);
             source
                 .scan_columns(types, names, &mut |columns| {
                     found.read += columns.contacts.len() as u64;
-                    for aggregate in &mut pass.aggs {
-                        aggregate.fold_columns(columns, &log.names, &log.types, &alive, now);
+                    for fold in &mut folds {
+                        fold.fold_columns(columns, &log.names, &log.types, now);
                     }
                 })
                 .map_err(Error::HistoryUnavailable)?;
-            found.aggs = std::mem::take(&mut pass.aggs);
-            found.aggs.iter_mut().for_each(Aggregate::unpin);
+            found.aggs = folds
+                .into_iter()
+                .map(|f| f.finish(contacts.alive_words()))
+                .collect();
             return Ok(found);
         }
         let mut visit = |seq: u64, record: &EventRecord| {
@@ -314,8 +317,8 @@ impl Workspace {
                 &record.properties,
                 seq as u32,
             );
-            for aggregate in &mut pass.aggs {
-                aggregate.fold(no, &event, events, now);
+            for fold in &mut folds {
+                fold.fold(no, &event, events, now);
             }
             if let Some(lasting) = &mut found.lasting
                 && let Some(points) = lasting.get_mut(no as usize)
@@ -345,8 +348,10 @@ impl Workspace {
             self.held = keep.clone();
             self.kept = keep;
         }
-        found.aggs = std::mem::take(&mut pass.aggs);
-        found.aggs.iter_mut().for_each(Aggregate::unpin);
+        found.aggs = folds
+            .into_iter()
+            .map(|f| f.finish(self.contacts.alive_words()))
+            .collect();
         Ok(found)
     }
 
@@ -375,11 +380,17 @@ impl Workspace {
                 aggs.push(Aggregate::empty(&key, &mut scratch));
             }
         }
-        aggs.iter_mut().for_each(Aggregate::pin_dense);
         let contacts = &self.contacts;
         let keys: Vec<Option<String>> = aggs
             .iter()
             .map(|a| a.window.is_none().then(|| rollup_key(&a.key)))
+            .collect();
+        let types = aggregate_types(&aggs);
+        let names = aggregate_names(&aggs);
+        let capacity = contacts.capacity() as usize;
+        let mut aggs: Vec<Folding> = aggs
+            .into_iter()
+            .map(|a| Folding::new(a, capacity))
             .collect();
         source
             .rollups(&mut |key, no, count, sum| {
@@ -393,17 +404,17 @@ impl Workspace {
                 }
             })
             .map_err(Error::HistoryUnavailable)?;
-        let types = aggregate_types(&aggs);
-        let names = aggregate_names(&aggs);
-        let alive = |no: u32| contacts.is_alive(no);
         source
             .scan_columns(&types, &names, &mut |columns| {
-                for aggregate in &mut aggs {
-                    aggregate.fold_columns(columns, &scratch.names, &scratch.types, &alive, now);
+                for fold in &mut aggs {
+                    fold.fold_columns(columns, &scratch.names, &scratch.types, now);
                 }
             })
             .map_err(Error::HistoryUnavailable)?;
-        aggs.iter_mut().for_each(Aggregate::unpin);
+        let aggs = aggs
+            .into_iter()
+            .map(|f| f.finish(contacts.alive_words()))
+            .collect();
         Ok(crate::aggregates::Aggregates::of_list(aggs))
     }
 
