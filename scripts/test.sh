@@ -16,6 +16,9 @@ if have clippy clippy; then
 else
   echo "warning: clippy is not available; skipping lints" >&2
 fi
+# The cluster tests run real nats-server processes (installed under target/ when missing).
+SIFT_NATS_SERVER="$(./scripts/nats-tools.sh)"
+export SIFT_NATS_SERVER
 cargo test --workspace --locked
 # The web UI in a real browser (installs Node.js and chromium when missing; see the script).
 ./scripts/ui-test.sh
