@@ -8,10 +8,14 @@
 //! creates only if absent and renews only at the revision it last wrote,
 //! in a bucket whose entries expire; JetStream (RAFT inside NATS) decides.
 
+mod checkpoints;
 mod leases;
+mod logs;
 mod partition;
 
+pub use checkpoints::CheckpointStore;
 pub use leases::{LeaseConfig, LeaseEvent, Leases, connect};
+pub use logs::{AppendError, ChangeLog, ChangePublisher, LoggedChange, PartitionLog};
 pub use partition::{PARTITIONS, partition_key, partition_of};
 
 /// What a cluster operation can fail with.

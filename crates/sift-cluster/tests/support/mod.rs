@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses part of it
 //! A NATS JetStream cluster of real `nats-server` processes on loopback,
 //! for the tests: the binary comes from `SIFT_NATS_SERVER` or, when unset,
 //! from `scripts/nats-tools.sh` (which installs it under target/ once).
