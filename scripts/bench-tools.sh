@@ -11,17 +11,5 @@ source scripts/install-lib.sh
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 VENV="$TARGET_DIR/bench-tools"
-if ! command -v python3 >/dev/null 2>&1; then
-  echo "Installing python3 and python3-venv (apt)..." >&2
-  apt_install python3 python3-venv >&2
-elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  echo "Installing python3-venv (apt)..." >&2
-  apt_install python3-venv >&2
-fi
-if ! cmp -s scripts/bench-tools-requirements.txt "$VENV/.requirements" 2>/dev/null; then
-  echo "Installing DuckDB into $VENV (pip)..." >&2
-  python3 -m venv "$VENV" >&2
-  "$VENV/bin/pip" install -q -r scripts/bench-tools-requirements.txt >&2
-  cp scripts/bench-tools-requirements.txt "$VENV/.requirements"
-fi
+pip_venv "$VENV" scripts/bench-tools-requirements.txt DuckDB
 echo "$(cd "$VENV/bin" && pwd)/python"

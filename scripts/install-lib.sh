@@ -30,3 +30,24 @@ need_node() {
     exit 1
   fi
 }
+
+# pip_venv VENV REQUIREMENTS WHAT: a virtual environment at VENV holding the
+# pinned REQUIREMENTS, installed again when that file changes; python3 and
+# its venv module (Debian's python3-venv) from apt when missing. Reports on
+# stderr only: the tool scripts print a path on stdout.
+pip_venv() {
+  local venv=$1 requirements=$2 what=$3
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "Installing python3 and python3-venv (apt)..." >&2
+    apt_install python3 python3-venv >&2
+  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "Installing python3-venv (apt)..." >&2
+    apt_install python3-venv >&2
+  fi
+  if ! cmp -s "$requirements" "$venv/.requirements" 2>/dev/null; then
+    echo "Installing $what into $venv (pip)..." >&2
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q -r "$requirements" >&2
+    cp "$requirements" "$venv/.requirements"
+  fi
+}
