@@ -365,60 +365,88 @@ impl WorkspaceDb {
                 meta.write_number
             )));
         }
-        // Fields first. Then three threads: one reads and verifies the
-        // column parts (SQLite, SHA-256), one builds each column whole as
-        // it arrives, and this one lays down the contacts and their id
-        // index meanwhile. Then the rest.
+        // Fields first. Then three threads, each on a connection of its
+        // own: two read, verify (SHA-256) and build the columns, largest
+        // first, and this one lays down the contacts and their id index,
+        // reads and decodes the rest (segments, aggregates, events,
+        // timers), then builds columns too until none is left: building
+        // the columns (the unique strings' indexes) takes longest.
         let misfit = |m: Mismatch| StoreError::Corrupt(format!("does not fit the store: {}", m.0));
         let fields = decode_fields(&reader.take("fields")?)?;
         let mut load =
             Workspace::begin_checkpoint(meta.clock, &fields, std::mem::take(&mut state.fields))
                 .map_err(misfit)?;
         let contacts = reader.take("contacts")?;
-        let contacts_len = std::thread::scope(|scope| -> Result<usize, StoreError> {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let reader = &mut reader;
-            let types: Vec<_> = fields.iter().map(|def| def.field_type).collect();
-            let dictionaries = reader.format >= 4;
-            let columns = types.len();
-            let reading = scope.spawn(move || {
-                for index in 0..columns {
+        let (mut rest_reader, _) = Reader::open(path)?;
+        phases.push(("read_contacts_part", started.elapsed()));
+        let parallel = Instant::now();
+        let schema = &schema;
+        let column_types: Vec<_> = fields.iter().map(|def| def.field_type).collect();
+        let dictionaries = reader.format >= 4;
+        let mut order: Vec<usize> = (0..column_types.len()).collect();
+        order.sort_by_key(|&index| {
+            let size = reader
+                .sums
+                .get(&format!("column.{index}"))
+                .map_or(0, |(bytes, _, _)| *bytes);
+            std::cmp::Reverse(size)
+        });
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (mut column_reader, _) = Reader::open(path)?;
+        let rest = std::thread::scope(|scope| -> Result<_, StoreError> {
+            let (next, order, column_types) = (&next, &order, &column_types);
+            let build = move |reader: &mut Reader| -> Result<(Vec<_>, Duration), StoreError> {
+                let started = Instant::now();
+                let mut built = Vec::new();
+                loop {
+                    let taken = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&index) = order.get(taken) else {
+                        return Ok((built, started.elapsed()));
+                    };
                     let name = format!("column.{index}");
-                    let bytes = reader.take(&name);
-                    let failed = bytes.is_err();
-                    if tx.send((index, name, bytes)).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            let building = scope.spawn(move || -> Result<Vec<_>, StoreError> {
-                let mut built = Vec::with_capacity(columns);
-                for (index, name, bytes) in rx {
-                    let column = decode_column(&bytes?, &name, types[index], dictionaries)?;
+                    let bytes = reader.take(&name)?;
+                    let column = decode_column(&bytes, &name, column_types[index], dictionaries)?;
                     built.push((index, column));
                 }
-                Ok(built)
-            });
+            };
+            let reader = &mut reader;
+            let column_reader = &mut column_reader;
+            let first = scope.spawn(move || build(reader));
+            let second = scope.spawn(move || build(column_reader));
+            let laying = Instant::now();
             let contacts_len = decode_contacts(&contacts, &mut load);
             drop(contacts);
-            let built = building
-                .join()
-                .map_err(|_| StoreError::Corrupt("the column builder panicked".into()))?;
-            reading
-                .join()
-                .map_err(|_| StoreError::Corrupt("the column reader panicked".into()))?;
-            let contacts_len = contacts_len?;
-            for (index, column) in built? {
+            phases.push(("lay_contacts", laying.elapsed()));
+            let reading_rest = Instant::now();
+            let rest = match contacts_len {
+                Ok(len) => Some(decode_rest(
+                    &mut |name| rest_reader.take(name),
+                    meta.clock,
+                    schema,
+                    len,
+                )),
+                Err(_) => None,
+            };
+            phases.push(("read_rest", reading_rest.elapsed()));
+            let third = build(&mut rest_reader);
+            let joined = |worker: std::thread::ScopedJoinHandle<'_, _>| {
+                worker
+                    .join()
+                    .map_err(|_| StoreError::Corrupt("a column builder panicked".into()))?
+            };
+            let (first, first_took) = joined(first)?;
+            let (second, second_took) = joined(second)?;
+            contacts_len?;
+            let (third, third_took) = third?;
+            phases.push(("build_columns_1", first_took));
+            phases.push(("build_columns_2", second_took));
+            phases.push(("build_columns_3", third_took));
+            for (index, column) in first.into_iter().chain(second).chain(third) {
                 load.set_column(index, column);
             }
-            Ok(contacts_len)
+            rest.ok_or_else(|| StoreError::Corrupt("no contacts part".into()))?
         })?;
-        let rest = decode_rest(
-            &mut |name| reader.take(name),
-            meta.clock,
-            &schema,
-            contacts_len,
-        )?;
+        phases.push(("contacts_columns_rest", parallel.elapsed()));
         phases.push(("read_checkpoint", started.elapsed()));
         let started = Instant::now();
         crate::load::add_touched(&tx, &mut state, &types, meta.write_number)?;
