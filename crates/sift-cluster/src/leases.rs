@@ -400,7 +400,17 @@ impl Keeper {
                     self.confirmed.insert(key, Instant::now());
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    self.lose(&key, "another node took it");
+                    // A renewal stored but not acknowledged moved the
+                    // revision too: only another node's name means lost.
+                    match self.leases.entry(&key).await {
+                        Ok(Some(entry))
+                            if entry.operation == kv::Operation::Put
+                                && entry.value.as_ref() == self.node.as_bytes() =>
+                        {
+                            lock(&self.owned).insert(key.clone(), entry.revision);
+                        }
+                        _ => self.lose(&key, "another node took it"),
+                    }
                 }
                 Err(e) => {
                     // Nobody can take it while JetStream stalls, and a

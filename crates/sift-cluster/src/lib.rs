@@ -16,7 +16,7 @@ mod partition;
 pub use checkpoints::CheckpointStore;
 pub use leases::{LeaseConfig, LeaseEvent, Leases, connect};
 pub use logs::{AppendError, ChangeLog, ChangePublisher, LoggedChange, PartitionLog};
-pub use partition::{PARTITIONS, partition_key, partition_of};
+pub use partition::{PARTITIONS, partition_lease, partition_of};
 
 /// What a cluster operation can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,12 @@ pub fn partition_of(id: &str, partitions: u16) -> u16 {
     (hash % u64::from(partitions.max(1))) as u16
 }
 
-/// The lease key of `workspace`'s partition `partition`:
-/// `<workspace>.p<two digits>`.
-pub fn partition_key(workspace: &str, partition: u16) -> String {
-    format!("{workspace}.p{partition:02}")
+/// The lease key of partition `partition`: `p<two digits>`. Ownership is
+/// per partition number across workspaces (the node holding `p07` owns
+/// partition 7 of every workspace), so a cluster renews 32 leases however
+/// many workspaces it holds.
+pub fn partition_lease(partition: u16) -> String {
+    format!("p{partition:02}")
 }
 
 #[cfg(test)]

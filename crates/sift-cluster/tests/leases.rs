@@ -8,13 +8,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sift_cluster::{LeaseConfig, LeaseEvent, Leases, PARTITIONS, connect, partition_key};
+use sift_cluster::{LeaseConfig, LeaseEvent, Leases, PARTITIONS, connect, partition_lease};
 use support::{NatsCluster, within};
 
 fn partitions() -> Vec<String> {
-    (0..PARTITIONS)
-        .map(|p| partition_key("ws_test", p))
-        .collect()
+    (0..PARTITIONS).map(|p| partition_lease(p)).collect()
 }
 
 async fn node(cluster: &NatsCluster, name: &str) -> Leases {

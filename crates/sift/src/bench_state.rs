@@ -25,6 +25,7 @@ use serde_json::{Value as Json, json};
 use sift_engine::RawValue;
 
 use crate::bench_events::sift_now;
+use crate::bench_state_kept::{KeptSegments, Loaded};
 use crate::bench_state_server::{SETTLE, Server, free_port};
 use crate::generate::{COUNTRIES, EVENT_TYPES, Generator};
 
@@ -270,53 +271,6 @@ fn import(what: &str, result: anyhow::Result<ExitCode>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What loading the generated data into a fresh directory measured, kept
-/// beside it (`loaded.json`) when the directory is kept for another run.
-struct Loaded {
-    contacts: u64,
-    events: u64,
-    key: String,
-    contacts_s: f64,
-    events_s: f64,
-    rss_empty: (u64, u64),
-    rss_contacts: (u64, u64),
-}
-
-impl Loaded {
-    const FILE: &str = "loaded.json";
-
-    /// A finished load of this size in `dir`, if there is one.
-    fn read(dir: &Path, contacts: u64, events: u64) -> Option<Loaded> {
-        let text = std::fs::read_to_string(dir.join(Loaded::FILE)).ok()?;
-        let json: Json = serde_json::from_str(&text).ok()?;
-        let pair = |key: &str| Some((json[key][0].as_u64()?, json[key][1].as_u64()?));
-        let loaded = Loaded {
-            contacts: json["contacts"].as_u64()?,
-            events: json["events"].as_u64()?,
-            key: json["key"].as_str()?.to_string(),
-            contacts_s: json["contacts_s"].as_f64()?,
-            events_s: json["events_s"].as_f64()?,
-            rss_empty: pair("rss_empty")?,
-            rss_contacts: pair("rss_contacts")?,
-        };
-        (loaded.contacts == contacts && loaded.events == events).then_some(loaded)
-    }
-
-    fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let json = json!({
-            "contacts": self.contacts,
-            "events": self.events,
-            "key": self.key,
-            "contacts_s": self.contacts_s,
-            "events_s": self.events_s,
-            "rss_empty": [self.rss_empty.0, self.rss_empty.1],
-            "rss_contacts": [self.rss_contacts.0, self.rss_contacts.1],
-        });
-        std::fs::write(dir.join(Loaded::FILE), serde_json::to_string_pretty(&json)?)?;
-        Ok(())
-    }
-}
-
 /// Generates and imports the contacts and events into `dir/data` through
 /// `sift import`'s code, measuring the server's RSS empty and with the
 /// contacts only on the way.
@@ -454,16 +408,30 @@ pub fn run(
     let frozen = sift_now();
     let figures = rt.block_on(async {
         let server = Server::start_frozen(&data, port, &key, &log, frozen).await?;
-        // A reused load still holds the segments of the run before.
-        for id in server.sizes().await?.keys() {
-            server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
-        }
-        let t = Instant::now();
-        for (i, condition) in conditions.iter().enumerate() {
-            let body = json!({"name": format!("State {i}"), "condition": condition});
-            server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
-        }
-        let segments_s = t.elapsed().as_secs_f64();
+        // A reused load still holds the segments of the run before: kept
+        // when they are these (creating them again reloads memory from
+        // the whole history for each windowed one: minutes at 100M).
+        let held: Vec<String> = server.sizes().await?.into_keys().collect();
+        let segments = match KeptSegments::read(&dir, &conditions, &held) {
+            Some(kept) => (kept.created_s, true),
+            None => {
+                for id in &held {
+                    server.ok(hyper::Method::DELETE, &format!("/v1/segments/{id}"), None).await?;
+                }
+                let t = Instant::now();
+                let mut ids = Vec::new();
+                for (i, condition) in conditions.iter().enumerate() {
+                    let body = json!({"name": format!("State {i}"), "condition": condition});
+                    let made = server.ok(hyper::Method::POST, "/v1/segments", Some(body)).await?;
+                    ids.push(made["id"].as_str().unwrap_or_default().to_string());
+                }
+                let created_s = t.elapsed().as_secs_f64();
+                if keep.is_some() {
+                    KeptSegments { conditions: conditions.clone(), ids, created_s }.write(&dir)?;
+                }
+                (created_s, false)
+            }
+        };
         let before = server.sizes().await?;
         // SIGTERM writes a checkpoint of everything loaded so far.
         server.stop()?;
@@ -553,9 +521,10 @@ pub fn run(
             "restarts_from_checkpoint": from_checkpoint,
             "full_rebuild_s": full_start,
         });
-        Ok::<_, anyhow::Error>((segments_s, before, starts, rss, mismatches, new_segment, figures))
+        Ok::<_, anyhow::Error>((segments, before, starts, rss, mismatches, new_segment, figures))
     })?;
-    let (segments_s, before, mut starts, rss, mismatches, new_segment, checkpoint) = figures;
+    let ((segments_s, segments_kept), before, mut starts, rss, mismatches, new_segment, checkpoint) =
+        figures;
     // After the last server stopped, so that DuckDB has the machine to itself
     // as the server had while it created the segment.
     let duckdb = match duckdb {
@@ -577,7 +546,12 @@ pub fn run(
     let load_after = load_average();
 
     println!(
-        "load:            {contacts_s:>10.2} s contacts, {events_s:.2} s events through `sift import`; 30 segments created in {segments_s:.2} s"
+        "load:            {contacts_s:>10.2} s contacts, {events_s:.2} s events through `sift import`; 30 segments created in {segments_s:.2} s{}",
+        if segments_kept {
+            " (by that run: kept, same conditions)"
+        } else {
+            ""
+        }
     );
     println!(
         "restart:         {:>10.2} s min, {:.2} s median of {RESTARTS} from a checkpoint ({} of them), {:.2} s full rebuild (spawn to first answer); membership {}",
@@ -640,7 +614,7 @@ pub fn run(
         "events": events,
         "segments": before.len(),
         "history_days": HISTORY_DAYS,
-        "load_s": {"contacts": contacts_s, "events": events_s, "segments": segments_s},
+        "load_s": {"contacts": contacts_s, "events": events_s, "segments": segments_s, "segments_kept": segments_kept},
         "restart_s": {"runs": starts, "min": starts.first(), "median": starts.get(RESTARTS / 2), "full_rebuild": checkpoint["full_rebuild_s"]},
         "membership_exact": exact,
         "mismatches": mismatches,

@@ -11,6 +11,7 @@ mod bench_events;
 mod bench_facebook;
 mod bench_merge;
 mod bench_state;
+mod bench_state_kept;
 mod bench_state_server;
 mod bench_streams;
 mod bench_webhooks;
