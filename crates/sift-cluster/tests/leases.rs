@@ -12,7 +12,7 @@ use sift_cluster::{LeaseConfig, LeaseEvent, Leases, PARTITIONS, connect, partiti
 use support::{NatsCluster, within};
 
 fn partitions() -> Vec<String> {
-    (0..PARTITIONS).map(|p| partition_lease(p)).collect()
+    (0..PARTITIONS).map(partition_lease).collect()
 }
 
 async fn node(cluster: &NatsCluster, name: &str) -> Leases {
