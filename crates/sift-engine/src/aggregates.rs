@@ -128,17 +128,6 @@ impl Aggregate {
         }
     }
 
-    /// Adds `event` to contact `no`'s count and sum when it is one this
-    /// aggregate counts at `now`: how a history streamed from the store is
-    /// folded in, in arrival order like events arriving one by one.
-    pub fn fold(&mut self, no: u32, event: &StoredEvent, log: &EventLog, now: DateTime) {
-        if self.exit(event.at) <= now || !self.selects(event, log) {
-            return;
-        }
-        let addend = self.addend(event);
-        self.add(no, 1, addend);
-    }
-
     /// The property names this reads of its events: its filter's and the
     /// summed one.
     pub fn read_names(&self) -> Vec<u32> {

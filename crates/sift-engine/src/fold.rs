@@ -146,7 +146,9 @@ impl Folding {
         }
     }
 
-    /// As [`Aggregate::fold`].
+    /// Adds `event` to contact `no`'s count and sum when it is one the
+    /// aggregate counts at `now`, in arrival order like events arriving
+    /// one by one (so that sums add up in the same order).
     pub fn fold(&mut self, no: u32, event: &StoredEvent, log: &EventLog, now: DateTime) {
         let aggregate = &self.aggregate;
         if aggregate.exit(event.at) <= now || !aggregate.selects(event, log) {

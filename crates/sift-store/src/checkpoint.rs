@@ -418,14 +418,13 @@ impl WorkspaceDb {
             drop(contacts);
             phases.push(("lay_contacts", laying.elapsed()));
             let reading_rest = Instant::now();
-            let rest = match contacts_len {
-                Ok(len) => Some(decode_rest(
-                    &mut |name| rest_reader.take(name),
-                    meta.clock,
-                    schema,
-                    len,
-                )),
-                Err(_) => None,
+            // Without contacts the load fails below, once the builders
+            // are joined; there is no rest to read then.
+            let rest = match &contacts_len {
+                Ok(len) => {
+                    decode_rest(&mut |name| rest_reader.take(name), meta.clock, schema, *len)
+                }
+                Err(_) => Ok(Default::default()),
             };
             phases.push(("read_rest", reading_rest.elapsed()));
             let third = build(&mut rest_reader);
@@ -444,7 +443,7 @@ impl WorkspaceDb {
             for (index, column) in first.into_iter().chain(second).chain(third) {
                 load.set_column(index, column);
             }
-            rest.ok_or_else(|| StoreError::Corrupt("no contacts part".into()))?
+            rest
         })?;
         phases.push(("contacts_columns_rest", parallel.elapsed()));
         phases.push(("read_checkpoint", started.elapsed()));
