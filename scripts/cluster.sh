@@ -38,6 +38,7 @@ up() {
 server_name: $name
 listen: 127.0.0.1:$(client_port "$i")
 http: 127.0.0.1:$(monitor_port "$i")
+max_payload: 20MB
 jetstream { store_dir: "$(cd "$DIR/$name" && pwd)/jetstream" }
 cluster {
   name: sift

@@ -9,11 +9,14 @@
 //! in a bucket whose entries expire; JetStream (RAFT inside NATS) decides.
 
 mod checkpoints;
+mod directory;
 mod leases;
 mod logs;
 mod partition;
 
+pub use async_nats::HeaderMap;
 pub use checkpoints::CheckpointStore;
+pub use directory::Directory;
 pub use leases::{LeaseConfig, LeaseEvent, Leases, connect};
 pub use logs::{AppendError, ChangeLog, ChangePublisher, LoggedChange, PartitionLog};
 pub use partition::{PARTITIONS, partition_lease, partition_of};

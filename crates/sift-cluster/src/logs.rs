@@ -193,6 +193,56 @@ impl PartitionLog {
         .await
     }
 
+    /// [`append`](Self::append) with headers of the caller's beside the
+    /// payload (what the input is, for whoever replays it).
+    pub async fn append_with(
+        &self,
+        partition: u16,
+        expected: u64,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<u64, AppendError> {
+        append_on(
+            &self.js,
+            &self.writer,
+            partition,
+            self.subject(partition),
+            expected,
+            headers,
+            payload,
+        )
+        .await
+    }
+
+    /// [`replay`](Self::replay) handing each input's headers too.
+    pub async fn replay_with(
+        &self,
+        partition: u16,
+        after: u64,
+        visit: &mut (dyn FnMut(u64, &HeaderMap, Bytes) + Send),
+    ) -> Result<u64, ClusterError> {
+        let subject = self.subject(partition);
+        let (last, _) = last_on(&self.stream, &subject).await?;
+        read_range(&self.stream, &subject, after, last, &mut |read| {
+            visit(read.seq, read.headers, read.payload)
+        })
+        .await
+    }
+
+    /// Deletes the inputs before stream sequence `keep_from` (a
+    /// checkpoint covers them), so that the log does not grow forever.
+    pub async fn forget_before(&self, keep_from: u64) -> Result<(), ClusterError> {
+        self.stream
+            .purge()
+            .sequence(keep_from)
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "a purge of the input log".into(),
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
     /// Calls `visit` with each input of the partition after stream
     /// sequence `after` (a checkpoint's), in order, up to the last stored
     /// when the replay began; answers the last sequence visited.

@@ -14,6 +14,7 @@ pub mod destination;
 pub mod error;
 mod event_blocks;
 pub mod facebook;
+pub mod ids;
 pub mod listen;
 pub mod outbox;
 pub mod reply;

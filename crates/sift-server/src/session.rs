@@ -71,6 +71,27 @@ impl Sessions {
         value
     }
 
+    /// The workspace and key hash of the session behind a cookie's value,
+    /// alive or not: what cluster mode logs beside a write signed by the
+    /// cookie, so that replaying the write elsewhere can [`adopt`](Self::adopt) it.
+    pub fn describe(&self, value: &str) -> Option<(String, Option<String>)> {
+        let sessions = self.sessions.lock().ok()?;
+        let session = sessions.get(&hash_key(value))?;
+        Some((session.workspace_id.clone(), session.key_hash.clone()))
+    }
+
+    /// Takes on a session another node started (cluster mode, replaying
+    /// its writes): the same cookie works here from now on.
+    pub fn adopt(&self, value: &str, workspace_id: &str, key_hash: Option<String>) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.entry(hash_key(value)).or_insert_with(|| Session {
+                workspace_id: workspace_id.to_string(),
+                key_hash,
+                started: Instant::now(),
+            });
+        }
+    }
+
     pub fn end(&self, value: &str) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.remove(&hash_key(value));

@@ -79,14 +79,7 @@ fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
-/// A key as handed to a client: `sk_` and 32 random hex digits.
-pub fn new_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    format!(
-        "sk_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
+pub use crate::ids::new_key;
 
 impl AppState {
     /// Opens the data directory to serve it: the catalog and every
@@ -168,7 +161,7 @@ impl AppState {
 
     /// Creates a workspace and its first key. Returns (id, key).
     pub fn create_workspace(&self, name: &str) -> WorkspaceResult<(String, String)> {
-        let id = format!("ws_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let id = crate::ids::new_id("ws");
         let row = WorkspaceRow {
             id: id.clone(),
             name: name.to_string(),

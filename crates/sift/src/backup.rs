@@ -240,7 +240,11 @@ pub fn backup(dest: &Path, data: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn copy_data_dir(data: &Path, partial: &Path, totals: &mut (usize, u64)) -> anyhow::Result<()> {
+pub(crate) fn copy_data_dir(
+    data: &Path,
+    partial: &Path,
+    totals: &mut (usize, u64),
+) -> anyhow::Result<()> {
     // The catalog first, alone: a workspace's database is created before
     // the catalog names it, so every workspace in this snapshot of the
     // catalog has a database on disk by the time the directory is listed.

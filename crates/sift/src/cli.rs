@@ -95,6 +95,34 @@ pub struct ServeFlags {
     #[arg(long, env = "SIFT_CHECKPOINT_EVERY",
           default_value_t = sift_server::config::DEFAULT_CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
+    /// Serve as a node of a cluster on NATS JetStream (docs/cluster.md):
+    /// the NATS servers, `nats://host:port`, comma-separated. Every node
+    /// answers the whole API; the data directory holds only a cache.
+    #[arg(long, env = "SIFT_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster (letters, digits, `-`, `_`),
+    /// unique among its nodes. Its data directory defaults to
+    /// ./sift-node-NAME.
+    #[arg(long, env = "SIFT_NODE")]
+    pub node: Option<String>,
+    /// The URL other nodes reach this one at (default: http:// and the
+    /// address it listens on).
+    #[arg(long, env = "SIFT_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Copies JetStream keeps of the cluster's logs, buckets and
+    /// checkpoints: 3 survives the loss of any one NATS server of three;
+    /// 1 for a single NATS server.
+    #[arg(long, env = "SIFT_CLUSTER_REPLICAS", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub cluster_replicas: u64,
+    /// Seconds between two checkpoints of the cluster's state in
+    /// JetStream (when anything was written): a takeover replays the
+    /// writes since the last one.
+    #[arg(long, env = "SIFT_CLUSTER_CHECKPOINT_SECS", default_value_t = 5)]
+    pub cluster_checkpoint_secs: u64,
+    /// Most writes between two such checkpoints.
+    #[arg(long, env = "SIFT_CLUSTER_CHECKPOINT_WRITES", default_value_t = 2_000)]
+    pub cluster_checkpoint_writes: u64,
 }
 
 impl ServeFlags {

@@ -17,6 +17,8 @@ mod bench_streams;
 mod bench_webhooks;
 mod bench_workflows;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod export;
 mod generate;
 mod import;

@@ -151,6 +151,12 @@ fn data_dir(flag: Option<PathBuf>, env: Option<std::ffi::OsString>, demo: bool) 
 }
 
 fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCode> {
+    if let Some(servers) = flags.cluster.clone() {
+        if demo_contacts.is_some() {
+            bail!("the demo runs on one node only; start it without --cluster (and SIFT_CLUSTER)");
+        }
+        return serve_cluster(flags, servers);
+    }
     let data = data_dir(
         flags.data.clone(),
         std::env::var_os("SIFT_DATA"),
@@ -214,9 +220,20 @@ fn serve(flags: ServeFlags, demo_contacts: Option<u64>) -> anyhow::Result<ExitCo
     })
 }
 
-/// The server's settings from `sift serve`'s flags.
+#[cfg(feature = "cluster")]
+fn serve_cluster(flags: ServeFlags, servers: String) -> anyhow::Result<ExitCode> {
+    crate::cluster::serve(flags, servers)
+}
+
+#[cfg(not(feature = "cluster"))]
+fn serve_cluster(_flags: ServeFlags, _servers: String) -> anyhow::Result<ExitCode> {
+    bail!(
+        "this sift was built without cluster mode (cargo feature \"cluster\"); build it with the default features"
+    )
+}
+
 /// The server's settings from the flags (and their environment variables).
-fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
+pub(crate) fn serve_config(flags: &ServeFlags, data: &Path) -> anyhow::Result<Config> {
     use std::time::Duration;
     let mut config = Config::new(data, flags.admin_key.clone());
     config.workflow_retention = flags.workflow_retention;
@@ -284,7 +301,7 @@ fn checkpoint_pause() -> anyhow::Result<Option<std::time::Duration>> {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -220,7 +220,7 @@ pub async fn create(
     };
     let body: ScoringRuleCreate = checked(body)?;
     let expires_after = expires_of(body.expires_after.as_ref().unwrap_or(&Json::Null))?;
-    let id = format!("rule_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let id = crate::ids::new_id("rule");
     let (_, view) = ws
         .write(|engine, now| {
             let filter = filter_of(body.filter.as_ref().unwrap_or(&Json::Null), engine)?;

@@ -168,7 +168,7 @@ pub async fn create(
         Kind::Dynamic => SegmentKind::Dynamic,
         Kind::Static => SegmentKind::Static,
     };
-    let id = format!("seg_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let id = crate::ids::new_id("seg");
     let (_, view) = ws
         .write(|engine, now| {
             let condition = condition_of(

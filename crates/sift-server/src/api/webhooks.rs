@@ -194,7 +194,7 @@ pub async fn create(
         .unwrap_or(true);
     let now = ws.clock().now_ms();
     let row = WebhookRow {
-        id: format!("wh_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        id: crate::ids::new_id("wh"),
         url,
         secret,
         segments,

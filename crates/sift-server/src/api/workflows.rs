@@ -159,7 +159,7 @@ pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
 ) -> ApiResult<(StatusCode, axum::Json<Workflow>)> {
-    let id = format!("wf_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let id = crate::ids::new_id("wf");
     let (_, view) = ws
         .write(|engine, now| {
             let input = workflow_input(id.clone(), &body, engine)?;

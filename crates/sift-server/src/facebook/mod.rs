@@ -302,7 +302,7 @@ pub fn start(
 ) -> Result<Arc<Job>, String> {
     let now = ws.clock.now_ms();
     let job = Arc::new(Job {
-        id: format!("fbx_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        id: crate::ids::new_id("fbx"),
         segment_id: request.segment_id.clone(),
         audience_id: request.audience_id.clone(),
         sync: request.sync,
