@@ -74,7 +74,7 @@ impl NatsCluster {
             std::fs::write(
                 &config,
                 format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\n{cluster}",
+                    "server_name: n{i}\nlisten: 127.0.0.1:{}\nmax_payload: 20MB\njetstream {{ store_dir: {:?} }}\n{cluster}",
                     clients[i],
                     store.display().to_string(),
                 ),
