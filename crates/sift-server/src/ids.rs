@@ -1,5 +1,6 @@
 //! The ids and keys the server makes up: workspace, segment, workflow,
-//! rule, webhook and export ids (ULIDs) and workspace keys.
+//! rule, webhook and export ids (ULIDs), workspace keys and session
+//! cookies.
 //!
 //! They are random, except inside [`drawn_from`]: there they come from a
 //! seed and a business instant the caller chose. Cluster mode records both
@@ -30,7 +31,8 @@ pub async fn drawn_from<F: std::future::Future>(seed: u64, now_ms: i64, work: F)
     DRAWS.scope(RefCell::new(draws), work).await
 }
 
-fn fill(bytes: &mut [u8]) {
+/// Random bytes, drawn from the seed inside [`drawn_from`].
+pub fn fill(bytes: &mut [u8]) {
     if DRAWS
         .try_with(|draws| draws.borrow_mut().rng.fill(&mut *bytes))
         .is_err()

@@ -33,7 +33,8 @@ pub struct Sessions {
 }
 
 fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 24] = rand::random();
+    let mut bytes = [0u8; 24];
+    crate::ids::fill(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")
 }
@@ -89,6 +90,33 @@ impl Sessions {
                 key_hash,
                 started: Instant::now(),
             });
+        }
+    }
+
+    /// Every live session as (hash of the cookie's value, workspace id,
+    /// hash of its key): what cluster mode stores with a checkpoint, since
+    /// sessions otherwise live in one process's memory.
+    pub fn export(&self) -> Vec<(String, String, Option<String>)> {
+        let Ok(sessions) = self.sessions.lock() else {
+            return Vec::new();
+        };
+        sessions
+            .iter()
+            .filter(|(_, s)| s.started.elapsed() < LIFETIME)
+            .map(|(hash, s)| (hash.clone(), s.workspace_id.clone(), s.key_hash.clone()))
+            .collect()
+    }
+
+    /// Takes on sessions [`export`](Self::export)ed by another process.
+    pub fn import(&self, exported: Vec<(String, String, Option<String>)>) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            for (hash, workspace_id, key_hash) in exported {
+                sessions.entry(hash).or_insert_with(|| Session {
+                    workspace_id,
+                    key_hash,
+                    started: Instant::now(),
+                });
+            }
         }
     }
 

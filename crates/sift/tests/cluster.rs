@@ -33,6 +33,8 @@ struct Seen {
     addr: HashMap<String, String>,
     key: Option<String>,
     leader: Option<String>,
+    /// The path and query of the first sign-in link printed.
+    sign_in: Option<String>,
 }
 
 struct SiftNode {
@@ -104,6 +106,10 @@ impl Cluster {
                 } else if let Some(key) = line.strip_prefix("Workspace key (shown once, keep it): ")
                 {
                     seen.key = Some(key.trim().to_string());
+                } else if let Some(link) = line.strip_prefix("Web UI (Default): http://") {
+                    if seen.sign_in.is_none() {
+                        seen.sign_in = link.find('/').map(|at| link[at..].to_string());
+                    }
                 } else if line == format!("Sift node {name} leads the cluster") {
                     seen.leader = Some(name.clone());
                 } else if line == format!("Sift node {name} no longer leads") {
@@ -482,6 +488,12 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
     };
     let http = client();
     let addrs = Arc::new(Mutex::new(cluster.addrs()));
+    let cookie = sign_in(&http, &cluster).await;
+    assert_eq!(
+        ui_status(&http, &addrs, &cookie).await,
+        200,
+        "the session works at once"
+    );
     for (field, kind) in [("age", "number"), ("tier", "string")] {
         let body = json!({"type": kind});
         send(
@@ -608,4 +620,63 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
         &snapshot(&models),
     )
     .await;
+    assert_eq!(
+        ui_status(&http, &addrs, &cookie).await,
+        200,
+        "a web UI session started before the kills still works"
+    );
+}
+
+/// Follows the printed sign-in link through a node that does not lead;
+/// answers the session cookie.
+async fn sign_in(http: &HttpClient, cluster: &Cluster) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        if let Some(link) = cluster.seen.lock().unwrap().sign_in.clone() {
+            break link;
+        }
+        assert!(Instant::now() < deadline, "no sign-in link printed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let leader = cluster.leader().unwrap();
+    let other = (leader + 1) % 3;
+    let addr = cluster.seen.lock().unwrap().addr[&cluster.nodes[other].name].clone();
+    let request = hyper::Request::builder()
+        .uri(format!("http://{addr}{link}"))
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    let response = http.request(request).await.unwrap();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sift_session="))
+        .expect("the sign-in link sets a session cookie");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// The status of the segments page with a session cookie (200 signed in,
+/// a redirect to the sign-in page when not), through a random node.
+async fn ui_status(http: &HttpClient, addrs: &Arc<Mutex<Vec<String>>>, cookie: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let addr = {
+            let addrs = addrs.lock().unwrap();
+            addrs[rand::random_range(0..addrs.len())].clone()
+        };
+        let request = hyper::Request::builder()
+            .uri(format!("http://{addr}/ui/segments"))
+            .header("cookie", cookie)
+            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+            .unwrap();
+        if let Ok(response) = http.request(request).await {
+            let status = response.status().as_u16();
+            if status != 503 {
+                return status;
+            }
+        }
+        assert!(Instant::now() < deadline, "the web UI never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -35,6 +35,8 @@ pub const LOG: &str = "all";
 pub const PART: u16 = 0;
 /// The object store name of the leader's checkpoint.
 const CHECKPOINT: &str = "leader";
+/// The web UI sessions stored beside a checkpoint's databases (JSON).
+const SESSIONS: &str = "sessions.json";
 /// How often the business clock catches up with the wall clock between
 /// writes: the lateness of a timer at most.
 const TICK: Duration = Duration::from_millis(5);
@@ -134,6 +136,14 @@ impl Leader {
         let state = tokio::task::spawn_blocking(move || AppState::open(config))
             .await?
             .map_err(|e| anyhow::anyhow!("cannot open the checkpoint's data: {}", e))?;
+        if let Ok(sessions) = std::fs::read(dir.join(SESSIONS)) {
+            match serde_json::from_slice(&sessions) {
+                Ok(sessions) => state.sessions.import(sessions),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the checkpoint's sessions cannot be read; their users sign in again")
+                }
+            }
+        }
         let app = sift_server::app(state.clone());
         let replayed = inputs.len();
         for (seq, _, input) in inputs {
@@ -192,7 +202,9 @@ impl Leader {
         }
         if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let request = Request::from_parts(parts, Body::from(body));
-            return self.app.clone().oneshot(request).await.into_response();
+            let response = self.app.clone().oneshot(request).await.into_response();
+            self.log_session(started_session(&response)).await;
+            return response;
         }
         let session = sift_server::session::cookie(&parts.headers)
             .and_then(|cookie| self.state.sessions.describe(cookie));
@@ -247,10 +259,38 @@ impl Leader {
         }
         let request = Request::from_parts(parts, Body::from(body));
         let (seed, at) = (recorded.seed, recorded.now_ms);
-        let response =
-            sift_server::ids::drawn_from(seed, at, self.app.clone().oneshot(request)).await;
+        let response = sift_server::ids::drawn_from(seed, at, self.app.clone().oneshot(request))
+            .await
+            .into_response();
         drop(writes);
-        response.into_response()
+        self.log_session(started_session(&response)).await;
+        response
+    }
+
+    /// Logs the session a response starts, if it starts one, so that its
+    /// cookie keeps working when another node takes the lead.
+    async fn log_session(&self, started: Option<String>) {
+        let Some(cookie) = started else {
+            return;
+        };
+        let Some((workspace, key_hash)) = self.state.sessions.describe(&cookie) else {
+            return;
+        };
+        let mut writes = self.writes.lock().await;
+        let now_ms = self.clock.now_ms();
+        let (headers, payload) = record::session(&cookie, &workspace, key_hash.as_deref(), now_ms);
+        match self
+            .shared
+            .log
+            .append_with(PART, writes.last, headers, payload)
+            .await
+        {
+            Ok(seq) => {
+                writes.last = seq;
+                writes.since_checkpoint += 1;
+            }
+            Err(e) => self.break_off(&e.to_string()),
+        }
     }
 
     /// Makes the cluster's first workspace (a fresh cluster), as a logged
@@ -300,6 +340,7 @@ impl Leader {
             }
             let covered = writes.last;
             let (from, to) = (self.shared.dir.clone(), partial.clone());
+            let exported = self.state.sessions.export();
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                 match std::fs::remove_dir_all(&to) {
                     Ok(()) => {}
@@ -308,7 +349,10 @@ impl Leader {
                 }
                 std::fs::create_dir_all(&to)?;
                 let mut totals = (0, 0);
-                crate::backup::copy_data_dir(&from, &to, &mut totals)
+                crate::backup::copy_data_dir(&from, &to, &mut totals)?;
+                let sessions = serde_json::to_vec(&exported)?;
+                std::fs::write(to.join(SESSIONS), sessions)?;
+                Ok(())
             })
             .await??;
             writes.since_checkpoint = 0;
@@ -344,10 +388,28 @@ impl Leader {
     }
 }
 
+/// The value of the session cookie a response sets, if it sets one.
+fn started_session(response: &Response) -> Option<String> {
+    let prefix = format!("{}=", sift_server::session::COOKIE);
+    response
+        .headers()
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.strip_prefix(&prefix))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_string())
+        .find(|value| !value.is_empty())
+}
+
 /// Applies one logged input as it was first applied.
 async fn apply(state: &AppState, app: &Router, clock: &ManualClock, input: Input) {
     match input {
         Input::Fence => {}
+        Input::Session {
+            cookie,
+            workspace,
+            key_hash,
+        } => state.sessions.adopt(&cookie, &workspace, key_hash),
         Input::FirstWorkspace { now_ms, seed } => {
             clock.set(clock.now_ms().max(now_ms));
             let state = state.clone();

@@ -246,6 +246,23 @@ async fn announce(node: &Node, leader: &Leader) {
 /// Every request: served here when this node leads, else passed to the
 /// leader.
 async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
+    if request.uri().path() == "/healthz" {
+        // This node's own health, for a load balancer: it can serve when
+        // it knows who leads.
+        let leads = node
+            .leading
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| !l.is_broken());
+        if leads || node.leases.owner_of(LEAD).is_some() {
+            return "ok".into_response();
+        }
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no node leads the cluster yet",
+        )
+            .into_response();
+    }
     let passed_on = request.headers().contains_key(FORWARDED);
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, node.max_body).await {

@@ -45,6 +45,13 @@ pub enum Input {
     Fence,
     /// A fresh cluster's first workspace, made by its first leader.
     FirstWorkspace { now_ms: i64, seed: u64 },
+    /// A web UI session started (a sign-in link followed): the same
+    /// cookie keeps working on the next leader.
+    Session {
+        cookie: String,
+        workspace: String,
+        key_hash: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -121,6 +128,22 @@ pub fn first_workspace(now_ms: i64, seed: u64) -> (HeaderMap, Bytes) {
     (headers, Bytes::new())
 }
 
+pub fn session(
+    cookie: &str,
+    workspace: &str,
+    key_hash: Option<&str>,
+    now_ms: i64,
+) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(KIND, "session");
+    headers.insert(NOW, now_ms.to_string().as_str());
+    headers.insert(SESSION_WORKSPACE, workspace);
+    if let Some(key) = key_hash {
+        headers.insert(SESSION_KEY, key);
+    }
+    (headers, Bytes::from(cookie.to_string()))
+}
+
 fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, String> {
     headers
         .get(name)
@@ -142,6 +165,12 @@ pub fn now_of(headers: &HeaderMap) -> Option<i64> {
 pub fn decode(headers: &HeaderMap, payload: Bytes) -> Result<Input, String> {
     match text(headers, KIND)? {
         "fence" => Ok(Input::Fence),
+        "session" => Ok(Input::Session {
+            cookie: String::from_utf8(payload.to_vec())
+                .map_err(|_| "a session cookie that is not text")?,
+            workspace: text(headers, SESSION_WORKSPACE)?.to_string(),
+            key_hash: headers.get(SESSION_KEY).map(|k| k.as_str().to_string()),
+        }),
         "first-workspace" => Ok(Input::FirstWorkspace {
             now_ms: number(headers, NOW)?,
             seed: number(headers, SEED)?,
