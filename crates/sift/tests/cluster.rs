@@ -112,10 +112,10 @@ impl Cluster {
                     }
                 } else if line == format!("Sift node {name} leads the cluster") {
                     seen.leader = Some(name.clone());
-                } else if line == format!("Sift node {name} no longer leads") {
-                    if seen.leader.as_deref() == Some(&name) {
-                        seen.leader = None;
-                    }
+                } else if line == format!("Sift node {name} no longer leads")
+                    && seen.leader.as_deref() == Some(&name)
+                {
+                    seen.leader = None;
                 }
             }
         });
@@ -222,16 +222,26 @@ impl Model {
     }
 }
 
-async fn writer(
-    w: usize,
+/// What every writer of a load shares.
+#[derive(Clone)]
+struct Writing {
     http: HttpClient,
     addrs: Arc<Mutex<Vec<String>>>,
     key: String,
     stop: Arc<AtomicBool>,
-    model: Arc<Mutex<Model>>,
     acked: Arc<AtomicU64>,
     events: Arc<AtomicU64>,
-) {
+}
+
+async fn writer(w: usize, writing: Writing, model: Arc<Mutex<Model>>) {
+    let Writing {
+        http,
+        addrs,
+        key,
+        stop,
+        acked,
+        events,
+    } = writing;
     while !stop.load(Ordering::SeqCst) {
         let choice = rand::random_range(0..10);
         if choice < 4 {
@@ -432,21 +442,18 @@ fn start_load(
     events: &Arc<AtomicU64>,
 ) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
+    let writing = Writing {
+        http: http.clone(),
+        addrs: addrs.clone(),
+        key: key.to_string(),
+        stop: stop.clone(),
+        acked: acked.clone(),
+        events: events.clone(),
+    };
     let tasks = models
         .iter()
         .enumerate()
-        .map(|(w, model)| {
-            tokio::spawn(writer(
-                w,
-                http.clone(),
-                addrs.clone(),
-                key.to_string(),
-                stop.clone(),
-                model.clone(),
-                acked.clone(),
-                events.clone(),
-            ))
-        })
+        .map(|(w, model)| tokio::spawn(writer(w, writing.clone(), model.clone())))
         .collect();
     Load { stop, tasks }
 }
