@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=${SIFT_CLUSTER_BASE_PORT:-14222}
-DIR="${CARGO_TARGET_DIR:-target}/cluster"
+DIR="${SIFT_CLUSTER_DIR:-${CARGO_TARGET_DIR:-target}/cluster}"
 NODES=(n1 n2 n3)
 SIFTS=(s1 s2 s3)
 HTTP_BASE=${SIFT_CLUSTER_HTTP_PORT:-7871}

@@ -20,6 +20,9 @@ fi
 SIFT_NATS_SERVER="$(./scripts/nats-tools.sh)"
 export SIFT_NATS_SERVER
 cargo test --workspace --locked
+# The API test suite again, against a 3-node cluster (docs/cluster.md), the
+# requests spread over its nodes.
+./scripts/cluster-api-test.sh
 # The web UI in a real browser (installs Node.js and chromium when missing; see the script).
 ./scripts/ui-test.sh
 # The HTTP API through its OpenAPI document: a generated TypeScript client runs

@@ -31,6 +31,9 @@ impl Server {
 
     /// A server whose config `configure` adjusts (e.g. `max_body_bytes`).
     pub fn with(configure: impl FnOnce(&mut Config)) -> Server {
+        if let Some(nodes) = cluster_nodes() {
+            return Server::on_cluster(nodes);
+        }
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path(), Some(ADMIN_KEY.to_string()));
         // Receivers and fake Graph APIs listen on 127.0.0.1; the tests of
@@ -188,6 +191,90 @@ impl Server {
     pub async fn members(&self, segment_id: &str, limit: usize) -> Vec<String> {
         let base = format!("/v1/segments/{segment_id}/contacts?limit={limit}");
         walk(self, &base).await
+    }
+}
+
+/// The base URLs of a running cluster's nodes (docs/cluster.md), from
+/// `SIFT_TEST_CLUSTER_NODES` (comma-separated): when set, each test's
+/// workspace is created in that cluster and its requests go to the nodes in
+/// turn (scripts/cluster-api-test.sh). The cluster's admin key must be
+/// [`ADMIN_KEY`].
+fn cluster_nodes() -> Option<Vec<String>> {
+    let nodes = std::env::var("SIFT_TEST_CLUSTER_NODES").ok()?;
+    let nodes: Vec<String> = nodes
+        .split(',')
+        .map(|n| n.trim().trim_end_matches('/').to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
+}
+
+/// A router that passes every request to the next of `nodes`.
+fn round_robin(nodes: Vec<String>) -> Router {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let next = Arc::new(AtomicUsize::new(0));
+    let nodes = Arc::new(nodes);
+    Router::new().fallback(move |request: Request<Body>| {
+        let (client, next, nodes) = (client.clone(), next.clone(), nodes.clone());
+        async move {
+            let node = &nodes[next.fetch_add(1, Ordering::Relaxed) % nodes.len()];
+            let (mut parts, body) = request.into_parts();
+            let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = format!("{node}{target}").parse().unwrap();
+            let response = client
+                .request(Request::from_parts(parts, body))
+                .await
+                .unwrap_or_else(|e| panic!("the cluster node {node} did not answer: {e}"));
+            response.map(Body::new)
+        }
+    })
+}
+
+impl Server {
+    /// A workspace ("Acme") in the running cluster of
+    /// `SIFT_TEST_CLUSTER_NODES`. `state` is a local stand-in that nothing
+    /// is written to: tests that read the server's insides do not run
+    /// against a cluster (scripts/cluster-api-test.sh skips them).
+    fn on_cluster(nodes: Vec<String>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::open(Config::new(dir.path(), Some(ADMIN_KEY.to_string()))).unwrap();
+        let creating = nodes.clone();
+        // Its own runtime: this is called from inside a test's runtime.
+        let created = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                send(
+                    &round_robin(creating),
+                    "POST",
+                    "/v1/workspaces",
+                    Some(ADMIN_KEY),
+                    Some(json!({"name": "Acme"})),
+                )
+                .await
+            })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            created.0,
+            StatusCode::CREATED,
+            "creating a workspace in the cluster: {}",
+            created.1
+        );
+        Server {
+            app: round_robin(nodes),
+            state,
+            key: created.1["key"].as_str().unwrap().to_string(),
+            workspace_id: created.1["id"].as_str().unwrap().to_string(),
+            dir,
+        }
     }
 }
 

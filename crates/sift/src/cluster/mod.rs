@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sift_cluster::{CheckpointStore, Directory, LeaseConfig, LeaseEvent, Leases, PartitionLog};
 use sift_server::{ApiError, Code};
@@ -77,7 +77,13 @@ async fn run(
 ) -> anyhow::Result<ExitCode> {
     let replicas = usize::try_from(flags.cluster_replicas).unwrap_or(3);
     let js = sift_cluster::connect(&servers).await?;
-    let max_payload = js.client().server_info().max_payload;
+    // The server's INFO (its max_payload) has arrived once a round trip has.
+    let nats = js.client();
+    let _ = nats.flush().await;
+    let max_payload = match nats.server_info().max_payload {
+        0 => 1024 * 1024,
+        announced => announced,
+    };
     let front_config = crate::run::serve_config(&flags, &data)?;
     // Headers and the log's own fields travel beside the body.
     let max_body = front_config
@@ -246,7 +252,9 @@ async fn announce(node: &Node, leader: &Leader) {
 /// Every request: served here when this node leads, else passed to the
 /// leader.
 async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
-    if request.uri().path() == "/healthz" {
+    if request.uri().path() == "/healthz"
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+    {
         // This node's own health, for a load balancer: it can serve when
         // it knows who leads.
         let leads = node
