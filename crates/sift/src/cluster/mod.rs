@@ -40,7 +40,8 @@ const WAIT_FOR_LEADER: Duration = Duration::from_secs(10);
 struct Node {
     name: String,
     url: String,
-    leases: Leases,
+    /// Taken out at shutdown, to hand the lease back.
+    leases: Mutex<Option<Leases>>,
     directory: Directory,
     client: forward::HttpClient,
     leading: watch::Sender<Option<Arc<Leader>>>,
@@ -126,7 +127,7 @@ async fn run(
     let node = Arc::new(Node {
         name: name.clone(),
         url: url.clone(),
-        leases,
+        leases: Mutex::new(Some(leases)),
         directory,
         client: forward::client(),
         leading: watch::channel(None).0,
@@ -155,9 +156,9 @@ async fn run(
         }
         leader.stop().await;
     }
-    match Arc::try_unwrap(node) {
-        Ok(node) => node.leases.stop().await,
-        Err(_) => tracing::warn!("the lease is left to expire"),
+    let leases = node.leases.lock().ok().and_then(|mut l| l.take());
+    if let Some(leases) = leases {
+        leases.stop().await;
     }
     say(&format!(
         "Sift node {name} stopped; every acknowledged write is in JetStream."
@@ -252,8 +253,7 @@ async fn announce(node: &Node, leader: &Leader) {
 /// Every request: served here when this node leads, else passed to the
 /// leader.
 async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
-    if request.uri().path() == "/healthz"
-        && matches!(*request.method(), Method::GET | Method::HEAD)
+    if request.uri().path() == "/healthz" && matches!(*request.method(), Method::GET | Method::HEAD)
     {
         // This node's own health, for a load balancer: it can serve when
         // it knows who leads.
@@ -262,7 +262,7 @@ async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
             .borrow()
             .as_ref()
             .is_some_and(|l| !l.is_broken());
-        if leads || node.leases.owner_of(LEAD).is_some() {
+        if leads || owner(&node).is_some() {
             return "ok".into_response();
         }
         return (
@@ -339,9 +339,14 @@ async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
     }
 }
 
+/// The node holding the lead, as this node last saw the leases.
+fn owner(node: &Node) -> Option<String> {
+    node.leases.lock().ok()?.as_ref()?.owner_of(LEAD)
+}
+
 /// The leading node's name and URL, as the leases and the directory say.
 async fn leader_url(node: &Node) -> Option<(String, String)> {
-    let owner = node.leases.owner_of(LEAD)?;
+    let owner = owner(node)?;
     if let Ok(cached) = node.urls.lock()
         && let Some((name, url)) = cached.as_ref()
         && *name == owner
