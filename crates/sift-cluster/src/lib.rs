@@ -18,7 +18,9 @@ pub use async_nats::HeaderMap;
 pub use checkpoints::CheckpointStore;
 pub use directory::Directory;
 pub use leases::{LeaseConfig, LeaseEvent, Leases, connect};
-pub use logs::{AppendError, ChangeLog, ChangePublisher, LoggedChange, PartitionLog};
+pub use logs::{
+    AppendError, ChangeLog, ChangePublisher, LoggedChange, PartitionLog, PendingAppend,
+};
 pub use partition::{PARTITIONS, partition_lease, partition_of};
 
 /// What a cluster operation can fail with.

@@ -214,6 +214,44 @@ impl PartitionLog {
         .await
     }
 
+    /// Sends an append without waiting for JetStream's answer, so that
+    /// the next can be sent before this one is confirmed (appends sent on
+    /// one connection are stored in the order sent). `position` is where
+    /// the writer expects it to land, the previous append's sequence: when
+    /// `fenced`, JetStream stores it only if that is the subject's last
+    /// sequence. JetStream cannot check that for an append sent while an
+    /// earlier one is still in flight, so the writer sends those unfenced
+    /// and checks their confirmed sequences follow each other with no gap
+    /// (no other writer's append between them). Not retried: an append
+    /// whose answer does not come is an error, after which only a replay
+    /// of the log tells what is stored.
+    pub async fn send(
+        &self,
+        partition: u16,
+        position: u64,
+        fenced: bool,
+        mut headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<PendingAppend, AppendError> {
+        let subject = self.subject(partition);
+        if fenced {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                position.to_string().as_str(),
+            );
+        }
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{subject}:{position}:{}", self.writer).as_str(),
+        );
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        Ok(PendingAppend { ack, partition })
+    }
+
     /// [`replay`](Self::replay) handing each input's headers too.
     pub async fn replay_with(
         &self,
@@ -258,6 +296,29 @@ impl PartitionLog {
             visit(read.seq, read.payload)
         })
         .await
+    }
+}
+
+/// An append sent by [`PartitionLog::send`], not yet confirmed.
+pub struct PendingAppend {
+    ack: jetstream::context::PublishAckFuture,
+    partition: u16,
+}
+
+impl PendingAppend {
+    /// Its stream sequence once a quorum stored it.
+    pub async fn confirmed(self) -> Result<u64, AppendError> {
+        match self.ack.await {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(AppendError::Fenced(self.partition))
+            }
+            // The ack path reports a refused expectation as an API error.
+            Err(e) if e.to_string().contains("wrong last sequence") => {
+                Err(AppendError::Fenced(self.partition))
+            }
+            Err(e) => Err(AppendError::Unavailable(e.to_string())),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod retention;
 pub mod revoke;
 mod runner;
 pub mod secrets;
+pub mod sequenced;
 pub mod session;
 pub mod state;
 mod timers;

@@ -139,6 +139,16 @@ impl AppState {
         read_lock(&self.keys).contains_key(hash)
     }
 
+    /// Waits until every workspace has committed every write queued
+    /// before now (cluster mode, before it copies the databases).
+    pub async fn committed(&self) -> WorkspaceResult<()> {
+        let handles: Vec<_> = read_lock(&self.workspaces).values().cloned().collect();
+        for handle in handles {
+            handle.service.committed().await?;
+        }
+        Ok(())
+    }
+
     pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
         read_lock(&self.workspaces).get(id).cloned()
     }

@@ -41,6 +41,7 @@ pub use event_retention::EventPrune;
 pub use event_stream::EventStream;
 pub use exports::{ExportRow, ExportWrite};
 pub use prune::Prune;
+pub use schema::set_sync_commits;
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
 };

@@ -333,11 +333,31 @@ pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// How long a connection waits for a lock another one holds.
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether a commit is fsynced before it returns (`synchronous=FULL`, the
+/// default). Cluster mode turns it off for the whole process: there a write
+/// is durable once JetStream has stored it, and the local databases are a
+/// cache rebuilt from JetStream after a crash (`synchronous=NORMAL` still
+/// keeps them consistent).
+static SYNC_COMMITS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// See [`SYNC_COMMITS`]; set before any database is opened.
+pub fn set_sync_commits(sync: bool) {
+    SYNC_COMMITS.store(sync, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub(crate) fn synchronous() -> &'static str {
+    if SYNC_COMMITS.load(std::sync::atomic::Ordering::SeqCst) {
+        "FULL"
+    } else {
+        "NORMAL"
+    }
+}
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", synchronous())?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     // 64 MiB of page cache: the change log's index takes inserts all over its
     // pages, and spilling the cache mid-transaction doubles the writer's work.

@@ -267,6 +267,10 @@ pub enum BenchSuite {
     /// to create a behavioural segment, against a real `sift serve` on a
     /// directory loaded through `sift import`; not part of `all`.
     State,
+    /// Cluster mode against the embedded mode: `sift serve` children pinned
+    /// to cores beside 3 nats-servers (`--contacts`: single PUTs, default
+    /// 20,000), then 10 kills of the leader; not part of `all`.
+    Cluster,
     All,
 }
 

@@ -64,6 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             http_contacts,
             suite,
         } => {
+            if suite == BenchSuite::Cluster {
+                crate::bench_cluster::run(contacts.unwrap_or(20_000), 10)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if suite == BenchSuite::State {
                 let contacts = contacts.unwrap_or(100_000);
                 let events = events.unwrap_or(1_000_000);

@@ -326,6 +326,9 @@ impl WorkspaceService {
                 done: done_tx,
                 flushed: None,
             })?;
+            if origin == Origin::Client {
+                crate::sequenced::applied();
+            }
             (done_rx, write, value, written)
         };
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
@@ -428,6 +431,12 @@ impl WorkspaceService {
         };
         durable(done).await?;
         Ok(Some((last, deleted)))
+    }
+
+    /// Waits until every write queued before now is committed.
+    pub async fn committed(&self) -> WorkspaceResult<()> {
+        let done = self.queue(Vec::new(), Vec::new(), None)?;
+        durable(done).await
     }
 
     fn queue(

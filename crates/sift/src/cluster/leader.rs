@@ -20,7 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sift_cluster::{AppendError, CheckpointStore, PartitionLog};
+use sift_cluster::{AppendError, CheckpointStore, HeaderMap, PartitionLog};
 use sift_server::clock::{Clock, ManualClock, system_now_ms};
 use sift_server::{ApiError, AppState, Code, Config};
 use tokio::sync::Notify;
@@ -56,9 +56,23 @@ pub struct Shared {
     pub checkpoint_writes: u64,
 }
 
-struct Writes {
-    /// The input sequence of the last write logged.
-    last: u64,
+/// The sending side of the write path: what the next append expects.
+struct Sending {
+    /// The input sequence the next append expects to follow: this
+    /// leader's last append, sent if not yet confirmed (the log holds only
+    /// this leader's inputs after its fence, so each takes the next
+    /// sequence).
+    expected: u64,
+    /// The business instant of the last write sent (never goes back).
+    now_ms: i64,
+    /// The ticket of the next write sent: writes apply in ticket order.
+    next_ticket: u64,
+}
+
+/// The applying side: writes apply one at a time, in the order sent.
+struct Applied {
+    /// The input sequence of the last write applied.
+    seq: u64,
     since_checkpoint: u64,
 }
 
@@ -67,14 +81,52 @@ pub struct Leader {
     app: Router,
     clock: ManualClock,
     shared: Arc<Shared>,
-    writes: tokio::sync::Mutex<Writes>,
+    sending: tokio::sync::Mutex<Sending>,
+    applying: Arc<tokio::sync::Mutex<Applied>>,
+    /// The ticket of the last write applied (or given up).
+    turn: Arc<tokio::sync::watch::Sender<u64>>,
     /// Set when this node must stop leading (another node wrote to the log,
     /// or an append's outcome is unknown): the node takes the lead over
     /// again from the log if it still holds the lease.
     broken: AtomicBool,
     pub broke: Arc<Notify>,
-    checkpoint_due: Notify,
+    checkpoint_due: Arc<Notify>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// An input's turn to apply: held while it applies; dropping it lets the
+/// next one apply.
+struct Turn {
+    applying: tokio::sync::OwnedMutexGuard<Applied>,
+    turn: Arc<tokio::sync::watch::Sender<u64>>,
+    checkpoint_due: Arc<Notify>,
+    checkpoint_writes: u64,
+    ticket: u64,
+    seq: u64,
+    now_ms: i64,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.applying.seq = self.seq;
+        self.applying.since_checkpoint += 1;
+        if self.applying.since_checkpoint >= self.checkpoint_writes {
+            self.checkpoint_due.notify_one();
+        }
+        self.turn.send_replace(self.ticket);
+    }
+}
+
+fn unconfirmed(why: &str) -> Response {
+    let mut response = ApiError::new(
+        Code::Unavailable,
+        format!("JetStream did not confirm storing the write ({why}); it may or may not be applied: retry it (events with an id are applied once)"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 fn moving() -> Response {
@@ -153,6 +205,7 @@ impl Leader {
             }
         }
         clock.set(clock.now_ms().max(system_now_ms()));
+        let start_ms = clock.now_ms();
         tracing::info!(
             node = %shared.node,
             covered,
@@ -167,13 +220,19 @@ impl Leader {
             app,
             clock,
             shared,
-            writes: tokio::sync::Mutex::new(Writes {
-                last: fenced_at,
-                since_checkpoint: replayed as u64,
+            sending: tokio::sync::Mutex::new(Sending {
+                expected: fenced_at,
+                now_ms: start_ms,
+                next_ticket: 1,
             }),
+            applying: Arc::new(tokio::sync::Mutex::new(Applied {
+                seq: fenced_at,
+                since_checkpoint: replayed as u64,
+            })),
+            turn: Arc::new(tokio::sync::watch::channel(0).0),
             broken: AtomicBool::new(false),
             broke,
-            checkpoint_due: Notify::new(),
+            checkpoint_due: Arc::new(Notify::new()),
             tasks: Mutex::new(Vec::new()),
         });
         let ticking = tokio::spawn(tick(Arc::downgrade(&leader)));
@@ -192,10 +251,12 @@ impl Leader {
         tracing::warn!(node = %self.shared.node, %why, "stops leading until it has replayed the log");
         self.broken.store(true, Ordering::SeqCst);
         self.broke.notify_one();
+        // Writes waiting for their turn give up.
+        self.turn.send_modify(|_| {});
     }
 
-    /// Serves one request: reads at once, writes logged then applied, one
-    /// at a time, in the log's order.
+    /// Serves one request: reads at once; writes logged, then applied in
+    /// the order logged.
     pub async fn handle(&self, parts: Parts, body: Bytes) -> Response {
         if self.is_broken() {
             return moving();
@@ -208,63 +269,158 @@ impl Leader {
         }
         let session = sift_server::session::cookie(&parts.headers)
             .and_then(|cookie| self.state.sessions.describe(cookie));
-        let mut writes = self.writes.lock().await;
-        if self.is_broken() {
-            return moving();
-        }
-        let now_ms = self.clock.now_ms().max(system_now_ms());
-        self.clock.set(now_ms);
-        let recorded = Recorded {
-            now_ms,
-            seed: rand::random(),
-            method: parts.method.clone(),
-            target: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-            headers: record::kept_headers(&parts.headers),
-            body: body.clone(),
-            session,
+        let seed: u64 = rand::random();
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+        let method = parts.method.clone();
+        let headers = record::kept_headers(&parts.headers);
+        let logged = body.clone();
+        let turn = self
+            .log(move |now_ms| {
+                Recorded {
+                    now_ms,
+                    seed,
+                    method,
+                    target,
+                    headers,
+                    body: logged,
+                    session,
+                }
+                .encode()
+            })
+            .await;
+        let turn = match turn {
+            Ok(turn) => turn,
+            Err(refused) => return refused,
         };
-        let (headers, payload) = recorded.encode();
-        match self
-            .shared
-            .log
-            .append_with(PART, writes.last, headers, payload)
-            .await
-        {
-            Ok(seq) => writes.last = seq,
+        let request = Request::from_parts(parts, Body::from(body));
+        let now_ms = turn.now_ms;
+        // The next write may apply once this one is in the engine, while
+        // its commit is under way (or once it answers, if it writes nothing
+        // to the engine).
+        let turn = Arc::new(Mutex::new(Some(turn)));
+        let held = turn.clone();
+        let release = Box::new(move || {
+            if let Ok(mut turn) = held.lock() {
+                turn.take();
+            }
+        });
+        let response = sift_server::ids::drawn_from(
+            seed,
+            now_ms,
+            sift_server::sequenced::on_applied(release, self.app.clone().oneshot(request)),
+        )
+        .await
+        .into_response();
+        if let Ok(mut turn) = turn.lock() {
+            turn.take();
+        }
+        self.log_session(started_session(&response)).await;
+        response
+    }
+
+    /// Logs an input (made by `make` given its business instant), then
+    /// waits for its turn to apply: every input logged before it applied,
+    /// the clock at its instant. The input counts as applied when the turn
+    /// is dropped.
+    async fn log(&self, make: impl FnOnce(i64) -> (HeaderMap, Bytes)) -> Result<Turn, Response> {
+        let (pending, ticket, now_ms) = {
+            let mut sending = self.sending.lock().await;
+            if self.is_broken() {
+                return Err(moving());
+            }
+            let now_ms = sending.now_ms.max(system_now_ms());
+            let (headers, payload) = make(now_ms);
+            // Fenced by JetStream when nothing is in flight; otherwise
+            // checked below for a gap.
+            let idle = sending.next_ticket == *self.turn.borrow() + 1;
+            let pending = self
+                .shared
+                .log
+                .send(PART, sending.expected, idle, headers, payload)
+                .await;
+            let pending = match pending {
+                Ok(pending) => pending,
+                Err(e) => {
+                    self.break_off(&e.to_string());
+                    return Err(unconfirmed(&e.to_string()));
+                }
+            };
+            sending.expected += 1;
+            sending.now_ms = now_ms;
+            let ticket = sending.next_ticket;
+            sending.next_ticket += 1;
+            (pending, ticket, now_ms)
+        };
+        let confirmed = pending.confirmed().await;
+        let mut turn = self.turn.subscribe();
+        let _ = turn
+            .wait_for(|applied| *applied + 1 >= ticket || self.is_broken())
+            .await;
+        let applying = self.applying.clone().lock_owned().await;
+        let seq = match confirmed {
+            Ok(seq) if !self.is_broken() && seq == applying.seq + 1 => seq,
+            Ok(_) if self.is_broken() => {
+                self.turn.send_replace(ticket);
+                return Err(moving());
+            }
+            Ok(seq) => {
+                // Another writer's append landed between this leader's
+                // previous one and this one.
+                self.break_off(&format!(
+                    "input {seq} does not follow {} (another node appended)",
+                    applying.seq
+                ));
+                self.turn.send_replace(ticket);
+                return Err(moving());
+            }
             Err(AppendError::Fenced(_)) => {
                 self.break_off("another node appended to the input log");
-                return moving();
+                self.turn.send_replace(ticket);
+                return Err(moving());
             }
             Err(AppendError::Unavailable(why)) => {
                 // Stored or not, nobody knows: only a replay of the log
                 // makes this node's state the log's again.
                 self.break_off(&format!("an append's outcome is unknown: {why}"));
-                let mut response = ApiError::new(
-                    Code::Unavailable,
-                    format!("JetStream did not confirm storing the write ({why}); it may or may not be applied: retry it (events with an id are applied once)"),
-                )
-                .into_response();
-                response
-                    .headers_mut()
-                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-                return response;
+                self.turn.send_replace(ticket);
+                return Err(unconfirmed(&why));
             }
+        };
+        // The clock has not passed it: the ticker moves the clock only
+        // while no write is in flight, and writes are sent in instant order.
+        self.clock.set(now_ms);
+        Ok(Turn {
+            applying,
+            turn: self.turn.clone(),
+            checkpoint_due: self.checkpoint_due.clone(),
+            checkpoint_writes: self.shared.checkpoint_writes,
+            ticket,
+            seq,
+            now_ms,
+        })
+    }
+
+    /// Makes the cluster's first workspace (a fresh cluster), as a logged
+    /// write; answers its id and key.
+    pub async fn first_workspace(&self) -> anyhow::Result<Option<(String, String)>> {
+        if !self.state.workspace_rows().is_empty() {
+            return Ok(None);
         }
-        writes.since_checkpoint += 1;
-        if writes.since_checkpoint >= self.shared.checkpoint_writes {
-            self.checkpoint_due.notify_one();
-        }
-        let request = Request::from_parts(parts, Body::from(body));
-        let (seed, at) = (recorded.seed, recorded.now_ms);
-        let response = sift_server::ids::drawn_from(seed, at, self.app.clone().oneshot(request))
+        let seed: u64 = rand::random();
+        let turn = self
+            .log(|now_ms| record::first_workspace(now_ms, seed))
             .await
-            .into_response();
-        drop(writes);
-        self.log_session(started_session(&response)).await;
-        response
+            .map_err(|_| anyhow::anyhow!("cannot log the first workspace"))?;
+        let state = self.state.clone();
+        let made = sift_server::ids::drawn_from(seed, turn.now_ms, async move {
+            state.create_workspace("Default")
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the first workspace: {e}"))?;
+        Ok(Some(made))
     }
 
     /// Logs the session a response starts, if it starts one, so that its
@@ -276,69 +432,26 @@ impl Leader {
         let Some((workspace, key_hash)) = self.state.sessions.describe(&cookie) else {
             return;
         };
-        let mut writes = self.writes.lock().await;
-        let now_ms = self.clock.now_ms();
-        let (headers, payload) = record::session(&cookie, &workspace, key_hash.as_deref(), now_ms);
-        match self
-            .shared
-            .log
-            .append_with(PART, writes.last, headers, payload)
-            .await
-        {
-            Ok(seq) => {
-                writes.last = seq;
-                writes.since_checkpoint += 1;
-            }
-            Err(e) => self.break_off(&e.to_string()),
-        }
+        let _turn = self
+            .log(|now_ms| record::session(&cookie, &workspace, key_hash.as_deref(), now_ms))
+            .await;
     }
 
-    /// Makes the cluster's first workspace (a fresh cluster), as a logged
-    /// write; answers its id and key.
-    pub async fn first_workspace(&self) -> anyhow::Result<Option<(String, String)>> {
-        let mut writes = self.writes.lock().await;
-        if !self.state.workspace_rows().is_empty() {
-            return Ok(None);
-        }
-        let now_ms = self.clock.now_ms().max(system_now_ms());
-        self.clock.set(now_ms);
-        let seed: u64 = rand::random();
-        let (headers, payload) = record::first_workspace(now_ms, seed);
-        match self
-            .shared
-            .log
-            .append_with(PART, writes.last, headers, payload)
-            .await
-        {
-            Ok(seq) => writes.last = seq,
-            Err(e) => {
-                self.break_off(&e.to_string());
-                anyhow::bail!("cannot log the first workspace: {e}");
-            }
-        }
-        writes.since_checkpoint += 1;
-        let state = self.state.clone();
-        let made =
-            sift_server::ids::drawn_from(
-                seed,
-                now_ms,
-                async move { state.create_workspace("Default") },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the first workspace: {}", e))?;
-        Ok(Some(made))
-    }
-
-    /// Stores a checkpoint of everything logged so far (when anything was
-    /// logged since the last), then forgets the log before it.
+    /// Stores a checkpoint of everything applied so far (when anything was
+    /// applied since the last), then forgets the log before it.
     pub async fn checkpoint(&self) -> anyhow::Result<Option<u64>> {
         let partial = self.shared.dir.with_extension("checkpoint");
         let covered = {
-            let mut writes = self.writes.lock().await;
-            if writes.since_checkpoint == 0 {
+            let mut applied = self.applying.lock().await;
+            if applied.since_checkpoint == 0 {
                 return Ok(None);
             }
-            let covered = writes.last;
+            let covered = applied.seq;
+            // Applied writes may still be committing (the next one may
+            // apply during a commit); the copy must hold them.
+            self.state.committed().await.map_err(|e| {
+                anyhow::anyhow!("the writes before the checkpoint did not commit: {e}")
+            })?;
             let (from, to) = (self.shared.dir.clone(), partial.clone());
             let exported = self.state.sessions.export();
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -355,7 +468,7 @@ impl Leader {
                 Ok(())
             })
             .await??;
-            writes.since_checkpoint = 0;
+            applied.since_checkpoint = 0;
             covered
         };
         let started = Instant::now();
@@ -456,9 +569,18 @@ async fn tick(leader: std::sync::Weak<Leader>) {
         if leader.is_broken() {
             return;
         }
-        if let Ok(_writes) = leader.writes.try_lock() {
-            leader.clock.set(leader.clock.now_ms().max(system_now_ms()));
+        // Only while no write is in flight: one sent but not applied yet
+        // must apply with the clock at its own recorded instant, which the
+        // clock must not have passed.
+        let Ok(mut sending) = leader.sending.try_lock() else {
+            continue;
+        };
+        if sending.next_ticket != *leader.turn.borrow() + 1 {
+            continue;
         }
+        let now_ms = leader.clock.now_ms().max(system_now_ms());
+        leader.clock.set(now_ms);
+        sending.now_ms = now_ms;
     }
 }
 

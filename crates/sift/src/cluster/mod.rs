@@ -66,6 +66,9 @@ pub fn serve(flags: ServeFlags, servers: String) -> anyhow::Result<ExitCode> {
         );
     }
     let _lock = crate::run::lock_data_dir(&data)?;
+    // A write is durable once JetStream stored it; the local databases are
+    // a cache that a takeover rebuilds from JetStream.
+    sift_store::set_sync_commits(false);
     let rt = crate::run::runtime()?;
     rt.block_on(run(flags, servers, node_name, data))
 }
