@@ -35,6 +35,8 @@ struct Seen {
     leader: Option<String>,
     /// The path and query of the first sign-in link printed.
     sign_in: Option<String>,
+    /// Nodes that said they no longer lead, in order.
+    stepped_down: Vec<String>,
 }
 
 struct SiftNode {
@@ -112,10 +114,11 @@ impl Cluster {
                     }
                 } else if line == format!("Sift node {name} leads the cluster") {
                     seen.leader = Some(name.clone());
-                } else if line == format!("Sift node {name} no longer leads")
-                    && seen.leader.as_deref() == Some(&name)
-                {
-                    seen.leader = None;
+                } else if line == format!("Sift node {name} no longer leads") {
+                    seen.stepped_down.push(name.clone());
+                    if seen.leader.as_deref() == Some(&name) {
+                        seen.leader = None;
+                    }
                 }
             }
         });
@@ -586,6 +589,65 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
             "kill {round}: exact again after {failover:?}"
         );
     }
+
+    // A leader paused (SIGSTOP) past its lease, then resumed: another node
+    // leads meanwhile, and what the paused one sends when it wakes is
+    // fenced off; it steps down.
+    let load = start_load(&http, &addrs, &key, &models, &acked, &events);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let paused = cluster.leader().unwrap();
+    let pid = cluster.nodes[paused]
+        .child
+        .as_ref()
+        .unwrap()
+        .id()
+        .to_string();
+    let signal = |which: &str| {
+        let status = Command::new("kill").args([which, &pid]).status().unwrap();
+        assert!(status.success(), "kill {which} {pid}");
+    };
+    signal("-STOP");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cluster.leader() == Some(paused) || cluster.leader().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "nobody took the lead from a paused leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = acked.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    signal("-CONT");
+    let paused_name = cluster.nodes[paused].name.clone();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cluster
+        .seen
+        .lock()
+        .unwrap()
+        .stepped_down
+        .contains(&paused_name)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed leader never stepped down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.finish().await;
+    assert!(
+        acked.load(Ordering::SeqCst) > before,
+        "no write while the leader was paused"
+    );
+    verify(
+        "after a paused leader resumed",
+        &http,
+        &addrs,
+        &key,
+        &segments,
+        &snapshot(&models),
+    )
+    .await;
 
     // One NATS server lost: writes go on.
     let load = start_load(&http, &addrs, &key, &models, &acked, &events);
