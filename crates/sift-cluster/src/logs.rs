@@ -181,16 +181,8 @@ impl PartitionLog {
         expected: u64,
         payload: Bytes,
     ) -> Result<u64, AppendError> {
-        append_on(
-            &self.js,
-            &self.writer,
-            partition,
-            self.subject(partition),
-            expected,
-            HeaderMap::new(),
-            payload,
-        )
-        .await
+        self.append_with(partition, expected, HeaderMap::new(), payload)
+            .await
     }
 
     /// [`append`](Self::append) with headers of the caller's beside the

@@ -149,6 +149,29 @@ impl AppState {
         Ok(())
     }
 
+    /// Whether any workspace has workflow triggers waiting.
+    pub fn has_queued_runs(&self) -> bool {
+        read_lock(&self.workspaces)
+            .values()
+            .any(|handle| handle.service.queued_runs() > 0)
+    }
+
+    /// Runs every workflow trigger waiting in every workspace, cascades
+    /// included. Cluster mode calls it at the points of its log where the
+    /// runs happen, with no runner task (`Config::run_workflows` off), so
+    /// that a replay of the log runs them at the same points.
+    pub async fn run_queued_workflows(&self) -> WorkspaceResult<()> {
+        let handles: Vec<_> = read_lock(&self.workspaces).values().cloned().collect();
+        for handle in handles {
+            while handle.service.queued_runs() > 0 {
+                if handle.service.run_workflows().await?.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn workspace(&self, id: &str) -> Option<Arc<WorkspaceHandle>> {
         read_lock(&self.workspaces).get(id).cloned()
     }

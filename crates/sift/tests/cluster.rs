@@ -211,6 +211,9 @@ struct Model {
     anonymous: BTreeMap<String, Vec<i64>>,
     /// Anonymous id → the known id it merged into.
     merged: BTreeMap<String, String>,
+    /// Contacts that were "older" at some point: a workflow adds each to
+    /// the static segment "picked" when it enters "older".
+    ever_older: BTreeSet<String>,
 }
 
 impl Model {
@@ -264,6 +267,9 @@ async fn writer(w: usize, writing: Writing, model: Arc<Mutex<Model>>) {
             )
             .await;
             let mut model = model.lock().unwrap();
+            if properties["age"].as_i64().is_some_and(|age| age >= 30) {
+                model.ever_older.insert(id.clone());
+            }
             let entry = model.known.entry(id).or_default();
             entry.0 = properties;
         } else if choice < 9 {
@@ -312,6 +318,12 @@ const SEGMENTS: [(&str, &str); 4] = [
 
 fn expected(models: &[Model], segment: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    if segment == "picked" {
+        for model in models {
+            out.extend(model.ever_older.iter().cloned());
+        }
+        return out;
+    }
     for model in models {
         for (id, (properties, _)) in &model.known {
             let age = properties.get("age").and_then(Json::as_i64);
@@ -339,28 +351,42 @@ fn expected(models: &[Model], segment: &str) -> BTreeSet<String> {
     out
 }
 
+/// Every item of a paged list, following `next_cursor` through `param`.
+async fn pages(
+    http: &HttpClient,
+    addrs: &Arc<Mutex<Vec<String>>>,
+    key: &str,
+    base: &str,
+    param: &str,
+) -> Vec<Json> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{base}&{param}={c}"),
+            None => base.to_string(),
+        };
+        let page = send(http, addrs, key, "GET", &path, None).await;
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return items,
+        }
+    }
+}
+
 async fn members(
     http: &HttpClient,
     addrs: &Arc<Mutex<Vec<String>>>,
     key: &str,
     id: &str,
 ) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/segments/{id}/contacts?limit=100&cursor={c}"),
-            None => format!("/v1/segments/{id}/contacts?limit=100"),
-        };
-        let page = send(http, addrs, key, "GET", &path, None).await;
-        for item in page["items"].as_array().unwrap() {
-            out.insert(item["id"].as_str().unwrap().to_string());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return out,
-        }
-    }
+    let base = format!("/v1/segments/{id}/contacts?limit=100");
+    pages(http, addrs, key, &base, "cursor")
+        .await
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Membership as a replay of the segment's change log says.
@@ -371,28 +397,16 @@ async fn replayed(
     id: &str,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(seq) => format!("/v1/segments/{id}/changes?limit=1000&after={seq}"),
-            None => format!("/v1/segments/{id}/changes?limit=1000"),
-        };
-        let page = send(http, addrs, key, "GET", &path, None).await;
-        for change in page["items"].as_array().unwrap() {
-            let contact = change["contact_id"].as_str().unwrap().to_string();
-            match change["change"].as_str() {
-                Some("entered") => assert!(out.insert(contact), "entered twice: {change}"),
-                Some("exited") => {
-                    assert!(out.remove(&contact), "exited without entering: {change}")
-                }
-                other => panic!("a change of kind {other:?}"),
-            }
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => after = Some(next.to_string()),
-            None => return out,
+    let base = format!("/v1/segments/{id}/changes?limit=1000");
+    for change in pages(http, addrs, key, &base, "after").await {
+        let contact = change["contact_id"].as_str().unwrap().to_string();
+        match change["change"].as_str() {
+            Some("entered") => assert!(out.insert(contact), "entered twice: {change}"),
+            Some("exited") => assert!(out.remove(&contact), "exited without entering: {change}"),
+            other => panic!("a change of kind {other:?}"),
         }
     }
+    out
 }
 
 /// Every segment equals the test's evaluation and its change log's replay;
@@ -407,7 +421,14 @@ async fn verify(
 ) {
     for (name, id) in segments {
         let want = expected(models, name);
-        let got = members(http, addrs, key, id).await;
+        // The workflow filling "picked" runs just after the write that
+        // triggers it.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut got = members(http, addrs, key, id).await;
+        while got != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            got = members(http, addrs, key, id).await;
+        }
         assert_eq!(got, want, "{phase}: members of {name:?}");
         let replay = replayed(http, addrs, key, id).await;
         assert_eq!(replay, want, "{phase}: the change log of {name:?} replayed");
@@ -525,6 +546,14 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
             created["id"].as_str().unwrap().to_string(),
         ));
     }
+    let body = json!({"name": "picked", "kind": "static"});
+    let picked = send(&http, &addrs, &key, "POST", "/v1/segments", Some(&body)).await;
+    let picked = picked["id"].as_str().unwrap().to_string();
+    let body = json!({"name": "pick the older", "status": "active",
+        "trigger": {"type": "segment_entered", "segment": segments[0].1},
+        "actions": [{"type": "add_to_segment", "segment": picked}]});
+    send(&http, &addrs, &key, "POST", "/v1/workflows", Some(&body)).await;
+    segments.push(("picked".to_string(), picked));
     let models: Vec<Arc<Mutex<Model>>> = (0..WRITERS).map(|_| Arc::default()).collect();
     let snapshot = |models: &[Arc<Mutex<Model>>]| -> Vec<Model> {
         models.iter().map(|m| m.lock().unwrap().clone()).collect()

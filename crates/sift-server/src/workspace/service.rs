@@ -513,6 +513,11 @@ impl WorkspaceService {
         }
     }
 
+    /// Workflow triggers waiting to run.
+    pub fn queued_runs(&self) -> u64 {
+        self.engine.read().map_or(0, |ws| ws.queued_runs())
+    }
+
     /// Writes since the newest checkpoint.
     pub fn writes_since_checkpoint(&self) -> u64 {
         self.queued_writes

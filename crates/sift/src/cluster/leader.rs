@@ -198,11 +198,19 @@ impl Leader {
         }
         let app = sift_server::app(state.clone());
         let replayed = inputs.len();
+        let mut committing = Vec::new();
         for (seq, _, input) in inputs {
             match input {
-                Ok(input) => apply(&state, &app, &clock, input).await,
+                Ok(input) => {
+                    if let Some(task) = apply(&state, &app, &clock, input).await {
+                        committing.push(task);
+                    }
+                }
                 Err(why) => tracing::warn!(seq, %why, "an input cannot be read; skipped"),
             }
+        }
+        for task in committing {
+            let _ = task.await;
         }
         clock.set(clock.now_ms().max(system_now_ms()));
         let start_ms = clock.now_ms();
@@ -392,6 +400,9 @@ impl Leader {
         // The clock has not passed it: the ticker moves the clock only
         // while no write is in flight, and writes are sent in instant order.
         self.clock.set(now_ms);
+        // Workflow runs waiting (queued by earlier writes) run here, before
+        // this input, as a replay runs them.
+        run_queued_workflows(&self.state).await;
         Ok(Turn {
             applying,
             turn: self.turn.clone(),
@@ -514,14 +525,32 @@ fn started_session(response: &Response) -> Option<String> {
         .find(|value| !value.is_empty())
 }
 
-/// Applies one logged input as it was first applied.
-async fn apply(state: &AppState, app: &Router, clock: &ManualClock, input: Input) {
+/// Applies one logged input as it was first applied; answers the task
+/// still committing it, if any.
+async fn apply(
+    state: &AppState,
+    app: &Router,
+    clock: &ManualClock,
+    input: Input,
+) -> Option<JoinHandle<()>> {
+    let at = match &input {
+        Input::Fence => None,
+        Input::FirstWorkspace { now_ms, .. }
+        | Input::Drain { now_ms }
+        | Input::Session { now_ms, .. } => Some(*now_ms),
+        Input::Request(recorded) => Some(recorded.now_ms),
+    };
+    if let Some(at) = at {
+        clock.set(clock.now_ms().max(at));
+        run_queued_workflows(state).await;
+    }
     match input {
-        Input::Fence => {}
+        Input::Fence | Input::Drain { .. } => {}
         Input::Session {
             cookie,
             workspace,
             key_hash,
+            ..
         } => state.sessions.adopt(&cookie, &workspace, key_hash),
         Input::FirstWorkspace { now_ms, seed } => {
             clock.set(clock.now_ms().max(now_ms));
@@ -543,18 +572,41 @@ async fn apply(state: &AppState, app: &Router, clock: &ManualClock, input: Input
             ) {
                 state.sessions.adopt(cookie, workspace, key.clone());
             }
-            let response = sift_server::ids::drawn_from(
+            // As when it was first applied, the next input applies once
+            // this one is in the engine; its commit goes on meanwhile.
+            let (applied, in_engine) = tokio::sync::oneshot::channel::<()>();
+            let hook = Box::new(move || {
+                let _ = applied.send(());
+            });
+            let target = recorded.target.clone();
+            let work = sift_server::ids::drawn_from(
                 recorded.seed,
                 recorded.now_ms,
-                app.clone().oneshot(request),
-            )
-            .await;
-            if let Ok(response) = response
-                && response.status().is_server_error()
-            {
-                tracing::warn!(target = %recorded.target, status = %response.status(), "a replayed write failed");
+                sift_server::sequenced::on_applied(hook, app.clone().oneshot(request)),
+            );
+            let mut task = tokio::spawn(async move {
+                if let Ok(response) = work.await
+                    && response.status().is_server_error()
+                {
+                    tracing::warn!(%target, status = %response.status(), "a replayed write failed");
+                }
+            });
+            // Either the write reached the engine, or the request ended
+            // (the hook dropped unused) without writing to it.
+            tokio::select! {
+                _ = in_engine => return Some(task),
+                _ = &mut task => {}
             }
         }
+    }
+    None
+}
+
+async fn run_queued_workflows(state: &AppState) {
+    if state.has_queued_runs()
+        && let Err(e) = state.run_queued_workflows().await
+    {
+        tracing::warn!(error = %e, "workflow runs failed");
     }
 }
 
@@ -581,6 +633,12 @@ async fn tick(leader: std::sync::Weak<Leader>) {
         let now_ms = leader.clock.now_ms().max(system_now_ms());
         leader.clock.set(now_ms);
         sending.now_ms = now_ms;
+        drop(sending);
+        // Triggers a timer flip queued while no write came: run them as a
+        // logged input, so that a replay runs them at the same point.
+        if leader.state.has_queued_runs() {
+            let _turn = leader.log(record::drain).await;
+        }
     }
 }
 

@@ -116,6 +116,9 @@ async fn run(
                 });
             config.clock = clock;
             config.max_body_bytes = max_body;
+            // Workflows run at points of the log (leader.rs), not whenever
+            // a task wakes, so that a replay runs them identically.
+            config.run_workflows = false;
             config
         }),
         checkpoint_every: Duration::from_secs(flags.cluster_checkpoint_secs.max(1)),

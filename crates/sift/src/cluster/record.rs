@@ -45,9 +45,13 @@ pub enum Input {
     Fence,
     /// A fresh cluster's first workspace, made by its first leader.
     FirstWorkspace { now_ms: i64, seed: u64 },
+    /// Workflow triggers run while no write came (a write runs those
+    /// waiting before it applies).
+    Drain { now_ms: i64 },
     /// A web UI session started (a sign-in link followed): the same
     /// cookie keeps working on the next leader.
     Session {
+        now_ms: i64,
         cookie: String,
         workspace: String,
         key_hash: Option<String>,
@@ -128,6 +132,13 @@ pub fn first_workspace(now_ms: i64, seed: u64) -> (HeaderMap, Bytes) {
     (headers, Bytes::new())
 }
 
+pub fn drain(now_ms: i64) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    headers.insert(KIND, "drain");
+    headers.insert(NOW, now_ms.to_string().as_str());
+    (headers, Bytes::new())
+}
+
 pub fn session(
     cookie: &str,
     workspace: &str,
@@ -165,7 +176,11 @@ pub fn now_of(headers: &HeaderMap) -> Option<i64> {
 pub fn decode(headers: &HeaderMap, payload: Bytes) -> Result<Input, String> {
     match text(headers, KIND)? {
         "fence" => Ok(Input::Fence),
+        "drain" => Ok(Input::Drain {
+            now_ms: number(headers, NOW)?,
+        }),
         "session" => Ok(Input::Session {
+            now_ms: number(headers, NOW)?,
             cookie: String::from_utf8(payload.to_vec())
                 .map_err(|_| "a session cookie that is not text")?,
             workspace: text(headers, SESSION_WORKSPACE)?.to_string(),
