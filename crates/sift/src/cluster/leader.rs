@@ -602,7 +602,12 @@ async fn apply(
     None
 }
 
+/// What happens at a point of the log before its input applies: timers
+/// due by then fire, then the workflow runs they and earlier writes queued.
 async fn run_queued_workflows(state: &AppState) {
+    if let Err(e) = state.fire_due_timers().await {
+        tracing::warn!(error = %e, "firing due timers failed");
+    }
     if state.has_queued_runs()
         && let Err(e) = state.run_queued_workflows().await
     {
