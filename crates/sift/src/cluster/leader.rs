@@ -452,6 +452,7 @@ impl Leader {
     /// applied since the last), then forgets the log before it.
     pub async fn checkpoint(&self) -> anyhow::Result<Option<u64>> {
         let partial = self.shared.dir.with_extension("checkpoint");
+        let copying = Instant::now();
         let covered = {
             let mut applied = self.applying.lock().await;
             if applied.since_checkpoint == 0 {
@@ -491,6 +492,7 @@ impl Leader {
         let _ = std::fs::remove_dir_all(&partial);
         tracing::info!(
             covered,
+            copy_ms = (started - copying).as_millis() as u64,
             upload_ms = started.elapsed().as_millis() as u64,
             "checkpoint stored"
         );
