@@ -27,7 +27,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
-use super::record::{self, Input, Recorded};
+use super::record::{self, Recorded};
+use super::replay;
 
 /// The cluster's input log is one partition of the log `all` until
 /// workspaces are split by contact (docs/cluster.md "What exists today").
@@ -202,7 +203,7 @@ impl Leader {
         for (seq, _, input) in inputs {
             match input {
                 Ok(input) => {
-                    if let Some(task) = apply(&state, &app, &clock, input).await {
+                    if let Some(task) = replay::apply(&state, &app, &clock, input).await {
                         committing.push(task);
                     }
                 }
@@ -402,7 +403,7 @@ impl Leader {
         self.clock.set(now_ms);
         // Workflow runs waiting (queued by earlier writes) run here, before
         // this input, as a replay runs them.
-        run_queued_workflows(&self.state).await;
+        replay::run_queued_workflows(&self.state).await;
         Ok(Turn {
             applying,
             turn: self.turn.clone(),
@@ -525,96 +526,6 @@ fn started_session(response: &Response) -> Option<String> {
         .filter_map(|value| value.strip_prefix(&prefix))
         .map(|rest| rest.split(';').next().unwrap_or_default().to_string())
         .find(|value| !value.is_empty())
-}
-
-/// Applies one logged input as it was first applied; answers the task
-/// still committing it, if any.
-async fn apply(
-    state: &AppState,
-    app: &Router,
-    clock: &ManualClock,
-    input: Input,
-) -> Option<JoinHandle<()>> {
-    let at = match &input {
-        Input::Fence => None,
-        Input::FirstWorkspace { now_ms, .. }
-        | Input::Drain { now_ms }
-        | Input::Session { now_ms, .. } => Some(*now_ms),
-        Input::Request(recorded) => Some(recorded.now_ms),
-    };
-    if let Some(at) = at {
-        clock.set(clock.now_ms().max(at));
-        run_queued_workflows(state).await;
-    }
-    match input {
-        Input::Fence | Input::Drain { .. } => {}
-        Input::Session {
-            cookie,
-            workspace,
-            key_hash,
-            ..
-        } => state.sessions.adopt(&cookie, &workspace, key_hash),
-        Input::FirstWorkspace { now_ms, seed } => {
-            clock.set(clock.now_ms().max(now_ms));
-            let state = state.clone();
-            if let Err(e) = sift_server::ids::drawn_from(seed, now_ms, async move {
-                state.create_workspace("Default")
-            })
-            .await
-            {
-                tracing::warn!(error = %e, "replaying the first workspace failed");
-            }
-        }
-        Input::Request(recorded) => {
-            clock.set(clock.now_ms().max(recorded.now_ms));
-            let request = recorded.request();
-            if let (Some((workspace, key)), Some(cookie)) = (
-                &recorded.session,
-                sift_server::session::cookie(request.headers()),
-            ) {
-                state.sessions.adopt(cookie, workspace, key.clone());
-            }
-            // As when it was first applied, the next input applies once
-            // this one is in the engine; its commit goes on meanwhile.
-            let (applied, in_engine) = tokio::sync::oneshot::channel::<()>();
-            let hook = Box::new(move || {
-                let _ = applied.send(());
-            });
-            let target = recorded.target.clone();
-            let work = sift_server::ids::drawn_from(
-                recorded.seed,
-                recorded.now_ms,
-                sift_server::sequenced::on_applied(hook, app.clone().oneshot(request)),
-            );
-            let mut task = tokio::spawn(async move {
-                if let Ok(response) = work.await
-                    && response.status().is_server_error()
-                {
-                    tracing::warn!(%target, status = %response.status(), "a replayed write failed");
-                }
-            });
-            // Either the write reached the engine, or the request ended
-            // (the hook dropped unused) without writing to it.
-            tokio::select! {
-                _ = in_engine => return Some(task),
-                _ = &mut task => {}
-            }
-        }
-    }
-    None
-}
-
-/// What happens at a point of the log before its input applies: timers
-/// due by then fire, then the workflow runs they and earlier writes queued.
-async fn run_queued_workflows(state: &AppState) {
-    if let Err(e) = state.fire_due_timers().await {
-        tracing::warn!(error = %e, "firing due timers failed");
-    }
-    if state.has_queued_runs()
-        && let Err(e) = state.run_queued_workflows().await
-    {
-        tracing::warn!(error = %e, "workflow runs failed");
-    }
 }
 
 /// Moves the business clock to the wall clock between writes, so that

@@ -10,6 +10,7 @@
 mod forward;
 mod leader;
 mod record;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
