@@ -81,10 +81,22 @@ async fn run(
     data: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     let replicas = usize::try_from(flags.cluster_replicas).unwrap_or(3);
+    // The client retries until a NATS server answers: nodes may start
+    // before NATS does. Say so, or a wrong address looks like a hang.
+    let connecting = tokio::spawn({
+        let (servers, name) = (servers.clone(), name.clone());
+        async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            say(&format!(
+                "Sift node {name} is waiting for NATS at {servers} (retrying; check the addresses and that nats-server runs)"
+            ));
+        }
+    });
     let js = sift_cluster::connect(&servers).await?;
     // The server's INFO (its max_payload) has arrived once a round trip has.
     let nats = js.client();
     let _ = nats.flush().await;
+    connecting.abort();
     let max_payload = match nats.server_info().max_payload {
         0 => 1024 * 1024,
         announced => announced,
