@@ -81,6 +81,53 @@ pub fn snapshot(source: &Path, dest: &Path) -> Result<u64, StoreError> {
     Ok(file.metadata()?.len())
 }
 
+/// A database held at one instant by an open read transaction: what
+/// [`Frozen::write_to`] copies later is the database as it was when
+/// [`freeze`] returned, whatever is committed meanwhile (WAL mode keeps
+/// that snapshot readable). Cluster mode freezes every database of a data
+/// directory while it holds its writes, then copies them without holding
+/// them.
+pub struct Frozen {
+    conn: Connection,
+}
+
+/// Opens a read transaction on the database at `source`.
+pub fn freeze(source: &Path) -> Result<Frozen, StoreError> {
+    let conn = Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_WAIT)?;
+    conn.execute_batch("BEGIN")?;
+    // A read transaction starts at its first read.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(Frozen { conn })
+}
+
+impl Frozen {
+    /// Writes the frozen database to `dest` (which must not exist), as one
+    /// self-contained file in rollback-journal mode, checks it and syncs
+    /// it. Returns its size in bytes.
+    pub fn write_to(self, dest: &Path) -> Result<u64, StoreError> {
+        {
+            let mut copy = Connection::open(dest)?;
+            // Every page in one step, through the source's own read
+            // transaction: the snapshot, even while others commit.
+            let backup = rusqlite::backup::Backup::new(&self.conn, &mut copy)?;
+            backup.step(-1)?;
+        }
+        self.conn.execute_batch("COMMIT")?;
+        {
+            let conn = Connection::open_with_flags(dest, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            conn.pragma_update(None, "journal_mode", "DELETE")?;
+        }
+        check(dest)?;
+        let file = std::fs::File::open(dest)?;
+        file.sync_all()?;
+        Ok(file.metadata()?.len())
+    }
+}
+
 /// `PRAGMA integrity_check` on a database, opened read-only: Ok when it
 /// answers `ok`, else `Corrupt` with what SQLite found (or the error that
 /// stopped it reading, e.g. "file is not a database").
@@ -143,6 +190,38 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "delete");
         assert!(!dir.path().join("copy.db-wal").exists());
+    }
+
+    #[test]
+    fn a_frozen_database_is_copied_as_it_was_when_frozen() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("a.db");
+        let writer = wal_db(&source);
+        let frozen = freeze(&source).unwrap();
+        // Commits after the freeze neither wait for it nor reach the copy,
+        // the WAL checkpointed meanwhile included.
+        for x in 3..200 {
+            writer.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+        }
+        writer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        let copy = dir.path().join("copy.db");
+        assert!(frozen.write_to(&copy).unwrap() > 0);
+        let read = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let n: i64 = read
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        let mode: String = read
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        // The source is whole and free again.
+        let n: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 199);
     }
 
     #[test]

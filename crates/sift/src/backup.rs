@@ -287,6 +287,60 @@ pub(crate) fn copy_data_dir(
     Ok(())
 }
 
+/// A data directory held at one instant ([`freeze_data_dir`]), to be
+/// written out later ([`FrozenDir::write_to`]) while the server goes on.
+pub(crate) struct FrozenDir {
+    databases: Vec<(String, store::Frozen)>,
+}
+
+/// Holds every database of `data` at this instant (an open read
+/// transaction each) and copies its other files into `partial` now: cluster
+/// mode calls it while it holds its writes, which takes milliseconds, and
+/// writes the databases out after letting writes go on.
+pub(crate) fn freeze_data_dir(data: &Path, partial: &Path) -> anyhow::Result<FrozenDir> {
+    // The catalog first, as in `copy_data_dir`: every workspace it names
+    // has a database on disk by the time the directory is listed.
+    let catalog = store::freeze(&data.join(CATALOG))
+        .with_context(|| format!("cannot read {}", data.join(CATALOG).display()))?;
+    let mut databases = vec![(CATALOG.to_string(), catalog)];
+    let (entries, _) = entries(data)?;
+    for entry in entries.into_iter().filter(|e| e.name != CATALOG) {
+        let held = match entry.kind {
+            Kind::Database => store::freeze(&entry.path)
+                .map(|frozen| databases.push((entry.name.clone(), frozen)))
+                .map_err(anyhow::Error::from),
+            Kind::Plain => copy_plain(&entry.path, &partial.join(&entry.name)).map(|_| ()),
+        };
+        match held {
+            Ok(()) => {}
+            Err(_) if !entry.path.exists() => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot copy {}", entry.path.display()));
+            }
+        }
+    }
+    Ok(FrozenDir { databases })
+}
+
+impl FrozenDir {
+    /// Writes every held database into `partial`, checked.
+    pub(crate) fn write_to(self, partial: &Path) -> anyhow::Result<()> {
+        for (name, frozen) in self.databases {
+            frozen
+                .write_to(&partial.join(&name))
+                .with_context(|| format!("cannot copy {name}"))?;
+        }
+        for (id, _) in store::catalog_workspaces(&partial.join(CATALOG))? {
+            if !partial.join(format!("{id}.db")).is_file() {
+                bail!(
+                    "workspace {id} is named in the catalog but its database {id}.db was not copied"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a restore will copy, once every check passed, and the workspaces
 /// the backup's catalog names; Err: why it will not start.
 fn restore_plan(src: &Path, data: &Path) -> anyhow::Result<(Vec<Entry>, Vec<Workspace>)> {

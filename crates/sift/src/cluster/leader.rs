@@ -454,7 +454,7 @@ impl Leader {
     pub async fn checkpoint(&self) -> anyhow::Result<Option<u64>> {
         let partial = self.shared.dir.with_extension("checkpoint");
         let copying = Instant::now();
-        let covered = {
+        let (covered, frozen) = {
             let mut applied = self.applying.lock().await;
             if applied.since_checkpoint == 0 {
                 return Ok(None);
@@ -467,23 +467,26 @@ impl Leader {
             })?;
             let (from, to) = (self.shared.dir.clone(), partial.clone());
             let exported = self.state.sessions.export();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            // Writes wait only while every database is held at this
+            // instant (milliseconds); the copy itself runs after.
+            let frozen = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 match std::fs::remove_dir_all(&to) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
                 }
                 std::fs::create_dir_all(&to)?;
-                let mut totals = (0, 0);
-                crate::backup::copy_data_dir(&from, &to, &mut totals)?;
-                let sessions = serde_json::to_vec(&exported)?;
-                std::fs::write(to.join(SESSIONS), sessions)?;
-                Ok(())
+                let frozen = crate::backup::freeze_data_dir(&from, &to)?;
+                std::fs::write(to.join(SESSIONS), serde_json::to_vec(&exported)?)?;
+                Ok(frozen)
             })
             .await??;
             applied.since_checkpoint = 0;
-            covered
+            (covered, frozen)
         };
+        let held = copying.elapsed();
+        let to = partial.clone();
+        tokio::task::spawn_blocking(move || frozen.write_to(&to)).await??;
         let started = Instant::now();
         self.shared
             .checkpoints
@@ -493,7 +496,8 @@ impl Leader {
         let _ = std::fs::remove_dir_all(&partial);
         tracing::info!(
             covered,
-            copy_ms = (started - copying).as_millis() as u64,
+            held_writes_ms = held.as_millis() as u64,
+            copy_ms = (started - copying - held).as_millis() as u64,
             upload_ms = started.elapsed().as_millis() as u64,
             "checkpoint stored"
         );
