@@ -289,6 +289,7 @@ pub(crate) fn copy_data_dir(
 
 /// A data directory held at one instant ([`freeze_data_dir`]), to be
 /// written out later ([`FrozenDir::write_to`]) while the server goes on.
+#[cfg(feature = "cluster")]
 pub(crate) struct FrozenDir {
     databases: Vec<(String, store::Frozen)>,
 }
@@ -297,6 +298,7 @@ pub(crate) struct FrozenDir {
 /// transaction each) and copies its other files into `partial` now: cluster
 /// mode calls it while it holds its writes, which takes milliseconds, and
 /// writes the databases out after letting writes go on.
+#[cfg(feature = "cluster")]
 pub(crate) fn freeze_data_dir(data: &Path, partial: &Path) -> anyhow::Result<FrozenDir> {
     // The catalog first, as in `copy_data_dir`: every workspace it names
     // has a database on disk by the time the directory is listed.
@@ -322,6 +324,7 @@ pub(crate) fn freeze_data_dir(data: &Path, partial: &Path) -> anyhow::Result<Fro
     Ok(FrozenDir { databases })
 }
 
+#[cfg(feature = "cluster")]
 impl FrozenDir {
     /// Writes every held database into `partial`, checked.
     pub(crate) fn write_to(self, partial: &Path) -> anyhow::Result<()> {
