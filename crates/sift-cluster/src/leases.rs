@@ -160,6 +160,7 @@ fn watch(store: kv::Store, view: SharedView, stopped: watch::Receiver<bool>) -> 
 pub struct Leases {
     resources: watch::Sender<Vec<String>>,
     owned: Arc<Mutex<BTreeMap<String, u64>>>,
+    written: Arc<Mutex<BTreeMap<String, Instant>>>,
     lease_view: SharedView,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -187,6 +188,7 @@ impl Leases {
         let (stop, stopped) = watch::channel(false);
         let (events_tx, events) = mpsc::unbounded_channel();
         let owned = Arc::new(Mutex::new(BTreeMap::new()));
+        let written = Arc::new(Mutex::new(BTreeMap::new()));
         let lease_view = SharedView::default();
         let watcher = watch(leases.clone(), lease_view.clone(), stopped.clone());
         let mut keeper = Keeper {
@@ -198,6 +200,7 @@ impl Leases {
             resources: resources_rx,
             owned: owned.clone(),
             confirmed: BTreeMap::new(),
+            written: written.clone(),
             events: events_tx,
             live: 1,
             counted: false,
@@ -210,6 +213,7 @@ impl Leases {
             Leases {
                 resources: resources_tx,
                 owned,
+                written,
                 lease_view,
                 stop,
                 tasks,
@@ -226,6 +230,17 @@ impl Leases {
     /// The leases this node holds now, in key order.
     pub fn owned(&self) -> Vec<String> {
         lock(&self.owned).keys().cloned().collect()
+    }
+
+    /// Whether this node holds lease `key` and sent a write of it that
+    /// JetStream stored less than `within` ago. Another node may take a
+    /// lease only `ttl` after it last saw it written, and that write was
+    /// sent after this instant: while `within` < `ttl`, nobody else holds
+    /// it (what a holder checks before answering as the holder).
+    pub fn written_within(&self, key: &str, within: Duration) -> bool {
+        lock(&self.written)
+            .get(key)
+            .is_some_and(|sent| sent.elapsed() < within)
     }
 
     /// The node holding lease `key`, as this node last saw it (where a
@@ -301,6 +316,8 @@ struct Keeper {
     owned: Arc<Mutex<BTreeMap<String, u64>>>,
     /// When each lease was last confirmed (written by this node).
     confirmed: BTreeMap<String, Instant>,
+    /// When the last write of each lease that JetStream stored was sent.
+    written: Arc<Mutex<BTreeMap<String, Instant>>>,
     events: mpsc::UnboundedSender<LeaseEvent>,
     /// Live nodes at the last count (this one included).
     live: usize,
@@ -394,9 +411,11 @@ impl Keeper {
             .collect();
         for (key, revision) in held {
             let value = bytes::Bytes::from(self.node.clone());
+            let sent = Instant::now();
             match self.leases.update(&key, value, revision).await {
                 Ok(revision) => {
                     lock(&self.owned).insert(key.clone(), revision);
+                    lock(&self.written).insert(key.clone(), sent);
                     self.confirmed.insert(key, Instant::now());
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
@@ -428,6 +447,7 @@ impl Keeper {
     fn lose(&mut self, key: &str, why: &str) {
         tracing::warn!(node = %self.node, lease = key, why, "lease lost");
         lock(&self.owned).remove(key);
+        lock(&self.written).remove(key);
         self.confirmed.remove(key);
         let _ = self.events.send(LeaseEvent::Lost(key.to_string()));
     }
@@ -484,6 +504,7 @@ impl Keeper {
             }
             let seen = lock(&self.lease_view).entries.get(key).cloned();
             let value = bytes::Bytes::from(self.node.clone());
+            let sent = Instant::now();
             let taken = match seen {
                 None => self.leases.create(key, value).await.ok(),
                 Some(seen) if seen.at.max(clear) + self.config.ttl <= Instant::now() => {
@@ -494,6 +515,7 @@ impl Keeper {
             };
             if let Some(revision) = taken {
                 lock(&self.owned).insert(key.clone(), revision);
+                lock(&self.written).insert(key.clone(), sent);
                 self.confirmed.insert(key.clone(), Instant::now());
                 let _ = self.events.send(LeaseEvent::Acquired(key.clone()));
                 missing -= 1;
@@ -505,6 +527,7 @@ impl Keeper {
         let Some(revision) = lock(&self.owned).remove(key) else {
             return;
         };
+        lock(&self.written).remove(key);
         self.confirmed.remove(key);
         let _ = self.events.send(LeaseEvent::Released(key.to_string()));
         // Only if still ours: a lease taken meanwhile is another node's.

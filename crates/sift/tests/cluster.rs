@@ -670,8 +670,28 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before = acked.load(Ordering::SeqCst);
+    let fresh = json!({"properties": {"round": 101}});
+    send(
+        &http,
+        &addrs,
+        &key,
+        "PUT",
+        "/v1/contacts/probe",
+        Some(&fresh),
+    )
+    .await;
+    let paused_addr = cluster.seen.lock().unwrap().addr[&cluster.nodes[paused].name].clone();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     signal("-CONT");
+    // Woken, it must not answer from its stale state, even a read.
+    match call(&http, &paused_addr, &key, "GET", "/v1/contacts/probe", None).await {
+        Ok((200, contact)) => assert_eq!(
+            contact["properties"]["round"], 101,
+            "a resumed leader answered a stale read"
+        ),
+        Ok((status, _)) => assert!(status == 503 || status == 421, "answered {status}"),
+        Err(_) => {}
+    }
     let paused_name = cluster.nodes[paused].name.clone();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cluster

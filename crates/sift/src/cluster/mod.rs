@@ -37,6 +37,9 @@ const LEAD: &str = "leader";
 /// How long a request waits for a leader (a takeover under way) before
 /// it is answered 503.
 const WAIT_FOR_LEADER: Duration = Duration::from_secs(10);
+/// How recently the leader must have renewed its lease to answer (below
+/// the lease's 2 s time to live, with a margin).
+const LEAD_FRESH: Duration = Duration::from_millis(1500);
 
 struct Node {
     name: String,
@@ -312,7 +315,17 @@ async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
         if let Some(leader) = current
             && !leader.is_broken()
         {
-            return leader.handle(parts, body).await;
+            // A leader that has not renewed its lease lately (stalled,
+            // paused) may have been replaced without knowing yet: it
+            // answers nothing, not even a read, until it knows.
+            if holds_lead(&node) {
+                return leader.handle(parts, body).await;
+            }
+            if Instant::now() >= deadline {
+                return unavailable();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
         }
         if passed_on {
             // The sender thought this node leads; it asks again.
@@ -344,18 +357,33 @@ async fn front(State(node): State<Arc<Node>>, request: Request) -> Response {
             }
         }
         if Instant::now() >= deadline {
-            let mut response = ApiError::new(
-                Code::Unavailable,
-                "no node leads the cluster right now (a takeover is under way, or NATS cannot be reached); retry shortly",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-            return response;
+            return unavailable();
         }
         let _ = tokio::time::timeout(Duration::from_millis(50), leading.changed()).await;
     }
+}
+
+fn unavailable() -> Response {
+    let mut response = ApiError::new(
+        Code::Unavailable,
+        "no node leads the cluster right now (a takeover is under way, or NATS cannot be reached); retry shortly",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    response
+}
+
+/// Whether this node's hold on the lead is recent enough that no other
+/// node can have taken it: written less than `LEAD_FRESH` ago (the lease's
+/// time to live is 2 s; renewals come every 400 ms).
+fn holds_lead(node: &Node) -> bool {
+    node.leases
+        .lock()
+        .ok()
+        .and_then(|leases| leases.as_ref().map(|l| l.written_within(LEAD, LEAD_FRESH)))
+        .unwrap_or(false)
 }
 
 /// The node holding the lead, as this node last saw the leases.
