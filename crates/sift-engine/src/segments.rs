@@ -68,6 +68,10 @@ pub struct Segments {
     dependents_by_slot: Vec<Vec<Slot>>,
     /// Topological rank by slot: a segment ranks above every segment it refers to.
     rank: Vec<u32>,
+    /// Every slot in the order segments are listed to people: by name
+    /// without case, then id. A contact's segment list is read in this
+    /// order, so it needs no sort (nor a lower-cased copy per comparison).
+    by_name_order: Vec<Slot>,
 }
 
 pub fn name_key(name: &str) -> String {
@@ -110,6 +114,11 @@ impl Segments {
 
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Live segments by name without case, then id.
+    pub fn in_name_order(&self) -> impl Iterator<Item = &Segment> {
+        self.by_name_order.iter().filter_map(|&slot| self.at(slot))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -284,6 +293,17 @@ impl Segments {
         for slot in 0..self.slots.len() {
             self.compute_rank(slot, 0);
         }
+        let mut order: Vec<(String, Slot)> = self
+            .iter()
+            .map(|(slot, s)| (name_key(&s.def.name), slot))
+            .collect();
+        order.sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let id = |slot: Slot| self.at(slot).map(|s| s.def.id.as_str());
+                id(a.1).cmp(&id(b.1))
+            })
+        });
+        self.by_name_order = order.into_iter().map(|(_, slot)| slot).collect();
     }
 
     /// Rank = 1 + the highest rank among referenced segments (0 without refs).

@@ -14,6 +14,7 @@ mod alias_db;
 pub mod backup;
 mod block_scan;
 mod catalog;
+mod change_index;
 pub mod checkpoint;
 mod checkpoint_codec;
 mod checkpoint_columns;

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 12;
+pub(crate) const LATEST: i64 = 13;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -81,6 +81,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 12,
         marker: "event_blocks",
         sql: crate::event_blocks::V12_EVENT_BLOCKS,
+    },
+    Step {
+        version: 13,
+        marker: "change_index",
+        sql: crate::change_index::V13_CHANGE_INDEX,
     },
 ];
 

@@ -14,7 +14,7 @@ use crate::StoreError;
 use crate::codec::{bitmap_from_blob, bitmap_to_blob, filter_to_json, properties_to_json};
 use crate::load;
 use crate::schema::{migrate, open};
-use crate::{alias_db, workflow_db, write_log};
+use crate::{alias_db, change_index, workflow_db, write_log};
 
 /// The writing connection of a workspace's database.
 pub struct WorkspaceDb {
@@ -25,6 +25,8 @@ pub struct WorkspaceDb {
     /// whether some may be left (deleted a chunk per commit).
     forget_through: u64,
     forgetting: bool,
+    /// Batches not yet in the per-segment index (`change_index.rs`).
+    pub(crate) index: change_index::Indexer,
 }
 
 #[path = "wal.rs"]
@@ -68,11 +70,13 @@ impl WorkspaceDb {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&conn)?;
         let last_write = write_log::last_write(&conn)?;
+        let index = change_index::Indexer::load(&conn)?;
         Ok(WorkspaceDb {
             conn,
             last_write,
             forget_through: 0,
             forgetting: false,
+            index,
         })
     }
 
@@ -106,10 +110,12 @@ impl WorkspaceDb {
         let mut cursor: Option<u64> = None;
         let mut write_no = self.last_write;
         let mut touched = write_log::Touched::default();
+        let mut batches = Vec::new();
         for write in writes {
             match write {
                 Pending::Records(records) => {
                     write_no += 1;
+                    change_index::Indexer::batches_of(records, &mut batches);
                     for record in records {
                         touched.note(&tx, record, write_no)?;
                         apply(&tx, record, &mut clock, &mut cursor)?;
@@ -144,7 +150,9 @@ impl WorkspaceDb {
             touched.finish(&tx, write_no)?;
         }
         let forgetting = self.forgetting && write_log::forget(&tx, self.forget_through)?;
+        let indexed = self.index.flush_if_due(&tx, &batches)?;
         tx.commit()?;
+        self.index.settle(batches, indexed);
         self.last_write = write_no;
         self.forgetting = forgetting;
         Ok(())
@@ -437,22 +445,20 @@ impl WorkspaceReader {
         limit: usize,
     ) -> Result<Vec<StoredChange>, StoreError> {
         let from = after.saturating_add(1);
-        let sql = if segment_id.is_some() {
-            // The batch holding `from` starts at or before it: start from the
-            // segment's last batch that does, through the segment's index.
-            "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
-             WHERE segment_id = ?2 AND seq_start >= COALESCE(
-               (SELECT MAX(seq_start) FROM changes WHERE segment_id = ?2 AND seq_start <= ?1), 0)
-             ORDER BY seq_start"
-        } else {
-            "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
-             WHERE ?2 IS NULL AND seq_start >= COALESCE(
-               (SELECT MAX(seq_start) FROM changes WHERE seq_start <= ?1), 0)
-             ORDER BY seq_start"
-        };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query(params![from as i64, segment_id])?;
-        read_changes(rows, from, u64::MAX, limit)
+        match segment_id {
+            Some(segment) => self.segment_changes(segment, from, limit),
+            None => {
+                // The batch holding `from` starts at or before it.
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
+                     WHERE seq_start >= COALESCE(
+                       (SELECT MAX(seq_start) FROM changes WHERE seq_start <= ?1), 0)
+                     ORDER BY seq_start",
+                )?;
+                let rows = stmt.query(params![from as i64])?;
+                read_changes(rows, from, u64::MAX, limit)
+            }
+        }
     }
 
     /// Up to `limit` changes with `from <= seq < to`, in seq order, of the
@@ -483,60 +489,6 @@ impl WorkspaceReader {
         read_changes(rows, from, to, limit)
     }
 
-    /// A segment's latest `limit` changes, newest first.
-    pub fn recent_changes(
-        &self,
-        segment_id: &str,
-        limit: usize,
-    ) -> Result<Vec<StoredChange>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq_start, kind, cause, at, contacts FROM changes
-             WHERE segment_id = ?1 ORDER BY seq_start DESC",
-        )?;
-        let mut rows = stmt.query(params![segment_id])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let seq_start: i64 = row.get(0)?;
-            let kind: String = row.get(1)?;
-            let cause: String = row.get(2)?;
-            let at: i64 = row.get(3)?;
-            let blob: Vec<u8> = row.get(4)?;
-            let kind = ChangeKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
-            let cause = Cause::parse(&cause)
-                .ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
-            let members = bitmap_from_blob(&blob)?;
-            let count = members.len();
-            // A batch numbers its contacts in ascending order from seq_start.
-            for (back, no) in members.iter().rev().enumerate() {
-                if out.len() == limit {
-                    return Ok(out);
-                }
-                out.push(StoredChange {
-                    seq: seq_start as u64 + count - 1 - back as u64,
-                    segment_id: segment_id.to_string(),
-                    kind,
-                    cause,
-                    at,
-                    no,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// When a segment's membership last changed, if ever.
-    pub fn last_change_at(&self, segment_id: &str) -> Result<Option<i64>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT at FROM changes WHERE segment_id = ?1 ORDER BY seq_start DESC LIMIT 1",
-        )?;
-        let mut rows = stmt.query(params![segment_id])?;
-        Ok(match rows.next()? {
-            Some(row) => Some(row.get(0)?),
-            None => None,
-        })
-    }
-
     /// Copies committed WAL pages into the database file without blocking
     /// the writer (SQLite's PASSIVE checkpoint).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
@@ -558,7 +510,7 @@ impl WorkspaceReader {
 
 /// The changes of `rows` (batches in seq order) with `from <= seq < to`,
 /// at most `limit` of them.
-fn read_changes(
+pub(crate) fn read_changes(
     mut rows: rusqlite::Rows<'_>,
     from: u64,
     to: u64,

@@ -332,20 +332,20 @@ impl Workspace {
             return None;
         }
         let mut view = self.contact_without_segments(no);
-        view.segments = self
-            .segments
-            .iter()
-            .filter(|(_, s)| s.members.contains(no))
-            .map(|(_, s)| (s.def.id.clone(), s.def.name.clone()))
-            .collect();
-        // By name, so the list reads the same before and after a restart
-        // (slots are reassigned on load).
-        view.segments.sort_by(|a, b| {
-            a.1.to_lowercase()
-                .cmp(&b.1.to_lowercase())
-                .then(a.0.cmp(&b.0))
-        });
+        view.segments = self.segments_of(no);
         Some(view)
+    }
+
+    /// (id, name) of the segments contact `no` belongs to, in the order
+    /// people read lists (by name, so the list reads the same before and
+    /// after a restart, when slots are reassigned). A look at every
+    /// segment: a write answers with it after releasing its lock.
+    pub fn segments_of(&self, no: u32) -> Vec<(String, String)> {
+        self.segments
+            .in_name_order()
+            .filter(|s| s.members.contains(no))
+            .map(|s| (s.def.id.clone(), s.def.name.clone()))
+            .collect()
     }
 
     /// A contact's data without its segment list, which costs a look at

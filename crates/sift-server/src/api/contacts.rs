@@ -30,11 +30,17 @@ pub async fn upsert(
     let (_, view) = ws
         .write(|engine, now| {
             let write = engine.upsert_contacts(std::slice::from_ref(&input), now)?;
-            let view = engine.lookup(&input.id).and_then(|no| engine.contact(no));
+            let view = engine
+                .lookup(&input.id)
+                .and_then(|no| engine.contact_data(no));
             Ok((write, view))
         })
         .await?;
-    let view = view.ok_or_else(|| ApiError::internal("upserted contact vanished"))?;
+    let mut view = view.ok_or_else(|| ApiError::internal("upserted contact vanished"))?;
+    // The segment list looks at every segment: read under the shared lock,
+    // so that other writes apply meanwhile. It shows this write's effect,
+    // and any later write's, as a GET would.
+    view.segments = ws.read(|engine| engine.segments_of(view.no))?;
     Ok(Reply(Contact::new(&view)))
 }
 
