@@ -326,6 +326,7 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let concurrency = 64usize;
         for (label, bodies) in [("mixed", bodies.clone()), ("phone", phone_bodies)] {
             let per_client = 400;
+            let cpu_before = crate::bench_cluster::process_cpu_seconds(std::process::id());
             let t = Instant::now();
             let mut tasks = Vec::new();
             for c in 0..concurrency {
@@ -347,12 +348,33 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
                 latencies.extend(task.await??);
             }
             let took = t.elapsed();
+            let cpu = crate::bench_cluster::process_cpu_seconds(std::process::id()) - cpu_before;
             latencies.sort();
             println!(
-                "http single {label}: {:>8.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms",
+                "http single {label}: {:>8.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms; CPU per write (server and generator) {:.0} us",
                 latencies.len() as f64 / took.as_secs_f64(),
                 percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
-                percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+                percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+                cpu * 1e6 / latencies.len() as f64
+            );
+        }
+        // The same mixed PUTs from a generator in a process of its own
+        // (pinned to the other core when it can be), with the CPU each used.
+        {
+            let (bodies, key) = (bodies.to_vec(), key.to_string());
+            let run = tokio::task::spawn_blocking(move || {
+                crate::bench_load::run(addr, &key, &bodies, concurrency, 400)
+            })
+            .await??;
+            let writes = (concurrency * 400) as f64;
+            println!(
+                "http single mixed, generator in its own process{}: {:>8.0} durable writes/s; p50 {:.2} ms, p99 {:.2} ms; CPU per write: server {:.0} us, generator {:.0} us",
+                if run.pinned { " (server on core 0, generator on core 1)" } else { "" },
+                run.writes_per_s,
+                run.p50_ms,
+                run.p99_ms,
+                run.server_cpu_s * 1e6 / writes,
+                run.generator_cpu_s * 1e6 / writes,
             );
         }
         // Batched: 1,000 contacts per request, 4 clients.

@@ -217,7 +217,7 @@ impl Sift {
 
 /// utime + stime of a process, including its threads; the child of
 /// `taskset` is `taskset` itself until it execs, so the pid is the server's.
-fn process_cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn process_cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };

@@ -215,6 +215,22 @@ pub enum Command {
         #[arg(long = "field")]
         fields: Vec<String>,
     },
+    /// The contacts bench's load generator, run by `sift bench` as a
+    /// process of its own.
+    #[command(hide = true)]
+    BenchLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        key: String,
+        /// JSON lines `[contact id, PUT body]`.
+        #[arg(long)]
+        bodies: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 400)]
+        per_client: usize,
+    },
     /// Measure the engine and the HTTP API on generated data.
     Bench {
         /// Generated contacts (default: 1,000,000; 100,000 for `state`).

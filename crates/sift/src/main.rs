@@ -10,6 +10,7 @@ mod bench_cluster;
 mod bench_duckdb;
 mod bench_events;
 mod bench_facebook;
+mod bench_load;
 mod bench_merge;
 mod bench_state;
 mod bench_state_kept;

@@ -54,6 +54,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Backup { dest, data } => crate::backup::backup(&dest, &data),
         Command::Restore { src, data } => crate::backup::restore(&src, &data),
         Command::Check { condition, fields } => check(&condition, &fields),
+        Command::BenchLoad {
+            url,
+            key,
+            bodies,
+            concurrency,
+            per_client,
+        } => crate::bench_load::child(&url, &key, &bodies, concurrency, per_client),
         Command::Bench {
             contacts,
             events,
