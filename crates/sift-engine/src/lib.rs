@@ -21,6 +21,7 @@ mod events;
 mod fields;
 mod fold;
 mod history;
+mod memberships;
 mod paged;
 mod scoring;
 mod segments;

@@ -14,6 +14,7 @@ use crate::aggregates::Aggregates;
 use crate::changes::{SegmentDef, SegmentKind};
 use crate::eval::{RowPlan, SegmentLookup};
 use crate::fields::Fields;
+use crate::memberships::Memberships;
 
 #[derive(Clone, Debug)]
 pub struct Segment {
@@ -72,6 +73,8 @@ pub struct Segments {
     /// without case, then id. A contact's segment list is read in this
     /// order, so it needs no sort (nor a lower-cased copy per comparison).
     by_name_order: Vec<Slot>,
+    /// The same membership as the bitmaps, by contact.
+    memberships: Memberships,
 }
 
 pub fn name_key(name: &str) -> String {
@@ -157,9 +160,53 @@ impl Segments {
                 self.slots.len() - 1
             }
         };
+        self.memberships.set_all(&segment.members, slot, true);
         self.slots[slot] = Some(segment);
         self.reindex();
         slot
+    }
+
+    /// Makes contact `no` a member of the segment in `slot`, or not.
+    pub fn set_member(&mut self, slot: Slot, no: u32, member: bool) {
+        if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            if member {
+                Arc::make_mut(&mut segment.members).insert(no);
+            } else {
+                Arc::make_mut(&mut segment.members).remove(no);
+            }
+            self.memberships.set(no, slot, member);
+        }
+    }
+
+    /// Adds `entered` to the members of the segment in `slot` and removes
+    /// `exited`.
+    pub fn change_members(&mut self, slot: Slot, entered: &RoaringBitmap, exited: &RoaringBitmap) {
+        if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            let members = Arc::make_mut(&mut segment.members);
+            *members |= entered;
+            *members -= exited;
+            self.memberships.set_all(entered, slot, true);
+            self.memberships.set_all(exited, slot, false);
+        }
+    }
+
+    /// Replaces the members of the segment in `slot`.
+    pub fn replace_members(&mut self, slot: Slot, members: RoaringBitmap) {
+        if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            let exited = &*segment.members - &members;
+            let entered = &members - &*segment.members;
+            segment.members = Arc::new(members);
+            self.memberships.set_all(&exited, slot, false);
+            self.memberships.set_all(&entered, slot, true);
+        }
+    }
+
+    /// The segments contact `no` is in, by name without case, then id.
+    pub fn of_contact(&self, no: u32) -> impl Iterator<Item = &Segment> {
+        self.by_name_order
+            .iter()
+            .filter(move |&&slot| self.memberships.contains(no, slot))
+            .filter_map(|&slot| self.at(slot))
     }
 
     /// Replaces the definition of the segment in `slot` (members unchanged).
@@ -206,6 +253,9 @@ impl Segments {
 
     pub fn remove(&mut self, slot: Slot) -> Option<Segment> {
         let removed = self.slots.get_mut(slot).and_then(Option::take);
+        if let Some(segment) = &removed {
+            self.memberships.set_all(&segment.members, slot, false);
+        }
         self.reindex();
         removed
     }

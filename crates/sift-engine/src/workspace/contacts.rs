@@ -2,7 +2,6 @@
 //! segments a write can affect for that one contact, and deletes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use sift_lang::{DateTime, FieldType};
@@ -332,13 +331,7 @@ impl Workspace {
     }
 
     pub(super) fn set_member(&mut self, slot: Slot, no: u32, member: bool) {
-        if let Some(segment) = self.segments.at_mut(slot) {
-            if member {
-                Arc::make_mut(&mut segment.members).insert(no);
-            } else {
-                Arc::make_mut(&mut segment.members).remove(no);
-            }
-        }
+        self.segments.set_member(slot, no, member);
     }
 
     pub(super) fn record(

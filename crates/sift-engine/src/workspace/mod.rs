@@ -338,14 +338,24 @@ impl Workspace {
 
     /// (id, name) of the segments contact `no` belongs to, in the order
     /// people read lists (by name, so the list reads the same before and
-    /// after a restart, when slots are reassigned). A look at every
-    /// segment: a write answers with it after releasing its lock.
+    /// after a restart, when slots are reassigned), from its membership
+    /// row (`memberships.rs`).
     pub fn segments_of(&self, no: u32) -> Vec<(String, String)> {
-        self.segments
-            .in_name_order()
-            .filter(|s| s.members.contains(no))
+        let list: Vec<(String, String)> = self
+            .segments
+            .of_contact(no)
             .map(|s| (s.def.id.clone(), s.def.name.clone()))
-            .collect()
+            .collect();
+        debug_assert_eq!(
+            list,
+            self.segments
+                .in_name_order()
+                .filter(|s| s.members.contains(no))
+                .map(|s| (s.def.id.clone(), s.def.name.clone()))
+                .collect::<Vec<_>>(),
+            "contact {no}'s membership rows disagree with the member bitmaps"
+        );
+        list
     }
 
     /// A contact's data without its segment list, which costs a look at

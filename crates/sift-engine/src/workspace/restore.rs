@@ -174,9 +174,7 @@ impl Workspace {
                 continue;
             };
             let members = evaluate_all(&cond, &self.ctx(now));
-            if let Some(segment) = self.segments.at_mut(slot) {
-                segment.members = members.into();
-            }
+            self.segments.replace_members(slot, members);
         }
         self.refresh_blank_true(now);
         self.reindex_time();

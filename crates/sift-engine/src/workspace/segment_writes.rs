@@ -2,7 +2,6 @@
 //! re-evaluation in rank order through `in segment` references.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
@@ -243,12 +242,12 @@ impl Workspace {
             contacts: changed.clone(),
             present: add,
         });
-        if let Some(segment) = self.segments.at_mut(slot) {
-            if add {
-                *Arc::make_mut(&mut segment.members) |= &changed;
-            } else {
-                *Arc::make_mut(&mut segment.members) -= &changed;
-            }
+        if add {
+            self.segments
+                .change_members(slot, &changed, &RoaringBitmap::new());
+        } else {
+            self.segments
+                .change_members(slot, &RoaringBitmap::new(), &changed);
         }
         let (kind, cause) = if add {
             (ChangeKind::Entered, Cause::StaticAdd)
@@ -311,10 +310,7 @@ impl Workspace {
             if entered.is_empty() && exited.is_empty() {
                 continue;
             }
-            if let Some(segment) = self.segments.at_mut(slot) {
-                *Arc::make_mut(&mut segment.members) |= &entered;
-                *Arc::make_mut(&mut segment.members) -= &exited;
-            }
+            self.segments.change_members(slot, &entered, &exited);
             let changed = &entered | &exited;
             self.record(&id, ChangeKind::Entered, cause, at, entered, write);
             self.record(&id, ChangeKind::Exited, cause, at, exited, write);
