@@ -18,10 +18,9 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sift_engine::{Cause, ChangeKind, FIRST_SEQ, Record};
+use sift_engine::{FIRST_SEQ, Record};
 
-use crate::codec::bitmap_from_blob;
-use crate::workspace_db::read_changes;
+use crate::workspace_db::{StoredBatch, read_changes};
 use crate::{StoreError, StoredChange, WorkspaceReader};
 
 /// Version 13 (marker `change_index`): the per-segment index above, built
@@ -324,31 +323,13 @@ fn newest_first(
     limit: usize,
     out: &mut Vec<StoredChange>,
 ) -> Result<bool, StoreError> {
-    let seq_start: i64 = row.get(0)?;
-    let segment_id: String = row.get(1)?;
-    let kind: String = row.get(2)?;
-    let cause: String = row.get(3)?;
-    let at: i64 = row.get(4)?;
-    let blob: Vec<u8> = row.get(5)?;
-    let kind = ChangeKind::parse(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
-    let cause =
-        Cause::parse(&cause).ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
-    let members = bitmap_from_blob(&blob)?;
-    let count = members.len();
-    // A batch numbers its contacts in ascending order from seq_start.
-    for (back, no) in members.iter().rev().enumerate() {
+    let batch = StoredBatch::of(row)?;
+    let last = batch.seq_start + batch.contacts.len().saturating_sub(1);
+    for (back, no) in batch.contacts.iter().rev().enumerate() {
         if out.len() == limit {
             return Ok(false);
         }
-        out.push(StoredChange {
-            seq: seq_start as u64 + count - 1 - back as u64,
-            segment_id: segment_id.clone(),
-            kind,
-            cause,
-            at,
-            no,
-        });
+        out.push(batch.change(last - back as u64, no));
     }
     Ok(out.len() < limit)
 }
@@ -356,7 +337,7 @@ fn newest_first(
 #[cfg(test)]
 mod tests {
     use roaring::RoaringBitmap;
-    use sift_engine::ChangeBatch;
+    use sift_engine::{Cause, ChangeBatch, ChangeKind};
 
     use super::*;
     use crate::WorkspaceDb;

@@ -518,33 +518,59 @@ pub(crate) fn read_changes(
 ) -> Result<Vec<StoredChange>, StoreError> {
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let seq_start: i64 = row.get(0)?;
-        let segment_id: String = row.get(1)?;
-        let kind: String = row.get(2)?;
-        let cause: String = row.get(3)?;
-        let at: i64 = row.get(4)?;
-        let blob: Vec<u8> = row.get(5)?;
-        let kind = ChangeKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?;
-        let cause =
-            Cause::parse(&cause).ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?;
-        for (offset, no) in bitmap_from_blob(&blob)?.iter().enumerate() {
-            let seq = seq_start as u64 + offset as u64;
+        let batch = StoredBatch::of(row)?;
+        for (offset, no) in batch.contacts.iter().enumerate() {
+            let seq = batch.seq_start + offset as u64;
             if seq < from {
                 continue;
             }
             if seq >= to || out.len() == limit {
                 return Ok(out);
             }
-            out.push(StoredChange {
-                seq,
-                segment_id: segment_id.clone(),
-                kind,
-                cause,
-                at,
-                no,
-            });
+            out.push(batch.change(seq, no));
         }
     }
     Ok(out)
+}
+
+/// One `changes` row, read in the column order `seq_start, segment_id,
+/// kind, cause, at, contacts`.
+pub(crate) struct StoredBatch {
+    pub(crate) seq_start: u64,
+    segment_id: String,
+    kind: ChangeKind,
+    cause: Cause,
+    at: i64,
+    /// Numbered in ascending order from `seq_start`.
+    pub(crate) contacts: roaring::RoaringBitmap,
+}
+
+impl StoredBatch {
+    pub(crate) fn of(row: &rusqlite::Row<'_>) -> Result<StoredBatch, StoreError> {
+        let seq_start: i64 = row.get(0)?;
+        let kind: String = row.get(2)?;
+        let cause: String = row.get(3)?;
+        let blob: Vec<u8> = row.get(5)?;
+        Ok(StoredBatch {
+            seq_start: seq_start as u64,
+            segment_id: row.get(1)?,
+            kind: ChangeKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind:?}")))?,
+            cause: Cause::parse(&cause)
+                .ok_or_else(|| StoreError::Corrupt(format!("cause {cause:?}")))?,
+            at: row.get(4)?,
+            contacts: bitmap_from_blob(&blob)?,
+        })
+    }
+
+    pub(crate) fn change(&self, seq: u64, no: u32) -> StoredChange {
+        StoredChange {
+            seq,
+            segment_id: self.segment_id.clone(),
+            kind: self.kind,
+            cause: self.cause,
+            at: self.at,
+            no,
+        }
+    }
 }

@@ -256,6 +256,45 @@ pub async fn timed_request(
     Ok(took)
 }
 
+/// `concurrency` clients each PUT `per_client` of `bodies` (`(contact id,
+/// body)`, taken in turn) to `base_url`, one after another; answers every
+/// latency, sorted.
+pub async fn put_clients(
+    client: Arc<HttpClient>,
+    base_url: String,
+    key: String,
+    bodies: Arc<Vec<(String, String)>>,
+    concurrency: usize,
+    per_client: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (client, bodies, base_url, key) = (
+            client.clone(),
+            bodies.clone(),
+            base_url.clone(),
+            key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for j in 0..per_client {
+                let (id, body) = &bodies[(c * per_client + j) % bodies.len()];
+                let url = format!("{base_url}/v1/contacts/{id}");
+                latencies.push(
+                    timed_request(&client, hyper::Method::PUT, url, &key, body.clone()).await?,
+                );
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -328,28 +367,17 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             let per_client = 400;
             let cpu_before = crate::bench_cluster::process_cpu_seconds(std::process::id());
             let t = Instant::now();
-            let mut tasks = Vec::new();
-            for c in 0..concurrency {
-                let (client, key, bodies) = (client.clone(), key.clone(), bodies.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::with_capacity(per_client);
-                    for j in 0..per_client {
-                        let (id, body) = &bodies[(c * per_client + j) % bodies.len()];
-                        let url = format!("http://{addr}/v1/contacts/{id}");
-                        let took =
-                            timed_request(&client, hyper::Method::PUT, url, &key, body.clone()).await?;
-                        latencies.push(took);
-                    }
-                    Ok::<_, anyhow::Error>(latencies)
-                }));
-            }
-            let mut latencies = Vec::new();
-            for task in tasks {
-                latencies.extend(task.await??);
-            }
+            let latencies = put_clients(
+                client.clone(),
+                format!("http://{addr}"),
+                key.to_string(),
+                bodies,
+                concurrency,
+                per_client,
+            )
+            .await?;
             let took = t.elapsed();
             let cpu = crate::bench_cluster::process_cpu_seconds(std::process::id()) - cpu_before;
-            latencies.sort();
             println!(
                 "http single {label}: {:>8.0} durable writes/s with {concurrency} clients; write-to-visible p50 {:.2} ms, p99 {:.2} ms; CPU per write (server and generator) {:.0} us",
                 latencies.len() as f64 / took.as_secs_f64(),

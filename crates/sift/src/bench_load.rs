@@ -13,7 +13,7 @@ use anyhow::Context;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::bench::{HttpClient, percentile, timed_request};
+use crate::bench::{HttpClient, percentile, put_clients};
 use crate::bench_cluster::process_cpu_seconds;
 
 /// What a run of single PUTs measured.
@@ -51,29 +51,8 @@ pub fn child(
     rt.block_on(async move {
         let client: Arc<HttpClient> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..concurrency {
-            let (client, bodies, url, key) =
-                (client.clone(), bodies.clone(), url.clone(), key.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_client);
-                for j in 0..per_client {
-                    let (id, body) = &bodies[(c * per_client + j) % bodies.len()];
-                    let target = format!("{url}/v1/contacts/{id}");
-                    latencies.push(
-                        timed_request(&client, hyper::Method::PUT, target, &key, body.clone())
-                            .await?,
-                    );
-                }
-                Ok::<_, anyhow::Error>(latencies)
-            }));
-        }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await??);
-        }
+        let latencies = put_clients(client, url, key, bodies, concurrency, per_client).await?;
         let took = started.elapsed();
-        latencies.sort();
         println!(
             "{}",
             serde_json::json!({
