@@ -145,25 +145,27 @@ pub struct Contact {
 }
 
 impl Contact {
-    pub fn new(view: &ContactView) -> Contact {
+    /// The contact's answer, taking the view's strings rather than copying
+    /// them: a contact in hundreds of segments answers hundreds of names.
+    pub fn new(view: ContactView) -> Contact {
         Contact {
             anonymous: view.anonymous,
             created_at: format(view.created_at),
-            id: view.id.clone(),
+            id: view.id,
             last_seen_at: view.last_seen_at.map(format),
             lead_score: view.lead_score,
             properties: view
                 .properties
-                .iter()
-                .map(|(k, v)| (k.clone(), value_json(v)))
+                .into_iter()
+                .map(|(k, v)| {
+                    let json = value_json(&v);
+                    (k, json)
+                })
                 .collect(),
             segments: view
                 .segments
-                .iter()
-                .map(|(id, name)| SegmentRef {
-                    id: id.clone(),
-                    name: name.clone(),
-                })
+                .into_iter()
+                .map(|(id, name)| SegmentRef { id, name })
                 .collect(),
             updated_at: format(view.updated_at),
         }

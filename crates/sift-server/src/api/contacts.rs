@@ -41,7 +41,7 @@ pub async fn upsert(
     // so that other writes apply meanwhile. It shows this write's effect,
     // and any later write's, as a GET would.
     view.segments = ws.read(|engine| engine.segments_of(view.no))?;
-    Ok(Reply(Contact::new(&view)))
+    Ok(Reply(Contact::new(view)))
 }
 
 /// Upserts up to 10,000 contacts, all or nothing.
@@ -126,7 +126,7 @@ pub async fn batch(Ws(ws): Ws, Body(body): Body<ContactBatch>) -> ApiResult<Repl
 pub async fn get(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<Reply<Contact>> {
     let view = ws.read(|engine| contact_no(engine, &id).map(|no| engine.contact(no)))??;
     let view = view.ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
-    Ok(Reply(Contact::new(&view)))
+    Ok(Reply(Contact::new(view)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -161,7 +161,7 @@ pub fn contacts_page(
         let items = numbers
             .iter()
             .filter_map(|no| engine.contact(*no))
-            .map(|view| Contact::new(&view))
+            .map(Contact::new)
             .collect();
         Ok::<_, ApiError>(Page {
             items,

@@ -112,7 +112,7 @@ pub async fn identify(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<Reply<Ide
         .await?;
     let view = view.ok_or_else(|| ApiError::internal("identified contact vanished"))?;
     Ok(Reply(Identified {
-        contact: Contact::new(&view),
+        contact: Contact::new(view),
         evaluation: Evaluation { entered, exited },
         merged: write.merged,
     }))

@@ -304,7 +304,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
             .iter()
             .take(sample_size)
             .filter_map(|no| engine.contact(no))
-            .map(|view| Contact::new(&view))
+            .map(Contact::new)
             .collect();
         let mut out = Preview {
             condition: sift_lang::to_text(&condition, &engine.schema()),

@@ -12,6 +12,8 @@ use tokio::sync::{oneshot, watch};
 
 /// Most writes one group commit takes.
 const MAX_GROUP: usize = 1024;
+/// How long a commit waits for more writes while writers are concurrent.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(300);
 /// Commits between two WAL checkpoints.
 const COMMITS_PER_CHECKPOINT: u32 = 64;
 /// The WAL's size past which the writer empties it itself, between two
@@ -68,6 +70,7 @@ pub(crate) fn spawn(
         .name(format!("writer-{workspace_id}"))
         .spawn(move || {
             let mut commits_since_checkpoint = 0;
+            let mut last_group = 0;
             while let Ok(first) = rx.recv() {
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_GROUP {
@@ -76,6 +79,21 @@ pub(crate) fn spawn(
                         Err(_) => break,
                     }
                 }
+                // Writers are concurrent when the last group held several:
+                // then waiting a moment gathers more into this commit, and
+                // a commit's fixed cost (its fsync, its WAL pages) is shared
+                // by more writes. A lone writer never waits.
+                if last_group > 1 && jobs.len() < last_group.min(MAX_GROUP) {
+                    let deadline = Instant::now() + GATHER;
+                    while jobs.len() < MAX_GROUP {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                last_group = jobs.len();
                 let started = Instant::now();
                 let result = db.commit_all(jobs.iter().flat_map(|j| {
                     [
