@@ -21,6 +21,7 @@ mod events;
 mod fields;
 mod fold;
 mod history;
+mod members;
 mod memberships;
 mod paged;
 mod scoring;
@@ -50,6 +51,7 @@ pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,
 };
 pub use history::{EventColumns, EventHistory, HistorySource, PropValues};
+pub use members::Members;
 pub use paged::PagedVec;
 pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};

@@ -5,7 +5,7 @@
 
 use foldhash::HashMap;
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, FieldTest};
@@ -14,14 +14,13 @@ use crate::aggregates::Aggregates;
 use crate::changes::{SegmentDef, SegmentKind};
 use crate::eval::{RowPlan, SegmentLookup};
 use crate::fields::Fields;
+use crate::members::Members;
 use crate::memberships::Memberships;
 
 #[derive(Clone, Debug)]
 pub struct Segment {
     pub def: SegmentDef,
-    /// Shared copy-on-write with a checkpoint copy: the copy takes a
-    /// reference, and the first change after it copies this one bitmap.
-    pub members: Arc<RoaringBitmap>,
+    pub members: Members,
     /// The condition compiled for one-contact evaluation (None: static).
     pub plan: Option<RowPlan>,
     /// Whether the condition refers to other segments.
@@ -45,7 +44,7 @@ impl Segment {
             .is_some_and(|c| !c.segment_refs().is_empty());
         Segment {
             def,
-            members: Arc::new(members),
+            members: Members::new(members),
             plan,
             refers,
         }
@@ -82,8 +81,13 @@ pub fn name_key(name: &str) -> String {
 }
 
 impl SegmentLookup for Segments {
-    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap> {
-        self.get(segment_id).map(|s| &*s.members)
+    fn members(&self, segment_id: &str) -> Option<Cow<'_, RoaringBitmap>> {
+        self.get(segment_id).map(|s| s.members.bitmap())
+    }
+
+    fn is_member(&self, segment_id: &str, no: u32) -> bool {
+        self.slot(segment_id)
+            .is_some_and(|slot| self.memberships.contains(no, slot))
     }
 }
 
@@ -152,6 +156,24 @@ impl Segments {
         self.dependents_by_slot.get(slot).map_or(&[], Vec::as_slice)
     }
 
+    /// A copy for a checkpoint, taken while writes wait: everything but the
+    /// memberships by contact, which are derived (122 MiB over a million
+    /// contacts with 1,000 segments) and which a checkpoint does not store.
+    pub fn copy_for_checkpoint(&self) -> Segments {
+        Segments {
+            slots: self.slots.clone(),
+            by_id: self.by_id.clone(),
+            by_name: self.by_name.clone(),
+            by_field: self.by_field.clone(),
+            tests_by_field: self.tests_by_field.clone(),
+            dependents: self.dependents.clone(),
+            dependents_by_slot: self.dependents_by_slot.clone(),
+            rank: self.rank.clone(),
+            by_name_order: self.by_name_order.clone(),
+            memberships: Memberships::default(),
+        }
+    }
+
     pub fn insert(&mut self, segment: Segment) -> Slot {
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
@@ -160,7 +182,8 @@ impl Segments {
                 self.slots.len() - 1
             }
         };
-        self.memberships.set_all(&segment.members, slot, true);
+        self.memberships
+            .set_all(&segment.members.bitmap(), slot, true);
         self.slots[slot] = Some(segment);
         self.reindex();
         slot
@@ -169,11 +192,8 @@ impl Segments {
     /// Makes contact `no` a member of the segment in `slot`, or not.
     pub fn set_member(&mut self, slot: Slot, no: u32, member: bool) {
         if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            if member {
-                Arc::make_mut(&mut segment.members).insert(no);
-            } else {
-                Arc::make_mut(&mut segment.members).remove(no);
-            }
+            let was = self.memberships.contains(no, slot);
+            segment.members.set(no, member, was);
             self.memberships.set(no, slot, member);
         }
     }
@@ -182,9 +202,7 @@ impl Segments {
     /// `exited`.
     pub fn change_members(&mut self, slot: Slot, entered: &RoaringBitmap, exited: &RoaringBitmap) {
         if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            let members = Arc::make_mut(&mut segment.members);
-            *members |= entered;
-            *members -= exited;
+            segment.members.change(entered, exited);
             self.memberships.set_all(entered, slot, true);
             self.memberships.set_all(exited, slot, false);
         }
@@ -193,12 +211,20 @@ impl Segments {
     /// Replaces the members of the segment in `slot`.
     pub fn replace_members(&mut self, slot: Slot, members: RoaringBitmap) {
         if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            let exited = &*segment.members - &members;
-            let entered = &members - &*segment.members;
-            segment.members = Arc::new(members);
+            let (exited, entered) = {
+                let old = segment.members.bitmap();
+                (&*old - &members, &members - &*old)
+            };
+            segment.members.replace(members);
             self.memberships.set_all(&exited, slot, false);
             self.memberships.set_all(&entered, slot, true);
         }
+    }
+
+    /// Whether contact `no` is a member of the segment in `slot`: one word
+    /// read, where the member bitmap costs a search in a cold container.
+    pub fn is_member(&self, slot: Slot, no: u32) -> bool {
+        self.memberships.contains(no, slot)
     }
 
     /// The segments contact `no` is in, by name without case, then id.
@@ -254,7 +280,8 @@ impl Segments {
     pub fn remove(&mut self, slot: Slot) -> Option<Segment> {
         let removed = self.slots.get_mut(slot).and_then(Option::take);
         if let Some(segment) = &removed {
-            self.memberships.set_all(&segment.members, slot, false);
+            self.memberships
+                .set_all(&segment.members.bitmap(), slot, false);
         }
         self.reindex();
         removed

@@ -50,6 +50,7 @@ fn members(ws: &Workspace, id: &str) -> Vec<String> {
     let segment = ws.segment(id).expect("segment");
     segment
         .members
+        .bitmap()
         .iter()
         .map(|no| ws.contacts().id(no).to_string())
         .collect()

@@ -331,6 +331,7 @@ impl Run {
             .map(|(_, s)| {
                 let ids = s
                     .members
+                    .bitmap()
                     .iter()
                     .map(|no| ws.contacts().id(no).to_string())
                     .collect();
@@ -436,7 +437,7 @@ impl Run {
         }
         for (_, segment) in self.ws.segments().iter() {
             let got = replayed.remove(&segment.def.id).unwrap_or_default();
-            if got != *segment.members {
+            if got != *segment.members.bitmap() {
                 self.fail(format!("replaying the log of {} differs", segment.def.id));
             }
         }

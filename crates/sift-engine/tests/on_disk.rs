@@ -74,6 +74,7 @@ impl Shop {
         let segment = self.ws.segment(id).expect("segment");
         segment
             .members
+            .bitmap()
             .iter()
             .map(|no| self.ws.contacts().id(no).to_string())
             .collect()

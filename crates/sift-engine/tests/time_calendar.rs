@@ -79,6 +79,7 @@ fn members(ws: &Workspace, segment: &str) -> Vec<String> {
         .segment(segment)
         .expect("segment exists")
         .members
+        .bitmap()
         .iter()
         .map(|no| ws.contacts().id(no).to_string())
         .collect();

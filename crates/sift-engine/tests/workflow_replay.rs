@@ -148,7 +148,11 @@ fn summary(ws: &Workspace) -> String {
     let mut ids: Vec<_> = ws.segments().iter().map(|(_, s)| s).collect();
     ids.sort_by(|a, b| a.def.id.cmp(&b.def.id));
     for s in ids {
-        out += &format!("{} {:?}\n", s.def.id, s.members.iter().collect::<Vec<_>>());
+        out += &format!(
+            "{} {:?}\n",
+            s.def.id,
+            s.members.bitmap().iter().collect::<Vec<_>>()
+        );
     }
     for no in ws.contacts().alive() {
         let view = ws.contact_data(no).unwrap();

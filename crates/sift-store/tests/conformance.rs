@@ -46,7 +46,7 @@ fn summary(ws: &Workspace) -> String {
         out += &format!(
             "segment {:?} {:?}\n",
             segment.def,
-            segment.members.iter().collect::<Vec<_>>()
+            segment.members.bitmap().iter().collect::<Vec<_>>()
         );
     }
     for rule in ws.scoring_rules() {
@@ -385,7 +385,12 @@ fn assert_evaluated_afresh(ws: &Workspace) {
     for (_, segment) in ws.segments().iter() {
         if let Some(condition) = &segment.def.condition {
             let fresh = ws.preview(condition, ws.clock()).unwrap();
-            assert_eq!(*segment.members, fresh, "segment {}", segment.def.id);
+            assert_eq!(
+                *segment.members.bitmap(),
+                fresh,
+                "segment {}",
+                segment.def.id
+            );
         }
     }
 }
@@ -750,6 +755,6 @@ fn the_columnar_copy_of_events_reads_what_the_rows_hold() {
         )
         .unwrap();
         let members = &disk.segment(&id).unwrap().members;
-        assert_eq!(**members, expected, "{condition:?} created");
+        assert_eq!(*members.bitmap(), expected, "{condition:?} created");
     }
 }

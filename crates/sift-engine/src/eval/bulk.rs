@@ -5,6 +5,8 @@
 //! parallel on all cores. The tree is walked once per chunk, never once per
 //! contact.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
@@ -50,7 +52,7 @@ enum Plan<'a> {
     Any(Vec<Plan<'a>>),
     Not(Box<Plan<'a>>),
     Const(bool),
-    Bitmap(&'a RoaringBitmap),
+    Bitmap(Cow<'a, RoaringBitmap>),
     Present(&'a Column),
     Bool(&'a Column, bool),
     Scan(&'a Column, Scan),
@@ -161,7 +163,7 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
         }
         ColumnData::List { dict, index, .. } => match test {
             FieldTest::Contains(s) => match dict.lookup(s).and_then(|id| index.get(id as usize)) {
-                Some(members) => Plan::Bitmap(members),
+                Some(members) => Plan::Bitmap(Cow::Borrowed(members)),
                 None => Plan::Const(false),
             },
             _ => Plan::Const(false),

@@ -4,6 +4,8 @@
 //!
 //! Bulk evaluation lives in [`bulk`].
 
+use std::borrow::Cow;
+
 use roaring::RoaringBitmap;
 use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
 
@@ -17,7 +19,13 @@ use crate::value::Value;
 
 /// Where `in segment` finds the members of another segment.
 pub trait SegmentLookup: Sync {
-    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap>;
+    /// The whole membership of segment `segment_id`.
+    fn members(&self, segment_id: &str) -> Option<Cow<'_, RoaringBitmap>>;
+
+    /// Whether contact `no` is a member of segment `segment_id`.
+    fn is_member(&self, segment_id: &str, no: u32) -> bool {
+        self.members(segment_id).is_some_and(|m| m.contains(no))
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -99,7 +107,7 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
                 .and_then(|i| ctx.contacts.column(i).get_ref(no));
             test_value(value, test, ctx.now)
         }
-        Condition::InSegment(id) => ctx.segments.members(id).is_some_and(|m| m.contains(no)),
+        Condition::InSegment(id) => ctx.segments.is_member(id, no),
         Condition::Event { count, .. } => {
             AggKey::of(cond).is_some_and(|key| count_holds(*count, tally(&key, no, ctx).0))
         }

@@ -129,7 +129,7 @@ impl Workspace {
         Workspace {
             fields: self.fields.clone(),
             contacts: self.contacts.copy_without_index(),
-            segments: self.segments.clone(),
+            segments: self.segments.copy_for_checkpoint(),
             next_seq: self.next_seq,
             blank_true: self.blank_true.clone(),
             events: self.events.copy_for_checkpoint(),
@@ -184,7 +184,7 @@ impl Workspace {
         let segments = self
             .segments
             .iter()
-            .map(|(_, s)| (s.def.clone(), (*s.members).clone()))
+            .map(|(_, s)| (s.def.clone(), s.members.bitmap().into_owned()))
             .collect();
         let aggregates = self
             .aggregates

@@ -301,7 +301,7 @@ impl Workspace {
             let now_in = plan.matches(no, &ctx);
             let was_in = match before {
                 Some(old) if direct && !segment.refers => plan.matches_before(no, &ctx, old),
-                _ => segment.members.contains(no),
+                _ => self.segments.is_member(slot, no),
             };
             let changed = now_in != was_in;
             if !changed && before.is_some() {
@@ -361,7 +361,7 @@ impl Workspace {
         let member_of: Vec<(Slot, String)> = self
             .segments
             .iter()
-            .filter(|(_, s)| s.members.contains(no))
+            .filter(|(slot, _)| self.segments.is_member(*slot, no))
             .map(|(slot, s)| (slot, s.def.id.clone()))
             .collect();
         self.contacts.delete(no);

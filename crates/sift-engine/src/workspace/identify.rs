@@ -113,7 +113,7 @@ impl Workspace {
         let member_of: Vec<(Slot, String, bool)> = self
             .segments
             .iter()
-            .filter(|(_, s)| s.members.contains(from))
+            .filter(|(slot, _)| self.segments.is_member(*slot, from))
             .map(|(slot, s)| (slot, s.def.id.clone(), s.def.kind == SegmentKind::Static))
             .collect();
         for (slot, segment_id, is_static) in &member_of {
@@ -135,11 +135,7 @@ impl Workspace {
                 now,
                 from,
             );
-            let joins = *is_static
-                && self
-                    .segments
-                    .at(*slot)
-                    .is_some_and(|s| !s.members.contains(into));
+            let joins = *is_static && !self.segments.is_member(*slot, into);
             if joins {
                 write.records.push(Record::StaticMembers {
                     segment_id: segment_id.clone(),

@@ -5,6 +5,8 @@
 //! rank order so that `in segment` always sees its target's new membership —
 //! and returns the [`Record`]s the store must persist, change log included.
 
+use std::borrow::Cow;
+
 use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
 
@@ -243,13 +245,13 @@ struct BlankLookup<'a> {
 const BLANK: u32 = u32::MAX;
 
 impl SegmentLookup for BlankLookup<'_> {
-    fn members(&self, segment_id: &str) -> Option<&RoaringBitmap> {
+    fn members(&self, segment_id: &str) -> Option<Cow<'_, RoaringBitmap>> {
         let slot = self.segments.slot(segment_id)?;
-        Some(if self.blank[slot] {
+        Some(Cow::Borrowed(if self.blank[slot] {
             &self.yes
         } else {
             &self.no
-        })
+        }))
     }
 }
 
@@ -377,8 +379,8 @@ impl Workspace {
         limit: usize,
     ) -> Result<(Vec<u32>, bool), Error> {
         let pool = match segment {
-            Some(id) => &self.segment_or_not_found(id)?.members,
-            None => self.contacts.alive(),
+            Some(id) => self.segment_or_not_found(id)?.members.bitmap(),
+            None => Cow::Borrowed(self.contacts.alive()),
         };
         let start = after.map_or(0, |a| a.saturating_add(1));
         let email = self.fields.index("email");

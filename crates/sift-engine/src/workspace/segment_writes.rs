@@ -214,9 +214,9 @@ impl Workspace {
             return Err(Error::UnknownContacts(unknown));
         }
         let changed = if add {
-            &numbers - &*segment.members
+            &numbers - &*segment.members.bitmap()
         } else {
-            &numbers & &*segment.members
+            &numbers & &*segment.members.bitmap()
         };
         let now = self.tick(now);
         let mut write = Write::default();
@@ -298,8 +298,8 @@ impl Workspace {
                 None => evaluate_all(cond, &ctx),
             };
             let before = match &scope {
-                Some(scope) => &*segment.members & scope,
-                None => (*segment.members).clone(),
+                Some(scope) => &*segment.members.bitmap() & scope,
+                None => segment.members.bitmap().into_owned(),
             };
             let entered = &fresh - &before;
             let exited = &before - &fresh;

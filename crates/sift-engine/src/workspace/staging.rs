@@ -245,7 +245,13 @@ mod tests {
     fn shape(batches: &[ChangeBatch]) -> Vec<(u64, &str, Vec<u32>)> {
         batches
             .iter()
-            .map(|b| (b.seq_start, b.segment_id.as_str(), b.contacts.iter().collect()))
+            .map(|b| {
+                (
+                    b.seq_start,
+                    b.segment_id.as_str(),
+                    b.contacts.iter().collect(),
+                )
+            })
             .collect()
     }
 
@@ -256,7 +262,10 @@ mod tests {
         staged.one(2, "a", ChangeKind::Exited, Cause::ContactUpdate, 5, 3);
         let mut seq = 10;
         let batches = staged.into_batches(&mut seq);
-        assert_eq!(shape(&batches), vec![(10, "b", vec![3]), (11, "a", vec![3])]);
+        assert_eq!(
+            shape(&batches),
+            vec![(10, "b", vec![3]), (11, "a", vec![3])]
+        );
         assert_eq!(batches[1].kind, ChangeKind::Exited);
         assert_eq!(seq, 12);
     }
@@ -269,7 +278,10 @@ mod tests {
         staged.one(7, "b", ChangeKind::Entered, Cause::ContactUpdate, 5, 4);
         let mut seq = 1;
         let batches = staged.into_batches(&mut seq);
-        assert_eq!(shape(&batches), vec![(1, "b", vec![4, 9]), (3, "a", vec![1])]);
+        assert_eq!(
+            shape(&batches),
+            vec![(1, "b", vec![4, 9]), (3, "a", vec![1])]
+        );
 
         // The bulk change names "b", which came by slot: the same contact
         // entering twice in "b" keeps both changes apart, in order.
@@ -278,6 +290,9 @@ mod tests {
         let bulk: RoaringBitmap = [9u32, 10].into_iter().collect();
         staged.many("b", ChangeKind::Entered, Cause::ContactUpdate, 5, bulk);
         let batches = staged.into_batches(&mut seq);
-        assert_eq!(shape(&batches), vec![(4, "b", vec![9]), (5, "b", vec![9, 10])]);
+        assert_eq!(
+            shape(&batches),
+            vec![(4, "b", vec![9]), (5, "b", vec![9, 10])]
+        );
     }
 }

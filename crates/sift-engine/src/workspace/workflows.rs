@@ -3,9 +3,9 @@
 //! directly), saving and deleting them, usages, and queueing the triggers a
 //! write's changes and events cause.
 
+use crate::members::Members;
 use std::collections::HashMap;
 
-use roaring::RoaringBitmap;
 use sift_lang::{Condition, DateTime};
 
 use super::*;
@@ -444,17 +444,17 @@ impl Workspace {
     // -- queueing triggers ------------------------------------------------------
 
     /// The contacts a workflow in test mode runs for (None: everyone).
-    fn test_scope(&self, index: usize) -> Option<&RoaringBitmap> {
+    fn test_scope(&self, index: usize) -> Option<&Members> {
         let def = self.workflows.at(index);
         if def.status != WorkflowStatus::Test {
             return None;
         }
-        static EMPTY: std::sync::OnceLock<RoaringBitmap> = std::sync::OnceLock::new();
+        static EMPTY: std::sync::OnceLock<Members> = std::sync::OnceLock::new();
         Some(
             def.test_segment
                 .as_deref()
                 .and_then(|id| self.segments.get(id))
-                .map_or_else(|| EMPTY.get_or_init(RoaringBitmap::new), |s| &s.members),
+                .map_or_else(|| EMPTY.get_or_init(Members::default), |s| &s.members),
         )
     }
 

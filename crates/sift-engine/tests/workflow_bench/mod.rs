@@ -115,6 +115,7 @@ impl Bench {
             .segment(id)
             .unwrap()
             .members
+            .bitmap()
             .iter()
             .map(|no| self.ws.contacts().id(no).to_string())
             .collect()
@@ -183,6 +184,6 @@ pub trait Members {
 
 impl Members for Workspace {
     fn members_of(&self, id: &str) -> Vec<u32> {
-        self.segment(id).unwrap().members.iter().collect()
+        self.segment(id).unwrap().members.bitmap().iter().collect()
     }
 }

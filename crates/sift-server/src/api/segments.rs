@@ -317,8 +317,9 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
         };
         if let Some(id) = &body.segment_id {
             let segment = engine.segment(id).ok_or_else(|| no_segment(id))?;
-            out.entering = Some((&members - &*segment.members).len());
-            out.leaving = Some((&*segment.members - &members).len());
+            let current = segment.members.bitmap();
+            out.entering = Some((&members - &*current).len());
+            out.leaving = Some((&*current - &members).len());
         }
         Ok::<_, ApiError>(out)
     })??;

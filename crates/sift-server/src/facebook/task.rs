@@ -222,7 +222,7 @@ impl Exporter {
         let segment_id = self.job.segment_id.clone();
         let members = self
             .ws
-            .read(|e| e.segment(&segment_id).map(|s| s.members.clone()))
+            .read(|e| e.segment(&segment_id).map(|s| s.members.shared()))
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("segment {segment_id:?} was deleted"))?;
         self.job.progress.send_modify(|p| {
@@ -482,7 +482,7 @@ impl Exporter {
             .read(|e| {
                 let segment = e.segment(&segment_id)?;
                 let candidates = if full {
-                    &*segment.members | &sent
+                    &*segment.members.bitmap() | &sent
                 } else {
                     touched
                 };

@@ -264,10 +264,10 @@ impl Run {
                 ));
             }
             let expected: RoaringBitmap = oracle[id.as_str()].iter().map(|c| no_of[c]).collect();
-            if *seg.members != expected {
+            if *seg.members.bitmap() != expected {
                 let cond = mseg.cond.as_ref().map(|c| self.text(c));
                 let mut diff = String::new();
-                for no in (&*seg.members ^ &expected).iter().take(6) {
+                for no in (&*seg.members.bitmap() ^ &expected).iter().take(6) {
                     let cid = ws.contacts().id(no);
                     let _ = writeln!(
                         diff,
@@ -292,7 +292,7 @@ impl Run {
             }
             if let Some(cond) = &mseg.cond {
                 match ws.preview(cond, self.now) {
-                    Ok(bulk) if bulk == *seg.members => {}
+                    Ok(bulk) if bulk == *seg.members.bitmap() => {}
                     Ok(bulk) => self.fail(format!(
                         "segment {id}: bulk evaluation {bulk:?} != incremental {:?}",
                         seg.members
@@ -313,7 +313,7 @@ impl Run {
                     }
                 }
             }
-            if let Err(message) = self.log.replay.check(id, &seg.members) {
+            if let Err(message) = self.log.replay.check(id, &seg.members.bitmap()) {
                 self.fail(message);
             }
             max_rank = max_rank.max(self.rank(id));

@@ -213,7 +213,7 @@ pub(crate) fn digest(ws: &Workspace) -> Digest {
     let mut segments: Vec<(SegmentDef, RoaringBitmap)> = ws
         .segments()
         .iter()
-        .map(|(_, s)| (s.def.clone(), (*s.members).clone()))
+        .map(|(_, s)| (s.def.clone(), s.members.bitmap().into_owned()))
         .collect();
     segments.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     Digest {

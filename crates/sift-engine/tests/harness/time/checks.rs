@@ -222,10 +222,10 @@ impl Run {
             if !want.is_empty() && want.len() < self.model.contacts.len() as u64 {
                 self.stats.mixed_checks += 1;
             }
-            if *seg.members != *want {
+            if *seg.members.bitmap() != *want {
                 let cond = mseg.cond.as_ref().map(|c| self.text(c));
                 let mut diff = String::new();
-                for no in (&*seg.members ^ want).iter().take(4) {
+                for no in (&*seg.members.bitmap() ^ want).iter().take(4) {
                     let cid = ws.contacts().id(no);
                     let _ = write!(
                         diff,
@@ -253,14 +253,14 @@ impl Run {
             }
             if let Some(cond) = &mseg.cond {
                 match ws.preview(cond, now) {
-                    Ok(bulk) if bulk == *seg.members => {}
+                    Ok(bulk) if bulk == *seg.members.bitmap() => {}
                     other => self.fail(format!(
                         "segment {id}: preview {other:?} != members {:?}",
                         seg.members
                     )),
                 }
             }
-            if let Err(message) = self.replay.check(id, &seg.members) {
+            if let Err(message) = self.replay.check(id, &seg.members.bitmap()) {
                 self.fail(message);
             }
         }
