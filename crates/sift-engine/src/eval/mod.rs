@@ -117,14 +117,6 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
     }
 }
 
-/// What a write replaced for one contact: former values of columns, and
-/// former (aggregate, count, sum).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Before<'a> {
-    pub fields: &'a [(usize, Option<Value>)],
-    pub aggs: &'a [(usize, u32, f64)],
-}
-
 /// A condition with fields resolved to column numbers, kept beside each
 /// segment so that re-evaluating it for one contact does no lookups by name.
 #[derive(Clone, Debug)]
@@ -197,30 +189,6 @@ impl RowPlan {
             RowPlan::Not(inner) => inner.aggregates(out),
             RowPlan::Count(index, _) | RowPlan::Sum(index, ..) => out.push(*index),
             RowPlan::Field(..) | RowPlan::Other(_) => {}
-        }
-    }
-
-    /// The answer before a write that replaced what `old` lists. Only for
-    /// plans without segment references, whose answers depend on nothing but
-    /// the contact's own values and events.
-    pub fn matches_before(&self, no: u32, ctx: &Ctx<'_>, old: Before<'_>) -> bool {
-        match self {
-            RowPlan::All(children) => children.iter().all(|c| c.matches_before(no, ctx, old)),
-            RowPlan::Any(children) => children.iter().any(|c| c.matches_before(no, ctx, old)),
-            RowPlan::Not(inner) => !inner.matches_before(no, ctx, old),
-            RowPlan::Field(index, test) => match old.fields.iter().find(|(i, _)| i == index) {
-                Some((_, value)) => test_value(value.as_ref().map(ValueRef::of), test, ctx.now),
-                None => test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now),
-            },
-            RowPlan::Count(index, count) => match old.aggs.iter().find(|(i, ..)| i == index) {
-                Some((_, n, _)) => count_holds(*count, *n),
-                None => self.matches(no, ctx),
-            },
-            RowPlan::Sum(index, op, value) => match old.aggs.iter().find(|(i, ..)| i == index) {
-                Some((_, _, sum)) => op.holds(*sum, *value),
-                None => self.matches(no, ctx),
-            },
-            RowPlan::Other(cond) => matches(cond, no, ctx),
         }
     }
 }

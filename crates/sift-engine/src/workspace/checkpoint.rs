@@ -670,7 +670,7 @@ impl Workspace {
             let (score, _) = self.full_score(no, now);
             self.contacts
                 .set(no, LEAD_SCORE, Some(&Value::Number(score)));
-            self.propagate_contact(no, dynamic.clone(), None, Cause::Time, now, &mut scratch);
+            self.propagate_contact(no, dynamic.clone(), true, Cause::Time, now, &mut scratch);
             let next = self.next_instant(no, now);
             self.timers.schedule(no, next);
         }

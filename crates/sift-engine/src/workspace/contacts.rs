@@ -9,7 +9,7 @@ use sift_lang::{DateTime, FieldType};
 use super::*;
 use crate::changes::{Cause, ChangeKind, ContactSnapshot, Record};
 use crate::error::Error;
-use crate::eval::{Before, test_value};
+use crate::eval::test_value;
 use crate::fields::{self, ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
 use crate::segments::Slot;
 use crate::value::{RawValue, Value};
@@ -177,9 +177,6 @@ impl Workspace {
             };
             changes.push((index, value));
         }
-        // What the write replaced, so that a segment's former answer can be
-        // recomputed instead of probing its (likely cold) member bitmap.
-        let mut old_values: Vec<(usize, Option<Value>)> = Vec::new();
         let mut written: Vec<usize> = if is_new { vec![CREATED_AT] } else { Vec::new() };
         for (index, value) in changes {
             if self.contacts.column(index).holds(no, value.as_ref()) {
@@ -193,9 +190,6 @@ impl Workspace {
                 continue;
             }
             let tests = self.segments.tests_on(name);
-            if !tests.is_empty() {
-                old_values.push((index, self.contacts.get(no, index)));
-            }
             let before: Vec<bool> = tests
                 .iter()
                 .map(|(test, _)| test_value(self.contacts.column(index).get_ref(no), test, now))
@@ -217,11 +211,7 @@ impl Workspace {
             self.schedule_columns(no, &written, now);
         }
         write.records.push(Record::Contact(self.snapshot(no)));
-        let before = (!is_new).then_some(Before {
-            fields: &old_values,
-            aggs: &[],
-        });
-        self.propagate_contact(no, slots, before, cause, now, write);
+        self.propagate_contact(no, slots, is_new, cause, now, write);
     }
 
     pub(super) fn snapshot(&self, no: u32) -> ContactSnapshot {
@@ -275,12 +265,18 @@ impl Workspace {
     /// outside `slots` is assumed to have its value for the blank contact, and
     /// that no longer holds when a segment it refers to has a value other than
     /// its blank one (`not in segment S`, S true for the blank contact but
-    /// false for this one, leaves S's membership unchanged).
+    /// false for this one, leaves S's membership unchanged). Timers, scoring,
+    /// runs and merges pass `fresh` too, as they always have: only contact
+    /// and event writes skip the dependents of an unchanged segment.
+    ///
+    /// A segment's former answer is its membership word, one read in the
+    /// contact's run of words, rather than an evaluation with the values the
+    /// write replaced.
     pub(super) fn propagate_contact(
         &mut self,
         no: u32,
         slots: Vec<Slot>,
-        before: Option<Before<'_>>,
+        fresh: bool,
         cause: Cause,
         at: DateTime,
         write: &mut Write,
@@ -299,12 +295,9 @@ impl Workspace {
             let Some(plan) = &segment.plan else { continue };
             let ctx = self.ctx(at);
             let now_in = plan.matches(no, &ctx);
-            let was_in = match before {
-                Some(old) if direct && !segment.refers => plan.matches_before(no, &ctx, old),
-                _ => self.segments.is_member(slot, no),
-            };
+            let was_in = self.segments.is_member(slot, no);
             let changed = now_in != was_in;
-            if !changed && before.is_some() {
+            if !changed && !fresh {
                 continue;
             }
             if changed {

@@ -7,7 +7,7 @@ use sift_lang::DateTime;
 use super::*;
 use crate::changes::{Cause, EventRecord};
 use crate::error::Error;
-use crate::eval::{Before, test_value};
+use crate::eval::test_value;
 use crate::fields::{self, LAST_SEEN_AT, LEAD_SCORE};
 use crate::time::NEVER;
 use crate::value::RawValue;
@@ -148,8 +148,6 @@ impl Workspace {
         self.events.push(no, &item.event_type, at, &item.properties);
         let mut slots: Vec<Slot> = Vec::new();
         let mut next = NEVER;
-        let mut old_aggs: Vec<(usize, u32, f64)> = Vec::new();
-        let mut old_fields: Vec<(usize, Option<Value>)> = Vec::new();
         let Some(event) = self.events.of(no).last() else {
             return;
         };
@@ -175,11 +173,7 @@ impl Workspace {
             };
             aggregate.set(no, count, sum);
             next = next.min(exit);
-            let before = slots.len();
             flips(&self.agg_tests, index, old, (count, sum), &mut slots);
-            if slots.len() > before {
-                old_aggs.push((index, old.0, old.1));
-            }
         }
         if !self.rules.is_empty() {
             let before = self.lead_score(no);
@@ -187,7 +181,6 @@ impl Workspace {
             self.rules
                 .score_event(event, &self.events, now, &mut score, &mut next);
             if score.to_bits() != before.to_bits() {
-                old_fields.push((LEAD_SCORE, Some(Value::Number(before))));
                 self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
             }
         }
@@ -197,7 +190,6 @@ impl Workspace {
             _ => i64::MIN,
         };
         if at > seen {
-            old_fields.push((LAST_SEEN_AT, self.contacts.get(no, LAST_SEEN_AT)));
             self.set_tracked(no, LAST_SEEN_AT, Some(Value::DateTime(at)), now, &mut slots);
             self.schedule_columns(no, &[LAST_SEEN_AT], now);
         }
@@ -216,11 +208,7 @@ impl Workspace {
             properties: item.properties,
             properties_json: item.properties_json,
         }));
-        let before = Before {
-            fields: &old_fields,
-            aggs: &old_aggs,
-        };
-        self.propagate_contact(no, slots, Some(before), Cause::Event, now, write);
+        self.propagate_contact(no, slots, false, Cause::Event, now, write);
         // On disk, the event stays in memory only while a window reads it.
         self.trim(no, now);
     }

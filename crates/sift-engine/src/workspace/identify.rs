@@ -239,6 +239,6 @@ impl Workspace {
             .filter(|(_, s)| s.plan.is_some())
             .map(|(slot, _)| slot)
             .collect();
-        self.propagate_contact(into, slots, None, Cause::Merge, now, write);
+        self.propagate_contact(into, slots, true, Cause::Merge, now, write);
     }
 }

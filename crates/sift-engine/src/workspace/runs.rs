@@ -221,7 +221,7 @@ impl Workspace {
                     at: now,
                     expires_at,
                 }));
-                self.propagate_contact(no, slots, None, Cause::ContactUpdate, now, write);
+                self.propagate_contact(no, slots, true, Cause::ContactUpdate, now, write);
                 Ok(ActionResult::Added)
             }
             Action::SetProperty { field, value } => {

@@ -217,7 +217,7 @@ impl Workspace {
             write.rescored += 1;
             let mut slots = Vec::new();
             self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), now, &mut slots);
-            self.propagate_contact(no, slots, None, Cause::ContactUpdate, now, write);
+            self.propagate_contact(no, slots, true, Cause::ContactUpdate, now, write);
         }
     }
 }

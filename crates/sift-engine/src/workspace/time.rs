@@ -157,7 +157,7 @@ impl Workspace {
         }
         if by_contact.len() <= PARALLEL_DUE {
             for (no, slots) in by_contact {
-                self.propagate_contact(no, slots, None, Cause::Time, at, write);
+                self.propagate_contact(no, slots, true, Cause::Time, at, write);
             }
             return;
         }
