@@ -11,7 +11,7 @@ use sift_lang::{Condition, DateTime, Duration};
 use crate::counts::Counts;
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::sparse::SparseVec;
-use crate::time::{NEVER, add};
+use crate::time::{NEVER, add, fixed_ms};
 
 /// The largest magnitude Sift adds up: each event's value in a `total`, each
 /// scoring rule's and workflow grant's points. A sum of such terms cannot
@@ -227,11 +227,34 @@ impl std::ops::Deref for Aggregate {
     }
 }
 
+/// A windowed aggregate as timers read it: which one, and how long its
+/// window is, so that finding when an event leaves it reads no aggregate.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowOf {
+    pub index: usize,
+    /// Milliseconds, or months and years in calendar arithmetic.
+    span: Result<i64, Duration>,
+}
+
+impl WindowOf {
+    /// The same instant as [`Aggregate::exit`].
+    pub fn exit(&self, at: DateTime) -> DateTime {
+        match self.span {
+            Ok(ms) => at.saturating_add(ms).min(NEVER).saturating_add(1),
+            Err(duration) => add(at, duration).saturating_add(1),
+        }
+    }
+}
+
 /// Aggregates by stable index; an index is freed when no segment uses it.
 #[derive(Clone, Debug, Default)]
 pub struct Aggregates {
     list: Vec<Option<Aggregate>>,
     by_type: HashMap<u32, Vec<usize>>,
+    /// The windowed ones among `by_type`: a timer reads every event of a
+    /// contact against each (a million due at once made it the largest
+    /// item of the burst).
+    windows_by_type: HashMap<u32, Vec<WindowOf>>,
     /// Whether a sync dropped an aggregate since [`Aggregates::take_removed`].
     removed: bool,
 }
@@ -266,6 +289,11 @@ impl Aggregates {
 
     pub fn on_type(&self, kind: u32) -> &[usize] {
         self.by_type.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// The windowed aggregates on event type `kind`.
+    pub fn windows_on_type(&self, kind: u32) -> &[WindowOf] {
+        self.windows_by_type.get(&kind).map_or(&[], Vec::as_slice)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Aggregate)> {
@@ -342,9 +370,15 @@ impl Aggregates {
             created.push((index, exits));
         }
         self.by_type.clear();
+        self.windows_by_type.clear();
         for (index, aggregate) in self.list.iter().enumerate() {
             if let Some(aggregate) = aggregate {
                 self.by_type.entry(aggregate.kind).or_default().push(index);
+                if let Some(window) = aggregate.window {
+                    let span = fixed_ms(window).ok_or(window);
+                    let windows = self.windows_by_type.entry(aggregate.kind).or_default();
+                    windows.push(WindowOf { index, span });
+                }
             }
         }
         created
@@ -401,4 +435,37 @@ fn compute_all(
     aggregate.counts = Counts::from(counts);
     aggregate.sums = sums.into_iter().collect();
     (aggregate, exits)
+}
+
+#[cfg(test)]
+mod tests {
+    use sift_lang::DurationUnit;
+
+    use super::*;
+    use crate::time::DAY_MS;
+
+    #[test]
+    fn a_window_leaves_at_the_instant_the_aggregate_says() {
+        let instants = [0, 1, 59 * DAY_MS + 7, -3 * DAY_MS, NEVER - 5, NEVER];
+        for unit in [
+            DurationUnit::Minutes,
+            DurationUnit::Days,
+            DurationUnit::Weeks,
+            DurationUnit::Months,
+            DurationUnit::Years,
+        ] {
+            let duration = Duration { amount: 3, unit };
+            let window = WindowOf {
+                index: 0,
+                span: fixed_ms(duration).ok_or(duration),
+            };
+            for at in instants {
+                assert_eq!(
+                    window.exit(at),
+                    add(at, duration).saturating_add(1),
+                    "{duration:?} at {at}"
+                );
+            }
+        }
+    }
 }

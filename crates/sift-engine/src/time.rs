@@ -18,7 +18,7 @@ pub const DAY_MS: i64 = 86_400_000;
 /// Far enough to mean "never" and still leave room for arithmetic.
 pub const NEVER: DateTime = i64::MAX / 4;
 
-fn fixed_ms(duration: Duration) -> Option<i64> {
+pub(crate) fn fixed_ms(duration: Duration) -> Option<i64> {
     let amount = i64::from(duration.amount);
     match duration.unit {
         DurationUnit::Minutes => Some(amount * MINUTE_MS),

@@ -187,19 +187,17 @@ impl Workspace {
         let mut next = NEVER;
         let mut touched: Vec<usize> = Vec::new();
         for event in events {
-            for &index in self.aggregates.on_type(event.kind) {
-                let Some(aggregate) = self.aggregates.get(index) else {
-                    continue;
-                };
-                if aggregate.window.is_none() {
-                    continue;
-                }
-                let exit = aggregate.exit(event.at);
+            for window in self.aggregates.windows_on_type(event.kind) {
+                let index = window.index;
+                let exit = window.exit(event.at);
                 // Already out, or no earlier than the next exit found (exits
                 // due now are always earlier: `next` only holds later ones).
                 if exit < at || exit >= next {
                     continue;
                 }
+                let Some(aggregate) = self.aggregates.get(index) else {
+                    continue;
+                };
                 if !aggregate.selects(event, &self.events) {
                     continue;
                 }
@@ -254,14 +252,16 @@ impl Workspace {
         }
         let events = self.events.of(no);
         for event in events {
-            for &index in self.aggregates.on_type(event.kind) {
-                if let Some(aggregate) = self.aggregates.get(index)
-                    && aggregate.window.is_some()
+            for window in self.aggregates.windows_on_type(event.kind) {
+                let exit = window.exit(event.at);
+                if exit > now
+                    && exit < next
+                    && self
+                        .aggregates
+                        .get(window.index)
+                        .is_some_and(|a| a.selects(event, &self.events))
                 {
-                    let exit = aggregate.exit(event.at);
-                    if exit > now && exit < next && aggregate.selects(event, &self.events) {
-                        next = exit;
-                    }
+                    next = exit;
                 }
             }
         }
