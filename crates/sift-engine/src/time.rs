@@ -29,7 +29,7 @@ pub(crate) fn fixed_ms(duration: Duration) -> Option<i64> {
     }
 }
 
-fn months(duration: Duration) -> i64 {
+pub(crate) fn months(duration: Duration) -> i64 {
     let amount = i64::from(duration.amount);
     match duration.unit {
         DurationUnit::Years => amount * 12,

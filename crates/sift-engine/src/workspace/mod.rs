@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
-use sift_lang::{Condition, DateTime, FieldTest, FieldType, Schema};
+use sift_lang::{Condition, DateTime, FieldType, Schema};
 
 use crate::aggregates::{AggKey, AggTest, Aggregates};
 use crate::aliases::Aliases;
@@ -36,6 +36,7 @@ mod runs;
 mod scoring;
 mod segment_writes;
 mod staging;
+mod temporal;
 mod time;
 mod workflows;
 use crate::value::{RawValue, Value};
@@ -176,8 +177,8 @@ pub struct Workspace {
     /// By aggregate index, each distinct test segments make on it, with the
     /// segments making it: a new count re-evaluates only those it flips.
     agg_tests: Vec<Vec<(AggTest, Vec<Slot>)>>,
-    /// Relative-time tests of dynamic segments: (column, test, readers).
-    temporal: Vec<(usize, FieldTest, Vec<Slot>)>,
+    /// Relative-time tests of dynamic segments, by column.
+    temporal: Vec<temporal::ColumnTests>,
     rules: Rules,
     /// Points given by workflow actions.
     grants: Grants,

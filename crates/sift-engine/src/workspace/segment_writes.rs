@@ -464,14 +464,15 @@ impl Workspace {
             }
         }
         self.agg_tests = tests;
-        self.temporal = self
-            .segments
-            .all_tests()
-            .filter(|(_, test, _)| is_relative(test))
-            .filter_map(|(field, test, readers)| {
-                Some((self.fields.index(field)?, test.clone(), readers.to_vec()))
-            })
-            .collect();
+        self.temporal = super::temporal::by_column(
+            self.segments
+                .all_tests()
+                .filter(|(_, test, _)| is_relative(test))
+                .filter_map(|(field, test, readers)| {
+                    Some((self.fields.index(field)?, test.clone(), readers.to_vec()))
+                })
+                .collect(),
+        );
     }
 }
 

@@ -130,6 +130,7 @@ impl Workspace {
         };
         let before = at.saturating_sub(1);
         let mut by_contact: Vec<(u32, Vec<Slot>)> = Vec::with_capacity(fired.len());
+        let mut flipping = Vec::new();
         for fire in fired {
             let no = fire.no;
             let mut slots = Vec::new();
@@ -143,10 +144,16 @@ impl Workspace {
             if let Some(score) = fire.score {
                 self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
             }
-            for (column, test, readers) in &self.temporal {
-                let value = self.contacts.column(*column).get_ref(no);
-                if test_value(value, test, before) != test_value(value, test, at) {
-                    slots.extend_from_slice(readers);
+            for group in &self.temporal {
+                let value = self.contacts.column(group.column).get_ref(no);
+                group.flipping_at(value, at, &mut flipping);
+                flipping.sort_unstable();
+                flipping.dedup();
+                for &test in &flipping {
+                    let (test, readers) = &group.tests[test];
+                    if test_value(value, test, before) != test_value(value, test, at) {
+                        slots.extend_from_slice(readers);
+                    }
                 }
             }
             self.timers.schedule(no, fire.next);
@@ -221,8 +228,8 @@ impl Workspace {
                 }
             }
         }
-        for (column, test, _) in &self.temporal {
-            if let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, at) {
+        for group in &self.temporal {
+            if let Some(t) = group.next_flip(self.contacts.column(group.column).get_ref(no), at) {
                 next = next.min(t);
             }
         }
@@ -245,8 +252,8 @@ impl Workspace {
     /// contact `no` can change.
     pub(super) fn next_instant(&self, no: u32, now: DateTime) -> DateTime {
         let mut next = NEVER;
-        for (column, test, _) in &self.temporal {
-            if let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, now) {
+        for group in &self.temporal {
+            if let Some(t) = group.next_flip(self.contacts.column(group.column).get_ref(no), now) {
                 next = next.min(t);
             }
         }
@@ -275,9 +282,10 @@ impl Workspace {
     /// Arms contact `no` for the relative tests on `columns`.
     pub(super) fn schedule_columns(&mut self, no: u32, columns: &[usize], now: DateTime) {
         let mut next = NEVER;
-        for (column, test, _) in &self.temporal {
-            if columns.contains(column)
-                && let Some(t) = flip_instant(self.contacts.column(*column).get_ref(no), test, now)
+        for group in &self.temporal {
+            if columns.contains(&group.column)
+                && let Some(t) =
+                    group.next_flip(self.contacts.column(group.column).get_ref(no), now)
             {
                 next = next.min(t);
             }
