@@ -361,6 +361,15 @@ impl Workspace {
         list
     }
 
+    /// (id, name) of the segments contact `no` belongs to, as
+    /// [`Workspace::segments_of`] lists them, borrowed: an answer written
+    /// out while the engine is read needs no copy of hundreds of names.
+    pub fn segment_names_of(&self, no: u32) -> impl Iterator<Item = (&str, &str)> {
+        self.segments
+            .of_contact(no)
+            .map(|s| (s.def.id.as_str(), s.def.name.as_str()))
+    }
+
     /// A contact's data without its segment list, which costs a look at
     /// every segment; for exports.
     pub fn contact_data(&self, no: u32) -> Option<ContactView> {

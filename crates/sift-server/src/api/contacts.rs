@@ -1,13 +1,14 @@
 //! Contacts: upsert (one or a batch), read, list and search, delete, explain.
 
 use axum::Json as Reply;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use sift_engine::MAX_BATCH;
 
 use super::contact_types::{
     BatchWritten, Contact, ContactBatch, ContactBody, ContactDeleted, ContactExplanation,
-    ExplainStep,
+    ExplainStep, SegmentsOf,
 };
 use super::{Body, Path, Query, Ws, contact_no, cursor, limit, parse_cursor};
 use crate::error::{ApiError, ApiResult, Code, ItemError};
@@ -23,7 +24,7 @@ pub async fn upsert(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Body(body): Body<Json>,
-) -> ApiResult<Reply<Contact>> {
+) -> ApiResult<axum::response::Response> {
     let input = ContactBody::parse(&body)
         .map_err(ApiError::validation)?
         .input(id);
@@ -36,12 +37,22 @@ pub async fn upsert(
             Ok((write, view))
         })
         .await?;
-    let mut view = view.ok_or_else(|| ApiError::internal("upserted contact vanished"))?;
+    let view = view.ok_or_else(|| ApiError::internal("upserted contact vanished"))?;
+    let no = view.no;
+    let contact = Contact::new(view);
     // The segment list looks at every segment: read under the shared lock,
-    // so that other writes apply meanwhile. It shows this write's effect,
-    // and any later write's, as a GET would.
-    view.segments = ws.read(|engine| engine.segments_of(view.no))?;
-    Ok(Reply(Contact::new(view)))
+    // so that other writes apply meanwhile, and written out from there
+    // rather than copied. It shows this write's effect, and any later
+    // write's, as a GET would.
+    let body =
+        ws.read(|engine| serde_json::to_vec(&contact.answer_with(SegmentsOf { engine, no })))?;
+    let body =
+        body.map_err(|e| ApiError::internal(format!("the answer could not be written: {e}")))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Upserts up to 10,000 contacts, all or nothing.

@@ -12,6 +12,8 @@ async fn an_upsert_answers_the_contact_in_the_shape_of_the_spec() {
     let server = Server::new();
     let spain = server.segment("Spain", "country = \"ES\"").await;
     server.segment("France", "country = \"FR\"").await;
+    // Listed by name: "adults" before "Spain", whatever the creation order.
+    let adults = server.segment("adults", "birth_date <= 2000-01-01").await;
     let contact = server
         .put_contact("c-1", json!({"email": "ana@example.com", "country": "ES", "interests": ["shoes", "bags"], "newsletter": true, "birth_date": "1980-02-29"}))
         .await;
@@ -29,9 +31,10 @@ async fn an_upsert_answers_the_contact_in_the_shape_of_the_spec() {
         "created_at": "[datetime]",
         "updated_at": "[datetime]",
         "last_seen_at": null,
-        "segments": [{"id": "[spain]", "name": "Spain"}],
+        "segments": [{"id": "[adults]", "name": "adults"}, {"id": "[spain]", "name": "Spain"}],
     });
-    assert_eq!(redact(&contact, &[(&spain, "[spain]")]), expected);
+    let names = [(spain.as_str(), "[spain]"), (adults.as_str(), "[adults]")];
+    assert_eq!(redact(&contact, &names), expected);
     let read = server.get("/v1/contacts/c-1").await;
     assert_eq!(read, contact, "GET answers what the PUT answered");
 }
