@@ -7,6 +7,7 @@
 //! segment must hold exactly what the test's own evaluation of those
 //! writes says, and what a replay of its change log says.
 
+mod cluster_web;
 #[path = "../../sift-cluster/tests/support/mod.rs"]
 mod nats;
 mod support;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cluster_web::{sign_in, ui_status};
 use serde_json::{Value as Json, json};
 use support::{HttpClient, call, client};
 
@@ -748,58 +750,4 @@ async fn the_cluster_keeps_every_acknowledged_write_through_kills() {
         200,
         "a web UI session started before the kills still works"
     );
-}
-
-/// Follows the printed sign-in link through a node that does not lead;
-/// answers the session cookie.
-async fn sign_in(http: &HttpClient, cluster: &Cluster) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let link = loop {
-        if let Some(link) = cluster.seen.lock().unwrap().sign_in.clone() {
-            break link;
-        }
-        assert!(Instant::now() < deadline, "no sign-in link printed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let leader = cluster.leader().unwrap();
-    let other = (leader + 1) % 3;
-    let addr = cluster.seen.lock().unwrap().addr[&cluster.nodes[other].name].clone();
-    let request = hyper::Request::builder()
-        .uri(format!("http://{addr}{link}"))
-        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
-        .unwrap();
-    let response = http.request(request).await.unwrap();
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sift_session="))
-        .expect("the sign-in link sets a session cookie");
-    cookie.split(';').next().unwrap().to_string()
-}
-
-/// The status of the segments page with a session cookie (200 signed in,
-/// a redirect to the sign-in page when not), through a random node.
-async fn ui_status(http: &HttpClient, addrs: &Arc<Mutex<Vec<String>>>, cookie: &str) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let addr = {
-            let addrs = addrs.lock().unwrap();
-            addrs[rand::random_range(0..addrs.len())].clone()
-        };
-        let request = hyper::Request::builder()
-            .uri(format!("http://{addr}/ui/segments"))
-            .header("cookie", cookie)
-            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
-            .unwrap();
-        if let Ok(response) = http.request(request).await {
-            let status = response.status().as_u16();
-            if status != 503 {
-                return status;
-            }
-        }
-        assert!(Instant::now() < deadline, "the web UI never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
