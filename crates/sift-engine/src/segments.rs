@@ -191,8 +191,11 @@ impl Segments {
 
     /// Makes contact `no` a member of the segment in `slot`, or not.
     pub fn set_member(&mut self, slot: Slot, no: u32, member: bool) {
+        let was = self.memberships.contains(no, slot);
+        if was == member {
+            return;
+        }
         if let Some(segment) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-            let was = self.memberships.contains(no, slot);
             segment.members.set(no, member, was);
             self.memberships.set(no, slot, member);
         }

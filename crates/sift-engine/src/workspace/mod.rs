@@ -345,9 +345,8 @@ impl Workspace {
     /// row (`memberships.rs`).
     pub fn segments_of(&self, no: u32) -> Vec<(String, String)> {
         let list: Vec<(String, String)> = self
-            .segments
-            .of_contact(no)
-            .map(|s| (s.def.id.clone(), s.def.name.clone()))
+            .segment_names_of(no)
+            .map(|(id, name)| (id.to_string(), name.to_string()))
             .collect();
         debug_assert_eq!(
             list,
