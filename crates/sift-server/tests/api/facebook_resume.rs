@@ -116,7 +116,12 @@ async fn a_sync_resumes_after_a_restart_and_applies_exactly_what_changed_meanwhi
             row("POST", "dan", "dan@example.com"),
         ])
     );
-    let job = server.get(&format!("/v1/exports/{id}")).await;
+    // A call is recorded before the job counts it: read the counters once
+    // the last call is counted.
+    let job = wait_job(&server, &id, |j| {
+        j["sent"].as_u64() >= Some(5) && j["removed"].as_u64() >= Some(2)
+    })
+    .await;
     assert_eq!(
         (
             job["state"].as_str(),
