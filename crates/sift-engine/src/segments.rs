@@ -74,7 +74,14 @@ pub struct Segments {
     by_name_order: Vec<Slot>,
     /// The same membership as the bitmaps, by contact.
     memberships: Memberships,
+    /// Changes whenever an id or name may have (every reindex), and is
+    /// never the same in two engines of one process: whoever renders
+    /// segment names once (an answer's segment list) knows when to again.
+    names_version: u64,
 }
+
+/// Where [`Segments::names_version`] values come from.
+static NAMES_VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub fn name_key(name: &str) -> String {
     name.to_lowercase()
@@ -121,6 +128,20 @@ impl Segments {
 
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// See the field: equal versions mean equal ids and names by slot.
+    pub fn names_version(&self) -> u64 {
+        self.names_version
+    }
+
+    /// The slots of the segments contact `no` is in, by name without case,
+    /// then id.
+    pub fn slots_of_contact(&self, no: u32) -> impl Iterator<Item = Slot> {
+        self.by_name_order
+            .iter()
+            .copied()
+            .filter(move |&slot| self.memberships.contains(no, slot))
     }
 
     /// Live segments by name without case, then id.
@@ -171,6 +192,7 @@ impl Segments {
             rank: self.rank.clone(),
             by_name_order: self.by_name_order.clone(),
             memberships: Memberships::default(),
+            names_version: self.names_version,
         }
     }
 
@@ -232,10 +254,7 @@ impl Segments {
 
     /// The segments contact `no` is in, by name without case, then id.
     pub fn of_contact(&self, no: u32) -> impl Iterator<Item = &Segment> {
-        self.by_name_order
-            .iter()
-            .filter(move |&&slot| self.memberships.contains(no, slot))
-            .filter_map(|&slot| self.at(slot))
+        self.slots_of_contact(no).filter_map(|slot| self.at(slot))
     }
 
     /// Replaces the definition of the segment in `slot` (members unchanged).
@@ -324,6 +343,7 @@ impl Segments {
     /// Rebuilds names, the dependency index and ranks. Cheap next to an
     /// evaluation: it is linear in the number of segments.
     fn reindex(&mut self) {
+        self.names_version = NAMES_VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.by_id.clear();
         self.by_name.clear();
         self.by_field.clear();

@@ -34,8 +34,16 @@ pub struct Catalog {
 }
 
 pub fn hash_key(key: &str) -> String {
+    // Every request hashes its key: hex digits by table, not a formatted
+    // string per byte.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 impl Catalog {
@@ -126,5 +134,18 @@ impl Catalog {
                 |row| row.get(0),
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_key;
+
+    #[test]
+    fn a_key_hashes_to_the_lowercase_hex_of_its_sha256() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -188,27 +188,6 @@ pub struct ContactAnswer<'a, S: Serialize> {
     updated_at: &'a str,
 }
 
-/// The segments of one contact, written straight from the engine.
-pub struct SegmentsOf<'e> {
-    pub engine: &'e sift_engine::Workspace,
-    pub no: u32,
-}
-
-impl Serialize for SegmentsOf<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Named<'a> {
-            id: &'a str,
-            name: &'a str,
-        }
-        serializer.collect_seq(
-            self.engine
-                .segment_names_of(self.no)
-                .map(|(id, name)| Named { id, name }),
-        )
-    }
-}
-
 impl Contact {
     /// This contact (its own segment list left aside) with `segments`.
     pub fn answer_with<S: Serialize>(&self, segments: S) -> ContactAnswer<'_, S> {

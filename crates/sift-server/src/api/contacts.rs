@@ -8,7 +8,7 @@ use sift_engine::MAX_BATCH;
 
 use super::contact_types::{
     BatchWritten, Contact, ContactBatch, ContactBody, ContactDeleted, ContactExplanation,
-    ExplainStep, SegmentsOf,
+    ExplainStep,
 };
 use super::{Body, Path, Query, Ws, contact_no, cursor, limit, parse_cursor};
 use crate::error::{ApiError, ApiResult, Code, ItemError};
@@ -45,7 +45,7 @@ pub async fn upsert(
     // rather than copied. It shows this write's effect, and any later
     // write's, as a GET would.
     let body =
-        ws.read(|engine| serde_json::to_vec(&contact.answer_with(SegmentsOf { engine, no })))?;
+        ws.read(|engine| serde_json::to_vec(&contact.answer_with(ws.segment_refs.of(engine, no))))?;
     let body =
         body.map_err(|e| ApiError::internal(format!("the answer could not be written: {e}")))?;
     Ok((

@@ -13,6 +13,7 @@
 pub mod error;
 pub mod history;
 pub mod reads;
+pub mod segment_refs;
 pub mod service;
 pub mod tasks;
 mod writer;
@@ -37,6 +38,8 @@ pub struct WorkspaceHandle {
     pub service: Arc<WorkspaceService>,
     /// Registries and settings the background tasks share with handlers.
     pub tasks: TaskState,
+    /// Segment ids and names rendered for answers.
+    pub segment_refs: segment_refs::SegmentRefs,
 }
 
 impl WorkspaceHandle {
@@ -55,6 +58,7 @@ impl WorkspaceHandle {
             name: row.name.clone(),
             service,
             tasks,
+            segment_refs: Default::default(),
         });
         Ok((handle, startup))
     }

@@ -40,6 +40,61 @@ async fn an_upsert_answers_the_contact_in_the_shape_of_the_spec() {
 }
 
 #[tokio::test]
+async fn an_upsert_lists_segments_by_their_names_of_the_moment() {
+    let server = Server::new();
+    let spain = server.segment("Spain", "country = \"ES\"").await;
+    let adults = server.segment("adults", "birth_date <= 2000-01-01").await;
+    let body = json!({"country": "ES", "birth_date": "1980-02-29"});
+    let refs = |answer: &Json| -> Vec<(String, String)> {
+        answer["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let text = |key: &str| s[key].as_str().unwrap().to_string();
+                (text("id"), text("name"))
+            })
+            .collect()
+    };
+    let pair = |id: &str, name: &str| (id.to_string(), name.to_string());
+    let first = server.put_contact("c-1", body.clone()).await;
+    assert_eq!(
+        refs(&first),
+        [pair(&adults, "adults"), pair(&spain, "Spain")]
+    );
+
+    // A rename that needs escaping and moves the segment first in order.
+    let name = "\"Ab\" \\ España 🇪🇸";
+    server
+        .expect(
+            StatusCode::OK,
+            "PATCH",
+            &format!("/v1/segments/{spain}"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    let renamed = server.put_contact("c-1", body.clone()).await;
+    assert_eq!(
+        refs(&renamed),
+        [pair(&spain, name), pair(&adults, "adults")]
+    );
+
+    // A segment created since is listed; a deleted one is not.
+    let zed = server.segment("Zed", "country = \"ES\"").await;
+    server
+        .expect(
+            StatusCode::OK,
+            "DELETE",
+            &format!("/v1/segments/{adults}"),
+            None,
+        )
+        .await;
+    let later = server.put_contact("c-1", body).await;
+    assert_eq!(refs(&later), [pair(&spain, name), pair(&zed, "Zed")]);
+    assert_eq!(server.get("/v1/contacts/c-1").await, later);
+}
+
+#[tokio::test]
 async fn an_upsert_merges_and_null_removes() {
     let server = Server::new();
     let first = server
