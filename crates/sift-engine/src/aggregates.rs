@@ -11,7 +11,7 @@ use sift_lang::{Condition, DateTime, Duration};
 use crate::counts::Counts;
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::sparse::SparseVec;
-use crate::time::{NEVER, add, fixed_ms};
+use crate::time::{NEVER, add, fixed_ms, span_bounds};
 
 /// The largest magnitude Sift adds up: each event's value in a `total`, each
 /// scoring rule's and workflow grant's points. A sum of such terms cannot
@@ -232,18 +232,63 @@ impl std::ops::Deref for Aggregate {
 #[derive(Clone, Copy, Debug)]
 pub struct WindowOf {
     pub index: usize,
-    /// Milliseconds, or months and years in calendar arithmetic.
-    span: Result<i64, Duration>,
+    span: Span,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Span {
+    Fixed(i64),
+    /// Months and years in calendar arithmetic, with bounds on how long
+    /// that is in milliseconds (`span_bounds`).
+    Calendar {
+        duration: Duration,
+        min: i64,
+        max: i64,
+    },
 }
 
 impl WindowOf {
+    pub fn new(index: usize, duration: Duration) -> WindowOf {
+        let span = match fixed_ms(duration) {
+            Some(ms) => Span::Fixed(ms),
+            None => {
+                let (min, max) = span_bounds(duration);
+                Span::Calendar { duration, min, max }
+            }
+        };
+        WindowOf { index, span }
+    }
+
     /// The same instant as [`Aggregate::exit`].
     pub fn exit(&self, at: DateTime) -> DateTime {
         match self.span {
-            Ok(ms) => at.saturating_add(ms).min(NEVER).saturating_add(1),
-            Err(duration) => add(at, duration).saturating_add(1),
+            Span::Fixed(ms) => after(at, ms),
+            Span::Calendar { duration, .. } => add(at, duration).saturating_add(1),
         }
     }
+
+    /// [`WindowOf::exit`] when it lies in `from..until`. A timer asks this
+    /// of every event of a contact, and most calendar windows are decided
+    /// by their bounds without the calendar sum.
+    pub fn exit_between(&self, at: DateTime, from: DateTime, until: DateTime) -> Option<DateTime> {
+        let exit = match self.span {
+            Span::Fixed(ms) => after(at, ms),
+            Span::Calendar { duration, min, max } => {
+                // `add` never ends before `at + min`; past `at + max` it
+                // only answers NEVER, which no `until` exceeds.
+                if after(at, max) < from || after(at, min) >= until {
+                    return None;
+                }
+                add(at, duration).saturating_add(1)
+            }
+        };
+        (from..until).contains(&exit).then_some(exit)
+    }
+}
+
+/// The instant after `at + ms`, NEVER + 1 at most, as `exit` counts it.
+fn after(at: DateTime, ms: i64) -> DateTime {
+    at.saturating_add(ms).min(NEVER).saturating_add(1)
 }
 
 /// Aggregates by stable index; an index is freed when no segment uses it.
@@ -375,9 +420,8 @@ impl Aggregates {
             if let Some(aggregate) = aggregate {
                 self.by_type.entry(aggregate.kind).or_default().push(index);
                 if let Some(window) = aggregate.window {
-                    let span = fixed_ms(window).ok_or(window);
                     let windows = self.windows_by_type.entry(aggregate.kind).or_default();
-                    windows.push(WindowOf { index, span });
+                    windows.push(WindowOf::new(index, window));
                 }
             }
         }
@@ -455,10 +499,7 @@ mod tests {
             DurationUnit::Years,
         ] {
             let duration = Duration { amount: 3, unit };
-            let window = WindowOf {
-                index: 0,
-                span: fixed_ms(duration).ok_or(duration),
-            };
+            let window = WindowOf::new(0, duration);
             for at in instants {
                 assert_eq!(
                     window.exit(at),
@@ -466,6 +507,34 @@ mod tests {
                     "{duration:?} at {at}"
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn exit_between_is_the_exit_when_it_lies_in_the_range(
+            at in -4_000_000_000_000i64..4_000_000_000_000,
+            from_offset in -40_000_000_000i64..40_000_000_000,
+            length in 0i64..20_000_000_000,
+            amount in 0u32..30,
+            unit in 0usize..5,
+        ) {
+            let unit = [
+                DurationUnit::Minutes,
+                DurationUnit::Days,
+                DurationUnit::Weeks,
+                DurationUnit::Months,
+                DurationUnit::Years,
+            ][unit];
+            let duration = Duration { amount, unit };
+            let window = WindowOf::new(0, duration);
+            let exit = window.exit(at);
+            let from = exit + from_offset;
+            let until = from + length;
+            proptest::prop_assert_eq!(
+                window.exit_between(at, from, until),
+                (from..until).contains(&exit).then_some(exit)
+            );
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
 }
 
 /// Bounds on `add(v, duration) - v` over every `v`: months are 28 to 31 days.
-fn span_bounds(duration: Duration) -> (i64, i64) {
+pub(crate) fn span_bounds(duration: Duration) -> (i64, i64) {
     match fixed_ms(duration) {
         Some(ms) => (ms, ms),
         None => {

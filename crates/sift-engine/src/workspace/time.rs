@@ -20,6 +20,10 @@ use crate::time::{NEVER, add};
 /// their segments re-evaluated in bulk.
 const PARALLEL_DUE: usize = 256;
 
+/// Contacts refired at a time. Debug builds take a few, so that the
+/// differential tests cross chunk boundaries in every firing.
+const FIRE_CHUNK: usize = if cfg!(debug_assertions) { 7 } else { 65_536 };
+
 /// What firing one contact's timer changes.
 struct Fired {
     no: u32,
@@ -121,60 +125,75 @@ impl Workspace {
     }
 
     fn fire(&mut self, at: DateTime, due: &[u32], write: &mut Write) {
-        let fired: Vec<Fired> = if due.len() > PARALLEL_DUE {
-            due.par_iter()
-                .filter_map(|no| self.refire(*no, at))
-                .collect()
-        } else {
-            due.iter().filter_map(|no| self.refire(*no, at)).collect()
-        };
+        let bulk = due.len() > PARALLEL_DUE;
         let before = at.saturating_sub(1);
-        let mut by_contact: Vec<(u32, Vec<Slot>)> = Vec::with_capacity(fired.len());
+        // Few contacts: each propagated on its own. Many: the segments each
+        // may change in, re-evaluated in bulk over those contacts.
+        let mut by_contact: Vec<(u32, Vec<Slot>)> = Vec::new();
+        let mut scopes: BTreeMap<Slot, RoaringBitmap> = BTreeMap::new();
+        // Chunks reuse one buffer: collecting a million results at once
+        // spent a third of a burst growing vectors into fresh pages.
+        let mut fired: Vec<Option<Fired>> = Vec::new();
         let mut flipping = Vec::new();
-        for fire in fired {
-            let no = fire.no;
-            let mut slots = Vec::new();
-            for (index, count, sum) in fire.tallies {
-                if let Some(aggregate) = self.aggregates.get_mut(index) {
-                    let old = (aggregate.count(no), aggregate.sum(no));
-                    aggregate.set(no, count, sum);
-                    flips(&self.agg_tests, index, old, (count, sum), &mut slots);
-                }
+        let mut slots = Vec::new();
+        for chunk in due.chunks(FIRE_CHUNK) {
+            if bulk {
+                chunk
+                    .par_iter()
+                    .map(|no| self.refire(*no, at))
+                    .collect_into_vec(&mut fired);
+            } else {
+                fired.clear();
+                fired.extend(chunk.iter().map(|no| self.refire(*no, at)));
             }
-            if let Some(score) = fire.score {
-                self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
-            }
-            for group in &self.temporal {
-                let value = self.contacts.column(group.column).get_ref(no);
-                group.flipping_at(value, at, &mut flipping);
-                flipping.sort_unstable();
-                flipping.dedup();
-                for &test in &flipping {
-                    let (test, readers) = &group.tests[test];
-                    if test_value(value, test, before) != test_value(value, test, at) {
-                        slots.extend_from_slice(readers);
+            // Each contact's refire read only its own state, so applying
+            // one chunk leaves the next chunk's answers true.
+            for fire in fired.drain(..).flatten() {
+                let no = fire.no;
+                slots.clear();
+                for (index, count, sum) in fire.tallies {
+                    if let Some(aggregate) = self.aggregates.get_mut(index) {
+                        let old = (aggregate.count(no), aggregate.sum(no));
+                        aggregate.set(no, count, sum);
+                        flips(&self.agg_tests, index, old, (count, sum), &mut slots);
                     }
                 }
-            }
-            self.timers.schedule(no, fire.next);
-            self.trim(no, at);
-            if !slots.is_empty() {
-                by_contact.push((no, slots));
+                if let Some(score) = fire.score {
+                    self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
+                }
+                for group in &self.temporal {
+                    let value = self.contacts.column(group.column).get_ref(no);
+                    group.flipping_at(value, at, &mut flipping);
+                    flipping.sort_unstable();
+                    flipping.dedup();
+                    for &test in &flipping {
+                        let (test, readers) = &group.tests[test];
+                        if test_value(value, test, before) != test_value(value, test, at) {
+                            slots.extend_from_slice(readers);
+                        }
+                    }
+                }
+                self.timers.schedule(no, fire.next);
+                self.trim(no, at);
+                if slots.is_empty() {
+                    continue;
+                }
+                if bulk {
+                    slots.sort_unstable();
+                    slots.dedup();
+                    for &slot in &slots {
+                        scopes.entry(slot).or_default().insert(no);
+                    }
+                } else {
+                    by_contact.push((no, mem::take(&mut slots)));
+                }
             }
         }
-        if by_contact.len() <= PARALLEL_DUE {
-            for (no, slots) in by_contact {
-                self.propagate_contact(no, slots, true, Cause::Time, at, write);
-            }
+        for (no, slots) in by_contact {
+            self.propagate_contact(no, slots, true, Cause::Time, at, write);
+        }
+        if scopes.is_empty() {
             return;
-        }
-        let mut scopes: BTreeMap<Slot, RoaringBitmap> = BTreeMap::new();
-        for (no, mut slots) in by_contact {
-            slots.sort_unstable();
-            slots.dedup();
-            for slot in slots {
-                scopes.entry(slot).or_default().insert(no);
-            }
         }
         let queue = scopes
             .into_iter()
@@ -196,12 +215,11 @@ impl Workspace {
         for event in events {
             for window in self.aggregates.windows_on_type(event.kind) {
                 let index = window.index;
-                let exit = window.exit(event.at);
-                // Already out, or no earlier than the next exit found (exits
-                // due now are always earlier: `next` only holds later ones).
-                if exit < at || exit >= next {
+                // Not already out, and earlier than the next exit found
+                // (exits due now always are: `next` only holds later ones).
+                let Some(exit) = window.exit_between(event.at, at, next) else {
                     continue;
-                }
+                };
                 let Some(aggregate) = self.aggregates.get(index) else {
                     continue;
                 };
@@ -260,9 +278,7 @@ impl Workspace {
         let events = self.events.of(no);
         for event in events {
             for window in self.aggregates.windows_on_type(event.kind) {
-                let exit = window.exit(event.at);
-                if exit > now
-                    && exit < next
+                if let Some(exit) = window.exit_between(event.at, now.saturating_add(1), next)
                     && self
                         .aggregates
                         .get(window.index)
