@@ -9,6 +9,9 @@
 //! not exist in the target month clamps to the month's last day (Jan 31 + 1
 //! month = Feb 28 or 29; born Feb 29, one turns 18 on Feb 28).
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use sift_lang::{DateTime, Duration, DurationUnit};
 
 use crate::value::{civil_from_days, days_from_civil};
@@ -69,15 +72,51 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
-/// Bounds on `add(v, duration) - v` over every `v`: months are 28 to 31 days.
+/// Bounds on `add(v, duration) - v` over every `v` (for which `add` does
+/// not saturate), each reached by some `v`.
 pub(crate) fn span_bounds(duration: Duration) -> (i64, i64) {
     match fixed_ms(duration) {
         Some(ms) => (ms, ms),
-        None => {
-            let m = months(duration);
-            (m * 28 * DAY_MS - 3 * DAY_MS, m * 31 * DAY_MS + DAY_MS)
+        None => month_span_bounds(months(duration)),
+    }
+}
+
+/// [`span_bounds`] of `m` months. Its days depend only on the start's month
+/// and day, and the Gregorian calendar repeats every 400 years, so one cycle
+/// of month starts gives them exactly: from day `d` of a month, `m` months
+/// later is the month's span `S` less `max(0, d - days of the target
+/// month)`, largest for `d = 1` and smallest on the last day. Exact bounds
+/// let a timer skip the calendar sum for every event not within a day of
+/// leaving its window (loose ones left 40 days of doubt in a year).
+fn month_span_bounds(m: i64) -> (i64, i64) {
+    // Past what `add` reaches (it saturates at year 1,000,000), any bounds
+    // containing the truth will do.
+    if !(0..=12 * 100_000).contains(&m) {
+        return (m * 28 * DAY_MS - 3 * DAY_MS, m * 31 * DAY_MS + DAY_MS);
+    }
+    static MEMO: Mutex<BTreeMap<i64, (i64, i64)>> = Mutex::new(BTreeMap::new());
+    if let Some(bounds) = MEMO.lock().ok().and_then(|memo| memo.get(&m).copied()) {
+        return bounds;
+    }
+    let (mut shortest, mut longest) = (i64::MAX, i64::MIN);
+    for year in 2000..2400 {
+        for month in 1..=12u32 {
+            let total = i64::from(year) * 12 + i64::from(month) - 1 + m;
+            let (target_year, target_month) =
+                (total.div_euclid(12) as i32, total.rem_euclid(12) as u32 + 1);
+            let span = i64::from(days_from_civil(target_year, target_month, 1))
+                - i64::from(days_from_civil(year, month, 1));
+            let clamped = i64::from(days_in_month(year, month))
+                - i64::from(days_in_month(target_year, target_month));
+            longest = longest.max(span);
+            shortest = shortest.min(span - clamped.max(0));
         }
     }
+    let bounds = (shortest * DAY_MS, longest * DAY_MS);
+    if let Ok(mut memo) = MEMO.lock() {
+        memo.insert(m, bounds);
+    }
+    bounds
 }
 
 /// Answers `add(v, duration) >= bound` for many `v` against one bound:
@@ -211,5 +250,27 @@ mod tests {
                 v += DAY_MS / 7 + 1;
             }
         }
+    }
+
+    #[test]
+    fn month_span_bounds_are_the_shortest_and_longest_sums_over_a_cycle() {
+        let start = i64::from(days_from_civil(2000, 1, 1));
+        for amount in [1, 2, 3, 6, 11, 12, 13, 24, 48, 100, 1200] {
+            let duration = d(amount, DurationUnit::Months);
+            let (mut shortest, mut longest) = (i64::MAX, i64::MIN);
+            for day in start..start + 146_097 {
+                let v = day * DAY_MS + 7 * MINUTE_MS;
+                let span = add(v, duration) - v;
+                shortest = shortest.min(span);
+                longest = longest.max(span);
+            }
+            assert_eq!(
+                span_bounds(duration),
+                (shortest, longest),
+                "{amount} months"
+            );
+        }
+        let year = span_bounds(d(1, DurationUnit::Years));
+        assert_eq!(year, (365 * DAY_MS, 366 * DAY_MS));
     }
 }
