@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// has to be given its place.
 const LAYERS: &[&[&str]] = &[
     // Leaves: they import nothing from the crate.
-    &["ids", "sequenced"],
+    &["ids", "sequenced", "workspace/segment_refs"],
     // Nearly leaves: at most the made-up ids.
     &[
         "clock",
