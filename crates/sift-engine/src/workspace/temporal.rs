@@ -14,38 +14,83 @@ use sift_lang::{DateTime, Duration, FieldTest};
 
 use crate::eval::{ValueRef, instant};
 use crate::segments::Slot;
-use crate::time::{NEVER, add, fixed_ms, months};
+use crate::time::{DAY_MS, NEVER, add, fixed_ms, months, span_bounds};
 
 /// Test lengths of one kind of arithmetic, ascending, each with the test's
 /// position in [`ColumnTests::tests`].
 #[derive(Clone, Debug, Default)]
 struct Lengths {
     fixed: Vec<(i64, usize)>,
-    calendar: Vec<(i64, Duration, usize)>,
+    calendar: Vec<Calendar>,
+}
+
+/// A length in months, with the exact bounds on its span (`span_bounds`),
+/// which decide most comparisons without the calendar sum: a search
+/// probes a length for every contact a timer fires.
+#[derive(Clone, Copy, Debug)]
+struct Calendar {
+    months: i64,
+    duration: Duration,
+    test: usize,
+    shortest: i64,
+    longest: i64,
+}
+
+/// Values within this many milliseconds of 1970 (800,000 years), plus
+/// lengths of at most 100,000 years, stay below the year where `add`
+/// saturates: there the span bounds hold.
+const BOUNDED: i64 = 800_000 * 365 * DAY_MS;
+const BOUNDED_MONTHS: i64 = 12 * 100_000;
+
+impl Calendar {
+    /// Whether `add(v, self)` is before `bound` (or at it, when `inclusive`).
+    fn ends_before(&self, v: DateTime, bound: DateTime, inclusive: bool) -> bool {
+        let before = |end: DateTime| if inclusive { end <= bound } else { end < bound };
+        if (-BOUNDED..BOUNDED).contains(&v) && self.months <= BOUNDED_MONTHS {
+            if before(v + self.longest) {
+                return true;
+            }
+            if !before(v + self.shortest) {
+                return false;
+            }
+        }
+        before(add(v, self.duration))
+    }
 }
 
 impl Lengths {
     fn push(&mut self, duration: Duration, test: usize) {
         match fixed_ms(duration) {
             Some(ms) => self.fixed.push((ms, test)),
-            None => self.calendar.push((months(duration), duration, test)),
+            None => {
+                let (shortest, longest) = span_bounds(duration);
+                self.calendar.push(Calendar {
+                    months: months(duration),
+                    duration,
+                    test,
+                    shortest,
+                    longest,
+                });
+            }
         }
     }
 
     fn sort(&mut self) {
         self.fixed.sort_unstable();
-        self.calendar
-            .sort_unstable_by_key(|&(m, _, test)| (m, test));
+        self.calendar.sort_unstable_by_key(|c| (c.months, c.test));
     }
 
-    /// The earliest `add(v, length)` that `keep` accepts, given that `keep`
-    /// holds from some length on (it is monotone in the length).
-    fn first_end(&self, v: DateTime, keep: impl Fn(DateTime) -> bool) -> Option<DateTime> {
+    /// The earliest `add(v, length)` after `now` (at `now` or after, unless
+    /// `strictly`).
+    fn first_end(&self, v: DateTime, now: DateTime, strictly: bool) -> Option<DateTime> {
         let end_fixed = |ms: i64| v.saturating_add(ms).min(NEVER);
-        let fixed = self.fixed.partition_point(|&(ms, _)| !keep(end_fixed(ms)));
-        let calendar = self.calendar.partition_point(|&(_, d, _)| !keep(add(v, d)));
+        let kept = |end: DateTime| if strictly { end > now } else { end >= now };
+        let fixed = self.fixed.partition_point(|&(ms, _)| !kept(end_fixed(ms)));
+        let calendar = self
+            .calendar
+            .partition_point(|c| c.ends_before(v, now, strictly));
         let a = self.fixed.get(fixed).map(|&(ms, _)| end_fixed(ms));
-        let b = self.calendar.get(calendar).map(|&(_, d, _)| add(v, d));
+        let b = self.calendar.get(calendar).map(|c| add(v, c.duration));
         a.into_iter().chain(b).min()
     }
 
@@ -55,9 +100,13 @@ impl Lengths {
         let from = self.fixed.partition_point(|&(ms, _)| end_fixed(ms) < end);
         let to = self.fixed.partition_point(|&(ms, _)| end_fixed(ms) <= end);
         out.extend(self.fixed[from..to].iter().map(|&(_, test)| test));
-        let from = self.calendar.partition_point(|&(_, d, _)| add(v, d) < end);
-        let to = self.calendar.partition_point(|&(_, d, _)| add(v, d) <= end);
-        out.extend(self.calendar[from..to].iter().map(|&(_, _, test)| test));
+        let from = self
+            .calendar
+            .partition_point(|c| c.ends_before(v, end, false));
+        let to = self
+            .calendar
+            .partition_point(|c| c.ends_before(v, end, true));
+        out.extend(self.calendar[from..to].iter().map(|c| c.test));
     }
 }
 
@@ -86,12 +135,12 @@ impl ColumnTests {
         let future = (!self.in_last.is_empty() && v > now).then_some(v);
         let after = self
             .after_end
-            .first_end(v, |end| end >= now)
+            .first_end(v, now, false)
             .filter(|&end| end < NEVER)
             .map(|end| end + 1);
         let at = self
             .at_end
-            .first_end(v, |end| end > now)
+            .first_end(v, now, true)
             .filter(|&end| end < NEVER);
         future.into_iter().chain(after).chain(at).min()
     }
