@@ -11,7 +11,7 @@ use sift_lang::{Condition, DateTime, Duration};
 use crate::counts::Counts;
 use crate::events::{EventLog, Filter, StoredEvent, number_prop};
 use crate::sparse::SparseVec;
-use crate::time::{NEVER, add, fixed_ms, span_bounds};
+use crate::time::{CalendarSpan, NEVER, add, fixed_ms};
 
 /// The largest magnitude Sift adds up: each event's value in a `total`, each
 /// scoring rule's and workflow grant's points. A sum of such terms cannot
@@ -232,63 +232,37 @@ impl std::ops::Deref for Aggregate {
 #[derive(Clone, Copy, Debug)]
 pub struct WindowOf {
     pub index: usize,
-    span: Span,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Span {
-    Fixed(i64),
-    /// Months and years in calendar arithmetic, with bounds on how long
-    /// that is in milliseconds (`span_bounds`).
-    Calendar {
-        duration: Duration,
-        min: i64,
-        max: i64,
-    },
+    /// Milliseconds, or months and years in calendar arithmetic.
+    span: Result<i64, CalendarSpan>,
 }
 
 impl WindowOf {
     pub fn new(index: usize, duration: Duration) -> WindowOf {
-        let span = match fixed_ms(duration) {
-            Some(ms) => Span::Fixed(ms),
-            None => {
-                let (min, max) = span_bounds(duration);
-                Span::Calendar { duration, min, max }
-            }
-        };
-        WindowOf { index, span }
-    }
-
-    /// The same instant as [`Aggregate::exit`].
-    pub fn exit(&self, at: DateTime) -> DateTime {
-        match self.span {
-            Span::Fixed(ms) => after(at, ms),
-            Span::Calendar { duration, .. } => add(at, duration).saturating_add(1),
+        WindowOf {
+            index,
+            span: fixed_ms(duration).ok_or_else(|| CalendarSpan::new(duration)),
         }
     }
 
-    /// [`WindowOf::exit`] when it lies in `from..until`. A timer asks this
-    /// of every event of a contact, and most calendar windows are decided
-    /// by their bounds without the calendar sum.
+    /// The instant an event at `at` leaves the window (as
+    /// [`Aggregate::exit`] gives it) when that lies in `from..until`. A timer
+    /// asks this of every event of a contact; most calendar windows are
+    /// decided by their span's bounds without the calendar sum.
     pub fn exit_between(&self, at: DateTime, from: DateTime, until: DateTime) -> Option<DateTime> {
-        let exit = match self.span {
-            Span::Fixed(ms) => after(at, ms),
-            Span::Calendar { duration, min, max } => {
-                // `add` never ends before `at + min`; past `at + max` it
-                // only answers NEVER, which no `until` exceeds.
-                if after(at, max) < from || after(at, min) >= until {
+        let exit = match &self.span {
+            Ok(ms) => at.saturating_add(*ms).min(NEVER).saturating_add(1),
+            Err(span) => {
+                // The exit is one after the window's end.
+                if span.ends_before(at, from.saturating_sub(1), false)
+                    || !span.ends_before(at, until.saturating_sub(1), false)
+                {
                     return None;
                 }
-                add(at, duration).saturating_add(1)
+                add(at, span.duration).saturating_add(1)
             }
         };
         (from..until).contains(&exit).then_some(exit)
     }
-}
-
-/// The instant after `at + ms`, NEVER + 1 at most, as `exit` counts it.
-fn after(at: DateTime, ms: i64) -> DateTime {
-    at.saturating_add(ms).min(NEVER).saturating_add(1)
 }
 
 /// Aggregates by stable index; an index is freed when no segment uses it.
@@ -502,8 +476,8 @@ mod tests {
             let window = WindowOf::new(0, duration);
             for at in instants {
                 assert_eq!(
-                    window.exit(at),
-                    add(at, duration).saturating_add(1),
+                    window.exit_between(at, i64::MIN, i64::MAX),
+                    Some(add(at, duration).saturating_add(1)),
                     "{duration:?} at {at}"
                 );
             }
@@ -528,7 +502,7 @@ mod tests {
             ][unit];
             let duration = Duration { amount, unit };
             let window = WindowOf::new(0, duration);
-            let exit = window.exit(at);
+            let exit = add(at, duration).saturating_add(1);
             let from = exit + from_offset;
             let until = from + length;
             proptest::prop_assert_eq!(

@@ -119,6 +119,50 @@ fn month_span_bounds(m: i64) -> (i64, i64) {
     bounds
 }
 
+/// A length in months (or years) with the exact bounds on its span, which
+/// decide most comparisons of `add(v, length)` with an instant without the
+/// calendar sum.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CalendarSpan {
+    pub duration: Duration,
+    pub months: i64,
+    shortest: i64,
+    longest: i64,
+}
+
+/// Values within this many milliseconds of 1970 (800,000 years), plus
+/// lengths of at most 100,000 years, stay below the year where `add`
+/// saturates: there the span bounds hold.
+const BOUNDED: i64 = 800_000 * 365 * DAY_MS;
+const BOUNDED_MONTHS: i64 = 12 * 100_000;
+
+impl CalendarSpan {
+    pub fn new(duration: Duration) -> CalendarSpan {
+        let (shortest, longest) = span_bounds(duration);
+        CalendarSpan {
+            duration,
+            months: months(duration),
+            shortest,
+            longest,
+        }
+    }
+
+    /// Whether `add(v, duration)` is before `bound` (or at it, when
+    /// `inclusive`).
+    pub fn ends_before(&self, v: DateTime, bound: DateTime, inclusive: bool) -> bool {
+        let before = |end: DateTime| if inclusive { end <= bound } else { end < bound };
+        if (-BOUNDED..BOUNDED).contains(&v) && self.months <= BOUNDED_MONTHS {
+            if before(v + self.longest) {
+                return true;
+            }
+            if !before(v + self.shortest) {
+                return false;
+            }
+        }
+        before(add(v, self.duration))
+    }
+}
+
 /// Answers `add(v, duration) >= bound` for many `v` against one bound:
 /// values far from the boundary are decided by comparison, only those within
 /// the few days of calendar slack compute the sum.

@@ -14,7 +14,7 @@ use sift_lang::{DateTime, Duration, FieldTest};
 
 use crate::eval::{ValueRef, instant};
 use crate::segments::Slot;
-use crate::time::{DAY_MS, NEVER, add, fixed_ms, months, span_bounds};
+use crate::time::{CalendarSpan, NEVER, add, fixed_ms};
 
 /// Test lengths of one kind of arithmetic, ascending, each with the test's
 /// position in [`ColumnTests::tests`].
@@ -24,60 +24,30 @@ struct Lengths {
     calendar: Vec<Calendar>,
 }
 
-/// A length in months, with the exact bounds on its span (`span_bounds`),
-/// which decide most comparisons without the calendar sum: a search
-/// probes a length for every contact a timer fires.
+/// A calendar length and the test it belongs to. A search probes a length
+/// for every contact a timer fires, and the span's bounds decide most
+/// probes without the calendar sum.
 #[derive(Clone, Copy, Debug)]
 struct Calendar {
-    months: i64,
-    duration: Duration,
+    span: CalendarSpan,
     test: usize,
-    shortest: i64,
-    longest: i64,
-}
-
-/// Values within this many milliseconds of 1970 (800,000 years), plus
-/// lengths of at most 100,000 years, stay below the year where `add`
-/// saturates: there the span bounds hold.
-const BOUNDED: i64 = 800_000 * 365 * DAY_MS;
-const BOUNDED_MONTHS: i64 = 12 * 100_000;
-
-impl Calendar {
-    /// Whether `add(v, self)` is before `bound` (or at it, when `inclusive`).
-    fn ends_before(&self, v: DateTime, bound: DateTime, inclusive: bool) -> bool {
-        let before = |end: DateTime| if inclusive { end <= bound } else { end < bound };
-        if (-BOUNDED..BOUNDED).contains(&v) && self.months <= BOUNDED_MONTHS {
-            if before(v + self.longest) {
-                return true;
-            }
-            if !before(v + self.shortest) {
-                return false;
-            }
-        }
-        before(add(v, self.duration))
-    }
 }
 
 impl Lengths {
     fn push(&mut self, duration: Duration, test: usize) {
         match fixed_ms(duration) {
             Some(ms) => self.fixed.push((ms, test)),
-            None => {
-                let (shortest, longest) = span_bounds(duration);
-                self.calendar.push(Calendar {
-                    months: months(duration),
-                    duration,
-                    test,
-                    shortest,
-                    longest,
-                });
-            }
+            None => self.calendar.push(Calendar {
+                span: CalendarSpan::new(duration),
+                test,
+            }),
         }
     }
 
     fn sort(&mut self) {
         self.fixed.sort_unstable();
-        self.calendar.sort_unstable_by_key(|c| (c.months, c.test));
+        self.calendar
+            .sort_unstable_by_key(|c| (c.span.months, c.test));
     }
 
     /// The earliest `add(v, length)` after `now` (at `now` or after, unless
@@ -88,9 +58,9 @@ impl Lengths {
         let fixed = self.fixed.partition_point(|&(ms, _)| !kept(end_fixed(ms)));
         let calendar = self
             .calendar
-            .partition_point(|c| c.ends_before(v, now, strictly));
+            .partition_point(|c| c.span.ends_before(v, now, strictly));
         let a = self.fixed.get(fixed).map(|&(ms, _)| end_fixed(ms));
-        let b = self.calendar.get(calendar).map(|c| add(v, c.duration));
+        let b = self.calendar.get(calendar).map(|c| add(v, c.span.duration));
         a.into_iter().chain(b).min()
     }
 
@@ -102,10 +72,10 @@ impl Lengths {
         out.extend(self.fixed[from..to].iter().map(|&(_, test)| test));
         let from = self
             .calendar
-            .partition_point(|c| c.ends_before(v, end, false));
+            .partition_point(|c| c.span.ends_before(v, end, false));
         let to = self
             .calendar
-            .partition_point(|c| c.ends_before(v, end, true));
+            .partition_point(|c| c.span.ends_before(v, end, true));
         out.extend(self.calendar[from..to].iter().map(|c| c.test));
     }
 }
