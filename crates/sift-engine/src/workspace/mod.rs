@@ -345,8 +345,9 @@ impl Workspace {
     /// row (`memberships.rs`).
     pub fn segments_of(&self, no: u32) -> Vec<(String, String)> {
         let list: Vec<(String, String)> = self
-            .segment_names_of(no)
-            .map(|(id, name)| (id.to_string(), name.to_string()))
+            .segments
+            .of_contact(no)
+            .map(|s| (s.def.id.clone(), s.def.name.clone()))
             .collect();
         debug_assert_eq!(
             list,
@@ -358,15 +359,6 @@ impl Workspace {
             "contact {no}'s membership rows disagree with the member bitmaps"
         );
         list
-    }
-
-    /// (id, name) of the segments contact `no` belongs to, as
-    /// [`Workspace::segments_of`] lists them, borrowed: an answer written
-    /// out while the engine is read needs no copy of hundreds of names.
-    pub fn segment_names_of(&self, no: u32) -> impl Iterator<Item = (&str, &str)> {
-        self.segments
-            .of_contact(no)
-            .map(|s| (s.def.id.as_str(), s.def.name.as_str()))
     }
 
     /// A contact's data without its segment list, which costs a look at
