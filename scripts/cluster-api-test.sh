@@ -38,6 +38,7 @@ skip=(
   identify::identify_merges_events_properties_scores_and_static_memberships
   identify::later_writes_and_reads_addressed_to_the_anonymous_id_go_to_the_known_contact
   scoring::a_rule_is_created_listed_read_edited_and_deleted
+  segment_history::revisions_survive_a_restart
   seqs::the_first_change_of_a_fresh_workspace_is_seq_1
   webhooks::a_restart_in_the_middle_of_a_window_cuts_the_same_batches
   webhooks::a_restart_resumes_from_the_last_acknowledged_seq_with_the_same_delivery_id
@@ -49,6 +50,7 @@ skip=(
   events::a_window_closes_when_a_manual_clock_reaches_its_instant
   events::a_window_closes_on_time_with_cause_time
   scoring::points_expire_on_time
+  segment_history::members_as_of_a_past_instant_and_sizes_over_time
   workflow_growth::
   # Settings of their own (destination policy, body limit, field limits, timeouts).
   destinations::a_literal_loopback_url_saved_earlier_is_refused_when_sending

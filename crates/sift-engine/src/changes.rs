@@ -161,6 +161,29 @@ pub struct SegmentDef {
     pub updated_at: DateTime,
 }
 
+/// One saved version of a segment's definition: each create and each edit
+/// makes one, so a segment's history reads who changed what and what it
+/// did to the membership.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentRevision {
+    pub segment_id: String,
+    pub at: DateTime,
+    pub name: String,
+    pub description: String,
+    /// The condition as text, naming referenced segments as they were
+    /// named then (a rename later does not rewrite history).
+    pub condition: Option<String>,
+    /// The condition's JSON tree, as `to_json` writes it.
+    pub condition_tree: Option<String>,
+    pub entered: u64,
+    pub exited: u64,
+    /// The public id of the key that made it, when the caller knows it.
+    pub key_id: Option<String>,
+    /// Through what it was made: `api`, `ui`, or `system` (the demo, the
+    /// command line) until a caller says otherwise.
+    pub via: String,
+}
+
 /// What a write changed, in the order it must be stored. The store applies a
 /// write's records in one transaction.
 #[derive(Clone, Debug, PartialEq)]
@@ -182,6 +205,8 @@ pub enum Record {
         alias: String,
     },
     Segment(SegmentDef),
+    /// A saved version of a segment's definition, for its history.
+    SegmentRevision(SegmentRevision),
     SegmentDeleted {
         id: String,
     },

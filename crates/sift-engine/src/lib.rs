@@ -39,7 +39,7 @@ mod workspace;
 pub use aggregates::SUM_BOUND;
 pub use changes::{
     Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, Record, SegmentDef,
-    SegmentKind,
+    SegmentKind, SegmentRevision,
 };
 pub use column_builder::ColumnBuilder;
 pub use contacts::Contacts;

@@ -187,7 +187,7 @@ impl MemoryStore {
             Record::Run(run) => self.runs.push(run.clone()),
             Record::ScoreGrant(grant) => self.grants.push(grant.clone()),
             Record::Webhook(call) => self.webhooks.push(call.clone()),
-            Record::WebhookAttempt(_) => {}
+            Record::WebhookAttempt(_) | Record::SegmentRevision(_) => {}
             Record::Clock(at) => self.clock = self.clock.max(*at),
         }
     }

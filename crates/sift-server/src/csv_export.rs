@@ -120,21 +120,39 @@ fn is_negative_number(cell: &str) -> bool {
         && exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
 }
 
+/// Whose rows an export writes.
+#[derive(Clone, Copy)]
+pub enum Members<'a> {
+    /// A segment's members now.
+    Now(&'a str),
+    /// Members at a past instant (contacts erased since have no row).
+    Past(&'a roaring::RoaringBitmap),
+}
+
 /// Appends the rows of up to [`CHUNK`] members that come after contact
 /// number `after` (from the first member when `None`) and answers how many
 /// rows it wrote and where the next chunk starts. `None` when the segment
 /// no longer exists.
 pub fn chunk(
     engine: &Workspace,
-    segment_id: &str,
+    members: Members<'_>,
     columns: &[String],
     cells_as: Cells,
     after: Option<u32>,
     out: &mut Vec<u8>,
 ) -> Option<(usize, Next)> {
-    let (numbers, more) = engine
-        .list_contacts(None, Some(segment_id), after, CHUNK)
-        .ok()?;
+    let (numbers, more) = match members {
+        Members::Now(segment_id) => engine
+            .list_contacts(None, Some(segment_id), after, CHUNK)
+            .ok()?,
+        Members::Past(members) => {
+            let start = after.map_or(0, |a| a.saturating_add(1));
+            let mut numbers: Vec<u32> = members.range(start..).take(CHUNK + 1).collect();
+            let more = numbers.len() > CHUNK;
+            numbers.truncate(CHUNK);
+            (numbers, more)
+        }
+    };
     let mut writer = writer(out);
     let mut rows = 0;
     let mut cells: Vec<String> = Vec::with_capacity(columns.len());

@@ -63,6 +63,11 @@ pub fn new_key() -> String {
     )
 }
 
+/// A key's public name: its first 11 characters (`sk_` + 8 hex digits).
+pub fn key_id(key: &str) -> String {
+    key.chars().take(11).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

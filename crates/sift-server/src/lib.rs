@@ -84,6 +84,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             segments::remove_members
         ))
         .routes(routes!(segments::usages))
+        .routes(routes!(segment_history::revisions))
+        .routes(routes!(segment_history::sizes))
         .routes(routes!(workflows::list, workflows::create))
         .routes(routes!(
             workflows::get,

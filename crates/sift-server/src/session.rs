@@ -21,6 +21,10 @@ struct Session {
     /// The hash of the key it was made from: revoking the key ends it. None
     /// for sessions made from a printed login token.
     key_hash: Option<String>,
+    /// The public id of that key, for the history of what the session
+    /// changed. None for login tokens and sessions taken on from another
+    /// node.
+    key_id: Option<String>,
     started: Instant,
 }
 
@@ -65,6 +69,7 @@ impl Sessions {
                 Session {
                     workspace_id: workspace_id.to_string(),
                     key_hash: key.map(hash_key),
+                    key_id: key.map(crate::ids::key_id),
                     started: now,
                 },
             );
@@ -88,6 +93,7 @@ impl Sessions {
             sessions.entry(hash_key(value)).or_insert_with(|| Session {
                 workspace_id: workspace_id.to_string(),
                 key_hash,
+                key_id: None,
                 started: Instant::now(),
             });
         }
@@ -114,10 +120,17 @@ impl Sessions {
                 sessions.entry(hash).or_insert_with(|| Session {
                     workspace_id,
                     key_hash,
+                    key_id: None,
                     started: Instant::now(),
                 });
             }
         }
+    }
+
+    /// The public id of the key a session was made from, if known.
+    pub fn key_id(&self, value: &str) -> Option<String> {
+        let sessions = self.sessions.lock().ok()?;
+        sessions.get(&hash_key(value))?.key_id.clone()
     }
 
     pub fn end(&self, value: &str) {

@@ -288,10 +288,7 @@ fn open_workspace(
     Ok(handle)
 }
 
-/// A key's public name: its first 11 characters (`sk_` + 8 hex digits).
-pub fn key_id(key: &str) -> String {
-    key.chars().take(11).collect()
-}
+pub use crate::ids::key_id;
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

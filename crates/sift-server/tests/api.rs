@@ -49,6 +49,8 @@ mod openapi_schemas;
 mod schema_check;
 #[path = "api/scoring.rs"]
 mod scoring;
+#[path = "api/segment_history.rs"]
+mod segment_history;
 #[path = "api/segments.rs"]
 mod segments;
 #[path = "api/seqs.rs"]

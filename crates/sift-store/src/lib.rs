@@ -28,6 +28,7 @@ pub mod json;
 mod load;
 mod prune;
 mod schema;
+mod segment_history;
 mod seq_migration;
 mod webhooks;
 mod workflow_db;
@@ -43,6 +44,7 @@ pub use event_stream::EventStream;
 pub use exports::{ExportRow, ExportWrite};
 pub use prune::Prune;
 pub use schema::set_sync_commits;
+pub use segment_history::{RevisionRow, SizeAt};
 pub use webhooks::{
     PendingBatch, StoredEvent, StoredWebhook, WebhookCursor, WebhookRow, WebhookWrite,
 };

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 13;
+pub(crate) const LATEST: i64 = 14;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -86,6 +86,11 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         version: 13,
         marker: "change_index",
         sql: crate::change_index::V13_CHANGE_INDEX,
+    },
+    Step {
+        version: 14,
+        marker: "segment_revisions",
+        sql: crate::segment_history::V14_SEGMENT_REVISIONS,
     },
 ];
 

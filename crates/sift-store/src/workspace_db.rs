@@ -226,6 +226,7 @@ fn apply(
         Record::ContactDeleted { no } => erase_contact(tx, *no)?,
         Record::Merge { from, into, alias } => alias_db::merge(tx, *from, *into, alias)?,
         Record::Segment(def) => write_segment(tx, def)?,
+        Record::SegmentRevision(rev) => crate::segment_history::write_revision(tx, rev)?,
         Record::SegmentDeleted { id } => delete_segment(tx, id)?,
         Record::StaticMembers {
             segment_id,
@@ -341,6 +342,7 @@ fn delete_segment(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<(), StoreE
         .execute(params![id])?;
     tx.prepare_cached("DELETE FROM static_members WHERE segment_id = ?1")?
         .execute(params![id])?;
+    crate::segment_history::delete_revisions(tx, id)?;
     Ok(())
 }
 
@@ -538,9 +540,9 @@ pub(crate) fn read_changes(
 pub(crate) struct StoredBatch {
     pub(crate) seq_start: u64,
     segment_id: String,
-    kind: ChangeKind,
+    pub(crate) kind: ChangeKind,
     cause: Cause,
-    at: i64,
+    pub(crate) at: i64,
     /// Numbered in ascending order from `seq_start`.
     pub(crate) contacts: roaring::RoaringBitmap,
 }

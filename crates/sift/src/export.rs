@@ -124,9 +124,15 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
     let mut after = None;
     let mut written = 0u64;
     loop {
-        let (rows, next) =
-            csv_export::chunk(&engine, &segment_id, &columns, cells, after, &mut buffer)
-                .context("the segment vanished during the export")?;
+        let (rows, next) = csv_export::chunk(
+            &engine,
+            csv_export::Members::Now(&segment_id),
+            &columns,
+            cells,
+            after,
+            &mut buffer,
+        )
+        .context("the segment vanished during the export")?;
         out.write_all(&buffer).context("cannot write the CSV")?;
         buffer.clear();
         written += rows as u64;

@@ -8,7 +8,7 @@ use sift_lang::{Condition, DateTime};
 
 use super::*;
 use crate::aggregates::AggTest;
-use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind};
+use crate::changes::{Cause, ChangeKind, Record, SegmentDef, SegmentKind, SegmentRevision};
 use crate::error::Error;
 use crate::eval::{Ctx, evaluate_all, matches};
 use crate::fields::Fields;
@@ -96,7 +96,9 @@ impl Workspace {
             members,
             &mut write,
         );
-        Ok(self.finish(write))
+        let mut write = self.finish(write);
+        self.push_revision(&id, now, &mut write);
+        Ok(write)
     }
 
     pub fn update_segment(
@@ -160,7 +162,37 @@ impl Workspace {
             write.exited = exited;
             self.refresh_blank_true(now);
         }
-        Ok(self.finish(write))
+        let mut write = self.finish(write);
+        self.push_revision(id, now, &mut write);
+        Ok(write)
+    }
+
+    /// Records the segment's definition as it now stands, with what the
+    /// write did to its membership.
+    fn push_revision(&self, id: &str, now: DateTime, write: &mut Write) {
+        let Some(segment) = self.segments.get(id) else {
+            return;
+        };
+        let def = &segment.def;
+        let schema = self.schema();
+        write.records.push(Record::SegmentRevision(SegmentRevision {
+            segment_id: def.id.clone(),
+            at: now,
+            name: def.name.clone(),
+            description: def.description.clone(),
+            condition: def
+                .condition
+                .as_ref()
+                .map(|c| sift_lang::to_text(c, &schema)),
+            condition_tree: def
+                .condition
+                .as_ref()
+                .map(|c| sift_lang::to_json(c).to_string()),
+            entered: write.entered,
+            exited: write.exited,
+            key_id: None,
+            via: "system".into(),
+        }));
     }
 
     pub fn delete_segment(&mut self, id: &str) -> Result<Write, Error> {

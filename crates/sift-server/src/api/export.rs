@@ -25,12 +25,15 @@ pub struct ExportQuery {
     /// leading `'` so that a spreadsheet shows it instead of running it
     /// (plain negative numbers excepted).
     raw: Option<bool>,
+    /// The members at this past instant (RFC 3339) instead of now, as
+    /// `GET /v1/segments/{id}/contacts?as_of=` lists them.
+    as_of: Option<String>,
 }
 
 /// A segment's members as CSV, streamed.
 #[utoipa::path(get, path = "/v1/segments/{id}/export.csv", operation_id = "segments_export_csv", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), ExportQuery),
-    responses((status = 200, description = "the members, a header row first", content_type = "text/csv", body = String), (status = 422, description = "an unknown column"),
+    responses((status = 200, description = "the members, a header row first", content_type = "text/csv", body = String), (status = 422, description = "an unknown column, or as_of before the segment existed or in the future"),
               (status = 404, description = "no such segment")))]
 pub async fn export_csv(
     Ws(ws): Ws,
@@ -54,17 +57,28 @@ pub async fn export_csv(
     } else {
         csv_export::Cells::Neutralised
     };
+    let as_of = match &query.as_of {
+        Some(text) => Some(std::sync::Arc::new(
+            super::segment_history::members_as_of(&ws, &id, text).await?,
+        )),
+        None => None,
+    };
     let mut header_row = Vec::new();
     csv_export::header(&columns, &mut header_row);
     // The state is where the next chunk starts: `None` before the first
     // member, and the stream ends after `Next::Done`.
     let chunks = futures_util::stream::unfold(
-        (ws, id, columns, Some(None::<u32>), Some(header_row)),
-        move |(ws, id, columns, next, header_row)| async move {
+        (ws, id, columns, Some(None::<u32>), Some(header_row), as_of),
+        move |(ws, id, columns, next, header_row, as_of)| async move {
             let after = next?;
             let mut out = header_row.unwrap_or_default();
-            let read =
-                ws.read(|engine| csv_export::chunk(engine, &id, &columns, cells, after, &mut out));
+            let read = ws.read(|engine| {
+                let members = match &as_of {
+                    Some(members) => csv_export::Members::Past(members),
+                    None => csv_export::Members::Now(&id),
+                };
+                csv_export::chunk(engine, members, &columns, cells, after, &mut out)
+            });
             // The segment was deleted, or the server is stopping: end here.
             let (_, next) = read.ok().flatten()?;
             let next = match next {
@@ -73,7 +87,7 @@ pub async fn export_csv(
             };
             Some((
                 Ok::<_, std::io::Error>(Bytes::from(out)),
-                (ws, id, columns, next, None),
+                (ws, id, columns, next, None, as_of),
             ))
         },
     );

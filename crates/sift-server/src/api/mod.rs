@@ -15,6 +15,7 @@ pub mod identify;
 pub mod ops;
 pub mod scoring;
 pub mod scoring_types;
+pub mod segment_history;
 pub mod segment_types;
 pub mod segments;
 pub mod webhook_types;
@@ -116,6 +117,51 @@ fn session_workspace(
         ));
     }
     Ok(ws)
+}
+
+/// Who made a request, for the history of what it changed: the public id
+/// of its key (of the key its UI session was made from), and whether it
+/// came through the API or the web UI. Authentication is [`Ws`]'s; this
+/// only names the caller.
+pub struct Author {
+    pub key_id: Option<String>,
+    pub via: &'static str,
+}
+
+impl FromRequestParts<AppState> for Author {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+            && let Some(cookie) = crate::session::cookie(&parts.headers)
+        {
+            return Ok(Author {
+                key_id: state.sessions.key_id(cookie),
+                via: "ui",
+            });
+        }
+        Ok(Author {
+            key_id: bearer(parts).ok().map(crate::ids::key_id),
+            via: "api",
+        })
+    }
+}
+
+impl Author {
+    /// Signs the revisions a segment write made.
+    pub fn sign(&self, write: &mut sift_engine::Write) {
+        for record in &mut write.records {
+            if let sift_engine::Record::SegmentRevision(rev) = record {
+                rev.key_id.clone_from(&self.key_id);
+                rev.via = self.via.to_string();
+            }
+        }
+    }
 }
 
 /// A request made with the admin key.

@@ -14,7 +14,7 @@ use super::segment_types::{
     Deleted, Evaluation, Kind, MembersBody, MembersChanged, Preview, PreviewRequest,
     Segment as SegmentView, SegmentCreate, SegmentUpdate, SegmentUsage,
 };
-use super::{Body, Path, Query, Ws, checked, unknown_key};
+use super::{Author, Body, Path, Query, Ws, checked, unknown_key};
 use crate::error::{ApiError, ApiResult};
 use crate::reply::Page;
 
@@ -160,6 +160,7 @@ fn evaluated(
               (status = 422, description = "invalid condition")))]
 pub async fn create(
     Ws(ws): Ws,
+    author: Author,
     Body(body): Body<Json>,
 ) -> ApiResult<(StatusCode, axum::Json<SegmentView>)> {
     check_create(&body)?;
@@ -192,7 +193,8 @@ pub async fn create(
             };
             // The lock is held: no other stream runs meanwhile.
             let (_, history_before) = ws.service.history.totals();
-            let write = engine.create_segment(input, now)?;
+            let mut write = engine.create_segment(input, now)?;
+            author.sign(&mut write);
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
             let history_ms = ws.service.history.totals().1 - history_before;
             record_evaluation("create", took_ms);
@@ -227,6 +229,7 @@ const UPDATE_KEYS: [&str; 4] = ["name", "description", "condition", "condition_t
               (status = 422, description = "an invalid condition or key")))]
 pub async fn update(
     Ws(ws): Ws,
+    author: Author,
     Path(id): Path<String>,
     Body(body): Body<Json>,
 ) -> ApiResult<axum::Json<SegmentView>> {
@@ -248,7 +251,8 @@ pub async fn update(
                 condition,
             };
             let (_, history_before) = ws.service.history.totals();
-            let write = engine.update_segment(&id, patch, now)?;
+            let mut write = engine.update_segment(&id, patch, now)?;
+            author.sign(&mut write);
             let took_ms = started.elapsed().as_secs_f64() * 1000.0;
             let history_ms = ws.service.history.totals().1 - history_before;
             let view = evaluated(engine, &id, &write, took_ms, history_ms)?;
@@ -331,18 +335,34 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
 pub struct PageQuery {
     cursor: Option<String>,
     limit: Option<usize>,
+    /// The members at this past instant (RFC 3339), replayed from the
+    /// change log, shown as they are now (contacts erased since are left
+    /// out); 422 before the segment existed or in the future.
+    as_of: Option<String>,
 }
 
 /// The segment's members, a page at a time.
 #[utoipa::path(get, path = "/v1/segments/{id}/contacts", operation_id = "segment_members_list", security(("bearer" = [])), tag = "segments",
     params(("id" = String, Path, description = "the segment's id"), PageQuery),
     responses((status = 200, description = "a page of members, each a contact as `GET /v1/contacts/{id}` answers it", body = Page<Contact>),
-              (status = 404, description = "no such segment")))]
+              (status = 400, description = "a bad cursor, limit or as_of"),
+              (status = 404, description = "no such segment"),
+              (status = 422, description = "as_of is before the segment existed, or in the future")))]
 pub async fn contacts(
     Ws(ws): Ws,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
+    if let Some(as_of) = &query.as_of {
+        let members = super::segment_history::members_as_of(&ws, &id, as_of).await?;
+        let page = super::segment_history::members_page(
+            &ws,
+            &members,
+            query.cursor.as_deref(),
+            query.limit,
+        )?;
+        return Ok(axum::Json(page));
+    }
     let page =
         super::contacts::contacts_page(&ws, None, Some(&id), query.cursor.as_deref(), query.limit)?;
     Ok(axum::Json(page))
