@@ -10,6 +10,7 @@ mod facebook;
 mod fields;
 mod layout;
 mod live;
+mod segment_history;
 mod segments;
 mod webhooks;
 mod words;
@@ -62,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/segments/{id}/edit", get(segments::edit))
         .route("/ui/segments/{id}/contacts", get(segments::members))
         .route("/ui/segments/{id}/usages", get(segments::usages))
+        .route("/ui/segments/{id}/history", get(segment_history::page))
         .route("/ui/segments/{id}/facebook", get(facebook::page))
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{id}", get(contacts::show))
@@ -99,6 +101,7 @@ async fn asset(
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
         "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         "facebook.js" => (include_str!("assets/facebook.js"), JS, false),
+        "history.js" => (include_str!("assets/history.js"), JS, false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =

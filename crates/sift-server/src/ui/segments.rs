@@ -110,6 +110,8 @@ pub struct ShowQuery {
     exited: Option<u64>,
     /// Stored events the save read from disk (`history_events_read`).
     history: Option<u64>,
+    /// The revision a restore brought back (history.js).
+    restored: Option<u64>,
 }
 
 pub async fn show(
@@ -166,7 +168,8 @@ pub async fn show(
         }
         @if let (Some(entered), Some(exited)) = (query.entered, query.exited) {
             p #saved .notice role="status" {
-                "Saved. " (count(entered)) " entered, " (count(exited)) " exited."
+                @if let Some(revision) = query.restored { "Revision " (revision) " restored. " } @else { "Saved. " }
+                (count(entered)) " entered, " (count(exited)) " exited."
                 @if let Some(read) = query.history.filter(|n| *n > 0) {
                     " Counted from " (count(read)) " stored events on disk."
                 }
@@ -193,6 +196,25 @@ pub async fn show(
                 }
             }
         }
+        section.card #size-history {
+            div.card-head {
+                h2 { "Size over time" }
+                div #chart-ranges role="group" aria-label="Range" {
+                    button type="button" data-step="1h" data-steps="24" aria-pressed="false" { "24 hours" }
+                    button type="button" data-step="1d" data-steps="7" aria-pressed="false" { "7 days" }
+                    button type="button" data-step="1d" data-steps="30" aria-pressed="true" { "30 days" }
+                    button type="button" data-step="1d" data-steps="90" aria-pressed="false" { "90 days" }
+                }
+            }
+            figure #size-chart data-segment-id=(id) {}
+            p #chart-tip .muted role="status" aria-live="polite" {}
+            p.legend.muted {
+                span.key.key-size aria-hidden="true" {} " contacts "
+                span.key.key-entered aria-hidden="true" {} " entered "
+                span.key.key-exited aria-hidden="true" {} " exited · "
+                a href={ "/ui/segments/" (seg) "/history" } { "See history" }
+            }
+        }
         section.card {
             h2 { "Recent entries and exits" span.live-dot title="Live" aria-hidden="true" {} }
             ul #changes .changes data-live={ "/ui/live/segments/" (seg) "?from=" (next_seq) } aria-live="polite" {
@@ -203,7 +225,15 @@ pub async fn show(
             @if recent.is_empty() { p #no-changes .muted { "No entries or exits yet." } }
         }
     };
-    Ok(super::layout::render(&ws, Nav::Segments, &name, body))
+    let page = Page {
+        ws: &ws,
+        nav: Nav::Segments,
+        title: &name,
+        css: &[],
+        scripts: &["/ui/assets/history.js"],
+        modules: &[],
+    };
+    Ok(page.render(body).into_response())
 }
 
 /// One line of the change list; app.js renders live ones the same way.
@@ -224,6 +254,7 @@ fn more_menu(seg: &str, dynamic: bool) -> Markup {
                 a role="menuitem" href={ "/ui/segments/" (seg) "/edit" } { "Edit" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/contacts" } { "See contacts" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/usages" } { "See usages" }
+                a role="menuitem" href={ "/ui/segments/" (seg) "/history" } { "History" }
                 a role="menuitem" href={ "/v1/segments/" (seg) "/export.csv" } download { "Export CSV" }
                 a role="menuitem" href={ "/ui/segments/" (seg) "/facebook" } { "Export to Facebook" }
                 @if !dynamic { span.muted role="none" { "Members come from the API and workflows" } }
