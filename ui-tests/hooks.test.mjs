@@ -126,7 +126,9 @@ T('0 hooks: the accessible names, ids and attributes of docs/ui.md, exactly', as
   await count(page.locator('table#contacts tr[data-contact-id="hook-ana"]'), 'table#contacts tr[data-contact-id]');
   await count(page.locator('form#columns'), '#columns form');
   await page.goto('/ui/contacts/hook-ana');
-  await named(page, 'heading', 'hook-ana', 'contact heading = id');
+  // hook-ana has an email and no name: the heading is the email, the id is shown under it.
+  await named(page, 'heading', 'ana@example.com', 'contact heading = name, else email, else id');
+  assert.match(await page.locator('#contact-id').textContent(), /hook-ana/);
   for (const name of ['Properties', 'System data', 'Segments', 'Recent events']) await named(page, 'heading', name, `section "${name}"`);
   await count(page.locator('#lead-score'), '#lead-score');
   await count(page.getByLabel('Segment', { exact: true }), 'select "Segment"');

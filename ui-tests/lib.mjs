@@ -331,11 +331,14 @@ export async function eventually(fn, { timeout = UI_TIMEOUT, interval = 100, mes
   }
 }
 
-/** The text of an element that must hold digits only (docs/ui.md: sizes are digits), as a number. */
+/**
+ * The number an element shows (docs/ui.md: counts are digits grouped by thousands with commas,
+ * `1,234`), as a number. Anything else in the element fails.
+ */
 export async function digits(locator) {
   const text = ((await locator.first().textContent({ timeout: UI_TIMEOUT })) ?? '').trim();
-  assert.match(text, /^\d+$/, `${locator} should hold digits only, holds ${JSON.stringify(text)}`);
-  return Number(text);
+  assert.match(text, /^\d{1,3}(,\d{3})*$/, `${locator} should hold a count like 1,234, holds ${JSON.stringify(text)}`);
+  return Number(text.replaceAll(',', ''));
 }
 
 /** Waits until `locator` holds exactly the number `expected`. */

@@ -181,7 +181,7 @@ pub struct PreviewRequest {
 /// The size and a sample of an unsaved condition's members.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
-    "size": 1, "sample": [], "condition": "lead_score >= 50",
+    "size": 1, "size_anonymous": 0, "sample": [], "condition": "lead_score >= 50",
     "condition_tree": {"field": "lead_score", "op": "gte", "value": 50}, "took_ms": 0.2
 }))]
 #[schema(as = SegmentPreview)]
@@ -198,6 +198,9 @@ pub struct Preview {
     /// The first members, as contacts (`GET /v1/contacts/{id}`).
     pub sample: Vec<Contact>,
     pub size: u64,
+    /// How many of `size` are anonymous contacts (docs/concepts.md
+    /// "Identify"); the rest are known.
+    pub size_anonymous: u64,
     pub took_ms: f64,
 }
 

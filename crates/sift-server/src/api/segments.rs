@@ -317,6 +317,7 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
             leaving: None,
             sample,
             size: members.len(),
+            size_anonymous: members.intersection_len(engine.contacts().anonymous()),
             took_ms,
         };
         if let Some(id) = &body.segment_id {

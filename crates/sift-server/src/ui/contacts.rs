@@ -234,13 +234,35 @@ fn explain_segment(
     }))
 }
 
+/// What people call a contact: its name when known, else its email, else
+/// its id.
+fn heading_of(view: &sift_engine::ContactView) -> String {
+    let text = |name: &str| {
+        view.properties.iter().find_map(|(n, v)| match v {
+            sift_engine::Value::String(s) if n == name && !s.trim().is_empty() => Some(s.trim()),
+            _ => None,
+        })
+    };
+    let name: Vec<&str> = ["first_name", "last_name"]
+        .into_iter()
+        .filter_map(text)
+        .collect();
+    if !name.is_empty() {
+        return name.join(" ");
+    }
+    text("email").map_or_else(|| view.id.clone(), str::to_string)
+}
+
 /// Step 2: the page body, card by card.
 fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
     let view = &page.view;
     html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/ui/contacts" { "All contacts" } " / " }
         div.page-head {
-            h1 { (view.id) }
+            div {
+                h1 { (heading_of(view)) }
+                @if heading_of(view) != view.id { p.muted #contact-id { "Contact id " code { (view.id) } } }
+            }
             @if view.anonymous { span.badge { "Anonymous" } }
         }
         div.cards {
@@ -415,7 +437,7 @@ fn render_tree(node: &ExplainNode, words: &dyn Fn(&ExplainNode) -> (Markup, Stri
                 }
             }
             span.visually-hidden { (if node.result { " (holds)" } else { " (does not hold)" }) }
-            @if let Some(at) = node.next_change { " " span.muted { "· changes by itself at " (time(at)) } }
+            @if let Some(at) = node.next_change { " " span.muted { "· will change on its own " (time(at)) } }
             @if !leaf { ul { @for child in &node.children { (render_tree(child, words)) } } }
         }
     }

@@ -72,7 +72,9 @@ impl Page<'_> {
                     header.top {
                         a.brand href="/ui/segments" { span.logo aria-hidden="true" { "◆" } " Sift" }
                         span.workspace title="Workspace" { (self.ws.name) }
-                        nav aria-label="Main" {
+                        // Shown on narrow screens only, where the navigation folds away.
+                        button.ghost type="button" #nav-toggle aria-controls="main-nav" aria-expanded="false" { "Menu" }
+                        nav #main-nav aria-label="Main" {
                             div.group {
                                 span.group-label { "Contacts" }
                                 (link(Nav::Segments, "/ui/segments", "Segments"))

@@ -88,9 +88,9 @@ pub async fn list(Signed(ws): Signed) -> UiResult {
                                 td.name { a href={ "/ui/segments/" (url_part(&row.id)) } { (row.name) } }
                                 td.type { span.badge { (row.kind) } }
                                 td.description.wide { (row.description) }
-                                td.size.num { (row.size) }
-                                td.size-known.num { (row.size - row.anonymous) }
-                                td.size-anonymous.num { (row.anonymous) }
+                                td.size.num { (count(row.size)) }
+                                td.size-known.num { (count(row.size - row.anonymous)) }
+                                td.size-anonymous.num { (count(row.anonymous)) }
                                 td.updated { (time(row.last_change)) }
                             }
                         }
@@ -179,10 +179,10 @@ pub async fn show(
         div.cards {
             section.card.stat {
                 h2 { "Contacts" }
-                p.big { span #segment-size data-segment-id=(id) { (size) } }
+                p.big { span #segment-size data-segment-id=(id) { (count(size)) } }
                 p.muted #segment-split {
-                    span #segment-size-known { (size - anonymous) } " known · "
-                    span #segment-size-anonymous { (anonymous) } " anonymous"
+                    span #segment-size-known { (count(size - anonymous)) } " known · "
+                    span #segment-size-anonymous { (count(anonymous)) } " anonymous"
                 }
                 a href={ "/ui/segments/" (seg) "/contacts" } { "See contacts" }
             }

@@ -19,6 +19,23 @@
   });
 })();
 
+// On a narrow screen the header's navigation folds behind a "Menu" button.
+(function navToggle() {
+  const button = document.getElementById("nav-toggle");
+  if (!button) return;
+  const header = button.closest("header");
+  button.addEventListener("click", () => {
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    header.classList.toggle("nav-open", open);
+  });
+})();
+
+// Counts as people write them: 1,234,567 (the server renders the same).
+function formatCount(n) {
+  return Number(n).toLocaleString("en-US");
+}
+
 // "5 min ago" in the viewer's locale, the exact UTC instant in the tooltip.
 function relative(iso) {
   const ms = Date.parse(iso);
@@ -78,15 +95,48 @@ function live(url, handlers) {
       row.hidden = !hit;
       if (hit) shown++;
     }
-    counter.textContent = needle ? `${shown} of ${rows().length} segments` : `${rows().length} segments`;
+    counter.textContent = needle
+      ? `${formatCount(shown)} of ${formatCount(rows().length)} segments`
+      : `${formatCount(rows().length)} segments`;
     noMatch.hidden = shown > 0;
   };
-  search.addEventListener("input", filter);
+  search.addEventListener("input", () => {
+    filter();
+    remember();
+  });
+
+  // Search and sort live in the address (?q=&sort=size&order=descending), so
+  // a reload, a bookmark or the back button shows the same list.
+  const remember = () => {
+    const url = new URL(location.href);
+    const q = search.value.trim();
+    if (q) url.searchParams.set("q", q);
+    else url.searchParams.delete("q");
+    const th = table.querySelector("th[aria-sort]");
+    const button = th && th.querySelector("button.sort");
+    if (button && !(button.dataset.sort === "name" && th.getAttribute("aria-sort") === "ascending")) {
+      url.searchParams.set("sort", button.dataset.sort);
+      url.searchParams.set("order", th.getAttribute("aria-sort"));
+    } else {
+      url.searchParams.delete("sort");
+      url.searchParams.delete("order");
+    }
+    history.replaceState(null, "", url);
+  };
 
   const keys = {
     name: (r) => r.dataset.name,
     size: (r) => Number(r.dataset.size),
     updated: (r) => Number(r.dataset.updated),
+  };
+  const sortBy = (button, order) => {
+    const th = button.closest("th");
+    table.querySelectorAll("th[aria-sort]").forEach((h) => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", order);
+    const key = keys[button.dataset.sort];
+    const sign = order === "ascending" ? 1 : -1;
+    const sorted = rows().sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * sign);
+    sorted.forEach((r) => body.appendChild(r));
   };
   for (const button of table.querySelectorAll("button.sort")) {
     button.addEventListener("click", () => {
@@ -95,13 +145,16 @@ function live(url, handlers) {
       const first = button.dataset.sort === "name" ? "ascending" : "descending";
       const order = th.getAttribute("aria-sort") === first
         ? (first === "ascending" ? "descending" : "ascending") : first;
-      table.querySelectorAll("th[aria-sort]").forEach((h) => h.removeAttribute("aria-sort"));
-      th.setAttribute("aria-sort", order);
-      const key = keys[button.dataset.sort];
-      const sign = order === "ascending" ? 1 : -1;
-      const sorted = rows().sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * sign);
-      sorted.forEach((r) => body.appendChild(r));
+      sortBy(button, order);
+      remember();
     });
+  }
+  const params = new URLSearchParams(location.search);
+  const saved = table.querySelector(`button.sort[data-sort="${CSS.escape(params.get("sort") || "")}"]`);
+  if (saved && ["ascending", "descending"].includes(params.get("order"))) sortBy(saved, params.get("order"));
+  if (params.get("q")) {
+    search.value = params.get("q");
+    filter();
   }
 
   live(table.dataset.live, {
@@ -116,14 +169,14 @@ function live(url, handlers) {
         // Identify can move members from anonymous to known at equal size.
         const split = (message.split || {})[id];
         if (split) {
-          row.querySelector(".size-known").textContent = String(split[0]);
-          row.querySelector(".size-anonymous").textContent = String(split[1]);
+          row.querySelector(".size-known").textContent = formatCount(split[0]);
+          row.querySelector(".size-anonymous").textContent = formatCount(split[1]);
         }
         if (row.dataset.size === String(size)) continue;
         row.dataset.size = String(size);
         row.dataset.updated = String(Date.parse(message.at));
         const cell = row.querySelector(".size");
-        cell.textContent = String(size);
+        cell.textContent = formatCount(size);
         cell.classList.remove("bump");
         void cell.offsetWidth; // restart the highlight
         cell.classList.add("bump");
@@ -175,11 +228,11 @@ function live(url, handlers) {
   const empty = document.getElementById("no-changes");
   live(list.dataset.live, {
     segment(message) {
-      size.textContent = String(message.size);
+      size.textContent = formatCount(message.size);
       const known = document.getElementById("segment-size-known");
       const anonymous = document.getElementById("segment-size-anonymous");
-      if (known && message.size_known !== undefined) known.textContent = String(message.size_known);
-      if (anonymous && message.size_anonymous !== undefined) anonymous.textContent = String(message.size_anonymous);
+      if (known && message.size_known !== undefined) known.textContent = formatCount(message.size_known);
+      if (anonymous && message.size_anonymous !== undefined) anonymous.textContent = formatCount(message.size_anonymous);
       // Oldest first, so the newest ends on top.
       for (const change of message.changes.slice().reverse()) {
         if (list.querySelector(`li[data-seq="${change.seq}"]`)) continue;

@@ -239,14 +239,22 @@ function renderPreview(data, built) {
   const size = Number(data.size) || 0;
   const parts = [
     h("p", { class: "preview-size" },
-      h("strong", { "data-preview-size": "", text: String(size) }),
+      h("strong", { "data-preview-size": "", text: Number(size).toLocaleString("en-US") }),
       size === 1 ? " contact matches" : " contacts match"),
   ];
+  if (data.size_anonymous != null) {
+    const anonymous = Number(data.size_anonymous) || 0;
+    parts.push(h("p", { class: "preview-split muted" },
+      h("span", { "data-preview-known": "", text: (size - anonymous).toLocaleString("en-US") }),
+      " known · ",
+      h("span", { "data-preview-anonymous": "", text: anonymous.toLocaleString("en-US") }),
+      " anonymous"));
+  }
   if (editingId && data.entering != null) {
     parts.push(h("p", { class: "preview-delta" },
-      h("span", { "data-preview-entering": "", text: String(Number(data.entering) || 0) }),
+      h("span", { "data-preview-entering": "", text: (Number(data.entering) || 0).toLocaleString("en-US") }),
       " would enter, ",
-      h("span", { "data-preview-leaving": "", text: String(Number(data.leaving) || 0) }),
+      h("span", { "data-preview-leaving": "", text: (Number(data.leaving) || 0).toLocaleString("en-US") }),
       " would leave"));
   }
   const sample = asArray(data.sample);

@@ -126,6 +126,14 @@
       }
     }
     const runsBox = document.getElementById("runs");
+    // What started a run, in words: "Entered VIP", "Event purchase".
+    const segmentNames = Object.fromEntries(
+      JSON.parse(document.getElementById("workflow-page")?.dataset.segments || "[]").map((seg) => [seg.id, seg.name]));
+    const triggerWords = (trigger) => {
+      if (trigger.type === "event") return `Event ${trigger.event_type}`;
+      const name = segmentNames[trigger.segment] || "the segment";
+      return trigger.type === "segment_exited" ? `Left ${name}` : `Entered ${name}`;
+    };
     async function loadRuns() {
       try {
         const page = await api("GET", `${base}/runs?limit=50`);
@@ -135,12 +143,12 @@
         }
         const rows = page.items.map((run) => h("tr", { "data-run-id": run.id, "data-contact-id": run.contact_id, "data-status": run.status },
           h("td", {}, link(`/ui/contacts/${encodeURIComponent(run.contact_id)}`, run.contact_id)),
-          h("td", {}, run.trigger.type === "event" ? `event ${run.trigger.event_type}` : `${run.trigger.type.replace("segment_", "")} (seq ${run.trigger.seq})`),
+          h("td", {}, triggerWords(run.trigger)),
           h("td", {}, run.mode),
           h("td", {}, h("span", { class: `badge run-${run.status}` }, run.status)),
           h("td", {}, run.actions.map((a) => `${a.type}: ${a.result}`).join("; ")),
           h("td", { class: "error" }, run.error || ""),
-          h("td", {}, h("time", { datetime: run.at, title: run.at }, run.at))));
+          h("td", {}, h("time", { datetime: run.at, title: run.at }, typeof relative === "function" ? relative(run.at) : run.at))));
         runsBox.replaceChildren(h("div", { class: "table-wrap" }, h("table", { id: "runs-table" },
           h("thead", {}, h("tr", {}, ...["Contact", "Trigger", "Mode", "Status", "Actions", "Error", "At"].map((t) => h("th", {}, t)))),
           h("tbody", {}, rows))));
@@ -175,7 +183,8 @@
   const actionsList = $("#wf-actions");
   let uid = 0;
 
-  options($("#wf-trigger-segment"), segments.map((s) => [s.id, s.name]));
+  // No segment is picked for the marketer: a workflow on the wrong one acts on the wrong people.
+  options($("#wf-trigger-segment"), [["", "Choose…"], ...segments.map((s) => [s.id, s.name])]);
   options($("#wf-test-segment"), [["", "Choose a test segment"], ...segments.filter((s) => s.test).map((s) => [s.id, s.name])]);
   $("#wf-event-types").replaceChildren(...JSON.parse(form.dataset.eventTypes || "[]").map((t) => h("option", { value: t })));
   const syncVisibility = () => {
@@ -328,6 +337,11 @@
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    if (triggerType.value !== "event" && !$("#wf-trigger-segment").value) {
+      showError({ message: "Choose the segment whose entries or exits start this workflow.", details: { field: "trigger" } });
+      $("#wf-trigger-segment").focus();
+      return;
+    }
     try {
       const saved = id
         ? await api("PATCH", `/v1/workflows/${encodeURIComponent(id)}`, body())
