@@ -43,7 +43,7 @@ T('17.8b a contact is headed by its name or email, and explain speaks in words',
   born.setUTCFullYear(born.getUTCFullYear() - 18);
   born.setUTCDate(born.getUTCDate() + 10);
   const birth = born.toISOString().slice(0, 10);
-  await call('PUT', '/v1/contacts/named-1', { properties: { first_name: 'Ana', last_name: 'López', email: 'ana@example.com', birth_date: birth } });
+  await call('PUT', '/v1/contacts/named-1', { properties: { first_name: 'Ana', last_name: 'López', email: 'ana@example.com', birth_date: birth, orders: 1234 } });
   await call('PUT', '/v1/contacts/mail-only', { properties: { email: 'only@example.com' } });
   await call('PUT', '/v1/contacts/bare-id', { properties: { orders: 2 } });
   const adults = await call('POST', '/v1/segments', { name: 'Adults', kind: 'dynamic', condition: 'birth_date before 18 years ago' });
@@ -54,6 +54,12 @@ T('17.8b a contact is headed by its name or email, and explain speaks in words',
     if (heading !== id) assert.match(await page.locator('#contact-id').textContent(), new RegExp(id));
   }
   await page.goto(`/ui/contacts/named-1?explain=${adults.id}`);
+  // Properties in words: the date spelled out, the number grouped.
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const props = (await page.locator('#properties').textContent()).replace(/\s+/g, ' ');
+  assert.ok(props.includes(`${born.getUTCDate()} ${months[born.getUTCMonth()]} ${born.getUTCFullYear()}`), props);
+  assert.ok(props.includes('1,234'), props);
+  assert.ok(!props.includes(birth), `no raw ISO date: ${props}`);
   const explain = page.locator('#explain');
   await explain.waitFor();
   const text = (await explain.textContent()).replace(/\s+/g, ' ');

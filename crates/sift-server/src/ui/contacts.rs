@@ -292,7 +292,7 @@ fn properties_card(view: &ContactView, fields: &[(String, String)]) -> Markup {
             dl.props #properties {
                 @for (name, value) in &view.properties {
                     dt title=(name) { (field_label(fields, name)) }
-                    dd { (value_text(value)) }
+                    dd { (value_markup(value)) }
                 }
             }
         }
@@ -398,6 +398,39 @@ fn events_card(events: &[EventView]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A property as people read it: instants relative (the exact one on
+/// hover), dates spelled out, whole numbers grouped by thousands.
+fn value_markup(value: &Value) -> Markup {
+    match value {
+        Value::DateTime(ms) => time(*ms),
+        Value::Date(days) => {
+            let iso = sift_lang::format_date(*days);
+            html! { time datetime=(iso) data-date=(iso) title=(iso) { (readable_date(&iso)) } }
+        }
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+            let grouped = super::layout::count(n.abs() as u64);
+            html! { (if *n < 0.0 { format!("-{grouped}") } else { grouped }) }
+        }
+        other => html! { (value_text(other)) },
+    }
+}
+
+/// `1980-01-05` → `5 Jan 1980` (day, month, year: unambiguous in any
+/// locale); anything else unchanged.
+fn readable_date(iso: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = iso.splitn(3, '-');
+    let (Some(year), Some(month), Some(day)) = (parts.next(), parts.next(), parts.next()) else {
+        return iso.to_string();
+    };
+    match (month.parse::<usize>(), day.parse::<u32>()) {
+        (Ok(m @ 1..=12), Ok(d)) => format!("{d} {} {year}", MONTHS[m - 1]),
+        _ => iso.to_string(),
     }
 }
 

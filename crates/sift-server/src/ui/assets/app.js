@@ -51,7 +51,7 @@ function relative(iso) {
   return iso;
 }
 function refreshTimes(root) {
-  for (const t of (root || document).querySelectorAll("time[datetime]")) {
+  for (const t of (root || document).querySelectorAll("time[datetime]:not([data-date])")) {
     t.textContent = relative(t.getAttribute("datetime"));
   }
 }
