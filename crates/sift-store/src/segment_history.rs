@@ -260,3 +260,122 @@ impl WorkspaceReader {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+    use sift_engine::SegmentRevision;
+
+    use crate::codec::bitmap_to_blob;
+    use crate::schema::{LATEST, migrate_to, open};
+    use crate::{WorkspaceDb, WorkspaceReader};
+
+    fn blob(numbers: &[u32]) -> Vec<u8> {
+        bitmap_to_blob(&numbers.iter().copied().collect::<roaring::RoaringBitmap>()).unwrap()
+    }
+
+    /// A segment saved before version 14 gets one revision from its
+    /// definition; later ones are numbered after it.
+    #[test]
+    fn a_segment_saved_before_history_gets_its_first_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, 13).unwrap();
+            conn.execute(
+                "INSERT INTO segments (id, name, description, kind, condition, test, created_at, updated_at)
+                 VALUES ('s', 'Gold', 'top', 'dynamic', ?1, 0, 100, 200)",
+                params![r#"{"field":"tier","op":"eq","value":"gold"}"#],
+            )
+            .unwrap();
+            migrate_to(&conn, LATEST).unwrap();
+        }
+        let mut db = WorkspaceDb::open(&path).unwrap();
+        let rev = SegmentRevision {
+            segment_id: "s".into(),
+            at: 300,
+            name: "Gold tier".into(),
+            description: "top".into(),
+            condition: Some("tier = \"gold\"".into()),
+            condition_tree: Some(r#"{"field":"tier","op":"eq","value":"gold"}"#.into()),
+            entered: 0,
+            exited: 0,
+            key_id: Some("sk_12345678".into()),
+            via: "api".into(),
+        };
+        let records = [sift_engine::Record::SegmentRevision(rev)];
+        db.commit([&records[..]]).unwrap();
+        let reader = WorkspaceReader::open(&path).unwrap();
+        let rows = reader.revisions("s", None, 10).unwrap();
+        let summary: Vec<(u64, i64, &str, &str, Option<u64>)> = rows
+            .iter()
+            .map(|r| (r.revision, r.at, r.name.as_str(), r.via.as_str(), r.entered))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (2, 300, "Gold tier", "api", Some(0)),
+                (1, 200, "Gold", "before history", None)
+            ]
+        );
+        assert_eq!(rows[1].condition, None, "the reader prints the tree");
+        assert_eq!(reader.revisions("s", Some(2), 10).unwrap().len(), 1);
+        assert_eq!(reader.first_revision_at("s").unwrap(), Some(200));
+    }
+
+    /// Members and sizes replayed from batches, with the index and the
+    /// tail both read.
+    #[test]
+    fn members_and_sizes_replay_the_change_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ws.db");
+        {
+            let conn = open(&path).unwrap();
+            migrate_to(&conn, LATEST).unwrap();
+            // 1–3 enter at 100; 1 exits at 200; 4 enters at 300; another
+            // segment's batch between them.
+            conn.execute(
+                "INSERT INTO changes (seq_start, seq_end, segment_id, kind, cause, at, contacts)
+                 VALUES (1, 4, 's', 'entered', 'segment_edit', 100, ?1),
+                        (4, 5, 'o', 'entered', 'contact_update', 150, ?2),
+                        (5, 6, 's', 'exited', 'contact_update', 200, ?3),
+                        (6, 7, 's', 'entered', 'contact_update', 300, ?4)",
+                params![blob(&[1, 2, 3]), blob(&[9]), blob(&[1]), blob(&[4])],
+            )
+            .unwrap();
+            // The first two of `s` are indexed, the last one is in the tail.
+            conn.execute_batch(
+                "INSERT INTO change_index (segment_id, first_seq, last_seq, batches) VALUES ('s', 1, 5, '[1,5]'), ('o', 4, 4, '[4]');
+                 UPDATE change_index_mark SET next_seq = 6;",
+            )
+            .unwrap();
+        }
+        let reader = WorkspaceReader::open(&path).unwrap();
+        let members = |at| {
+            reader
+                .members_as_of("s", at)
+                .unwrap()
+                .iter()
+                .collect::<Vec<u32>>()
+        };
+        assert_eq!(members(99), Vec::<u32>::new());
+        assert_eq!(members(100), [1, 2, 3]);
+        assert_eq!(members(250), [2, 3]);
+        assert_eq!(members(300), [2, 3, 4]);
+        let sizes = reader.sizes_at("s", 50, &[100, 199, 300, 400]).unwrap();
+        let got: Vec<(i64, u64, u64, u64)> = sizes
+            .iter()
+            .map(|s| (s.at, s.size, s.entered, s.exited))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (100, 3, 3, 0),
+                (199, 3, 0, 0),
+                (300, 3, 1, 1),
+                (400, 3, 0, 0)
+            ]
+        );
+    }
+}
