@@ -80,7 +80,8 @@ T('15 identify: anonymous and known counts split on the segment page and the lis
   // The customer's page holds the visitor's event, and later events sent to the cookie id land there too.
   await call('POST', '/v1/events', { contact_id: 'anon_0', type: 'page_visit', properties: { path: '/after-signup' } });
   await page.goto('/ui/contacts/k5');
-  await page.getByRole('heading', { name: 'k5', exact: true }).waitFor();
+  // k5 has an email and no name: its page is headed by the email.
+  await page.getByRole('heading', { level: 1, name: 'k5@example.com', exact: true }).waitFor();
   const recent = page.locator('section', { has: page.getByRole('heading', { name: 'Recent events' }) });
   await eventually(async () => {
     const text = (await recent.textContent()).replace(/\s+/g, ' ');

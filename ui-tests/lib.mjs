@@ -192,6 +192,16 @@ export async function loadContacts(call, contacts) {
   }
 }
 
+/**
+ * A contact page's heading (docs/ui.md): "first_name last_name" when it has either, else its
+ * email, else its id.
+ */
+export function contactHeading(id, properties = {}) {
+  const text = (name) => (typeof properties[name] === 'string' && properties[name].trim() ? properties[name].trim() : null);
+  const name = [text('first_name'), text('last_name')].filter(Boolean).join(' ');
+  return name || text('email') || id;
+}
+
 /** Conditions evaluated in JavaScript, with docs/conditions.md's rule: a missing property makes a comparison false. */
 export const has = (c, f) => c.properties[f] !== undefined && c.properties[f] !== null;
 export const isTrue = (c, f) => c.properties[f] === true;
