@@ -352,7 +352,7 @@ fn why_card(
             @if let Some((name, member, tree)) = explained {
                 div #explain data-member=(member) {
                     p.verdict {
-                        strong { (view.id) }
+                        strong { (heading_of(view)) }
                         @if *member { " is in " } @else { " is not in " }
                         strong { (name) }
                         @match (tree.is_some(), member) {
@@ -414,6 +414,7 @@ fn value_markup(value: &Value) -> Markup {
             let grouped = super::layout::count(n.abs() as u64);
             html! { (if *n < 0.0 { format!("-{grouped}") } else { grouped }) }
         }
+        Value::Boolean(b) => html! { (if *b { "Yes" } else { "No" }) },
         other => html! { (value_text(other)) },
     }
 }

@@ -95,6 +95,8 @@ fn author(row: &RevisionRow) -> Markup {
     html! {
         @if row.via == "before history" {
             "saved before history was kept"
+        } @else if row.via == "system" && row.key_id.is_none() {
+            "made by Sift itself (the demo or the command line)"
         } @else {
             "by "
             @match &row.key_id {
