@@ -183,6 +183,11 @@ pub enum Command {
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// The members at this past instant (RFC 3339, e.g.
+        /// 2026-03-01T00:00:00Z), replayed from the change log, instead of
+        /// now; the same as the API's ?as_of=.
+        #[arg(long)]
+        as_of: Option<String>,
         #[arg(long, env = "SIFT_DATA", default_value = "./sift-data")]
         data: PathBuf,
         /// Workspace id (default: the only workspace).

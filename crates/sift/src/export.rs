@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sift_server::csv_export::{self, Next};
-use sift_store::{Catalog, WorkspaceDb};
+use sift_store::{Catalog, WorkspaceDb, WorkspaceReader};
 
 pub struct ExportArgs<'a> {
     pub segment: &'a str,
@@ -25,6 +25,8 @@ pub struct ExportArgs<'a> {
     /// Cells as stored, not neutralised for spreadsheets.
     pub raw: bool,
     pub output: Option<&'a Path>,
+    /// Export the members at this past instant (RFC 3339) instead of now.
+    pub as_of: Option<&'a str>,
     pub data: &'a Path,
     pub workspace: Option<&'a str>,
 }
@@ -61,7 +63,8 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
         ),
     };
     let started = Instant::now();
-    let db = WorkspaceDb::open(&args.data.join(format!("{id}.db")))?;
+    let db_path = args.data.join(format!("{id}.db"));
+    let db = WorkspaceDb::open(&db_path)?;
     let mut engine = db.load()?;
     // Timers that fell due since the stored clock fire here, in memory only:
     // the server makes them durable itself.
@@ -82,11 +85,33 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let (segment_id, name, size) = (
+    let (segment_id, name, mut size) = (
         segment.def.id.clone(),
         segment.def.name.clone(),
         segment.members.len(),
     );
+    let past = match args.as_of {
+        Some(text) => {
+            let Some(at) = sift_lang::parse_datetime(text) else {
+                eprintln!(
+                    "sift: --as-of must be an RFC 3339 instant like 2026-03-01T00:00:00Z, got {text:?}"
+                );
+                return Ok(ExitCode::from(1));
+            };
+            if at < segment.def.created_at {
+                eprintln!(
+                    "sift: segment {name:?} did not exist yet at {}: it was created at {}",
+                    sift_lang::format_datetime(at),
+                    sift_lang::format_datetime(segment.def.created_at)
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let members = WorkspaceReader::open(&db_path)?.members_as_of(&segment_id, at)?;
+            size = members.len();
+            Some(members)
+        }
+        None => None,
+    };
     let columns = match csv_export::columns(&engine, args.fields) {
         Ok(columns) => columns,
         Err(column) => {
@@ -126,7 +151,10 @@ pub fn export_csv(args: ExportArgs<'_>) -> anyhow::Result<ExitCode> {
     loop {
         let (rows, next) = csv_export::chunk(
             &engine,
-            csv_export::Members::Now(&segment_id),
+            match &past {
+                Some(members) => csv_export::Members::Past(members),
+                None => csv_export::Members::Now(&segment_id),
+            },
             &columns,
             cells,
             after,

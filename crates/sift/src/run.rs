@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             fields,
             raw,
             output,
+            as_of,
             data,
             workspace,
         } => crate::export::export_csv(crate::export::ExportArgs {
@@ -48,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             fields: fields.as_deref(),
             raw,
             output: output.as_deref(),
+            as_of: as_of.as_deref(),
             data: &data,
             workspace: workspace.as_deref(),
         }),

@@ -124,6 +124,15 @@ async fn export_writes_the_same_csv_as_the_api_with_or_without_a_server() {
     let default = get_text(&http, &addr, &key, &format!("/v1/segments/{id}/export.csv")).await;
     assert_eq!(std::fs::read_to_string(&file).unwrap(), default);
 
+    // An instant before the next write, for exports as of then.
+    let before_late = sift_lang::format_datetime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
     // A write the server acknowledged is in the next export.
     ok(
         &http,
@@ -137,6 +146,25 @@ async fn export_writes_the_same_csv_as_the_api_with_or_without_a_server() {
     let (_, stdout, _) = export(&data, &[&id, "--fields", "id"]);
     assert_eq!(stdout.lines().count(), 1_877);
     assert!(stdout.contains("\r\nlate\r\n"));
+
+    // As of before it: the members then, as the API's as_of answers them.
+    let (code, past, stderr) = export(&data, &[&id, "--fields", fields, "--as-of", &before_late]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(past, expected);
+    let api_past = get_text(
+        &http,
+        &addr,
+        &key,
+        &format!("/v1/segments/{id}/export.csv?fields={fields}&as_of={before_late}"),
+    )
+    .await;
+    assert_eq!(api_past, expected);
+    let (code, _, stderr) = export(&data, &[&id, "--as-of", "2000-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("did not exist yet"), "{stderr}");
+    let (code, _, stderr) = export(&data, &[&id, "--as-of", "last week"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("RFC 3339"), "{stderr}");
 
     // With the server gone (killed, not stopped), the same answer.
     server.kill();
