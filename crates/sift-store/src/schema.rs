@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 13;
+pub(crate) const LATEST: i64 = 14;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -87,7 +87,27 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "change_index",
         sql: crate::change_index::V13_CHANGE_INDEX,
     },
+    Step {
+        version: 14,
+        marker: "facebook_connection",
+        sql: V14_FACEBOOK_CONNECTION,
+    },
 ];
+
+/// Version 14 (marker `facebook_connection`): the workspace's Facebook
+/// connection (`exports.rs`), at most one row: an ad account and its access
+/// token, sealed like a sync's.
+const V14_FACEBOOK_CONNECTION: &str = "
+    CREATE TABLE facebook_connection (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        ad_account_id TEXT NOT NULL,
+        graph_url TEXT,
+        version TEXT,
+        token_hint TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+";
 
 /// Version 7 (marker `workflow_dropped`): bounded workflow growth. Triggers
 /// dropped because a workflow's queue was full, counted per workflow; and
