@@ -16,9 +16,9 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::{Body, Path, Ws, checked, present, unknown_key};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::facebook::connection::Connection;
 use crate::facebook::graph::Secret;
 use crate::facebook::normalize::GENDER_FIELD;
-use crate::facebook::connection::Connection;
 use crate::facebook::{self, ExportJob, Key, Request};
 use crate::reply::Page;
 use crate::state::AppState;
@@ -100,7 +100,11 @@ fn valid_keys() -> String {
     Key::ALL.map(Key::name).join(", ")
 }
 
-pub(super) fn string<'a>(value: Option<&'a Json>, key: &str, example: &str) -> ApiResult<Option<&'a str>> {
+pub(super) fn string<'a>(
+    value: Option<&'a Json>,
+    key: &str,
+    example: &str,
+) -> ApiResult<Option<&'a str>> {
     match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.trim())),
@@ -510,7 +514,9 @@ pub async fn retry(
     if state_now != "failed" {
         return Err(ApiError::new(
             Code::ExportNotFailed,
-            format!("export {id:?} is {state_now}, not failed: only a failed export can be retried"),
+            format!(
+                "export {id:?} is {state_now}, not failed: only a failed export can be retried"
+            ),
         )
         .with(json!({"id": id, "state": state_now})));
     }
@@ -527,7 +533,12 @@ pub async fn retry(
     let connection = connection(&ws, &state.config)?;
     let keys: Vec<Key> = failed["identifiers"]
         .as_array()
-        .map(|names| names.iter().filter_map(|n| n.as_str().and_then(Key::parse)).collect())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().and_then(Key::parse))
+                .collect()
+        })
         .unwrap_or_default();
     let request = Request {
         segment_id,

@@ -120,6 +120,7 @@ pub struct FacebookAudienceCreate {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AudiencesQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -174,7 +175,9 @@ fn parse_ad_account(value: Option<&Json>) -> ApiResult<String> {
     if digits.is_empty() || digits.len() > 32 || !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err(invalid(
             "ad_account_id",
-            format!("\"ad_account_id\" must be an ad account id like act_1234567890, got {given:?}"),
+            format!(
+                "\"ad_account_id\" must be an ad account id like act_1234567890, got {given:?}"
+            ),
         ));
     }
     Ok(digits.to_string())
@@ -240,9 +243,15 @@ pub async fn set(
     };
     // Checked before saving, so a wrong token or account is said now, not
     // at the first export.
-    audiences::list(&client(&state, &ws)?, &ws.tasks.destinations, &account, 1, None)
-        .await
-        .map_err(lookup_error)?;
+    audiences::list(
+        &client(&state, &ws)?,
+        &ws.tasks.destinations,
+        &account,
+        1,
+        None,
+    )
+    .await
+    .map_err(lookup_error)?;
     let new = stored::NewConnection {
         ad_account_id: ad_account_id.clone(),
         graph_url,
@@ -355,8 +364,12 @@ pub async fn create(
             format!("\"name\" must be at most {MAX_NAME} characters, without control characters"),
         ));
     }
-    let description = string(body.description.as_ref(), "description", "\"Exported from Sift\"")?
-        .filter(|d| !d.is_empty());
+    let description = string(
+        body.description.as_ref(),
+        "description",
+        "\"Exported from Sift\"",
+    )?
+    .filter(|d| !d.is_empty());
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
         return Err(invalid(
             "description",

@@ -23,7 +23,8 @@ const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 /// Audiences asked of Facebook per page: its own page size is at most this.
 pub const MAX_PAGE: usize = 100;
 /// What is read of each audience.
-const FIELDS: &str = "id,name,description,approximate_count_lower_bound,approximate_count_upper_bound";
+const FIELDS: &str =
+    "id,name,description,approximate_count_lower_bound,approximate_count_upper_bound";
 
 /// Where an ad account's audiences are, and the token to read them.
 pub struct Account<'a> {
@@ -303,7 +304,9 @@ mod tests {
         let bad = json!({"error": {"message": "Invalid parameter", "type": "GraphMethodException", "code": 100}});
         assert_eq!(
             classify(400, &bad, "1"),
-            LookupError::Refused("Facebook refused the request (code 100: Invalid parameter)".into())
+            LookupError::Refused(
+                "Facebook refused the request (code 100: Invalid parameter)".into()
+            )
         );
     }
 
@@ -315,7 +318,12 @@ mod tests {
         let sized = json!({"id": 239, "name": "Old", "description": "", "approximate_count_lower_bound": 1000, "approximate_count_upper_bound": 1200});
         let read = audience(&sized).unwrap();
         assert_eq!(
-            (read.id.as_str(), read.description, read.lower_bound, read.upper_bound),
+            (
+                read.id.as_str(),
+                read.description,
+                read.lower_bound,
+                read.upper_bound
+            ),
             ("239", None, Some(1000), Some(1200))
         );
         assert_eq!(audience(&json!({"name": "no id"})), None);
