@@ -154,7 +154,7 @@ pub async fn send(
             Ok(response) if response.status().is_redirection() => (
                 Some(response.status().as_u16()),
                 Verdict::Stop(format!(
-                    "the Graph API answered {}, a redirect: redirects are not followed, so the token goes nowhere else; check graph_url",
+                    "the Graph API answered {}, a redirect: redirects are not followed, so the token goes nowhere else; check the Graph URL",
                     response.status()
                 )),
             ),
