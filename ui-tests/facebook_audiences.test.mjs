@@ -1,4 +1,4 @@
-// Scenario 13: Export to Facebook as a marketer runs it, against a fake Graph API
+// Scenario 18: Export to Facebook as a marketer runs it, against a fake Graph API
 // (fake-graph.mjs): the access token is saved once for the workspace; the audience is
 // picked from the ad account's list or created from Sift; the identifiers are named in
 // words; a failed export looks failed, says why in words, and "Retry" runs it again.
@@ -57,7 +57,7 @@ async function data(call) {
 
 const exportPage = (id) => `/ui/segments/${encodeURIComponent(id)}/facebook`;
 
-T('13a the token is saved once; audiences are picked from the list; identifiers are named in words', async ({ page, signIn, call }) => {
+T('18a the token is saved once; audiences are picked from the list; identifiers are named in words', async ({ page, signIn, call }) => {
   const seg = await data(call);
   const graph = await startFakeGraph({ account: ACCOUNT, tokens: [TOKEN], audiences: SEEDED });
   try {
@@ -147,7 +147,7 @@ T('13a the token is saved once; audiences are picked from the list; identifiers 
   }
 });
 
-T('13b a new audience is created from Sift and exported to', async ({ page, signIn, call }) => {
+T('18b a new audience is created from Sift and exported to', async ({ page, signIn, call }) => {
   const seg = await data(call);
   const graph = await startFakeGraph({ account: ACCOUNT, tokens: [TOKEN], audiences: SEEDED });
   try {
@@ -198,7 +198,7 @@ T('13b a new audience is created from Sift and exported to', async ({ page, sign
   }
 });
 
-T('13c a failed export looks failed, says why, and Retry runs it again with the new token', async ({ page, signIn, call }) => {
+T('18c a failed export looks failed, says why, and Retry runs it again with the new token', async ({ page, signIn, call }) => {
   const seg = await data(call);
   const graph = await startFakeGraph({ account: ACCOUNT, tokens: [TOKEN], audiences: SEEDED });
   try {
