@@ -9,6 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::facebook::{
@@ -63,9 +65,8 @@ pub struct FacebookConnectionSet {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = true, max_length = 4096)]
     pub access_token: Option<Json>,
-    /// The ad account's id, with or without `act_` (Ads Manager shows it).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = true, pattern = "^(act_)?[0-9]{1,32}$")]
+    #[schema(schema_with = ad_account_schema, required = true)]
     pub ad_account_id: Option<Json>,
     /// Where the Graph API is; the server's setting unless given.
     #[serde(default, deserialize_with = "present")]
@@ -75,6 +76,29 @@ pub struct FacebookConnectionSet {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub version: Option<Json>,
+}
+
+/// What [`parse_ad_account`] takes: `act_` and digits, or the digits alone,
+/// as a string (spaces around it ignored) or a whole number.
+fn ad_account_schema() -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^\\s*(act_)?[0-9]{1,32}\\s*$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(u64::MAX)),
+            )
+            .description(Some(
+                "The ad account's id, with or without `act_`, as Ads Manager shows it.",
+            ))
+            .build(),
+    )
 }
 
 /// One Custom Audience of the ad account.
