@@ -256,6 +256,7 @@ T('18c a failed export looks failed, says why, and Retry runs it again with the 
     assert.equal(retried.retry_of, failedId);
     assert.equal(await page.locator(`#facebook-jobs tr[data-export-id="${failedId}"]`).getAttribute('data-state'), 'failed', 'the failed job stays failed');
     assert.equal(await page.locator(`#facebook-jobs tr[data-export-id="${failedId}"] button[data-retry]`).count(), 0, 'and is not offered again');
+    assert.equal(await page.locator(`#facebook-jobs tr[data-export-id="${failedId}"] .retried`).textContent(), 'Retried');
     const batches = graph.batches();
     assert.equal(batches.at(-2).body.access_token, TOKEN, 'the failed try sent the expired token');
     assert.equal(batches.at(-1).body.access_token, NEW_TOKEN, 'the retry sent the new one');
@@ -265,6 +266,7 @@ T('18c a failed export looks failed, says why, and Retry runs it again with the 
     await page.reload();
     await page.locator(`#facebook-jobs tr[data-export-id="${retryId}"][data-state="done"]`).waitFor();
     assert.equal(await page.locator(`#facebook-jobs tr[data-export-id="${failedId}"] button[data-retry]`).count(), 0, 'not offered after a reload');
+    assert.equal(await page.locator(`#facebook-jobs tr[data-export-id="${failedId}"] .retried`).textContent(), 'Retried');
     const pageText = await page.locator('main').innerText();
     assertInWords(await page.locator('#facebook-jobs').innerText(), 'the list of exports');
     assert.ok(!pageText.includes(TOKEN) && !pageText.includes(NEW_TOKEN));

@@ -242,6 +242,7 @@ fn jobs_part(jobs: &[JobRow]) -> Markup {
                             @if job.state == "failed" && !job.retried {
                                 " " button type="button" data-retry=(job.id) { "Retry" }
                             }
+                            @if job.retried { " " span.muted.retried { "Retried" } }
                         }
                     }
                 }

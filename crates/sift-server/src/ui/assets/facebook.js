@@ -195,8 +195,14 @@
       retryButton.remove();
     }
     if (job.retry_of) {
-      const old = document.querySelector(`#facebook-jobs tr[data-export-id="${CSS.escape(job.retry_of)}"] button[data-retry]`);
-      if (old) old.remove();
+      const old = document.querySelector(`#facebook-jobs tr[data-export-id="${CSS.escape(job.retry_of)}"] .row-actions`);
+      const offered = old && old.querySelector("button[data-retry]");
+      if (offered) {
+        const note = document.createElement("span");
+        note.className = "muted retried";
+        note.textContent = "Retried";
+        offered.replaceWith(note);
+      }
     }
   }
 
