@@ -2,8 +2,8 @@
 // Also the empty state of a workspace without segments.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createHash } from 'node:crypto';
+import { startFakeGraph } from './fake-graph.mjs';
 import { setup, uiTest, shot, expectDigits, makeContacts, loadContacts, rng, saveSegment, moreMenu, kindRadio, contactRowIds } from './lib.mjs';
 
 const env = setup();
@@ -85,38 +85,33 @@ T('12 Export CSV downloads the members; Export to Facebook uploads hashed member
     assert.equal(line.split(',')[emailColumn], email, `the email of ${id}`);
   }
 
-  // A fake Graph API that records each request and answers as Facebook does.
-  const received = [];
-  const graph = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const parsed = JSON.parse(body);
-      received.push({ method: req.method, path: req.url, body: parsed });
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ audience_id: '555', session_id: 1, num_received: parsed.payload.data.length, num_invalid_entries: 0 }));
-    });
-  });
-  await new Promise((resolve) => graph.listen(0, '127.0.0.1', resolve));
-  const graphUrl = `http://127.0.0.1:${graph.address().port}`;
+  // A fake Graph API that records each request and answers as Facebook does, with
+  // one audience in the ad account.
+  const graph = await startFakeGraph({ tokens: ['EAAB-ui-test-token'], audiences: [{ id: '555', name: 'Spring sale' }] });
+  const graphUrl = graph.url;
   try {
     await moreMenu(page, 'Export to Facebook');
     await page.waitForURL((u) => u.pathname === `/ui/segments/${seg.id}/facebook`);
     await page.getByRole('heading', { name: 'Export to Facebook', exact: true }).waitFor();
+    const account = page.locator('form#facebook-connection-form');
+    await account.getByLabel('Ad account id', { exact: true }).fill('act_1234567890');
+    await account.getByLabel('Access token', { exact: true }).fill('EAAB-ui-test-token');
+    await page.getByText('Advanced', { exact: true }).click();
+    await account.getByLabel('Graph URL', { exact: true }).fill(graphUrl);
+    await account.getByLabel('Graph API version', { exact: true }).fill('v21.0');
+    await account.getByRole('button', { name: 'Save connection', exact: true }).click();
     const form = page.locator('form#facebook-form');
-    await form.getByLabel('Custom Audience id', { exact: true }).fill('555');
-    await form.getByLabel('Access token', { exact: true }).fill('EAAB-ui-test-token');
-    for (const key of ['PHONE', 'FN', 'LN', 'COUNTRY', 'DOBY', 'DOBM', 'DOBD']) {
+    await form.locator('#facebook-audience option[value="555"]').waitFor({ state: 'attached' });
+    await form.getByLabel('Audience', { exact: true }).selectOption('555');
+    for (const key of ['Phone', 'First name', 'Last name', 'Country', 'Date of birth']) {
       await form.getByRole('checkbox', { name: key, exact: true }).uncheck();
     }
-    await page.getByText('Advanced', { exact: true }).click();
-    await form.getByLabel('Graph URL', { exact: true }).fill(graphUrl);
-    await form.getByLabel('Graph API version', { exact: true }).fill('v21.0');
     await shot(page, 'facebook form');
     await form.getByRole('button', { name: 'Start export', exact: true }).click();
     const status = page.locator('#facebook-status');
     await page.locator('#facebook-status[data-state="done"]').waitFor();
-    assert.equal(await form.getByLabel('Access token', { exact: true }).inputValue(), '', 'the token field is cleared');
+    assert.equal(await account.getByLabel('Access token', { exact: true }).inputValue(), '', 'the token field is cleared');
+    const received = graph.batches();
 
     const sha = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
     const sendable = members.map((id) => contacts.find((c) => c.id === id))
@@ -145,6 +140,6 @@ T('12 Export CSV downloads the members; Export to Facebook uploads hashed member
     await page.locator(`#facebook-jobs tr[data-state="done"]`).waitFor();
     assert.ok(!(await page.content()).includes('EAAB-ui-test-token'), 'nor does the list of exports');
   } finally {
-    graph.close();
+    await graph.close();
   }
 });

@@ -62,12 +62,16 @@ codes! {
     WrongSegmentKind => "wrong_segment_kind", CONFLICT;
     KnownContact => "known_contact", CONFLICT;
     AlreadyIdentified => "already_identified", CONFLICT;
+    FacebookNotConnected => "facebook_not_connected", CONFLICT;
+    ExportNotFailed => "export_not_failed", CONFLICT;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     RequestTimeout => "request_timeout", REQUEST_TIMEOUT;
     FieldLimitExceeded => "field_limit_exceeded", UNPROCESSABLE_ENTITY;
     ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY;
     InvalidCondition => "invalid_condition", UNPROCESSABLE_ENTITY;
+    FacebookRefused => "facebook_refused", UNPROCESSABLE_ENTITY;
     Internal => "internal", INTERNAL_SERVER_ERROR;
+    FacebookUnavailable => "facebook_unavailable", BAD_GATEWAY;
     Unavailable => "unavailable", SERVICE_UNAVAILABLE;
 }
 

@@ -51,7 +51,7 @@ pub use state::{AppState, Config};
 #[openapi(
     info(title = "Sift", description = "Real-time segmentation of marketing contacts"),
     tags(
-        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"), (name = "webhooks", description = "signed deliveries of membership changes and events"), (name = "workflows"),
+        (name = "contacts"), (name = "events"), (name = "scoring", description = "lead scoring rules"), (name = "segments"), (name = "fields"), (name = "changes"), (name = "webhooks", description = "signed deliveries of membership changes and events"), (name = "workflows"), (name = "facebook", description = "the workspace's Facebook connection and its ad account's Custom Audiences"),
         (name = "admin", description = "needs the admin key"), (name = "ops")
     )
 )]
@@ -97,6 +97,16 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(facebook::start))
         .routes(routes!(facebook::list))
         .routes(routes!(facebook::get, facebook::stop))
+        .routes(routes!(facebook::retry))
+        .routes(routes!(
+            facebook_audiences::get,
+            facebook_audiences::set,
+            facebook_audiences::delete
+        ))
+        .routes(routes!(
+            facebook_audiences::list,
+            facebook_audiences::create
+        ))
         .routes(routes!(changes::segment_changes))
         .routes(routes!(changes::stream))
         .routes(routes!(webhooks::list, webhooks::create))

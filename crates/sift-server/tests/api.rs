@@ -21,6 +21,8 @@ mod events;
 mod export;
 #[path = "api/facebook.rs"]
 mod facebook;
+#[path = "api/facebook_audiences.rs"]
+mod facebook_audiences;
 #[path = "api/facebook_fake.rs"]
 mod facebook_fake;
 #[path = "api/facebook_jobs.rs"]

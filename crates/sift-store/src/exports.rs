@@ -8,6 +8,11 @@
 //! outside the database (`export_tokens`), and per contact the row the
 //! audience holds for it (`export_sent`), so that after a restart it can
 //! remove exactly the rows of contacts that left meanwhile.
+//!
+//! A workspace may also keep one Facebook connection (version 14, marker
+//! `facebook_connection`): an ad account and its access token, sealed the
+//! same way, so that a marketer enters the token once and every export,
+//! audience list and retry reuses it.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -38,6 +43,24 @@ pub enum ExportWrite {
     },
     /// The sync ended for good: its token and rows are dropped.
     Forget { job_id: String },
+    /// The workspace's Facebook connection is set (`Some`, replacing any)
+    /// or removed (`None`).
+    Connection(Option<ConnectionRow>),
+}
+
+/// The workspace's stored Facebook connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRow {
+    /// Digits only (the `act_` prefix is added when calling Facebook).
+    pub ad_account_id: String,
+    /// Where the Graph API is and its version; `None`: the server's setting.
+    pub graph_url: Option<String>,
+    pub version: Option<String>,
+    /// The token's last characters, to tell tokens apart without showing one.
+    pub token_hint: String,
+    /// The access token, sealed (never plain text).
+    pub sealed: Vec<u8>,
+    pub updated_at: i64,
 }
 
 pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, write: &ExportWrite) -> Result<(), StoreError> {
@@ -76,6 +99,25 @@ pub(crate) fn apply(tx: &rusqlite::Transaction<'_>, write: &ExportWrite) -> Resu
             tx.prepare_cached("DELETE FROM export_sent WHERE job_id = ?1")?
                 .execute(params![job_id])?;
         }
+        ExportWrite::Connection(row) => {
+            tx.prepare_cached("DELETE FROM facebook_connection")?
+                .execute([])?;
+            if let Some(row) = row {
+                tx.prepare_cached(
+                    "INSERT INTO facebook_connection
+                     (id, ad_account_id, graph_url, version, token_hint, sealed, updated_at)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    row.ad_account_id,
+                    row.graph_url,
+                    row.version,
+                    row.token_hint,
+                    row.sealed,
+                    row.updated_at
+                ])?;
+            }
+        }
     }
     Ok(())
 }
@@ -105,6 +147,27 @@ impl WorkspaceReader {
             .conn()
             .prepare_cached("SELECT sealed FROM export_tokens WHERE job_id = ?1")?
             .query_row([job_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The workspace's Facebook connection, if one is stored.
+    pub fn facebook_connection(&self) -> Result<Option<ConnectionRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT ad_account_id, graph_url, version, token_hint, sealed, updated_at
+                 FROM facebook_connection WHERE id = 1",
+            )?
+            .query_row([], |row| {
+                Ok(ConnectionRow {
+                    ad_account_id: row.get(0)?,
+                    graph_url: row.get(1)?,
+                    version: row.get(2)?,
+                    token_hint: row.get(3)?,
+                    sealed: row.get(4)?,
+                    updated_at: row.get(5)?,
+                })
+            })
             .optional()?)
     }
 

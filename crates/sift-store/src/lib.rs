@@ -41,7 +41,7 @@ pub use error::StoreError;
 pub use event_blocks::{BLOCK_EVENTS, BlocksBuilt, build_event_blocks, set_event_block_size};
 pub use event_retention::EventPrune;
 pub use event_stream::EventStream;
-pub use exports::{ExportRow, ExportWrite};
+pub use exports::{ConnectionRow, ExportRow, ExportWrite};
 pub use prune::Prune;
 pub use schema::set_sync_commits;
 pub use segment_history::{RevisionRow, SizeAt};

@@ -19,7 +19,7 @@ pub(crate) struct Step {
 }
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: i64 = 14;
+pub(crate) const LATEST: i64 = 15;
 
 pub(crate) const MIGRATIONS: &[Step] = &[
     Step {
@@ -92,7 +92,27 @@ pub(crate) const MIGRATIONS: &[Step] = &[
         marker: "segment_revisions",
         sql: crate::segment_history::V14_SEGMENT_REVISIONS,
     },
+    Step {
+        version: 15,
+        marker: "facebook_connection",
+        sql: V15_FACEBOOK_CONNECTION,
+    },
 ];
+
+/// Version 15 (marker `facebook_connection`): the workspace's Facebook
+/// connection (`exports.rs`), at most one row: an ad account and its access
+/// token, sealed like a sync's.
+const V15_FACEBOOK_CONNECTION: &str = "
+    CREATE TABLE facebook_connection (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        ad_account_id TEXT NOT NULL,
+        graph_url TEXT,
+        version TEXT,
+        token_hint TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+";
 
 /// Version 7 (marker `workflow_dropped`): bounded workflow growth. Triggers
 /// dropped because a workflow's queue was full, counted per workflow; and

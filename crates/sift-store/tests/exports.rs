@@ -3,7 +3,7 @@
 //! group commits and read back after a reopen; a removal deletes a row; a
 //! forgotten sync leaves nothing behind, and other jobs keep theirs.
 
-use sift_store::{ExportRow, ExportWrite, Pending, WorkspaceDb, WorkspaceReader};
+use sift_store::{ConnectionRow, ExportRow, ExportWrite, Pending, WorkspaceDb, WorkspaceReader};
 
 fn exports(db: &mut WorkspaceDb, writes: Vec<ExportWrite>) {
     db.commit_all([Pending::Exports(&writes)]).unwrap();
@@ -75,4 +75,41 @@ fn sync_tokens_and_sent_rows_are_stored_updated_and_forgotten() {
         vec![(0, r#"["x"]"#.to_string())]
     );
     assert_eq!(reader.exports().unwrap().len(), 1, "the job's state stays");
+}
+
+#[test]
+fn the_facebook_connection_is_set_replaced_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ws.db");
+    let mut db = WorkspaceDb::open(&path).unwrap();
+    let reader = WorkspaceReader::open(&path).unwrap();
+    assert_eq!(reader.facebook_connection().unwrap(), None);
+    let first = ConnectionRow {
+        ad_account_id: "111".into(),
+        graph_url: None,
+        version: None,
+        token_hint: "abcd".into(),
+        sealed: vec![9, 8, 7],
+        updated_at: 10,
+    };
+    let second = ConnectionRow {
+        ad_account_id: "222".into(),
+        graph_url: Some("https://graph.example.com".into()),
+        version: Some("v20.0".into()),
+        token_hint: "wxyz".into(),
+        sealed: vec![1],
+        updated_at: 20,
+    };
+    exports(&mut db, vec![ExportWrite::Connection(Some(first.clone()))]);
+    assert_eq!(reader.facebook_connection().unwrap(), Some(first));
+    exports(&mut db, vec![ExportWrite::Connection(Some(second.clone()))]);
+    drop(db);
+    let mut db = WorkspaceDb::open(&path).unwrap();
+    assert_eq!(
+        reader.facebook_connection().unwrap(),
+        Some(second),
+        "one connection per workspace: the second replaced the first"
+    );
+    exports(&mut db, vec![ExportWrite::Connection(None)]);
+    assert_eq!(reader.facebook_connection().unwrap(), None);
 }

@@ -15,7 +15,8 @@ use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::{Body, Path, Ws, checked, present, unknown_key};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::facebook::connection::Connection;
 use crate::facebook::graph::Secret;
 use crate::facebook::normalize::GENDER_FIELD;
 use crate::facebook::{self, ExportJob, Key, Request};
@@ -43,9 +44,10 @@ pub struct FacebookExport {
     #[schema(schema_with = audience_id_schema, required = true)]
     pub audience_id: Option<Json>,
     /// A token with `ads_management` permission for the ad account; never
-    /// answered back or logged.
+    /// answered back or logged. Absent: the workspace's saved Facebook
+    /// connection's (`PUT /v1/facebook/connection`).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = true, max_length = 4096)]
+    #[schema(value_type = Option<String>, max_length = 4096)]
     pub access_token: Option<Json>,
     /// Identifiers to send (`EMAIL`, `PHONE`, `FN`, `LN`, `COUNTRY`,
     /// `DOBY`, `DOBM`, `DOBD`, `GEN`, `EXTERN_ID`, in any case); absent or
@@ -57,11 +59,11 @@ pub struct FacebookExport {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<bool>)]
     pub sync: Option<Json>,
-    /// Where the Graph API is; the server's setting unless given.
+    /// Where the Graph API is; the saved connection's, else the server's setting, unless given.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub graph_url: Option<Json>,
-    /// The Graph API version, like `v21.0`; the server's setting unless given.
+    /// The Graph API version, like `v21.0`; the saved connection's, else the server's setting, unless given.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub version: Option<Json>,
@@ -90,7 +92,7 @@ fn audience_id_schema() -> Schema {
     )
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(message).with(json!({"field": field}))
 }
 
@@ -98,7 +100,11 @@ fn valid_keys() -> String {
     Key::ALL.map(Key::name).join(", ")
 }
 
-fn string<'a>(value: Option<&'a Json>, key: &str, example: &str) -> ApiResult<Option<&'a str>> {
+pub(super) fn string<'a>(
+    value: Option<&'a Json>,
+    key: &str,
+    example: &str,
+) -> ApiResult<Option<&'a str>> {
     match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.trim())),
@@ -109,30 +115,93 @@ fn string<'a>(value: Option<&'a Json>, key: &str, example: &str) -> ApiResult<Op
     }
 }
 
+/// An export body, checked; what it leaves out comes from the workspace's
+/// Facebook connection, else from the server's settings ([`complete`]).
+struct Parsed {
+    audience_id: String,
+    token: Option<Secret>,
+    keys: Vec<Key>,
+    sync: bool,
+    graph_url: Option<String>,
+    version: Option<String>,
+}
+
 /// Checks the body whole; nothing starts unless all of it is valid.
 fn parse(
     body: &Json,
-    segment_id: String,
     has_gender: bool,
-    settings: &facebook::Settings,
     destinations: &crate::destination::Destinations,
-) -> ApiResult<Request> {
+) -> ApiResult<Parsed> {
     known_object(body)?;
     let body: FacebookExport = checked(body.clone())?;
     let audience_id = parse_audience_id(body.audience_id.as_ref())?;
     let token = parse_access_token(body.access_token.as_ref())?;
     let keys = parse_identifiers(body.identifiers.as_ref(), has_gender)?;
     let sync = parse_sync(body.sync.as_ref())?;
-    let graph_url = parse_graph_url(body.graph_url.as_ref(), settings, destinations)?;
-    let version = parse_version(body.version.as_ref(), settings)?;
-    Ok(Request {
-        segment_id,
+    let graph_url = parse_graph_url(body.graph_url.as_ref(), destinations)?;
+    let version = parse_version(body.version.as_ref())?;
+    Ok(Parsed {
         audience_id,
-        token: Secret::new(token.to_string()),
+        token: token.map(|t| Secret::new(t.to_string())),
         keys,
         sync,
         graph_url,
         version,
+    })
+}
+
+/// The workspace's connection, opened; a 409 when there is none.
+pub(super) fn connection(
+    ws: &crate::state::WorkspaceHandle,
+    config: &crate::config::Config,
+) -> ApiResult<Connection> {
+    let row = facebook::connection::stored(&ws.service)
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_connected)?;
+    facebook::connection::open(&ws.service, row, config).map_err(|why| {
+        ApiError::new(
+            Code::FacebookNotConnected,
+            format!("the saved Facebook access token cannot be opened ({why}): save the connection again"),
+        )
+    })
+}
+
+pub(super) fn not_connected() -> ApiError {
+    ApiError::new(
+        Code::FacebookNotConnected,
+        "no Facebook connection is saved for this workspace: save an access token and ad account first (PUT /v1/facebook/connection)",
+    )
+}
+
+/// The request a parsed body makes: a token the body lacks is the
+/// connection's, and so are the Graph URL and version, before the server's.
+fn complete(
+    parsed: Parsed,
+    segment_id: String,
+    ws: &crate::state::WorkspaceHandle,
+    config: &crate::config::Config,
+) -> ApiResult<Request> {
+    let settings = &config.facebook;
+    let (token, graph_url, version) = match parsed.token {
+        Some(token) => {
+            let row = facebook::connection::stored(&ws.service).map_err(ApiError::internal)?;
+            let (graph_url, version) = facebook::connection::effective(row.as_ref(), settings);
+            (token, graph_url, version)
+        }
+        None => {
+            let connection = connection(ws, config)?;
+            (connection.token, connection.graph_url, connection.version)
+        }
+    };
+    Ok(Request {
+        segment_id,
+        audience_id: parsed.audience_id,
+        token,
+        keys: parsed.keys,
+        sync: parsed.sync,
+        graph_url: parsed.graph_url.unwrap_or(graph_url),
+        version: parsed.version.unwrap_or(version),
+        retry_of: None,
     })
 }
 
@@ -179,14 +248,12 @@ fn parse_audience_id(value: Option<&Json>) -> ApiResult<String> {
     }
 }
 
-/// Step 3: the required `access_token`, of a plausible size and shape.
-fn parse_access_token(value: Option<&Json>) -> ApiResult<&str> {
+/// Step 3: the `access_token`, of a plausible size and shape; absent (or
+/// empty): the workspace's saved connection's.
+pub(super) fn parse_access_token(value: Option<&Json>) -> ApiResult<Option<&str>> {
     let token = string(value, "access_token", "\"EAAB…\"")?.unwrap_or_default();
     if token.is_empty() {
-        return Err(invalid(
-            "access_token",
-            "\"access_token\" is required: a token with ads_management permission for the ad account",
-        ));
+        return Ok(None);
     }
     if token.len() > 4096 || token.chars().any(char::is_control) {
         return Err(invalid(
@@ -194,7 +261,7 @@ fn parse_access_token(value: Option<&Json>) -> ApiResult<&str> {
             "\"access_token\" is not a valid token (too long or holding control characters)",
         ));
     }
-    Ok(token)
+    Ok(Some(token))
 }
 
 /// Step 4: the `identifiers` to send; every one the workspace can fill when absent.
@@ -251,14 +318,14 @@ fn parse_sync(value: Option<&Json>) -> ApiResult<bool> {
     }
 }
 
-/// Step 6: where the Graph API is (`graph_url`), checked against the allowed destinations.
-fn parse_graph_url(
+/// Step 6: where the Graph API is (`graph_url`), checked against the
+/// allowed destinations; `None` when not given.
+pub(super) fn parse_graph_url(
     value: Option<&Json>,
-    settings: &facebook::Settings,
     destinations: &crate::destination::Destinations,
-) -> ApiResult<String> {
+) -> ApiResult<Option<String>> {
     match string(value, "graph_url", "\"https://graph.facebook.com\"")? {
-        None | Some("") => Ok(settings.graph_url.clone()),
+        None | Some("") => Ok(None),
         Some(text) => {
             let parsed = destinations.parse(text).map_err(|why| {
                 invalid(
@@ -272,16 +339,16 @@ fn parse_graph_url(
                     "\"graph_url\" must be an http(s) address without a query, like https://graph.facebook.com",
                 ));
             }
-            Ok(text.trim_end_matches('/').to_string())
+            Ok(Some(text.trim_end_matches('/').to_string()))
         }
     }
 }
 
-/// Step 7: the Graph API `version`, shaped like v21.0.
-fn parse_version(value: Option<&Json>, settings: &facebook::Settings) -> ApiResult<String> {
+/// Step 7: the Graph API `version`, shaped like v21.0; `None` when not given.
+pub(super) fn parse_version(value: Option<&Json>) -> ApiResult<Option<String>> {
     match string(value, "version", "\"v21.0\"")? {
-        None | Some("") => Ok(settings.version.clone()),
-        Some(text) if is_graph_version(text) => Ok(text.to_string()),
+        None | Some("") => Ok(None),
+        Some(text) if is_graph_version(text) => Ok(Some(text.to_string())),
         Some(text) => Err(invalid(
             "version",
             format!("\"version\" must be a Graph API version like v21.0, got {text:?}"),
@@ -315,6 +382,7 @@ fn view(json: Json) -> ApiResult<ExportJob> {
 #[utoipa::path(post, path = "/v1/segments/{id}/exports/facebook", operation_id = "facebook_exports_start", security(("bearer" = [])), tag = "segments", request_body = FacebookExport,
     params(("id" = String, Path, description = "the segment's id")),
     responses((status = 202, description = "the job, queued", body = ExportJob), (status = 404, description = "no such segment"),
+              (status = 409, description = "no access token given and no Facebook connection saved (`facebook_not_connected`)"),
               (status = 422, description = "a missing or invalid key, named in details.field")))]
 pub async fn start(
     State(state): State<AppState>,
@@ -331,8 +399,19 @@ pub async fn start(
     })??;
     // Retries and timeouts are the server's; the body may only pick where
     // to send.
+    let parsed = parse(&body, has_gender, &ws.tasks.destinations)?;
+    let request = complete(parsed, id, &ws, &state.config)?;
+    let job = launch(&state, &ws, request)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(job.to_json())?)))
+}
+
+/// Starts a checked request's job (a sync's token sealed first).
+fn launch(
+    state: &AppState,
+    ws: &crate::state::WorkspaceHandle,
+    request: Request,
+) -> ApiResult<std::sync::Arc<facebook::Job>> {
     let settings = state.config.facebook.clone();
-    let request = parse(&body, id, has_gender, &settings, &ws.tasks.destinations)?;
     let sealer = if request.sync {
         let config = &state.config;
         Some(
@@ -346,7 +425,7 @@ pub async fn start(
     } else {
         None
     };
-    let job = facebook::start(
+    facebook::start(
         &ws.service,
         &ws.tasks.exports,
         &ws.tasks.destinations,
@@ -354,8 +433,7 @@ pub async fn start(
         &settings,
         sealer.as_ref(),
     )
-    .map_err(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(view(job.to_json())?)))
+    .map_err(ApiError::internal)
 }
 
 /// An export job: state, progress, batches, errors.
@@ -412,4 +490,66 @@ pub async fn list(Ws(ws): Ws, Path(id): Path<String>) -> ApiResult<axum::Json<Pa
         items,
         next_cursor: None,
     }))
+}
+
+/// Starts a failed export again: a new job for the same segment, audience,
+/// identifiers, sync, Graph URL and version, with the workspace's saved
+/// token (a job keeps none once it ended). The failed job stays as it was;
+/// the new one names it in `retry_of`.
+#[utoipa::path(post, path = "/v1/exports/{id}/retry", operation_id = "facebook_exports_retry", security(("bearer" = [])), tag = "segments",
+    params(("id" = String, Path, description = "the failed export's id")),
+    responses((status = 202, description = "the new job, queued", body = ExportJob), (status = 404, description = "no such export, or its segment was deleted"),
+              (status = 409, description = "the export did not fail (`export_not_failed`), or no Facebook connection is saved (`facebook_not_connected`)")))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Ws(ws): Ws,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<ExportJob>)> {
+    let failed = ws
+        .tasks
+        .exports
+        .job_json(&id)
+        .ok_or_else(|| not_found(&id))?;
+    let state_now = failed["state"].as_str().unwrap_or_default().to_string();
+    if state_now != "failed" {
+        return Err(ApiError::new(
+            Code::ExportNotFailed,
+            format!(
+                "export {id:?} is {state_now}, not failed: only a failed export can be retried"
+            ),
+        )
+        .with(json!({"id": id, "state": state_now})));
+    }
+    let text = |key: &str| failed[key].as_str().unwrap_or_default().to_string();
+    let segment_id = text("segment_id");
+    ws.read(|e| {
+        e.segment(&segment_id).map(|_| ()).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "segment {segment_id:?} of this export was deleted: there is nothing to export again"
+            ))
+            .with(json!({"kind": "segment", "id": segment_id}))
+        })
+    })??;
+    let connection = connection(&ws, &state.config)?;
+    let keys: Vec<Key> = failed["identifiers"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().and_then(Key::parse))
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = Request {
+        segment_id,
+        audience_id: text("audience_id"),
+        token: connection.token,
+        keys,
+        sync: failed["sync"] == json!(true),
+        graph_url: text("graph_url"),
+        version: text("version"),
+        retry_of: Some(id),
+    };
+    let job = launch(&state, &ws, request)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(job.to_json())?)))
 }

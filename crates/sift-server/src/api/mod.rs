@@ -10,6 +10,7 @@ pub mod doc;
 pub mod events;
 pub mod export;
 pub mod facebook;
+pub mod facebook_audiences;
 pub mod fields;
 pub mod identify;
 pub mod ops;

@@ -82,11 +82,11 @@ enum Verdict {
 /// Facebook's throttling codes (Marketing API "Rate limiting"): application,
 /// user, page and ad-account limits, and the custom-audience business use
 /// case limit.
-const RATE_LIMIT_CODES: [i64; 6] = [4, 17, 32, 613, 80003, 80004];
+pub(super) const RATE_LIMIT_CODES: [i64; 6] = [4, 17, 32, 613, 80003, 80004];
 /// "An unknown error occurred" and "Service temporarily unavailable".
-const TRANSIENT_CODES: [i64; 2] = [1, 2];
+pub(super) const TRANSIENT_CODES: [i64; 2] = [1, 2];
 /// Facebook's codes for an invalid, expired or under-permissioned token.
-const AUTH_CODES: [i64; 4] = [190, 102, 10, 200];
+pub(super) const AUTH_CODES: [i64; 4] = [190, 102, 10, 200];
 
 /// `{"payload": {"schema": [...], "data": [[...]]}, "access_token": "..."}`
 /// as the Marketing API's `/{audience_id}/users` edge takes it.
@@ -154,7 +154,7 @@ pub async fn send(
             Ok(response) if response.status().is_redirection() => (
                 Some(response.status().as_u16()),
                 Verdict::Stop(format!(
-                    "the Graph API answered {}, a redirect: redirects are not followed, so the token goes nowhere else; check graph_url",
+                    "the Graph API answered {}, a redirect: redirects are not followed, so the token goes nowhere else; check the Graph URL",
                     response.status()
                 )),
             ),

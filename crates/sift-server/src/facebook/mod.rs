@@ -11,8 +11,12 @@
 //! export that was running when the server stopped shows `failed`, asking
 //! to start it again; what was sent stays in the audience.
 //! `normalize.rs` holds the identifier rules, `graph.rs` the HTTP side and
-//! the retries, `task.rs` the job itself.
+//! the retries, `task.rs` the job itself; `connection.rs` the workspace's
+//! stored token and ad account, `audiences.rs` listing and creating the
+//! account's audiences.
 
+pub mod audiences;
+pub mod connection;
 pub mod graph;
 pub mod normalize;
 mod resume;
@@ -128,6 +132,8 @@ pub struct Job {
     pub graph_url: String,
     pub version: String,
     pub created_at: i64,
+    /// The failed job this one started again (`POST /v1/exports/{id}/retry`).
+    pub retry_of: Option<String>,
     pub progress: watch::Sender<Progress>,
     /// Turns true when a client stops the job (`DELETE /v1/exports/{id}`).
     pub stop: watch::Sender<bool>,
@@ -172,6 +178,7 @@ impl Job {
             "errors": errors,
             "created_at": datetime(self.created_at),
             "updated_at": datetime(p.updated_at),
+            "retry_of": self.retry_of,
         })
     }
 }
@@ -194,6 +201,7 @@ pub struct Request {
     pub sync: bool,
     pub graph_url: String,
     pub version: String,
+    pub retry_of: Option<String>,
 }
 
 /// What a one-off job that was running when the server stopped says after a
@@ -310,6 +318,7 @@ pub fn start(
         graph_url: request.graph_url.clone(),
         version: request.version.clone(),
         created_at: now,
+        retry_of: request.retry_of.clone(),
         progress: watch::channel(Progress {
             state: State::Queued,
             phase: request.sync.then_some("initial"),

@@ -173,6 +173,7 @@ fn job_of(row: &ExportRow, stored: &Json, now: i64) -> Job {
         graph_url: text("graph_url"),
         version: text("version"),
         created_at: row.created_at,
+        retry_of: stored["retry_of"].as_str().map(str::to_string),
         progress: watch::channel(Progress {
             state: State::Running,
             phase: Some("syncing"),

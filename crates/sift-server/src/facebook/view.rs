@@ -16,7 +16,7 @@ use utoipa::ToSchema;
     "audience_id": "23850000000000000", "state": "done", "sync": false, "phase": null,
     "identifiers": ["EMAIL", "PHONE"], "graph_url": "https://graph.facebook.com", "version": "v21.0",
     "total": 2, "sent": 2, "removed": 0, "skipped": 0, "unsubscribed": 0, "batch_count": 1,
-    "num_received": 2, "num_invalid_entries": 0, "retries": 0,
+    "num_received": 2, "num_invalid_entries": 0, "retries": 0, "retry_of": null,
     "batches": [{"n": 1, "method": "POST", "rows": 2, "status": 200, "num_received": 2,
                  "num_invalid_entries": 0, "session_id": "1", "attempts": 1, "at": "2026-01-05T10:00:01.000Z"}],
     "errors": [], "created_at": "2026-01-05T10:00:00.000Z", "updated_at": "2026-01-05T10:00:01.000Z"
@@ -41,6 +41,10 @@ pub struct ExportJob {
     pub phase: Option<String>,
     pub removed: u64,
     pub retries: u64,
+    /// The failed export this one started again (`POST /v1/exports/{id}/retry`); null otherwise.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub retry_of: Option<String>,
     pub segment_id: String,
     pub sent: u64,
     pub skipped: u64,

@@ -375,6 +375,13 @@ impl WorkspaceService {
         self.queue(Vec::new(), rows, None)
     }
 
+    /// Commits Facebook export writes (the workspace's connection) through
+    /// the writer and waits until they are durable, so that an answer
+    /// saying "saved" is true after a crash.
+    pub async fn commit_exports(&self, rows: Vec<ExportWrite>) -> WorkspaceResult<()> {
+        durable(self.queue_exports(rows)?).await
+    }
+
     /// Deletes one chunk of workflow history through the writer (see
     /// `retention.rs`) and waits until it is committed.
     pub async fn prune(&self, prune: Prune) -> WorkspaceResult<()> {

@@ -1,7 +1,12 @@
 //! A fake Graph API for the Facebook export tests: an axum server on
 //! 127.0.0.1:0 that records every request to `/{version}/{audience}/users`
 //! and answers from a script (errors first, then success), plus the
-//! helpers the tests share.
+//! helpers the tests share. It also keeps an ad account's Custom Audiences:
+//! `GET /{version}/act_{id}/customaudiences` lists them a page at a time
+//! (`limit`, `after` cursors, as Facebook pages) and `POST` creates one,
+//! which the list then shows; both take the token from the
+//! `Authorization: Bearer` header and refuse any but the valid ones as
+//! Facebook does (code 190).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +21,8 @@ use crate::common::Server;
 pub(crate) struct Call {
     pub(crate) method: String,
     pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) authorization: Option<String>,
     pub(crate) body: Json,
 }
 
@@ -24,6 +31,91 @@ pub(crate) struct FakeState {
     pub(crate) calls: Vec<Call>,
     /// Answers to give before succeeding again: (status, body).
     pub(crate) script: Vec<(u16, Json)>,
+    /// The ad account's audiences, oldest first, as Facebook lists them.
+    pub(crate) audiences: Vec<Json>,
+    /// The ad account (digits) and the tokens Facebook accepts for it.
+    pub(crate) account: String,
+    pub(crate) tokens: Vec<String>,
+}
+
+/// The fake's ad account.
+pub(crate) const ACCOUNT: &str = "1234567890";
+
+/// `n` audiences named "Audience 1"…, with sizes 1000·i.
+pub(crate) fn some_audiences(n: u64) -> Vec<Json> {
+    (1..=n)
+        .map(|i| {
+            json!({"id": format!("2385000000000{i:04}"), "name": format!("Audience {i}"),
+                   "approximate_count_lower_bound": 1000 * i, "approximate_count_upper_bound": 1200 * i})
+        })
+        .collect()
+}
+
+/// What the fake answers to a request on the account's `customaudiences`.
+fn audiences_edge(state: &mut FakeState, method: &Method, uri: &Uri, body: &Json) -> (u16, Json) {
+    let token = state
+        .calls
+        .last()
+        .and_then(|c| c.authorization.clone())
+        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string));
+    if !token.is_some_and(|t| state.tokens.contains(&t)) {
+        return (
+            400,
+            json!({"error": {"message": "Invalid OAuth access token - Cannot parse access token", "type": "OAuthException", "code": 190}}),
+        );
+    }
+    if !uri
+        .path()
+        .ends_with(&format!("/act_{}/customaudiences", state.account))
+    {
+        return (
+            400,
+            json!({"error": {"message": "Unsupported get request. Object with ID 'act_0' does not exist", "type": "GraphMethodException", "code": 100}}),
+        );
+    }
+    if *method == Method::POST {
+        let n = state.audiences.len() + 1;
+        let id = format!("2386{n:013}");
+        state.audiences.push(
+            json!({"id": id, "name": body["name"], "description": body["description"],
+            "subtype": body["subtype"], "customer_file_source": body["customer_file_source"],
+            "approximate_count_lower_bound": -1, "approximate_count_upper_bound": -1}),
+        );
+        return (200, json!({"id": id}));
+    }
+    let query: std::collections::HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(25);
+    let start: usize = match query.get("after") {
+        None => 0,
+        Some(cursor) => match cursor.strip_prefix("QVFI").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => {
+                return (
+                    400,
+                    json!({"error": {"message": "Invalid cursor", "type": "GraphMethodException", "code": 100}}),
+                );
+            }
+        },
+    };
+    let end = (start + limit).min(state.audiences.len());
+    let data: Vec<Json> = state.audiences[start.min(end)..end].to_vec();
+    let mut paging =
+        json!({"cursors": {"before": format!("QVFI{start}"), "after": format!("QVFI{end}")}});
+    if end < state.audiences.len() {
+        paging["next"] = json!(format!("https://graph.example/next?after=QVFI{end}"));
+    }
+    (200, json!({"data": data, "paging": paging}))
 }
 
 pub(crate) struct FakeGraph {
@@ -47,9 +139,15 @@ impl FakeGraph {
         let state = Arc::new(Mutex::new(FakeState {
             calls: Vec::new(),
             script,
+            audiences: Vec::new(),
+            account: ACCOUNT.to_string(),
+            tokens: vec![TOKEN.to_string()],
         }));
         let shared = state.clone();
-        let handler = move |method: Method, uri: Uri, body: axum::body::Bytes| {
+        let handler = move |method: Method,
+                            uri: Uri,
+                            headers: axum::http::HeaderMap,
+                            body: axum::body::Bytes| {
             let shared = shared.clone();
             async move {
                 let body: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
@@ -58,15 +156,22 @@ impl FakeGraph {
                 state.calls.push(Call {
                     method: method.to_string(),
                     path: uri.path().to_string(),
-                    body,
+                    query: uri.query().map(str::to_string),
+                    authorization: headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    body: body.clone(),
                 });
-                let (status, answer) = if state.script.is_empty() {
+                let (status, answer) = if !state.script.is_empty() {
+                    state.script.remove(0)
+                } else if uri.path().ends_with("/customaudiences") {
+                    audiences_edge(&mut state, &method, &uri, &body)
+                } else {
                     (
                         200,
                         json!({"audience_id": "123", "session_id": 9, "num_received": rows, "num_invalid_entries": 0, "invalid_entry_samples": {}}),
                     )
-                } else {
-                    state.script.remove(0)
                 };
                 (StatusCode::from_u16(status).unwrap(), axum::Json(answer))
             }

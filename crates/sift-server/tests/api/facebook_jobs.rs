@@ -43,7 +43,11 @@ async fn facebook_bad_bodies_are_refused() {
     let path = format!("/v1/segments/{segment}/exports/facebook");
     let cases = [
         (json!({"access_token": TOKEN}), "audience_id", "is required"),
-        (json!({"audience_id": "123"}), "access_token", "is required"),
+        (
+            json!({"audience_id": "123", "access_token": "EAAB\u{7}"}),
+            "access_token",
+            "not a valid token",
+        ),
         (
             json!({"audience_id": "abc", "access_token": TOKEN}),
             "audience_id",
@@ -91,6 +95,24 @@ async fn facebook_bad_bodies_are_refused() {
         assert!(message.contains(words), "{body}: {message}");
         assert!(!message.contains(TOKEN), "{message}");
     }
+    // Without a token the workspace's saved connection would give it; there
+    // is none, and the answer says how to save one. Nothing starts.
+    let (status, answer) = server
+        .send("POST", &path, Some(json!({"audience_id": "123"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "facebook_not_connected");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("save an access token and ad account first"),
+        "{answer}"
+    );
+    assert_eq!(
+        server.get(&format!("/v1/segments/{segment}/exports")).await["items"],
+        json!([])
+    );
     let (_, answer) = server
         .send(
             "POST",
