@@ -66,10 +66,11 @@ pub struct ConditionError {
     pub path: Option<String>,
     /// What to write instead, shown after the position (e.g. `did you mean
     /// "country"?`).
-    pub hint: Option<String>,
+    /// (Boxed strings keep the error small: it travels in every `Result`.)
+    pub hint: Option<Box<str>>,
     /// For an unknown field or segment: the known name closest to the one
     /// written, when one is close enough to be a likely typo.
-    pub did_you_mean: Option<String>,
+    pub did_you_mean: Option<Box<str>>,
 }
 
 impl fmt::Display for ConditionError {

@@ -124,8 +124,11 @@ struct Bound {
     child: usize,
 }
 
+/// A bound's point and whether the point itself is excluded.
+type Side = Option<(Point, bool)>;
+
 /// The lower and upper bounds a field predicate puts on its field's value.
-fn bounds(test: &FieldTest) -> Option<(Option<(Point, bool)>, Option<(Point, bool)>)> {
+fn bounds(test: &FieldTest) -> Option<(Side, Side)> {
     Some(match test {
         FieldTest::Compare(op, value) => {
             let point = Point::of(value)?;

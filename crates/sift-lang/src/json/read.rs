@@ -242,8 +242,8 @@ impl Reader<'_> {
                     let known = self.schema.field_names();
                     let (message, guess) = unknown_name("field", field, &known);
                     let mut err = error(ErrorKind::UnknownField, &field_path, message);
-                    err.hint = guess.as_deref().map(did_you_mean_hint);
-                    err.did_you_mean = guess;
+                    err.hint = guess.as_deref().map(|g| did_you_mean_hint(g).into());
+                    err.did_you_mean = guess.map(String::into_boxed_str);
                     return Err(err);
                 }
             },

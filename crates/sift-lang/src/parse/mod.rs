@@ -47,8 +47,8 @@ pub fn parse_text(text: &str, schema: &dyn Schema) -> Result<Condition, Conditio
             message: fault.message,
             position: Some(Position::at(text, fault.offset)),
             path: None,
-            hint: fault.hint,
-            did_you_mean: fault.did_you_mean,
+            hint: fault.hint.map(String::into_boxed_str),
+            did_you_mean: fault.did_you_mean.map(String::into_boxed_str),
         }
     })
 }
