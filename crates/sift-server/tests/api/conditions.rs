@@ -26,7 +26,8 @@ async fn tiers() -> Server {
 #[tokio::test]
 async fn a_segment_ignoring_case_has_every_spelling_and_only_those() {
     let server = tiers().await;
-    let body = json!({"name": "Gold", "kind": "dynamic", "condition": "tier = \"gold\" IGNORING CASE"});
+    let body =
+        json!({"name": "Gold", "kind": "dynamic", "condition": "tier = \"gold\" IGNORING CASE"});
     let created = server
         .expect(StatusCode::CREATED, "POST", "/v1/segments", Some(body))
         .await;
@@ -56,7 +57,10 @@ async fn a_segment_ignoring_case_has_every_spelling_and_only_those() {
         .expect(StatusCode::CREATED, "POST", "/v1/segments", Some(from_tree))
         .await;
     let tree_id = created["id"].as_str().unwrap().to_string();
-    assert_eq!(created["condition"], "tier in [\"GOLD\", \"Platinum\"] ignoring case");
+    assert_eq!(
+        created["condition"],
+        "tier in [\"GOLD\", \"Platinum\"] ignoring case"
+    );
     assert_eq!(server.members(&tree_id, 10).await, ["c1", "c2", "c3", "c4"]);
     let edited = server
         .expect(
@@ -101,8 +105,10 @@ async fn ignoring_case_on_anything_but_strings_is_refused() {
         .send(
             "POST",
             "/v1/segments:preview",
-            Some(json!({"condition_tree": {"all": [{"field": "tier", "op": "is_set"},
-                {"field": "lead_score", "op": "eq", "value": 5, "ignore_case": true}]}})),
+            Some(
+                json!({"condition_tree": {"all": [{"field": "tier", "op": "is_set"},
+                {"field": "lead_score", "op": "eq", "value": 5, "ignore_case": true}]}}),
+            ),
         )
         .await;
     let error = error_of(
@@ -143,14 +149,18 @@ async fn the_preview_warns_about_parts_that_never_hold() {
         json!([{"message": "lead_score between 10 and 5 is never true: its first bound is above its second (write between 5 and 10)",
                 "path": "/all/1"}])
     );
-    let answer = preview("created_at > 2030-01-01T00:00:00Z and created_at < 2020-01-01T00:00:00Z").await;
+    let answer =
+        preview("created_at > 2030-01-01T00:00:00Z and created_at < 2020-01-01T00:00:00Z").await;
     assert_eq!(
         answer["warnings"],
         json!([{"message": "created_at > 2030-01-01T00:00:00Z and created_at < 2020-01-01T00:00:00Z can't both be true, so this part matches nobody",
                 "path": ""}])
     );
     let answer = preview("tier in []").await;
-    assert_eq!(answer["warnings"][0]["message"], "tier in [] is never true: the list is empty");
+    assert_eq!(
+        answer["warnings"][0]["message"],
+        "tier in [] is never true: the list is empty"
+    );
     // A sound condition has none.
     let answer = preview("lead_score between 5 and 10").await;
     assert_eq!(answer["warnings"], json!([]));
@@ -172,7 +182,9 @@ async fn unknown_names_get_did_you_mean() {
     let refused = |body: serde_json::Value| {
         let server = &server;
         async move {
-            let (status, answer) = server.send("POST", "/v1/segments:preview", Some(body)).await;
+            let (status, answer) = server
+                .send("POST", "/v1/segments:preview", Some(body))
+                .await;
             error_of(
                 status,
                 &answer,
@@ -190,7 +202,8 @@ async fn unknown_names_get_did_you_mean() {
         error["details"],
         json!({"line": 1, "column": 1, "did_you_mean": "lead_score"})
     );
-    let error = refused(json!({"condition_tree": {"not": {"field": "TIERS", "op": "is_set"}}})).await;
+    let error =
+        refused(json!({"condition_tree": {"not": {"field": "TIERS", "op": "is_set"}}})).await;
     assert_eq!(
         error["details"],
         json!({"path": "/not/field", "did_you_mean": "tier"})
@@ -203,11 +216,17 @@ async fn unknown_names_get_did_you_mean() {
     assert_eq!(error["details"]["did_you_mean"], "VIP customers");
     // Far from every name: no guess.
     let error = refused(json!({"condition": "favourite_colour = \"red\""})).await;
-    assert_eq!(error["message"], "unknown field \"favourite_colour\" at 1:1");
+    assert_eq!(
+        error["message"],
+        "unknown field \"favourite_colour\" at 1:1"
+    );
     assert_eq!(error["details"], json!({"line": 1, "column": 1}));
 
     // A property after an unparenthesized where: the message says what to write.
-    let error = refused(json!({"condition": "performed purchase where amount > 50 and category = \"shoes\""})).await;
+    let error = refused(
+        json!({"condition": "performed purchase where amount > 50 and category = \"shoes\""}),
+    )
+    .await;
     assert_eq!(
         error["message"],
         "unknown field \"category\" at 1:42; if it is a property of the purchase event, put the whole where in parentheses: where (amount > 50 and category = \"shoes\")"
