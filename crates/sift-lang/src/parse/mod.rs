@@ -8,6 +8,9 @@
 //! stack), and each node built checks the depth and node count of its subtree.
 
 mod field;
+mod where_hint;
+
+use where_hint::{TrailingWhere, where_hint};
 
 use winnow::LocatingSlice;
 use winnow::error::ErrMode;
@@ -72,13 +75,6 @@ pub(super) struct Parsed {
     /// parenthesized: an `and` or `or` right after it continues the outer
     /// condition, which a person may not expect (see [`where_hint`]).
     trailing_where: Option<TrailingWhere>,
-}
-
-/// The event type and filter of an unparenthesized `where` that ends a subtree.
-#[derive(Clone)]
-pub(super) struct TrailingWhere {
-    event_type: String,
-    filter: Condition,
 }
 
 impl Parsed {
@@ -503,43 +499,6 @@ fn where_clause(input: &mut Input<'_>) -> PResult<Option<(Parsed, bool)>> {
             )
         }
     }
-}
-
-/// `fault` (an unknown field right after `and`/`or` that follows an event's
-/// unparenthesized `where`) with a hint: the grammar keeps a `where` to one
-/// predicate unless parenthesized, so `where amount > 50 and category =
-/// "shoes"` tests a contact field `category`. The hint shows the filter with
-/// the predicate moved inside, read again as an event property from `input`
-/// (reset to where the predicate starts).
-fn where_hint(
-    input: &mut Input<'_>,
-    mut fault: Fault,
-    trailing: &TrailingWhere,
-    keyword: &str,
-) -> Fault {
-    let schema = input.state.schema;
-    let filter_text = crate::to_text(&trailing.filter, schema);
-    let inside = match unary(input, Scope::Event) {
-        Ok(Some(predicate)) => {
-            let both = vec![trailing.filter.clone(), predicate.cond];
-            let both = match keyword {
-                "and" => Condition::All(both),
-                _ => Condition::Any(both),
-            };
-            crate::to_text(&both, schema)
-        }
-        // The rest is not a property test either; show the shape alone.
-        _ => format!("{filter_text} {keyword} ..."),
-    };
-    let event = crate::print::name_text(&trailing.event_type);
-    let where_hint = format!(
-        "if it is a property of the {event} event, put the whole where in parentheses: where ({inside})"
-    );
-    fault.hint = Some(match fault.hint.take() {
-        Some(did_you_mean) => format!("{did_you_mean} Or, {where_hint}"),
-        None => where_hint,
-    });
-    fault
 }
 
 /// The phrases of a count, as (first word, second word or "", comparison).
