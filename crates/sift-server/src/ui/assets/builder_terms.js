@@ -430,7 +430,7 @@ function whereMessage(error, source) {
   const d = error.details || {};
   if (d.line === 1 && typeof d.column === "number") {
     const column = Math.max(1, d.column - WHERE_PREFIX.length);
-    message = message.replace(/ at \d+:\d+$/, "");
+    message = message.replace(/ at \d+:\d+(?=;|$)/, "");
     if (column > Array.from(source).length) {
       // The fault is the closing parenthesis this script added: the text ended too soon.
       return `Where: ${message.replace(/, got "\)"$/, "")} at the end`;
