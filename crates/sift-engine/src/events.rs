@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use sift_lang::{Condition, DateTime, FieldTest};
+use sift_lang::{Condition, DateTime};
 
 use crate::columns::Interner;
-use crate::eval::{ValueRef, test_value};
+use crate::eval::{Check, ValueRef};
 use crate::paged::PagedVec;
 use crate::value::{RawValue, parse_date, parse_datetime};
 
@@ -516,7 +516,7 @@ pub enum Filter {
     Any(Vec<Filter>),
     Not(Box<Filter>),
     /// `None`: a property no event has had yet.
-    Test(Option<u32>, FieldTest),
+    Test(Option<u32>, Check),
 }
 
 impl Filter {
@@ -540,7 +540,11 @@ impl Filter {
                 Filter::Any(children.iter().map(|c| Filter::build(c, name)).collect())
             }
             Condition::Not(inner) => Filter::Not(Box::new(Filter::build(inner, name))),
-            Condition::Field { field, test } => Filter::Test(name(field), test.clone()),
+            Condition::Field {
+                field,
+                test,
+                ignore_case,
+            } => Filter::Test(name(field), Check::new(test, *ignore_case)),
             // The checker allows only property predicates inside `where`.
             _ => Filter::All(vec![Filter::Not(Box::new(Filter::All(Vec::new())))]),
         }
@@ -575,7 +579,7 @@ impl Filter {
             Filter::Not(inner) => !inner.matches_with(value),
             // Relative-time tests are refused inside `where`, so the
             // instant passed here is never read.
-            Filter::Test(name, test) => test_value(name.and_then(value), test, 0),
+            Filter::Test(name, check) => check.holds(name.and_then(value), 0),
         }
     }
 }

@@ -16,7 +16,7 @@ use sift_lang::{CmpOp, DateTime, FieldTest, Scalar};
 use crate::aggregates::{Aggregate, summable};
 use crate::columns::Interner;
 use crate::counts::Counts;
-use crate::eval::{ValueRef, test_value};
+use crate::eval::{Check, ValueRef};
 use crate::events::{EventLog, Filter, StoredEvent, raw_value_ref};
 use crate::history::{EventColumns, PropValues};
 use crate::sparse::SparseVec;
@@ -253,15 +253,16 @@ fn filter_column<'c>(
             out.iter_mut().for_each(|o| *o = !*o);
             out
         }
-        Filter::Test(name, test) => test_column(name.and_then(column), test, n),
+        Filter::Test(name, check) => test_column(name.and_then(column), check, n),
     }
 }
 
-/// Whether each of `n` values passes `test`, as [`test_value`] answers.
-fn test_column(values: Option<&PropValues>, test: &FieldTest, n: usize) -> Vec<bool> {
+/// Whether each of `n` values passes `check`, as [`Check::holds`] answers.
+fn test_column(values: Option<&PropValues>, check: &Check, n: usize) -> Vec<bool> {
     let Some(values) = values else {
-        return vec![test_value(None, test, 0); n];
+        return vec![check.holds(None, 0); n];
     };
+    let test = &check.test;
     match values {
         // A number compared with a number: no value to build. A NaN (an
         // absent value) passes only `!=`, as an absent property does.
@@ -276,12 +277,12 @@ fn test_column(values: Option<&PropValues>, test: &FieldTest, n: usize) -> Vec<b
                 .collect(),
             _ => numbers
                 .iter()
-                .map(|x| test_value(x.is_finite().then_some(ValueRef::Num(*x)), test, 0))
+                .map(|x| check.holds(x.is_finite().then_some(ValueRef::Num(*x)), 0))
                 .collect(),
         },
         PropValues::Raw(raw) => raw
             .iter()
-            .map(|v| test_value(v.as_ref().and_then(raw_value_ref), test, 0))
+            .map(|v| check.holds(v.as_ref().and_then(raw_value_ref), 0))
             .collect(),
     }
 }

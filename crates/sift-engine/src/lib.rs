@@ -45,7 +45,7 @@ pub use column_builder::ColumnBuilder;
 pub use contacts::Contacts;
 pub use counts::Counts;
 pub use error::{Error, Usage, UsageKind, UsageRole};
-pub use eval::{Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
+pub use eval::{Check, Ctx, RowPlan, SegmentLookup, ValueRef, evaluate_all, field_test, matches};
 pub use events::{Prop, StoredEvent};
 pub use fields::{
     BUILTIN_FIELDS, FieldDef, FieldLimits, SYSTEM_FIELDS, valid_contact_id, valid_field_name,

@@ -8,11 +8,11 @@ use foldhash::HashMap;
 use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
-use sift_lang::{Condition, FieldTest};
+use sift_lang::Condition;
 
 use crate::aggregates::Aggregates;
 use crate::changes::{SegmentDef, SegmentKind};
-use crate::eval::{RowPlan, SegmentLookup};
+use crate::eval::{Check, RowPlan, SegmentLookup};
 use crate::fields::Fields;
 use crate::members::Members;
 use crate::memberships::Memberships;
@@ -60,9 +60,9 @@ pub struct Segments {
     by_id: HashMap<String, Slot>,
     by_name: HashMap<String, Slot>,
     by_field: HashMap<String, Vec<Slot>>,
-    /// Per field, each distinct test some dynamic segment makes on it, with
-    /// the segments making it.
-    tests_by_field: HashMap<String, Vec<(FieldTest, Vec<Slot>)>>,
+    /// Per field, each distinct test some dynamic segment makes on it
+    /// (ignoring case or not), with the segments making it.
+    tests_by_field: HashMap<String, Vec<(Check, Vec<Slot>)>>,
     dependents: HashMap<String, Vec<Slot>>,
     /// The same by the referenced segment's slot.
     dependents_by_slot: Vec<Vec<Slot>>,
@@ -163,7 +163,7 @@ impl Segments {
     }
 
     /// The distinct tests dynamic segments make on `field`, each with its segments.
-    pub fn tests_on(&self, field: &str) -> &[(FieldTest, Vec<Slot>)] {
+    pub fn tests_on(&self, field: &str) -> &[(Check, Vec<Slot>)] {
         self.tests_by_field.get(field).map_or(&[], Vec::as_slice)
     }
 
@@ -291,7 +291,7 @@ impl Segments {
     }
 
     /// Every distinct field test of dynamic segments: (field, test, readers).
-    pub fn all_tests(&self) -> impl Iterator<Item = (&str, &FieldTest, &[Slot])> {
+    pub fn all_tests(&self) -> impl Iterator<Item = (&str, &Check, &[Slot])> {
         self.tests_by_field.iter().flat_map(|(field, tests)| {
             tests
                 .iter()
@@ -370,15 +370,15 @@ impl Segments {
                         .push(slot);
                 }
                 let tests_by_field = &mut self.tests_by_field;
-                for_each_field_test(cond, &mut |field, test| {
+                for_each_field_test(cond, &mut |field, check| {
                     let tests = tests_by_field.entry(field.to_string()).or_default();
-                    match tests.iter_mut().find(|(t, _)| t == test) {
+                    match tests.iter_mut().find(|(t, _)| *t == check) {
                         Some((_, readers)) => {
                             if readers.last() != Some(&slot) {
                                 readers.push(slot)
                             }
                         }
-                        None => tests.push((test.clone(), vec![slot])),
+                        None => tests.push((check, vec![slot])),
                     }
                 });
             }
@@ -430,14 +430,18 @@ impl Segments {
 }
 
 /// Calls `visit` for each contact-field test of `cond` (not those inside
-/// event filters, which test event properties).
-fn for_each_field_test(cond: &Condition, visit: &mut dyn FnMut(&str, &FieldTest)) {
+/// event filters, which test event properties), ready to run.
+fn for_each_field_test(cond: &Condition, visit: &mut dyn FnMut(&str, Check)) {
     match cond {
         Condition::All(children) | Condition::Any(children) => {
             children.iter().for_each(|c| for_each_field_test(c, visit))
         }
         Condition::Not(inner) => for_each_field_test(inner, visit),
-        Condition::Field { field, test } => visit(field, test),
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => visit(field, Check::new(test, *ignore_case)),
         _ => {}
     }
 }

@@ -125,6 +125,7 @@ fn new_contact_enters_a_segment_negating_a_blank_true_one() {
     let no_email = Condition::Field {
         field: "email".into(),
         test: FieldTest::IsNotSet,
+        ignore_case: false,
     };
     ws.create_segment(dynamic("a", no_email), T0).unwrap();
     let not_a = Condition::Not(Box::new(Condition::InSegment("a".into())));

@@ -587,6 +587,7 @@ fn lead_score_points_expire_at_their_instant() {
     let big = Condition::Field {
         field: "amount".into(),
         test: FieldTest::Compare(CmpOp::Gte, Scalar::Number(50.0)),
+        ignore_case: false,
     };
     let r2 = rule("r2", "purchase", 5.0, None, Some(big));
     ws.create_scoring_rule(r2, at).unwrap();

@@ -125,6 +125,58 @@ pub enum FieldTest {
     AfterAgo(Duration),
 }
 
+impl FieldTest {
+    /// Whether `ignoring case` may be added to this test: `=`, `!=`,
+    /// `contains`, `not contains`, `starts with`, `ends with`, `in` and
+    /// `not in` whose values are all strings.
+    pub fn can_ignore_case(&self) -> bool {
+        let all_strings = |values: &[Scalar]| values.iter().all(|v| matches!(v, Scalar::String(_)));
+        match self {
+            FieldTest::Compare(CmpOp::Eq | CmpOp::Ne, Scalar::String(_)) => true,
+            FieldTest::Contains(_)
+            | FieldTest::NotContains(_)
+            | FieldTest::StartsWith(_)
+            | FieldTest::EndsWith(_) => true,
+            FieldTest::In(values) | FieldTest::NotIn(values) => all_strings(values),
+            _ => false,
+        }
+    }
+
+    /// The same test with every string operand case-folded by [`fold_case`]:
+    /// what an evaluator compares folded values with.
+    pub fn fold_case(&self) -> FieldTest {
+        let fold = |text: &str| fold_case(text).into_owned();
+        let fold_scalar = |value: &Scalar| match value {
+            Scalar::String(text) => Scalar::String(fold(text)),
+            other => other.clone(),
+        };
+        match self {
+            FieldTest::Compare(op, value) => FieldTest::Compare(*op, fold_scalar(value)),
+            FieldTest::Contains(text) => FieldTest::Contains(fold(text)),
+            FieldTest::NotContains(text) => FieldTest::NotContains(fold(text)),
+            FieldTest::StartsWith(text) => FieldTest::StartsWith(fold(text)),
+            FieldTest::EndsWith(text) => FieldTest::EndsWith(fold(text)),
+            FieldTest::In(values) => FieldTest::In(values.iter().map(fold_scalar).collect()),
+            FieldTest::NotIn(values) => FieldTest::NotIn(values.iter().map(fold_scalar).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// The case folding of `ignoring case`: Unicode lowercase mapping of the
+/// whole string (Rust's `str::to_lowercase`: full mappings, so "ẞ" becomes
+/// "ß" and "İ" becomes "i̇", and a final capital sigma becomes "ς"). No other
+/// normalization is done: accents, composed and decomposed forms and "ß"
+/// versus "ss" stay distinct. Borrows when the text has nothing to change
+/// (ASCII without capitals), so the common case allocates nothing.
+pub fn fold_case(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    }
+}
+
 /// `count: {op, value}` of an event condition.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CountTest {
@@ -141,6 +193,10 @@ pub enum Condition {
     Field {
         field: String,
         test: FieldTest,
+        /// Strings compare after [`fold_case`] of both sides (`ignoring case`
+        /// in the text, `"ignore_case": true` in the tree). Only set on the
+        /// string tests [`FieldTest::can_ignore_case`] allows.
+        ignore_case: bool,
     },
     /// The contact performed events of `event_type` matching `filter`,
     /// a number of times satisfying `count` (None means at least once),

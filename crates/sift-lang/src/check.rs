@@ -208,6 +208,65 @@ pub(crate) fn unsupported_message(ty: FieldType, op: Op, json: bool) -> String {
     )
 }
 
+/// The fault for a name the workspace lacks (`what`: "field" or "segment"),
+/// with "did you mean" when one of `known` is close to it.
+pub(crate) fn unknown_name(
+    what: &str,
+    written: &str,
+    known: &[String],
+) -> (String, Option<String>) {
+    let message = format!("unknown {what} {}", quote(written));
+    let guess = crate::closest_name(written, known.iter().map(String::as_str)).map(str::to_string);
+    (message, guess)
+}
+
+/// The hint shown for a "did you mean" guess.
+pub(crate) fn did_you_mean_hint(guess: &str) -> String {
+    format!("did you mean {}?", quote(guess))
+}
+
+/// Why `ignoring case` can't go on `test`, if it can't: it applies only to
+/// the string tests of [`FieldTest::can_ignore_case`]. `json` picks the
+/// form's spelling.
+pub(crate) fn ignore_case_error(test: &FieldTest, json: bool) -> Option<String> {
+    if test.can_ignore_case() {
+        return None;
+    }
+    let (what, ops) = match json {
+        true => (
+            "\"ignore_case\"",
+            "eq, ne, contains, not_contains, starts_with, ends_with, in or not_in",
+        ),
+        false => (
+            "\"ignoring case\"",
+            "=, !=, contains, not contains, starts with, ends with, in or not in",
+        ),
+    };
+    let values: &[Scalar] = match test {
+        FieldTest::Compare(CmpOp::Eq | CmpOp::Ne, value) => std::slice::from_ref(value),
+        FieldTest::In(values) | FieldTest::NotIn(values) => values,
+        _ => {
+            let op = Op::of(test);
+            let op = if json { op.json_name() } else { op.text_name() };
+            return Some(format!("{what} goes only with {ops}, not with \"{op}\""));
+        }
+    };
+    let other = values
+        .iter()
+        .find(|value| !matches!(value, Scalar::String(_)))?;
+    let kind = match other {
+        Scalar::Number(_) => "a number",
+        Scalar::Boolean(_) => "a boolean",
+        Scalar::Date(_) => "a date",
+        Scalar::DateTime(_) => "a datetime",
+        Scalar::String(_) => "a string",
+    };
+    Some(format!(
+        "{what} compares strings, and {} is {kind}",
+        crate::scalar_text(other)
+    ))
+}
+
 /// What a predicate's name refers to: a typed contact field, or a property of
 /// an event inside `where` (untyped: the workspace has no schema for events).
 #[derive(Clone, Copy, Debug)]

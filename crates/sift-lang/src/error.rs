@@ -64,6 +64,13 @@ pub struct ConditionError {
     pub position: Option<Position>,
     /// Set for the JSON tree form: a JSON pointer to the faulty node (e.g. `/all/1/value`).
     pub path: Option<String>,
+    /// What to write instead, shown after the position (e.g. `did you mean
+    /// "country"?`).
+    /// (Boxed strings keep the error small: it travels in every `Result`.)
+    pub hint: Option<Box<str>>,
+    /// For an unknown field or segment: the known name closest to the one
+    /// written, when one is close enough to be a likely typo.
+    pub did_you_mean: Option<Box<str>>,
 }
 
 impl fmt::Display for ConditionError {
@@ -75,8 +82,71 @@ impl fmt::Display for ConditionError {
         if let Some(path) = &self.path {
             write!(f, " at {path}")?;
         }
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
         Ok(())
     }
 }
 
 impl std::error::Error for ConditionError {}
+
+/// The name of `candidates` closest to `written` when it is likely a typo of
+/// it: edit distance (Levenshtein, by characters, ignoring case) of at most
+/// a third of the written name's length, rounded up, and never more than 3.
+/// Ties go to the first candidate in order. An exact match ignoring case is
+/// the best answer (`Country` for `country`).
+pub fn closest_name<'a>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let written: Vec<char> = written.to_lowercase().chars().collect();
+    let limit = written.len().div_ceil(3).min(3);
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let lowered: Vec<char> = candidate.to_lowercase().chars().collect();
+        // Lengths alone bound the distance from below: skip hopeless ones cheaply.
+        if lowered.len().abs_diff(written.len()) > limit {
+            continue;
+        }
+        let distance = edit_distance(&written, &lowered);
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest_name;
+
+    #[test]
+    fn closest_names() {
+        let names = ["country", "city", "email", "lead_score", "Tier"];
+        assert_eq!(closest_name("contry", names), Some("country"));
+        assert_eq!(closest_name("COUNTRY", names), Some("country"));
+        assert_eq!(closest_name("tier", names), Some("Tier"));
+        assert_eq!(closest_name("emial", names), Some("email"));
+        assert_eq!(closest_name("leadscore", names), Some("lead_score"));
+        // Too far from everything: no guess.
+        assert_eq!(closest_name("category", names), None);
+        assert_eq!(closest_name("x", names), None);
+        assert_eq!(closest_name("", names), None);
+        assert_eq!(closest_name("cty", ["city", "country"]), Some("city"));
+    }
+}

@@ -48,6 +48,21 @@ pub(crate) struct Fault {
     pub(crate) offset: usize,
     pub(crate) kind: ErrorKind,
     pub(crate) message: String,
+    /// See [`crate::ConditionError::hint`].
+    pub(crate) hint: Option<String>,
+    pub(crate) did_you_mean: Option<String>,
+}
+
+impl Fault {
+    pub(crate) fn new(offset: usize, kind: ErrorKind, message: impl Into<String>) -> Fault {
+        Fault {
+            offset,
+            kind,
+            message: message.into(),
+            hint: None,
+            did_you_mean: None,
+        }
+    }
 }
 
 impl<'t> ParserError<Input<'t>> for Fault {
@@ -56,11 +71,11 @@ impl<'t> ParserError<Input<'t>> for Fault {
     // Only winnow's own primitives build errors this way, and only inside
     // `alt`/`opt`-like places that discard them; the message is a fallback.
     fn from_input(input: &Input<'t>) -> Self {
-        Fault {
-            offset: input.current_token_start(),
-            kind: ErrorKind::Syntax,
-            message: "unexpected input".to_string(),
-        }
+        Fault::new(
+            input.current_token_start(),
+            ErrorKind::Syntax,
+            "unexpected input",
+        )
     }
 
     fn into_inner(self) -> Result<Self::Inner, Self> {
@@ -72,11 +87,7 @@ pub(crate) type PResult<T> = Result<T, ErrMode<Fault>>;
 
 /// A hard error: stops the parse and is reported as is.
 pub(crate) fn fail<T>(offset: usize, kind: ErrorKind, message: impl Into<String>) -> PResult<T> {
-    Err(ErrMode::Cut(Fault {
-        offset,
-        kind,
-        message: message.into(),
-    }))
+    Err(ErrMode::Cut(Fault::new(offset, kind, message)))
 }
 
 /// A grammar error.

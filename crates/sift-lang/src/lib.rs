@@ -60,7 +60,7 @@
 //!               | "more" "than" | "fewer" "than" ) digit+ ( "time" | "times" )
 //! in_last     = "in" "last" duration
 //!
-//! field       = name operator operand
+//! field       = name operator operand ( "ignoring" "case" )?
 //! operator    = cmp | "contains" | "not" "contains" | "starts" "with" | "ends" "with"
 //!             | "in" | "not" "in" | "between" | "is" "set" | "is" "not" "set"
 //!             | "in" "last" | "before" | "after"
@@ -98,7 +98,19 @@
 //!   strings, and both forms must give the same tree).
 //! - An event filter (`where`) holds only `not`, groups and property
 //!   predicates: no events, sums or segment references.
-//! - `in []` (an empty list) is allowed and holds for nobody.
+//! - `in []` (an empty list) is allowed and holds for nobody; [`warnings`]
+//!   points it out, with other parts that can never hold.
+//! - `ignoring case` goes only on `=`, `!=`, `contains`, `not contains`,
+//!   `starts with`, `ends with`, `in` and `not in` whose values are strings
+//!   (for an event property, a string that is not read as a date); both
+//!   sides are compared after [`fold_case`]. In the tree it is
+//!   `"ignore_case": true` on the predicate.
+//! - A `where` without parentheses takes one predicate, so in `performed
+//!   purchase where amount > 50 and category = "shoes"` the `category` is a
+//!   contact field. When that name is not a contact field, the error's
+//!   [`ConditionError::hint`] shows the parenthesized `where` to write.
+//! - An unknown field or segment name gets the closest known one as
+//!   [`ConditionError::did_you_mean`] (see [`closest_name`]).
 //! - Depth counts nodes on the longest root-to-leaf path (a predicate alone is
 //!   1), event filters included; see [`Condition::depth`].
 //! - Limits ([`MAX_DEPTH`], [`MAX_NODES`]) are enforced while parsing; the
@@ -114,14 +126,16 @@ mod lex;
 mod parse;
 mod print;
 mod schema;
+mod warnings;
 
 pub use ast::*;
 pub use dates::{
     DATE_RANGE, DateError, MAX_DATE, MAX_DATETIME, MIN_DATE, MIN_DATETIME, date_in_range,
     datetime_in_range, format_date, format_datetime, parse_date, parse_datetime,
 };
-pub use error::{ConditionError, ErrorKind, Position};
+pub use error::{ConditionError, ErrorKind, Position, closest_name};
 pub use json::{duration_from_json, duration_to_json, from_json, to_json};
 pub use parse::parse_text;
 pub use print::{duration_text, format_number, scalar_text, to_text};
 pub use schema::{MAX_DEPTH, MAX_NODES, Schema};
+pub use warnings::{Warning, warnings};

@@ -143,10 +143,17 @@ fn write_condition(out: &mut String, cond: &Condition, schema: &dyn Schema) {
             out.push_str("not ");
             write_unary(out, inner, schema);
         }
-        Condition::Field { field, test } => {
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => {
             out.push_str(&name_text(field));
             out.push(' ');
             write_test(out, test);
+            if *ignore_case {
+                out.push_str(" ignoring case");
+            }
         }
         Condition::Event {
             event_type,

@@ -16,4 +16,14 @@ pub trait Schema {
     fn segment_id(&self, name: &str) -> Option<String>;
     /// The name of the segment with this id, for printing.
     fn segment_name(&self, id: &str) -> Option<String>;
+    /// Every contact field's name, for "did you mean" on an unknown one.
+    /// Only called when a condition is rejected; none by default.
+    fn field_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Every segment's name, for "did you mean" on an unknown one; none by
+    /// default.
+    fn segment_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

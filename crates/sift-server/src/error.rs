@@ -199,6 +199,9 @@ impl From<sift_lang::ConditionError> for ApiError {
         if let Some(path) = &error.path {
             details.insert("path".into(), json!(path));
         }
+        if let Some(guess) = &error.did_you_mean {
+            details.insert("did_you_mean".into(), json!(guess));
+        }
         ApiError::new(Code::InvalidCondition, error.to_string()).with(Json::Object(details))
     }
 }

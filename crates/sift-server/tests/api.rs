@@ -9,6 +9,8 @@ mod common;
 mod bounds;
 #[path = "api/changes.rs"]
 mod changes;
+#[path = "api/conditions.rs"]
+mod conditions;
 #[path = "api/contacts.rs"]
 mod contacts;
 #[path = "api/destinations.rs"]

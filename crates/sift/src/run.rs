@@ -526,6 +526,15 @@ impl Schema for CheckSchema {
     fn segment_name(&self, id: &str) -> Option<String> {
         id.strip_prefix("segment:").map(str::to_string)
     }
+
+    fn field_names(&self) -> Vec<String> {
+        sift_engine::BUILTIN_FIELDS
+            .iter()
+            .chain(sift_engine::SYSTEM_FIELDS)
+            .map(|(n, _, _)| n.to_string())
+            .chain(self.extra.iter().map(|(n, _)| n.clone()))
+            .collect()
+    }
 }
 
 fn check(condition: &str, fields: &[String]) -> anyhow::Result<ExitCode> {

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
-use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
+use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar, fold_case};
 
-use super::{Ctx, ValueRef, count_holds, field_test, test_value};
+use super::{Check, Ctx, ValueRef, count_holds, field_test, test_value};
 use crate::aggregates::{AggKey, Aggregate};
 use crate::bits::Bits;
 use crate::columns::{Column, ColumnData};
@@ -82,8 +82,16 @@ fn compile<'a>(cond: &'a Condition, ctx: &Ctx<'a>) -> Plan<'a> {
             Some(members) => Plan::Bitmap(members),
             None => Plan::Const(false),
         },
-        Condition::Field { field, test } => match ctx.fields.index(field) {
-            Some(index) => compile_field(ctx.contacts.column(index), test, ctx.now),
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => match ctx.fields.index(field) {
+            Some(index) => {
+                let check = Check::new(test, *ignore_case);
+                compile_field(ctx.contacts.column(index), &check.test, check.fold, ctx.now)
+            }
+            // A missing value answers the same whatever the case.
             None => Plan::Const(field_test(None, test, ctx.now)),
         },
         Condition::Event { count, .. } => match kept(cond, ctx) {
@@ -131,7 +139,10 @@ fn negate(plan: Plan<'_>) -> Plan<'_> {
     Plan::Not(Box::new(plan))
 }
 
-fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Plan<'a> {
+/// `test` on `column`; with `fold` (ignoring case) its operands are already
+/// folded, and strings are compared folded. String columns are interned, so
+/// a folded test is decided once per distinct string, never per contact.
+fn compile_field<'a>(column: &'a Column, test: &FieldTest, fold: bool, now: DateTime) -> Plan<'a> {
     match test {
         FieldTest::IsSet => return Plan::Present(column),
         FieldTest::IsNotSet => return negate(Plan::Present(column)),
@@ -139,14 +150,25 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             return negate(compile_field(
                 column,
                 &FieldTest::Compare(CmpOp::Eq, s.clone()),
+                fold,
                 now,
             ));
         }
         FieldTest::NotIn(list) => {
-            return negate(compile_field(column, &FieldTest::In(list.clone()), now));
+            return negate(compile_field(
+                column,
+                &FieldTest::In(list.clone()),
+                fold,
+                now,
+            ));
         }
         FieldTest::NotContains(s) => {
-            return negate(compile_field(column, &FieldTest::Contains(s.clone()), now));
+            return negate(compile_field(
+                column,
+                &FieldTest::Contains(s.clone()),
+                fold,
+                now,
+            ));
         }
         _ => {}
     }
@@ -162,6 +184,18 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             }
         }
         ColumnData::List { dict, index, .. } => match test {
+            FieldTest::Contains(s) if fold => {
+                // Every distinct element equal to the needle once folded.
+                let mut members = RoaringBitmap::new();
+                for (id, text) in dict.strings().enumerate() {
+                    if fold_case(text) == s.as_str()
+                        && let Some(holders) = index.get(id)
+                    {
+                        members |= holders;
+                    }
+                }
+                Plan::Bitmap(Cow::Owned(members))
+            }
             FieldTest::Contains(s) => match dict.lookup(s).and_then(|id| index.get(id as usize)) {
                 Some(members) => Plan::Bitmap(Cow::Borrowed(members)),
                 None => Plan::Const(false),
@@ -169,7 +203,7 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             _ => Plan::Const(false),
         },
         ColumnData::Str { dict, .. } => {
-            if let FieldTest::Compare(CmpOp::Eq, Scalar::String(s)) = test {
+            if !fold && let FieldTest::Compare(CmpOp::Eq, Scalar::String(s)) = test {
                 return match dict.lookup(s) {
                     Some(id) => Plan::Scan(column, Scan::Symbol(id)),
                     None => Plan::Const(false),
@@ -178,7 +212,11 @@ fn compile_field<'a>(column: &'a Column, test: &FieldTest, now: DateTime) -> Pla
             // Every other string test is decided once per distinct string.
             let mut symbols = Bits::default();
             for (id, text) in dict.strings().enumerate() {
-                if test_value(Some(ValueRef::Str(text)), test, now) {
+                let text = match fold {
+                    true => fold_case(text),
+                    false => Cow::Borrowed(&**text),
+                };
+                if test_value(Some(ValueRef::Str(&text)), test, now) {
                     symbols.set(id as u32, true);
                 }
             }

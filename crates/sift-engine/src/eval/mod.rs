@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
-use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar};
+use sift_lang::{CmpOp, Condition, DateTime, FieldTest, Scalar, fold_case};
 
 use crate::aggregates::{AggKey, Aggregate, Aggregates};
 use crate::columns::Interner;
@@ -100,12 +100,16 @@ pub fn matches(cond: &Condition, no: u32, ctx: &Ctx<'_>) -> bool {
         Condition::All(children) => children.iter().all(|c| matches(c, no, ctx)),
         Condition::Any(children) => children.iter().any(|c| matches(c, no, ctx)),
         Condition::Not(inner) => !matches(inner, no, ctx),
-        Condition::Field { field, test } => {
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => {
             let value = ctx
                 .fields
                 .index(field)
                 .and_then(|i| ctx.contacts.column(i).get_ref(no));
-            test_value(value, test, ctx.now)
+            test_case(value, test, *ignore_case, ctx.now)
         }
         Condition::InSegment(id) => ctx.segments.is_member(id, no),
         Condition::Event { count, .. } => {
@@ -124,7 +128,7 @@ pub enum RowPlan {
     All(Vec<RowPlan>),
     Any(Vec<RowPlan>),
     Not(Box<RowPlan>),
-    Field(usize, FieldTest),
+    Field(usize, Check),
     /// An `event` node: aggregate index, count test.
     Count(usize, Option<sift_lang::CountTest>),
     /// An `event_sum` node: aggregate index, comparison.
@@ -140,8 +144,12 @@ impl RowPlan {
             Condition::All(children) => RowPlan::All(children.iter().map(compile).collect()),
             Condition::Any(children) => RowPlan::Any(children.iter().map(compile).collect()),
             Condition::Not(inner) => RowPlan::Not(Box::new(compile(inner))),
-            Condition::Field { field, test } => match fields.index(field) {
-                Some(index) => RowPlan::Field(index, test.clone()),
+            Condition::Field {
+                field,
+                test,
+                ignore_case,
+            } => match fields.index(field) {
+                Some(index) => RowPlan::Field(index, Check::new(test, *ignore_case)),
                 None => RowPlan::Other(cond.clone()),
             },
             Condition::Event { count, .. } => {
@@ -165,8 +173,8 @@ impl RowPlan {
             RowPlan::All(children) => children.iter().all(|c| c.matches(no, ctx)),
             RowPlan::Any(children) => children.iter().any(|c| c.matches(no, ctx)),
             RowPlan::Not(inner) => !inner.matches(no, ctx),
-            RowPlan::Field(index, test) => {
-                test_value(ctx.contacts.column(*index).get_ref(no), test, ctx.now)
+            RowPlan::Field(index, check) => {
+                check.holds(ctx.contacts.column(*index).get_ref(no), ctx.now)
             }
             RowPlan::Count(index, count) => count_holds(
                 *count,
@@ -227,6 +235,74 @@ impl<'a> ValueRef<'a> {
                 .is_some_and(|id| ids.binary_search(&id).is_ok()),
             _ => false,
         }
+    }
+}
+
+/// A field test ready to run on many values: with `fold` (ignoring case),
+/// its strings are case-folded once here and each value is folded as it is
+/// tested, so the operand is never folded again per value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub test: FieldTest,
+    pub fold: bool,
+}
+
+impl Check {
+    pub fn new(test: &FieldTest, ignore_case: bool) -> Check {
+        match ignore_case {
+            true => Check {
+                test: test.fold_case(),
+                fold: true,
+            },
+            false => Check {
+                test: test.clone(),
+                fold: false,
+            },
+        }
+    }
+
+    pub fn holds(&self, value: Option<ValueRef<'_>>, now: DateTime) -> bool {
+        match self.fold {
+            true => test_folded(value, &self.test, now),
+            false => test_value(value, &self.test, now),
+        }
+    }
+}
+
+/// A field test, ignoring case or not, on one value: what a predicate
+/// answers for it. Folds the test's operands on each call; [`Check`]
+/// folds them once.
+pub(crate) fn test_case(
+    value: Option<ValueRef<'_>>,
+    test: &FieldTest,
+    ignore_case: bool,
+    now: DateTime,
+) -> bool {
+    match ignore_case {
+        true => test_folded(value, &test.fold_case(), now),
+        false => test_value(value, test, now),
+    }
+}
+
+/// `test` (its operands already folded) on `value` folded by
+/// [`sift_lang::fold_case`]: the same comparisons as [`test_value`], on
+/// lowercased strings. Values that are not strings are tested as they are
+/// (a string test fails on them either way).
+fn test_folded(value: Option<ValueRef<'_>>, test: &FieldTest, now: DateTime) -> bool {
+    let fold_all = |items: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+        items.map(|item| fold_case(item).into_owned()).collect()
+    };
+    match value {
+        Some(ValueRef::Str(text)) => test_value(Some(ValueRef::Str(&fold_case(text))), test, now),
+        Some(ValueRef::Strings(items)) => {
+            let folded = fold_all(&mut items.iter().map(String::as_str));
+            test_value(Some(ValueRef::Strings(&folded)), test, now)
+        }
+        Some(ValueRef::Symbols(ids, dict)) => {
+            let folded = fold_all(&mut ids.iter().map(|id| dict.resolve(*id)));
+            test_value(Some(ValueRef::Strings(&folded)), test, now)
+        }
+        other => test_value(other, test, now),
     }
 }
 

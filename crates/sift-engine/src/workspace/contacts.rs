@@ -9,7 +9,6 @@ use sift_lang::{DateTime, FieldType};
 use super::*;
 use crate::changes::{Cause, ChangeKind, ContactSnapshot, Record};
 use crate::error::Error;
-use crate::eval::test_value;
 use crate::fields::{self, ANONYMOUS, CREATED_AT, FieldDef, LAST_SEEN_AT, LEAD_SCORE, UPDATED_AT};
 use crate::segments::Slot;
 use crate::value::{RawValue, Value};
@@ -192,11 +191,11 @@ impl Workspace {
             let tests = self.segments.tests_on(name);
             let before: Vec<bool> = tests
                 .iter()
-                .map(|(test, _)| test_value(self.contacts.column(index).get_ref(no), test, now))
+                .map(|(check, _)| check.holds(self.contacts.column(index).get_ref(no), now))
                 .collect();
             self.contacts.set(no, index, value.as_ref());
-            for ((test, readers), was) in tests.iter().zip(before) {
-                if test_value(self.contacts.column(index).get_ref(no), test, now) != was {
+            for ((check, readers), was) in tests.iter().zip(before) {
+                if check.holds(self.contacts.column(index).get_ref(no), now) != was {
                     slots.extend_from_slice(readers);
                 }
             }

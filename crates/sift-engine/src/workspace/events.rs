@@ -7,7 +7,6 @@ use sift_lang::DateTime;
 use super::*;
 use crate::changes::{Cause, EventRecord};
 use crate::error::Error;
-use crate::eval::test_value;
 use crate::fields::{self, LAST_SEEN_AT, LEAD_SCORE};
 use crate::time::NEVER;
 use crate::value::RawValue;
@@ -234,11 +233,11 @@ impl Workspace {
         let tests = self.segments.tests_on(name);
         let before: Vec<bool> = tests
             .iter()
-            .map(|(test, _)| test_value(self.contacts.column(column).get_ref(no), test, now))
+            .map(|(check, _)| check.holds(self.contacts.column(column).get_ref(no), now))
             .collect();
         self.contacts.set(no, column, value.as_ref());
-        for ((test, readers), was) in tests.iter().zip(before) {
-            if test_value(self.contacts.column(column).get_ref(no), test, now) != was {
+        for ((check, readers), was) in tests.iter().zip(before) {
+            if check.holds(self.contacts.column(column).get_ref(no), now) != was {
                 slots.extend_from_slice(readers);
             }
         }

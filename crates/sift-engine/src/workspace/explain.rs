@@ -6,7 +6,7 @@ use sift_lang::{Condition, DateTime};
 
 use super::*;
 use crate::aggregates::AggKey;
-use crate::eval::{ValueRef, tally, test_value};
+use crate::eval::{ValueRef, tally, test_case};
 use crate::fields::LEAD_SCORE;
 use crate::time::NEVER;
 use crate::workspace::time::flip_instant;
@@ -83,15 +83,24 @@ impl Workspace {
             Condition::All(children) => children.iter().all(|c| self.holds_at(c, no, t)),
             Condition::Any(children) => children.iter().any(|c| self.holds_at(c, no, t)),
             Condition::Not(inner) => !self.holds_at(inner, no, t),
-            Condition::Field { field, test } => {
+            Condition::Field {
+                field,
+                test,
+                ignore_case,
+            } => {
                 let Some(index) = self.fields.index(field) else {
-                    return test_value(None, test, t);
+                    return test_case(None, test, *ignore_case, t);
                 };
                 if index == LEAD_SCORE && self.rules.any_expiring() {
                     let (score, _) = self.rule_score(no, t);
-                    return test_value(Some(ValueRef::Num(score)), test, t);
+                    return test_case(Some(ValueRef::Num(score)), test, *ignore_case, t);
                 }
-                test_value(self.contacts.column(index).get_ref(no), test, t)
+                test_case(
+                    self.contacts.column(index).get_ref(no),
+                    test,
+                    *ignore_case,
+                    t,
+                )
             }
             Condition::Event { .. } | Condition::EventSum { .. } => {
                 let ctx = Ctx {
@@ -114,7 +123,8 @@ impl Workspace {
                 .iter()
                 .for_each(|c| self.candidates(c, no, now, out)),
             Condition::Not(inner) => self.candidates(inner, no, now, out),
-            Condition::Field { field, test } => {
+            // Only relative-date tests flip with time, and those never ignore case.
+            Condition::Field { field, test, .. } => {
                 let Some(index) = self.fields.index(field) else {
                     return;
                 };

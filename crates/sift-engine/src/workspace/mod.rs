@@ -233,6 +233,17 @@ impl Schema for WorkspaceSchema<'_> {
     fn segment_name(&self, id: &str) -> Option<String> {
         self.segments.get(id).map(|s| s.def.name.clone())
     }
+
+    fn field_names(&self) -> Vec<String> {
+        self.fields.all().iter().map(|f| f.name.clone()).collect()
+    }
+
+    fn segment_names(&self) -> Vec<String> {
+        self.segments
+            .iter()
+            .map(|(_, s)| s.def.name.clone())
+            .collect()
+    }
 }
 
 /// Answers `in segment` for the imaginary blank contact `BLANK`.

@@ -499,9 +499,13 @@ impl Workspace {
         self.temporal = super::temporal::by_column(
             self.segments
                 .all_tests()
-                .filter(|(_, test, _)| is_relative(test))
-                .filter_map(|(field, test, readers)| {
-                    Some((self.fields.index(field)?, test.clone(), readers.to_vec()))
+                .filter(|(_, check, _)| is_relative(&check.test))
+                .filter_map(|(field, check, readers)| {
+                    Some((
+                        self.fields.index(field)?,
+                        check.test.clone(),
+                        readers.to_vec(),
+                    ))
                 })
                 .collect(),
         );
@@ -542,7 +546,7 @@ fn relative_tests(cond: Option<&Condition>, fields: &Fields) -> Vec<(usize, Fiel
                 children.iter().for_each(|c| walk(c, fields, out))
             }
             Condition::Not(inner) => walk(inner, fields, out),
-            Condition::Field { field, test } if is_relative(test) => {
+            Condition::Field { field, test, .. } if is_relative(test) => {
                 if let Some(index) = fields.index(field) {
                     out.push((index, test.clone()));
                 }

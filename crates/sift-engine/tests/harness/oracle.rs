@@ -51,3 +51,40 @@ pub fn refs_of(cond: &Condition, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// `ignoring case` as docs/conditions.md defines it: both sides through
+/// Unicode lowercase (`str::to_lowercase`), then compared as usual. This
+/// lowercases a test's string operands.
+pub fn lower_test(test: &sift_lang::FieldTest) -> sift_lang::FieldTest {
+    use sift_lang::{FieldTest, Scalar};
+    let lower = |s: &Scalar| match s {
+        Scalar::String(x) => Scalar::String(x.to_lowercase()),
+        other => other.clone(),
+    };
+    match test {
+        FieldTest::Compare(op, s) => FieldTest::Compare(*op, lower(s)),
+        FieldTest::Contains(s) => FieldTest::Contains(s.to_lowercase()),
+        FieldTest::NotContains(s) => FieldTest::NotContains(s.to_lowercase()),
+        FieldTest::StartsWith(s) => FieldTest::StartsWith(s.to_lowercase()),
+        FieldTest::EndsWith(s) => FieldTest::EndsWith(s.to_lowercase()),
+        FieldTest::In(list) => FieldTest::In(list.iter().map(lower).collect()),
+        FieldTest::NotIn(list) => FieldTest::NotIn(list.iter().map(lower).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether the generators may put `ignoring case` on `test`: the string
+/// tests docs/conditions.md lists, with string values only.
+pub fn case_foldable(test: &sift_lang::FieldTest) -> bool {
+    use sift_lang::{CmpOp, FieldTest, Scalar};
+    let strings = |l: &[Scalar]| l.iter().all(|s| matches!(s, Scalar::String(_)));
+    match test {
+        FieldTest::Compare(CmpOp::Eq | CmpOp::Ne, Scalar::String(_)) => true,
+        FieldTest::Contains(_)
+        | FieldTest::NotContains(_)
+        | FieldTest::StartsWith(_)
+        | FieldTest::EndsWith(_) => true,
+        FieldTest::In(list) | FieldTest::NotIn(list) => strings(list),
+        _ => false,
+    }
+}

@@ -31,12 +31,20 @@ pub fn to_json(cond: &Condition) -> Value {
             json!({"any": children.iter().map(to_json).collect::<Vec<_>>()})
         }
         Condition::Not(inner) => json!({"not": to_json(inner)}),
-        Condition::Field { field, test } => {
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => {
             let mut out = Map::new();
             out.insert("field".into(), json!(field));
             out.insert("op".into(), json!(Op::of(test).json_name()));
             if let Some(value) = test_value(test) {
                 out.insert("value".into(), value);
+            }
+            // Absent means false, so trees without it stay as they were.
+            if *ignore_case {
+                out.insert("ignore_case".into(), json!(true));
             }
             Value::Object(out)
         }

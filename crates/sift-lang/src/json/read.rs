@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use super::duration_from_json;
 use crate::check::{
-    Literal, Op, Target, cmp_from_json_name, scalar, supports, text_operand, unsupported_message,
+    Literal, Op, Target, cmp_from_json_name, did_you_mean_hint, ignore_case_error, scalar,
+    supports, text_operand, unknown_name, unsupported_message,
 };
 use crate::{
     CmpOp, Condition, ConditionError, CountTest, Duration, ErrorKind, FieldTest, MAX_DEPTH,
@@ -30,7 +31,7 @@ const KINDS: [(&str, &[&str]); 7] = [
     ("all", &["all"]),
     ("any", &["any"]),
     ("not", &["not"]),
-    ("field", &["field", "op", "value"]),
+    ("field", &["field", "op", "value", "ignore_case"]),
     ("event", &["event", "where", "count", "in_last"]),
     (
         "event_sum",
@@ -48,6 +49,8 @@ fn error(kind: ErrorKind, path: &str, message: impl Into<String>) -> ConditionEr
         message: message.into(),
         position: None,
         path: Some(path.to_string()),
+        hint: None,
+        did_you_mean: None,
     }
 }
 
@@ -236,11 +239,12 @@ impl Reader<'_> {
             Scope::Contact => match self.schema.field_type(field) {
                 Some(ty) => Target::Field { name: field, ty },
                 None => {
-                    return Err(error(
-                        ErrorKind::UnknownField,
-                        &field_path,
-                        format!("unknown field \"{field}\""),
-                    ));
+                    let known = self.schema.field_names();
+                    let (message, guess) = unknown_name("field", field, &known);
+                    let mut err = error(ErrorKind::UnknownField, &field_path, message);
+                    err.hint = guess.as_deref().map(|g| did_you_mean_hint(g).into());
+                    err.did_you_mean = guess.map(String::into_boxed_str);
+                    return Err(err);
                 }
             },
         };
@@ -287,9 +291,26 @@ impl Reader<'_> {
             }
             (_, Some(value)) => field_test(target, op, value, &value_path)?,
         };
+        let case_path = child_path(path, "ignore_case");
+        let ignore_case = match optional(object, "ignore_case") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => {
+                if let Some(message) = ignore_case_error(&test, true) {
+                    return Err(error(ErrorKind::InvalidValue, &case_path, message));
+                }
+                true
+            }
+            Some(other) => {
+                return Err(invalid(
+                    &case_path,
+                    format!("expected true or false, got {}", describe(other)),
+                ));
+            }
+        };
         Ok(Condition::Field {
             field: field.to_string(),
             test,
+            ignore_case,
         })
     }
 

@@ -3,16 +3,21 @@
 
 use winnow::stream::Stream as _;
 
-use crate::check::{Literal, Op, Target, scalar, supports, text_operand, unsupported_message};
+use winnow::error::ErrMode;
+
+use crate::check::{
+    Literal, Op, Target, did_you_mean_hint, ignore_case_error, scalar, supports, text_operand,
+    unknown_name, unsupported_message,
+};
 use crate::lex::{
-    Input, PResult, at_end, comparison, describe_next, duration, eat_keyword, expect_keyword, fail,
-    here, list, literal, name, peek_word, skip_ws, syntax, word,
+    Fault, Input, PResult, at_end, comparison, describe_next, duration, eat_keyword,
+    expect_keyword, fail, here, list, literal, name, peek_word, skip_ws, syntax, word,
 };
 use crate::{Condition, ErrorKind, FieldTest};
 
 use super::{Parsed, Scope};
 
-/// field = name operator operand
+/// field = name operator operand ( "ignoring" "case" )?
 pub(super) fn field(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parsed>> {
     let Some((start, field_name)) = name(input)? else {
         return Ok(None);
@@ -25,11 +30,12 @@ pub(super) fn field(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parse
                 ty,
             },
             None => {
-                return fail(
-                    start,
-                    ErrorKind::UnknownField,
-                    format!("unknown field \"{field_name}\""),
-                );
+                let known = input.state.schema.field_names();
+                let (message, guess) = unknown_name("field", &field_name, &known);
+                let mut fault = Fault::new(start, ErrorKind::UnknownField, message);
+                fault.hint = guess.as_deref().map(did_you_mean_hint);
+                fault.did_you_mean = guess;
+                return Err(ErrMode::Cut(fault));
             }
         },
     };
@@ -41,9 +47,20 @@ pub(super) fn field(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parse
         return fail(op_at, ErrorKind::UnsupportedOperator, message);
     }
     let test = operand(input, target, op)?;
+    let ignore_case = match eat_keyword(input, "ignoring")? {
+        None => false,
+        Some(at) => {
+            expect_keyword(input, "case", "\"ignoring\" (as in: ignoring case)")?;
+            if let Some(message) = ignore_case_error(&test, false) {
+                return fail(at, ErrorKind::InvalidValue, message);
+            }
+            true
+        }
+    };
     let cond = Condition::Field {
         field: field_name.clone(),
         test,
+        ignore_case,
     };
     Ok(Some(Parsed::leaf(cond, start)))
 }

@@ -8,15 +8,20 @@
 //! stack), and each node built checks the depth and node count of its subtree.
 
 mod field;
+mod where_hint;
+
+use where_hint::{TrailingWhere, where_hint};
 
 use winnow::LocatingSlice;
 use winnow::error::ErrMode;
-use winnow::stream::Stateful;
+use winnow::stream::{Stateful, Stream as _};
 
 use crate::check::Literal;
+use crate::check::{did_you_mean_hint, unknown_name};
 use crate::lex::{
-    Input, PResult, State, at_end, comparison, describe_next, duration, eat_char, eat_keyword,
-    expect_keyword, fail, here, literal, name, peek_word, skip_ws, syntax, whole_number, word,
+    Fault, Input, PResult, State, at_end, comparison, describe_next, duration, eat_char,
+    eat_keyword, expect_keyword, fail, here, literal, name, peek_word, skip_ws, syntax,
+    whole_number, word,
 };
 use crate::{
     CmpOp, Condition, ConditionError, CountTest, ErrorKind, MAX_DEPTH, MAX_NODES, Position, Schema,
@@ -34,17 +39,19 @@ pub fn parse_text(text: &str, schema: &dyn Schema) -> Result<Condition, Conditio
         let fault = match err {
             ErrMode::Backtrack(fault) | ErrMode::Cut(fault) => fault,
             // Only partial streams are incomplete; ours is the whole text.
-            ErrMode::Incomplete(_) => crate::lex::Fault {
-                offset: text.len(),
-                kind: ErrorKind::Syntax,
-                message: "unexpected end of the condition".to_string(),
-            },
+            ErrMode::Incomplete(_) => crate::lex::Fault::new(
+                text.len(),
+                ErrorKind::Syntax,
+                "unexpected end of the condition",
+            ),
         };
         ConditionError {
             kind: fault.kind,
             message: fault.message,
             position: Some(Position::at(text, fault.offset)),
             path: None,
+            hint: fault.hint.map(String::into_boxed_str),
+            did_you_mean: fault.did_you_mean.map(String::into_boxed_str),
         }
     })
 }
@@ -64,6 +71,10 @@ pub(super) struct Parsed {
     start: usize,
     depth: usize,
     nodes: usize,
+    /// Set when the subtree ends with an event whose `where` is not
+    /// parenthesized: an `and` or `or` right after it continues the outer
+    /// condition, which a person may not expect (see [`where_hint`]).
+    trailing_where: Option<TrailingWhere>,
 }
 
 impl Parsed {
@@ -73,6 +84,7 @@ impl Parsed {
             start,
             depth: 1,
             nodes: 1,
+            trailing_where: None,
         }
     }
 
@@ -89,6 +101,7 @@ impl Parsed {
             start,
             depth: depth + 1,
             nodes: nodes + 1,
+            trailing_where: None,
         })
     }
 }
@@ -153,6 +166,8 @@ struct Chain {
     children: Vec<Condition>,
     depth: usize,
     nodes: usize,
+    /// That of the last item pushed.
+    trailing_where: Option<TrailingWhere>,
 }
 
 impl Chain {
@@ -163,10 +178,12 @@ impl Chain {
             children: Vec::new(),
             depth: 0,
             nodes: 0,
+            trailing_where: None,
         }
     }
 
     fn push(&mut self, item: Parsed) -> PResult<()> {
+        self.trailing_where = item.trailing_where;
         match item.cond {
             // The group's own node goes away; its children move up one level.
             Condition::All(inner) if self.is_all => self.splice(
@@ -202,7 +219,9 @@ impl Chain {
         } else {
             Condition::Any(self.children)
         };
-        Parsed::node(cond, self.start, self.depth, self.nodes)
+        let mut parsed = Parsed::node(cond, self.start, self.depth, self.nodes)?;
+        parsed.trailing_where = self.trailing_where;
+        Ok(parsed)
     }
 }
 
@@ -235,7 +254,20 @@ fn chain(
     let mut chain = Chain::new(keyword == "and", &first);
     chain.push(first)?;
     loop {
-        let Some(next) = operand(input)? else {
+        let trailing = chain.trailing_where.take();
+        skip_ws(input)?;
+        let operand_start = here(input);
+        let checkpoint = input.checkpoint();
+        let next = match (operand(input), trailing) {
+            (Err(ErrMode::Cut(fault)), Some(trailing))
+                if fault.kind == ErrorKind::UnknownField && fault.offset == operand_start =>
+            {
+                input.reset(&checkpoint);
+                return Err(ErrMode::Cut(where_hint(input, fault, &trailing, keyword)));
+            }
+            (next, _) => next?,
+        };
+        let Some(next) = next else {
             let got = describe_next(input)?;
             return syntax(
                 here(input),
@@ -263,7 +295,10 @@ fn unary(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parsed>> {
             );
         };
         let cond = Condition::Not(Box::new(inner.cond));
-        return Parsed::node(cond, start, inner.depth, inner.nodes).map(Some);
+        let mut parsed = Parsed::node(cond, start, inner.depth, inner.nodes)?;
+        // `not` binds to the event alone, so what follows is still outside its `where`.
+        parsed.trailing_where = inner.trailing_where;
+        return Ok(Some(parsed));
     }
     if eat_char(input, '(')?.is_some() {
         let inner = nested(input, start, |input| or_expr(input, scope))?;
@@ -285,6 +320,9 @@ fn unary(input: &mut Input<'_>, scope: Scope) -> PResult<Option<Parsed>> {
             };
             return syntax(here(input), message);
         }
+        // The person closed the group: what follows is outside on purpose.
+        let mut inner = inner;
+        inner.trailing_where = None;
         return Ok(Some(inner));
     }
     predicate(input, scope)
@@ -328,11 +366,14 @@ fn segment(input: &mut Input<'_>, start: usize) -> PResult<Parsed> {
     };
     match input.state.schema.segment_id(&segment_name) {
         Some(id) => Ok(Parsed::leaf(Condition::InSegment(id), start)),
-        None => fail(
-            name_at,
-            ErrorKind::UnknownSegment,
-            format!("unknown segment \"{segment_name}\""),
-        ),
+        None => {
+            let known = input.state.schema.segment_names();
+            let (message, guess) = unknown_name("segment", &segment_name, &known);
+            let mut fault = Fault::new(name_at, ErrorKind::UnknownSegment, message);
+            fault.hint = guess.as_deref().map(did_you_mean_hint);
+            fault.did_you_mean = guess;
+            Err(ErrMode::Cut(fault))
+        }
     }
 }
 
@@ -348,14 +389,23 @@ fn event(input: &mut Input<'_>, start: usize) -> PResult<Parsed> {
     let filter = where_clause(input)?;
     let count = count(input)?;
     let in_last = in_last(input)?;
-    let (depth, nodes) = filter.as_ref().map_or((0, 0), |f| (f.depth, f.nodes));
+    let (depth, nodes) = filter.as_ref().map_or((0, 0), |(f, _)| (f.depth, f.nodes));
+    let trailing_where = match &filter {
+        Some((filter, false)) if count.is_none() && in_last.is_none() => Some(TrailingWhere {
+            event_type: event_type.clone(),
+            filter: filter.cond.clone(),
+        }),
+        _ => None,
+    };
     let cond = Condition::Event {
         event_type,
-        filter: filter.map(|f| Box::new(f.cond)),
+        filter: filter.map(|(f, _)| Box::new(f.cond)),
         count,
         in_last,
     };
-    Parsed::node(cond, start, depth, nodes)
+    let mut parsed = Parsed::node(cond, start, depth, nodes)?;
+    parsed.trailing_where = trailing_where;
+    Ok(parsed)
 }
 
 /// event_sum = "total" name "." name where? cmp number ( "in" "last" duration )?
@@ -385,7 +435,7 @@ fn event_sum(input: &mut Input<'_>, start: usize) -> PResult<Parsed> {
             format!("expected a property name after \".\", got {got}"),
         );
     };
-    let filter = where_clause(input)?;
+    let filter = where_clause(input)?.map(|(filter, _)| filter);
     let Some((_, op)) = comparison(input)? else {
         let got = describe_next(input)?;
         return syntax(
@@ -429,12 +479,16 @@ fn event_sum(input: &mut Input<'_>, start: usize) -> PResult<Parsed> {
 }
 
 /// where = "where" unary        (names inside are the event's properties)
-fn where_clause(input: &mut Input<'_>) -> PResult<Option<Parsed>> {
+///
+/// Also tells whether the filter was written in parentheses.
+fn where_clause(input: &mut Input<'_>) -> PResult<Option<(Parsed, bool)>> {
     let Some(at) = eat_keyword(input, "where")? else {
         return Ok(None);
     };
+    skip_ws(input)?;
+    let parenthesized = input.peek_token() == Some('(');
     match nested(input, at, |input| unary(input, Scope::Event))? {
-        Some(filter) => Ok(Some(filter)),
+        Some(filter) => Ok(Some((filter, parenthesized))),
         None => {
             let got = describe_next(input)?;
             syntax(

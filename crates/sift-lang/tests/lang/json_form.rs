@@ -32,7 +32,7 @@ fn errors_point_at_the_fault() {
     );
     check(
         json!({"field": "country", "op": "eq", "value": "ES", "valeu": 1}),
-        r#"/valeu InvalidTree: unknown key "valeu" in a "field" condition (it takes field, op, value)"#,
+        r#"/valeu InvalidTree: unknown key "valeu" in a "field" condition (it takes field, op, value, ignore_case)"#,
     );
     check(
         json!({"field": "newsletter", "op": "contains", "value": "x"}),
@@ -100,7 +100,7 @@ fn errors_point_at_the_fault() {
     );
     check(
         json!({"field": "a/b~c", "op": "eq", "value": 1, "x/y": 1}),
-        r#"/x~1y InvalidTree: unknown key "x/y" in a "field" condition (it takes field, op, value)"#,
+        r#"/x~1y InvalidTree: unknown key "x/y" in a "field" condition (it takes field, op, value, ignore_case)"#,
     );
 }
 

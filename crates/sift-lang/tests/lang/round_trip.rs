@@ -171,9 +171,10 @@ fn contact_field() -> BoxedStrategy<Condition> {
         .fields
         .into_iter()
         .map(|(field, ty)| {
-            test_with(ops_for(ty), scalar_of(ty))
-                .prop_map(move |test| Condition::Field {
+            (test_with(ops_for(ty), scalar_of(ty)), any::<bool>())
+                .prop_map(move |(test, fold)| Condition::Field {
                     field: field.clone(),
+                    ignore_case: fold && test.can_ignore_case(),
                     test,
                 })
                 .boxed()
@@ -198,8 +199,12 @@ fn property_field() -> BoxedStrategy<Condition> {
         "before_ago",
         "after_ago",
     ];
-    (name(), test_with(all_ops, property_scalar()))
-        .prop_map(|(field, test)| Condition::Field { field, test })
+    (name(), test_with(all_ops, property_scalar()), any::<bool>())
+        .prop_map(|(field, test, fold)| Condition::Field {
+            field,
+            ignore_case: fold && test.can_ignore_case(),
+            test,
+        })
         .boxed()
 }
 
@@ -303,6 +308,27 @@ proptest! {
         // Through serialized JSON too: numbers must survive being printed.
         let reread: serde_json::Value = serde_json::from_str(&tree.to_string()).unwrap();
         prop_assert_eq!(from_json(&reread, &schema), Ok(cond));
+    }
+
+    /// Sequences of the grammar's own words, so that rare shapes (`ignoring
+    /// case` after every kind of operand, `where` followed by `and`) come up
+    /// far more often than in random characters: parsing returns, and
+    /// anything accepted prints to text that parses back to it.
+    #[test]
+    fn token_soup_never_panics(tokens in prop::collection::vec(prop::sample::select(vec![
+        "country", "lead_score", "interests", "category", "amount", "=", "!=", ">", "<",
+        "\"Gold\"", "\"es\"", "5", "2024-01-01", "true", "ignoring", "case", "and", "or",
+        "not", "(", ")", "[", "]", ",", "in", "contains", "starts", "ends", "with", "between",
+        "performed", "purchase", "where", "at", "least", "2", "times", "last", "7", "days",
+        "is", "set",
+    ]), 0..16)) {
+        let text = tokens.join(" ");
+        let schema = TestSchema::new();
+        if let Ok(cond) = parse_text(&text, &schema) {
+            let printed = to_text(&cond, &schema);
+            prop_assert_eq!(parse_text(&printed, &schema), Ok(cond.clone()), "printed: {}", printed);
+            prop_assert_eq!(from_json(&to_json(&cond), &schema), Ok(cond));
+        }
     }
 
     /// Whatever the input, parsing returns (no panic) and anything accepted

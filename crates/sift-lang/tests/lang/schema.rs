@@ -75,4 +75,12 @@ impl Schema for TestSchema {
             .find(|(candidate, _)| candidate == id)
             .map(|(_, name)| name.clone())
     }
+
+    fn field_names(&self) -> Vec<String> {
+        self.fields.keys().cloned().collect()
+    }
+
+    fn segment_names(&self) -> Vec<String> {
+        self.segments.iter().map(|(_, name)| name.clone()).collect()
+    }
 }

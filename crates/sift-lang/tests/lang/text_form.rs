@@ -171,7 +171,8 @@ fn names_that_are_keywords() {
         cond,
         Condition::Field {
             field: "in".into(),
-            test: FieldTest::Compare(sift_lang::CmpOp::Eq, Scalar::String("x".into()))
+            test: FieldTest::Compare(sift_lang::CmpOp::Eq, Scalar::String("x".into())),
+            ignore_case: false,
         }
     );
 }

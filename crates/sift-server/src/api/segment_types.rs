@@ -182,7 +182,8 @@ pub struct PreviewRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "size": 1, "size_anonymous": 0, "sample": [], "condition": "lead_score >= 50",
-    "condition_tree": {"field": "lead_score", "op": "gte", "value": 50}, "took_ms": 0.2
+    "condition_tree": {"field": "lead_score", "op": "gte", "value": 50}, "took_ms": 0.2,
+    "warnings": []
 }))]
 #[schema(as = SegmentPreview)]
 pub struct Preview {
@@ -202,6 +203,32 @@ pub struct Preview {
     /// "Identify"); the rest are known.
     pub size_anonymous: u64,
     pub took_ms: f64,
+    /// Parts of the condition that are valid but can never (or always)
+    /// hold, such as a reversed `between`; saving is still allowed.
+    pub warnings: Vec<ConditionWarning>,
+}
+
+/// Advice on a valid condition, shown before saving it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "message": "lead_score between 10 and 5 is never true: its first bound is above its second (write between 5 and 10)",
+    "path": "/all/1"
+}))]
+pub struct ConditionWarning {
+    /// What is wrong and what to write instead.
+    pub message: String,
+    /// A JSON pointer into `condition_tree` to the node the warning is about
+    /// (`""`: the whole condition).
+    pub path: String,
+}
+
+impl From<sift_lang::Warning> for ConditionWarning {
+    fn from(warning: sift_lang::Warning) -> ConditionWarning {
+        ConditionWarning {
+            message: warning.message,
+            path: warning.path,
+        }
+    }
 }
 
 /// The contacts to add to or remove from a static segment.

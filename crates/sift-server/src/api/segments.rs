@@ -319,6 +319,10 @@ pub async fn preview(Ws(ws): Ws, Body(body): Body<Json>) -> ApiResult<axum::Json
             size: members.len(),
             size_anonymous: members.intersection_len(engine.contacts().anonymous()),
             took_ms,
+            warnings: sift_lang::warnings(&condition)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         };
         if let Some(id) = &body.segment_id {
             let segment = engine.segment(id).ok_or_else(|| no_segment(id))?;

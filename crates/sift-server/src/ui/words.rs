@@ -34,13 +34,18 @@ pub fn node(condition: &Condition, engine: &Workspace) -> Markup {
             ul.words { @for child in children { li { (node(child, engine)) } } }
         },
         Condition::Not(inner) => html! { strong { "not" } " — " (node(inner, engine)) },
-        Condition::Field { field, test } => {
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        } => {
             let label = engine
                 .field(field)
                 .map(|f| f.label.clone())
                 .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| field.clone());
-            html! { span.field { (label) } " " (test_words(test)) }
+            let case = if *ignore_case { " (ignoring case)" } else { "" };
+            html! { span.field { (label) } " " (test_words(test)) (case) }
         }
         Condition::Event {
             event_type,

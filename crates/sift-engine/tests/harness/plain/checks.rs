@@ -58,6 +58,26 @@ impl Run {
                     }
                 }
                 Record::Changes(batch) => self.absorb_changes(batch, kind, &mut counts),
+                // A create or edit records the definition it saved, after
+                // the changes it made to that segment.
+                Record::SegmentRevision(rev) => {
+                    let saved = self.log.segments.get(&rev.segment_id);
+                    let same = saved.is_some_and(|def| {
+                        def.name == rev.name
+                            && def.description == rev.description
+                            && def
+                                .condition
+                                .as_ref()
+                                .map(|c| sift_lang::to_json(c).to_string())
+                                == rev.condition_tree
+                    });
+                    let main = matches!(kind, Kind::CreateSegment(id) | Kind::EditSegment(id) if *id == rev.segment_id);
+                    if !same || !main || (rev.entered, rev.exited) != counts || rev.at != self.now {
+                        self.fail(format!(
+                            "revision {rev:?} does not match its write (which moved {counts:?}) or the saved definition {saved:?}"
+                        ));
+                    }
+                }
                 // This run has no events, rules or time-dependent segments.
                 Record::Clock(_) => {}
                 other => panic!("unexpected record {other:?}"),

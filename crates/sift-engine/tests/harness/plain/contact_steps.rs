@@ -82,6 +82,7 @@ impl Run {
         let flip = Condition::Field {
             field: "lead_score".into(),
             test: FieldTest::Compare(op, Scalar::Number(0.0)),
+            ignore_case: false,
         };
         let cond = match self.rng.random_range(0..3) {
             0 => flip,

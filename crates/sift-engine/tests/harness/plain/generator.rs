@@ -186,7 +186,12 @@ impl Run {
             .collect();
         let (field, ty) = fields.choose(&mut self.rng).unwrap().clone();
         let test = self.gen_test(&field, ty);
-        Condition::Field { field, test }
+        let ignore_case = crate::harness::oracle::case_foldable(&test) && self.rng.random_bool(0.3);
+        Condition::Field {
+            field,
+            test,
+            ignore_case,
+        }
     }
 
     pub(crate) fn gen_cond(&mut self, refs: &[String]) -> Condition {

@@ -56,12 +56,14 @@ pub(crate) const STRINGS: &[&str] = &[
     "x@example.com",
     "y@example.org",
     "Ünïcode",
+    "ÜNÏCODE",
+    "Es",
     "quote\"d",
     "back\\slash",
     "two words",
 ];
 pub(crate) const SUBSTRINGS: &[&str] = &[
-    "", "a", "b", "ab", "@example", ".com", "s", "Ü", "\"", "\\", " ", "zz",
+    "", "a", "b", "ab", "@example", ".com", "s", "Ü", "\"", "\\", " ", "zz", "AB", ".COM",
 ];
 pub(crate) const ITEMS: &[&str] = &["shoes", "hats", "bags", "", "Shoes", "a b", "ü"];
 pub(crate) const NUMBERS: &[f64] = &[-2.5, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 42.0, 1e6];

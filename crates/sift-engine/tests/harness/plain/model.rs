@@ -200,7 +200,15 @@ pub(crate) fn holds(
         Condition::All(children) => children.iter().all(|x| holds(x, cid, c, segs)),
         Condition::Any(children) => children.iter().any(|x| holds(x, cid, c, segs)),
         Condition::Not(inner) => !holds(inner, cid, c, segs),
-        Condition::Field { field, test } => field_holds(c.get(field), test),
+        Condition::Field {
+            field,
+            test,
+            ignore_case: false,
+        } => field_holds(c.get(field), test),
+        Condition::Field { field, test, .. } => {
+            let lowered = c.get(field).map(lower_value);
+            field_holds(lowered.as_ref(), &crate::harness::oracle::lower_test(test))
+        }
         Condition::InSegment(id) => segs[id.as_str()].contains(cid),
         other => panic!("the generator makes no {other:?}"),
     }
@@ -246,6 +254,17 @@ pub(crate) fn field_holds(value: Option<&Value>, test: &FieldTest) -> bool {
         FieldTest::NotIn(list) => !list.iter().any(|s| order(v, s) == 0),
         FieldTest::Between(low, high) => order(v, low) >= 0 && order(v, high) <= 0,
         other => panic!("the generator makes no {other:?}"),
+    }
+}
+
+/// A value with its strings lowercased, for `ignoring case`.
+pub(crate) fn lower_value(v: &Value) -> Value {
+    match v {
+        Value::String(x) => Value::String(x.to_lowercase()),
+        Value::StringList(items) => {
+            Value::StringList(items.iter().map(|i| i.to_lowercase()).collect())
+        }
+        other => other.clone(),
     }
 }
 

@@ -189,9 +189,11 @@ impl Run {
                 ),
             ),
         };
+        let ignore_case = case_foldable(&test) && self.rng.random_bool(0.35);
         Condition::Field {
             field: field.to_string(),
             test,
+            ignore_case,
         }
     }
 
@@ -210,6 +212,7 @@ impl Run {
                         *CMP_OPS.choose(&mut self.rng).unwrap(),
                         Scalar::Number(v),
                     ),
+                    ignore_case: false,
                 }
             }
             _ => match refs.choose(&mut self.rng) {
@@ -239,9 +242,11 @@ impl Run {
             4 => ("renewal_at", FieldTest::IsSet),
             _ => ("last_seen_at", FieldTest::IsNotSet),
         };
+        let ignore_case = case_foldable(&test) && self.rng.random_bool(0.35);
         Condition::Field {
             field: field.to_string(),
             test,
+            ignore_case,
         }
     }
 
@@ -274,6 +279,7 @@ impl Run {
         Condition::Field {
             field: field.to_string(),
             test,
+            ignore_case: false,
         }
     }
 

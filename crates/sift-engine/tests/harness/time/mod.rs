@@ -22,7 +22,9 @@ use sift_lang::{
     CmpOp, Condition, CountTest, Duration, DurationUnit, FieldTest, FieldType, Scalar, to_text,
 };
 
-use crate::harness::oracle::{civil_from_days, days_from_civil, env_number, fmt_date, refs_of};
+use crate::harness::oracle::{
+    case_foldable, civil_from_days, days_from_civil, env_number, fmt_date, lower_test, refs_of,
+};
 use crate::harness::replay::Replay;
 use crate::harness::{CMP_OPS, ConditionGen, History, fmt_datetime, seed_list};
 
@@ -44,11 +46,11 @@ pub(crate) const DAY: i64 = 24 * HOUR;
 pub(crate) const MAX_FUTURE: i64 = 5 * MINUTE;
 
 pub(crate) const EVENT_TYPES: &[&str] = &["purchase", "page_visit", "email_open", "signup"];
-pub(crate) const COUNTRIES: &[&str] = &["ES", "FR", "PT", "DE"];
+pub(crate) const COUNTRIES: &[&str] = &["ES", "FR", "PT", "DE", "es", "Fr"];
 pub(crate) const CATEGORIES: &[&str] = &["shoes", "hats", "bags", "shoes/red", "Shoes"];
-pub(crate) const SUBSTRINGS: &[&str] = &["sho", "s", "/", "red", "x"];
-pub(crate) const TAGS: &[&str] = &["sale", "new", "gift"];
-pub(crate) const INTERESTS: &[&str] = &["shoes", "hats", "travel"];
+pub(crate) const SUBSTRINGS: &[&str] = &["sho", "s", "/", "red", "x", "SHO", "Red"];
+pub(crate) const TAGS: &[&str] = &["sale", "new", "gift", "Sale"];
+pub(crate) const INTERESTS: &[&str] = &["shoes", "hats", "travel", "Travel"];
 pub(crate) const MAX_SEGMENTS: usize = 10;
 pub(crate) const MAX_RULES: usize = 6;
 

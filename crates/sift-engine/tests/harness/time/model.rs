@@ -189,7 +189,19 @@ pub(crate) fn where_holds(cond: &Condition, props: &BTreeMap<String, PVal>) -> b
         Condition::All(children) => children.iter().all(|c| where_holds(c, props)),
         Condition::Any(children) => children.iter().any(|c| where_holds(c, props)),
         Condition::Not(inner) => !where_holds(inner, props),
-        Condition::Field { field, test } => prop_holds(props.get(field), test),
+        Condition::Field {
+            field,
+            test,
+            ignore_case: false,
+        } => prop_holds(props.get(field), test),
+        Condition::Field { field, test, .. } => {
+            let lowered = props.get(field).map(|v| match v {
+                PVal::Str(x) => PVal::Str(x.to_lowercase()),
+                PVal::List(items) => PVal::List(items.iter().map(|i| i.to_lowercase()).collect()),
+                other => other.clone(),
+            });
+            prop_holds(lowered.as_ref(), &lower_test(test))
+        }
         other => panic!("{other:?} inside a where"),
     }
 }
@@ -268,8 +280,20 @@ impl Model {
             Condition::All(children) => children.iter().all(|x| self.holds(x, cid, c, now, memo)),
             Condition::Any(children) => children.iter().any(|x| self.holds(x, cid, c, now, memo)),
             Condition::Not(inner) => !self.holds(inner, cid, c, now, memo),
-            Condition::Field { field, test } => {
-                field_holds(self.value(c, field, now).as_ref(), test, now)
+            Condition::Field {
+                field,
+                test,
+                ignore_case: false,
+            } => field_holds(self.value(c, field, now).as_ref(), test, now),
+            Condition::Field { field, test, .. } => {
+                let lowered = self.value(c, field, now).map(|v| match v {
+                    Value::String(x) => Value::String(x.to_lowercase()),
+                    Value::StringList(items) => {
+                        Value::StringList(items.iter().map(|i| i.to_lowercase()).collect())
+                    }
+                    other => other,
+                });
+                field_holds(lowered.as_ref(), &lower_test(test), now)
             }
             Condition::Event {
                 event_type,
@@ -389,7 +413,7 @@ pub(crate) fn time_nodes(cond: &Condition, out: &mut TimeNodes) {
             children.iter().for_each(|c| time_nodes(c, out))
         }
         Condition::Not(inner) => time_nodes(inner, out),
-        Condition::Field { field, test } => match test {
+        Condition::Field { field, test, .. } => match test {
             FieldTest::InLast(d) | FieldTest::BeforeAgo(d) | FieldTest::AfterAgo(d) => {
                 out.fields.push((field.clone(), *d))
             }

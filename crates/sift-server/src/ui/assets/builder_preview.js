@@ -140,7 +140,8 @@ export function placeConditionError(error, built, source) {
       }
     }
     if (best) {
-      const message = String(error.message).replace(/ at (\/\S*)?$/, "");
+      // The pointer is the row's own place; a hint after it ("; did you mean …") stays.
+      const message = String(error.message).replace(/ at (\/[^;\s]*)?(?=;|$)/, "");
       const [pointer, owner] = best;
       if (owner instanceof Row) {
         const tail = d.path.slice(pointer.length).replace(/^\/not(?=\/|$)/, "");
@@ -267,6 +268,12 @@ function renderPreview(data, built) {
   }
   if (sample.length) parts.push(h("p", { class: "preview-sample-title muted", text: "For example:" }));
   parts.push(list);
+  const warnings = asArray(data.warnings).filter((w) => w && typeof w.message === "string");
+  if (warnings.length) {
+    parts.push(h("div", { class: "preview-warnings", role: "status", "aria-label": "Warnings" },
+      warnings.map((w) => h("p", { class: "preview-warning", "data-warning-path": String(w.path || "") },
+        h("strong", { text: "Warning: " }), w.message))));
+  }
   if (built && built.incomplete) {
     parts.push(h("p", { class: "preview-note muted",
       text: `${built.incomplete} unfinished condition${built.incomplete === 1 ? " is" : "s are"} not counted yet.` }));

@@ -7,7 +7,7 @@
  * rows from a tree that layoutOf accepted.
  */
 import {
-  CMP_OPS, COUNT_OPS, PSEUDO, opsFor, valueKind, printTree, resolveWhere,
+  CMP_OPS, COUNT_OPS, PSEUDO, opsFor, valueKind, printTree, resolveWhere, caseApplies,
 } from "./builder_terms.js";
 import {
   nextId, h, select, text, eventTypeList, scalarEditor, betweenEditor, tagsEditor,
@@ -80,6 +80,7 @@ export class Row {
       eventType: p.eventType ? p.eventType.value : "",
       where: p.where ? p.where.value : "",
       inLast: p.inLast ? p.inLast.carry()[0] : "",
+      ignoreCase: p.caseBox ? p.caseBox.checked : false,
     };
   }
 
@@ -90,12 +91,25 @@ export class Row {
     this.ensureOp(op, sameType && carried.op ? carried.op : ops[0][0]);
     this.parts.op = op;
     this.valueSlot = h("span", { class: "value-slot" });
-    this.body.append(op, this.valueSlot);
+    // "Ignore case": only for the string operators that can (caseApplies);
+    // hidden, and not sent, with the others.
+    const caseBox = h("input", { type: "checkbox", class: "case-box" });
+    caseBox.checked = Boolean(sameType && carried.ignoreCase);
+    this.caseToggle = h("label", { class: "case-toggle", title: "Match upper and lower case alike" },
+      caseBox, " Ignore case");
+    this.parts.caseBox = caseBox;
+    this.body.append(op, this.valueSlot, this.caseToggle);
     this.setValueEditor(sameType ? carried.strings : []);
     op.addEventListener("change", () => {
       this.setValueEditor(this.parts.value ? this.parts.value.carry() : []);
       changed();
     });
+  }
+
+  /** Shows "Ignore case" only where the operator takes it. */
+  updateCaseToggle() {
+    if (!this.caseToggle || !this.parts.op) return;
+    this.caseToggle.hidden = !caseApplies(this.choice.type, this.parts.op.value);
   }
 
   /** Makes `op` selectable even when it is one of the type's rarely used ones. */
@@ -130,6 +144,7 @@ export class Row {
       children.push(h("span", { class: "row-hint muted", text: "local time" }));
     }
     this.valueSlot.replaceChildren(...children);
+    this.updateCaseToggle();
   }
 
   buildEvent(isSum, carried) {
@@ -200,6 +215,7 @@ export class Row {
       this.ensureOp(this.parts.op, node.op);
       this.setValueEditor([]);
       if (node.value !== undefined) this.parts.value.write(node.value);
+      this.parts.caseBox.checked = node.ignore_case === true;
     } else if ("event" in node || "event_sum" in node) {
       const isSum = "event_sum" in node;
       this.fieldSel.value = isSum ? PSEUDO.event_sum : PSEUDO.event;
@@ -238,6 +254,7 @@ export class Row {
       if (value.state !== "ok") return value;
       node = { field: c.field, op: p.op.value };
       if (value.value !== undefined) node.value = value.value;
+      if (p.caseBox.checked && caseApplies(c.type, node.op)) node.ignore_case = true;
     } else if (c.kind === "segment") {
       const value = p.value.read();
       if (value.state !== "ok") return value;
@@ -287,6 +304,7 @@ export class Row {
       case "where": return p.where || null;
       case "in_last": return p.inLast ? p.inLast.amount : null;
       case "in_segment": return p.value ? p.value.focusable : null;
+      case "ignore_case": return p.caseBox || null;
       default: return null;
     }
   }

@@ -117,6 +117,15 @@ const TEXT_OP = {
 
 export const PSEUDO = { event: "@event", event_sum: "@event_sum", segment: "@segment" };
 
+// The operators `ignore_case` goes with (docs/conditions.md), on string and
+// string list fields.
+const CASE_OPS = new Set(["eq", "ne", "contains", "not_contains", "starts_with", "ends_with", "in", "not_in"]);
+
+/** Whether a field of `type` tested with `op` can ignore case. */
+export function caseApplies(type, op) {
+  return (type === "string" || type === "string_list") && CASE_OPS.has(op);
+}
+
 export function opsFor(type) {
   return OPS[type] || OPS.string;
 }
@@ -269,7 +278,8 @@ export function printTree(node, scope) {
   if ("not" in inner) return `not ${printUnary(inner.not, scope)}`;
   if ("field" in inner) {
     const type = scope === "event" ? null : fieldType(inner.field);
-    return `${nameText(inner.field)} ${testText(inner.op, inner.value, type)}`;
+    const fold = inner.ignore_case === true ? " ignoring case" : "";
+    return `${nameText(inner.field)} ${testText(inner.op, inner.value, type)}${fold}`;
   }
   if ("event" in inner) {
     let out = `performed ${nameText(inner.event)}${whereText(inner.where)}`;
@@ -324,6 +334,9 @@ function checkPredicate(node, negate) {
     if (!type) throw new Unfit(`the builder doesn't know the field “${node.field}”`);
     if (!opsFor(type).some((o) => o[0] === node.op)) {
       throw new Unfit(`the builder has no operator “${node.op}” for the field “${node.field}”`);
+    }
+    if (node.ignore_case === true && !caseApplies(type, node.op)) {
+      throw new Unfit(`the builder can't ignore case with “${node.op}” on the field “${node.field}”`);
     }
   }
   if ("event" in node && node.count && !COUNT_WORDS[node.count.op]) {
@@ -417,7 +430,7 @@ function whereMessage(error, source) {
   const d = error.details || {};
   if (d.line === 1 && typeof d.column === "number") {
     const column = Math.max(1, d.column - WHERE_PREFIX.length);
-    message = message.replace(/ at \d+:\d+$/, "");
+    message = message.replace(/ at \d+:\d+(?=;|$)/, "");
     if (column > Array.from(source).length) {
       // The fault is the closing parenthesis this script added: the text ended too soon.
       return `Where: ${message.replace(/, got "\)"$/, "")} at the end`;
