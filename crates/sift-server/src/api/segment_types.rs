@@ -206,7 +206,7 @@ pub struct Preview {
 #[schema(example = json!({"contact_ids": ["c1", "c2"]}))]
 #[schema(as = SegmentMembers)]
 pub struct MembersBody {
-    /// At most 1,000 contact ids.
+    /// At most 10,000 contact ids.
     pub contact_ids: Vec<String>,
 }
 
