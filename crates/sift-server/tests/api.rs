@@ -9,6 +9,8 @@ mod common;
 mod bounds;
 #[path = "api/changes.rs"]
 mod changes;
+#[path = "api/contact_score.rs"]
+mod contact_score;
 #[path = "api/contacts.rs"]
 mod contacts;
 #[path = "api/destinations.rs"]
@@ -49,6 +51,8 @@ mod openapi_schemas;
 mod schema_check;
 #[path = "api/scoring.rs"]
 mod scoring;
+#[path = "api/segment_match.rs"]
+mod segment_match;
 #[path = "api/segments.rs"]
 mod segments;
 #[path = "api/seqs.rs"]
