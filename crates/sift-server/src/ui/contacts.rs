@@ -124,8 +124,9 @@ pub async fn show(
         .into_iter()
         .map(event_view)
         .collect();
+    let score = crate::api::contact_score::score_of(&ws, id).await?;
     let chosen = query.explain.as_deref().unwrap_or_default();
-    let body = contact_body(&page, chosen);
+    let body = contact_body(&page, chosen, super::scoring::score_card(&score));
     let title = page.view.id.clone();
     Ok(super::layout::render(&ws, Nav::Contacts, &title, body))
 }
@@ -235,7 +236,7 @@ fn explain_segment(
 }
 
 /// Step 2: the page body, card by card.
-fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
+fn contact_body(page: &ContactPage, chosen: &str, score: Markup) -> Markup {
     let view = &page.view;
     html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/ui/contacts" { "All contacts" } " / " }
@@ -248,6 +249,7 @@ fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
             (system_card(view))
             (segments_card(view))
         }
+        (score)
         (why_card(view, &page.segments, chosen, page.explained.as_ref()))
         (events_card(&page.events))
     }
