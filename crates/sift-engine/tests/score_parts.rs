@@ -92,7 +92,10 @@ impl Both {
         self.memory
             .ingest(vec![event.clone()], now())
             .expect("ingested in memory");
-        let write = self.disk.ingest(vec![event], now()).expect("ingested on disk");
+        let write = self
+            .disk
+            .ingest(vec![event], now())
+            .expect("ingested on disk");
         self.keep(write);
     }
 }
@@ -133,6 +136,10 @@ fn parts_name_each_rule_with_its_points_events_and_next_expiry() {
         assert_eq!(sum, 17.0, "{what}: ann's parts add up");
         assert_eq!(ws.contact(ann).map(|c| c.lead_score), Some(17.0), "{what}");
         let bob = ws.lookup("bob").expect("bob");
-        assert_eq!(ws.score_parts(bob).expect("parts"), bob_expected, "{what}: bob");
+        assert_eq!(
+            ws.score_parts(bob).expect("parts"),
+            bob_expected,
+            "{what}: bob"
+        );
     }
 }

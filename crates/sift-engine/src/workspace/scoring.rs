@@ -5,11 +5,11 @@ use rayon::prelude::*;
 use sift_lang::{Condition, DateTime};
 
 use super::ondisk::Restreamed;
+use super::retention::SCORE_ROLLUP;
 use super::*;
 use crate::changes::Cause;
 use crate::error::Error;
 use crate::fields::LEAD_SCORE;
-use super::retention::SCORE_ROLLUP;
 use crate::history::HistorySource;
 use crate::scoring::{
     Lasting, ScorePart, ScoreSource, ScoringRule, ScoringRuleInput, ScoringRulePatch, Tally,

@@ -114,9 +114,9 @@ pub async fn score_of(ws: &Arc<WorkspaceHandle>, id: String) -> ApiResult<Contac
         handle.read(|engine| {
             let no = contact_no(engine, &id)?;
             let parts = engine.score_parts(no)?;
-            let view = engine.contact(no).ok_or_else(|| {
-                ApiError::not_found(format!("contact {id:?} does not exist"))
-            })?;
+            let view = engine
+                .contact(no)
+                .ok_or_else(|| ApiError::not_found(format!("contact {id:?} does not exist")))?;
             let schema = engine.schema();
             let mut read = Read {
                 contact_id: view.id.clone(),
@@ -160,11 +160,7 @@ pub async fn score_of(ws: &Arc<WorkspaceHandle>, id: String) -> ApiResult<Contac
     } else {
         ws.service
             .reads
-            .run(move |reader| {
-                reader
-                    .run_workflows(&run_ids)
-                    .map_err(ApiError::internal)
-            })
+            .run(move |reader| reader.run_workflows(&run_ids).map_err(ApiError::internal))
             .await?
             .into_iter()
             .collect()

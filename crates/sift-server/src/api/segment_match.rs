@@ -228,10 +228,10 @@ pub async fn match_contacts(
         None | Some(Json::Null) => None,
         Some(Json::Bool(b)) => Some(*b),
         Some(other) => {
-            return Err(
-                ApiError::validation(format!("\"header\" must be true or false, got {other}"))
-                    .with(json!({"field": "header"})),
-            );
+            return Err(ApiError::validation(format!(
+                "\"header\" must be true or false, got {other}"
+            ))
+            .with(json!({"field": "header"})));
         }
     };
     enum Input {

@@ -212,8 +212,16 @@ pub async fn show(
         ws: &ws,
         nav: Nav::Segments,
         title: &name,
-        css: if kind == "Dynamic" { &[] } else { &["/ui/assets/static_members.css"] },
-        scripts: if kind == "Dynamic" { &[] } else { &["/ui/assets/static_members.js"] },
+        css: if kind == "Dynamic" {
+            &[]
+        } else {
+            &["/ui/assets/static_members.css"]
+        },
+        scripts: if kind == "Dynamic" {
+            &[]
+        } else {
+            &["/ui/assets/static_members.js"]
+        },
         modules: &[],
     };
     Ok(page.render(body).into_response())
@@ -347,8 +355,16 @@ pub async fn members(
         ws: &ws,
         nav: Nav::Segments,
         title: &name,
-        css: if is_static { &["/ui/assets/static_members.css"] } else { &[] },
-        scripts: if is_static { &["/ui/assets/static_members.js"] } else { &[] },
+        css: if is_static {
+            &["/ui/assets/static_members.css"]
+        } else {
+            &[]
+        },
+        scripts: if is_static {
+            &["/ui/assets/static_members.js"]
+        } else {
+            &[]
+        },
         modules: &[],
     };
     Ok(page.render(body).into_response())

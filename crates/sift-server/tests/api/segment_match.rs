@@ -126,7 +126,12 @@ async fn a_csv_column_is_chosen_by_header_or_position() {
     assert_eq!(plain["unknown"], json!(["carl;x"]));
     assert_eq!(pairs(&plain), owned(&[("ann", "ann")]));
     // Told there is one, the first row is the header.
-    let told = matched(&server, &list, json!({"csv": "ann\ncarl\n", "header": true})).await;
+    let told = matched(
+        &server,
+        &list,
+        json!({"csv": "ann\ncarl\n", "header": true}),
+    )
+    .await;
     assert_eq!(told["columns"], json!(["ann"]));
     assert_eq!(pairs(&told), owned(&[("carl", "carl")]));
 }
