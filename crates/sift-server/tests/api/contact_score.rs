@@ -203,3 +203,50 @@ async fn a_score_survives_a_restart_with_its_sources() {
                 "points": 6, "events": 2, "expires_at": null}])
     );
 }
+
+/// Events deleted past the retention keep the points rules without expiry
+/// gave them, as one `deleted_events` item; the rules keep the rest.
+#[tokio::test]
+async fn points_of_deleted_events_stay_as_one_item() {
+    let server = Server::new();
+    let every = create(
+        &server,
+        "/v1/scoring-rules",
+        json!({"event_type": "purchase", "points": 3}),
+    )
+    .await;
+    let big = create(
+        &server,
+        "/v1/scoring-rules",
+        json!({"event_type": "purchase", "where": "amount > 15", "points": 10}),
+    )
+    .await;
+    let now = crate::common::now_ms();
+    server
+        .events(json!({"events": [
+            {"contact_id": "ana", "type": "purchase", "at": iso(now - 400 * DAY), "properties": {"amount": 10}},
+            {"contact_id": "ana", "type": "purchase", "at": iso(now - 100 * DAY), "properties": {"amount": 20}},
+            {"contact_id": "ana", "type": "purchase", "at": iso(now), "properties": {"amount": 30}},
+        ]}))
+        .await;
+    let before = server.get("/v1/contacts/ana/score").await;
+    assert_eq!(before["lead_score"], 3 * 3 + 2 * 10, "{before:#}");
+    assert_eq!(before["items"][0]["points"], 9);
+    assert_eq!(before["items"][1]["points"], 20);
+
+    let server = server.restart_with(|config| config.event_retention_days = Some(30));
+    crate::history::stored_events_become(&server, 1, 1).await;
+    // Deleted: 400 days ago (3) and 100 days ago (3 + 10).
+    let after = server.get("/v1/contacts/ana/score").await;
+    let expected = json!([
+        {"source": "rule", "rule_id": every, "event_type": "purchase",
+         "points": 3, "events": 1, "expires_at": null},
+        {"source": "rule", "rule_id": big, "event_type": "purchase", "where_text": "amount > 15",
+         "points": 10, "events": 1, "expires_at": null},
+        {"source": "deleted_events", "points": 16, "expires_at": null},
+    ]);
+    assert_eq!(after["items"], expected, "{after:#}");
+    assert_eq!(after["lead_score"], 29);
+    let server = server.restart_with(|config| config.event_retention_days = Some(30));
+    assert_eq!(server.get("/v1/contacts/ana/score").await["items"], expected);
+}
