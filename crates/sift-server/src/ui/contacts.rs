@@ -285,7 +285,7 @@ fn system_card(view: &ContactView) -> Markup {
         section.card {
             h2 { "System data" }
             dl.props #system {
-                dt { "Lead score" } dd #lead-score { (cell(view, "lead_score")) }
+                dt { "Lead score" } dd #lead-score { (super::scoring::score_text(view.lead_score)) }
                 dt { "Created" } dd { (time(view.created_at)) }
                 dt { "Updated" } dd { (time(view.updated_at)) }
                 dt { "Last seen" } dd { @match view.last_seen_at { Some(at) => (time(at)), None => span.muted { "never" } } }

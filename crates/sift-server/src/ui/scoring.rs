@@ -26,6 +26,12 @@ pub fn points_text(points: f64) -> String {
     format!("{sign}{digits}")
 }
 
+/// A score as people read it: `3,609`, `−2.5`.
+pub fn score_text(score: f64) -> String {
+    let text = points_text(score);
+    text.strip_prefix('+').map(str::to_string).unwrap_or(text)
+}
+
 /// `30d` → "30 days", as the rule's expiry reads on the page.
 fn expiry_words(expires_after: Option<&str>) -> String {
     match expires_after.and_then(sift_lang::duration_from_json) {
@@ -165,7 +171,7 @@ pub fn score_card(score: &ContactScore) -> Markup {
     html! {
         section.card.stat #score {
             h2 { "Lead score" }
-            p.big #score-total { (points_text(score.lead_score).trim_start_matches('+')) }
+            p.big #score-total { (score_text(score.lead_score)) }
             @if score.items.is_empty() {
                 p.muted #score-empty { "No points yet: no scoring rule matches this contact's events and no workflow gave it points." }
             } @else {
