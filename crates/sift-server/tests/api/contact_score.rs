@@ -248,5 +248,8 @@ async fn points_of_deleted_events_stay_as_one_item() {
     assert_eq!(after["items"], expected, "{after:#}");
     assert_eq!(after["lead_score"], 29);
     let server = server.restart_with(|config| config.event_retention_days = Some(30));
-    assert_eq!(server.get("/v1/contacts/ana/score").await["items"], expected);
+    assert_eq!(
+        server.get("/v1/contacts/ana/score").await["items"],
+        expected
+    );
 }
