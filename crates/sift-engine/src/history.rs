@@ -67,6 +67,34 @@ pub trait EventHistory: Send + Sync {
         })
     }
 
+    /// Calls `visit` with contact `no`'s stored events in arrival order:
+    /// what explaining one contact's score reads. A source with an index by
+    /// contact reads only those; by default every event is scanned.
+    fn scan_contact(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.scan(&mut |seq, event| {
+            if event.no == no {
+                visit(seq, event);
+            }
+        })
+    }
+
+    /// [`EventHistory::rollups`] of contact `no` only: (key, count, sum).
+    fn contact_rollups(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(&str, u32, f64),
+    ) -> Result<(), String> {
+        self.rollups(&mut |key, of, count, sum| {
+            if of == no {
+                visit(key, count, sum);
+            }
+        })
+    }
+
     /// Calls `visit` with what deleted events (past the retention) gave to
     /// all-time counts and lasting rule points: (roll-up key, contact
     /// number, count, sum). A source that never deletes has none.

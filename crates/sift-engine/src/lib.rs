@@ -53,7 +53,7 @@ pub use fields::{
 pub use history::{EventColumns, EventHistory, HistorySource, PropValues};
 pub use members::Members;
 pub use paged::PagedVec;
-pub use scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
+pub use scoring::{ScorePart, ScoreSource, ScoringRule, ScoringRuleInput, ScoringRulePatch};
 pub use segments::{Segment, Segments};
 pub use sparse::SparseVec;
 pub use store::{MemoryStore, Store};

@@ -5,7 +5,8 @@
 use sift_lang::{Condition, DateTime, Duration};
 
 use crate::aggregates::summable;
-use crate::events::{EventLog, Filter, StoredEvent};
+use crate::changes::EventRecord;
+use crate::events::{EventLog, Filter, StoredEvent, raw_value_ref};
 use crate::time::{NEVER, add};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -216,23 +217,167 @@ impl Rules {
     }
 }
 
+/// Where part of a contact's `lead_score` comes from (see
+/// [`crate::Workspace::score_parts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScoreSource {
+    /// A scoring rule, by id.
+    Rule(String),
+    /// The `add_score` actions of one workflow run, by run id.
+    Run(u64),
+    /// Events deleted past the retention: what rules without expiry gave
+    /// them, kept as one sum per contact (docs/storage.md "Retention").
+    Deleted,
+}
+
+/// One source's share of a contact's `lead_score`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScorePart {
+    pub source: ScoreSource,
+    pub points: f64,
+    /// The events (a rule) or grants (a run) whose points count now; 0 for
+    /// deleted events, which are not counted one by one.
+    pub count: u64,
+    /// The earliest instant some of these points are taken away.
+    pub next_expiry: Option<DateTime>,
+}
+
+/// Which rules a tally counts: a contact on disk takes the points of rules
+/// without expiry from its stored history, the others from memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lasting {
+    All,
+    Only,
+    Not,
+}
+
+impl Lasting {
+    fn counts(self, rule: &ScoringRule) -> bool {
+        match self {
+            Lasting::All => true,
+            Lasting::Only => rule.expires_after.is_none(),
+            Lasting::Not => rule.expires_after.is_some(),
+        }
+    }
+}
+
+/// Points, events and earliest expiry of one rule for one contact.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tally {
+    pub points: f64,
+    pub count: u64,
+    pub next: DateTime,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            points: 0.0,
+            count: 0,
+            next: NEVER,
+        }
+    }
+}
+
+impl Rules {
+    /// Adds what an event at `at` earns at `now` to `tally`, rule by rule
+    /// (by index), as [`Rules::score_event`] adds it to a score; `earns`
+    /// says whether the event is of a rule's type and passes its filter.
+    fn tally(
+        &self,
+        at: DateTime,
+        now: DateTime,
+        which: Lasting,
+        earns: &dyn Fn(&ScoringRule, &Compiled) -> bool,
+        tally: &mut [Tally],
+    ) {
+        for ((rule, compiled), t) in self.rules.iter().zip(&self.compiled).zip(tally) {
+            if !which.counts(rule) || !earns(rule, compiled) {
+                continue;
+            }
+            match rule.expires_after {
+                Some(d) => {
+                    let expiry = add(at, d);
+                    if expiry > now {
+                        t.points += summable(rule.points);
+                        t.count += 1;
+                        t.next = t.next.min(expiry);
+                    }
+                }
+                None => {
+                    t.points += rule.points;
+                    t.count += 1;
+                }
+            }
+        }
+    }
+
+    /// [`Rules::tally`] for an event memory holds.
+    pub(crate) fn tally_stored(
+        &self,
+        event: &StoredEvent,
+        log: &EventLog,
+        now: DateTime,
+        which: Lasting,
+        tally: &mut [Tally],
+    ) {
+        let earns = |_: &ScoringRule, c: &Compiled| {
+            c.kind == event.kind
+                && c.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(event, &log.strings))
+        };
+        self.tally(event.at, now, which, &earns, tally);
+    }
+
+    /// [`Rules::tally`] for a stored event as the history hands it: its
+    /// properties are read as sent, the way interning them would store
+    /// them, without interning anything.
+    pub(crate) fn tally_record(
+        &self,
+        record: &EventRecord,
+        log: &EventLog,
+        now: DateTime,
+        which: Lasting,
+        tally: &mut [Tally],
+    ) {
+        let earns = |rule: &ScoringRule, c: &Compiled| {
+            rule.event_type == record.event_type
+                && c.filter.as_ref().is_none_or(|f| {
+                    f.matches_with(&|name| {
+                        let name = log.names.resolve(name);
+                        // The last value of a repeated name is the one kept.
+                        record
+                            .properties
+                            .iter()
+                            .rev()
+                            .find(|(n, _)| n == name)
+                            .and_then(|(_, raw)| raw_value_ref(raw))
+                    })
+                })
+        };
+        self.tally(record.at, now, which, &earns, tally);
+    }
+}
+
 /// Points given by workflow actions (`add_score`), per contact: part of its
 /// `lead_score` beside the rules' points, each until it expires.
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
-    /// (points, expiry or [`NEVER`]) by contact number, in grant order.
-    by_contact: crate::paged::PagedVec<Vec<(f64, DateTime)>>,
+    /// (points, expiry or [`NEVER`], the run that gave them) by contact
+    /// number, in grant order.
+    by_contact: crate::paged::PagedVec<Vec<(f64, DateTime, u64)>>,
     expiring: bool,
 }
 
 impl Grants {
-    pub fn add(&mut self, no: u32, points: f64, expires_at: Option<DateTime>) {
+    pub fn add(&mut self, no: u32, points: f64, expires_at: Option<DateTime>, run_id: u64) {
         let index = no as usize;
         if index >= self.by_contact.len() {
             self.by_contact.resize(index + 1, Vec::new());
         }
         self.expiring |= expires_at.is_some();
-        self.by_contact[index].push((summable(points), expires_at.unwrap_or(NEVER)));
+        self.by_contact[index].push((summable(points), expires_at.unwrap_or(NEVER), run_id));
     }
 
     /// Contact `no`'s granted points at `now`, and the earliest instant some
@@ -240,7 +385,7 @@ impl Grants {
     pub fn score(&self, no: u32, now: DateTime) -> (f64, DateTime) {
         let mut score = 0.0;
         let mut next = NEVER;
-        for &(points, expiry) in self
+        for &(points, expiry, _) in self
             .by_contact
             .get(no as usize)
             .map_or(&[][..], Vec::as_slice)
@@ -253,6 +398,33 @@ impl Grants {
             }
         }
         (score, next)
+    }
+
+    /// Contact `no`'s granted points at `now` by run, in grant order: (run
+    /// id, points, grants, earliest expiry).
+    pub(crate) fn by_run(&self, no: u32, now: DateTime) -> Vec<(u64, Tally)> {
+        let mut out: Vec<(u64, Tally)> = Vec::new();
+        for &(points, expiry, run) in self
+            .by_contact
+            .get(no as usize)
+            .map_or(&[][..], Vec::as_slice)
+        {
+            if expiry <= now {
+                continue;
+            }
+            let at = match out.iter().position(|(r, _)| *r == run) {
+                Some(at) => at,
+                None => {
+                    out.push((run, Tally::default()));
+                    out.len() - 1
+                }
+            };
+            let t = &mut out[at].1;
+            t.points += points;
+            t.count += 1;
+            t.next = t.next.min(expiry);
+        }
+        out
     }
 
     pub fn has(&self, no: u32) -> bool {
@@ -276,12 +448,10 @@ impl Grants {
         let Some(moved) = self.by_contact.get_mut(from as usize).map(std::mem::take) else {
             return;
         };
-        for (points, expiry) in moved {
-            let index = into as usize;
-            if index >= self.by_contact.len() {
-                self.by_contact.resize(index + 1, Vec::new());
-            }
-            self.by_contact[index].push((points, expiry));
+        let index = into as usize;
+        if index >= self.by_contact.len() {
+            self.by_contact.resize(index + 1, Vec::new());
         }
+        self.by_contact[index].extend(moved);
     }
 }

@@ -71,6 +71,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::upsert, contacts::get, contacts::delete))
         .routes(routes!(contacts::batch))
         .routes(routes!(contacts::explain))
+        .routes(routes!(contact_score::score))
         .routes(routes!(events::ingest))
         .routes(routes!(identify::identify))
         .routes(routes!(scoring::list, scoring::create))
@@ -86,6 +87,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(segments::usages))
         .routes(routes!(segment_history::revisions))
         .routes(routes!(segment_history::sizes))
+        .routes(routes!(segment_match::match_contacts))
         .routes(routes!(workflows::list, workflows::create))
         .routes(routes!(
             workflows::get,

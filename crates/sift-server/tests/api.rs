@@ -11,6 +11,8 @@ mod bounds;
 mod changes;
 #[path = "api/conditions.rs"]
 mod conditions;
+#[path = "api/contact_score.rs"]
+mod contact_score;
 #[path = "api/contacts.rs"]
 mod contacts;
 #[path = "api/destinations.rs"]
@@ -55,6 +57,8 @@ mod schema_check;
 mod scoring;
 #[path = "api/segment_history.rs"]
 mod segment_history;
+#[path = "api/segment_match.rs"]
+mod segment_match;
 #[path = "api/segments.rs"]
 mod segments;
 #[path = "api/seqs.rs"]

@@ -127,4 +127,21 @@ impl EventStream {
         }
         Ok(())
     }
+
+    /// Contact `no`'s roll-up rows: (key, count, sum).
+    pub fn read_contact_rollups(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(&str, u32, f64),
+    ) -> Result<(), StoreError> {
+        let conn = open(self.path())?;
+        let mut stmt =
+            conn.prepare("SELECT key, count, sum FROM event_rollups WHERE contact_no = ?1")?;
+        let mut rows = stmt.query(params![no])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            visit(&key, row.get(1)?, row.get(2)?);
+        }
+        Ok(())
+    }
 }

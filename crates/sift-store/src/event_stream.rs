@@ -178,6 +178,34 @@ impl EventStream {
     }
 }
 
+impl EventStream {
+    /// Contact `no`'s stored events in seq order (by the index on
+    /// contacts), inside one read transaction.
+    pub fn stream_contact(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<u64, StoreError> {
+        let mut conn = open(&self.path)?;
+        let tx = conn.transaction()?;
+        let mut read = 0;
+        {
+            let mut stmt = tx.prepare(
+                "SELECT seq, id, contact_no, type, at, properties FROM events
+                 WHERE contact_no = ?1 AND type != '' ORDER BY seq",
+            )?;
+            let mut rows = stmt.query(params![no])?;
+            while let Some(row) = rows.next()? {
+                let (seq, event) = event_row(row)?;
+                read += 1;
+                visit(seq, &event);
+            }
+        }
+        tx.finish()?;
+        Ok(read)
+    }
+}
+
 /// A source the engine streams from when nothing writes beside it (a
 /// start, `sift import`); the server puts a flush of its writer in front.
 impl EventHistory for EventStream {
@@ -208,6 +236,25 @@ impl EventHistory for EventStream {
 
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
         self.read_rollups(visit).map_err(|e| e.to_string())
+    }
+
+    fn scan_contact(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.stream_contact(no, visit)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn contact_rollups(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(&str, u32, f64),
+    ) -> Result<(), String> {
+        self.read_contact_rollups(no, visit)
+            .map_err(|e| e.to_string())
     }
 }
 

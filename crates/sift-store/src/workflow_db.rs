@@ -590,6 +590,22 @@ impl WorkspaceReader {
         Ok(out)
     }
 
+    /// The workflow of each of `run_ids` still stored (runs past the
+    /// retention are not): (run id, workflow id).
+    pub fn run_workflows(&self, run_ids: &[u64]) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT workflow_id FROM workflow_runs WHERE id = ?1")?;
+        let mut out = Vec::new();
+        for &id in run_ids {
+            let mut rows = stmt.query(params![id as i64])?;
+            if let Some(row) = rows.next()? {
+                out.push((id, row.get(0)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The webhook deliveries of runs `run_ids`.
     pub fn deliveries_of(&self, run_ids: &[u64]) -> Result<Vec<Delivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -415,7 +415,8 @@ impl CheckpointLoad {
             .collect();
         for grant in &stored.score_grants {
             if ws.contacts.is_alive(grant.no) && !touched_set.contains(&grant.no) {
-                ws.grants.add(grant.no, grant.points, grant.expires_at);
+                ws.grants
+                    .add(grant.no, grant.points, grant.expires_at, grant.run_id);
             }
         }
         for rule in stored.scoring_rules {
@@ -516,7 +517,8 @@ impl CheckpointLoad {
         }
         for grant in &stored.score_grants {
             if ws.contacts.is_alive(grant.no) && touched_set.contains(&grant.no) {
-                ws.grants.add(grant.no, grant.points, grant.expires_at);
+                ws.grants
+                    .add(grant.no, grant.points, grant.expires_at, grant.run_id);
             }
         }
         ws.reevaluate(&touched, &rollups, now);

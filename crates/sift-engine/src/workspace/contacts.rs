@@ -16,6 +16,46 @@ use crate::value::{RawValue, Value};
 impl Workspace {
     // -- contacts -------------------------------------------------------------
 
+    /// The contacts each of `values` names, for filling a static segment by
+    /// hand: a contact id (or a former one) names that contact; otherwise a
+    /// value with an `@` is an email, compared without case or surrounding
+    /// spaces, and names every contact with that email. An empty list: the
+    /// value names no one. One pass over the email column, whatever the
+    /// number of values.
+    pub fn match_contacts(&self, values: &[String]) -> Vec<Vec<u32>> {
+        let mut out = vec![Vec::new(); values.len()];
+        let mut by_email: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (value, found)) in values.iter().zip(out.iter_mut()).enumerate() {
+            let value = value.trim();
+            if let Some(no) = self.resolve(value) {
+                found.push(no);
+            } else if value.contains('@') {
+                by_email.entry(value.to_lowercase()).or_default().push(i);
+            }
+        }
+        let Some(field) = self.fields.index("email").filter(|_| !by_email.is_empty()) else {
+            return out;
+        };
+        let column = self.contacts.column(field);
+        for no in self.contacts.alive().iter() {
+            let Some(crate::eval::ValueRef::Str(email)) = column.get_ref(no) else {
+                continue;
+            };
+            let email = email.trim();
+            let key: std::borrow::Cow<'_, str> = if email.chars().any(char::is_uppercase) {
+                email.to_lowercase().into()
+            } else {
+                email.into()
+            };
+            for &i in by_email.get(key.as_ref()).into_iter().flatten() {
+                if let Some(found) = out.get_mut(i) {
+                    found.push(no);
+                }
+            }
+        }
+        out
+    }
+
     /// Upserts contacts, all or nothing: every item is checked (with the
     /// fields earlier items would create) before any is applied.
     pub fn upsert_contacts(

@@ -67,7 +67,8 @@ impl Workspace {
         }
         for grant in &state.score_grants {
             if ws.contacts.is_alive(grant.no) {
-                ws.grants.add(grant.no, grant.points, grant.expires_at);
+                ws.grants
+                    .add(grant.no, grant.points, grant.expires_at, grant.run_id);
             }
         }
         for rule in state.scoring_rules {

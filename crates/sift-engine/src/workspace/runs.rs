@@ -205,7 +205,7 @@ impl Workspace {
                 expires_after,
             } => {
                 let expires_at = expires_after.map(|d| add(now, d));
-                self.grants.add(no, *points, expires_at);
+                self.grants.add(no, *points, expires_at, run.id);
                 let before = self.lead_score(no);
                 let score = before + points;
                 let mut slots = Vec::new();

@@ -5,11 +5,16 @@ use rayon::prelude::*;
 use sift_lang::{Condition, DateTime};
 
 use super::ondisk::Restreamed;
+use super::retention::SCORE_ROLLUP;
 use super::*;
 use crate::changes::Cause;
 use crate::error::Error;
 use crate::fields::LEAD_SCORE;
-use crate::scoring::{ScoringRule, ScoringRuleInput, ScoringRulePatch};
+use crate::history::HistorySource;
+use crate::scoring::{
+    Lasting, ScorePart, ScoreSource, ScoringRule, ScoringRuleInput, ScoringRulePatch, Tally,
+};
+use crate::time::NEVER;
 
 impl Workspace {
     pub fn scoring_rules(&self) -> &[ScoringRule] {
@@ -119,6 +124,85 @@ impl Workspace {
         };
         self.rescore(&kinds, streamed, now, &mut write);
         Ok(self.finish(write))
+    }
+
+    /// Where contact `no`'s `lead_score` comes from, at the clock (the
+    /// instant the score was last brought up to): one part per rule that
+    /// gives it points now, in the rules' order, one per workflow run that
+    /// gave it points still counting, in grant order, and what deleted
+    /// events gave. Computed as [`Workspace::full_score`] computes the
+    /// score, from the same events, so the parts add up to `lead_score`.
+    /// On disk, the points of rules without expiry are read from the
+    /// contact's stored events (an indexed read of that contact's rows).
+    pub fn score_parts(&self, no: u32) -> Result<Vec<ScorePart>, Error> {
+        let now = self.clock;
+        let mut tally = vec![Tally::default(); self.rules.all().len()];
+        let mut deleted = 0.0;
+        match &self.history {
+            Some(HistorySource(source)) => {
+                for event in self.events.of(no) {
+                    self.rules
+                        .tally_stored(event, &self.events, now, Lasting::Not, &mut tally);
+                }
+                if self.rules.all().iter().any(|r| r.expires_after.is_none()) {
+                    source
+                        .scan_contact(no, &mut |_, record| {
+                            if !record.event_type.is_empty() {
+                                self.rules.tally_record(
+                                    record,
+                                    &self.events,
+                                    now,
+                                    Lasting::Only,
+                                    &mut tally,
+                                );
+                            }
+                        })
+                        .map_err(Error::HistoryUnavailable)?;
+                }
+                source
+                    .contact_rollups(no, &mut |key, _, sum| {
+                        if key == SCORE_ROLLUP {
+                            deleted += sum;
+                        }
+                    })
+                    .map_err(Error::HistoryUnavailable)?;
+            }
+            None => {
+                for event in self.events.of(no) {
+                    self.rules
+                        .tally_stored(event, &self.events, now, Lasting::All, &mut tally);
+                }
+            }
+        }
+        let part = |source, t: Tally| ScorePart {
+            source,
+            points: t.points,
+            count: t.count,
+            next_expiry: (t.next < NEVER).then_some(t.next),
+        };
+        let mut parts: Vec<ScorePart> = self
+            .rules
+            .all()
+            .iter()
+            .zip(tally)
+            .filter(|(_, t)| t.count > 0)
+            .map(|(rule, t)| part(ScoreSource::Rule(rule.id.clone()), t))
+            .collect();
+        parts.extend(
+            self.grants
+                .by_run(no, now)
+                .into_iter()
+                .map(|(run, t)| part(ScoreSource::Run(run), t)),
+        );
+        if deleted != 0.0 {
+            parts.push(ScorePart {
+                source: ScoreSource::Deleted,
+                points: deleted,
+                count: 0,
+                next_expiry: None,
+            });
+        }
+        Ok(parts)
     }
 
     /// Contact `no`'s `lead_score` at `at` from scratch: its events' points

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod changes;
+pub mod contact_score;
 pub mod contact_types;
 pub mod contacts;
 pub mod doc;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod scoring;
 pub mod scoring_types;
 pub mod segment_history;
+pub mod segment_match;
 pub mod segment_types;
 pub mod segments;
 pub mod webhook_types;

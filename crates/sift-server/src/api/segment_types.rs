@@ -236,7 +236,7 @@ impl From<sift_lang::Warning> for ConditionWarning {
 #[schema(example = json!({"contact_ids": ["c1", "c2"]}))]
 #[schema(as = SegmentMembers)]
 pub struct MembersBody {
-    /// At most 1,000 contact ids.
+    /// At most 10,000 contact ids.
     pub contact_ids: Vec<String>,
 }
 

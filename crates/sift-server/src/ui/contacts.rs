@@ -124,8 +124,9 @@ pub async fn show(
         .into_iter()
         .map(event_view)
         .collect();
+    let score = crate::api::contact_score::score_of(&ws, id).await?;
     let chosen = query.explain.as_deref().unwrap_or_default();
-    let body = contact_body(&page, chosen);
+    let body = contact_body(&page, chosen, super::scoring::score_card(&score));
     let title = page.view.id.clone();
     Ok(super::layout::render(&ws, Nav::Contacts, &title, body))
 }
@@ -254,7 +255,7 @@ fn heading_of(view: &sift_engine::ContactView) -> String {
 }
 
 /// Step 2: the page body, card by card.
-fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
+fn contact_body(page: &ContactPage, chosen: &str, score: Markup) -> Markup {
     let view = &page.view;
     html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/ui/contacts" { "All contacts" } " / " }
@@ -270,6 +271,7 @@ fn contact_body(page: &ContactPage, chosen: &str) -> Markup {
             (system_card(view))
             (segments_card(view))
         }
+        (score)
         (why_card(view, &page.segments, chosen, page.explained.as_ref()))
         (events_card(&page.events))
     }
@@ -305,7 +307,7 @@ fn system_card(view: &ContactView) -> Markup {
         section.card {
             h2 { "System data" }
             dl.props #system {
-                dt { "Lead score" } dd #lead-score { (cell(view, "lead_score")) }
+                dt { "Lead score" } dd #lead-score { (super::scoring::score_text(view.lead_score)) }
                 dt { "Created" } dd { (time(view.created_at)) }
                 dt { "Updated" } dd { (time(view.updated_at)) }
                 dt { "Last seen" } dd { @match view.last_seen_at { Some(at) => (time(at)), None => span.muted { "never" } } }

@@ -14,6 +14,7 @@ pub enum Nav {
     Fields,
     Webhooks,
     Workflows,
+    Scoring,
 }
 
 fn head(title: &str, extra_css: &[&str]) -> Markup {
@@ -85,9 +86,7 @@ impl Page<'_> {
                                 span.group-label { "Automation" }
                                 (link(Nav::Workflows, "/ui/workflows", "Workflows"))
                                 (link(Nav::Webhooks, "/ui/webhooks", "Webhooks"))
-                            }
-                            div.group.soon {
-                                span aria-disabled="true" title="Coming soon" { "Scoring" small { " soon" } }
+                                (link(Nav::Scoring, "/ui/scoring", "Scoring"))
                             }
                         }
                         div.tools {

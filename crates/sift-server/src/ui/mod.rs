@@ -11,7 +11,9 @@ mod fields;
 mod layout;
 mod live;
 mod segment_history;
+mod scoring;
 mod segments;
+mod static_members;
 mod webhooks;
 mod words;
 mod workflows;
@@ -68,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{id}", get(contacts::show))
         .route("/ui/fields", get(fields::list))
+        .route("/ui/scoring", get(scoring::list))
         .route("/ui/webhooks", get(webhooks::list))
         .route("/ui/workflows", get(workflows::list))
         .route("/ui/workflows/new", get(workflows::new))
@@ -102,6 +105,10 @@ async fn asset(
         "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         "facebook.js" => (include_str!("assets/facebook.js"), JS, false),
         "history.js" => (include_str!("assets/history.js"), JS, false),
+        "scoring.js" => (include_str!("assets/scoring.js"), JS, false),
+        "scoring.css" => (include_str!("assets/scoring.css"), "text/css", false),
+        "static_members.js" => (include_str!("assets/static_members.js"), JS, false),
+        "static_members.css" => (include_str!("assets/static_members.css"), "text/css", false),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let signed =

@@ -112,6 +112,9 @@ pub struct ShowQuery {
     history: Option<u64>,
     /// The revision a restore brought back (history.js).
     restored: Option<u64>,
+    /// Contacts a hand add or remove changed (static_members.js).
+    added: Option<u64>,
+    removed: Option<u64>,
 }
 
 pub async fn show(
@@ -175,6 +178,7 @@ pub async fn show(
                 }
             }
         }
+        @if let Some(notice) = super::static_members::notice(query.added, query.removed) { (notice) }
         @if !description.is_empty() { p.description { (description) } }
         div.cards {
             section.card.stat {
@@ -191,7 +195,7 @@ pub async fn show(
                 div #definition {
                     @match &words {
                         Some(words) => (words),
-                        None => p { "A static segment: contacts are added and removed through the API (" code { "POST /v1/segments/" (id) "/contacts" } ") and by workflows." },
+                        None => p { "A static segment: contacts are added by hand below, removed from its list of contacts, and added or removed by workflows." },
                     }
                 }
             }
@@ -224,13 +228,22 @@ pub async fn show(
             }
             @if recent.is_empty() { p #no-changes .muted { "No entries or exits yet." } }
         }
+        @if kind != "Dynamic" { (super::static_members::add_card(&id, &name)) }
     };
     let page = Page {
         ws: &ws,
         nav: Nav::Segments,
         title: &name,
-        css: &[],
-        scripts: &["/ui/assets/history.js"],
+        css: if kind == "Dynamic" {
+            &[]
+        } else {
+            &["/ui/assets/static_members.css"]
+        },
+        scripts: if kind == "Dynamic" {
+            &["/ui/assets/history.js"]
+        } else {
+            &["/ui/assets/history.js", "/ui/assets/static_members.js"]
+        },
         modules: &[],
     };
     Ok(page.render(body).into_response())
@@ -280,6 +293,8 @@ const DEFAULT_COLUMNS: &[&str] = &["email", "first_name", "last_name", "lead_sco
 pub struct MembersQuery {
     cursor: Option<String>,
     columns: Option<Vec<String>>,
+    /// Contacts "Remove from segment" removed (static_members.js).
+    removed: Option<u64>,
 }
 
 pub async fn members(
@@ -289,7 +304,7 @@ pub async fn members(
 ) -> UiResult {
     let query = parse_members_query(pairs);
     let after = crate::api::parse_cursor(query.cursor.as_deref())?;
-    let (name, size, fields, columns, rows, next) = ws.read(|engine| {
+    let (name, size, fields, columns, rows, next, is_static) = ws.read(|engine| {
         let s = segment(engine, &id)?;
         let fields = field_labels(engine);
         let columns: Vec<String> = match &query.columns {
@@ -321,6 +336,7 @@ pub async fn members(
             columns,
             rows,
             next,
+            s.def.kind == SegmentKind::Static,
         ))
     })??;
     let seg = url_part(&id);
@@ -334,6 +350,7 @@ pub async fn members(
             h1 { "Contacts in " (name) }
             a.button href={ "/v1/segments/" (seg) "/export.csv?fields=id," (columns.join(",")) } download { "Export CSV" }
         }
+        @if let Some(notice) = super::static_members::notice(None, query.removed) { (notice) }
         p.muted { (plural(size, "contact", "contacts")) " · 50 per page" }
         details.columns {
             summary { "Choose columns" }
@@ -347,13 +364,33 @@ pub async fn members(
                 button type="submit" { "Show columns" }
             }
         }
-        (contacts_table(&columns, &fields, &rows))
+        @if is_static {
+            (super::static_members::members_table(&id, &name, &columns, &fields, &rows))
+        } @else {
+            (contacts_table(&columns, &fields, &rows))
+        }
         nav.pager aria-label="Pages" {
             @if after.is_some() { a href={ "?" (column_query.trim_start_matches('&')) } { "First page" } }
             @if let Some(next) = &next { a href={ "?cursor=" (next) (column_query) } rel="next" { "Next page" } }
         }
     };
-    Ok(super::layout::render(&ws, Nav::Segments, &name, body))
+    let page = Page {
+        ws: &ws,
+        nav: Nav::Segments,
+        title: &name,
+        css: if is_static {
+            &["/ui/assets/static_members.css"]
+        } else {
+            &[]
+        },
+        scripts: if is_static {
+            &["/ui/assets/static_members.js"]
+        } else {
+            &[]
+        },
+        modules: &[],
+    };
+    Ok(page.render(body).into_response())
 }
 
 /// `columns` repeats (one per checkbox), which a struct cannot collect;
@@ -362,10 +399,12 @@ fn parse_members_query(pairs: Vec<(String, String)>) -> MembersQuery {
     let mut query = MembersQuery {
         cursor: None,
         columns: None,
+        removed: None,
     };
     for (key, value) in pairs {
         match key.as_str() {
             "cursor" => query.cursor = Some(value),
+            "removed" => query.removed = value.parse().ok(),
             "columns" => query.columns.get_or_insert_with(Vec::new).extend(
                 value
                     .split(',')

@@ -212,4 +212,29 @@ impl EventHistory for StoreHistory {
     fn rollups(&self, visit: &mut dyn FnMut(&str, u32, u32, f64)) -> Result<(), String> {
         self.stream.read_rollups(visit).map_err(|e| e.to_string())
     }
+
+    /// One contact's events, by the index on contacts, behind the barrier
+    /// (not counted as a scan of the history: it reads one contact's rows).
+    fn scan_contact(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(u64, &EventRecord),
+    ) -> Result<(), String> {
+        self.flush()?;
+        self.stream
+            .stream_contact(no, visit)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn contact_rollups(
+        &self,
+        no: u32,
+        visit: &mut dyn FnMut(&str, u32, f64),
+    ) -> Result<(), String> {
+        self.flush()?;
+        self.stream
+            .read_contact_rollups(no, visit)
+            .map_err(|e| e.to_string())
+    }
 }

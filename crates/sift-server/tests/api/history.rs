@@ -68,7 +68,7 @@ async fn an_all_time_segment_counts_the_events_memory_no_longer_holds() {
 
 /// Waits until the store holds `want` events with a type (the retention
 /// task deletes the others) among the first `contacts` contact numbers.
-async fn stored_events_become(server: &Server, contacts: u32, want: usize) {
+pub async fn stored_events_become(server: &Server, contacts: u32, want: usize) {
     let path = server
         .dir
         .path()

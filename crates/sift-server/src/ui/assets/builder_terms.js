@@ -9,10 +9,10 @@
  *
  * The other segment form modules import this one; it imports none of them.
  */
-export const form = document.getElementById("segment-form");
+// The segment form, or the scoring rule form, which builds one event row
+// with these modules (scoring.rs, scoring.js). Each page has both elements.
+export const form = document.getElementById("segment-form") || document.getElementById("scoring-form");
 export const builderEl = document.getElementById("builder");
-// Only the segment form page loads these modules, and it always has both
-// (segments.rs fn form).
 
 export const editingId = form.dataset.segmentId || null;
 export const previewEl = document.getElementById("preview");
