@@ -99,6 +99,12 @@ async fn asset(
         "builder_widgets.js" => (include_str!("assets/builder_widgets.js"), JS, false),
         "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
+        "builder_groups.js" => (include_str!("assets/builder_groups.js"), JS, false),
+        "builder_where.js" => (include_str!("assets/builder_where.js"), JS, false),
+        "builder_suggest.js" => (include_str!("assets/builder_suggest.js"), JS, false),
+        "builder_history.js" => (include_str!("assets/builder_history.js"), JS, false),
+        // The workflow form's condition rows (the same modules).
+        "workflow_builder.js" => (include_str!("assets/workflow_builder.js"), JS, false),
         "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         "facebook.js" => (include_str!("assets/facebook.js"), JS, false),
         "history.js" => (include_str!("assets/history.js"), JS, false),
