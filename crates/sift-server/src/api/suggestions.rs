@@ -57,7 +57,6 @@ pub struct ValueCounts {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ValuesQuery {
     /// Only values containing this text, ignoring case.
     q: Option<String>,
