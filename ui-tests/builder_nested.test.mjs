@@ -244,3 +244,32 @@ T('N5 a text field suggests its most frequent values as you type', async ({ page
   await eventually(async () => assert.deepEqual(await offered(), order((v) => v.toLowerCase().includes('e')).map(([v, n]) => [v, `${n} contacts`])), { message: 'countries containing "e"' });
   await shot(page, 'suggestions');
 });
+
+T('N6 a condition typed as text goes into the builder with its groups; an unseen property keeps its value\'s type', async ({ page, signIn, call }) => {
+  const iberian = (c) => eq(c, 'country', 'ES') || eq(c, 'country', 'PT');
+  const expected = members((c) => !iberian(c)); // no refund events: the other side never holds
+  await newForm(page, signIn, 'From text');
+  await page.getByRole('button', { name: 'Text', exact: true }).click();
+  await page.getByLabel('Condition text', { exact: true }).fill('not (country = "ES" or country = "PT") or performed refund where amount > 10');
+  await page.getByRole('button', { name: 'Builder', exact: true }).click();
+  await eventually(async () => assert.equal(await page.getByRole('button', { name: 'Builder', exact: true }).getAttribute('aria-pressed'), 'true', 'back in the builder'));
+  const top = page.locator('#builder .and-list > .condition-group').first();
+  assert.equal(await top.getByLabel('Match', { exact: true }).first().inputValue(), 'any', 'the top "or" is a "Match any" group');
+  const inner = ownGroups(top).first();
+  assert.equal(await inner.getByRole('checkbox', { name: 'Not (group)', exact: true }).isChecked(), true, 'not ( … or … ) is a negated group');
+  assert.equal(await ownRows(inner).count(), 2);
+  const whereRow = page.locator('#builder .where-row').first();
+  assert.equal(await whereRow.getByLabel('Event property', { exact: true }).inputValue(), 'amount');
+  assert.equal(await whereRow.getByLabel('Property operator', { exact: true }).inputValue(), 'gt');
+  assert.equal(await whereRow.getByLabel('Property value', { exact: true }).getAttribute('type'), 'number', 'a number stays a number');
+  await expectDigits(page.locator('#preview [data-preview-size]'), expected, 'preview');
+  await shot(page, 'from text');
+  const id = await saveSegment(page);
+  const seg = await call('GET', `/v1/segments/${encodeURIComponent(id)}`);
+  assert.deepEqual(shape(seg.condition_tree), {
+    any: [
+      { not: { any: [{ field: 'country', op: 'eq', value: 'ES' }, { field: 'country', op: 'eq', value: 'PT' }] } },
+      { event: 'refund', where: { field: 'amount', op: 'gt', value: 10 } },
+    ],
+  }, seg.condition);
+});

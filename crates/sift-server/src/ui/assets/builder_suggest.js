@@ -45,15 +45,20 @@ export function onCatalog(fn) {
 const propertyLists = new Map();
 /** The id of a datalist of `eventType`'s properties (made once per type). */
 export function propertyList(eventType) {
-  if (propertyLists.has(eventType)) return propertyLists.get(eventType);
-  const id = nextId("event-properties");
-  const list = h("datalist", { id });
-  for (const p of propertiesOf(eventType)) {
-    list.append(h("option", { value: p.name, label: `${p.type}, ${countText(p.count)} events` }));
+  let list = propertyLists.get(eventType);
+  if (!list) {
+    if (propertyLists.size >= 200) return null; // types typed by hand: enough lists
+    list = h("datalist", { id: nextId("event-properties") });
+    (builderEl || document.body).append(list);
+    propertyLists.set(eventType, list);
   }
-  (builderEl || document.body).append(list);
-  if (propertiesOf(eventType).length) propertyLists.set(eventType, id);
-  return id;
+  // Filled once the catalog has the type (it may come after the first look).
+  if (!list.childElementCount) {
+    for (const p of propertiesOf(eventType)) {
+      list.append(h("option", { value: p.name, label: `${p.type}, ${countText(p.count)} events` }));
+    }
+  }
+  return list.id;
 }
 
 function countText(n) {
@@ -132,6 +137,19 @@ export function propertyValuesUrl(eventType, property) {
     return `/v1/event-types/${encodeURIComponent(type)}/properties/${encodeURIComponent(name)}/values?limit=20`
       + `${q ? `&q=${encodeURIComponent(q)}` : ""}`;
   };
+}
+
+// "Total of event property": the property to add up, from those the event
+// type's events had.
+if (builderEl) {
+  builderEl.addEventListener("focusin", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.matches(".property-input")) return;
+    const rowEl = input.closest(".condition-row");
+    const type = rowEl && rowEl.querySelector(".event-type");
+    const list = type && type.value.trim() ? propertyList(type.value.trim()) : null;
+    if (list) input.setAttribute("list", list);
+  });
 }
 
 // A string field row's value (and list entry) suggests the field's values;

@@ -58,7 +58,8 @@ export class WhereRow {
 
   refreshList() {
     const type = this.eventTypeOf();
-    if (type) this.propInput.setAttribute("list", propertyList(type));
+    const list = type ? propertyList(type) : null;
+    if (list) this.propInput.setAttribute("list", list);
   }
 
   kindOf(name) {
@@ -138,14 +139,8 @@ export class WhereRow {
     this.notBox.checked = negate;
     this.el.classList.toggle("is-negated", negate);
     this.propInput.value = node.field;
-    this.kind = this.kindOf(node.field);
+    this.kind = kindForNode(node, propertiesOf(this.eventTypeOf()));
     this.buildOps(node.op, []);
-    if (!this.ensureOp(node.op)) {
-      // An operator of another kind of value (the catalog doesn't know the
-      // property yet): take the kind the operator needs.
-      this.kind = "string";
-      this.buildOps(node.op, []);
-    }
     this.setValueEditor([]);
     if (node.value !== undefined) this.value.write(node.value);
   }
@@ -205,10 +200,39 @@ export class WhereRow {
 
 // -- the where of one event row ---------------------------------------------------
 
+const DATE_TEXT = /^\d{4}-\d{2}-\d{2}$/;
+const DATETIME_TEXT = /^\d{4}-\d{2}-\d{2}T/;
+
+/**
+ * The kind of value a loaded property test reads: the catalog's, else what
+ * its value is (a property no event has shown since the server started),
+ * so that what is sent again keeps the value's type. Throws Unfit when no
+ * kind offers the operator.
+ */
+function kindForNode(node, known) {
+  const found = known.find((p) => p.name === node.field);
+  let sample = Array.isArray(node.value) ? node.value[0] : node.value;
+  if (node.op === "contains" || node.op === "not_contains") sample = sample === undefined ? "" : String(sample);
+  let guess = "string";
+  if (typeof sample === "number") guess = "number";
+  else if (typeof sample === "boolean") guess = "boolean";
+  else if (typeof sample === "string" && DATE_TEXT.test(sample)) guess = "date";
+  else if (typeof sample === "string" && DATETIME_TEXT.test(sample)) guess = "datetime";
+  else if (["in_last", "before_ago", "after_ago"].includes(node.op)) guess = "datetime";
+  const kinds = [...new Set([found ? found.type : guess, guess, "string"])];
+  const kind = kinds.find((k) => opsFor(k).some((o) => o[0] === node.op));
+  if (!kind) throw new Unfit(`the builder has no operator “${node.op}” for the property “${node.field}”`);
+  return kind;
+}
+
 function whereRowSpec(node) {
   const isProp = (n) => n && typeof n === "object" && typeof n.field === "string" && typeof n.op === "string";
-  if (isProp(node)) return [node, false];
-  if (node && typeof node === "object" && isProp(node.not)) return [node.not, true];
+  const spec = (n, negate) => {
+    kindForNode(n, []); // throws Unfit for an operator no kind has
+    return [n, negate];
+  };
+  if (isProp(node)) return spec(node, false);
+  if (node && typeof node === "object" && isProp(node.not)) return spec(node.not, true);
   throw new Unfit("it holds something property rows can't show");
 }
 
