@@ -83,3 +83,32 @@ T('W1 an event trigger\'s where and the filter as rows; runs follow them; edit l
   assert.equal(await page.getByLabel('Filter', { exact: true }).inputValue(), 'country = "ES"');
   await shot(page, 'edit form');
 });
+
+T('W2 a server error in the filter shows in its row inside a group; nothing is saved', async ({ page, signIn, call }) => {
+  const doomed = await call('POST', '/v1/segments', { name: 'Soon gone', kind: 'dynamic', condition: 'country = "DE"' });
+  const target = await call('POST', '/v1/segments', { name: 'Target', kind: 'static' });
+  const vip = await call('POST', '/v1/segments', { name: 'VIP three', kind: 'dynamic', condition: 'country = "PT"' });
+  const before = (await call('GET', '/v1/workflows')).items.length;
+  await signIn();
+  await page.goto('/ui/workflows/new');
+  const form = page.locator('form#workflow-form');
+  await form.getByLabel('Name', { exact: true }).fill('Broken filter');
+  await form.getByLabel('Segment', { exact: true }).selectOption(vip.id);
+  await page.locator('#builder').getByRole('button', { name: 'Add OR group', exact: true }).click();
+  const group = page.locator('#builder .condition-group').first();
+  const first = group.locator('.condition-row').nth(0);
+  await chooseOption(first.getByLabel('Field', { exact: true }), FIELD.country, '"Field"');
+  await setRowValue(first, 'ES');
+  const second = group.locator('.condition-row').nth(1);
+  await chooseOption(second.getByLabel('Field', { exact: true }), FIELD.in_segment, '"Field"');
+  await chooseOption(second.getByLabel('Value', { exact: true }), [{ value: doomed.id }], 'segment');
+  const action = page.locator('#wf-actions .action-row').nth(0);
+  await action.getByLabel('Static segment', { exact: true }).selectOption(target.id);
+  await call('DELETE', `/v1/segments/${encodeURIComponent(doomed.id)}`);
+  await form.getByRole('button', { name: 'Save', exact: true }).click();
+  await eventually(async () => assert.ok(await second.locator('.row-error').first().isVisible(), 'the error shows in the in-segment row'), { message: 'row error' });
+  assert.equal(await first.locator('.row-error').count(), 0, 'and only there');
+  await shot(page, 'filter row error');
+  assert.equal(new URL(page.url()).pathname, '/ui/workflows/new');
+  assert.equal((await call('GET', '/v1/workflows')).items.length, before, 'nothing saved');
+});

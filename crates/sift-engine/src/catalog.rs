@@ -22,11 +22,16 @@ pub const CATALOG_TYPES: usize = 1_000;
 pub const CATALOG_PROPERTIES: usize = 200;
 /// Distinct text values counted per property.
 pub const CATALOG_VALUES: usize = 1_000;
+/// Distinct (type, property, value) entries counted in all, so that the
+/// catalog stays a few megabytes however many types and properties come.
+pub const CATALOG_VALUES_TOTAL: usize = 200_000;
 
 #[derive(Clone, Debug, Default)]
 pub struct EventCatalog {
     /// By interned type id.
     types: BTreeMap<u32, TypeEntry>,
+    /// Distinct values counted across every property.
+    values: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -101,12 +106,14 @@ impl EventCatalog {
             }
             let property = entry.properties.entry(*name).or_default();
             property.kinds[kind_index(prop)] += 1;
+            let total = &mut self.values;
             let mut count = |id: u32| {
-                let room = property.values.len() < CATALOG_VALUES;
+                let room = property.values.len() < CATALOG_VALUES && *total < CATALOG_VALUES_TOTAL;
                 match property.values.get_mut(&id) {
                     Some(n) => *n += 1,
                     None if room => {
                         property.values.insert(id, 1);
+                        *total += 1;
                     }
                     None => {}
                 }

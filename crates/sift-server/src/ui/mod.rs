@@ -92,6 +92,7 @@ async fn asset(
         "theme.js" => (include_str!("assets/theme.js"), JS, true),
         "app.js" => (include_str!("assets/app.js"), JS, false),
         "builder.css" => (include_str!("assets/builder.css"), "text/css", false),
+        "builder_parts.css" => (include_str!("assets/builder_parts.css"), "text/css", false),
         // The segment form: an ES module and the siblings it imports.
         "segment_form.js" => (include_str!("assets/segment_form.js"), JS, false),
         "workflows.js" => (include_str!("assets/workflows.js"), JS, false),

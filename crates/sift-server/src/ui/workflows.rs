@@ -179,7 +179,7 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
         ws,
         title,
         body,
-        &["/ui/assets/builder.css"],
+        &["/ui/assets/builder.css", "/ui/assets/builder_parts.css"],
         &["/ui/assets/workflow_builder.js"],
     ))
 }

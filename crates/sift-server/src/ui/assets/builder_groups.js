@@ -108,7 +108,7 @@ export class Group {
     const row = this.opts.makeRow(this);
     this.items.push(row);
     this.list.append(row.el);
-    if (this.opts.afterAdd) this.opts.afterAdd();
+    if (this.opts.afterChange) this.opts.afterChange();
     return row;
   }
 
@@ -119,7 +119,7 @@ export class Group {
     for (let i = 0; i < rows; i += 1) group.addRow();
     this.items.push(group);
     this.list.append(group.el);
-    if (this.opts.afterAdd) this.opts.afterAdd();
+    if (this.opts.afterChange) this.opts.afterChange();
     return group;
   }
 
@@ -133,7 +133,7 @@ export class Group {
     if (index < 0) return;
     this.items.splice(index, 1);
     item.el.remove();
-    if (this.opts.afterAdd) this.opts.afterAdd();
+    if (this.opts.afterChange) this.opts.afterChange();
     const next = this.items[index] || this.items[index - 1];
     if (next instanceof Group) next.combinatorSel.focus();
     else if (next) this.focusRow(next);
@@ -155,7 +155,7 @@ export class Group {
   clear() {
     this.items = [];
     this.list.replaceChildren();
-    if (this.opts.afterAdd) this.opts.afterAdd();
+    if (this.opts.afterChange) this.opts.afterChange();
   }
 
   allRows() {

@@ -9,7 +9,7 @@
 import { h, describeChoice, ensureFieldOption } from "./builder_widgets.js";
 import { PSEUDO } from "./builder_terms.js";
 
-/** Steps kept; the brief minimum is 20. */
+/** Steps kept (docs/ui.md promises this many). */
 const STEPS = 100;
 // Keys typed within this long of each other in one box make one step.
 const TYPING_MS = 1000;

@@ -340,7 +340,7 @@ export const root = new Group(null, {
   combinator: "all",
   makeRow: (owner) => new Row(owner),
   onChanged: () => changed(),
-  afterAdd: () => updateEmptyState(),
+  afterChange: () => updateEmptyState(),
   emptyFocus: () => addConditionBtn.focus(),
 });
 

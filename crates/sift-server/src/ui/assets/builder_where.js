@@ -247,7 +247,7 @@ export function whereEditor(eventType, onChanged) {
     makeRow: (owner) => new WhereRow(owner, eventTypeOf, onChanged),
     addRowLabel: "Add property condition",
     onChanged,
-    afterAdd: () => sync(),
+    afterChange: () => sync(),
     emptyFocus: () => addBtn.focus(),
   });
   const addBtn = h("button", { type: "button", class: "add-where", text: "Add property condition" });
