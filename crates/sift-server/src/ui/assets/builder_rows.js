@@ -1,10 +1,12 @@
-/* Sift's segment form: the builder's rows, OR groups and root list, and the
- * conversions between them and a condition tree.
+/* Sift's condition builder: the condition rows, the root list (a group of
+ * builder_groups.js that always matches all) and the conversions between
+ * them and a condition tree.
  *
  * The rows' controls are the model: buildTree reads them into one JSON tree
- * (where-clauses read by the server) with the JSON pointer of each row and
- * group, so that a server error can be shown in its row; loadLayout fills the
- * rows from a tree that layoutOf accepted.
+ * (an event's where from its property rows, or read by the server when
+ * typed as text) with the JSON pointer of each row, group and property row,
+ * so that a server error can be shown in its row; loadLayout fills the rows
+ * and groups from a tree that layoutOf accepted.
  */
 import {
   CMP_OPS, COUNT_OPS, PSEUDO, opsFor, valueKind, printTree, resolveWhere,
