@@ -79,6 +79,18 @@ T('18 "Ignore case" on a row: the preview counts every spelling, the saved segme
   assert.equal(await caseBox.isChecked(), true, 'the box keeps its state across operator changes');
   await expectDigits(size, goldAnyCase.length, 'preview again ignoring case');
 
+  // Undo and redo step through the box like any other change of the row.
+  await caseBox.uncheck();
+  await expectDigits(size, goldExact.length, 'preview with the box unchecked');
+  await page.getByRole('button', { name: 'Undo', exact: true }).click();
+  await eventually(async () => assert.equal(await row.getByRole('checkbox', { name: 'Ignore case', exact: true }).isChecked(), true, 'Undo checks it again'));
+  await expectDigits(size, goldAnyCase.length, 'preview after Undo');
+  await page.getByRole('button', { name: 'Redo', exact: true }).click();
+  await eventually(async () => assert.equal(await row.getByRole('checkbox', { name: 'Ignore case', exact: true }).isChecked(), false, 'Redo unchecks it'));
+  await page.getByRole('button', { name: 'Undo', exact: true }).click();
+  await eventually(async () => assert.equal(await row.getByRole('checkbox', { name: 'Ignore case', exact: true }).isChecked(), true));
+  await expectDigits(size, goldAnyCase.length, 'preview ignoring case once more');
+
   const id = await saveSegment(page);
   const saved = await call('GET', `/v1/segments/${encodeURIComponent(id)}`);
   assert.equal(saved.condition, 'tier = "gold" ignoring case');

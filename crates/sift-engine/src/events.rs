@@ -53,6 +53,9 @@ pub struct EventLog {
     ids: KeySet,
     len: u64,
     next_arrival: u32,
+    /// Every property of every event applied (`push`), whatever memory
+    /// keeps of it afterwards (`crate::catalog`).
+    pub catalog: crate::catalog::EventCatalog,
 }
 
 pub fn id_hash(id: &str) -> u128 {
@@ -110,6 +113,8 @@ impl EventLog {
             ids: self.ids.clone(),
             len: self.len,
             next_arrival: self.next_arrival,
+            // A checkpoint does not store it: a start counts what it loads.
+            catalog: crate::catalog::EventCatalog::default(),
         }
     }
 
@@ -124,6 +129,7 @@ impl EventLog {
         let arrival = self.next_arrival;
         self.next_arrival = self.next_arrival.wrapping_add(1);
         let event = self.intern(event_type, at, properties, arrival);
+        self.catalog.add(&event);
         self.push_stored(no, event)
     }
 
@@ -271,6 +277,11 @@ impl EventLog {
     ) -> EventLog {
         let [types, names, strings] = interners;
         let len = by_contact.iter().map(|l| l.len() as u64).sum();
+        let mut catalog = crate::catalog::EventCatalog::default();
+        by_contact
+            .iter()
+            .flatten()
+            .for_each(|event| catalog.add(event));
         EventLog {
             by_contact: PagedVec::from(by_contact),
             types,
@@ -279,6 +290,7 @@ impl EventLog {
             ids: KeySet::from(ids),
             len,
             next_arrival,
+            catalog,
         }
     }
 

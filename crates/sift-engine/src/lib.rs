@@ -10,6 +10,7 @@
 mod aggregates;
 mod aliases;
 mod bits;
+pub(crate) mod catalog;
 mod changes;
 mod column_builder;
 pub mod columns;
@@ -37,6 +38,7 @@ mod workflows;
 mod workspace;
 
 pub use aggregates::SUM_BOUND;
+pub use catalog::{CATALOG_PROPERTIES, CATALOG_TYPES, CATALOG_VALUES, EventTypeSeen, PropertySeen};
 pub use changes::{
     Cause, ChangeBatch, ChangeKind, ContactSnapshot, EventRecord, FIRST_SEQ, Record, SegmentDef,
     SegmentKind, SegmentRevision,
@@ -67,6 +69,6 @@ pub use workflows::{
 pub use workspace::{
     AggregatePart, CheckpointLoad, ColumnPart, ContactInput, ContactView, EngineCheckpoint,
     EventInput, EventView, EventsPart, ExplainNode, MAX_BATCH, MAX_FUTURE_MS, Mismatch, Rollup,
-    SCORE_ROLLUP, SegmentInput, SegmentPatch, StoredState, Workspace, WorkspaceSchema, Write,
-    longest_days, rollup_key,
+    SCORE_ROLLUP, SUGGESTIONS_MAX, SegmentInput, SegmentPatch, StoredState, Workspace,
+    WorkspaceSchema, Write, longest_days, rollup_key,
 };

@@ -63,6 +63,8 @@ mod segment_match;
 mod segments;
 #[path = "api/seqs.rs"]
 mod seqs;
+#[path = "api/suggestions.rs"]
+mod suggestions;
 #[path = "api/ui.rs"]
 mod ui;
 #[path = "api/webhook_receiver.rs"]

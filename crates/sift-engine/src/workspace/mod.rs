@@ -44,7 +44,7 @@ pub use checkpoint::{
     AggregatePart, CheckpointLoad, ColumnPart, EngineCheckpoint, EventsPart, Mismatch,
 };
 pub use events::{EventInput, MAX_FUTURE_MS};
-pub use history::EventView;
+pub use history::{EventView, SUGGESTIONS_MAX};
 pub use restore::StoredState;
 pub use retention::{Rollup, SCORE_ROLLUP, longest_days, rollup_key};
 use staging::Staged;

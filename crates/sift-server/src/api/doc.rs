@@ -221,8 +221,11 @@ fn bound_limits(operation: &mut Operation) {
     {
         if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
             schema.minimum = Some(1.into());
-            schema.maximum = Some(MAX_LIMIT.into());
-            schema.default = Some(json!(DEFAULT_LIMIT));
+            // A handler with its own bound (value suggestions) declares it.
+            if schema.maximum.is_none() {
+                schema.maximum = Some(MAX_LIMIT.into());
+                schema.default = Some(json!(DEFAULT_LIMIT));
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod segment_history;
 pub mod segment_match;
 pub mod segment_types;
 pub mod segments;
+pub mod suggestions;
 pub mod webhook_types;
 pub mod webhooks;
 pub mod workflow_body;

@@ -10,8 +10,8 @@ mod facebook;
 mod fields;
 mod layout;
 mod live;
-mod segment_history;
 mod scoring;
+mod segment_history;
 mod segments;
 mod static_members;
 mod webhooks;
@@ -95,6 +95,7 @@ async fn asset(
         "theme.js" => (include_str!("assets/theme.js"), JS, true),
         "app.js" => (include_str!("assets/app.js"), JS, false),
         "builder.css" => (include_str!("assets/builder.css"), "text/css", false),
+        "builder_parts.css" => (include_str!("assets/builder_parts.css"), "text/css", false),
         // The segment form: an ES module and the siblings it imports.
         "segment_form.js" => (include_str!("assets/segment_form.js"), JS, false),
         "workflows.js" => (include_str!("assets/workflows.js"), JS, false),
@@ -102,6 +103,12 @@ async fn asset(
         "builder_widgets.js" => (include_str!("assets/builder_widgets.js"), JS, false),
         "builder_rows.js" => (include_str!("assets/builder_rows.js"), JS, false),
         "builder_preview.js" => (include_str!("assets/builder_preview.js"), JS, false),
+        "builder_groups.js" => (include_str!("assets/builder_groups.js"), JS, false),
+        "builder_where.js" => (include_str!("assets/builder_where.js"), JS, false),
+        "builder_suggest.js" => (include_str!("assets/builder_suggest.js"), JS, false),
+        "builder_history.js" => (include_str!("assets/builder_history.js"), JS, false),
+        // The workflow form's condition rows (the same modules).
+        "workflow_builder.js" => (include_str!("assets/workflow_builder.js"), JS, false),
         "webhooks.js" => (include_str!("assets/webhooks.js"), JS, false),
         "facebook.js" => (include_str!("assets/facebook.js"), JS, false),
         "history.js" => (include_str!("assets/history.js"), JS, false),

@@ -585,7 +585,7 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
         ws,
         nav: Nav::Segments,
         title: &title,
-        css: &["/ui/assets/builder.css"],
+        css: &["/ui/assets/builder.css", "/ui/assets/builder_parts.css"],
         scripts: &[],
         modules: &["/ui/assets/segment_form.js"],
     };

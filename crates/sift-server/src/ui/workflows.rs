@@ -29,13 +29,24 @@ fn workspace_data(ws: &WorkspaceHandle) -> Result<(Json, Json, Json), crate::err
 }
 
 fn page(ws: &WorkspaceHandle, title: &str, body: maud::Markup) -> axum::response::Response {
+    page_with(ws, title, body, &[], &[])
+}
+
+/// The form also loads the condition builder (its filter and event `where`).
+fn page_with(
+    ws: &WorkspaceHandle,
+    title: &str,
+    body: maud::Markup,
+    css: &[&str],
+    modules: &[&str],
+) -> axum::response::Response {
     let page = Page {
         ws,
         nav: Nav::Workflows,
         title,
-        css: &[],
+        css,
         scripts: &["/ui/assets/workflows.js"],
-        modules: &[],
+        modules,
     };
     page.render(body).into_response()
 }
@@ -131,16 +142,23 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
                     label for="wf-trigger-event" { "Event type" }
                     input #wf-trigger-event list="wf-event-types" placeholder="e.g. purchase";
                     datalist #wf-event-types {}
-                    label for="wf-trigger-where" { "Where (optional)" }
-                    input #wf-trigger-where placeholder="e.g. amount > 50";
+                    div #wf-trigger-where-rows .where-box role="group" aria-labelledby="wf-trigger-where-title" {
+                        span #wf-trigger-where-title .row-word { "Where (optional)" }
+                    }
                 }
                 div.field-error #wf-trigger-error role="alert" {}
             }
             fieldset {
                 legend { "Only for contacts matching (optional)" }
-                label for="wf-filter" { "Filter" }
-                textarea #wf-filter rows="2" placeholder="e.g. newsletter = true and country = \"ES\"" {}
-                small.muted { "Any segment condition, checked when the workflow runs for the contact." }
+                div #builder
+                    data-fields=(data_json(&fields))
+                    data-segments=(data_json(&segments))
+                    data-event-types=(data_json(&event_types)) {}
+                div #wf-filter-text-box hidden {
+                    label for="wf-filter" { "Filter" }
+                    textarea #wf-filter rows="2" placeholder="e.g. newsletter = true and country = \"ES\"" {}
+                }
+                small.muted { "Any segment condition, checked when the workflow runs for the contact. No condition: every contact." }
                 div.field-error #wf-filter-error role="alert" {}
             }
             fieldset {
@@ -157,5 +175,11 @@ fn form(ws: &WorkspaceHandle, id: Option<&str>) -> UiResult {
             }
         }
     };
-    Ok(page(ws, title, body))
+    Ok(page_with(
+        ws,
+        title,
+        body,
+        &["/ui/assets/builder.css", "/ui/assets/builder_parts.css"],
+        &["/ui/assets/workflow_builder.js"],
+    ))
 }

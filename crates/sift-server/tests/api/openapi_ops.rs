@@ -350,12 +350,32 @@ async fn every_limit_parameter_documents_the_bounds_the_server_enforces() {
         for parameter in parameters.iter().filter(|p| p["name"] == "limit") {
             seen += 1;
             let schema = &parameter["schema"];
+            // Value suggestions answer few values: their own, smaller bounds.
+            let (maximum, default) = if path.ends_with("/values") {
+                (100, 20)
+            } else {
+                (1000, 100)
+            };
             assert_eq!(schema["minimum"], 1, "{method} {path}: {schema}");
-            assert_eq!(schema["maximum"], 1000, "{method} {path}: {schema}");
-            assert_eq!(schema["default"], 100, "{method} {path}: {schema}");
+            assert_eq!(schema["maximum"], maximum, "{method} {path}: {schema}");
+            assert_eq!(schema["default"], default, "{method} {path}: {schema}");
         }
     }
     assert!(seen >= 4, "only {seen} limit parameters");
+    for (limit, status) in [
+        (0, StatusCode::BAD_REQUEST),
+        (1, StatusCode::OK),
+        (100, StatusCode::OK),
+        (101, StatusCode::BAD_REQUEST),
+    ] {
+        for path in [
+            format!("/v1/fields/email/values?limit={limit}"),
+            format!("/v1/event-types/purchase/properties/sku/values?limit={limit}"),
+        ] {
+            let (got, body) = send(&server.app, "GET", &path, Some(&server.key), None).await;
+            assert_eq!(got, status, "{path}: {body}");
+        }
+    }
     // What the server does at and beyond the documented bounds.
     for (limit, status) in [
         (0, StatusCode::BAD_REQUEST),

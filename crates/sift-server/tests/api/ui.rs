@@ -101,7 +101,13 @@ async fn nothing_with_data_is_reachable_without_a_session() {
         "builder_widgets.js",
         "builder_rows.js",
         "builder_preview.js",
+        "builder_groups.js",
+        "builder_where.js",
+        "builder_suggest.js",
+        "builder_history.js",
+        "workflow_builder.js",
         "builder.css",
+        "builder_parts.css",
     ] {
         let response = raw(&server, get(&format!("/ui/assets/{asset}"), None)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{asset}");

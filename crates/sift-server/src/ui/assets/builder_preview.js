@@ -154,8 +154,8 @@ export function placeConditionError(error, built, source) {
     }
   }
   if (/inside `where`/.test(String(error.message))) {
-    const rows = root.allRows().filter((row) => row.parts.where && row.parts.where.value.trim() !== "");
-    for (const row of rows) row.showError(error.message, row.parts.where);
+    const rows = root.allRows().filter((row) => row.parts.where && !row.parts.where.isEmpty());
+    for (const row of rows) row.showError(error.message, row.parts.where.focusable());
     if (rows.length) return true;
   }
   return false;

@@ -1,14 +1,18 @@
-/* Sift's segment form: the builder's rows, OR groups and root list, and the
- * conversions between them and a condition tree.
+/* Sift's condition builder: the condition rows, the root list (a group of
+ * builder_groups.js that always matches all) and the conversions between
+ * them and a condition tree.
  *
  * The rows' controls are the model: buildTree reads them into one JSON tree
- * (where-clauses read by the server) with the JSON pointer of each row and
- * group, so that a server error can be shown in its row; loadLayout fills the
- * rows from a tree that layoutOf accepted.
+ * (an event's where from its property rows, or read by the server when
+ * typed as text) with the JSON pointer of each row, group and property row,
+ * so that a server error can be shown in its row; loadLayout fills the rows
+ * and groups from a tree that layoutOf accepted.
  */
 import {
   CMP_OPS, COUNT_OPS, PSEUDO, opsFor, valueKind, printTree, resolveWhere, caseApplies,
 } from "./builder_terms.js";
+import { Group } from "./builder_groups.js";
+import { whereEditor } from "./builder_where.js";
 import {
   nextId, h, select, text, eventTypeList, scalarEditor, betweenEditor, tagsEditor,
   durationEditor, segmentEditor, noValueEditor, describeChoice, fieldSelect, ensureFieldOption,
@@ -78,7 +82,7 @@ export class Row {
       type: this.choice.type,
       strings: p.value ? p.value.carry() : [],
       eventType: p.eventType ? p.eventType.value : "",
-      where: p.where ? p.where.value : "",
+      where: p.where ? p.where.snapshot() : null,
       inLast: p.inLast ? p.inLast.carry()[0] : "",
       ignoreCase: p.caseBox ? p.caseBox.checked : false,
     };
@@ -157,15 +161,8 @@ export class Row {
       autocomplete: "off",
       value: carried ? carried.eventType : "",
     });
-    const where = h("input", {
-      type: "text",
-      class: "where-input",
-      "aria-label": "Where",
-      placeholder: isSum ? "optional, e.g. category = \"shoes\"" : "optional, e.g. amount > 50",
-      autocomplete: "off",
-      spellcheck: "false",
-      value: carried ? carried.where : "",
-    });
+    const where = whereEditor(eventType, () => changed());
+    if (carried && carried.where) where.restore(carried.where);
     const inLast = durationEditor("In last", true);
     if (carried && carried.inLast) inLast.accept([carried.inLast]);
     this.parts.eventType = eventType;
@@ -194,7 +191,7 @@ export class Row {
     }
     this.extra.append(
       h("span", { class: "extra-part" }, text("in last", "row-word"), inLast.el),
-      h("span", { class: "extra-part extra-where" }, text("where", "row-word"), where),
+      h("span", { class: "extra-part extra-where" }, text("where", "row-word"), where.el),
     );
   }
 
@@ -221,7 +218,7 @@ export class Row {
       this.fieldSel.value = isSum ? PSEUDO.event_sum : PSEUDO.event;
       this.setChoice({ kind: isSum ? "event_sum" : "event" }, false);
       this.parts.eventType.value = isSum ? node.event_sum : node.event;
-      if (node.where) this.parts.where.value = printTree(node.where, "event");
+      if (node.where) this.parts.where.load(node.where);
       if (node.in_last) this.parts.inLast.write(node.in_last);
       if (isSum) {
         this.parts.property.value = node.property;
@@ -240,8 +237,9 @@ export class Row {
 
   /**
    * The row's predicate: {state: "blank"} (no field chosen), "empty" (something
-   * missing), "bad" (a value that can't be sent) or "ok" with `node`, and
-   * `whereText` when the server still has to read a where-clause.
+   * missing), "bad" (a value that can't be sent) or "ok" with `node`,
+   * `whereSource` when the server still has to read a where-clause typed as
+   * text, and `whereOwners` ([pointer inside the where, property row]).
    */
   read() {
     const c = this.choice;
@@ -249,6 +247,7 @@ export class Row {
     if (c.kind === "blank") return { state: "blank" };
     let node;
     let whereSource = null;
+    let whereOwners = null;
     if (c.kind === "field") {
       const value = p.value.read();
       if (value.state !== "ok") return value;
@@ -283,10 +282,17 @@ export class Row {
         node = { event_sum: eventType, property, op: p.op.value, value: value.value };
       }
       if (inLast.state === "ok") node.in_last = inLast.value;
-      const where = p.where.value.trim();
-      if (where !== "") whereSource = where;
+      const where = p.where.read();
+      if (where.state === "bad" || where.state === "empty") {
+        return { state: where.state, control: where.control, message: where.message };
+      }
+      if (where.state === "text") whereSource = where.source;
+      if (where.state === "ok") {
+        node.where = where.tree;
+        whereOwners = where.owners;
+      }
     }
-    return { state: "ok", node, whereSource };
+    return { state: "ok", node, whereSource, whereOwners };
   }
 
   /** The control a JSON pointer tail (after the row's own node) points at. */
@@ -301,7 +307,7 @@ export class Row {
       case "count": return p.count || null;
       case "event": case "event_sum": return p.eventType || null;
       case "property": return p.property || null;
-      case "where": return p.where || null;
+      case "where": return p.where ? p.where.focusable() : null;
       case "in_last": return p.inLast ? p.inLast.amount : null;
       case "in_segment": return p.value ? p.value.focusable : null;
       case "ignore_case": return p.caseBox || null;
@@ -344,112 +350,19 @@ export class Row {
   }
 }
 
-// -- groups and the root list ---------------------------------------------------------
+// -- the root list -----------------------------------------------------------------------
 
-class Group {
-  constructor(root) {
-    this.root = root;
-    this.rows = [];
-    this.id = nextId("group");
-    this.list = h("div", { class: "condition-list or-list" });
-    this.errorSlot = h("div", { class: "row-error-slot" });
-    const titleId = nextId("group-title");
-    this.el = h("div", { class: "condition-group", role: "group", "aria-labelledby": titleId },
-      h("div", { class: "group-head" },
-        h("span", { class: "group-title", id: titleId, text: "At least one of these (OR group)" }),
-        h("button", {
-          type: "button", class: "group-remove", text: "Remove group",
-          onclick: () => this.root.removeItem(this),
-        })),
-      this.list,
-      h("div", { class: "group-actions" },
-        h("button", {
-          type: "button", class: "add-condition", text: "Add condition",
-          onclick: () => this.addRow().fieldSel.focus(),
-        })),
-      this.errorSlot);
-  }
-
-  addRow() {
-    const row = new Row(this);
-    this.rows.push(row);
-    this.list.append(row.el);
-    return row;
-  }
-
-  removeRow(row) {
-    const index = this.rows.indexOf(row);
-    if (index < 0) return;
-    this.rows.splice(index, 1);
-    row.el.remove();
-    const next = this.rows[index] || this.rows[index - 1];
-    if (next) next.fieldSel.focus();
-    else this.el.querySelector(".add-condition").focus();
-    changed();
-  }
-
-  showError(message) {
-    this.errorSlot.replaceChildren(h("div", { class: "row-error", role: "alert", text: message }));
-    this.el.setAttribute("aria-invalid", "true");
-  }
-
-  clearError() {
-    this.errorSlot.replaceChildren();
-    this.el.removeAttribute("aria-invalid");
-    for (const row of this.rows) row.clearError();
-  }
-}
-
-export const root = {
-  items: [],
-  list: h("div", { class: "condition-list and-list" }),
-  addRow() {
-    const row = new Row(this);
-    this.items.push(row);
-    this.list.append(row.el);
-    updateEmptyState();
-    return row;
-  },
-  addGroup(rows) {
-    const group = new Group(this);
-    for (let i = 0; i < rows; i += 1) group.addRow();
-    this.items.push(group);
-    this.list.append(group.el);
-    updateEmptyState();
-    return group;
-  },
-  removeRow(row) {
-    this.removeItem(row);
-  },
-  removeItem(item) {
-    const index = this.items.indexOf(item);
-    if (index < 0) return;
-    this.items.splice(index, 1);
-    item.el.remove();
-    updateEmptyState();
-    const next = this.items[index] || this.items[index - 1];
-    if (next instanceof Row) next.fieldSel.focus();
-    else if (next) next.el.querySelector("button").focus();
-    else addConditionBtn.focus();
-    changed();
-  },
-  clear() {
-    this.items = [];
-    this.list.replaceChildren();
-    updateEmptyState();
-  },
-  allRows() {
-    const rows = [];
-    for (const item of this.items) {
-      if (item instanceof Group) rows.push(...item.rows);
-      else rows.push(item);
-    }
-    return rows;
-  },
-  clearErrors() {
-    for (const item of this.items) item.clearError();
-  },
-};
+// The root group: always "all of these", never removed; nested groups
+// (builder_groups.js) hold rows and groups of their own.
+export const root = new Group(null, {
+  root: true,
+  level: 0,
+  combinator: "all",
+  makeRow: (owner) => new Row(owner),
+  onChanged: () => changed(),
+  afterChange: () => updateEmptyState(),
+  emptyFocus: () => addConditionBtn.focus(),
+});
 
 // -- the builder's chrome ---------------------------------------------------------------------
 
@@ -470,26 +383,19 @@ addConditionBtn.addEventListener("click", () => {
   root.addRow().fieldSel.focus();
 });
 addGroupBtn.addEventListener("click", () => {
-  root.addGroup(2).rows[0].fieldSel.focus();
+  root.addGroup("any", 2).items[0].fieldSel.focus();
 });
 
-// -- tree ↔ rows ------------------------------------------------------------------------
+// -- tree <-> rows ------------------------------------------------------------------------
 
 export function loadLayout(layout) {
-  root.clear();
-  for (const item of layout) {
-    if (item.group) {
-      const group = root.addGroup(0);
-      for (const [node, negate] of item.group) group.addRow().load(node, negate);
-    } else {
-      root.addRow().load(item[0], item[1]);
-    }
-  }
+  root.load(layout, (row, [node, negate]) => row.load(node, negate));
+  updateEmptyState();
 }
 
 /**
  * Reads every row. `forSave` also reports rows with something missing. Returns
- * {tree, owners: [[pointer, Row|Group]], problems: [{row, message, control}],
+ * {tree, owners: [[pointer, Row|Group|WhereRow]], problems: [{row, message, control}],
  * incomplete: n}.
  */
 export async function buildTree(forSave) {
@@ -515,65 +421,36 @@ export async function buildTree(forSave) {
         result.node = Object.assign({}, result.node, { where: where.tree });
       } else {
         result.state = "bad";
-        problems.push({ row, message: where.message, control: row.parts.where });
+        problems.push({ row, message: where.message, control: row.parts.where.focusable() });
       }
     }));
   }
   await Promise.all(pending);
 
-  const children = [];
   const owners = [];
-  let incomplete = 0;
-  const wrap = (result, row) => (row.notBox.checked ? { not: result.node } : result.node);
-  for (const item of root.items) {
-    const index = children.length;
-    if (item instanceof Group) {
-      const members = [];
-      const memberOwners = [];
-      for (const row of item.rows) {
-        const result = results.get(row);
-        if (result.state === "ok") {
-          memberOwners.push([`/all/${index}/any/${members.length}`, row]);
-          members.push(wrap(result, row));
-        } else if (result.state !== "blank") incomplete += 1;
-      }
-      if (members.length) {
-        children.push({ any: members });
-        owners.push([`/all/${index}`, item], ...memberOwners);
-      }
-    } else {
-      const result = results.get(item);
-      if (result.state === "ok") {
-        owners.push([`/all/${index}`, item]);
-        children.push(wrap(result, item));
-      } else if (result.state !== "blank") incomplete += 1;
-    }
-  }
-  return { tree: { all: children }, owners, problems, incomplete };
+  const counter = { incomplete: 0 };
+  const tree = root.build((row) => results.get(row), "", owners, counter, whereOwnersOf);
+  return { tree, owners, problems, incomplete: counter.incomplete };
 }
 
-/** The text of the builder's rows right now (where-clauses as typed). */
+/** An event row's property rows own the pointers inside its `where`. */
+function whereOwnersOf(row, pointer, result, owners) {
+  for (const [inner, owner] of result.whereOwners || []) owners.push([`${pointer}/where${inner}`, owner]);
+}
+
+/** The text of the builder's rows right now (where-clauses typed as text as typed). */
 export function builderText() {
-  const children = [];
   let left = 0;
-  const nodeOf = (row) => {
+  const results = new Map();
+  for (const row of root.allRows()) {
     const result = row.read();
-    if (result.state !== "ok") {
-      if (result.state !== "blank") left += 1;
-      return null;
+    if (result.state === "ok" && result.whereSource) {
+      result.node = Object.assign({}, result.node, { where: { __text: result.whereSource } });
     }
-    let node = result.node;
-    if (result.whereSource) node = Object.assign({}, node, { where: { __text: result.whereSource } });
-    return row.notBox.checked ? { not: node } : node;
-  };
-  for (const item of root.items) {
-    if (item instanceof Group) {
-      const members = item.rows.map(nodeOf).filter(Boolean);
-      if (members.length) children.push({ any: members });
-    } else {
-      const node = nodeOf(item);
-      if (node) children.push(node);
-    }
+    results.set(row, result);
   }
-  return { text: printTree({ all: children }, "contact"), left };
+  const counter = { incomplete: 0 };
+  const tree = root.build((row) => results.get(row), "", [], counter);
+  left = counter.incomplete;
+  return { text: printTree(tree, "contact"), left };
 }

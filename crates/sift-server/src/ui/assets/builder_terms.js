@@ -3,18 +3,23 @@
  *
  * - The page's elements and its data-* JSON (fields, segments, event types,
  *   the condition being edited).
+ * - Which groups and rows a tree makes (layoutOf, layoutOfGroup).
  * - The operators and value kinds of each field type; dates and durations.
  * - The canonical text of a tree, and which trees rows can show (layoutOf).
  * - Requests: `api`, and where-clauses read by the server.
  *
  * The other segment form modules import this one; it imports none of them.
  */
-// The segment form, or the scoring rule form, which builds one event row
-// with these modules (scoring.rs, scoring.js). Each page has both elements.
-export const form = document.getElementById("segment-form") || document.getElementById("scoring-form");
+// The segment form page (segments.rs fn form), the workflow form
+// (workflows.rs fn form, its filter) and the scoring rule form, which builds
+// one event row (scoring.rs, scoring.js), load these modules; each has
+// #builder with the data-* JSON below.
+export const form = document.getElementById("segment-form")
+  || document.getElementById("scoring-form")
+  || document.getElementById("workflow-form");
 export const builderEl = document.getElementById("builder");
 
-export const editingId = form.dataset.segmentId || null;
+export const editingId = (form && form.dataset.segmentId) || null;
 export const previewEl = document.getElementById("preview");
 export const formErrorEl = document.getElementById("form-error");
 export const conditionSection = document.getElementById("condition-section");
@@ -317,15 +322,9 @@ function rowSpec(node) {
   if (isPredicate(node)) return checkPredicate(node, false);
   if (node && typeof node === "object" && "not" in node) {
     if (isPredicate(node.not)) return checkPredicate(node.not, true);
-    if (node.not && Array.isArray(node.not.any)) {
-      throw new Unfit("it negates an OR group (not (… or …)), which rows can't show");
-    }
-    if (node.not && Array.isArray(node.not.all)) {
-      throw new Unfit("it negates a group of conditions (not (… and …)), which rows can't show");
-    }
-    throw new Unfit("it negates something other than a single condition");
+    throw new Unfit("it negates a negation (not not …)");
   }
-  throw new Unfit("it nests groups deeper than rows inside one OR group");
+  throw new Unfit("it holds something the builder can't show");
 }
 
 function checkPredicate(node, negate) {
@@ -345,26 +344,37 @@ function checkPredicate(node, negate) {
   return [node, negate];
 }
 
-/** The builder's layout of a tree: a list of row specs and groups (arrays of specs). */
+/**
+ * The builder's layout of a tree: a list whose items are row specs
+ * ([node, negate]) and groups ({group: [...], combinator, negate}), nested.
+ */
 export function layoutOf(tree) {
   if (!tree || typeof tree !== "object") return [];
-  const children = [];
-  const flatten = (node) => {
-    if (Array.isArray(node.all)) node.all.forEach(flatten);
-    else children.push(node);
-  };
-  flatten(tree);
-  return children.map((child) => {
-    if (Array.isArray(child.any)) {
-      return { group: child.any.map((member) => {
-        if (member && Array.isArray(member.all)) {
-          throw new Unfit("an OR group holds an AND group ((… and …) or …), which rows can't show");
-        }
-        return rowSpec(member);
-      }) };
+  return layoutOfGroup(tree, "all", rowSpec);
+}
+
+/** Which groups and rows a tree makes: rows by `rowSpec(node)` (which throws when one can't be shown). */
+export function layoutOfGroup(node, combinator, rowSpec) {
+  const children = Array.isArray(node[combinator]) ? node[combinator] : [node];
+  const out = [];
+  for (const child of children) out.push(groupSpec(child, rowSpec) || rowSpec(child));
+  return out;
+}
+
+function groupSpec(node, rowSpec) {
+  if (!node || typeof node !== "object") return null;
+  let negate = false;
+  let inner = node;
+  if ("not" in node && node.not && (Array.isArray(node.not.all) || Array.isArray(node.not.any))) {
+    negate = true;
+    inner = node.not;
+  }
+  for (const combinator of ["all", "any"]) {
+    if (Array.isArray(inner[combinator])) {
+      return { combinator, negate, group: layoutOfGroup(inner, combinator, rowSpec) };
     }
-    return rowSpec(child);
-  });
+  }
+  return null;
 }
 
 // -- requests -----------------------------------------------------------------------------

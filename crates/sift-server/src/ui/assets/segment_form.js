@@ -1,7 +1,8 @@
 /* Sift: the segment create/edit page (form#segment-form).
  *
  * - A condition builder inside #builder: an "all of these" list of rows and
- *   OR groups ("at least one of these"), built from the page's data-* JSON.
+ *   groups ("Match all" / "Match any", negatable, nested to any shape),
+ *   built from the page's data-* JSON, with undo and redo.
  * - A text view of the same condition; the server parses it (preview with
  *   sample 0) when going back to the builder.
  * - A live preview (POST /v1/segments:preview), debounced, in-flight requests
@@ -11,15 +12,20 @@
  *   column, next to the name, or in #form-error.
  *
  * The rows' controls are the model: the tree is read from them on demand.
- * An event row's `where` is typed as text; the server turns it into a tree
- * (cached per text) so that what is sent stays one JSON tree whose errors
- * point at rows. Plain ES2020 modules, no dependencies, no build step.
+ * An event row's `where` is made of property rows too; typed as text
+ * instead ("Edit as text"), the server turns it into a tree (cached per
+ * text) so that what is sent stays one JSON tree whose errors point at
+ * rows. Plain ES2020 modules, no dependencies, no build step.
  *
  * This entry is the form itself: view switching, save, delete, start. Its
  * siblings import one way only, each from those listed above it:
  *   builder_terms.js    page data, operators, values, the canonical text, requests
  *   builder_widgets.js  DOM helpers, value editors, the field picker
- *   builder_rows.js     rows, OR groups, the root list, tree <-> rows
+ *   builder_groups.js   groups of rows, nested ("Match all" / "Match any", "Not")
+ *   builder_suggest.js  event types' properties, value suggestions
+ *   builder_where.js    an event's where as property rows, or as text
+ *   builder_rows.js     condition rows, the root list, tree <-> rows
+ *   builder_history.js  undo and redo
  *   builder_preview.js  the two views, error placement, live preview, kind
  */
 import {
@@ -28,8 +34,9 @@ import {
 } from "./builder_terms.js";
 import { h } from "./builder_widgets.js";
 import {
-  root, addConditionBtn, updateEmptyState, loadLayout, buildTree, builderText,
+  root, addConditionBtn, updateEmptyState, loadLayout, buildTree, builderText, builderView,
 } from "./builder_rows.js";
+import { createHistory } from "./builder_history.js";
 import {
   textArea, builderBtn, textBtn, mode, showNote, setMode, clearTextError, showTextError,
   clearFormError, showFormError, errorParagraph, placeConditionError, isStatic, changed,
@@ -82,6 +89,7 @@ builderBtn.addEventListener("click", async () => {
       return;
     }
     loadLayout(layout);
+    history.record(null);
     clearTextError();
     showNote("");
     setMode("builder");
@@ -207,6 +215,7 @@ form.addEventListener("submit", async (event) => {
     const id = segment.id || editingId;
     const query = `entered=${Number(evaluation.entered) || 0}&exited=${Number(evaluation.exited) || 0}`
       + `&history=${Number(evaluation.history_events_read) || 0}`;
+    leaving = true;
     window.location.assign(`/ui/segments/${encodeURIComponent(id)}?${query}`);
     return;
   }
@@ -230,41 +239,55 @@ const deleteBtn = document.getElementById("delete-segment");
 if (deleteBtn && editingId) {
   deleteBtn.addEventListener("click", async () => {
     const label = nameInput.defaultValue || nameInput.value || "this segment";
-    if (!window.confirm(`Delete the segment “${label}”? This can't be undone.`)) return;
     clearFormError();
+    // Say it is used before asking to confirm something that would fail.
+    deleteBtn.disabled = true;
+    const used = await api("GET", `/v1/segments/${encodeURIComponent(editingId)}/usages`);
+    deleteBtn.disabled = false;
+    if (used.ok && asArray(used.data && used.data.items).length) {
+      showUsages(asArray(used.data.items));
+      return;
+    }
+    if (!window.confirm(`Delete the segment “${label}”? This can't be undone.`)) return;
     deleteBtn.disabled = true;
     const res = await api("DELETE", `/v1/segments/${encodeURIComponent(editingId)}`);
     if (res.ok) {
+      leaving = true;
       window.location.assign("/ui/segments");
       return;
     }
     deleteBtn.disabled = false;
     const error = res.error;
     if (error.code === "segment_in_use") {
-      const usages = asArray(error.details.usages);
-      const list = h("ul", { class: "usages" });
-      for (const usage of usages) {
-        const item = h("li", {});
-        if (usage.type === "segment") {
-          item.append("Segment ", h("a", { href: `/ui/segments/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
-        } else if (usage.type === "workflow") {
-          item.append("Workflow ", h("a", { href: `/ui/workflows/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
-        } else {
-          item.append(`${usage.type ? usage.type[0].toUpperCase() + usage.type.slice(1) : "Used by"} `,
-            h("strong", { text: usage.name || usage.id }));
-        }
-        if (usage.role) item.append(h("span", { class: "muted", text: ` (${usage.role})` }));
-        list.append(item);
-      }
-      showFormError("delete",
-        h("p", { text: `This segment can't be deleted while ${usages.length === 1 ? "this refers" : "these refer"} to it:` }),
-        list,
-        h("p", { class: "muted", text: "Edit or delete them first." }));
+      showUsages(asArray(error.details.usages));
     } else {
       showFormError("delete", errorParagraph(error));
     }
     formErrorEl.scrollIntoView({ block: "nearest" });
   });
+}
+
+/** Where the segment is used, in #form-error: it can't be deleted until they change. */
+function showUsages(usages) {
+  const list = h("ul", { class: "usages" });
+  for (const usage of usages) {
+    const item = h("li", {});
+    if (usage.type === "segment") {
+      item.append("Segment ", h("a", { href: `/ui/segments/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
+    } else if (usage.type === "workflow") {
+      item.append("Workflow ", h("a", { href: `/ui/workflows/${encodeURIComponent(usage.id)}`, text: usage.name || usage.id }));
+    } else {
+      item.append(`${usage.type ? usage.type[0].toUpperCase() + usage.type.slice(1) : "Used by"} `,
+        h("strong", { text: usage.name || usage.id }));
+    }
+    if (usage.role) item.append(h("span", { class: "muted", text: ` (${usage.role})` }));
+    list.append(item);
+  }
+  showFormError("delete",
+    h("p", { id: "segment-used", text: `This segment is used, so it can't be deleted while ${usages.length === 1 ? "this refers" : "these refer"} to it:` }),
+    list,
+    h("p", { class: "muted", text: "Edit or delete them first." }));
+  formErrorEl.scrollIntoView({ block: "nearest" });
 }
 
 // -- start -------------------------------------------------------------------------------------
@@ -286,3 +309,32 @@ if (INITIAL_TREE) {
   setMode("text");
 }
 applyKind();
+
+// -- undo, and leaving with unsaved changes ------------------------------------------------------
+
+const history = createHistory({
+  group: root,
+  container: builderView,
+  mount: builderView.querySelector(".builder-actions"),
+  afterRestore: () => {
+    updateEmptyState();
+    root.clearErrors();
+    changed(true);
+  },
+});
+history.reset();
+
+let leaving = false;
+const formState = () => JSON.stringify([
+  nameInput.value, descriptionInput ? descriptionInput.value : "", isStatic(), testBox ? testBox.checked : false,
+  mode, mode === "text" ? textArea.value : history.snapshot(),
+]);
+const savedState = formState();
+
+// Cancel is a link: leaving by it, or any other way, asks while something
+// is unsaved (the browser's own "Leave site?" question).
+window.addEventListener("beforeunload", (event) => {
+  if (leaving || formState() === savedState) return;
+  event.preventDefault();
+  event.returnValue = "";
+});

@@ -301,12 +301,26 @@
     }
   }
 
-  function body() {
+  // The filter and the event's where are condition rows (workflow_builder.js,
+  // an ES module loaded after this script).
+  const builderReady = new Promise((resolve) => {
+    if (window.siftWorkflowBuilder) resolve(window.siftWorkflowBuilder);
+    else window.addEventListener("sift-builder-ready", () => resolve(window.siftWorkflowBuilder), { once: true });
+  });
+
+  /** The body to send, or null when a condition row is unfinished (shown in it). */
+  async function body() {
+    const conditions = await builderReady;
     const trigger = triggerType.value === "event"
       ? { type: "event", event_type: $("#wf-trigger-event").value.trim() }
       : { type: triggerType.value, segment: $("#wf-trigger-segment").value };
-    const where = $("#wf-trigger-where").value.trim();
-    if (trigger.type === "event" && where) trigger.where = where;
+    if (trigger.type === "event") {
+      const where = conditions.where();
+      if (where.error) return null;
+      if (where.value !== undefined) trigger.where = where.value;
+    }
+    const filter = await conditions.filter();
+    if (filter.error) return null;
     const out = {
       name: $("#wf-name").value.trim(),
       status: statusEl.value,
@@ -314,14 +328,15 @@
       actions: Array.from(actionsList.children).map(readAction),
     };
     if (statusEl.value === "test") out.test_segment = $("#wf-test-segment").value || null;
-    const filter = $("#wf-filter").value.trim();
-    out.filter = filter || null;
+    out.filter = filter.value;
     return out;
   }
 
   // Puts a server error next to the part it names (`details.field`).
   function showError(error) {
-    form.querySelectorAll('[role="alert"]').forEach((el) => (el.textContent = ""));
+    form.querySelectorAll('[role="alert"]:not(.row-error)').forEach((el) => (el.textContent = ""));
+    form.querySelectorAll(".action-row .row-error").forEach((el) => (el.textContent = ""));
+    if (window.siftWorkflowBuilder && window.siftWorkflowBuilder.placeError(error)) return;
     const field = String(error.details.field || "");
     const action = /^actions\[(\d+)\]/.exec(field);
     let target = $("#form-error");
@@ -343,9 +358,11 @@
       return;
     }
     try {
+      const sent = await body();
+      if (!sent) return;
       const saved = id
-        ? await api("PATCH", `/v1/workflows/${encodeURIComponent(id)}`, body())
-        : await api("POST", "/v1/workflows", body());
+        ? await api("PATCH", `/v1/workflows/${encodeURIComponent(id)}`, sent)
+        : await api("POST", "/v1/workflows", sent);
       location.href = workflowUrl(saved.id);
     } catch (error) {
       showError(error);
@@ -372,13 +389,16 @@
       triggerType.value = w.trigger.type;
       if (w.trigger.type === "event") {
         $("#wf-trigger-event").value = w.trigger.event_type;
-        $("#wf-trigger-where").value = w.trigger.where_text || "";
       } else {
         $("#wf-trigger-segment").value = w.trigger.segment;
       }
-      $("#wf-filter").value = w.filter_text || "";
       w.actions.forEach(addAction);
       syncVisibility();
+      return builderReady.then((conditions) => {
+        $("#wf-filter").value = w.filter_text || "";
+        conditions.loadFilter(w.filter, w.filter_text);
+        if (w.trigger.type === "event") conditions.loadWhere(w.trigger.where);
+      });
     }).catch(showError);
   } else {
     addAction();
