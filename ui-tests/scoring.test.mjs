@@ -3,7 +3,7 @@
 // expected score is summed here from the events this file sends.
 
 import assert from 'node:assert/strict';
-import { setup, uiTest, shot, eventually } from './lib.mjs';
+import { setup, uiTest, shot, eventually, chooseOption } from './lib.mjs';
 
 const env = setup();
 const T = (name, fn) => uiTest('scoring', env, name, fn);
@@ -46,7 +46,13 @@ T('18a the Scoring page: empty, then a rule made in the form scores past events'
 
   const f = form(page);
   await f.getByLabel('Event', { exact: true }).fill('purchase');
-  await f.getByLabel('Where', { exact: true }).fill('amount > 50');
+  // The where is built with the builder's property rows.
+  await f.getByRole('button', { name: 'Add property condition', exact: true }).click();
+  const whereRow = f.locator('.where-row').first();
+  await whereRow.getByLabel('Event property', { exact: true }).fill('amount');
+  await whereRow.getByLabel('Event property', { exact: true }).dispatchEvent('change');
+  await chooseOption(whereRow.getByLabel('Property operator', { exact: true }), [{ value: 'gt' }], 'Property operator');
+  await whereRow.getByLabel('Property value', { exact: true }).fill('50');
   await f.getByLabel('Points', { exact: true }).fill('1500');
   await shot(page, 'filled');
   await f.getByRole('button', { name: 'Create rule', exact: true }).click();
@@ -82,10 +88,16 @@ T('18b edit a rule: points and expiry, where removed; a bad where shows in the r
   const f = form(page);
   await page.getByRole('heading', { name: 'Edit the rule on purchase', exact: true }).waitFor();
   assert.equal(await f.getByLabel('Event', { exact: true }).inputValue(), 'purchase', 'the form holds the rule');
-  assert.equal(await f.getByLabel('Where', { exact: true }).inputValue(), 'amount > 50');
+  // The saved where loads back as a property row.
+  const whereRow = f.locator('.where-row').first();
+  assert.equal(await whereRow.getByLabel('Event property', { exact: true }).inputValue(), 'amount');
+  assert.equal(await whereRow.getByLabel('Property operator', { exact: true }).inputValue(), 'gt');
+  assert.equal(await whereRow.getByLabel('Property value', { exact: true }).inputValue(), '50');
   assert.equal(await f.getByLabel('Points', { exact: true }).inputValue(), '10');
 
-  // A where the server cannot read: its error shows in the row, nothing is saved.
+  // A where the server cannot read (typed as text): its error shows in the row, nothing is saved.
+  await f.getByRole('button', { name: 'Edit as text', exact: true }).click();
+  assert.equal(await f.getByLabel('Where', { exact: true }).inputValue(), 'amount > 50');
   await f.getByLabel('Where', { exact: true }).fill('amount >');
   await f.getByRole('button', { name: 'Save rule', exact: true }).click();
   const rowError = f.locator('.condition-row .row-error');

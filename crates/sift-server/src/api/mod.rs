@@ -70,6 +70,18 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         })
 }
 
+/// The session cookie a request is signed with: only when it has no
+/// `Authorization` header, which always wins.
+fn signing_cookie(parts: &Parts) -> Option<&str> {
+    if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        return None;
+    }
+    crate::session::cookie(&parts.headers)
+}
+
 impl FromRequestParts<AppState> for Ws {
     type Rejection = ApiError;
 
@@ -77,11 +89,7 @@ impl FromRequestParts<AppState> for Ws {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if !parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-            && let Some(cookie) = crate::session::cookie(&parts.headers)
-        {
+        if let Some(cookie) = signing_cookie(parts) {
             return session_workspace(parts, state, cookie).map(Ws);
         }
         let key = bearer(parts)?;
@@ -139,11 +147,7 @@ impl FromRequestParts<AppState> for Author {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if !parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-            && let Some(cookie) = crate::session::cookie(&parts.headers)
-        {
+        if let Some(cookie) = signing_cookie(parts) {
             return Ok(Author {
                 key_id: state.sessions.key_id(cookie),
                 via: "ui",
