@@ -222,7 +222,8 @@ pub(crate) fn indexed_newest_first(
     Ok(())
 }
 
-const BATCH_COLUMNS: &str = "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes";
+pub(crate) const BATCH_COLUMNS: &str =
+    "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes";
 
 impl WorkspaceReader {
     /// Up to `limit` changes of `segment` with seq >= `from`, in seq order.

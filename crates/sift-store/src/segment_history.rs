@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use sift_engine::{ChangeKind, FIRST_SEQ, SegmentRevision};
 use sift_lang::DateTime;
 
-use crate::change_index::{indexed_from, mark};
+use crate::change_index::{BATCH_COLUMNS, indexed_from, mark};
 use crate::workspace_db::StoredBatch;
 use crate::{StoreError, WorkspaceReader};
 
@@ -229,9 +229,7 @@ impl WorkspaceReader {
         let mark = mark(&tx)?;
         let mut going = true;
         {
-            let mut batch = tx.prepare_cached(
-                "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes WHERE seq_start = ?1",
-            )?;
+            let mut batch = tx.prepare_cached(&format!("{BATCH_COLUMNS} WHERE seq_start = ?1"))?;
             indexed_from(&tx, segment, FIRST_SEQ, |start| {
                 let mut rows = batch.query(params![start as i64])?;
                 match rows.next()? {
@@ -246,10 +244,9 @@ impl WorkspaceReader {
             })?;
         }
         if going {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq_start, segment_id, kind, cause, at, contacts FROM changes
-                 WHERE segment_id = ?1 AND seq_start >= ?2 ORDER BY seq_start",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "{BATCH_COLUMNS} WHERE segment_id = ?1 AND seq_start >= ?2 ORDER BY seq_start"
+            ))?;
             let mut rows = stmt.query(params![segment, mark as i64])?;
             while let Some(row) = rows.next()? {
                 if !visit(&StoredBatch::of(row)?) {

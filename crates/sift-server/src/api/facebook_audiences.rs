@@ -219,6 +219,23 @@ pub async fn get(
     Ok(axum::Json(view(row.as_ref(), &state.config.facebook)))
 }
 
+/// A 422 naming the fault unless `body` is an object holding only
+/// `allowed` keys; `example` shows the shape, `what` names the body.
+fn only_keys(body: &Json, allowed: &[&str], example: &str, what: &str) -> Result<(), ApiError> {
+    let Json::Object(map) = body else {
+        return Err(ApiError::validation(format!(
+            "the body must be a JSON object like {example}"
+        )));
+    };
+    match unknown_key(map, allowed) {
+        Some(key) => Err(invalid(
+            key,
+            format!("unknown key {key:?}; {what} takes {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Saves the workspace's Facebook connection, replacing any, once Facebook
 /// accepted the token for the ad account (by listing one of its audiences).
 #[utoipa::path(put, path = "/v1/facebook/connection", operation_id = "facebook_connection_set", security(("bearer" = [])), tag = "facebook",
@@ -231,21 +248,13 @@ pub async fn set(
     Ws(ws): Ws,
     Body(body): Body<Json>,
 ) -> ApiResult<axum::Json<FacebookConnection>> {
-    let Json::Object(map) = &body else {
-        return Err(ApiError::validation(
-            "the body must be a JSON object like {\"access_token\": \"EAAB…\", \"ad_account_id\": \"act_1234567890\"}",
-        ));
-    };
-    if let Some(key) = unknown_key(map, &CONNECTION_KEYS) {
-        return Err(invalid(
-            key,
-            format!(
-                "unknown key {key:?}; a connection takes {}",
-                CONNECTION_KEYS.join(", ")
-            ),
-        ));
-    }
-    let body: FacebookConnectionSet = checked(body.clone())?;
+    only_keys(
+        &body,
+        &CONNECTION_KEYS,
+        "{\"access_token\": \"EAAB…\", \"ad_account_id\": \"act_1234567890\"}",
+        "a connection",
+    )?;
+    let body: FacebookConnectionSet = checked(body)?;
     let token = parse_access_token(body.access_token.as_ref())?
         .ok_or_else(|| {
             invalid(
@@ -363,21 +372,13 @@ pub async fn create(
     Ws(ws): Ws,
     Body(body): Body<Json>,
 ) -> ApiResult<(StatusCode, axum::Json<FacebookAudience>)> {
-    let Json::Object(map) = &body else {
-        return Err(ApiError::validation(
-            "the body must be a JSON object like {\"name\": \"Sift: VIP customers\"}",
-        ));
-    };
-    if let Some(key) = unknown_key(map, &AUDIENCE_KEYS) {
-        return Err(invalid(
-            key,
-            format!(
-                "unknown key {key:?}; an audience takes {}",
-                AUDIENCE_KEYS.join(", ")
-            ),
-        ));
-    }
-    let body: FacebookAudienceCreate = checked(body.clone())?;
+    only_keys(
+        &body,
+        &AUDIENCE_KEYS,
+        "{\"name\": \"Sift: VIP customers\"}",
+        "an audience",
+    )?;
+    let body: FacebookAudienceCreate = checked(body)?;
     let name = string(body.name.as_ref(), "name", "\"Sift: VIP customers\"")?.unwrap_or_default();
     if name.is_empty() {
         return Err(invalid("name", "\"name\" is required: the audience's name"));

@@ -67,9 +67,9 @@ impl Revision {
             .and_then(|text| serde_json::from_str(text).ok());
         // Revisions from before history was kept have only the tree.
         let condition = row.condition.or_else(|| {
-            let tree = tree.as_ref()?;
-            let cond = sift_lang::from_json(tree, &engine.schema()).ok()?;
-            Some(sift_lang::to_text(&cond, &engine.schema()))
+            let schema = engine.schema();
+            let cond = sift_lang::from_json(tree.as_ref()?, &schema).ok()?;
+            Some(sift_lang::to_text(&cond, &schema))
         });
         Revision {
             revision: row.revision,

@@ -5,10 +5,9 @@
 
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::json;
 use sift_store::RevisionRow;
 
-use super::layout::{Nav, Page, count, data_json, segment_crumbs, time};
+use super::layout::{Nav, Page, count, segment_crumbs, time};
 use super::{Signed, UiResult};
 use crate::api::Path;
 use crate::error::ApiError;
@@ -173,7 +172,7 @@ pub async fn page(
             @for (i, row) in rows.iter().take(shown).enumerate() {
                 li.revision data-revision=(row.revision)
                     data-name=(row.name) data-description=(row.description)
-                    data-condition-tree=[row.condition_tree.as_deref().map(|t| data_json(&serde_json::from_str(t).unwrap_or(json!(null))))] {
+                    data-condition-tree=[row.condition_tree.as_deref()] {
                     div.revision-head {
                         h2 { "Revision " (row.revision) }
                         span.muted { (time(row.at)) " · " (author(row)) }

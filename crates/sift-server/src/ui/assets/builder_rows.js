@@ -14,7 +14,7 @@ import {
 import { Group } from "./builder_groups.js";
 import { whereEditor } from "./builder_where.js";
 import {
-  nextId, h, select, text, eventTypeList, scalarEditor, betweenEditor, tagsEditor,
+  nextId, h, select, text, showRowError, clearRowError, eventTypeList, scalarEditor, betweenEditor, tagsEditor,
   durationEditor, segmentEditor, noValueEditor, describeChoice, fieldSelect, ensureFieldOption,
 } from "./builder_widgets.js";
 
@@ -316,26 +316,11 @@ export class Row {
   }
 
   showError(message, control) {
-    this.clearError();
-    const id = nextId("row-error");
-    this.errorSlot.append(h("div", { class: "row-error", role: "alert", id, text: message }));
-    this.el.setAttribute("aria-invalid", "true");
-    const target = control || this.firstControl();
-    if (target) {
-      target.setAttribute("aria-invalid", "true");
-      target.setAttribute("aria-describedby", id);
-      this.invalidControl = target;
-    }
+    showRowError(this, message, control);
   }
 
   clearError() {
-    this.errorSlot.replaceChildren();
-    this.el.removeAttribute("aria-invalid");
-    if (this.invalidControl) {
-      this.invalidControl.removeAttribute("aria-invalid");
-      this.invalidControl.removeAttribute("aria-describedby");
-      this.invalidControl = null;
-    }
+    clearRowError(this);
   }
 
   firstControl() {

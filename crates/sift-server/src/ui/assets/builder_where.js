@@ -10,7 +10,7 @@ import {
   opsFor, valueKind, printTree, Unfit, layoutOfGroup, resolveWhere,
 } from "./builder_terms.js";
 import {
-  nextId, h, select, scalarEditor, betweenEditor, tagsEditor, durationEditor, noValueEditor,
+  nextId, h, select, showRowError, clearRowError, scalarEditor, betweenEditor, tagsEditor, durationEditor, noValueEditor,
 } from "./builder_widgets.js";
 import { Group } from "./builder_groups.js";
 import {
@@ -169,24 +169,11 @@ export class WhereRow {
   }
 
   showError(message, control) {
-    this.clearError();
-    const id = nextId("row-error");
-    this.errorSlot.append(h("div", { class: "row-error", role: "alert", id, text: message }));
-    this.el.setAttribute("aria-invalid", "true");
-    const target = control || this.propInput;
-    target.setAttribute("aria-invalid", "true");
-    target.setAttribute("aria-describedby", id);
-    this.invalidControl = target;
+    showRowError(this, message, control);
   }
 
   clearError() {
-    this.errorSlot.replaceChildren();
-    this.el.removeAttribute("aria-invalid");
-    if (this.invalidControl) {
-      this.invalidControl.removeAttribute("aria-invalid");
-      this.invalidControl.removeAttribute("aria-describedby");
-      this.invalidControl = null;
-    }
+    clearRowError(this);
   }
 
   firstControl() {

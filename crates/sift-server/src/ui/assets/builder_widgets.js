@@ -17,6 +17,35 @@ export function nextId(prefix) {
   return `${prefix}-${uid}`;
 }
 
+/**
+ * Shows `message` in a row's error slot, marking `control` (else the row's
+ * first control) invalid and described by it. Rows of conditions and rows
+ * of a where share it: each has `el`, `errorSlot` and `firstControl()`.
+ */
+export function showRowError(row, message, control) {
+  clearRowError(row);
+  const id = nextId("row-error");
+  row.errorSlot.append(h("div", { class: "row-error", role: "alert", id, text: message }));
+  row.el.setAttribute("aria-invalid", "true");
+  const target = control || row.firstControl();
+  if (target) {
+    target.setAttribute("aria-invalid", "true");
+    target.setAttribute("aria-describedby", id);
+    row.invalidControl = target;
+  }
+}
+
+/** Undoes showRowError. */
+export function clearRowError(row) {
+  row.errorSlot.replaceChildren();
+  row.el.removeAttribute("aria-invalid");
+  if (row.invalidControl) {
+    row.invalidControl.removeAttribute("aria-invalid");
+    row.invalidControl.removeAttribute("aria-describedby");
+    row.invalidControl = null;
+  }
+}
+
 /** `h("input", {type: "text", "aria-label": "Value"}, ...children)`. */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
