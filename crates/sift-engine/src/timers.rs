@@ -74,17 +74,32 @@ impl Timers {
     /// Pops the contacts due at the earliest pending instant, if it is at or
     /// before `now`; they are disarmed.
     pub fn pop_due(&mut self, now: DateTime) -> Option<(DateTime, Vec<u32>)> {
+        self.pop_due_at_most(now, usize::MAX)
+            .map(|(at, due, _)| (at, due))
+    }
+
+    /// [`Timers::pop_due`], popping at most `max` contacts (ascending);
+    /// also answers whether more are due at that instant.
+    pub fn pop_due_at_most(
+        &mut self,
+        now: DateTime,
+        max: usize,
+    ) -> Option<(DateTime, Vec<u32>, bool)> {
         loop {
             let &Reverse((at, _)) = self.heap.peek()?;
             if at > now {
                 return None;
             }
             let mut due = Vec::new();
-            while let Some(&Reverse((t, no))) = self.heap.peek() {
+            while due.len() < max
+                && let Some(&Reverse((t, no))) = self.heap.peek()
+            {
                 if t != at {
                     break;
                 }
                 self.heap.pop();
+                // A contact re-armed since has a stale entry here; a
+                // disarmed one (popped at this instant already) too.
                 if let Some(next) = self.next.get_mut(no as usize)
                     && *next == at
                 {
@@ -92,10 +107,11 @@ impl Timers {
                     due.push(no);
                 }
             }
+            let more = self.heap.peek().is_some_and(|Reverse((t, _))| *t == at);
             if !due.is_empty() {
-                due.sort_unstable();
-                due.dedup();
-                return Some((at, due));
+                // The heap orders entries of one instant by contact number.
+                debug_assert!(due.is_sorted());
+                return Some((at, due, more));
             }
         }
     }

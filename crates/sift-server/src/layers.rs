@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["config"],
     &["error"],
-    &["workspace/writer", "workspace/reads"],
+    &["workspace/writer", "workspace/reads", "workspace/bursts"],
     &["workspace/history"],
     &["workspace/service"],
     // The background tasks: they hold the service, never the handle.

@@ -16,7 +16,7 @@ use crate::bench::{HttpClient, percentile, rss_bytes, timed_request};
 use crate::generate::Generator;
 
 const NOW: i64 = 1_790_000_000_000;
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 fn fail(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -212,7 +212,7 @@ pub fn run(n_contacts: u64, n_segments: u64, http_contacts: u64) -> anyhow::Resu
     if http_contacts > 0 {
         http(http_contacts, n_segments)?;
     }
-    Ok(())
+    crate::bench_burst::run(n_contacts, n_segments)
 }
 
 pub(crate) fn event_json(event: &EventInput) -> serde_json::Value {

@@ -284,6 +284,10 @@ pub enum BenchSuite {
     /// PUT latency while 500 change streams replay a 32,501-change log;
     /// not part of `all`.
     Streams,
+    /// A burst of timers through the server (one window closing for every
+    /// one of `--contacts` at one instant) while clients read; also the
+    /// last part of `events`.
+    Burst,
     /// Restart time, memory per contact and per stored event, and the time
     /// to create a behavioural segment, against a real `sift serve` on a
     /// directory loaded through `sift import`; not part of `all`.

@@ -6,6 +6,7 @@
 
 mod backup;
 mod bench;
+mod bench_burst;
 mod bench_cluster;
 mod bench_duckdb;
 mod bench_events;

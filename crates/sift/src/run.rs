@@ -112,6 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if suite == BenchSuite::Streams {
                 crate::bench_streams::run()?;
             }
+            if suite == BenchSuite::Burst {
+                crate::bench_burst::run(contacts, segments)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

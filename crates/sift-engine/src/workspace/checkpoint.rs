@@ -123,7 +123,9 @@ impl Workspace {
     /// ([`crate::paged::PagedVec`]), memberships are shared bitmaps, and the
     /// lookup indexes (ids to numbers, strings to ids, the timer heap) are
     /// left out, since a checkpoint rebuilds them when it is loaded. The copy
-    /// is only good for [`Workspace::into_checkpoint`].
+    /// is only good for [`Workspace::into_checkpoint`]. Not during a burst
+    /// ([`Workspace::burst_in_progress`]): its flips so far are in memory
+    /// but in no write yet.
     pub fn checkpoint_copy(&self) -> Workspace {
         // Field by field, so that a new field cannot be forgotten here.
         Workspace {
@@ -142,6 +144,8 @@ impl Workspace {
             timers: self.timers.copy_for_checkpoint(),
             clock: self.clock,
             pending: self.pending.clone(),
+            burst: self.burst.clone(),
+            burst_serial: self.burst_serial,
             aliases: self.aliases.clone(),
             field_limits: self.field_limits,
             history: self.history.clone(),

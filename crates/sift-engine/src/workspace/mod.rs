@@ -23,6 +23,7 @@ use crate::segments::{Segment, Segments, Slot};
 use crate::timers::Timers;
 use crate::workflows::{QueuedItem, Workflows};
 
+mod burst;
 mod checkpoint;
 mod contacts;
 mod events;
@@ -188,6 +189,10 @@ pub struct Workspace {
     clock: DateTime,
     /// Changes made by timers that no write has carried to the store yet.
     pending: Write,
+    /// Timers due at one instant being fired a slice at a time (`burst.rs`).
+    burst: Option<burst::Burst>,
+    /// Numbers bursts, so that a slice of an earlier one is never applied.
+    burst_serial: u64,
     /// Ids merged into other contacts (identify), naming them from now on.
     aliases: Aliases,
     /// Checked when a write creates fields; a restore loads every stored field.

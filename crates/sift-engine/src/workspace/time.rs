@@ -18,14 +18,14 @@ use crate::time::{NEVER, add};
 
 /// Contacts due at one instant beyond this are processed in parallel and
 /// their segments re-evaluated in bulk.
-const PARALLEL_DUE: usize = 256;
+pub(super) const PARALLEL_DUE: usize = 256;
 
 /// Contacts refired at a time. Debug builds take a few, so that the
 /// differential tests cross chunk boundaries in every firing.
 const FIRE_CHUNK: usize = if cfg!(debug_assertions) { 7 } else { 65_536 };
 
 /// What firing one contact's timer changes.
-struct Fired {
+pub(super) struct Fired {
     no: u32,
     /// (aggregate, count, sum) that differ from the kept ones.
     tallies: Vec<(usize, u32, f64)>,
@@ -34,6 +34,14 @@ struct Fired {
 }
 
 /// The next instant after `now` at which `test` on `value` changes its answer.
+/// The segments refired contacts may now change in: each contact's own
+/// (few contacts), or per segment the contacts it may change for (many).
+#[derive(Default)]
+pub(super) struct Flips {
+    by_contact: Vec<(u32, Vec<Slot>)>,
+    scopes: BTreeMap<Slot, RoaringBitmap>,
+}
+
 pub(crate) fn flip_instant(
     value: Option<ValueRef<'_>>,
     test: &FieldTest,
@@ -91,6 +99,7 @@ impl Workspace {
     /// Moves the clock to `now` (never backwards), firing what falls due on
     /// the way into `pending`. Returns the clock.
     pub(super) fn tick(&mut self, now: DateTime) -> DateTime {
+        self.finish_burst();
         let now = now.max(self.clock);
         let mut pending = mem::take(&mut self.pending);
         while let Some((at, due)) = self.timers.pop_due(now) {
@@ -124,78 +133,107 @@ impl Workspace {
         write
     }
 
-    fn fire(&mut self, at: DateTime, due: &[u32], write: &mut Write) {
+    pub(super) fn fire(&mut self, at: DateTime, due: &[u32], write: &mut Write) {
         let bulk = due.len() > PARALLEL_DUE;
-        let before = at.saturating_sub(1);
-        // Few contacts: each propagated on its own. Many: the segments each
-        // may change in, re-evaluated in bulk over those contacts.
-        let mut by_contact: Vec<(u32, Vec<Slot>)> = Vec::new();
-        let mut scopes: BTreeMap<Slot, RoaringBitmap> = BTreeMap::new();
+        let mut flips = Flips::default();
         // Chunks reuse one buffer: collecting a million results at once
         // spent a third of a burst growing vectors into fresh pages.
         let mut fired: Vec<Option<Fired>> = Vec::new();
-        let mut flipping = Vec::new();
-        let mut slots = Vec::new();
         for chunk in due.chunks(FIRE_CHUNK) {
-            if bulk {
-                chunk
-                    .par_iter()
-                    .map(|no| self.refire(*no, at))
-                    .collect_into_vec(&mut fired);
-            } else {
-                fired.clear();
-                fired.extend(chunk.iter().map(|no| self.refire(*no, at)));
-            }
+            self.refire_all(chunk, at, bulk, &mut fired);
             // Each contact's refire read only its own state, so applying
             // one chunk leaves the next chunk's answers true.
-            for fire in fired.drain(..).flatten() {
-                let no = fire.no;
-                slots.clear();
-                for (index, count, sum) in fire.tallies {
-                    if let Some(aggregate) = self.aggregates.get_mut(index) {
-                        let old = (aggregate.count(no), aggregate.sum(no));
-                        aggregate.set(no, count, sum);
-                        flips(&self.agg_tests, index, old, (count, sum), &mut slots);
-                    }
-                }
-                if let Some(score) = fire.score {
-                    self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
-                }
-                for group in &self.temporal {
-                    let value = self.contacts.column(group.column).get_ref(no);
-                    group.flipping_at(value, at, &mut flipping);
-                    flipping.sort_unstable();
-                    flipping.dedup();
-                    for &test in &flipping {
-                        let (test, readers) = &group.tests[test];
-                        if test_value(value, test, before) != test_value(value, test, at) {
-                            slots.extend_from_slice(readers);
-                        }
-                    }
-                }
-                self.timers.schedule(no, fire.next);
-                self.trim(no, at);
-                if slots.is_empty() {
-                    continue;
-                }
-                if bulk {
-                    slots.sort_unstable();
-                    slots.dedup();
-                    for &slot in &slots {
-                        scopes.entry(slot).or_default().insert(no);
-                    }
-                } else {
-                    by_contact.push((no, mem::take(&mut slots)));
+            self.apply_fired(at, fired.drain(..).flatten(), bulk, &mut flips);
+        }
+        self.propagate_flips(at, flips, write);
+    }
+
+    /// What [`Workspace::refire`] answers for each contact of `chunk`, in
+    /// parallel when `parallel`. Reads only.
+    pub(super) fn refire_all(
+        &self,
+        chunk: &[u32],
+        at: DateTime,
+        parallel: bool,
+        fired: &mut Vec<Option<Fired>>,
+    ) {
+        if parallel {
+            chunk
+                .par_iter()
+                .map(|no| self.refire(*no, at))
+                .collect_into_vec(fired);
+        } else {
+            fired.clear();
+            fired.extend(chunk.iter().map(|no| self.refire(*no, at)));
+        }
+    }
+
+    /// Applies refired contacts (their windows' tallies, scores and next
+    /// instants) and notes which segments each may now change in: per
+    /// contact, or with `bulk` as one scope per segment.
+    pub(super) fn apply_fired(
+        &mut self,
+        at: DateTime,
+        fired: impl Iterator<Item = Fired>,
+        bulk: bool,
+        out: &mut Flips,
+    ) {
+        let before = at.saturating_sub(1);
+        let mut flipping = Vec::new();
+        let mut slots = Vec::new();
+        for fire in fired {
+            let no = fire.no;
+            slots.clear();
+            for (index, count, sum) in fire.tallies {
+                if let Some(aggregate) = self.aggregates.get_mut(index) {
+                    let old = (aggregate.count(no), aggregate.sum(no));
+                    aggregate.set(no, count, sum);
+                    flips(&self.agg_tests, index, old, (count, sum), &mut slots);
                 }
             }
+            if let Some(score) = fire.score {
+                self.set_tracked(no, LEAD_SCORE, Some(Value::Number(score)), at, &mut slots);
+            }
+            for group in &self.temporal {
+                let value = self.contacts.column(group.column).get_ref(no);
+                group.flipping_at(value, at, &mut flipping);
+                flipping.sort_unstable();
+                flipping.dedup();
+                for &test in &flipping {
+                    let (test, readers) = &group.tests[test];
+                    if test_value(value, test, before) != test_value(value, test, at) {
+                        slots.extend_from_slice(readers);
+                    }
+                }
+            }
+            self.timers.schedule(no, fire.next);
+            self.trim(no, at);
+            if slots.is_empty() {
+                continue;
+            }
+            if bulk {
+                slots.sort_unstable();
+                slots.dedup();
+                for &slot in &slots {
+                    out.scopes.entry(slot).or_default().insert(no);
+                }
+            } else {
+                out.by_contact.push((no, mem::take(&mut slots)));
+            }
         }
-        for (no, slots) in by_contact {
+    }
+
+    /// Re-evaluates the segments noted by [`Workspace::apply_fired`], with
+    /// cause `time` at `at`.
+    pub(super) fn propagate_flips(&mut self, at: DateTime, flips: Flips, write: &mut Write) {
+        for (no, slots) in flips.by_contact {
             self.propagate_contact(no, slots, true, Cause::Time, at, write);
         }
-        if scopes.is_empty() {
+        if flips.scopes.is_empty() {
             return;
         }
-        let queue = scopes
+        let queue = flips
+            .scopes
             .into_iter()
             .map(|(slot, scope)| ((self.segments.rank(slot), slot), (Some(scope), Cause::Time)))
             .collect();
@@ -205,7 +243,7 @@ impl Workspace {
     /// Recomputes what time can change about contact `no` at `at`, in one
     /// pass over its history: the windows some event leaves at `at` are
     /// recounted, and the earliest later exit re-arms the contact.
-    fn refire(&self, no: u32, at: DateTime) -> Option<Fired> {
+    pub(super) fn refire(&self, no: u32, at: DateTime) -> Option<Fired> {
         if !self.contacts.is_alive(no) {
             return None;
         }

@@ -10,6 +10,7 @@
 //! delivery, the workflow runner, the outbox, history retention and the
 //! Facebook syncs that resume; `sift serve` does both.
 
+mod bursts;
 pub mod error;
 pub mod history;
 pub mod reads;

@@ -66,6 +66,10 @@ enum Origin {
 pub struct WorkspaceService {
     id: String,
     engine: RwLock<Workspace>,
+    /// Held shared by every write for its time under the engine lock, and
+    /// exclusively while timers fire a burst (`bursts.rs`): writes then
+    /// wait for the burst and reads do not.
+    gate: tokio::sync::RwLock<()>,
     /// Shared with the history source's flush barrier; `close` empties it.
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -180,6 +184,7 @@ impl WorkspaceService {
         Ok(WorkspaceService {
             id: id.to_string(),
             engine: RwLock::new(engine),
+            gate: tokio::sync::RwLock::new(()),
             writer,
             thread: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
@@ -252,8 +257,11 @@ impl WorkspaceService {
         if self.is_closed() {
             return Err(WorkspaceError::Closed);
         }
+        let gate = self.gate.write().await;
+        super::bursts::fire(&self.engine, self.clock.now_ms()).await?;
         let (write, (), committed) = self
-            .apply(
+            .apply_within(
+                gate,
                 |ws, now| Ok::<_, WorkspaceError>((ws.advance(now), ())),
                 Origin::Task,
             )
@@ -280,6 +288,18 @@ impl WorkspaceService {
     /// committed (a task's write without records is not).
     async fn apply<T, E: From<WorkspaceError>>(
         &self,
+        f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), E>,
+        origin: Origin,
+    ) -> Result<(Write, T, bool), E> {
+        let gate = self.gate.read().await;
+        self.apply_within(gate, f, origin).await
+    }
+
+    /// [`WorkspaceService::apply`] holding `gate` (a guard of `self.gate`)
+    /// until its records are queued.
+    async fn apply_within<G, T, E: From<WorkspaceError>>(
+        &self,
+        gate: G,
         f: impl FnOnce(&mut Workspace, i64) -> Result<(Write, T), E>,
         origin: Origin,
     ) -> Result<(Write, T, bool), E> {
@@ -331,6 +351,7 @@ impl WorkspaceService {
             }
             (done_rx, write, value, written)
         };
+        drop(gate);
         metrics::histogram!("sift_engine_apply_seconds").record(started.elapsed().as_secs_f64());
         durable(done).await?;
         // Runs, deliveries and audience syncs start only from durable writes.
@@ -570,6 +591,11 @@ impl WorkspaceService {
                 .map_err(|_| WorkspaceError::LockPoisoned(Lock::Engine))?;
             // Writes wait from here: the stall.
             let stalled = Instant::now();
+            // A burst's flips so far are in no write yet: the next
+            // checkpoint will be taken after it.
+            if ws.burst_in_progress() {
+                return Ok(None);
+            }
             let write_number = self.queued_writes.load(Ordering::SeqCst);
             if any && write_number <= self.checkpoints.last.load(Ordering::SeqCst) {
                 return Ok(None);

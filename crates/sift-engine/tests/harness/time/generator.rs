@@ -47,6 +47,18 @@ impl Run {
     }
 
     pub(crate) fn advance(&mut self) {
+        // Every other instant, as the server fires a burst: a slice at a
+        // time (of 1 to 4 contacts; debug builds burst from 2 due), then the
+        // advance carrying what the slices did. No draw from `rng`, so the
+        // seeds' runs stay as they were.
+        if (self.now / 7) % 2 == 0 {
+            let slice = 1 + (self.now % 4) as usize;
+            while self.ws.begin_burst(self.now, slice) {
+                while let Some(part) = self.ws.burst_slice() {
+                    self.ws.apply_burst_slice(part);
+                }
+            }
+        }
         let write = self.ws.advance(self.now);
         self.absorb(&write, Kind::Advance);
     }
