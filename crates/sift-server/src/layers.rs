@@ -81,7 +81,7 @@ fn code_of(text: &str) -> String {
 /// The modules `code` (in `module`) imports from, as the layer table names them.
 fn imports(module: &str, code: &str) -> BTreeSet<String> {
     let workspace_files = [
-        "error", "writer", "reads", "history", "service", "tasks", "mod",
+        "error", "writer", "reads", "bursts", "history", "service", "tasks", "mod",
     ];
     let mut found = BTreeSet::new();
     let mut targets: Vec<(String, Option<String>)> = Vec::new();
