@@ -68,8 +68,9 @@ pub fn child(
 }
 
 /// Runs the generator as a child process against the server at `addr` in
-/// this process. With `taskset` and two or more cores, this process is
-/// pinned to core 0 and the child to core 1 for the run.
+/// this process. With `pin`, `taskset` and two or more cores, this process
+/// is pinned to core 0 and the child to core 1 for the run; otherwise the
+/// system shares the cores between them.
 /// Blocks: call it off the server's runtime threads.
 pub fn run(
     addr: std::net::SocketAddr,
@@ -77,6 +78,7 @@ pub fn run(
     bodies: &[(String, String)],
     concurrency: usize,
     per_client: usize,
+    pin: bool,
 ) -> anyhow::Result<LoadFigures> {
     let mut file = tempfile::NamedTempFile::new()?;
     for body in bodies {
@@ -86,7 +88,8 @@ pub fn run(
     let exe = std::env::current_exe()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let me = std::process::id().to_string();
-    let pinned = cores >= 2
+    let pinned = pin
+        && cores >= 2
         && std::process::Command::new("taskset")
             .args(["-a", "-p", "-c", "0", &me])
             .stdout(std::process::Stdio::null())
