@@ -207,22 +207,33 @@ pub async fn fill_server(
     }
     for i in 0..n_segments {
         let text = condition(generator, i);
-        handle
-            .write(|ws, now| {
-                let cond = sift_lang::parse_text(&text, &ws.schema())?;
-                let input = SegmentInput {
-                    id: format!("s{i}"),
-                    name: format!("Segment {i}"),
-                    description: String::new(),
-                    kind: SegmentKind::Dynamic,
-                    condition: Some(cond),
-                    test: false,
-                };
-                Ok((ws.create_segment(input, now)?, ()))
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        create_segment(handle, &format!("s{i}"), &format!("Segment {i}"), &text).await?;
     }
+    Ok(())
+}
+
+/// Creates a dynamic segment through the workspace's write path.
+pub async fn create_segment(
+    handle: &sift_server::state::WorkspaceHandle,
+    id: &str,
+    name: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    handle
+        .write(|ws, now| {
+            let cond = sift_lang::parse_text(text, &ws.schema())?;
+            let input = SegmentInput {
+                id: id.into(),
+                name: name.into(),
+                description: String::new(),
+                kind: SegmentKind::Dynamic,
+                condition: Some(cond),
+                test: false,
+            };
+            Ok((ws.create_segment(input, now)?, ()))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sift_engine::{EventInput, SegmentInput, SegmentKind};
+use sift_engine::EventInput;
 use sift_server::clock::ManualClock;
 
 use crate::bench::{HttpClient, percentile, timed_request};
@@ -34,21 +34,8 @@ pub fn run(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
         let t = Instant::now();
         crate::bench::fill_server(&handle, &mut generator, n_contacts, n_segments, condition)
             .await?;
-        handle
-            .write(|ws, now| {
-                let cond = sift_lang::parse_text("performed ping in last 1 days", &ws.schema())?;
-                let input = SegmentInput {
-                    id: "ping".into(),
-                    name: "Pinged".into(),
-                    description: String::new(),
-                    kind: SegmentKind::Dynamic,
-                    condition: Some(cond),
-                    test: false,
-                };
-                Ok((ws.create_segment(input, now)?, ()))
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        crate::bench::create_segment(&handle, "ping", "Pinged", "performed ping in last 1 days")
+            .await?;
         let pinged = clock.now_ms() - DAY_MS + 60_000;
         for start in (0..n_contacts).step_by(10_000) {
             let batch: Vec<EventInput> = (start..(start + 10_000).min(n_contacts))
