@@ -379,13 +379,14 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
             percentile(&create_times, 0.5).as_secs_f64() * 1000.0,
             create_times[0].as_secs_f64() * 1000.0
         );
-        let phone_bodies: Arc<Vec<(String, String)>> = Arc::new(
-            (0..n_contacts.min(50_000))
-                .map(|i| (format!("c{i}"), serde_json::json!({"properties": {"phone": format!("+34 611 {i:06}")}}).to_string()))
-                .collect(),
-        );
+        // A new number each run (`prefix`), so that every PUT stores a value.
+        let phones = |prefix: u32| -> Vec<(String, String)> {
+            (0..n_contacts.min(per_run as u64))
+                .map(|i| (format!("c{i}"), serde_json::json!({"properties": {"phone": format!("+34 {prefix} {i:06}")}}).to_string()))
+                .collect()
+        };
         let concurrency = 64usize;
-        for (label, bodies) in [("mixed", bodies.clone()), ("phone", phone_bodies)] {
+        for (label, bodies) in [("mixed", bodies.clone()), ("phone", Arc::new(phones(611)))] {
             let per_client = 400;
             let cpu_before = crate::bench_cluster::process_cpu_seconds(std::process::id());
             let t = Instant::now();
@@ -408,18 +409,22 @@ fn http(n_contacts: u64, n_segments: u64) -> anyhow::Result<()> {
                 cpu * 1e6 / latencies.len() as f64
             );
         }
-        // The same mixed PUTs from a generator in a process of its own, with
-        // the CPU each used: pinned to the other core when it can be, then
+        // The same PUTs from a generator in a process of its own, with the
+        // CPU each used: pinned to the other core when it can be, then (mixed)
         // with both processes free to use both cores.
-        for (run, pin) in [(1, true), (2, false)] {
-            let (bodies, key) = (fresh(run, &bodies).to_vec(), key.to_string());
+        for (label, run, pin) in [("mixed", 1, true), ("mixed", 2, false), ("phone", 3, true)] {
+            let bodies = match label {
+                "phone" => phones(622),
+                _ => fresh(run, &bodies).to_vec(),
+            };
+            let key = key.to_string();
             let run = tokio::task::spawn_blocking(move || {
                 crate::bench_load::run(addr, &key, &bodies, concurrency, 400, pin)
             })
             .await??;
             let writes = (concurrency * 400) as f64;
             println!(
-                "http single mixed, generator in its own process{}: {:>8.0} durable writes/s; p50 {:.2} ms, p99 {:.2} ms; CPU per write: server {:.0} us, generator {:.0} us",
+                "http single {label}, generator in its own process{}: {:>8.0} durable writes/s; p50 {:.2} ms, p99 {:.2} ms; CPU per write: server {:.0} us, generator {:.0} us",
                 if run.pinned {
                     " (server on core 0, generator on core 1)"
                 } else {
