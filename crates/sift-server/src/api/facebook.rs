@@ -72,12 +72,20 @@ pub struct FacebookExport {
 /// What [`parse_audience_id`] takes: digits as a string, or a whole number
 /// (ids are numeric, and a client may well send one as a number).
 fn audience_id_schema() -> Schema {
+    digits_or_number(
+        "^[0-9]{1,32}$",
+        "The Custom Audience's numeric id (a string, or a number).",
+    )
+}
+
+/// A numeric Facebook id: a string matching `pattern`, or a whole number.
+pub(super) fn digits_or_number(pattern: &str, description: &str) -> Schema {
     Schema::OneOf(
         OneOfBuilder::new()
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some("^[0-9]{1,32}$")),
+                    .pattern(Some(pattern)),
             )
             .item(
                 ObjectBuilder::new()
@@ -85,9 +93,7 @@ fn audience_id_schema() -> Schema {
                     .minimum(Some(0))
                     .maximum(Some(u64::MAX)),
             )
-            .description(Some(
-                "The Custom Audience's numeric id (a string, or a number).",
-            ))
+            .description(Some(description))
             .build(),
     )
 }

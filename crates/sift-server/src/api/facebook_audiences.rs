@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::openapi::Schema;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::facebook::{
-    connection, invalid, parse_access_token, parse_graph_url, parse_version, string,
+    connection, digits_or_number, invalid, parse_access_token, parse_graph_url, parse_version,
+    string,
 };
 use super::{Body, Query, Ws, checked, present, unknown_key};
 use crate::error::{ApiError, ApiResult, Code};
@@ -81,23 +81,9 @@ pub struct FacebookConnectionSet {
 /// What [`parse_ad_account`] takes: `act_` and digits, or the digits alone,
 /// as a string (spaces around it ignored) or a whole number.
 fn ad_account_schema() -> Schema {
-    Schema::OneOf(
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some("^\\s*(act_)?[0-9]{1,32}\\s*$")),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(0))
-                    .maximum(Some(u64::MAX)),
-            )
-            .description(Some(
-                "The ad account's id, with or without `act_`, as Ads Manager shows it.",
-            ))
-            .build(),
+    digits_or_number(
+        "^\\s*(act_)?[0-9]{1,32}\\s*$",
+        "The ad account's id, with or without `act_`, as Ads Manager shows it.",
     )
 }
 
@@ -338,12 +324,7 @@ pub async fn list(
         ));
     }
     let connection = connection(&ws, &state.config)?;
-    let account = Account {
-        graph_url: &connection.graph_url,
-        version: &connection.version,
-        ad_account_id: &connection.ad_account_id,
-        token: &connection.token,
-    };
+    let account = connection.account();
     let (items, next_cursor) = audiences::list(
         &client(&state, &ws)?,
         &ws.tasks.destinations,
@@ -402,12 +383,7 @@ pub async fn create(
         ));
     }
     let connection = connection(&ws, &state.config)?;
-    let account = Account {
-        graph_url: &connection.graph_url,
-        version: &connection.version,
-        ad_account_id: &connection.ad_account_id,
-        token: &connection.token,
-    };
+    let account = connection.account();
     let id = audiences::create(
         &client(&state, &ws)?,
         &ws.tasks.destinations,

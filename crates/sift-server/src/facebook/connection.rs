@@ -7,6 +7,7 @@
 use sift_store::{ConnectionRow, ExportWrite};
 
 use super::Settings;
+use super::audiences::Account;
 use super::graph::Secret;
 use crate::config::Config;
 use crate::secrets::Sealer;
@@ -23,6 +24,18 @@ pub struct Connection {
     pub graph_url: String,
     pub version: String,
     pub token: Secret,
+}
+
+impl Connection {
+    /// Where its ad account's audiences are, and the token to read them.
+    pub fn account(&self) -> Account<'_> {
+        Account {
+            graph_url: &self.graph_url,
+            version: &self.version,
+            ad_account_id: &self.ad_account_id,
+            token: &self.token,
+        }
+    }
 }
 
 /// What the sealed token is bound to.
