@@ -98,7 +98,7 @@ impl Workspace {
     /// computed before the burst moved on (or ended) is dropped. Ends the
     /// burst after its last slice.
     pub fn apply_burst_slice(&mut self, slice: BurstSlice) {
-        let Some(mut burst) = self.burst.take() else {
+        let Some(burst) = self.burst.take() else {
             return;
         };
         if burst.serial != slice.serial {
@@ -119,24 +119,18 @@ impl Workspace {
             return;
         }
         // Only contacts due at `at` remain at the top of the queue (every
-        // refire re-armed its contact later), so this pops at `at`.
-        match self.timers.pop_due_at_most(burst.at, burst.slice) {
-            Some((at, next, more)) if at == burst.at => {
-                self.burst_serial += 1;
-                burst.serial = self.burst_serial;
-                burst.next = next;
-                burst.more = more;
-                self.burst = Some(burst);
-            }
-            Some((at, due, _)) => {
-                // Cannot happen (`at` is the earliest instant armed), but
-                // fired rather than lost if it did.
-                let mut pending = mem::take(&mut self.pending);
-                self.fire(at, &due, &mut pending);
-                self.pending = pending;
-            }
-            // Stale entries only: nothing was left.
-            None => {}
+        // refire re-armed its contact later), so this pops at `at`; the
+        // instant popped is kept all the same. None: only stale entries
+        // were left.
+        if let Some((at, next, more)) = self.timers.pop_due_at_most(burst.at, burst.slice) {
+            self.burst_serial += 1;
+            self.burst = Some(Burst {
+                serial: self.burst_serial,
+                at,
+                next,
+                more,
+                ..burst
+            });
         }
     }
 
@@ -146,15 +140,14 @@ impl Workspace {
         let Some(burst) = self.burst.take() else {
             return;
         };
-        let mut due = burst.next;
-        if burst.more
-            && let Some((at, rest)) = self.timers.pop_due(burst.at)
-            && at == burst.at
-        {
-            due.extend(rest);
-        }
         let mut pending = mem::take(&mut self.pending);
-        self.fire(burst.at, &due, &mut pending);
+        self.fire(burst.at, &burst.next, &mut pending);
+        // The rest, still armed at `at`, whatever clock the caller has.
+        while burst.more
+            && let Some((at, due)) = self.timers.pop_due(burst.at)
+        {
+            self.fire(at, &due, &mut pending);
+        }
         self.pending = pending;
     }
 }
